@@ -1,0 +1,63 @@
+"""The seam between the core and an agents' desk (Slack, or the built-in web desk).
+
+The handoff layer calls a `Desk` when a conversation needs a person and whenever
+something happens in a handed-off conversation; the desk shows it to agents.
+Agents' actions come back into the core through `DeskActions`, never by the
+desk writing to the store itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from core.model import Contact, Conversation, Event
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffSummary:
+    """Everything an agent needs to take over without asking the customer again."""
+
+    conversation: Conversation
+    contact: Contact
+    channel: str
+    reason: str
+    intent: str | None = None
+    slots: dict[str, Any] = field(default_factory=dict)
+    sentiment: float | None = None
+    last_messages: Sequence[Event] = ()
+    previous_agent: str | None = None
+
+
+class Desk(Protocol):
+    """Where agents see and answer handed-off conversations."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def open_handoff(self, summary: HandoffSummary) -> str | None:
+        """Announce a handoff; return the desk thread id (stored on the conversation)."""
+
+    async def customer_message(self, conversation: Conversation, event: Event) -> None:
+        """A customer's message (already masked) in a handed-off conversation."""
+
+    async def status_changed(self, conversation: Conversation, detail: str | None = None) -> None:
+        """Claimed, back to bot, closed, re-pinged, CSAT received..."""
+
+
+class DeskActions(Protocol):
+    """What a desk may ask of the core on behalf of an agent (implemented by core.handoff)."""
+
+    async def claim(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation: ...
+
+    async def agent_reply(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None: ...
+
+    async def internal_note(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None: ...
+
+    async def back_to_bot(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation: ...
+
+    async def close(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation: ...

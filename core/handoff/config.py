@@ -1,0 +1,24 @@
+"""Settings of the human handoff, per bot (``bots.<name>.handoff`` in farm.yml)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HandoffConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_words: list[str] = Field(
+        default_factory=lambda: ["mensch", "mitarbeiter", "agent", "human", "person", "berater"],
+        description="Words that always reach a person, matched in any form.",
+    )
+    always_human_intents: list[str] = Field(default_factory=list)
+    fallbacks_before_handoff: int = 2
+    frustration_threshold: float = 0.7
+    repings_after_seconds: float = 300.0
+    expected_wait_minutes: int = 5
+    timezone: str = "Europe/Berlin"
+    business_hours: dict[str, str] = Field(
+        default_factory=lambda: {d: "08:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")},
+    )
+    csat: bool = True

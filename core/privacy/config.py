@@ -1,0 +1,14 @@
+"""Privacy settings, per bot (``bots.<name>.privacy`` in farm.yml)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PrivacyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: int | None = Field(default=365, description="Purge transcripts older than this.")
+    mask_patterns: list[str] = Field(default_factory=list, description="Extra regexes to mask.")
+    link_code_ttl_seconds: int = 600
+    link_code_attempts: int = 5

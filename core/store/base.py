@@ -1,0 +1,242 @@
+"""The `Store` contract: every persistence call of the farm goes through it.
+
+Two implementations pass the same conformance suite (``tests/store/``): SQLite
+(embedded default) and MongoDB (several farm processes on one replica set).
+Anything a second process may race on is decided inside the store: inbox
+de-duplication (unique key), turn commits (conversation version), outbox claims
+and named leases (owner + expiry).
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.model import Contact, Conversation, ConversationStatus, Event, Identity, Inbound, Outbound
+
+
+class OutboxState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """A durably accepted customer message waiting for (or done with) its turn."""
+
+    id: int
+    conversation_id: str
+    inbound: Inbound
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """An outbound message and its delivery bookkeeping."""
+
+    outbound: Outbound
+    state: OutboxState = OutboxState.PENDING
+    attempts: int = 0
+    not_before: datetime | None = None
+    last_error: str | None = None
+    platform_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+    bot: str | None = None
+
+
+class Store(ABC):
+    """Durable state of the farm. All methods are safe to call concurrently."""
+
+    # -- lifecycle -----------------------------------------------------------------
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and migrate/create indexes. Idempotent."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` if the store cannot serve requests now."""
+
+    # -- contacts ------------------------------------------------------------------
+    @abstractmethod
+    async def resolve_contact(
+        self, bot: str, identity: Identity, *, display_name: str | None = None
+    ) -> Contact:
+        """The contact owning ``identity`` in ``bot``, created if new; marks the channel as last used."""
+
+    @abstractmethod
+    async def get_contact(self, contact_id: str) -> Contact | None: ...
+
+    @abstractmethod
+    async def save_contact(self, contact: Contact) -> None:
+        """Store every field of ``contact`` (identities included)."""
+
+    @abstractmethod
+    async def find_contacts(
+        self, bot: str, *, phone: str | None = None, identity: Identity | None = None
+    ) -> list[Contact]:
+        """Contacts of ``bot`` with this verified phone or this channel identity."""
+
+    @abstractmethod
+    async def merge_contacts(self, keep_id: str, drop_id: str) -> Contact:
+        """Move identities, conversations' transcript and inbox of ``drop_id`` to ``keep_id``.
+
+        The transcripts are merged in time order into the kept contact's
+        conversation; the dropped contact and conversation disappear.
+        """
+
+    # -- conversations -------------------------------------------------------------
+    @abstractmethod
+    async def conversation_for(self, bot: str, contact_id: str) -> Conversation:
+        """The contact's conversation with ``bot``, created on first use."""
+
+    @abstractmethod
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    @abstractmethod
+    async def find_conversation_by_thread(self, bot: str, desk_thread: str) -> Conversation | None: ...
+
+    @abstractmethod
+    async def list_conversations(
+        self,
+        bot: str | None = None,
+        statuses: Sequence[ConversationStatus] | None = None,
+        limit: int = 100,
+    ) -> list[Conversation]:
+        """Most recently updated first."""
+
+    @abstractmethod
+    async def save_conversation(self, conversation: Conversation) -> Conversation:
+        """Save if the stored version equals ``conversation.version``; return it with version + 1.
+
+        Raises `ConcurrencyConflict` otherwise.
+        """
+
+    # -- inbox (ingest) ------------------------------------------------------------
+    @abstractmethod
+    async def ingest(self, conversation_id: str, inbound: Inbound) -> bool:
+        """Durably accept a customer message; False if (channel, platform id) was seen before."""
+
+    @abstractmethod
+    async def pending_inbox(self, conversation_id: str, limit: int = 50) -> list[InboxItem]:
+        """Unprocessed inbox items of one conversation, oldest first."""
+
+    @abstractmethod
+    async def conversations_with_pending_inbox(self, limit: int = 100) -> list[str]:
+        """Ids of conversations that have unprocessed inbox items, oldest item first."""
+
+    # -- turns and transcript --------------------------------------------------------
+    @abstractmethod
+    async def commit_turn(
+        self,
+        conversation: Conversation,
+        *,
+        inbox_ids: Sequence[int] = (),
+        events: Sequence[Event] = (),
+        outbound: Sequence[Outbound] = (),
+    ) -> Conversation:
+        """Atomically: save ``conversation`` (version check as `save_conversation`), mark the
+        inbox items processed, append ``events`` to its transcript and queue ``outbound``.
+
+        Returns the saved conversation. On `ConcurrencyConflict` nothing is written.
+        """
+
+    @abstractmethod
+    async def append_events(
+        self, conversation_id: str, events: Sequence[Event], outbound: Sequence[Outbound] = ()
+    ) -> list[Event]:
+        """Append events (and queue outbound) outside a turn, e.g. delivery receipts, notes."""
+
+    @abstractmethod
+    async def transcript(
+        self, conversation_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """Events in order with their ``seq``; ``limit`` keeps the newest ones."""
+
+    # -- outbox ----------------------------------------------------------------------
+    @abstractmethod
+    async def claim_outbox(self, owner: str, *, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        """Due pending items, at most one per conversation (the oldest), leased to ``owner``.
+
+        A conversation's next item is only claimable once the previous one is sent
+        or failed, so each conversation's replies go out in order.
+        """
+
+    @abstractmethod
+    async def outbox_sent(self, outbound_id: str, platform_message_id: str) -> None: ...
+
+    @abstractmethod
+    async def outbox_retry(self, outbound_id: str, not_before: datetime, error: str) -> None:
+        """Release the lease; count the attempt; try again at ``not_before``."""
+
+    @abstractmethod
+    async def outbox_failed(self, outbound_id: str, error: str) -> None: ...
+
+    @abstractmethod
+    async def get_outbox_item(self, outbound_id: str) -> OutboxItem | None: ...
+
+    @abstractmethod
+    async def outbox_counts(self) -> dict[OutboxState, int]: ...
+
+    @abstractmethod
+    async def find_by_platform_message(self, channel: str, platform_message_id: str) -> OutboxItem | None:
+        """The outbox item a platform id belongs to (for delivery receipts)."""
+
+    # -- coordination ------------------------------------------------------------------
+    @abstractmethod
+    async def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        """Take or renew a named lease; True if ``owner`` holds it until now + ttl."""
+
+    @abstractmethod
+    async def release_lease(self, name: str, owner: str) -> None: ...
+
+    @abstractmethod
+    async def remember(self, key: str, ttl_seconds: float) -> bool:
+        """Record ``key``; True the first time, False while it is remembered (dedupe)."""
+
+    @abstractmethod
+    async def kv_get(self, key: str) -> Any | None:
+        """A JSON value stored with `kv_set`, or None (also when expired)."""
+
+    @abstractmethod
+    async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None: ...
+
+    @abstractmethod
+    async def kv_delete(self, key: str) -> None: ...
+
+    # -- privacy ------------------------------------------------------------------------
+    @abstractmethod
+    async def export_contact(self, contact_id: str) -> dict[str, Any]:
+        """Everything held about a contact, JSON-serialisable; {} if unknown or forgotten."""
+
+    @abstractmethod
+    async def forget_contact(self, contact_id: str) -> None:
+        """Erase personal data and transcript text; keep anonymous counts."""
+
+    @abstractmethod
+    async def purge_transcripts(self, bot: str, older_than: datetime) -> int:
+        """Delete transcript events older than ``older_than``; return how many."""
+
+    @abstractmethod
+    async def audit(self, entry: AuditEntry) -> None: ...
+
+    @abstractmethod
+    async def audit_log(self, *, bot: str | None = None, limit: int = 100) -> list[AuditEntry]: ...
+
+    @abstractmethod
+    async def count_conversations(self, bot: str | None = None) -> int: ...
