@@ -1,0 +1,44 @@
+"""Extension points of a conversation turn.
+
+A turn runs: interceptors (in order; the first that returns an output ends the
+turn, e.g. an explicit request for a person, a link code, a message relayed to
+an agent) → the bot's engine → post-processors (in order; each may amend the
+output, e.g. handoff triggers, the automated-assistant disclosure, erasure).
+
+Hooks receive everything as arguments and return new values; they never write
+to the store themselves except through the `TurnServices` they are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from core.engine import Engine, TurnInput, TurnOutput
+from core.model import Event
+
+
+@dataclass(frozen=True, slots=True)
+class TurnContext:
+    """One customer message being processed, with what the hooks may need."""
+
+    turn: TurnInput
+    engine: Engine
+    bot_config: Any  # core.config.BotConfig (kept loose to avoid an import cycle)
+    state: dict[str, Any] = field(default_factory=dict)  # scratch space shared by hooks of one turn
+
+
+class Interceptor(Protocol):
+    async def intercept(self, ctx: TurnContext) -> TurnOutput | None:
+        """Handle the message instead of the engine, or return None to pass it on."""
+
+
+class PostProcessor(Protocol):
+    async def process(self, ctx: TurnContext, output: TurnOutput) -> TurnOutput:
+        """Amend the engine's (or an interceptor's) output."""
+
+
+class AfterCommit(Protocol):
+    async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
+        """Runs once the turn is durably committed (notify desks, erase data, metrics)."""

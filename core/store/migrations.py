@@ -1,0 +1,118 @@
+"""SQLite schema migrations: (version, statements), applied in order, recorded in schema_version.
+
+Never edit a released migration; add a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE contacts (
+                id TEXT PRIMARY KEY,
+                bot TEXT NOT NULL,
+                display_name TEXT,
+                phone TEXT,
+                last_agent TEXT,
+                last_channel TEXT,
+                consent INTEGER NOT NULL DEFAULT 1,
+                deleted INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL
+            )""",
+            "CREATE INDEX contacts_phone ON contacts (bot, phone)",
+            """CREATE TABLE identities (
+                bot TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                channel_user_id TEXT NOT NULL,
+                chat_id TEXT NOT NULL,
+                contact_id TEXT NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+                PRIMARY KEY (bot, channel, channel_user_id)
+            )""",
+            "CREATE INDEX identities_contact ON identities (contact_id)",
+            """CREATE TABLE conversations (
+                id TEXT PRIMARY KEY,
+                bot TEXT NOT NULL,
+                contact_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                assigned_agent TEXT,
+                desk_thread TEXT,
+                language TEXT,
+                slots TEXT NOT NULL DEFAULT '{}',
+                active_form TEXT,
+                handoff_reason TEXT,
+                version INTEGER NOT NULL DEFAULT 0,
+                last_seq INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                UNIQUE (bot, contact_id)
+            )""",
+            "CREATE INDEX conversations_thread ON conversations (bot, desk_thread)",
+            "CREATE INDEX conversations_status ON conversations (bot, status, updated_at)",
+            """CREATE TABLE inbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                conversation_id TEXT NOT NULL,
+                bot TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                platform_message_id TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                received_at REAL NOT NULL,
+                processed INTEGER NOT NULL DEFAULT 0,
+                UNIQUE (bot, channel, platform_message_id)
+            )""",
+            "CREATE INDEX inbox_pending ON inbox (processed, conversation_id, id)",
+            """CREATE TABLE events (
+                conversation_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                type TEXT NOT NULL,
+                channel TEXT,
+                ts REAL NOT NULL,
+                data TEXT NOT NULL,
+                PRIMARY KEY (conversation_id, seq)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX events_ts ON events (ts)",
+            """CREATE TABLE outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                conversation_id TEXT NOT NULL,
+                bot TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                not_before REAL,
+                last_error TEXT,
+                platform_message_id TEXT,
+                lease_owner TEXT,
+                lease_until REAL,
+                created_at REAL NOT NULL,
+                sent_at REAL
+            )""",
+            "CREATE INDEX outbox_pending ON outbox (state, conversation_id, seq)",
+            "CREATE INDEX outbox_platform ON outbox (platform_message_id)",
+            """CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                expires_at REAL NOT NULL
+            )""",
+            """CREATE TABLE seen (
+                key TEXT PRIMARY KEY,
+                expires_at REAL NOT NULL
+            )""",
+            """CREATE TABLE kv (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                expires_at REAL
+            )""",
+            """CREATE TABLE audit (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                bot TEXT,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                at REAL NOT NULL
+            )""",
+        ],
+    ),
+]

@@ -1,0 +1,727 @@
+"""The embedded default store: one SQLite file in WAL mode, through aiosqlite.
+
+Every unit of work is one plain function run on aiosqlite's single worker
+thread inside ``BEGIN IMMEDIATE ... COMMIT``; units never interleave, so each is
+atomic without an asyncio lock and costs one thread hop. Many processes on one
+file are not supported (use MongoDB to scale out); ``busy_timeout`` still makes
+a second reader (``switchboard export``) safe.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+import structlog
+
+from core.errors import ConcurrencyConflict, NotFound, StoreUnavailable
+from core.model import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Event,
+    Identity,
+    Inbound,
+    Outbound,
+    new_id,
+    utcnow,
+)
+from core.store import codec
+from core.store.base import AuditEntry, InboxItem, OutboxItem, OutboxState, Store
+from core.store.migrations import MIGRATIONS
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _ts(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _from_ts(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+class SQLiteStore(Store):
+    """`Store` on one SQLite file (``path``; ``:memory:`` works for throwaway use)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._db: aiosqlite.Connection | None = None
+
+    # -- plumbing ------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        self._db.row_factory = sqlite3.Row
+        await self._run(self._configure)
+        version = await self._run(self._migrate)
+        log.info("store.opened", kind="sqlite", path=self.path, schema_version=version)
+
+    @staticmethod
+    def _configure(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        # Erased personal data is overwritten on disk, not just unlinked (GDPR forget).
+        db.execute("PRAGMA secure_delete=ON")
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> int:
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        current = row[0] or 0
+        for version, script in MIGRATIONS:
+            if version <= current:
+                continue
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            current = version
+        return int(current)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    async def ping(self) -> None:
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the connection's worker thread (aiosqlite's one-thread executor)."""
+        db = self._db
+        if db is None:
+            raise StoreUnavailable("store is not open")
+        try:
+            # aiosqlite exposes no public way to run a function on its thread; _execute is
+            # the primitive every public method uses, stable since aiosqlite 0.11.
+            return await db._execute(fn, db._conn)  # type: ignore[no-any-return]
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` atomically (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error)."""
+
+        def unit(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        return await self._run(unit)
+
+    # -- row mapping -----------------------------------------------------------------
+    @staticmethod
+    def _contact(db: sqlite3.Connection, row: sqlite3.Row) -> Contact:
+        ids = db.execute(
+            "SELECT channel, channel_user_id, chat_id FROM identities WHERE contact_id=? ORDER BY rowid",
+            (row["id"],),
+        ).fetchall()
+        return Contact(
+            id=row["id"],
+            bot=row["bot"],
+            identities=tuple(Identity(i["channel"], i["channel_user_id"], i["chat_id"]) for i in ids),
+            display_name=row["display_name"],
+            phone=row["phone"],
+            last_agent=row["last_agent"],
+            last_channel=row["last_channel"],
+            consent=bool(row["consent"]),
+            deleted=bool(row["deleted"]),
+            created_at=_from_ts(row["created_at"]),
+        )
+
+    @staticmethod
+    def _conversation(row: sqlite3.Row) -> Conversation:
+        return Conversation(
+            id=row["id"],
+            bot=row["bot"],
+            contact_id=row["contact_id"],
+            status=ConversationStatus(row["status"]),
+            assigned_agent=row["assigned_agent"],
+            desk_thread=row["desk_thread"],
+            language=row["language"],
+            slots=json.loads(row["slots"]),
+            active_form=row["active_form"],
+            handoff_reason=row["handoff_reason"],
+            version=row["version"],
+            created_at=_from_ts(row["created_at"]),
+            updated_at=_from_ts(row["updated_at"]),
+        )
+
+    @staticmethod
+    def _event(row: sqlite3.Row) -> Event:
+        return Event(
+            type=row["type"],
+            data=json.loads(row["data"]),
+            channel=row["channel"],
+            timestamp=_from_ts(row["ts"]),
+            seq=row["seq"],
+        )
+
+    @staticmethod
+    def _outbox(row: sqlite3.Row) -> OutboxItem:
+        return OutboxItem(
+            outbound=codec.outbound_from_dict(json.loads(row["payload"])),
+            state=OutboxState(row["state"]),
+            attempts=row["attempts"],
+            not_before=_from_ts(row["not_before"]) if row["not_before"] else None,
+            last_error=row["last_error"],
+            platform_message_id=row["platform_message_id"],
+        )
+
+    # -- contacts ------------------------------------------------------------------
+    async def resolve_contact(
+        self, bot: str, identity: Identity, *, display_name: str | None = None
+    ) -> Contact:
+        def unit(db: sqlite3.Connection) -> Contact:
+            row = db.execute(
+                "SELECT contact_id, chat_id FROM identities WHERE bot=? AND channel=? AND channel_user_id=?",
+                (bot, identity.channel, identity.channel_user_id),
+            ).fetchone()
+            if row is None:
+                contact_id = new_id("ct")
+                db.execute(
+                    "INSERT INTO contacts (id, bot, display_name, last_channel, created_at) VALUES (?,?,?,?,?)",
+                    (contact_id, bot, display_name, identity.channel, _now()),
+                )
+                db.execute(
+                    "INSERT INTO identities (bot, channel, channel_user_id, chat_id, contact_id) VALUES (?,?,?,?,?)",
+                    (bot, identity.channel, identity.channel_user_id, identity.chat_id, contact_id),
+                )
+            else:
+                contact_id = row["contact_id"]
+                if row["chat_id"] != identity.chat_id:
+                    db.execute(
+                        "UPDATE identities SET chat_id=? WHERE bot=? AND channel=? AND channel_user_id=?",
+                        (identity.chat_id, bot, identity.channel, identity.channel_user_id),
+                    )
+                db.execute(
+                    "UPDATE contacts SET last_channel=?, display_name=COALESCE(display_name, ?) WHERE id=?",
+                    (identity.channel, display_name, contact_id),
+                )
+            return self._contact(db, db.execute("SELECT * FROM contacts WHERE id=?", (contact_id,)).fetchone())
+
+        return await self._tx(unit)
+
+    async def get_contact(self, contact_id: str) -> Contact | None:
+        def unit(db: sqlite3.Connection) -> Contact | None:
+            row = db.execute("SELECT * FROM contacts WHERE id=?", (contact_id,)).fetchone()
+            return self._contact(db, row) if row else None
+
+        return await self._run(unit)
+
+    async def save_contact(self, contact: Contact) -> None:
+        def unit(db: sqlite3.Connection) -> None:
+            updated = db.execute(
+                "UPDATE contacts SET display_name=?, phone=?, last_agent=?, last_channel=?, consent=?, deleted=?"
+                " WHERE id=? AND bot=?",
+                (contact.display_name, contact.phone, contact.last_agent, contact.last_channel,
+                 int(contact.consent), int(contact.deleted), contact.id, contact.bot),
+            ).rowcount
+            if not updated:
+                db.execute(
+                    "INSERT INTO contacts (id, bot, display_name, phone, last_agent, last_channel, consent,"
+                    " deleted, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (contact.id, contact.bot, contact.display_name, contact.phone, contact.last_agent,
+                     contact.last_channel, int(contact.consent), int(contact.deleted), _ts(contact.created_at)),
+                )
+            db.execute("DELETE FROM identities WHERE contact_id=?", (contact.id,))
+            db.executemany(
+                "INSERT INTO identities (bot, channel, channel_user_id, chat_id, contact_id) VALUES (?,?,?,?,?)",
+                [(contact.bot, i.channel, i.channel_user_id, i.chat_id, contact.id) for i in contact.identities],
+            )
+
+        await self._tx(unit)
+
+    async def find_contacts(
+        self, bot: str, *, phone: str | None = None, identity: Identity | None = None
+    ) -> list[Contact]:
+        def unit(db: sqlite3.Connection) -> list[Contact]:
+            ids: list[str] = []
+            if phone is not None:
+                ids += [r[0] for r in db.execute(
+                    "SELECT id FROM contacts WHERE bot=? AND phone=? AND deleted=0 ORDER BY created_at", (bot, phone)
+                )]
+            if identity is not None:
+                ids += [r[0] for r in db.execute(
+                    "SELECT contact_id FROM identities WHERE bot=? AND channel=? AND channel_user_id=?",
+                    (bot, identity.channel, identity.channel_user_id),
+                )]
+            unique = list(dict.fromkeys(ids))
+            return [
+                self._contact(db, db.execute("SELECT * FROM contacts WHERE id=?", (i,)).fetchone()) for i in unique
+            ]
+
+        return await self._run(unit)
+
+    async def merge_contacts(self, keep_id: str, drop_id: str) -> Contact:
+        def unit(db: sqlite3.Connection) -> Contact:
+            keep = db.execute("SELECT * FROM contacts WHERE id=?", (keep_id,)).fetchone()
+            drop = db.execute("SELECT * FROM contacts WHERE id=?", (drop_id,)).fetchone()
+            if keep is None or drop is None or keep["bot"] != drop["bot"]:
+                raise NotFound(f"cannot merge {drop_id} into {keep_id}")
+            if keep_id == drop_id:
+                return self._contact(db, keep)
+            bot = keep["bot"]
+            db.execute("UPDATE identities SET contact_id=? WHERE contact_id=?", (keep_id, drop_id))
+            db.execute(
+                "UPDATE contacts SET phone=COALESCE(phone, ?), display_name=COALESCE(display_name, ?),"
+                " last_agent=COALESCE(last_agent, ?) WHERE id=?",
+                (drop["phone"], drop["display_name"], drop["last_agent"], keep_id),
+            )
+            dropped_conv = db.execute(
+                "SELECT * FROM conversations WHERE bot=? AND contact_id=?", (bot, drop_id)
+            ).fetchone()
+            if dropped_conv is not None:
+                kept_conv = self._conversation_for(db, bot, keep_id)
+                self._merge_transcripts(db, kept_conv.id, dropped_conv["id"])
+                db.execute("UPDATE inbox SET conversation_id=? WHERE conversation_id=?", (kept_conv.id, dropped_conv["id"]))
+                db.execute("UPDATE outbox SET conversation_id=? WHERE conversation_id=?", (kept_conv.id, dropped_conv["id"]))
+                db.execute("DELETE FROM conversations WHERE id=?", (dropped_conv["id"],))
+            db.execute("DELETE FROM contacts WHERE id=?", (drop_id,))
+            return self._contact(db, db.execute("SELECT * FROM contacts WHERE id=?", (keep_id,)).fetchone())
+
+        return await self._tx(unit)
+
+    @staticmethod
+    def _merge_transcripts(db: sqlite3.Connection, keep_conv: str, drop_conv: str) -> None:
+        rows = db.execute(
+            "SELECT type, channel, ts, data, conversation_id, seq FROM events WHERE conversation_id IN (?,?)"
+            " ORDER BY ts, conversation_id=? DESC, seq",
+            (keep_conv, drop_conv, keep_conv),
+        ).fetchall()
+        db.execute("DELETE FROM events WHERE conversation_id IN (?,?)", (keep_conv, drop_conv))
+        db.executemany(
+            "INSERT INTO events (conversation_id, seq, type, channel, ts, data) VALUES (?,?,?,?,?,?)",
+            [(keep_conv, i, r["type"], r["channel"], r["ts"], r["data"]) for i, r in enumerate(rows, start=1)],
+        )
+        db.execute("UPDATE conversations SET last_seq=? WHERE id=?", (len(rows), keep_conv))
+
+    # -- conversations -------------------------------------------------------------
+    def _conversation_for(self, db: sqlite3.Connection, bot: str, contact_id: str) -> Conversation:
+        row = db.execute("SELECT * FROM conversations WHERE bot=? AND contact_id=?", (bot, contact_id)).fetchone()
+        if row is None:
+            now = _now()
+            db.execute(
+                "INSERT OR IGNORE INTO conversations (id, bot, contact_id, status, slots, version, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,0,?,?)",
+                (new_id("conv"), bot, contact_id, ConversationStatus.BOT.value, "{}", now, now),
+            )
+            row = db.execute("SELECT * FROM conversations WHERE bot=? AND contact_id=?", (bot, contact_id)).fetchone()
+        return self._conversation(row)
+
+    async def conversation_for(self, bot: str, contact_id: str) -> Conversation:
+        def unit(db: sqlite3.Connection) -> Conversation:
+            return self._conversation_for(db, bot, contact_id)
+
+        return await self._tx(unit)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        def unit(db: sqlite3.Connection) -> Conversation | None:
+            row = db.execute("SELECT * FROM conversations WHERE id=?", (conversation_id,)).fetchone()
+            return self._conversation(row) if row else None
+
+        return await self._run(unit)
+
+    async def find_conversation_by_thread(self, bot: str, desk_thread: str) -> Conversation | None:
+        def unit(db: sqlite3.Connection) -> Conversation | None:
+            row = db.execute(
+                "SELECT * FROM conversations WHERE bot=? AND desk_thread=?", (bot, desk_thread)
+            ).fetchone()
+            return self._conversation(row) if row else None
+
+        return await self._run(unit)
+
+    async def list_conversations(
+        self,
+        bot: str | None = None,
+        statuses: Sequence[ConversationStatus] | None = None,
+        limit: int = 100,
+    ) -> list[Conversation]:
+        def unit(db: sqlite3.Connection) -> list[Conversation]:
+            sql, args = "SELECT * FROM conversations WHERE 1=1", []
+            if bot is not None:
+                sql += " AND bot=?"
+                args.append(bot)
+            if statuses:
+                sql += f" AND status IN ({','.join('?' * len(statuses))})"
+                args += [s.value for s in statuses]
+            sql += " ORDER BY updated_at DESC LIMIT ?"
+            args.append(limit)
+            return [self._conversation(r) for r in db.execute(sql, args)]
+
+        return await self._run(unit)
+
+    @staticmethod
+    def _save_conversation(db: sqlite3.Connection, c: Conversation) -> Conversation:
+        now = _now()
+        changed = db.execute(
+            "UPDATE conversations SET status=?, assigned_agent=?, desk_thread=?, language=?, slots=?,"
+            " active_form=?, handoff_reason=?, version=version+1, updated_at=? WHERE id=? AND version=?",
+            (c.status.value, c.assigned_agent, c.desk_thread, c.language, json.dumps(c.slots),
+             c.active_form, c.handoff_reason, now, c.id, c.version),
+        ).rowcount
+        if not changed:
+            raise ConcurrencyConflict(f"conversation {c.id} changed since version {c.version}")
+        return c.evolve(version=c.version + 1, updated_at=_from_ts(now))
+
+    async def save_conversation(self, conversation: Conversation) -> Conversation:
+        return await self._tx(lambda db: self._save_conversation(db, conversation))
+
+    # -- inbox -----------------------------------------------------------------------
+    async def ingest(self, conversation_id: str, inbound: Inbound) -> bool:
+        payload = json.dumps(codec.inbound_to_dict(inbound))
+
+        def unit(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO inbox (conversation_id, bot, channel, platform_message_id, payload, received_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (conversation_id, inbound.bot, inbound.channel, inbound.platform_message_id, payload, _now()),
+            )
+            return cursor.rowcount == 1
+
+        return await self._tx(unit)
+
+    async def pending_inbox(self, conversation_id: str, limit: int = 50) -> list[InboxItem]:
+        def unit(db: sqlite3.Connection) -> list[InboxItem]:
+            rows = db.execute(
+                "SELECT id, conversation_id, payload, received_at FROM inbox"
+                " WHERE conversation_id=? AND processed=0 ORDER BY id LIMIT ?",
+                (conversation_id, limit),
+            ).fetchall()
+            return [
+                InboxItem(r["id"], r["conversation_id"], codec.inbound_from_dict(json.loads(r["payload"])),
+                          _from_ts(r["received_at"]))
+                for r in rows
+            ]
+
+        return await self._run(unit)
+
+    async def conversations_with_pending_inbox(self, limit: int = 100) -> list[str]:
+        def unit(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute(
+                "SELECT conversation_id, MIN(id) AS first FROM inbox WHERE processed=0"
+                " GROUP BY conversation_id ORDER BY first LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._run(unit)
+
+    # -- turns and transcript --------------------------------------------------------
+    @staticmethod
+    def _append(db: sqlite3.Connection, conversation_id: str, events: Sequence[Event]) -> list[Event]:
+        if not events:
+            return []
+        row = db.execute(
+            "UPDATE conversations SET last_seq=last_seq+? WHERE id=? RETURNING last_seq",
+            (len(events), conversation_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"conversation {conversation_id}")
+        first = row[0] - len(events) + 1
+        stored = [
+            Event(e.type, e.data, e.channel, e.timestamp, first + i) for i, e in enumerate(events)
+        ]
+        db.executemany(
+            "INSERT INTO events (conversation_id, seq, type, channel, ts, data) VALUES (?,?,?,?,?,?)",
+            [(conversation_id, e.seq, e.type, e.channel, _ts(e.timestamp), json.dumps(e.data)) for e in stored],
+        )
+        return stored
+
+    @staticmethod
+    def _enqueue(db: sqlite3.Connection, outbound: Sequence[Outbound]) -> None:
+        db.executemany(
+            "INSERT INTO outbox (id, conversation_id, bot, channel, payload, state, created_at)"
+            " VALUES (?,?,?,?,?,'pending',?)",
+            [(o.id, o.conversation_id, o.bot, o.channel, json.dumps(codec.outbound_to_dict(o)), _ts(o.created_at))
+             for o in outbound],
+        )
+
+    async def commit_turn(
+        self,
+        conversation: Conversation,
+        *,
+        inbox_ids: Sequence[int] = (),
+        events: Sequence[Event] = (),
+        outbound: Sequence[Outbound] = (),
+    ) -> Conversation:
+        def unit(db: sqlite3.Connection) -> Conversation:
+            saved = self._save_conversation(db, conversation)
+            if inbox_ids:
+                db.executemany("UPDATE inbox SET processed=1 WHERE id=?", [(i,) for i in inbox_ids])
+            self._append(db, conversation.id, events)
+            self._enqueue(db, outbound)
+            return saved
+
+        return await self._tx(unit)
+
+    async def append_events(
+        self, conversation_id: str, events: Sequence[Event], outbound: Sequence[Outbound] = ()
+    ) -> list[Event]:
+        def unit(db: sqlite3.Connection) -> list[Event]:
+            stored = self._append(db, conversation_id, events)
+            self._enqueue(db, outbound)
+            return stored
+
+        return await self._tx(unit)
+
+    async def transcript(
+        self, conversation_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        def unit(db: sqlite3.Connection) -> list[Event]:
+            if limit is None:
+                rows = db.execute(
+                    "SELECT * FROM events WHERE conversation_id=? AND seq>? ORDER BY seq", (conversation_id, after_seq)
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT * FROM (SELECT * FROM events WHERE conversation_id=? AND seq>? ORDER BY seq DESC LIMIT ?)"
+                    " ORDER BY seq",
+                    (conversation_id, after_seq, limit),
+                ).fetchall()
+            return [self._event(r) for r in rows]
+
+        return await self._run(unit)
+
+    # -- outbox ----------------------------------------------------------------------
+    async def claim_outbox(self, owner: str, *, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        def unit(db: sqlite3.Connection) -> list[OutboxItem]:
+            now = _now()
+            rows = db.execute(
+                "SELECT o.* FROM outbox o JOIN ("
+                "  SELECT conversation_id, MIN(seq) AS head FROM outbox WHERE state='pending' GROUP BY conversation_id"
+                ") h ON o.conversation_id=h.conversation_id AND o.seq=h.head"
+                " WHERE (o.not_before IS NULL OR o.not_before<=?) AND (o.lease_until IS NULL OR o.lease_until<=?)"
+                " ORDER BY o.seq LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE outbox SET lease_owner=?, lease_until=? WHERE id=?",
+                [(owner, now + lease_seconds, r["id"]) for r in rows],
+            )
+            return [self._outbox(r) for r in rows]
+
+        return await self._tx(unit)
+
+    async def outbox_sent(self, outbound_id: str, platform_message_id: str) -> None:
+        await self._tx(lambda db: db.execute(
+            "UPDATE outbox SET state='sent', platform_message_id=?, lease_owner=NULL, lease_until=NULL,"
+            " attempts=attempts+1, sent_at=? WHERE id=?",
+            (platform_message_id, _now(), outbound_id),
+        ))
+
+    async def outbox_retry(self, outbound_id: str, not_before: datetime, error: str) -> None:
+        await self._tx(lambda db: db.execute(
+            "UPDATE outbox SET not_before=?, last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL"
+            " WHERE id=? AND state='pending'",
+            (_ts(not_before), error[:500], outbound_id),
+        ))
+
+    async def outbox_failed(self, outbound_id: str, error: str) -> None:
+        await self._tx(lambda db: db.execute(
+            "UPDATE outbox SET state='failed', last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL"
+            " WHERE id=?",
+            (error[:500], outbound_id),
+        ))
+
+    async def get_outbox_item(self, outbound_id: str) -> OutboxItem | None:
+        def unit(db: sqlite3.Connection) -> OutboxItem | None:
+            row = db.execute("SELECT * FROM outbox WHERE id=?", (outbound_id,)).fetchone()
+            return self._outbox(row) if row else None
+
+        return await self._run(unit)
+
+    async def outbox_counts(self) -> dict[OutboxState, int]:
+        def unit(db: sqlite3.Connection) -> dict[OutboxState, int]:
+            counts = {state: 0 for state in OutboxState}
+            for row in db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state"):
+                counts[OutboxState(row[0])] = row[1]
+            return counts
+
+        return await self._run(unit)
+
+    async def find_by_platform_message(self, channel: str, platform_message_id: str) -> OutboxItem | None:
+        def unit(db: sqlite3.Connection) -> OutboxItem | None:
+            row = db.execute(
+                "SELECT * FROM outbox WHERE platform_message_id=? AND channel=?", (platform_message_id, channel)
+            ).fetchone()
+            return self._outbox(row) if row else None
+
+        return await self._run(unit)
+
+    # -- coordination ------------------------------------------------------------------
+    async def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        def unit(db: sqlite3.Connection) -> bool:
+            now = _now()
+            cursor = db.execute(
+                "INSERT INTO leases (name, owner, expires_at) VALUES (?,?,?)"
+                " ON CONFLICT(name) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at"
+                " WHERE leases.owner=excluded.owner OR leases.expires_at<=?",
+                (name, owner, now + ttl_seconds, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self._tx(unit)
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self._tx(lambda db: db.execute("DELETE FROM leases WHERE name=? AND owner=?", (name, owner)))
+
+    async def remember(self, key: str, ttl_seconds: float) -> bool:
+        def unit(db: sqlite3.Connection) -> bool:
+            now = _now()
+            cursor = db.execute(
+                "INSERT INTO seen (key, expires_at) VALUES (?,?)"
+                " ON CONFLICT(key) DO UPDATE SET expires_at=excluded.expires_at WHERE seen.expires_at<=?",
+                (key, now + ttl_seconds, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self._tx(unit)
+
+    async def kv_get(self, key: str) -> Any | None:
+        def unit(db: sqlite3.Connection) -> Any | None:
+            row = db.execute(
+                "SELECT value FROM kv WHERE key=? AND (expires_at IS NULL OR expires_at>?)", (key, _now())
+            ).fetchone()
+            return json.loads(row[0]) if row else None
+
+        return await self._run(unit)
+
+    async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
+        expires = _now() + ttl_seconds if ttl_seconds is not None else None
+        encoded = json.dumps(value)
+        await self._tx(lambda db: db.execute(
+            "INSERT INTO kv (key, value, expires_at) VALUES (?,?,?)"
+            " ON CONFLICT(key) DO UPDATE SET value=excluded.value, expires_at=excluded.expires_at",
+            (key, encoded, expires),
+        ))
+
+    async def kv_delete(self, key: str) -> None:
+        await self._tx(lambda db: db.execute("DELETE FROM kv WHERE key=?", (key,)))
+
+    # -- privacy ------------------------------------------------------------------------
+    async def export_contact(self, contact_id: str) -> dict[str, Any]:
+        def unit(db: sqlite3.Connection) -> dict[str, Any]:
+            row = db.execute("SELECT * FROM contacts WHERE id=? AND deleted=0", (contact_id,)).fetchone()
+            if row is None:
+                return {}
+            contact = self._contact(db, row)
+            conversations = []
+            for conv_row in db.execute("SELECT * FROM conversations WHERE contact_id=?", (contact_id,)).fetchall():
+                conv = self._conversation(conv_row)
+                events = db.execute(
+                    "SELECT * FROM events WHERE conversation_id=? ORDER BY seq", (conv.id,)
+                ).fetchall()
+                outbox = db.execute(
+                    "SELECT * FROM outbox WHERE conversation_id=? ORDER BY seq", (conv.id,)
+                ).fetchall()
+                conversations.append({
+                    **codec.conversation_to_dict(conv),
+                    "transcript": [codec.event_to_dict(self._event(e)) for e in events],
+                    "deliveries": [
+                        {"id": o["id"], "state": o["state"], "platform_message_id": o["platform_message_id"]}
+                        for o in outbox
+                    ],
+                })
+            return {"contact": codec.contact_to_dict(contact), "conversations": conversations}
+
+        return await self._run(unit)
+
+    async def forget_contact(self, contact_id: str) -> None:
+        def unit(db: sqlite3.Connection) -> None:
+            conv_ids = [r[0] for r in db.execute("SELECT id FROM conversations WHERE contact_id=?", (contact_id,))]
+            db.execute(
+                "UPDATE contacts SET display_name=NULL, phone=NULL, last_agent=NULL, deleted=1, consent=0 WHERE id=?",
+                (contact_id,),
+            )
+            db.execute("DELETE FROM identities WHERE contact_id=?", (contact_id,))
+            for conv_id in conv_ids:
+                db.execute("UPDATE events SET data='{}' WHERE conversation_id=?", (conv_id,))
+                db.execute(
+                    "UPDATE inbox SET payload=json_object('bot', bot, 'channel', channel, 'platform_message_id',"
+                    " platform_message_id, 'channel_user_id', '', 'chat_id', '', 'timestamp', '1970-01-01T00:00:00+00:00'),"
+                    " processed=1 WHERE conversation_id=?",
+                    (conv_id,),
+                )
+                db.execute(
+                    "UPDATE outbox SET payload=json_set(payload, '$.text', '', '$.chat_id', '', '$.buttons', json('[]'),"
+                    " '$.attachments', json('[]')), state=CASE state WHEN 'pending' THEN 'failed' ELSE state END"
+                    " WHERE conversation_id=?",
+                    (conv_id,),
+                )
+                db.execute(
+                    "UPDATE conversations SET slots='{}', language=NULL, active_form=NULL, desk_thread=NULL,"
+                    " status='closed', version=version+1 WHERE id=?",
+                    (conv_id,),
+                )
+
+        await self._tx(unit)
+        # Push the overwritten pages out of the WAL into the main file and truncate the WAL,
+        # so no copy of the erased text stays on disk.
+        await self._run(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+
+    async def purge_transcripts(self, bot: str, older_than: datetime) -> int:
+        def unit(db: sqlite3.Connection) -> int:
+            return db.execute(
+                "DELETE FROM events WHERE ts<? AND conversation_id IN (SELECT id FROM conversations WHERE bot=?)",
+                (_ts(older_than), bot),
+            ).rowcount
+
+        return await self._tx(unit)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        at = entry.at or utcnow()
+        await self._tx(lambda db: db.execute(
+            "INSERT INTO audit (bot, actor, action, target, detail, at) VALUES (?,?,?,?,?,?)",
+            (entry.bot, entry.actor, entry.action, entry.target, json.dumps(entry.detail), _ts(at)),
+        ))
+
+    async def audit_log(self, *, bot: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        def unit(db: sqlite3.Connection) -> list[AuditEntry]:
+            if bot is None:
+                rows = db.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            else:
+                rows = db.execute("SELECT * FROM audit WHERE bot=? ORDER BY id DESC LIMIT ?", (bot, limit)).fetchall()
+            return [
+                AuditEntry(r["actor"], r["action"], r["target"], json.loads(r["detail"]), _from_ts(r["at"]), r["bot"])
+                for r in rows
+            ]
+
+        return await self._run(unit)
+
+    async def count_conversations(self, bot: str | None = None) -> int:
+        def unit(db: sqlite3.Connection) -> int:
+            if bot is None:
+                return int(db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0])
+            return int(db.execute("SELECT COUNT(*) FROM conversations WHERE bot=?", (bot,)).fetchone()[0])
+
+        return await self._run(unit)
