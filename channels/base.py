@@ -12,15 +12,18 @@ Built-in and third-party adapters register under the entry-point group
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Self
 
+import structlog
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from core.errors import ConfigError
+from core.errors import BadRequest, ConfigError, StoreUnavailable, Unauthorized
 from core.model import Button, Inbound, Outbound
 from core.ports import AdapterContext, Capabilities, Parsed, RateLimits, Route
 
@@ -34,9 +37,27 @@ __all__ = [
     "Registry",
     "Route",
     "load_registry",
+    "read_body",
 ]
 
 ENTRY_POINT_GROUP = "switchboard.channels"
+MAX_BODY_BYTES = 1_048_576
+
+log = structlog.get_logger(__name__)
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw request body; raises ``HTTPRequestEntityTooLarge`` (413) past ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class AdapterConfig(BaseModel):
@@ -54,6 +75,8 @@ class ChannelAdapter(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     rate_limits: ClassVar[RateLimits] = RateLimits()
     Config: ClassVar[type[AdapterConfig]] = AdapterConfig
+    #: HTTP status for a request that fails `verify` (Telegram's own server uses 403).
+    forged_status: ClassVar[int] = 401
 
     def __init__(self, bot: str, config: AdapterConfig, context: AdapterContext) -> None:
         self.bot = bot
@@ -108,8 +131,67 @@ class ChannelAdapter(ABC):
         return True
 
     # -- helpers for subclasses --------------------------------------------------------
+    async def handle_webhook(self, request: web.Request) -> web.Response:
+        """The shared inbound flow: verify the raw body, JSON, `parse`, `context.accept`, 200.
+
+        The 200 goes out only after ``accept`` returned (the message is durable):
+        forged → `forged_status`, oversized → 413, malformed → 400, store down → 503.
+        """
+        try:
+            body = await read_body(request)
+        except web.HTTPRequestEntityTooLarge:
+            log.warning("channel.webhook.rejected", channel=self.name, bot=self.bot, reason="too large")
+            return web.Response(status=413, text="request body too large")
+        try:
+            self.verify(request.headers, body)
+        except Unauthorized as exc:
+            log.warning("channel.webhook.rejected", channel=self.name, bot=self.bot, reason=str(exc))
+            return web.Response(status=self.forged_status, text="forbidden")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            log.warning("channel.webhook.rejected", channel=self.name, bot=self.bot, reason="invalid JSON")
+            return web.Response(status=400, text="invalid JSON")
+        if not isinstance(payload, dict):
+            log.warning("channel.webhook.rejected", channel=self.name, bot=self.bot, reason="not an object")
+            return web.Response(status=400, text="expected a JSON object")
+        try:
+            parsed = self.parse(payload)
+        except BadRequest as exc:
+            log.warning("channel.webhook.rejected", channel=self.name, bot=self.bot, reason=str(exc))
+            return web.Response(status=400, text="malformed payload")
+        for reason in parsed.ignored:
+            log.info("channel.webhook.ignored", channel=self.name, bot=self.bot, reason=reason)
+        if parsed.messages or parsed.receipts:
+            try:
+                await self.context.accept(parsed)
+            except StoreUnavailable as exc:
+                log.warning("channel.webhook.store_unavailable", channel=self.name, bot=self.bot, error=str(exc))
+                return web.Response(status=503, text="try again later")
+        await self.after_accept(payload, parsed)
+        return web.Response(status=200, text="ok")
+
+    async def after_accept(self, payload: Mapping[str, Any], parsed: Parsed) -> None:
+        """Called once a request's content is durable (e.g. answer a Telegram button press).
+
+        Must not raise: the platform is acknowledged regardless.
+        """
+
     def namespaced(self, platform_id: object) -> str:
         return f"{self.name}:{platform_id}"
+
+    @staticmethod
+    def split_text(text: str, limit: int) -> list[str]:
+        """Text in pieces of at most ``limit`` characters, cut at line breaks where possible."""
+        pieces: list[str] = []
+        while len(text) > limit:
+            cut = text.rfind("\n", 0, limit)
+            cut = cut if cut > 0 else limit
+            pieces.append(text[:cut])
+            text = text[cut:].lstrip("\n")
+        if text:
+            pieces.append(text)
+        return pieces
 
     @staticmethod
     def buttons_as_text(text: str, buttons: Sequence[Button]) -> str:

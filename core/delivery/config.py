@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChannelRateLimit(BaseModel):
+    """Override of an adapter's declared send limits (messages per second)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_bot: float | None = Field(default=None, gt=0)
+    per_chat: float | None = Field(default=None, gt=0)
+    per_chat_burst: int | None = Field(default=None, ge=1)
 
 
 class DeliveryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    workers: int = 16
-    batch: int = 64
-    lease_seconds: float = 30.0
-    max_attempts: int = 12
-    backoff_initial: float = 0.5
-    backoff_max: float = 60.0
-    poll_interval: float = 0.2
+    workers: int = Field(default=64, ge=1, description="Concurrent sends.")
+    batch: int = Field(default=128, ge=1, description="Items claimed per poll.")
+    lease_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=12, ge=1)
+    backoff_initial: float = Field(default=0.5, gt=0)
+    backoff_max: float = Field(default=60.0, gt=0)
+    poll_interval: float = Field(default=0.5, gt=0)
+    rate_limits: dict[str, ChannelRateLimit] = Field(
+        default_factory=dict, description="Per channel name, e.g. {telegram: {per_chat: 1}}."
+    )

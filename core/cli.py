@@ -1,0 +1,143 @@
+"""The ``switchboard`` command line (typer).
+
+``run``, ``check``, ``hash-password`` live here; ``train``, ``test``, ``shell``,
+``export``, ``forget`` and ``bench`` are mounted from their own modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+import typer
+
+from core import logging as sb_logging
+from core.config import FarmConfig, load_farm_config
+from core.errors import ConfigError
+
+app = typer.Typer(
+    name="switchboard",
+    help="Switchboard: a customer-service bot farm (Telegram, WhatsApp, web chat; Slack handoff).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+log = structlog.get_logger("switchboard")
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="farm.yml to use.", envvar="SWITCHBOARD_CONFIG")]
+
+
+def _load(config: Path) -> FarmConfig:
+    try:
+        return load_farm_config(config)
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def run(
+    config: ConfigOption = Path("config/farm.yml"),
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default from farm.yml: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from farm.yml: 8080).")] = None,
+) -> None:
+    """Start the farm: every bot, channel, desk and the web app."""
+    farm_config = _load(config)
+    _install_log_masking()
+    sb_logging.configure(farm_config.log_level, farm_config.log_format)
+    listen_host = host or farm_config.server.host
+    listen_port = port if port is not None else farm_config.server.port
+    asyncio.run(_serve(farm_config, listen_host, listen_port))
+
+
+async def _serve(config: FarmConfig, host: str, port: int) -> None:
+    from core.farm import Farm, bots_summary, serve
+
+    farm = Farm(config)
+    runner = await serve(farm, host, port)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    for line in bots_summary(config, shown, port):
+        log.info("farm.listening", where=line)
+    if config.desk.web.enabled:
+        log.info("farm.listening", where=f"web desk: http://{shown}:{port}/desk")
+    log.info("farm.listening", where=f"health: http://{shown}:{port}/healthz, metrics: http://{shown}:{port}/metrics")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("farm.stopping")
+    await runner.cleanup()  # stops accepting requests, lets in-flight requests finish
+    await farm.stop()
+
+
+@app.command()
+def check(config: ConfigOption = Path("config/farm.yml")) -> None:
+    """Validate farm.yml and every bot project; exit 1 with precise messages on errors."""
+    farm_config = _load(config)
+    problems: list[str] = []
+    try:
+        from core.rasa.validate import validate_project
+    except ImportError:  # pragma: no cover - the engine package is part of the distribution
+        validate_project = None
+    for bot in farm_config.bots:
+        project = farm_config.project_dir(bot)
+        if validate_project is not None:
+            problems += [f"bots.{bot}: {p}" for p in validate_project(project)]
+    if problems:
+        for problem in problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{config}: OK ({len(farm_config.bots)} bot(s): {', '.join(farm_config.bots)})")
+
+
+@app.command("hash-password")
+def hash_password(
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Print an argon2 hash for a web-desk agent's password (put it in farm.yml)."""
+    from argon2 import PasswordHasher
+
+    typer.echo(PasswordHasher().hash(password))
+
+
+def _install_log_masking() -> None:
+    try:
+        from core.privacy.masking import mask_log_values
+    except ImportError:
+        return
+    sb_logging.add_processor(mask_log_values)
+
+
+def _mount_subcommands() -> None:
+    try:
+        from core.rasa_cli import app as rasa_app
+    except ImportError:
+        rasa_app = None
+    if rasa_app is not None:
+        for command in rasa_app.registered_commands:
+            app.registered_commands.append(command)
+        for group in rasa_app.registered_groups:
+            app.registered_groups.append(group)
+    try:
+        from core.privacy.cli import app as privacy_app
+    except ImportError:
+        privacy_app = None
+    if privacy_app is not None:
+        for command in privacy_app.registered_commands:
+            app.registered_commands.append(command)
+
+
+_mount_subcommands()
+
+
+def main() -> None:
+    sb_logging.configure("info")
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        sys.exit(2)

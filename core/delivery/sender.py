@@ -1,0 +1,202 @@
+"""The outbox sender: delivers queued messages through the adapters, exactly in order per conversation.
+
+Claims due items from the store (one per conversation at a time, leased), waits
+for the send-rate limits, calls the adapter, and records the result:
+``RateLimited`` → retry after the platform's ``retry_after``; transient errors →
+exponential backoff with jitter (tenacity's wait strategy); permanent errors →
+``failed`` (visible to agents, counted in metrics). Resumes after a restart
+because everything it needs is in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import timedelta
+from typing import Protocol
+
+import structlog
+from tenacity import RetryCallState, wait_exponential_jitter
+
+from core import metrics
+from core.delivery.config import DeliveryConfig
+from core.delivery.ratelimit import SendLimiter
+from core.errors import ChannelError, OutsideServiceWindow, RateLimited, StoreError
+from core.model import Event, utcnow
+from core.ports import Channel
+from core.store.base import OutboxItem, OutboxState, Store
+
+log = structlog.get_logger(__name__)
+
+
+class DeliveryListener(Protocol):
+    async def delivery_failed(self, item: OutboxItem, error: str) -> None: ...
+
+    async def service_window_closed(self, item: OutboxItem) -> None: ...
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[tuple[str, str], Channel],
+        config: DeliveryConfig,
+        *,
+        owner: str,
+        listeners: list[DeliveryListener] | None = None,
+    ) -> None:
+        self.store = store
+        self.channels = channels
+        self.config = config
+        self.owner = owner
+        self.listeners = listeners or []
+        self.limiter = SendLimiter(config.rate_limits)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(config.workers)
+        self._backoff = wait_exponential_jitter(multiplier=config.backoff_initial, max=config.backoff_max)
+        self._stopping = False
+
+    def notify(self) -> None:
+        """New items were queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task:
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._inflight:
+            await asyncio.wait(list(self._inflight), timeout=timeout)
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            claimed = 0
+            try:
+                free = max(1, min(self.config.batch, self.config.workers - len(self._inflight)))
+                items = await self.store.claim_outbox(
+                    self.owner, limit=free, lease_seconds=self.config.lease_seconds
+                )
+                claimed = len(items)
+                for item in items:
+                    await self._slots.acquire()
+                    task = asyncio.get_running_loop().create_task(self._deliver(item))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._finished)
+            except StoreError as exc:
+                log.warning("outbox.claim_failed", error=str(exc))
+            except Exception:
+                metrics.ERRORS.labels("outbox").inc()
+                log.exception("outbox.loop_error")
+            if claimed:
+                # Items of the same conversations become claimable as sends finish.
+                await asyncio.sleep(0)
+                if self._inflight:
+                    await asyncio.wait(list(self._inflight), timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_interval)
+            except TimeoutError:
+                pass
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            metrics.ERRORS.labels("outbox").inc()
+            log.error("outbox.deliver_crashed", exc_info=task.exception())
+        self._wake.set()
+
+    def _delay(self, attempts: int) -> float:
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = max(1, attempts)
+        return float(self._backoff(state))
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        out = item.outbound
+        channel = self.channels.get((out.bot, out.channel))
+        if channel is None:
+            await self._fail(item, f"no adapter for {out.bot}/{out.channel}")
+            return
+        await self.limiter.acquire(out.bot, out.channel, out.chat_id, channel.rate_limits)
+        try:
+            platform_id = await channel.send(out)
+        except RateLimited as exc:
+            metrics.OUTBOUND.labels(out.bot, out.channel, "rate_limited").inc()
+            log.info("outbox.rate_limited", outbound=out.id, channel=out.channel, retry_after=exc.retry_after)
+            await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=exc.retry_after), str(exc))
+            return
+        except OutsideServiceWindow as exc:
+            if out.template is None:
+                # Outside WhatsApp's 24 h window only a template may go out; the adapter
+                # maps "default" to its configured template. The agent is told.
+                for listener in self.listeners:
+                    await listener.service_window_closed(item)
+                try:
+                    platform_id = await channel.send(replace(out, template="default"))
+                except ChannelError as inner:
+                    await self._fail(item, f"outside service window; template failed: {inner}")
+                    return
+            else:
+                await self._fail(item, str(exc))
+                return
+        except ChannelError as exc:
+            if exc.retryable and item.attempts + 1 < self.config.max_attempts:
+                delay = self._delay(item.attempts + 1)
+                metrics.OUTBOUND.labels(out.bot, out.channel, "retry").inc()
+                log.info("outbox.retry", outbound=out.id, channel=out.channel, delay=round(delay, 3), error=str(exc))
+                await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=delay), str(exc))
+            else:
+                await self._fail(item, f"{type(exc).__name__}: {exc}")
+            return
+        except Exception as exc:  # an adapter bug must not lose the message: retry with backoff
+            metrics.ERRORS.labels("adapter_send").inc()
+            log.exception("outbox.adapter_error", outbound=out.id, channel=out.channel)
+            if item.attempts + 1 < self.config.max_attempts:
+                await self.store.outbox_retry(
+                    out.id, utcnow() + timedelta(seconds=self._delay(item.attempts + 1)), repr(exc)
+                )
+            else:
+                await self._fail(item, repr(exc))
+            return
+        await self.store.outbox_sent(out.id, platform_id)
+        metrics.OUTBOUND.labels(out.bot, out.channel, "sent").inc()
+        metrics.DELIVERY_SECONDS.labels(out.channel).observe(max(0.0, time.time() - out.created_at.timestamp()))
+
+    async def _fail(self, item: OutboxItem, error: str) -> None:
+        out = item.outbound
+        metrics.OUTBOUND.labels(out.bot, out.channel, "failed").inc()
+        log.warning("outbox.failed", outbound=out.id, channel=out.channel, error=error)
+        await self.store.outbox_failed(out.id, error)
+        await self.store.append_events(
+            out.conversation_id,
+            [Event("delivery", {"status": "failed", "outbound_id": out.id, "error": error[:300]}, channel=out.channel)],
+        )
+        for listener in self.listeners:
+            try:
+                await listener.delivery_failed(item, error)
+            except Exception:
+                log.exception("outbox.listener_failed")
+
+    async def refresh_metrics(self) -> None:
+        for state, count in (await self.store.outbox_counts()).items():
+            metrics.OUTBOX.labels(state.value).set(count)
+
+    async def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until nothing is pending (tests, benchmarks); True if drained in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            counts = await self.store.outbox_counts()
+            if counts[OutboxState.PENDING] == 0 and not self._inflight:
+                return True
+            self.notify()
+            await asyncio.sleep(0.02)
+        return False

@@ -1,0 +1,223 @@
+"""The farm: composition root that wires store, bots, adapters, turns, outbox, desks and the web app.
+
+Data flows one way: adapter → ingest → turn → outbox → adapter. Adapters are
+found through the ``switchboard.channels`` entry-point group (the core never
+imports ``channels``); desks through ``switchboard.desks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from core.config import FarmConfig
+from core.delivery.sender import OutboxSender
+from core.engine import Engine
+from core.errors import ConfigError
+from core.model import Inbound
+from core.pipeline.context import FarmAdapterContext
+from core.pipeline.ingest import ContactResolver, Ingest, StoreContactResolver
+from core.pipeline.turns import BotRuntime, TurnRunner
+from core.ports import Channel, Route
+from core.store.base import Store
+from core.web.app import build_app
+
+log = structlog.get_logger(__name__)
+
+CHANNELS_GROUP = "switchboard.channels"
+
+
+def open_store(config: FarmConfig) -> Store:
+    if config.store.kind == "mongodb":
+        from core.store.mongo import MongoStore
+
+        assert config.store.url is not None
+        return MongoStore(config.store.url, config.store.database)
+    from core.store.sqlite import SQLiteStore
+
+    return SQLiteStore(config.store.path)
+
+
+def channel_classes() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=CHANNELS_GROUP)}
+
+
+async def load_engine(config: FarmConfig, bot: str) -> Engine:
+    """The bot's Rasa-compatible engine (trained off the event loop if the model is stale)."""
+    from core.dialogue.engine import RasaEngine
+
+    bot_config = config.bots[bot]
+    return await asyncio.to_thread(
+        RasaEngine.load,
+        config.project_dir(bot),
+        bot=bot,
+        languages=bot_config.languages,
+        default_language=bot_config.default_language,
+        action_endpoint=bot_config.action_endpoint,
+    )
+
+
+@dataclass
+class Farm:
+    """A running farm. Build with `Farm(config)`, then `await start()`; `await stop()` drains."""
+
+    config: FarmConfig
+    store: Store | None = None
+    engines: dict[str, Engine] = field(default_factory=dict)
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{id(object()):x}")
+
+    def __post_init__(self) -> None:
+        self.channels: dict[tuple[str, str], Channel] = {}
+        self.runtimes: dict[str, BotRuntime] = {}
+        self.extra_routes: list[Route] = []
+        self.services: dict[str, Any] = {}  # handoff, privacy, identity, desks (for tests/CLI)
+        self._started: list[Any] = []
+        self.app: web.Application | None = None
+        self.turns: TurnRunner | None = None
+        self.sender: OutboxSender | None = None
+        self.ingest: Ingest | None = None
+
+    # -- start/stop ---------------------------------------------------------------------
+    async def start(self) -> web.Application:
+        config = self.config
+        if self.store is None:
+            self.store = open_store(config)
+        store = self.store
+        await store.open()
+        for bot in config.bots:
+            if bot not in self.engines:
+                self.engines[bot] = await load_engine(config, bot)
+        self.sender = OutboxSender(store, self.channels, config.delivery, owner=self.owner)
+        self.runtimes = {
+            bot: BotRuntime(name=bot, engine=self.engines[bot], config=config.bots[bot]) for bot in config.bots
+        }
+        self.turns = TurnRunner(
+            store, self.runtimes, owner=self.owner, on_outbound=self.sender.notify, on_typing=self._typing
+        )
+        resolver = self._contact_resolver()
+        self.ingest = Ingest(store, resolver, self.turns.schedule)
+        self._build_channels()
+        self._install_extensions()
+        routes: list[Route] = []
+        for channel in self.channels.values():
+            routes.extend(channel.routes())
+        routes.extend(self.extra_routes)
+        self.app = build_app(store, routes, max_body_bytes=config.server.max_body_bytes)
+        for channel in self.channels.values():
+            await channel.start()
+            self._started.append(channel)
+        for service in self.services.values():
+            start = getattr(service, "start", None)
+            if start is not None:
+                await start()
+                self._started.append(service)
+        await self.turns.start()
+        await self.sender.start()
+        log.info("farm.started", bots=sorted(config.bots), channels=sorted(f"{b}/{c}" for b, c in self.channels))
+        return self.app
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop taking input, drain turns in flight and the sends under way."""
+        if self.turns:
+            await self.turns.stop()
+        if self.sender:
+            await self.sender.stop()
+        for part in reversed(self._started):
+            try:
+                await part.stop()
+            except Exception:
+                log.exception("farm.stop_failed", part=type(part).__name__)
+        self._started.clear()
+        if self.store:
+            await self.store.close()
+        log.info("farm.stopped")
+
+    # -- wiring ---------------------------------------------------------------------------
+    def _contact_resolver(self) -> ContactResolver:
+        assert self.store is not None
+        try:
+            from core.identity import IdentityService
+        except ImportError:
+            return StoreContactResolver(self.store)
+        service = IdentityService(self.store, {b: c.privacy for b, c in self.config.bots.items()})
+        self.services["identity"] = service
+        return service
+
+    def _build_channels(self) -> None:
+        assert self.store is not None and self.ingest is not None
+        available = channel_classes()
+        for bot, bot_config in self.config.bots.items():
+            for name, raw in bot_config.channels.items():
+                if raw is not None and raw.get("enabled", True) is False:
+                    continue
+                if name not in available:
+                    known = ", ".join(sorted(available)) or "none"
+                    raise ConfigError(f"unknown channel '{name}' (installed: {known})", key=f"bots.{bot}.channels")
+                cls = available[name].load()
+                context = FarmAdapterContext(self.store, self.ingest, owner=self.owner, scope=f"{bot}:{name}")
+                self.channels[(bot, name)] = cls.from_config(bot, raw or {}, context)
+
+    def _install_extensions(self) -> None:
+        """Handoff, privacy and desks plug into turns and routes here when installed."""
+        from core import extensions
+
+        extensions.install(self)
+
+    def _typing(self, message: Inbound) -> None:
+        channel = self.channels.get((message.bot, message.channel))
+        if channel is None or not channel.capabilities.typing:
+            return
+        task = asyncio.get_running_loop().create_task(channel.typing(message.chat_id))
+        task.add_done_callback(_log_task_error)
+
+    # -- helpers for tests and tools ---------------------------------------------------------
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until every accepted message is processed and every reply handed to its adapter."""
+        assert self.turns is not None and self.sender is not None and self.store is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            await self.turns.idle()
+            pending = await self.store.conversations_with_pending_inbox(limit=1)
+            if pending:
+                for conversation_id in pending:
+                    self.turns.schedule(conversation_id)
+                await asyncio.sleep(0.01)
+                continue
+            if await self.sender.drain(timeout=max(0.1, deadline - loop.time())):
+                await self.turns.idle()
+                if not await self.store.conversations_with_pending_inbox(limit=1):
+                    return
+        raise TimeoutError("farm did not settle in time")
+
+
+def _log_task_error(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("farm.background_task_failed", error=str(task.exception()))
+
+
+async def serve(farm: Farm, host: str, port: int) -> web.AppRunner:
+    app = await farm.start()
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner
+
+
+def bots_summary(config: FarmConfig, host: str, port: int) -> list[str]:
+    lines = []
+    for bot, bot_config in config.bots.items():
+        for name in bot_config.channels:
+            if name == "webchat":
+                lines.append(f"web chat for '{bot}': http://{host}:{port}/chat/{bot}")
+            else:
+                lines.append(f"{name} for '{bot}': {'/webhooks/' + bot + '/' + name}")
+    return lines

@@ -1,0 +1,244 @@
+"""Does one customer message ask for a person? Pure functions, no I/O.
+
+`asks_for_human` matches the configured request words (``HandoffConfig.request_words``)
+in any form, plus a few built-in phrases ("talk to someone", "echte Person"). The
+rules, chosen to favour reaching a person over a missed request, are:
+
+* Text is folded: case, ``ß`` -> ``ss``, ``ä/ö/ü`` -> ``ae/oe/ue`` (so "Mitarbeiter" and
+  typed "Mitarbeíter" / "MITARBEITER" meet), other accents dropped.
+* Gender forms are reduced before matching: ``Mitarbeiter*in``, ``Mitarbeiter:innen``,
+  ``Mitarbeiter_in``, ``Mitarbeiter/-in``, ``MitarbeiterIn``.
+* A word matches with an inflection ending (-s, -es, -en, -n, -in, -innen, -nen):
+  Menschen, Mitarbeiterin, agents, humans, Personen. Other endings do not:
+  "Agentur", "humane", "Personal", "Menschheit".
+* A German compound matches when the word is its *head* (last part) and the prefix has
+  at least 4 letters: "Kundenberater", "Servicemitarbeiterin", "Supportagent". A word
+  at the *start* of a compound does not match ("Menschenrechte", "Beratungstermin"),
+  nor does a short or negating prefix ("Unmensch", "inhuman", "superhuman").
+* Words of 6 or more letters tolerate one typo (Damerau: insert, delete, replace,
+  swap): "Mitarbieter", "Mensh", "Berarter". Known real words one edit away are never
+  typos: "beraten", "Perso", "Menschenskind" etc. (`_NOT_REQUESTS`).
+* Not a request: the board game "Mensch ärgere dich nicht"; "Mensch," / "Mensch!" as
+  an interjection opening a longer sentence; "kein Mensch versteht das" / "no human
+  would" (a negation right before the word, unless the sentence is a question: "gibt es
+  keinen Menschen?" still asks); a count before person ("für 2 Personen", "per person");
+  fixed terms ("human error", "human resources", "user agent", "Mensch Meier"); and a
+  report about staff ("Ihr Mitarbeiter hat gesagt", "your agent told me").
+* "someone"/"jemand" alone is too broad ("someone stole my card"); it counts only in a
+  request phrase ("talk to someone", "mit jemandem sprechen", "jemand Echtes").
+
+`frustration_score` lives in `core.handoff.frustration` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+from core.handoff.frustration import FrustrationSignal, frustration_score
+from core.handoff.frustration_lexicon import fold
+
+__all__ = [
+    "DEFAULT_REQUEST_WORDS",
+    "FrustrationSignal",
+    "asks_for_human",
+    "fold",
+    "frustration_score",
+    "within_one_edit",
+]
+
+DEFAULT_REQUEST_WORDS: tuple[str, ...] = (
+    "mensch", "mitarbeiter", "agent", "human", "person", "berater",
+)
+
+_SUFFIXES: tuple[str, ...] = ("", "s", "es", "en", "n", "in", "innen", "nen")
+_MIN_COMPOUND_PREFIX = 4
+_MIN_TYPO_LENGTH = 6
+
+# Real words (folded) that look like a request word but are not one.
+_NOT_REQUESTS = frozenset({
+    "agentur", "agenturen", "humane", "humanen", "humaner", "humanes", "humanem",
+    "personal", "perso", "persona", "personas", "beraten", "beratet", "berate",
+    "beratene", "menschenskind", "menschenskinder", "menschheit", "menschlich",
+    "humanity", "humanly", "mensa",
+})
+# Prefixes that make a compound mean something else.
+_BAD_PREFIXES = frozenset({"super", "ueber", "unter", "nicht", "non", "sub", "anti"})
+
+# Fixed multi-word terms where the word does not mean "a person to talk to" (folded).
+_FIXED_TERMS: tuple[tuple[str, ...], ...] = (
+    ("mensch", "aergere", "dich", "nicht"),
+    ("mensch", "aergere", "dich"),
+    ("mensch", "meier"),
+    ("human", "error"),
+    ("human", "errors"),
+    ("human", "resources"),
+    ("human", "rights"),
+    ("human", "nature"),
+    ("user", "agent"),
+    ("useragent",),
+    ("secret", "agent"),
+    ("travel", "agent"),
+    ("real", "estate", "agent"),
+)
+_NEGATIONS = frozenset({
+    "kein", "keine", "keinen", "keinem", "keiner", "no", "not", "nicht", "without", "ohne",
+    "never", "nie",
+})
+_COUNT_WORDS = frozenset({
+    "pro", "per", "je", "each", "zwei", "drei", "vier", "fuenf", "sechs", "two", "three",
+    "four", "five", "six", "one", "eine", "einer", "ein", "erwachsene", "adult",
+})
+# A past-tense report about staff: "(Ihr) Mitarbeiter hat/sagte ...", "your agent told me".
+_REPORT_VERBS = frozenset({
+    "hat", "hatte", "sagte", "meinte", "versprach", "war", "ist", "sind", "haben", "hatten",
+    "said", "told", "was", "were", "promised", "has", "had",
+})
+_POSSESSIVES = frozenset({
+    "ihr", "ihre", "ihrem", "ihren", "ihrer", "euer", "eure", "eurem", "euren", "der",
+    "dein", "deine", "your", "the", "that", "this", "dieser", "diese", "ein", "a", "an",
+})
+
+_REQUEST_PHRASES: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
+    r"\b(talk|speak|chat)\s+(to|with)\s+(someone|somebody|anyone|anybody|a\s+real)\b",
+    r"\b(someone|somebody|anyone|anybody)\s+(real|there|who\s+can\s+help)\b",
+    r"\b(real|live|actual)\s+(person|people|human|humans|agent|agents|someone)\b",
+    r"\bmit\s+jemand(em|en)?\b.{0,30}\b(sprechen|reden|telefonieren|schreiben)\b",
+    r"\bjemand(en|em)?\s+(echtes|echten|echtem|richtigen|richtiges|lebendiges)\b",
+    r"\b(echte[nmrs]?|richtige[nmrs]?|lebendige[nmrs]?)\s+(person|personen|mensch|menschen)\b",
+    r"\bpersoenlich\s+(sprechen|reden|beraten|besprechen)\b",
+    r"\b(sprechen|reden)\s+(sie|ich)?\s*persoenlich\b",
+))
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+_GENDER = re.compile(r"(?<=[a-z])(?:[*:_]|/-?)(in|innen)\b")
+
+
+def _fold_keep_case_gender(text: str) -> str:
+    # "MitarbeiterIn" (Binnen-I) must be reduced before case is lost.
+    return re.sub(r"(?<=[a-zäöüß])In(nen)?\b", lambda m: "*in" + (m.group(1) or ""), text)
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """True if ``a`` and ``b`` differ by at most one insert, delete, replace or adjacent swap."""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diffs = [i for i in range(la) if a[i] != b[i]]
+        if len(diffs) == 1:
+            return True
+        return (
+            len(diffs) == 2 and diffs[1] == diffs[0] + 1
+            and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+        )
+    short, long_ = (a, b) if la < lb else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1:]
+
+
+@lru_cache(maxsize=64)
+def _forms(words: tuple[str, ...]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """Each single request word with all its inflected forms (folded)."""
+    result = []
+    for word in words:
+        base = fold(word).strip()
+        if base and " " not in base:
+            result.append((base, frozenset(base + s for s in _SUFFIXES)))
+    return tuple(result)
+
+
+@lru_cache(maxsize=64)
+def _phrases(words: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """Configured multi-word request words ("echte Person"), as folded token tuples."""
+    return tuple(tuple(_TOKEN.findall(fold(w))) for w in words if " " in w.strip())
+
+
+def _matches_form(token: str, base: str, forms: frozenset[str]) -> bool:
+    if token in forms:
+        return True
+    if len(base) >= _MIN_TYPO_LENGTH and abs(len(token) - len(base)) <= 6:
+        return any(within_one_edit(token, f) for f in forms)
+    return False
+
+
+def _token_matches(token: str, base: str, forms: frozenset[str]) -> bool:
+    if token in _NOT_REQUESTS:
+        return False
+    if _matches_form(token, base, forms):
+        return True
+    # Compound with the request word as head: "kundenberater", "servicemitarbeiterin".
+    for cut in range(_MIN_COMPOUND_PREFIX, len(token) - len(base) + 2):
+        prefix, head = token[:cut], token[cut:]
+        if head in _NOT_REQUESTS or prefix in _BAD_PREFIXES:
+            continue
+        if head in forms or (
+            len(base) >= _MIN_TYPO_LENGTH and len(head) >= _MIN_TYPO_LENGTH
+            and _matches_form(head, base, forms)
+        ):
+            return True
+    return False
+
+
+def _is_fixed_term(tokens: Sequence[str], i: int) -> bool:
+    for term in _FIXED_TERMS:
+        for start in range(max(0, i - len(term) + 1), i + 1):
+            if tuple(tokens[start:start + len(term)]) == term:
+                return True
+    return False
+
+
+def _sentence_of(text: str, token_index: int) -> str:
+    """The sentence around the n-th token (to see whether it ends in '?')."""
+    count = 0
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        count += len(_TOKEN.findall(sentence))
+        if token_index < count:
+            return sentence
+    return text
+
+
+def _excluded(tokens: Sequence[str], i: int, base: str, folded: str) -> bool:
+    """Context rules that turn a word match into a non-request (see module doc)."""
+    if _is_fixed_term(tokens, i):
+        return True
+    before = tokens[i - 1] if i > 0 else ""
+    after = tokens[i + 1] if i + 1 < len(tokens) else ""
+    if before in _NEGATIONS and not _sentence_of(folded, i).rstrip().endswith("?"):
+        return True
+    if base == "person" and (before.isdigit() or before in _COUNT_WORDS):
+        return True
+    if base == "mensch" and i == 0 and len(tokens) > 2 and re.match(r"\s*mensch\s*[,!]", folded):
+        return True  # "Mensch, das geht ja gar nicht" is an interjection
+    if after in _REPORT_VERBS and (i == 0 or before in _POSSESSIVES) and i + 2 < len(tokens):
+        # "Ihr Mitarbeiter hat mir gesagt" reports; "Mitarbeiter bitte" asks.
+        return not folded.rstrip().endswith("?")
+    return False
+
+
+def asks_for_human(text: str, words: Iterable[str] = DEFAULT_REQUEST_WORDS) -> bool:
+    """True if the customer asks for a person (``words``: HandoffConfig.request_words)."""
+    if not text or not text.strip():
+        return False
+    folded = fold(_fold_keep_case_gender(text))
+    folded = _GENDER.sub("", folded)
+    for pattern in _REQUEST_PHRASES:
+        if pattern.search(folded):
+            return True
+    tokens = _TOKEN.findall(folded)
+    word_tuple = tuple(words)
+    for phrase in _phrases(word_tuple):
+        n = len(phrase)
+        if n and any(tuple(tokens[i:i + n]) == phrase for i in range(len(tokens) - n + 1)):
+            return True
+    forms = _forms(word_tuple)
+    for i, token in enumerate(tokens):
+        for base, inflected in forms:
+            if _token_matches(token, base, inflected) and not _excluded(tokens, i, base, folded):
+                return True
+    return False

@@ -1,0 +1,1 @@
+"""Natural-language understanding: features, intent classifier, entities, language detection."""

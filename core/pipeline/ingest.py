@@ -1,0 +1,87 @@
+"""Ingest: the first thing the core does with what an adapter parsed.
+
+De-duplicate on (bot, channel, platform message id), resolve the contact, append
+the message to the inbox durably, and only then return, so the adapter may
+acknowledge the platform. Delivery receipts are recorded on the transcript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import structlog
+
+from core import metrics
+from core.model import Contact, DeliveryReceipt, Event, Identity, Inbound
+from core.ports import Parsed
+from core.store.base import Store
+
+log = structlog.get_logger(__name__)
+
+
+class ContactResolver(Protocol):
+    async def resolve(self, inbound: Inbound) -> Contact: ...
+
+
+class StoreContactResolver:
+    """The plain resolver: one contact per channel identity (no cross-channel linking)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def resolve(self, inbound: Inbound) -> Contact:
+        identity = Identity(inbound.channel, inbound.channel_user_id, inbound.chat_id)
+        return await self.store.resolve_contact(inbound.bot, identity, display_name=inbound.display_name)
+
+
+class Ingest:
+    """Accepts parsed platform input; calls ``on_accepted(conversation_id)`` for each new message."""
+
+    def __init__(self, store: Store, resolver: ContactResolver, on_accepted: Callable[[str], None]) -> None:
+        self.store = store
+        self.resolver = resolver
+        self.on_accepted = on_accepted
+
+    async def accept(self, parsed: Parsed) -> None:
+        for reason in parsed.ignored:
+            log.debug("ingest.ignored", reason=reason)
+        for message in parsed.messages:
+            await self.accept_message(message)
+        for receipt in parsed.receipts:
+            await self.accept_receipt(receipt)
+
+    async def accept_message(self, message: Inbound) -> str | None:
+        """Store one message; return its conversation id, or None if it was a duplicate."""
+        contact = await self.resolver.resolve(message)
+        conversation = await self.store.conversation_for(message.bot, contact.id)
+        if not await self.store.ingest(conversation.id, message):
+            metrics.DUPLICATES.labels(message.bot, message.channel).inc()
+            log.info("ingest.duplicate", bot=message.bot, channel=message.channel,
+                     message=message.platform_message_id)
+            return None
+        metrics.INBOUND.labels(message.bot, message.channel).inc()
+        self.on_accepted(conversation.id)
+        return conversation.id
+
+    async def accept_receipt(self, receipt: DeliveryReceipt) -> None:
+        metrics.RECEIPTS.labels(receipt.channel, receipt.status.value).inc()
+        if not await self.store.remember(
+            f"receipt:{receipt.channel}:{receipt.platform_message_id}:{receipt.status.value}", 7 * 86400
+        ):
+            return
+        item = await self.store.find_by_platform_message(receipt.channel, receipt.platform_message_id)
+        if item is None:
+            log.info("ingest.receipt_unknown", channel=receipt.channel, message=receipt.platform_message_id)
+            return
+        data: dict[str, Any] = {
+            "status": receipt.status.value,
+            "outbound_id": item.outbound.id,
+            "platform_message_id": receipt.platform_message_id,
+        }
+        if receipt.error:
+            data["error"] = receipt.error
+        await self.store.append_events(
+            item.outbound.conversation_id,
+            [Event("delivery", data, channel=receipt.channel, timestamp=receipt.timestamp)],
+        )

@@ -1,0 +1,1 @@
+"""Rasa 3.x project files: line-aware YAML loading, domain, training data, validation."""

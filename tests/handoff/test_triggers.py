@@ -1,0 +1,229 @@
+"""Escalation triggers: asking for a person, and frustration (pure functions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.handoff.config import HandoffConfig
+from core.handoff.triggers import (
+    DEFAULT_REQUEST_WORDS,
+    FrustrationSignal,
+    asks_for_human,
+    fold,
+    frustration_score,
+    within_one_edit,
+)
+
+WORDS = HandoffConfig().request_words
+THRESHOLD = HandoffConfig().frustration_threshold
+DATA = Path(__file__).resolve().parent.parent / "data" / "frustration_labelled.jsonl"
+
+
+@pytest.mark.parametrize("text", [
+    "Ich möchte mit einem Menschen sprechen",
+    "Mensch bitte",
+    "MITARBEITER",
+    "mitarbeiter",
+    "Bitte eine Mitarbeiterin",
+    "Mitarbeiter*in bitte",
+    "Mitarbeiter:innen",
+    "Mitarbeiter_in",
+    "Mitarbeiter/-in bitte",
+    "Kann ich mit einer MitarbeiterIn sprechen?",
+    "Verbinden Sie mich mit einem Kundenberater",
+    "Servicemitarbeiterin bitte",
+    "Ich will einen Berater",
+    "Beraterin",
+    "Gibt es hier auch Menschen?",
+    "eine echte Person bitte",
+    "Kann ich mit jemandem persönlich sprechen?",
+    "Ich möchte mit jemandem reden",
+    "talk to a human please",
+    "humans?",
+    "agent",
+    "AGENTS please",
+    "I want to speak to someone",
+    "Can I talk to somebody real?",
+    "a real person please",
+    "live agent",
+    "Is there no human I can talk to?",
+    "Gibt es keinen Menschen, mit dem ich reden kann?",
+])
+def test_request_for_a_person_is_recognised(text: str) -> None:
+    assert asks_for_human(text, WORDS)
+
+
+@pytest.mark.parametrize("text", [
+    "Mitarbieter bitte",  # swapped letters
+    "Mitarbeter",  # dropped letter
+    "Mensh bitte",
+    "Menssch!",
+    "Berarter",
+    "Kundenberarter",
+    "Mitarbeíter",  # accent typed by mistake
+])
+def test_one_typo_in_a_long_word_is_tolerated(text: str) -> None:
+    assert asks_for_human(text, WORDS)
+
+
+@pytest.mark.parametrize("text", [
+    "Welche Agentur betreut Ihre Werbung?",
+    "The prices are humane",
+    "Wir spielen Mensch ärgere dich nicht",
+    "Mensch ärgere Dich nicht ist ein Spiel",
+    "Mensch, das klappt ja gar nicht",
+    "Kein Mensch versteht diese Rechnung",
+    "No human would understand this invoice",
+    "Tisch für 4 Personen",
+    "The price is 20 euros per person",
+    "someone stole my card",
+    "Ihr Mitarbeiter hat mir gestern gesagt, dass es geht",
+    "Your agent told me it would be fixed",
+    "Können Sie mich beraten, welcher Tarif passt?",
+    "Mein Perso ist abgelaufen",
+    "Menschenrechte sind wichtig",
+    "My browser user agent is Firefox",
+    "It was a human error on my side",
+    "Unmensch",
+    "Personalabteilung",
+    "Ich habe eine Frage zu meiner Rechnung",
+    "",
+    "   ",
+])
+def test_non_requests_do_not_escalate(text: str) -> None:
+    assert not asks_for_human(text, WORDS)
+
+
+def test_short_words_get_no_typo_tolerance() -> None:
+    # "agent" and "human" are too short to guess at: "agnet" is not matched.
+    assert not asks_for_human("agnet", WORDS)
+    assert not asks_for_human("humna", WORDS)
+
+
+def test_configured_words_replace_the_defaults() -> None:
+    assert asks_for_human("Ansprechpartner bitte", ["ansprechpartner"])
+    assert asks_for_human("Ansprechpartnerin bitte", ["Ansprechpartner"])
+    assert not asks_for_human("Ansprechpartner bitte", DEFAULT_REQUEST_WORDS)
+    assert not asks_for_human("Mitarbeiter bitte", ["ansprechpartner"])
+
+
+def test_configured_phrase_matches_as_a_phrase() -> None:
+    assert asks_for_human("Ich will den Kundendienst anrufen", ["kundendienst anrufen"])
+    assert not asks_for_human("Kundendienst", ["kundendienst anrufen"])
+
+
+def test_fold_handles_umlauts_sharp_s_and_case() -> None:
+    assert fold("MÄNNER Straße Über") == "maenner strasse ueber"
+    assert fold("Café") == "cafe"
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    ("mitarbeiter", "mitarbieter", True),
+    ("mitarbeiter", "mitarbeter", True),
+    ("mitarbeiter", "mitarbeiterr", True),
+    ("mitarbeiter", "mitarbeitxr", True),
+    ("mitarbeiter", "mtiarbieter", False),
+    ("mensch", "mensch", True),
+    ("mensch", "wunsch", False),
+])
+def test_within_one_edit(a: str, b: str, expected: bool) -> None:
+    assert within_one_edit(a, b) is expected
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_asks_for_human_never_crashes_on_any_text(text: str) -> None:
+    assert asks_for_human(text, WORDS) in (True, False)
+
+
+@given(st.text(max_size=200), st.lists(st.text(max_size=80), max_size=5))
+@settings(max_examples=200, deadline=None)
+def test_frustration_score_is_within_bounds(text: str, history: list[str]) -> None:
+    signal = frustration_score(text, history)
+    assert 0.0 <= signal.score <= 1.0
+
+
+@pytest.mark.parametrize("text", [
+    "Es funktioniert IMMER NOCH NICHT!!!",
+    "Still not working, this is ridiculous.",
+    "Scheiße, schon wieder kein Internet",
+    "This bot is useless",
+    "Das ist eine Frechheit!",
+    "Wie oft soll ich das noch sagen?",
+    "WHY IS MY INTERNET DOWN AGAIN",
+])
+def test_frustrated_messages_reach_the_threshold(text: str) -> None:
+    signal = frustration_score(text, [])
+    assert signal.exceeds(THRESHOLD), signal
+
+
+@pytest.mark.parametrize("text", [
+    "DANKE!",
+    "VIELEN DANK, ES FUNKTIONIERT WIEDER!!!",
+    "THANK YOU SO MUCH!!!",
+    "Leider funktioniert es immer noch nicht. Könnten Sie bitte nachsehen?",
+    "Unfortunately it is still not working, could you please take a look?",
+    "Mist, vertippt. Die Nummer ist 44812.",
+    "Kein Problem, ich warte gerne.",
+    "Not bad, but is there a cheaper plan?",
+    "Bitte kündigen Sie meinen Zusatzvertrag zum Monatsende.",
+    "Mein DSL und WLAN gehen nicht",
+])
+def test_polite_complaints_and_happy_shouting_stay_below_threshold(text: str) -> None:
+    signal = frustration_score(text, [])
+    assert not signal.exceeds(THRESHOLD), signal
+
+
+def test_repeated_question_counts_as_frustration() -> None:
+    history = ["Wann kommt mein Techniker?", "Hallo"]
+    signal = frustration_score("wann kommt mein techniker", history)
+    assert "repeated_question" in signal.reasons
+    assert signal.exceeds(THRESHOLD)
+    assert "repeated_question" not in frustration_score("wann kommt mein techniker", []).reasons
+
+
+def test_short_repeated_answers_are_not_repeated_questions() -> None:
+    assert "repeated_question" not in frustration_score("Ja", ["Ja", "Ja"]).reasons
+
+
+def test_only_recent_history_counts_as_a_repeat() -> None:
+    old = ["Wann kommt mein Techniker?"] + [f"Nachricht Nummer {i} über etwas anderes" for i in range(6)]
+    assert "repeated_question" not in frustration_score("Wann kommt mein Techniker?", old).reasons
+
+
+def test_reasons_name_the_cues() -> None:
+    signal = frustration_score("Still not working!!!", [])
+    assert any(r.startswith("persistence") for r in signal.reasons)
+    assert "punctuation" in signal.reasons
+
+
+def test_empty_message_is_not_frustrated() -> None:
+    assert frustration_score("", ["x"]) == FrustrationSignal(0.0)
+
+
+def test_labelled_set_is_large_balanced_and_bilingual() -> None:
+    items = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(items) >= 200
+    assert {i["lang"] for i in items} == {"de", "en"}
+    for lang in ("de", "en"):
+        subset = [i for i in items if i["lang"] == lang]
+        share = sum(i["frustrated"] for i in subset) / len(subset)
+        assert 0.4 <= share <= 0.6
+    assert all(isinstance(i["text"], str) and isinstance(i["frustrated"], bool) for i in items)
+
+
+def test_scorer_beats_a_floor_on_the_held_out_split() -> None:
+    """Guards against regressions; the real figures come from bench/frustration_eval.py."""
+    items = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    test = [it for i, it in enumerate(items) if i % 3 == 2]
+    predicted = [frustration_score(it["text"], it.get("history", [])).exceeds(THRESHOLD) for it in test]
+    tp = sum(p and it["frustrated"] for p, it in zip(predicted, test, strict=True))
+    fp = sum(p and not it["frustrated"] for p, it in zip(predicted, test, strict=True))
+    fn = sum(not p and it["frustrated"] for p, it in zip(predicted, test, strict=True))
+    assert tp / (tp + fp) >= 0.9
+    assert tp / (tp + fn) >= 0.65

@@ -1,0 +1,130 @@
+"""The whole path on the embedded default: web chat socket → ingest → turn → SQLite → reply."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.support.engines import EchoEngine
+from tests.support.farm import running_farm
+
+BOTS = {"demo": {"project": str(Path(__file__).resolve().parents[2] / "config" / "demo"),
+                 "channels": {"webchat": {}}}}
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await ws.receive_json()
+            if frame["type"] == kind:
+                return frame
+
+
+async def hello(session: aiohttp.ClientSession, url: str, sid: str | None = None) -> tuple[Any, str, dict[str, Any]]:
+    ws = await session.ws_connect(f"{url}/chat/demo/ws")
+    await ws.send_json({"type": "hello", "session": sid})
+    welcome = await receive(ws, "welcome")
+    history = await receive(ws, "history")
+    return ws, welcome["session"], history
+
+
+@pytest.fixture
+def engine() -> EchoEngine:
+    return EchoEngine()
+
+
+async def test_message_gets_a_reply_and_is_in_the_transcript(tmp_path: Path, engine: EchoEngine) -> None:
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": engine}) as farm, aiohttp.ClientSession() as http:
+        ws, _, history = await hello(http, farm.url)
+        assert history["messages"] == []
+        await ws.send_json({"type": "message", "id": "m1", "text": "Hallo"})
+        assert (await receive(ws, "ack"))["id"] == "m1"
+        reply = await receive(ws, "message")
+        assert reply["text"] == "echo: Hallo" and reply["role"] == "bot"
+        await ws.close()
+
+
+async def test_same_platform_message_id_twice_makes_one_transcript_entry(tmp_path: Path, engine: EchoEngine) -> None:
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": engine}) as farm, aiohttp.ClientSession() as http:
+        ws, sid, _ = await hello(http, farm.url)
+        for _ in range(2):
+            await ws.send_json({"type": "message", "id": "same-id", "text": "only once"})
+            await receive(ws, "ack")
+        await farm.farm.settle()
+        await ws.send_json({"type": "history"})
+        history = await receive(ws, "history")
+        texts = [m["text"] for m in history["messages"]]
+        assert texts == ["only once", "echo: only once"]
+        assert engine.seen == ["only once"]
+        await ws.close()
+
+
+async def test_restart_keeps_conversation_and_transcript(tmp_path: Path) -> None:
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm, \
+            aiohttp.ClientSession() as http:
+        ws, sid, _ = await hello(http, farm.url)
+        await ws.send_json({"type": "message", "id": "a", "text": "before restart"})
+        await receive(ws, "message")
+        await ws.close()
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm, \
+            aiohttp.ClientSession() as http:
+        ws, same_sid, history = await hello(http, farm.url, sid)
+        assert same_sid == sid
+        assert [m["text"] for m in history["messages"]] == ["before restart", "echo: before restart"]
+        await ws.close()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "bad_json"),
+        ("[1, 2]", "bad_frame"),
+        (json.dumps({"type": "message", "id": "x", "text": "a" * 5000}), "bad_message"),
+        (json.dumps({"type": "message", "id": "x", "text": 42}), "bad_message"),
+        (json.dumps({"type": "message", "id": "../../etc", "text": "hi"}), "bad_message"),
+        (json.dumps({"type": "teleport"}), "unknown_type"),
+        ("x" * 20_000, "too_large"),
+    ],
+)
+async def test_malformed_frames_get_an_error_frame_and_the_server_keeps_serving(
+    tmp_path: Path, frame: str, code: str
+) -> None:
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm, \
+            aiohttp.ClientSession() as http:
+        ws, _, _ = await hello(http, farm.url)
+        await ws.send_str(frame)
+        error = await receive(ws, "error")
+        assert error["code"] == code and error["message"]
+        await ws.send_json({"type": "message", "id": "after", "text": "still there?"})
+        assert (await receive(ws, "message"))["text"] == "echo: still there?"
+        await ws.close()
+        async with http.get(f"{farm.url}/healthz") as response:
+            assert response.status == 200
+
+
+def inbound_count(metrics_text: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith('switchboard_inbound_messages_total{bot="demo",channel="webchat"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_health_ready_and_metrics(tmp_path: Path) -> None:
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm, \
+            aiohttp.ClientSession() as http:
+        async with http.get(f"{farm.url}/metrics") as response:
+            before = inbound_count(await response.text())
+        ws, _, _ = await hello(http, farm.url)
+        await ws.send_json({"type": "message", "id": "m", "text": "count me"})
+        await receive(ws, "message")
+        await ws.close()
+        async with http.get(f"{farm.url}/readyz") as response:
+            assert response.status == 200
+        async with http.get(f"{farm.url}/metrics") as response:
+            body = await response.text()
+        assert inbound_count(body) == before + 1

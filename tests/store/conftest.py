@@ -1,0 +1,34 @@
+"""Fixtures of the store tests: ``store`` runs every contract test on SQLite and on MongoDB."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from core.store.base import Store
+from tests.store.mongo_server import mongo_database, mongo_url  # noqa: F401  (fixtures)
+
+
+def _sqlite(path: Path) -> Store:
+    from core.store.sqlite import SQLiteStore
+
+    return SQLiteStore(str(path / "switchboard.db"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mongodb", marks=pytest.mark.mongo)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An opened, empty store of each implementation."""
+    if request.param == "sqlite":
+        instance = _sqlite(tmp_path)
+    else:
+        from core.store.mongo import MongoStore
+
+        url = request.getfixturevalue("mongo_url")
+        instance = MongoStore(url, database=request.getfixturevalue("mongo_database"))
+    await instance.open()
+    try:
+        yield instance
+    finally:
+        await instance.close()

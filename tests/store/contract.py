@@ -1,0 +1,784 @@
+"""`StoreContract`: the conformance suite every `Store` implementation passes.
+
+Subclass it in a test module and provide an async ``store`` fixture that yields an
+opened, empty store::
+
+    class TestMyStore(StoreContract):
+        @pytest.fixture
+        async def store(self, tmp_path):
+            s = MyStore(...); await s.open(); yield s; await s.close()
+
+Tests that race use ``asyncio.gather`` on one store; the MongoDB-specific tests in
+``tests/store/test_mongo_store.py`` add races between separate clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from core.errors import ConcurrencyConflict, NotFound, StoreError
+from core.model import (
+    Attachment,
+    Author,
+    Button,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Event,
+    Identity,
+    Inbound,
+    Outbound,
+    utcnow,
+)
+from core.store.base import AuditEntry, OutboxState, Store
+
+BOT = "acme"
+OTHER_BOT = "globex"
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def identity(user: str = "u1", channel: str = "telegram") -> Identity:
+    return Identity(channel=channel, channel_user_id=user, chat_id=f"chat-{user}")
+
+
+def inbound(n: int, *, user: str = "u1", channel: str = "telegram", bot: str = BOT, text: str | None = None) -> Inbound:
+    return Inbound(
+        bot=bot,
+        channel=channel,
+        channel_user_id=user,
+        chat_id=f"chat-{user}",
+        platform_message_id=f"{channel}:{user}:{n}",
+        text=f"message {n}" if text is None else text,
+        timestamp=T0 + timedelta(seconds=n),
+    )
+
+
+def event(n: int, text: str | None = None, *, kind: str = "user", at: datetime | None = None) -> Event:
+    return Event(
+        type=kind,
+        data={"text": text if text is not None else f"text {n}", "n": n},
+        channel="telegram",
+        timestamp=at or T0 + timedelta(seconds=n),
+    )
+
+
+def outbound(conv: Conversation, text: str, **kwargs: Any) -> Outbound:
+    return Outbound(conversation_id=conv.id, bot=conv.bot, channel="telegram", chat_id="chat-u1", text=text, **kwargs)
+
+
+async def contact_and_conversation(
+    store: Store, user: str = "u1", bot: str = BOT, channel: str = "telegram"
+) -> tuple[Contact, Conversation]:
+    contact = await store.resolve_contact(bot, identity(user, channel))
+    return contact, await store.conversation_for(bot, contact.id)
+
+
+async def queue(store: Store, conv: Conversation, *texts: str) -> list[Outbound]:
+    """Queue outbound messages for ``conv`` in order (outside a turn)."""
+    items = [outbound(conv, t) for t in texts]
+    await store.append_events(conv.id, [], items)
+    return items
+
+
+class StoreContract:
+    """Behaviour every `Store` must show; test methods need an async ``store`` fixture."""
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def test_open_twice_is_harmless_and_ping_answers(self, store: Store) -> None:
+        await store.open()
+        await store.ping()
+
+    # -- contacts ------------------------------------------------------------------
+    async def test_resolve_contact_creates_a_contact_with_the_identity(self, store: Store) -> None:
+        contact = await store.resolve_contact(BOT, identity("u1"), display_name="Ada")
+        assert contact.bot == BOT
+        assert contact.identities == (identity("u1"),)
+        assert contact.display_name == "Ada"
+        assert contact.last_channel == "telegram"
+        assert contact.created_at.tzinfo is not None
+        assert await store.get_contact(contact.id) == contact
+
+    async def test_resolve_contact_is_idempotent_for_one_identity(self, store: Store) -> None:
+        first = await store.resolve_contact(BOT, identity("u1"))
+        second = await store.resolve_contact(BOT, identity("u1"), display_name="Ada")
+        assert second.id == first.id
+        assert second.identities == (identity("u1"),)
+        assert second.display_name == "Ada"  # filled in because it was missing
+
+    async def test_resolve_contact_updates_the_chat_of_a_known_identity(self, store: Store) -> None:
+        first = await store.resolve_contact(BOT, identity("u1"))
+        moved = Identity("telegram", "u1", "chat-new")
+        again = await store.resolve_contact(BOT, moved)
+        assert again.id == first.id
+        assert again.identity("telegram") == moved
+
+    async def test_different_identities_are_different_contacts(self, store: Store) -> None:
+        a = await store.resolve_contact(BOT, identity("u1"))
+        b = await store.resolve_contact(BOT, identity("u2"))
+        c = await store.resolve_contact(BOT, identity("u1", channel="whatsapp"))
+        assert len({a.id, b.id, c.id}) == 3
+
+    async def test_concurrent_resolves_of_a_new_identity_make_one_contact(self, store: Store) -> None:
+        contacts = await asyncio.gather(*(store.resolve_contact(BOT, identity("u1")) for _ in range(6)))
+        assert len({c.id for c in contacts}) == 1
+        assert await store.find_contacts(BOT, identity=identity("u1")) == [await store.get_contact(contacts[0].id)]
+
+    async def test_resolve_contact_marks_the_channel_used_last(self, store: Store) -> None:
+        contact = await store.resolve_contact(BOT, identity("u1"))
+        web = Identity("webchat", "session-1", "session-1")
+        await store.save_contact(Contact(
+            id=contact.id, bot=BOT, identities=contact.identities + (web,), created_at=contact.created_at,
+            last_channel="telegram",
+        ))
+        resolved = await store.resolve_contact(BOT, web)
+        assert resolved.id == contact.id
+        assert resolved.last_channel == "webchat"
+        assert resolved.reply_identity() == web
+
+    async def test_get_contact_of_unknown_id_is_none(self, store: Store) -> None:
+        assert await store.get_contact("ct_missing") is None
+
+    async def test_save_contact_stores_every_field(self, store: Store) -> None:
+        contact = await store.resolve_contact(BOT, identity("u1"))
+        changed = Contact(
+            id=contact.id,
+            bot=BOT,
+            identities=(identity("u1"), Identity("whatsapp", "4915112345678", "4915112345678")),
+            display_name="Ada Lovelace",
+            phone="4915112345678",
+            last_agent="agent-7",
+            last_channel="whatsapp",
+            consent=False,
+            deleted=False,
+            created_at=contact.created_at,
+        )
+        await store.save_contact(changed)
+        assert await store.get_contact(contact.id) == changed
+        again = await store.resolve_contact(BOT, Identity("whatsapp", "4915112345678", "4915112345678"))
+        assert again.id == contact.id
+
+    async def test_save_contact_can_remove_an_identity(self, store: Store) -> None:
+        contact = await store.resolve_contact(BOT, identity("u1"))
+        await store.save_contact(Contact(id=contact.id, bot=BOT, identities=(), created_at=contact.created_at))
+        assert (await store.get_contact(contact.id)).identities == ()  # type: ignore[union-attr]
+        fresh = await store.resolve_contact(BOT, identity("u1"))
+        assert fresh.id != contact.id
+
+    async def test_find_contacts_by_verified_phone(self, store: Store) -> None:
+        contact = await store.resolve_contact(BOT, identity("u1"))
+        await store.resolve_contact(BOT, identity("u2"))
+        await store.save_contact(Contact(
+            id=contact.id, bot=BOT, identities=contact.identities, phone="4915112345678", created_at=contact.created_at,
+        ))
+        found = await store.find_contacts(BOT, phone="4915112345678")
+        assert [c.id for c in found] == [contact.id]
+        assert await store.find_contacts(BOT, phone="4900000000") == []
+
+    async def test_find_contacts_by_identity(self, store: Store) -> None:
+        contact = await store.resolve_contact(BOT, identity("u1"))
+        assert [c.id for c in await store.find_contacts(BOT, identity=identity("u1"))] == [contact.id]
+        assert await store.find_contacts(BOT, identity=identity("nobody")) == []
+
+    # -- merging -------------------------------------------------------------------
+    async def test_merge_moves_identities_and_removes_the_dropped_contact(self, store: Store) -> None:
+        keep = await store.resolve_contact(BOT, identity("u1"))
+        drop = await store.resolve_contact(BOT, Identity("whatsapp", "4915112345678", "4915112345678"))
+        await store.save_contact(Contact(
+            id=drop.id, bot=BOT, identities=drop.identities, phone="4915112345678", created_at=drop.created_at,
+        ))
+        merged = await store.merge_contacts(keep.id, drop.id)
+        assert merged.id == keep.id
+        assert {i.channel for i in merged.identities} == {"telegram", "whatsapp"}
+        assert merged.phone == "4915112345678"
+        assert await store.get_contact(drop.id) is None
+        resolved = await store.resolve_contact(BOT, Identity("whatsapp", "4915112345678", "4915112345678"))
+        assert resolved.id == keep.id
+
+    async def test_merge_interleaves_both_transcripts_in_time_order(self, store: Store) -> None:
+        keep, keep_conv = await contact_and_conversation(store, "u1")
+        drop, drop_conv = await contact_and_conversation(store, "u2", channel="whatsapp")
+        await store.append_events(keep_conv.id, [event(1, "k1"), event(3, "k3")])
+        await store.append_events(drop_conv.id, [event(2, "d2"), event(4, "d4")])
+        await store.merge_contacts(keep.id, drop.id)
+        merged = await store.transcript(keep_conv.id)
+        assert [e.data["text"] for e in merged] == ["k1", "d2", "k3", "d4"]
+        assert [e.seq for e in merged] == [1, 2, 3, 4]
+        assert await store.get_conversation(drop_conv.id) is None
+        assert await store.transcript(drop_conv.id) == []
+        assert await store.count_conversations(BOT) == 1
+        # new events continue after the merged ones
+        appended = await store.append_events(keep_conv.id, [event(5, "k5")])
+        assert appended[0].seq == 5
+
+    async def test_merge_moves_the_pending_inbox(self, store: Store) -> None:
+        keep, keep_conv = await contact_and_conversation(store, "u1")
+        drop, drop_conv = await contact_and_conversation(store, "u2")
+        assert await store.ingest(drop_conv.id, inbound(1, user="u2"))
+        await store.merge_contacts(keep.id, drop.id)
+        pending = await store.pending_inbox(keep_conv.id)
+        assert [p.inbound.platform_message_id for p in pending] == ["telegram:u2:1"]
+        assert await store.conversations_with_pending_inbox() == [keep_conv.id]
+
+    async def test_merge_into_a_contact_without_conversation_keeps_the_transcript(self, store: Store) -> None:
+        keep = await store.resolve_contact(BOT, identity("u1"))
+        drop, drop_conv = await contact_and_conversation(store, "u2")
+        await store.append_events(drop_conv.id, [event(1, "hello")])
+        await store.merge_contacts(keep.id, drop.id)
+        conv = await store.conversation_for(BOT, keep.id)
+        assert [e.data["text"] for e in await store.transcript(conv.id)] == ["hello"]
+        assert await store.count_conversations(BOT) == 1
+
+    async def test_merge_of_an_unknown_contact_raises_not_found(self, store: Store) -> None:
+        keep = await store.resolve_contact(BOT, identity("u1"))
+        with pytest.raises(NotFound):
+            await store.merge_contacts(keep.id, "ct_missing")
+
+    # -- conversations -------------------------------------------------------------
+    async def test_conversation_for_creates_once_and_returns_the_same(self, store: Store) -> None:
+        contact = await store.resolve_contact(BOT, identity("u1"))
+        first = await store.conversation_for(BOT, contact.id)
+        second = await store.conversation_for(BOT, contact.id)
+        assert first == second
+        assert first.status is ConversationStatus.BOT
+        assert first.version == 0
+        assert first.contact_id == contact.id and first.bot == BOT
+        assert await store.get_conversation(first.id) == first
+
+    async def test_concurrent_conversation_for_creates_one(self, store: Store) -> None:
+        contact = await store.resolve_contact(BOT, identity("u1"))
+        convs = await asyncio.gather(*(store.conversation_for(BOT, contact.id) for _ in range(6)))
+        assert len({c.id for c in convs}) == 1
+        assert await store.count_conversations(BOT) == 1
+
+    async def test_get_conversation_of_unknown_id_is_none(self, store: Store) -> None:
+        assert await store.get_conversation("conv_missing") is None
+
+    async def test_save_conversation_stores_fields_and_increments_version(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        changed = conv.evolve(
+            status=ConversationStatus.AGENT, assigned_agent="agent-7", desk_thread="C1/1700000000.0001",
+            language="de", slots={"order": {"id": 42, "items": ["a", "b"]}, "vip": True}, active_form="order_form",
+            handoff_reason="asked for a person",
+        )
+        saved = await store.save_conversation(changed)
+        assert saved.version == conv.version + 1
+        assert saved.updated_at >= conv.updated_at
+        stored = await store.get_conversation(conv.id)
+        assert stored == saved
+        assert stored is not None and stored.slots == {"order": {"id": 42, "items": ["a", "b"]}, "vip": True}
+
+    async def test_save_with_a_stale_version_raises_concurrency_conflict(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.save_conversation(conv.evolve(language="en"))
+        with pytest.raises(ConcurrencyConflict):
+            await store.save_conversation(conv.evolve(language="fr"))
+        stored = await store.get_conversation(conv.id)
+        assert stored is not None and stored.language == "en" and stored.version == 1
+
+    async def test_concurrent_saves_of_one_version_let_exactly_one_win(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        results = await asyncio.gather(
+            *(store.save_conversation(conv.evolve(language=lang)) for lang in ("de", "fr", "es", "it")),
+            return_exceptions=True,
+        )
+        winners = [r for r in results if isinstance(r, Conversation)]
+        assert len(winners) == 1
+        assert all(isinstance(r, ConcurrencyConflict) for r in results if not isinstance(r, Conversation))
+        assert await store.get_conversation(conv.id) == winners[0]
+
+    async def test_find_conversation_by_desk_thread(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        saved = await store.save_conversation(conv.evolve(desk_thread="C1/123.456"))
+        assert await store.find_conversation_by_thread(BOT, "C1/123.456") == saved
+        assert await store.find_conversation_by_thread(BOT, "C1/999") is None
+        assert await store.find_conversation_by_thread(OTHER_BOT, "C1/123.456") is None
+
+    async def test_list_conversations_most_recently_updated_first(self, store: Store) -> None:
+        convs = [(await contact_and_conversation(store, f"u{i}"))[1] for i in range(3)]
+        for conv in (convs[1], convs[0], convs[2]):
+            await asyncio.sleep(0.002)
+            await store.save_conversation(conv.evolve(language="en"))
+        listed = await store.list_conversations(BOT)
+        assert [c.id for c in listed] == [convs[2].id, convs[0].id, convs[1].id]
+        assert [c.id for c in await store.list_conversations(BOT, limit=2)] == [convs[2].id, convs[0].id]
+
+    async def test_list_conversations_filters_by_status(self, store: Store) -> None:
+        _, a = await contact_and_conversation(store, "u1")
+        _, b = await contact_and_conversation(store, "u2")
+        _, c = await contact_and_conversation(store, "u3")
+        await store.save_conversation(a.evolve(status=ConversationStatus.WAITING))
+        await store.save_conversation(b.evolve(status=ConversationStatus.AGENT))
+        waiting = await store.list_conversations(BOT, statuses=[ConversationStatus.WAITING])
+        assert [x.id for x in waiting] == [a.id]
+        handed = await store.list_conversations(BOT, statuses=[ConversationStatus.WAITING, ConversationStatus.AGENT])
+        assert {x.id for x in handed} == {a.id, b.id}
+        assert {x.id for x in await store.list_conversations()} == {a.id, b.id, c.id}
+
+    async def test_count_conversations_per_bot_and_in_total(self, store: Store) -> None:
+        await contact_and_conversation(store, "u1")
+        await contact_and_conversation(store, "u2")
+        await contact_and_conversation(store, "u1", bot=OTHER_BOT)
+        assert await store.count_conversations(BOT) == 2
+        assert await store.count_conversations(OTHER_BOT) == 1
+        assert await store.count_conversations() == 3
+
+    # -- inbox ---------------------------------------------------------------------
+    async def test_ingest_accepts_a_message_once(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        assert await store.ingest(conv.id, inbound(1)) is True
+        assert await store.ingest(conv.id, inbound(1, text="resent by the platform")) is False
+        pending = await store.pending_inbox(conv.id)
+        assert [p.inbound.text for p in pending] == ["message 1"]
+
+    async def test_concurrent_duplicates_are_ingested_exactly_once(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        results = await asyncio.gather(*(store.ingest(conv.id, inbound(1)) for _ in range(8)))
+        assert results.count(True) == 1
+        assert len(await store.pending_inbox(conv.id)) == 1
+
+    async def test_same_platform_id_on_another_channel_is_another_message(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        first = inbound(1)
+        other = replace(first, channel="whatsapp")
+        assert await store.ingest(conv.id, first)
+        assert await store.ingest(conv.id, other)
+        assert len(await store.pending_inbox(conv.id)) == 2
+
+    async def test_pending_inbox_round_trips_the_message(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        message = Inbound(
+            bot=BOT, channel="telegram", channel_user_id="u1", chat_id="chat-u1", platform_message_id="telegram:1",
+            text="Grüße 👋", button_payload="/greet", attachments=(Attachment("image", url="https://x/y.png",
+                                                                             mime_type="image/png", caption="c"),),
+            shared_phone="4915112345678", display_name="Ada", language_hint="de", timestamp=T0, edited=True,
+        )
+        before = utcnow()
+        assert await store.ingest(conv.id, message)
+        (item,) = await store.pending_inbox(conv.id)
+        assert item.inbound == message
+        assert item.conversation_id == conv.id
+        assert isinstance(item.id, int)
+        assert item.received_at >= before - timedelta(seconds=1)
+
+    async def test_pending_inbox_is_oldest_first_and_limited(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        for n in range(5):
+            await store.ingest(conv.id, inbound(n))
+        pending = await store.pending_inbox(conv.id)
+        assert [p.inbound.text for p in pending] == [f"message {n}" for n in range(5)]
+        assert [p.id for p in pending] == sorted(p.id for p in pending)
+        assert [p.inbound.text for p in await store.pending_inbox(conv.id, limit=2)] == ["message 0", "message 1"]
+
+    async def test_conversations_with_pending_inbox_oldest_item_first(self, store: Store) -> None:
+        _, a = await contact_and_conversation(store, "u1")
+        _, b = await contact_and_conversation(store, "u2")
+        _, c = await contact_and_conversation(store, "u3")
+        await store.ingest(b.id, inbound(1, user="u2"))
+        await store.ingest(a.id, inbound(2, user="u1"))
+        await store.ingest(b.id, inbound(3, user="u2"))
+        assert await store.conversations_with_pending_inbox() == [b.id, a.id]
+        assert await store.conversations_with_pending_inbox(limit=1) == [b.id]
+        (item,) = await store.pending_inbox(a.id)
+        await store.commit_turn(a, inbox_ids=[item.id])
+        assert await store.conversations_with_pending_inbox() == [b.id]
+        assert c.id not in await store.conversations_with_pending_inbox()
+
+    # -- turns and transcript --------------------------------------------------------
+    async def test_commit_turn_saves_marks_appends_and_queues_together(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        await store.ingest(conv.id, inbound(2))
+        items = await store.pending_inbox(conv.id)
+        reply = outbound(conv, "Hi!")
+        saved = await store.commit_turn(
+            conv.evolve(language="en", slots={"greeted": True}),
+            inbox_ids=[i.id for i in items],
+            events=[event(1, "message 1"), event(2, "Hi!", kind="bot")],
+            outbound=[reply],
+        )
+        assert saved.version == 1 and saved.slots == {"greeted": True}
+        assert await store.get_conversation(conv.id) == saved
+        assert await store.pending_inbox(conv.id) == []
+        transcript = await store.transcript(conv.id)
+        assert [(e.seq, e.type, e.data["text"]) for e in transcript] == [(1, "user", "message 1"), (2, "bot", "Hi!")]
+        queued = await store.get_outbox_item(reply.id)
+        assert queued is not None and queued.state is OutboxState.PENDING and queued.outbound == reply
+
+    async def test_commit_turn_with_a_stale_version_writes_nothing(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        (item,) = await store.pending_inbox(conv.id)
+        await store.save_conversation(conv.evolve(language="de"))  # someone else moved on
+        reply = outbound(conv, "stale reply")
+        with pytest.raises(ConcurrencyConflict):
+            await store.commit_turn(
+                conv.evolve(language="fr"), inbox_ids=[item.id], events=[event(1)], outbound=[reply]
+            )
+        assert await store.transcript(conv.id) == []
+        assert await store.get_outbox_item(reply.id) is None
+        assert sum((await store.outbox_counts()).values()) == 0
+        assert [p.id for p in await store.pending_inbox(conv.id)] == [item.id]
+        stored = await store.get_conversation(conv.id)
+        assert stored is not None and stored.language == "de" and stored.version == 1
+
+    async def test_concurrent_commits_of_one_version_commit_exactly_one_turn(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        (item,) = await store.pending_inbox(conv.id)
+        replies = [outbound(conv, f"reply {n}") for n in range(3)]
+        results = await asyncio.gather(
+            *(store.commit_turn(conv, inbox_ids=[item.id], events=[event(n, f"turn {n}")], outbound=[replies[n]])
+              for n in range(3)),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(r, Conversation) for r in results) == 1
+        assert sum(isinstance(r, ConcurrencyConflict) for r in results) == 2
+        winner = next(n for n, r in enumerate(results) if isinstance(r, Conversation))
+        assert [e.data["text"] for e in await store.transcript(conv.id)] == [f"turn {winner}"]
+        assert [await store.get_outbox_item(r.id) is not None for r in replies] == [n == winner for n in range(3)]
+
+    async def test_append_events_numbers_after_the_last_seq_and_queues(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.commit_turn(conv, events=[event(1), event(2)])
+        note = outbound(conv, "agent says hi", author=Author(kind="agent", name="Grace", agent_id="a7"))
+        stored = await store.append_events(conv.id, [event(3, kind="note"), event(4, kind="agent")], [note])
+        assert [e.seq for e in stored] == [3, 4]
+        assert [e.type for e in stored] == ["note", "agent"]
+        assert (await store.get_outbox_item(note.id)) is not None
+
+    async def test_concurrent_appends_get_distinct_consecutive_seqs(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await asyncio.gather(*(store.append_events(conv.id, [event(n), event(n + 100)]) for n in range(6)))
+        seqs = [e.seq for e in await store.transcript(conv.id)]
+        assert seqs == list(range(1, 13))
+
+    async def test_transcript_round_trips_events(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        original = Event(
+            type="user",
+            data={"text": "Wo ist meine Bestellung?", "parse_data": {"intent": {"name": "order_status",
+                  "confidence": 0.93}, "entities": [{"entity": "order_id", "value": "A-17"}]}, "input_channel": "x"},
+            channel="whatsapp",
+            timestamp=T0,
+        )
+        await store.append_events(conv.id, [original])
+        (stored,) = await store.transcript(conv.id)
+        assert stored == Event(original.type, original.data, original.channel, original.timestamp, seq=1)
+        assert stored.timestamp.tzinfo is not None
+
+    async def test_transcript_after_seq_and_limit_keep_order(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.append_events(conv.id, [event(n) for n in range(1, 8)])
+        assert [e.seq for e in await store.transcript(conv.id)] == [1, 2, 3, 4, 5, 6, 7]
+        assert [e.seq for e in await store.transcript(conv.id, after_seq=4)] == [5, 6, 7]
+        assert [e.seq for e in await store.transcript(conv.id, limit=3)] == [5, 6, 7]
+        assert [e.seq for e in await store.transcript(conv.id, after_seq=2, limit=2)] == [6, 7]
+        assert await store.transcript(conv.id, after_seq=7) == []
+
+    # -- outbox ----------------------------------------------------------------------
+    async def test_outbox_item_round_trips_the_message(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        message = outbound(
+            conv, "Choose one", buttons=(Button("Yes", "/affirm"), Button("No", "/deny")),
+            attachments=(Attachment("document", url="https://x/f.pdf", name="f.pdf"),),
+            author=Author(kind="agent", name="Grace", agent_id="a7"), template="order_update", reply_to="telegram:5",
+        )
+        await store.append_events(conv.id, [], [message])
+        (claimed,) = await store.claim_outbox("sender-1", limit=10, lease_seconds=30)
+        assert claimed.outbound == message
+        assert claimed.state is OutboxState.PENDING and claimed.attempts == 0
+
+    async def test_claim_takes_one_item_per_conversation_in_order(self, store: Store) -> None:
+        _, a = await contact_and_conversation(store, "u1")
+        _, b = await contact_and_conversation(store, "u2")
+        a1, a2, a3 = await queue(store, a, "a1", "a2", "a3")
+        (b1,) = await queue(store, b, "b1")
+        first = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        assert {i.outbound.id for i in first} == {a1.id, b1.id}
+        assert await store.claim_outbox("s1", limit=10, lease_seconds=30) == []  # a2 waits for a1
+        await store.outbox_sent(a1.id, "telegram:100")
+        assert [i.outbound.id for i in await store.claim_outbox("s2", limit=10, lease_seconds=30)] == [a2.id]
+        await store.outbox_failed(a2.id, "blocked")
+        assert [i.outbound.id for i in await store.claim_outbox("s2", limit=10, lease_seconds=30)] == [a3.id]
+
+    async def test_claim_respects_limit(self, store: Store) -> None:
+        convs = [(await contact_and_conversation(store, f"u{i}"))[1] for i in range(4)]
+        for conv in convs:
+            await queue(store, conv, "hi")
+        assert len(await store.claim_outbox("s1", limit=3, lease_seconds=30)) == 3
+        assert len(await store.claim_outbox("s2", limit=3, lease_seconds=30)) == 1
+
+    async def test_claim_skips_items_that_are_not_due(self, store: Store) -> None:
+        _, a = await contact_and_conversation(store, "u1")
+        a1, a2 = await queue(store, a, "a1", "a2")
+        (claimed,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        await store.outbox_retry(claimed.outbound.id, utcnow() + timedelta(hours=1), "429 retry later")
+        assert await store.claim_outbox("s1", limit=10, lease_seconds=30) == []  # not due, and a2 must wait
+        await store.outbox_retry(a1.id, utcnow() - timedelta(seconds=1), "429 retry later")
+        again = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        assert [i.outbound.id for i in again] == [a1.id]
+        assert again[0].attempts == 2
+
+    async def test_leased_item_is_not_claimed_again(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await queue(store, conv, "hello")
+        assert len(await store.claim_outbox("s1", limit=10, lease_seconds=30)) == 1
+        assert await store.claim_outbox("s2", limit=10, lease_seconds=30) == []
+
+    async def test_expired_outbox_lease_makes_the_item_claimable_again(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        assert len(await store.claim_outbox("s1", limit=10, lease_seconds=0.2)) == 1
+        await asyncio.sleep(0.35)
+        reclaimed = await store.claim_outbox("s2", limit=10, lease_seconds=30)
+        assert [i.outbound.id for i in reclaimed] == [item.id]
+
+    async def test_two_senders_never_claim_the_same_item(self, store: Store) -> None:
+        convs = [(await contact_and_conversation(store, f"u{i}"))[1] for i in range(8)]
+        for conv in convs:
+            await queue(store, conv, "one", "two")
+        batches = await asyncio.gather(
+            *(store.claim_outbox(f"s{n}", limit=3, lease_seconds=30) for n in range(6))
+        )
+        ids = [i.outbound.id for batch in batches for i in batch]
+        assert len(ids) == len(set(ids)) == 8
+        assert {i.outbound.conversation_id for batch in batches for i in batch} == {c.id for c in convs}
+        assert all(i.outbound.text == "one" for batch in batches for i in batch)
+
+    async def test_outbox_retry_counts_the_attempt_and_keeps_it_pending(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        later = utcnow() + timedelta(seconds=30)
+        await store.outbox_retry(item.id, later, "x" * 2000)
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None
+        assert stored.state is OutboxState.PENDING and stored.attempts == 1
+        assert stored.not_before is not None and abs((stored.not_before - later).total_seconds()) < 0.01
+        assert stored.last_error is not None and stored.last_error.startswith("xxx") and len(stored.last_error) <= 2000
+
+    async def test_outbox_sent_records_the_platform_id_for_receipts(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        await store.outbox_sent(item.id, "telegram:777")
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and stored.state is OutboxState.SENT
+        assert stored.platform_message_id == "telegram:777"
+        found = await store.find_by_platform_message("telegram", "telegram:777")
+        assert found is not None and found.outbound.id == item.id
+        assert await store.find_by_platform_message("whatsapp", "telegram:777") is None
+        assert await store.find_by_platform_message("telegram", "telegram:778") is None
+
+    async def test_outbox_failed_is_final_and_keeps_the_error(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        await store.outbox_failed(item.id, "403 bot was blocked by the user")
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and stored.state is OutboxState.FAILED
+        assert stored.last_error == "403 bot was blocked by the user"
+        assert await store.claim_outbox("s1", limit=10, lease_seconds=30) == []
+
+    async def test_outbox_counts_by_state(self, store: Store) -> None:
+        convs = [(await contact_and_conversation(store, f"u{i}"))[1] for i in range(4)]
+        items = [(await queue(store, c, "hi"))[0] for c in convs]
+        await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        await store.outbox_sent(items[0].id, "telegram:1")
+        await store.outbox_sent(items[1].id, "telegram:2")
+        await store.outbox_failed(items[2].id, "bad request")
+        counts = await store.outbox_counts()
+        assert counts.get(OutboxState.SENT, 0) == 2
+        assert counts.get(OutboxState.FAILED, 0) == 1
+        assert counts.get(OutboxState.PENDING, 0) == 1
+
+    async def test_get_outbox_item_of_unknown_id_is_none(self, store: Store) -> None:
+        assert await store.get_outbox_item("out_missing") is None
+
+    # -- leases ------------------------------------------------------------------------
+    async def test_lease_is_exclusive_between_owners(self, store: Store) -> None:
+        assert await store.acquire_lease("telegram-poller:acme", "p1", 30)
+        assert not await store.acquire_lease("telegram-poller:acme", "p2", 30)
+        assert await store.acquire_lease("other-lease", "p2", 30)
+
+    async def test_owner_renews_its_lease(self, store: Store) -> None:
+        assert await store.acquire_lease("poller", "p1", 0.3)
+        await asyncio.sleep(0.2)
+        assert await store.acquire_lease("poller", "p1", 0.3)  # renewed until now + 0.3
+        await asyncio.sleep(0.2)
+        assert not await store.acquire_lease("poller", "p2", 30)
+
+    async def test_expired_lease_goes_to_another_owner(self, store: Store) -> None:
+        assert await store.acquire_lease("poller", "p1", 0.2)
+        await asyncio.sleep(0.35)
+        assert await store.acquire_lease("poller", "p2", 30)
+        assert not await store.acquire_lease("poller", "p1", 30)
+
+    async def test_release_frees_the_lease_only_for_its_owner(self, store: Store) -> None:
+        assert await store.acquire_lease("poller", "p1", 30)
+        await store.release_lease("poller", "p2")
+        assert not await store.acquire_lease("poller", "p2", 30)
+        await store.release_lease("poller", "p1")
+        assert await store.acquire_lease("poller", "p2", 30)
+
+    async def test_concurrent_acquires_have_one_winner(self, store: Store) -> None:
+        results = await asyncio.gather(*(store.acquire_lease("poller", f"p{n}", 30) for n in range(6)))
+        assert results.count(True) == 1
+
+    # -- remember and kv -----------------------------------------------------------------
+    async def test_remember_is_true_only_the_first_time(self, store: Store) -> None:
+        assert await store.remember("slack:event:Ev1", 60)
+        assert not await store.remember("slack:event:Ev1", 60)
+        assert await store.remember("slack:event:Ev2", 60)
+
+    async def test_remember_forgets_after_the_ttl(self, store: Store) -> None:
+        assert await store.remember("k", 0.2)
+        await asyncio.sleep(0.35)
+        assert await store.remember("k", 60)
+        assert not await store.remember("k", 60)
+
+    async def test_concurrent_remember_has_one_first(self, store: Store) -> None:
+        results = await asyncio.gather(*(store.remember("slack:event:Ev9", 60) for _ in range(6)))
+        assert results.count(True) == 1
+
+    @pytest.mark.parametrize(
+        "value", [{"offset": 17, "nested": {"a": [1, 2.5, None, True]}, "$weird.key": "x"}, [1, "two"], "text", 42, 0.5,
+                  False],
+    )
+    async def test_kv_round_trips_json_values(self, store: Store, value: Any) -> None:
+        await store.kv_set("telegram:offset:acme", value)
+        assert await store.kv_get("telegram:offset:acme") == value
+
+    async def test_kv_set_overwrites_and_delete_removes(self, store: Store) -> None:
+        assert await store.kv_get("missing") is None
+        await store.kv_set("k", {"v": 1})
+        await store.kv_set("k", {"v": 2})
+        assert await store.kv_get("k") == {"v": 2}
+        await store.kv_delete("k")
+        assert await store.kv_get("k") is None
+        await store.kv_delete("k")  # deleting twice is fine
+
+    async def test_kv_value_expires_after_its_ttl(self, store: Store) -> None:
+        await store.kv_set("short", "x", ttl_seconds=0.2)
+        await store.kv_set("long", "y", ttl_seconds=60)
+        assert await store.kv_get("short") == "x"
+        await asyncio.sleep(0.35)
+        assert await store.kv_get("short") is None
+        assert await store.kv_get("long") == "y"
+        await store.kv_set("short", "z")  # no ttl: kept
+        assert await store.kv_get("short") == "z"
+
+    # -- privacy ---------------------------------------------------------------------------
+    async def _personal_conversation(self, store: Store) -> tuple[Contact, Conversation]:
+        contact, conv = await contact_and_conversation(store, "u1")
+        await store.save_contact(Contact(
+            id=contact.id, bot=BOT, identities=contact.identities, display_name="Ada Lovelace",
+            phone="4915112345678", created_at=contact.created_at,
+        ))
+        await store.ingest(conv.id, inbound(1, text="my address is 12 Secret Lane"))
+        (item,) = await store.pending_inbox(conv.id)
+        reply = outbound(conv, "Thanks Ada, we ship to 12 Secret Lane")
+        await store.commit_turn(
+            conv.evolve(slots={"address": "12 Secret Lane"}), inbox_ids=[item.id],
+            events=[event(1, "my address is 12 Secret Lane"), event(2, "Thanks Ada, we ship to 12 Secret Lane",
+                                                                    kind="bot")],
+            outbound=[reply],
+        )
+        await store.ingest(conv.id, inbound(2, text="and call me on 4915112345678"))
+        return contact, conv
+
+    async def test_export_contact_holds_all_data_as_json(self, store: Store) -> None:
+        contact, conv = await self._personal_conversation(store)
+        exported = await store.export_contact(contact.id)
+        text = json.dumps(exported)  # JSON-serialisable
+        assert contact.id in text and conv.id in text
+        assert "Ada Lovelace" in text and "4915112345678" in text
+        assert "12 Secret Lane" in text
+        assert "chat-u1" in text  # the identity
+
+    async def test_export_of_an_unknown_contact_is_empty(self, store: Store) -> None:
+        assert await store.export_contact("ct_missing") == {}
+
+    async def test_forget_contact_erases_personal_text_and_keeps_counts(self, store: Store) -> None:
+        contact, conv = await self._personal_conversation(store)
+        events_before = len(await store.transcript(conv.id))
+        await store.forget_contact(contact.id)
+        assert await store.export_contact(contact.id) == {}
+        transcript = await store.transcript(conv.id)
+        assert len(transcript) == events_before
+        leftovers = json.dumps([e.data for e in transcript])
+        assert "Secret Lane" not in leftovers and "Ada" not in leftovers
+        for item in await store.pending_inbox(conv.id):
+            assert "4915112345678" not in item.inbound.text
+        stored_conv = await store.get_conversation(conv.id)
+        assert stored_conv is not None and "Secret Lane" not in json.dumps(stored_conv.slots)
+        remaining = await store.get_contact(contact.id)
+        assert remaining is None or (remaining.deleted and remaining.phone is None and remaining.display_name is None)
+        assert await store.find_contacts(BOT, phone="4915112345678") == []
+        assert await store.count_conversations(BOT) == 1
+        counts = await store.outbox_counts()
+        assert sum(counts.values()) == 1
+        newcomer = await store.resolve_contact(BOT, identity("u1"))
+        assert newcomer.id != contact.id
+
+    async def test_purge_transcripts_deletes_old_events_of_one_bot(self, store: Store) -> None:
+        _, a = await contact_and_conversation(store, "u1")
+        _, b = await contact_and_conversation(store, "u1", bot=OTHER_BOT)
+        old, new = T0 - timedelta(days=400), T0
+        await store.append_events(a.id, [event(1, at=old), event(2, at=old), event(3, at=new)])
+        await store.append_events(b.id, [event(1, at=old)])
+        assert await store.purge_transcripts(BOT, older_than=T0 - timedelta(days=365)) == 2
+        assert [e.seq for e in await store.transcript(a.id)] == [3]
+        assert len(await store.transcript(b.id)) == 1
+
+    async def test_audit_log_is_newest_first_and_per_bot(self, store: Store) -> None:
+        await store.audit(AuditEntry("agent:a7", "claim", "conv_1", {"note": "x"}, bot=BOT))
+        await store.audit(AuditEntry("admin", "forget", "ct_1", bot=OTHER_BOT))
+        await store.audit(AuditEntry("agent:a7", "close", "conv_1", at=T0, bot=BOT))
+        log_all = await store.audit_log()
+        assert [e.action for e in log_all] == ["close", "forget", "claim"]
+        mine = await store.audit_log(bot=BOT)
+        assert [e.action for e in mine] == ["close", "claim"]
+        assert mine[1].detail == {"note": "x"} and mine[1].actor == "agent:a7" and mine[1].target == "conv_1"
+        assert mine[0].at == T0
+        assert mine[1].at is not None and mine[1].at.tzinfo is not None
+        assert [e.action for e in await store.audit_log(limit=1)] == ["close"]
+
+    # -- tenants ---------------------------------------------------------------------------
+    async def test_one_identity_in_two_bots_is_two_contacts(self, store: Store) -> None:
+        a = await store.resolve_contact(BOT, identity("u1"))
+        b = await store.resolve_contact(OTHER_BOT, identity("u1"))
+        assert a.id != b.id
+        assert (await store.conversation_for(BOT, a.id)).id != (await store.conversation_for(OTHER_BOT, b.id)).id
+
+    async def test_queries_of_one_bot_do_not_see_another_bots_data(self, store: Store) -> None:
+        contact, conv = await contact_and_conversation(store, "u1", bot=BOT)
+        await store.save_contact(Contact(
+            id=contact.id, bot=BOT, identities=contact.identities, phone="4915112345678", created_at=contact.created_at,
+        ))
+        await store.save_conversation(conv.evolve(desk_thread="C1/1.1", status=ConversationStatus.WAITING))
+        assert await store.find_contacts(OTHER_BOT, phone="4915112345678") == []
+        assert await store.find_contacts(OTHER_BOT, identity=identity("u1")) == []
+        assert await store.list_conversations(OTHER_BOT) == []
+        assert await store.list_conversations(OTHER_BOT, statuses=[ConversationStatus.WAITING]) == []
+        assert await store.find_conversation_by_thread(OTHER_BOT, "C1/1.1") is None
+        assert await store.count_conversations(OTHER_BOT) == 0
+
+    async def test_same_platform_message_id_for_two_bots_is_two_messages(self, store: Store) -> None:
+        _, a = await contact_and_conversation(store, "u1", bot=BOT)
+        _, b = await contact_and_conversation(store, "u1", bot=OTHER_BOT)
+        assert await store.ingest(a.id, inbound(1, bot=BOT))
+        assert await store.ingest(b.id, inbound(1, bot=OTHER_BOT))
+
+    async def test_contacts_of_two_bots_cannot_be_merged(self, store: Store) -> None:
+        a = await store.resolve_contact(BOT, identity("u1"))
+        b = await store.resolve_contact(OTHER_BOT, identity("u2"))
+        with pytest.raises(StoreError):
+            await store.merge_contacts(a.id, b.id)
+        assert await store.get_contact(b.id) is not None
