@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.handoff.config import HandoffConfig  # noqa: E402
-from core.handoff.frustration import frustration_score  # noqa: E402
+from core.handoff.config import HandoffConfig
+from core.handoff.frustration import frustration_score
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, U
 from telegram import error as tg
 from telegram.constants import ChatAction
 from telegram.request import HTTPXRequest
-from telegram.warnings import PTBUserWarning
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from channels.base import AdapterConfig, AdapterContext, ChannelAdapter, Capabilities, Parsed, RateLimits, Route
 from core.errors import (
@@ -89,7 +89,9 @@ def map_telegram_error(exc: tg.TelegramError) -> ChannelError:
     """The one place where PTB exceptions become ``core.errors`` (order matters: subclasses first)."""
     message = str(exc)
     if isinstance(exc, tg.RetryAfter):
-        wait = exc.retry_after
+        with warnings.catch_warnings():  # int vs timedelta deprecation: we accept both
+            warnings.simplefilter("ignore", PTBDeprecationWarning)
+            wait = exc.retry_after
         seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
         return RateLimited(message, retry_after=seconds)
     if isinstance(exc, tg.Forbidden):

@@ -110,6 +110,7 @@ class Farm:
             routes.extend(channel.routes())
         routes.extend(self.extra_routes)
         self.app = build_app(store, routes, max_body_bytes=config.server.max_body_bytes)
+        self.app.on_shutdown.append(self._on_http_shutdown)
         for channel in self.channels.values():
             await channel.start()
             self._started.append(channel)
@@ -138,6 +139,14 @@ class Farm:
         if self.store:
             await self.store.close()
         log.info("farm.stopped")
+
+    async def _on_http_shutdown(self, app: web.Application) -> None:
+        # Long-lived connections (web sockets) are closed first, or the HTTP server would wait for them.
+        for channel in self.channels.values():
+            try:
+                await channel.stop()
+            except Exception:
+                log.exception("farm.channel_stop_failed", channel=channel.name, bot=channel.bot)
 
     # -- wiring ---------------------------------------------------------------------------
     def _contact_resolver(self) -> ContactResolver:

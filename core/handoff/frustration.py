@@ -20,7 +20,7 @@ from functools import lru_cache
 from core.handoff import frustration_lexicon as lex
 from core.handoff.frustration_lexicon import fold
 
-__all__ = ["FrustrationSignal", "WEIGHTS", "frustration_score", "is_near_duplicate"]
+__all__ = ["WEIGHTS", "FrustrationSignal", "frustration_score", "is_near_duplicate"]
 
 WEIGHTS: dict[str, float] = {
     "profanity": 0.8,

@@ -48,9 +48,11 @@ STRONG_NEGATIVE: tuple[str, ...] = (
     # saying so: "I'm angry", "bin genervt"
     "genervt", "frustriert", "enttaeuscht", "veraergert", "angry", "annoyed", "frustrated",
     "disappointed", "sick of", "tired of", "upset",
-    "re:(total|voellig|extrem|echt|sehr|so|really|extremely|absolutely|completely|totally|"
-    "just|einfach|nur)\\s+(schlecht\\w*|mies\\w*|furchtbar\\w*|schrecklich\\w*|terrible|awful|"
-    "horrible|bad|poor|nervig\\w*|annoying)",
+    (
+        "re:(total|voellig|extrem|echt|sehr|so|really|extremely|absolutely|completely|totally|"
+        "just|einfach|nur)\\s+(schlecht\\w*|mies\\w*|furchtbar\\w*|schrecklich\\w*|terrible|awful|"
+        "horrible|bad|poor|nervig\\w*|annoying)"
+    ),
 )
 # Clearly negative, but polite customers use them too.
 NEGATIVE: tuple[str, ...] = (
@@ -107,8 +109,10 @@ THREAT: tuple[str, ...] = (
 )
 # Nobody answers or cares.
 IGNORED: tuple[str, ...] = (
-    "re:(niemand|keiner|nobody|no one|no-one)\\b.{0,25}\\b(antwort\\w*|kuemmert|hilft|meldet|"
-    "reagiert|answer\\w*|repl\\w*|respond\\w*|help\\w*|cares?|listen\\w*|get\\w* back)",
+    (
+        "re:(niemand|keiner|nobody|no one|no-one)\\b.{0,25}\\b(antwort\\w*|kuemmert|hilft|meldet|"
+        "reagiert|answer\\w*|repl\\w*|respond\\w*|help\\w*|cares?|listen\\w*|get\\w* back)"
+    ),
     "re:(hoert|liest)\\s+(mir\\s+)?(ueberhaupt\\s+)?(jemand|einer)",
     "re:(is|does)\\s+(anyone|anybody)\\s+(even\\s+)?(listening|reading|there)",
     "re:(ist|sitzt)\\s+(da|hier)\\s+(ueberhaupt\\s+)?(jemand|einer)\\s*\\?{2,}",

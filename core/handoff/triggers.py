@@ -22,8 +22,9 @@ rules, chosen to favour reaching a person over a missed request, are:
   an interjection opening a longer sentence; "kein Mensch versteht das" / "no human
   would" (a negation right before the word, unless the sentence is a question: "gibt es
   keinen Menschen?" still asks); a count before person ("für 2 Personen", "per person");
-  fixed terms ("human error", "human resources", "user agent", "Mensch Meier"); and a
-  report about staff ("Ihr Mitarbeiter hat gesagt", "your agent told me").
+  fixed terms ("human error", "user agent", "Mensch Meier", "pay in person", "I'm only
+  human", "auch nur ein Mensch"); and a report about staff ("Ihr Mitarbeiter hat
+  gesagt", "your agent told me").
 * "someone"/"jemand" alone is too broad ("someone stole my card"); it counts only in a
   request phrase ("talk to someone", "mit jemandem sprechen", "jemand Echtes").
 
@@ -81,6 +82,10 @@ _FIXED_TERMS: tuple[tuple[str, ...], ...] = (
     ("secret", "agent"),
     ("travel", "agent"),
     ("real", "estate", "agent"),
+    ("in", "person"),
+    ("only", "human"),
+    ("nur", "ein", "mensch"),
+    ("auch", "nur", "menschen"),
 )
 _NEGATIONS = frozenset({
     "kein", "keine", "keinen", "keinem", "keiner", "no", "not", "nicht", "without", "ohne",

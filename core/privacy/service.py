@@ -126,8 +126,8 @@ class RetentionScheduler:
                 log.exception("privacy.retention_crashed", failures=self.failures)
             await asyncio.sleep(self.interval_seconds)
 
-    def start(self) -> None:
-        """Start the background task (needs a running event loop); idempotent."""
+    async def start(self) -> None:
+        """Start the background task; idempotent."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="retention-scheduler")
 

@@ -178,10 +178,10 @@ def parse_nlu(items: Any, *, file: str) -> NluData:
                 for span in spans:
                     data.entity_lines.setdefault(span.entity, (file, line))
                     if isinstance(span.value, str) and span.value != span.text:
-                        data.synonyms[span.text.lower()] = span.value
+                        data.synonyms[span.text.casefold()] = span.value
         elif kind == "synonym":
             for raw, _, _ in lines:
-                data.synonyms[raw.lower()] = name
+                data.synonyms[raw.casefold()] = name
         elif kind == "regex":
             for raw, line, _ in lines:
                 try:

@@ -74,7 +74,7 @@ def _guarded(
     """Map driver errors to the store's: unreachable → `StoreUnavailable`, others → `StoreError`."""
 
     @functools.wraps(fn)
-    async def wrapper(self: MongoStore, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def wrapper(self: MongoStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(self, *args, **kwargs)
         except ConnectionFailure as exc:
@@ -604,11 +604,14 @@ class MongoStore(Store):
                         "lease_until": {"$first": "$lease_until"}, "created_at": {"$first": "$created_at"}}},
             {"$match": {"not_before": {"$lte": now}, "lease_until": {"$lte": now}}},
             {"$sort": {"created_at": 1, "id": 1}},
-            {"$limit": limit},
+            # Extra candidates, so a sender that loses races to another still fills its batch.
+            {"$limit": limit * 3},
         ])
         heads = [d["id"] async for d in cursor]
         claimed: list[OutboxItem] = []
         for item_id in heads:
+            if len(claimed) >= limit:
+                break
             # The conditional update decides races between senders: one of them gets the item.
             doc = await db.outbox.find_one_and_update(
                 {"_id": item_id, "state": OutboxState.PENDING.value,

@@ -347,6 +347,7 @@ class FakeTelegramAPI:
             self.updates = self.updates[offset:]
         self._poll_generation += 1
         generation = self._poll_generation
+        self._arrived.set()  # wakes an earlier long poll, which then answers 409
         deadline = time.monotonic() + timeout
         while not self.updates:
             remaining = deadline - time.monotonic()

@@ -1,0 +1,400 @@
+"""The Slack agents' desk: a handoff card per conversation, agents answer in its thread.
+
+Built on slack-bolt's `AsyncApp` and slack-sdk's `AsyncWebClient` (``api_base`` from
+config, 429s retried after ``Retry-After``). Listeners are thin: they filter Slack noise
+(other channels, bots, edits, the app itself, non-agents, retries of events already
+handled) and hand every decision to `core.desk.DeskActions`. Agent ids given to the core
+are namespaced: ``slack:U0AGENTANNA``. Masking is the core's job; texts arrive masked.
+
+HTTP mode: `routes` gives ``POST /slack/events`` (events and interactivity, signature
+checked by Bolt: forged or older than 5 minutes -> 401). Socket Mode: set ``app_token``;
+`start` connects, `stop` disconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from channels import slack_card as card
+from core.config import SlackDeskConfig
+from core.desk import DeskActions, HandoffSummary
+from core.errors import (
+    BadRequest,
+    ChannelError,
+    ConfigError,
+    RateLimited,
+    SwitchboardError,
+    TransientError,
+    Unauthorized,
+)
+from core.model import Conversation, Event
+from core.ports import Route
+
+__all__ = ["IsDuplicate", "ResolveThread", "SlackDesk"]
+
+log = structlog.get_logger(__name__)
+
+ResolveThread = Callable[[str], Awaitable[str | None]]
+"""Desk thread id (the card's ``ts``) -> conversation id, or None if not ours."""
+IsDuplicate = Callable[[str], Awaitable[bool]]
+"""Records a key and says whether it was seen before (atomically, across processes)."""
+
+# Agents may attach files or "also send to channel"; everything else is noise.
+_AGENT_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
+_AUTH_ERRORS = frozenset({
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+    "missing_scope", "not_allowed_token_type", "no_permission",
+})
+_TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+_NOT_ALLOWED = "Sorry, only agents of this desk can do that."
+_ACTION_FAILED = "That did not work: {error}"
+
+
+class _TTLCache:
+    """A tiny time-limited cache (users.info names, user-group members)."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
+        self._ttl, self._clock = ttl, clock
+        self._data: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str) -> Any | None:
+        hit = self._data.get(key)
+        if hit is None or hit[0] < self._clock():
+            return None
+        return hit[1]
+
+    def put(self, key: str, value: Any) -> None:
+        self._data[key] = (self._clock() + self._ttl, value)
+
+
+def map_slack_error(exc: SlackApiError) -> ChannelError:
+    """One place that turns a Slack answer into the core's error types."""
+    response = exc.response
+    status = getattr(response, "status_code", 200)
+    error = str(response.get("error", "")) if hasattr(response, "get") else ""
+    if status == 429 or error == "ratelimited":
+        raw = (getattr(response, "headers", None) or {}).get("Retry-After") or \
+            (getattr(response, "headers", None) or {}).get("retry-after") or "1"
+        value = raw[0] if isinstance(raw, list) else raw
+        try:
+            retry_after = float(value)
+        except ValueError:
+            retry_after = 1.0
+        return RateLimited(f"slack: {error or 'ratelimited'}", retry_after=retry_after)
+    if error in _AUTH_ERRORS:
+        return Unauthorized(f"slack: {error}")
+    if status >= 500 or error in _TRANSIENT_ERRORS:
+        return TransientError(f"slack: {error or status}")
+    return BadRequest(f"slack: {error or status}")
+
+
+class SlackDesk:
+    """`core.desk.Desk` on Slack. Build it with the config and the core's callbacks."""
+
+    name = "slack"
+
+    def __init__(
+        self,
+        config: SlackDeskConfig,
+        actions: DeskActions,
+        resolve_thread: ResolveThread,
+        is_duplicate: IsDuplicate,
+        *,
+        rate_limit_retries: int = 3,
+        cache_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not config.bot_token:
+            raise ConfigError("a bot token (xoxb-...) is required", key="desk.slack.bot_token")
+        if not config.channel:
+            raise ConfigError("the agents' channel id is required", key="desk.slack.channel")
+        if not config.signing_secret and not config.app_token:
+            raise ConfigError("set signing_secret (HTTP) or app_token (Socket Mode)", key="desk.slack")
+        self.config = config
+        self._actions = actions
+        self._resolve_thread = resolve_thread
+        self._is_duplicate = is_duplicate
+        self.client = AsyncWebClient(
+            token=config.bot_token,
+            base_url=config.api_base,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+            ],
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=config.signing_secret,
+            process_before_response=False,
+            raise_error_for_unhandled_request=False,
+            ignoring_self_events_enabled=True,
+            logger=logging.getLogger("slack_bolt.switchboard"),
+        )
+        self._names = _TTLCache(cache_seconds, clock)
+        self._groups = _TTLCache(cache_seconds, clock)
+        self._cards: dict[str, list[dict[str, Any]]] = {}  # thread ts -> card's fixed blocks
+        self._customers: dict[str, str] = {}  # thread ts -> customer name
+        self._socket: AsyncSocketModeHandler | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.bot_user_id: str | None = None
+        self._register()
+
+    @classmethod
+    def from_config(cls, config: SlackDeskConfig, actions: DeskActions, resolve_thread: ResolveThread,
+                    is_duplicate: IsDuplicate) -> SlackDesk:
+        return cls(config, actions, resolve_thread, is_duplicate)
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the HTTP session, check the token (fail fast), connect Socket Mode if configured."""
+        self._session = aiohttp.ClientSession()
+        self.client.session = self._session
+        auth = await self._call("auth_test")
+        self.bot_user_id = auth.get("user_id")
+        if self.config.app_token:
+            self._socket = AsyncSocketModeHandler(self.app, self.config.app_token, web_client=self.client)
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        log.info("slack_desk.started", socket_mode=self._socket is not None, channel=self.config.channel)
+
+    async def stop(self) -> None:
+        """Disconnect and close; safe to call twice."""
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+            self.client.session = None
+
+    def routes(self) -> Sequence[Route]:
+        """``POST /slack/events`` in HTTP mode; nothing when only Socket Mode is configured."""
+        if not self.config.signing_secret:
+            return ()
+        return (Route("POST", "/slack/events", self.handle_http, name="slack-events"),)
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        """Events, interactivity and commands over HTTP; Bolt checks the signature and acks."""
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await self.app.async_dispatch(bolt_request)
+        if bolt_response.status == 401:
+            log.warning("slack_desk.request.rejected", reason="signature")
+        return await to_aiohttp_response(bolt_response)
+
+    # -- Desk: core -> Slack ---------------------------------------------------------
+    async def open_handoff(self, summary: HandoffSummary) -> str | None:
+        """Post the card; its ``ts`` is the thread id the core stores on the conversation."""
+        base = card.summary_blocks(summary)
+        blocks = card.card_blocks(base, summary.conversation)
+        result = await self._call("chat_postMessage", channel=self.config.channel,
+                                  text=card.card_text(summary), blocks=blocks, unfurl_links=False)
+        ts = str(result["ts"])
+        self._cards[ts] = base
+        self._customers[ts] = card.customer_name(summary)
+        log.info("slack_desk.handoff.posted", conversation=summary.conversation.id, thread=ts,
+                 sticky=summary.previous_agent is not None)
+        return ts
+
+    async def customer_message(self, conversation: Conversation, event: Event) -> None:
+        thread = conversation.desk_thread
+        if not thread:
+            log.warning("slack_desk.customer_message.no_thread", conversation=conversation.id)
+            return
+        name = self._customers.get(thread, "Customer")
+        await self._call("chat_postMessage", channel=self.config.channel, thread_ts=thread,
+                         text=card.customer_line(name, event.channel, event), unfurl_links=False)
+
+    async def status_changed(self, conversation: Conversation, detail: str | None = None) -> None:
+        """Update the card (status, buttons) and say what happened in the thread."""
+        thread = conversation.desk_thread
+        if not thread:
+            log.warning("slack_desk.status.no_thread", conversation=conversation.id)
+            return
+        base = self._cards.get(thread)
+        if base is None:
+            base = await self._fetch_card(thread)
+        line = card.status_line(conversation, detail)
+        await self._call("chat_update", channel=self.config.channel, ts=thread,
+                         text=f"Handoff — {line}", blocks=card.card_blocks(base, conversation, detail))
+        await self._call("chat_postMessage", channel=self.config.channel, thread_ts=thread, text=line)
+        log.info("slack_desk.status.updated", conversation=conversation.id, status=str(conversation.status))
+
+    async def _fetch_card(self, thread: str) -> list[dict[str, Any]]:
+        """The card's blocks after a restart (or from another farm process)."""
+        try:
+            result = await self._call("conversations_replies", channel=self.config.channel, ts=thread,
+                                      limit=1, inclusive=True)
+        except BadRequest as exc:  # card deleted or unreadable: a status-only card still helps
+            log.warning("slack_desk.card.unreadable", thread=thread, error=str(exc))
+            return []
+        messages = result.get("messages") or []
+        blocks = list(messages[0].get("blocks") or []) if messages else []
+        self._cards[thread] = blocks
+        return blocks
+
+    # -- Slack -> core (listeners) ---------------------------------------------------
+    def _register(self) -> None:
+        self.app.event("message")(self._on_message)
+        self.app.event("app_mention")(self._on_ignored_event)
+        for action_id in ("claim", "back_to_bot", "close"):
+            self.app.action(action_id)(self._on_button)
+
+    async def _on_ignored_event(self) -> None:
+        """Acked by Bolt; nothing to do."""
+
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        reason = self._noise(event)
+        if reason:
+            log.debug("slack_desk.event.ignored", reason=reason)
+            return
+        event_id = str(body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}")
+        if await self._is_duplicate(f"slack:event:{event_id}"):
+            retry = _first(request.headers.get("x-slack-retry-num"))
+            log.info("slack_desk.event.duplicate", event_id=event_id, retry_num=retry)
+            return
+        user = str(event["user"])
+        if not await self._is_agent(user):
+            log.info("slack_desk.event.ignored", reason="not an agent", user=user)
+            return
+        conversation_id = await self._resolve_thread(str(event["thread_ts"]))
+        if conversation_id is None:
+            log.info("slack_desk.event.ignored", reason="unknown thread", thread=event["thread_ts"])
+            return
+        name = await self._display_name(user)
+        text = card.to_plain(str(event.get("text") or "")).strip()
+        agent_id = card.AGENT_PREFIX + user
+        try:
+            if text.startswith(self.config.note_prefix):
+                await self._actions.internal_note(conversation_id, agent_id, name,
+                                                  text[len(self.config.note_prefix):].strip())
+                log.info("slack_desk.note", conversation=conversation_id, agent=agent_id)
+            else:
+                await self._actions.agent_reply(conversation_id, agent_id, name, text)
+                log.info("slack_desk.reply", conversation=conversation_id, agent=agent_id)
+        except SwitchboardError as exc:
+            log.warning("slack_desk.reply.failed", conversation=conversation_id, agent=agent_id, error=str(exc))
+            await self._ephemeral(user, _ACTION_FAILED.format(error=exc), thread=str(event["thread_ts"]))
+
+    def _noise(self, event: Mapping[str, Any]) -> str | None:
+        """Why a message event is not an agent's thread reply in our channel (None if it is)."""
+        if event.get("channel") != self.config.channel:
+            return "other channel"
+        if event.get("bot_id") or event.get("subtype") == "bot_message":
+            return "bot"
+        if event.get("subtype") not in _AGENT_SUBTYPES:
+            return f"subtype {event.get('subtype')}"
+        if not event.get("user") or event.get("user") == self.bot_user_id:
+            return "self"
+        if not event.get("thread_ts") or event.get("thread_ts") == event.get("ts"):
+            return "not in a thread"
+        return None
+
+    async def _on_button(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
+                         action: dict[str, Any]) -> None:
+        await ack()
+        user = str(body.get("user", {}).get("id", ""))
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        action_id = str(action.get("action_id"))
+        conversation_id = str(action.get("value") or "")
+        if channel != self.config.channel or not conversation_id:
+            log.info("slack_desk.action.ignored", reason="other channel or no value", action=action_id)
+            return
+        key = f"slack:action:{user}:{action.get('action_ts')}:{action_id}"
+        if await self._is_duplicate(key):
+            log.info("slack_desk.action.duplicate", action=action_id)
+            return
+        if not await self._is_agent(user):
+            log.info("slack_desk.action.refused", reason="not an agent", user=user, action=action_id)
+            await self._ephemeral(user, _NOT_ALLOWED)
+            return
+        name = await self._display_name(user)
+        agent_id = card.AGENT_PREFIX + user
+        handler = {
+            "claim": self._actions.claim,
+            "back_to_bot": self._actions.back_to_bot,
+            "close": self._actions.close,
+        }[action_id]
+        try:
+            await handler(conversation_id, agent_id, name)
+        except SwitchboardError as exc:
+            log.warning("slack_desk.action.failed", action=action_id, conversation=conversation_id, error=str(exc))
+            await self._ephemeral(user, _ACTION_FAILED.format(error=exc))
+            return
+        log.info("slack_desk.action", action=action_id, conversation=conversation_id, agent=agent_id)
+
+    # -- agents ----------------------------------------------------------------------
+    async def _is_agent(self, user: str) -> bool:
+        if user in self.config.agents:
+            return True
+        group = self.config.agent_group
+        if not group:
+            return False
+        members = self._groups.get(group)
+        if members is None:
+            try:
+                result = await self._call("usergroups_users_list", usergroup=group)
+            except ChannelError as exc:
+                log.warning("slack_desk.agent_group.failed", group=group, error=str(exc))
+                return False
+            members = frozenset(result.get("users") or ())
+            self._groups.put(group, members)
+        return user in members
+
+    async def _display_name(self, user: str) -> str:
+        cached = self._names.get(user)
+        if cached is not None:
+            return str(cached)
+        try:
+            result = await self._call("users_info", user=user)
+        except ChannelError as exc:
+            log.warning("slack_desk.users_info.failed", user=user, error=str(exc))
+            return "Agent"
+        info = result.get("user") or {}
+        profile = info.get("profile") or {}
+        name = str(profile.get("display_name") or profile.get("real_name") or info.get("real_name")
+                   or info.get("name") or "Agent")
+        self._names.put(user, name)
+        return name
+
+    async def _ephemeral(self, user: str, text: str, thread: str | None = None) -> None:
+        try:
+            kwargs: dict[str, Any] = {"channel": self.config.channel, "user": user, "text": text}
+            if thread:
+                kwargs["thread_ts"] = thread
+            await self._call("chat_postEphemeral", **kwargs)
+        except ChannelError as exc:
+            log.warning("slack_desk.ephemeral.failed", error=str(exc))
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        """Every Web API call goes through here: errors mapped to the core's types."""
+        try:
+            return await getattr(self.client, method)(**kwargs)
+        except SlackApiError as exc:
+            mapped = map_slack_error(exc)
+            log.warning("slack_desk.api.error", method=method, error=str(mapped))
+            raise mapped from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("slack_desk.api.unreachable", method=method, error=type(exc).__name__)
+            raise TransientError(f"slack: {type(exc).__name__}") from exc
+
+
+def _first(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return value[0] if value else None
+    return value

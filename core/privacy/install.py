@@ -1,0 +1,45 @@
+"""Wires identity linking, disclosure, erasure on request and retention into a farm.
+
+Call `install(farm)` from ``core.extensions.install``; it is idempotent. It adds per bot:
+the `LinkCodeInterceptor` (first interceptor and an after-commit hook), the
+`DisclosurePostProcessor` (last post-processor) and `ForgetAfterCommit`; and farm-wide the
+``privacy`` service and the ``retention`` scheduler in ``farm.services`` (the farm starts
+and stops services that have ``start``/``stop``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.identity import IdentityService
+from core.privacy.interceptors import DisclosurePostProcessor, ForgetAfterCommit, LinkCodeInterceptor
+from core.privacy.service import PrivacyService, RetentionScheduler
+
+RETENTION_INTERVAL_SECONDS = 3600.0
+
+
+def install(farm: Any, *, retention_interval: float = RETENTION_INTERVAL_SECONDS) -> None:
+    """Add the privacy hooks to every bot runtime of ``farm`` (a `core.farm.Farm` after wiring)."""
+    store = farm.store
+    configs = {bot: bot_config.privacy for bot, bot_config in farm.config.bots.items()}
+    identity = farm.services.get("identity")
+    if not isinstance(identity, IdentityService):
+        identity = IdentityService(store, configs)
+        farm.services["identity"] = identity
+    privacy = farm.services.get("privacy")
+    if not isinstance(privacy, PrivacyService):
+        privacy = PrivacyService(store)
+        farm.services["privacy"] = privacy
+    if "retention" not in farm.services:
+        farm.services["retention"] = RetentionScheduler(store, configs, interval_seconds=retention_interval)
+    for runtime in farm.runtimes.values():
+        link = next((h for h in runtime.interceptors if isinstance(h, LinkCodeInterceptor)), None)
+        if link is None:
+            link = LinkCodeInterceptor(identity, store)
+            runtime.interceptors.insert(0, link)
+        if link not in runtime.after:
+            runtime.after.append(link)
+        if not any(isinstance(h, DisclosurePostProcessor) for h in runtime.post):
+            runtime.post.append(DisclosurePostProcessor())
+        if not any(isinstance(h, ForgetAfterCommit) for h in runtime.after):
+            runtime.after.append(ForgetAfterCommit(privacy, store))

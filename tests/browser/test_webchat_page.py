@@ -1,0 +1,51 @@
+"""The web chat page in a real chromium, phone-sized."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.async_api import Page, expect
+
+from tests.support.engines import EchoEngine
+from tests.support.farm import running_farm
+
+BOTS = {"demo": {"project": str(Path(__file__).resolve().parents[2] / "config" / "demo"),
+                 "channels": {"webchat": {"title": "Hostwerk"}}}}
+
+
+async def test_chat_shows_replies_buttons_and_keeps_history_on_reload(tmp_path: Path, page: Page) -> None:
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm:
+        await page.goto(f"{farm.url}/chat/demo")
+        await expect(page.locator("#status")).to_have_text("online")
+        await page.fill("#input", "show me buttons")
+        await page.press("#input", "Enter")
+        bot = page.locator(".msg.bot")
+        await expect(bot.first).to_contain_text("echo: show me buttons")
+        await page.locator(".msg.bot .buttons button", has_text="Yes").click()
+        await expect(bot.nth(1)).to_contain_text("echo: Yes")
+        await page.reload()
+        await expect(page.locator("#status")).to_have_text("online")
+        await expect(page.locator(".msg")).to_have_count(4)
+        await expect(page.locator(".msg.user").first).to_have_text("show me buttons")
+
+
+async def test_message_typed_while_offline_is_delivered_after_reconnect(tmp_path: Path, page: Page) -> None:
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm:
+        await page.goto(f"{farm.url}/chat/demo")
+        await expect(page.locator("#status")).to_have_text("online")
+        # Drop the socket as a flaky mobile network would, and type before it comes back.
+        await page.evaluate("window.switchboardChat.socket.close()")
+        await page.fill("#input", "sent while offline")
+        await page.press("#input", "Enter")
+        await expect(page.locator(".msg.bot")).to_contain_text("echo: sent while offline", timeout=15_000)
+        await expect(page.locator(".msg.user")).to_have_count(1)
+
+
+async def test_page_fits_a_phone_screen(tmp_path: Path, page: Page) -> None:
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm:
+        await page.goto(f"{farm.url}/chat/demo")
+        await expect(page.locator("h1")).to_have_text("Hostwerk")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390
+        box = await page.locator("#composer").bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 844

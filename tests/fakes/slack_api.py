@@ -1,0 +1,537 @@
+"""A local fake of the Slack Web API and Socket Mode, answering like the real ones.
+
+Usage::
+
+    async with FakeSlackAPI(users={"U0AGENTANNA": "Anna"}) as slack:
+        SlackDeskConfig(api_base=slack.url, bot_token=slack.bot_token, ...)
+        slack.rate_limit("chat.postMessage", times=1, retry_after=1)   # scripted 429
+        envelope_id = await slack.push_event(message_event(...))      # Socket Mode
+        await slack.wait_for_ack(envelope_id)
+        assert slack.count("chat.postMessage") == 1
+
+What slack-sdk 3.47 / slack-bolt 1.30 call: ``auth.test`` (form), ``chat.postMessage``,
+``chat.update``, ``chat.postEphemeral`` (JSON), ``users.info``, ``usergroups.users.list``,
+``conversations.replies``, ``conversations.info`` (GET query or form) and
+``apps.connections.open`` (with the ``xapp-`` token) which hands out
+``ws://127.0.0.1:PORT/link``: a Socket Mode web socket that says ``hello``, carries the
+envelopes pushed with `push_envelope` and records the client's acks. Every request is
+recorded as a `Call`. Errors are Slack's: HTTP 200 with ``{"ok": false, "error": ...}``
+(``invalid_auth``, ``not_authed``, ``channel_not_found``, ``user_not_found``,
+``message_not_found``), HTTP 429 with ``Retry-After`` and ``{"ok":false,"error":"ratelimited"}``.
+
+Helpers build what Slack sends us: `message_event`, `event_callback`,
+`block_actions_payload`, `signed_headers`, `signed_event_request`,
+`signed_action_request` (X-Slack-Signature v0, X-Slack-Request-Timestamp), following
+the fixtures in ``/work/shared/fixtures/platforms/slack/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from aiohttp import WSMsgType, web
+
+__all__ = [
+    "Call",
+    "FakeSlackAPI",
+    "block_actions_payload",
+    "event_callback",
+    "message_event",
+    "signed_action_request",
+    "signed_event_request",
+    "signed_headers",
+]
+
+TEAM_ID = "T0001AGENT"
+APP_ID = "A0SWITCHB"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One Web API request the fake received."""
+
+    method: str  # Web API method, e.g. "chat.postMessage"
+    http_method: str  # GET / POST
+    params: dict[str, Any]
+    token: str | None
+    headers: dict[str, str]
+    status: int = 200
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Socket:
+    ws: web.WebSocketResponse
+    opened_at: float = field(default_factory=time.monotonic)
+
+
+class FakeSlackAPI:
+    """The fake server. Start with ``async with`` or `start`/`stop`; ``url`` is the api_base."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test-token",
+        app_token: str = "xapp-1-test-token",
+        team_id: str = TEAM_ID,
+        bot_user_id: str = "U0BOTUSER",
+        bot_id: str = "B0SWITCHB",
+        channels: dict[str, str] | None = None,
+        users: dict[str, str] | None = None,
+        usergroups: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.channels = channels if channels is not None else {"C0AGENTS01": "support-agents", "C0RANDOM99": "random"}
+        # user id -> display name (empty string: only real_name is set)
+        self.users = users if users is not None else {"U0AGENTANNA": "Anna", "U0AGENTBEN": "Ben", "U0MARKETING": "Mia"}
+        self.usergroups = usergroups if usergroups is not None else {}
+        self.calls_log: list[Call] = []
+        # channel -> ts -> message (top-level and replies; replies carry thread_ts)
+        self.messages: dict[str, dict[str, dict[str, Any]]] = {}
+        self.ephemerals: list[dict[str, Any]] = []
+        self.acks: list[dict[str, Any]] = []
+        self._rate_limits: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
+        self._errors: dict[str, list[str]] = {}  # method -> queued error codes
+        self._sockets: list[_Socket] = []
+        self._socket_connected = asyncio.Event()
+        self._ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ts = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/link", self._socket_mode)
+        app.router.add_route("*", "/api/{method}", self._api)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for sock in list(self._sockets):
+            await sock.ws.close()
+        self._sockets.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        """The ``api_base`` to configure (``http://127.0.0.1:PORT/api/``)."""
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    # -- scripting and assertions ----------------------------------------------------
+    def rate_limit(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with 429 and ``Retry-After``."""
+        self._rate_limits[method] = [times, retry_after]
+
+    def fail_next(self, method: str, error: str) -> None:
+        """Answer the next call of ``method`` with ``{"ok": false, "error": error}``."""
+        self._errors.setdefault(method, []).append(error)
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        """Recorded calls (answered 200 or not), optionally of one method."""
+        return [c for c in self.calls_log if method is None or c.method == method]
+
+    def count(self, method: str) -> int:
+        return len(self.calls(method))
+
+    def counts(self) -> Counter[str]:
+        """Number of requests per method, like slack-bolt's mock server's per-path counts."""
+        return Counter(c.method for c in self.calls_log)
+
+    def posted(self, channel: str | None = None, thread_ts: str | None = None) -> list[dict[str, Any]]:
+        """Messages posted by the app, in order; ``thread_ts`` filters a thread's replies."""
+        found = []
+        for ch, msgs in self.messages.items():
+            if channel is not None and ch != channel:
+                continue
+            for msg in msgs.values():
+                if thread_ts is None or msg.get("thread_ts") == thread_ts:
+                    found.append(msg)
+        return sorted(found, key=lambda m: float(m["ts"]))
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        return self.messages[channel][ts]
+
+    async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        """Wait until ``method`` was called (and answered) at least ``count`` times."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = [c for c in self.calls(method) if c.status == 200]
+            if len(done) >= count:
+                return done
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{method} called {self.count(method)} times, expected {count}")
+
+    # -- Socket Mode -----------------------------------------------------------------
+    async def wait_for_socket(self, timeout: float = 5.0) -> None:
+        await asyncio.wait_for(self._socket_connected.wait(), timeout)
+
+    async def push_envelope(
+        self, type_: str, payload: dict[str, Any], *, envelope_id: str | None = None,
+        retry_attempt: int = 0, retry_reason: str = "",
+    ) -> str:
+        """Send one envelope (``events_api``, ``interactive``, ``slash_commands``) to the app."""
+        await self.wait_for_socket()
+        envelope_id = envelope_id or str(uuid.uuid4())
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": type_,
+            "accepts_response_payload": type_ != "events_api",
+        }
+        if type_ == "events_api":
+            envelope["retry_attempt"] = retry_attempt
+            envelope["retry_reason"] = retry_reason
+        self._ack_waiters.setdefault(envelope_id, asyncio.get_running_loop().create_future())
+        for sock in list(self._sockets):
+            await sock.ws.send_str(json.dumps(envelope))
+        return envelope_id
+
+    async def push_event(self, body: dict[str, Any], **kwargs: Any) -> str:
+        """Push an ``event_callback`` body as an ``events_api`` envelope."""
+        return await self.push_envelope("events_api", body, **kwargs)
+
+    async def push_action(self, payload: dict[str, Any]) -> str:
+        """Push a ``block_actions`` payload as an ``interactive`` envelope."""
+        return await self.push_envelope("interactive", payload)
+
+    async def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        future = self._ack_waiters.setdefault(envelope_id, asyncio.get_running_loop().create_future())
+        return await asyncio.wait_for(asyncio.shield(future), timeout)
+
+    async def disconnect_sockets(self) -> None:
+        """Ask connected clients to reconnect, as Slack does before a host change."""
+        for sock in list(self._sockets):
+            await sock.ws.send_str(json.dumps({"type": "disconnect", "reason": "refresh_requested"}))
+
+    async def _socket_mode(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        sock = _Socket(ws)
+        self._sockets.append(sock)
+        await ws.send_str(json.dumps({
+            "type": "hello", "num_connections": len(self._sockets),
+            "debug_info": {"host": "applink-fake", "approximate_connection_time": 18060},
+            "connection_info": {"app_id": APP_ID},
+        }))
+        self._socket_connected.set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                envelope_id = data.get("envelope_id")
+                if envelope_id:
+                    self.acks.append(data)
+                    future = self._ack_waiters.setdefault(envelope_id, asyncio.get_running_loop().create_future())
+                    if not future.done():
+                        future.set_result(data)
+        finally:
+            if sock in self._sockets:
+                self._sockets.remove(sock)
+            if not self._sockets:
+                self._socket_connected.clear()
+        return ws
+
+    # -- Web API ---------------------------------------------------------------------
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: dict[str, Any] = dict(request.query)
+        if request.method == "POST" and request.can_read_body:
+            if request.content_type == "application/json":
+                body = await request.json()
+                if isinstance(body, dict):
+                    params.update(body)
+            else:
+                params.update(await request.post())
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else params.get("token")
+        response = self._answer(method, request.method, params, token)
+        self.calls_log.append(Call(
+            method=method, http_method=request.method, params=params, token=token,
+            headers=dict(request.headers), status=response.status,
+        ))
+        return response
+
+    def _answer(self, method: str, http_method: str, params: dict[str, Any], token: str | None) -> web.Response:
+        limit = self._rate_limits.get(method)
+        if limit and limit[0] > 0:
+            limit[0] -= 1
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(limit[1])},
+            )
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
+        if not token:
+            return _error("not_authed")
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
+            return _error("invalid_auth")
+        queued = self._errors.get(method)
+        if queued:
+            return _error(queued.pop(0))
+        result: web.Response = handler(params)
+        return result
+
+    def _next_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    def _m_auth_test(self, params: dict[str, Any]) -> web.Response:
+        return _ok({
+            "url": "https://nordhost-support.slack.com/", "team": "Nordhost Support", "user": "switchboard",
+            "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        })
+
+    def _bot_message(self, params: dict[str, Any], ts: str) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "type": "message", "subtype": "bot_message", "text": params.get("text", ""), "ts": ts,
+            "bot_id": self.bot_id, "user": self.bot_user_id, "app_id": APP_ID,
+        }
+        blocks = params.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        if blocks:
+            message["blocks"] = blocks
+        if params.get("thread_ts"):
+            message["thread_ts"] = params["thread_ts"]
+        return message
+
+    def _m_chat_postMessage(self, params: dict[str, Any]) -> web.Response:
+        channel = params.get("channel")
+        if channel not in self.channels:
+            return _error("channel_not_found")
+        if not params.get("text") and not params.get("blocks"):
+            return _error("no_text")
+        if params.get("blocks") is not None and _blocks_error(params["blocks"]):
+            return _error("invalid_blocks")
+        ts = self._next_ts()
+        message = self._bot_message(params, ts)
+        self.messages.setdefault(channel, {})[ts] = message
+        return _ok({"channel": channel, "ts": ts, "message": message})
+
+    def _m_chat_update(self, params: dict[str, Any]) -> web.Response:
+        channel, ts = params.get("channel"), params.get("ts")
+        if channel not in self.channels:
+            return _error("channel_not_found")
+        existing = self.messages.get(channel, {}).get(str(ts))
+        if existing is None:
+            return _error("message_not_found")
+        if params.get("blocks") is not None and _blocks_error(params["blocks"]):
+            return _error("invalid_blocks")
+        if "text" in params:
+            existing["text"] = params["text"]
+        blocks = params.get("blocks")
+        if blocks is not None:  # like Slack: without ``blocks`` the old ones stay
+            existing["blocks"] = json.loads(blocks) if isinstance(blocks, str) else blocks
+        existing["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
+        return _ok({"channel": channel, "ts": ts, "text": existing["text"], "message": existing})
+
+    def _m_chat_postEphemeral(self, params: dict[str, Any]) -> web.Response:
+        if params.get("channel") not in self.channels:
+            return _error("channel_not_found")
+        if params.get("user") not in self.users:
+            return _error("user_not_in_channel")
+        self.ephemerals.append(dict(params))
+        return _ok({"message_ts": self._next_ts()})
+
+    def _m_users_info(self, params: dict[str, Any]) -> web.Response:
+        user_id = params.get("user")
+        if user_id not in self.users:
+            return _error("user_not_found")
+        display = self.users[user_id]
+        real = f"{display or user_id} Example"
+        return _ok({"user": {
+            "id": user_id, "team_id": self.team_id, "name": (display or user_id).lower(),
+            "real_name": real, "tz": "Europe/Berlin", "is_bot": False,
+            "profile": {"display_name": display, "real_name": real},
+        }})
+
+    def _m_usergroups_users_list(self, params: dict[str, Any]) -> web.Response:
+        group = params.get("usergroup")
+        if group not in self.usergroups:
+            return _error("no_such_subteam")
+        return _ok({"users": list(self.usergroups[group])})
+
+    def _m_conversations_info(self, params: dict[str, Any]) -> web.Response:
+        channel = params.get("channel")
+        if channel not in self.channels:
+            return _error("channel_not_found")
+        return _ok({"channel": {"id": channel, "name": self.channels[channel], "is_channel": True, "is_member": True}})
+
+    def _m_conversations_replies(self, params: dict[str, Any]) -> web.Response:
+        channel, ts = params.get("channel"), str(params.get("ts"))
+        if channel not in self.channels:
+            return _error("channel_not_found")
+        parent = self.messages.get(channel, {}).get(ts)
+        if parent is None:
+            return _error("thread_not_found")
+        replies = [m for m in self.posted(channel, thread_ts=ts) if m["ts"] != ts]
+        limit = int(params.get("limit") or 1000)
+        return _ok({"messages": ([parent] + replies)[:limit], "has_more": False})
+
+    def _m_apps_connections_open(self, params: dict[str, Any]) -> web.Response:
+        return _ok({"url": f"ws://127.0.0.1:{self.port}/link"})
+
+
+def _blocks_error(blocks: Any) -> str | None:
+    """Slack's ``invalid_blocks`` for the Block Kit limits a card can run into."""
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    if not isinstance(blocks, list) or len(blocks) > 50:
+        return "invalid_blocks"
+    for block in blocks:
+        kind = block.get("type")
+        text = (block.get("text") or {}).get("text", "")
+        if kind == "header" and (len(text) > 150 or block["text"].get("type") != "plain_text"):
+            return "invalid_blocks"
+        if kind == "section":
+            fields = block.get("fields") or []
+            if len(text) > 3000 or len(fields) > 10 or any(len(f.get("text", "")) > 2000 for f in fields):
+                return "invalid_blocks"
+            if not text and not fields:
+                return "invalid_blocks"
+        if kind == "actions":
+            elements = block.get("elements") or []
+            if not elements or len(elements) > 25:
+                return "invalid_blocks"
+            for element in elements:
+                if len(element.get("action_id", "")) > 255 or len(str(element.get("value", ""))) > 2000:
+                    return "invalid_blocks"
+    return None
+
+
+def _ok(body: dict[str, Any]) -> web.Response:
+    return web.json_response({"ok": True, **body})
+
+
+def _error(code: str) -> web.Response:
+    return web.json_response({"ok": False, "error": code})
+
+
+# -- what Slack sends us ---------------------------------------------------------------
+_event_ids = itertools.count(1)
+
+
+def message_event(
+    text: str, *, user: str = "U0AGENTANNA", channel: str = "C0AGENTS01", thread_ts: str | None = None,
+    ts: str | None = None, subtype: str | None = None, bot_id: str | None = None,
+) -> dict[str, Any]:
+    """A ``message`` event (as in message_thread_reply_by_agent.json)."""
+    ts = ts or f"{time.time():.6f}"
+    event: dict[str, Any] = {
+        "type": "message", "channel": channel, "text": text, "ts": ts, "event_ts": ts,
+        "channel_type": "channel", "team": TEAM_ID,
+    }
+    if bot_id:
+        event.update(bot_id=bot_id, subtype=subtype or "bot_message", username="Switchboard")
+    else:
+        event.update(user=user, client_msg_id=str(uuid.uuid4()))
+    if subtype and not bot_id:
+        event["subtype"] = subtype
+    if thread_ts:
+        event.update(thread_ts=thread_ts, parent_user_id="U0BOTUSER")
+    return event
+
+
+def event_callback(event: dict[str, Any], *, event_id: str | None = None, bot_user_id: str = "U0BOTUSER") -> dict[str, Any]:
+    """Wrap an event in the ``event_callback`` envelope of the Events API."""
+    return {
+        "token": "XXYYZZ", "team_id": TEAM_ID, "api_app_id": APP_ID, "event": event,
+        "type": "event_callback", "event_id": event_id or f"Ev{next(_event_ids):09d}",
+        "event_time": int(time.time()),
+        "authorizations": [{
+            "enterprise_id": None, "team_id": TEAM_ID, "user_id": bot_user_id,
+            "is_bot": True, "is_enterprise_install": False,
+        }],
+        "is_ext_shared_channel": False, "event_context": "4-eyJldCI6Im1lc3NhZ2UifQ",
+    }
+
+
+def block_actions_payload(
+    action_id: str, value: str, *, user: str = "U0AGENTANNA", channel: str = "C0AGENTS01",
+    message_ts: str = "1763820100.000100",
+) -> dict[str, Any]:
+    """A ``block_actions`` payload for a button click (as in block_actions_claim.json)."""
+    titles = {"claim": "Claim", "back_to_bot": "Back to bot", "close": "Close"}
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
+        "api_app_id": APP_ID, "token": "XXYYZZ",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
+        "trigger_id": f"{int(time.time())}.1234567890.{uuid.uuid4().hex[:16]}",
+        "team": {"id": TEAM_ID, "domain": "nordhost-support"}, "enterprise": None,
+        "is_enterprise_install": False, "channel": {"id": channel, "name": "support-agents"},
+        "message": {
+            "type": "message", "subtype": "bot_message", "text": "Handoff", "ts": message_ts,
+            "bot_id": "B0SWITCHB", "blocks": [],
+        },
+        "state": {"values": {}},
+        "response_url": "https://hooks.slack.com/actions/T0001AGENT/1234567890/abcdefABCDEF",
+        "actions": [{
+            "action_id": action_id, "block_id": "handoff_actions",
+            "text": {"type": "plain_text", "text": titles.get(action_id, action_id), "emoji": True},
+            "value": value, "type": "button", "action_ts": f"{time.time():.6f}",
+        }],
+    }
+
+
+def signed_headers(body: bytes | str, signing_secret: str, *, timestamp: int | None = None,
+                   content_type: str = "application/json") -> dict[str, str]:
+    """``X-Slack-Request-Timestamp`` and ``X-Slack-Signature`` (v0 HMAC-SHA256) for a body."""
+    raw = body.encode() if isinstance(body, str) else body
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(signing_secret.encode(), b"v0:" + ts.encode() + b":" + raw, hashlib.sha256).hexdigest()
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": f"v0={digest}",
+        "Content-Type": content_type,
+    }
+
+
+def signed_event_request(body: dict[str, Any], signing_secret: str, *, timestamp: int | None = None,
+                         retry_num: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of an Events API POST, optionally a retry (``X-Slack-Retry-Num``)."""
+    raw = json.dumps(body).encode()
+    headers = signed_headers(raw, signing_secret, timestamp=timestamp)
+    if retry_num is not None:
+        headers["X-Slack-Retry-Num"] = str(retry_num)
+        headers["X-Slack-Retry-Reason"] = "http_timeout"
+    return raw, headers
+
+
+def signed_action_request(payload: dict[str, Any], signing_secret: str, *,
+                          timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of an interactivity POST: form-encoded ``payload=<JSON>``."""
+    raw = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    return raw, signed_headers(raw, signing_secret, timestamp=timestamp,
+                               content_type="application/x-www-form-urlencoded")
