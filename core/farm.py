@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from pydantic import TypeAdapter
 
 from core.config import FarmConfig
 from core.delivery.sender import OutboxSender
@@ -164,14 +165,15 @@ class Farm:
         available = channel_classes()
         for bot, bot_config in self.config.bots.items():
             for name, raw in bot_config.channels.items():
-                if raw is not None and raw.get("enabled", True) is False:
+                raw = raw or {}
+                if not TypeAdapter(bool).validate_python(raw.get("enabled", True)):
                     continue
                 if name not in available:
                     known = ", ".join(sorted(available)) or "none"
                     raise ConfigError(f"unknown channel '{name}' (installed: {known})", key=f"bots.{bot}.channels")
                 cls = available[name].load()
                 context = FarmAdapterContext(self.store, self.ingest, owner=self.owner, scope=f"{bot}:{name}")
-                self.channels[(bot, name)] = cls.from_config(bot, raw or {}, context)
+                self.channels[(bot, name)] = cls.from_config(bot, raw, context)
 
     def _install_extensions(self) -> None:
         """Handoff, privacy and desks plug into turns and routes here when installed."""

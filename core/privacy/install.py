@@ -12,7 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from core.identity import IdentityService
-from core.privacy.interceptors import DisclosurePostProcessor, ForgetAfterCommit, LinkCodeInterceptor
+from core.privacy.interceptors import (
+    DisclosurePostProcessor,
+    ForgetAfterCommit,
+    LinkCodeInterceptor,
+)
 from core.privacy.service import PrivacyService, RetentionScheduler
 
 RETENTION_INTERVAL_SECONDS = 3600.0

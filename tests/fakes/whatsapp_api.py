@@ -104,6 +104,7 @@ class _Failure:
     status: int | None
     remaining: int | None
     until: float | None
+    target: str | None = None  # "messages" (sends), "receipts" (read/typing) or None (any call)
 
 
 def sign(body: bytes, app_secret: str) -> dict[str, str]:
@@ -200,13 +201,18 @@ class FakeWhatsAppAPI:
         await self.stop()
 
     # -- scripting -----------------------------------------------------------------
-    def fail_next(self, n: int = 1, *, code: int | None = 130429, status: int | None = None) -> None:
-        """The next ``n`` calls answer Graph error ``code`` (None = hang until the client times out)."""
-        self._failures.append(_Failure(code, status, n, None))
+    def fail_next(self, n: int = 1, *, code: int | None = 130429, status: int | None = None,
+                  target: str | None = None) -> None:
+        """The next ``n`` calls answer Graph error ``code`` (None = hang until the client times out).
 
-    def fail_for(self, seconds: float, *, code: int | None = 131000, status: int | None = None) -> None:
-        """Every call fails with ``code`` for ``seconds`` (None = hang)."""
-        self._failures.append(_Failure(code, status, None, time.monotonic() + seconds))
+        ``target="messages"`` only counts message sends, ``"receipts"`` only read/typing calls.
+        """
+        self._failures.append(_Failure(code, status, n, None, target))
+
+    def fail_for(self, seconds: float, *, code: int | None = 131000, status: int | None = None,
+                 target: str | None = None) -> None:
+        """Every call (of ``target``) fails with ``code`` for ``seconds`` (None = hang)."""
+        self._failures.append(_Failure(code, status, None, time.monotonic() + seconds, target))
 
     def clear_failures(self) -> None:
         self._failures.clear()
@@ -235,9 +241,11 @@ class FakeWhatsAppAPI:
         return self.messages()
 
     # -- server ----------------------------------------------------------------------
-    def _scripted(self) -> _Failure | None:
+    def _scripted(self, target: str) -> _Failure | None:
         now = time.monotonic()
         for failure in list(self._failures):
+            if failure.target is not None and failure.target != target:
+                continue
             if failure.until is not None:
                 if now < failure.until:
                     return failure
@@ -272,7 +280,8 @@ class FakeWhatsAppAPI:
                            "due to missing permissions, or does not support this operation.",
                 "type": "GraphMethodException", "code": 100, "error_subcode": 33, "fbtrace_id": "AbCdEf"}},
                 status=400)
-        failure = self._scripted()
+        kind = "receipts" if isinstance(body, dict) and body.get("status") == "read" else "messages"
+        failure = self._scripted(kind)
         if failure is not None:
             if failure.code is None:
                 await asyncio.sleep(self.hang_seconds)

@@ -1,0 +1,1 @@
+"""Rasa-style dialogue: tracker state, rule and memoization policies, forms, actions, the engine."""
