@@ -41,10 +41,6 @@ class Anchor:
     message_id: str | None = None
 
 
-def is_rasa_event(event: Event) -> bool:
-    return event.type not in OWN_EVENT_TYPES or (event.type == "agent" and "text" not in event.data and False)
-
-
 @dataclass(slots=True)
 class DialogueState:
     domain: Domain
