@@ -25,7 +25,15 @@ from telegram.constants import ChatAction
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
-from channels.base import AdapterConfig, AdapterContext, ChannelAdapter, Capabilities, Parsed, RateLimits, Route
+from channels.base import (
+    AdapterConfig,
+    AdapterContext,
+    Capabilities,
+    ChannelAdapter,
+    Parsed,
+    RateLimits,
+    Route,
+)
 from core.errors import (
     BadRequest,
     ChannelError,
@@ -80,8 +88,7 @@ class TelegramConfig(AdapterConfig):
     def base_urls(self) -> tuple[str, str]:
         """PTB's ``base_url`` and ``base_file_url`` for ``api_base``."""
         base = self.api_base.rstrip("/")
-        if base.endswith("/bot"):
-            base = base[: -len("/bot")]
+        base = base.removesuffix("/bot")
         return f"{base}/bot", f"{base}/file/bot"
 
 

@@ -9,7 +9,6 @@ codes map to ``core.errors`` in `map_graph_error`. No retries here: the outbox r
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import re
@@ -22,7 +21,15 @@ import structlog
 from aiohttp import web
 from pydantic import Field, field_validator
 
-from channels.base import AdapterConfig, AdapterContext, ChannelAdapter, Capabilities, Parsed, RateLimits, Route
+from channels.base import (
+    AdapterConfig,
+    AdapterContext,
+    Capabilities,
+    ChannelAdapter,
+    Parsed,
+    RateLimits,
+    Route,
+)
 from core.errors import (
     BadRequest,
     ChannelError,
@@ -372,7 +379,7 @@ class WhatsAppAdapter(ChannelAdapter):
                 return data
         except ChannelError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransientError(f"Graph API unreachable: {type(exc).__name__}: {exc}") from exc
 
     def _base(self, message: Outbound, kind: str) -> dict[str, Any]:

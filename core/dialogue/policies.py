@@ -169,6 +169,7 @@ class MemoizationPolicy:
         self.max_history = max_history
         self.augmented = augmented
         self.lookup: dict[tuple[tuple[str, str], ...], str | None] = {}
+        self.partial: dict[tuple[tuple[str, str], ...], str | None] = {}  # augmented: shorter histories
         for sequence in self._sequences(list(stories)):
             self._learn(sequence)
 
@@ -218,10 +219,18 @@ class MemoizationPolicy:
             if index == 0 and target == LISTEN:
                 continue
             key = self._window(sequence, index)
-            if key in self.lookup and self.lookup[key] != target:
-                self.lookup[key] = None  # contradicting stories: no memory
-            else:
-                self.lookup[key] = target
+            self._store(self.lookup, key, target)
+            if self.augmented:
+                plain_key = tuple(k for k in key if k != START)
+                for size in range(1, len(plain_key)):
+                    self._store(self.partial, plain_key[len(plain_key) - size:], target)
+
+    @staticmethod
+    def _store(table: dict[tuple[tuple[str, str], ...], str | None], key: tuple[tuple[str, str], ...], target: str) -> None:
+        if key in table and table[key] != target:
+            table[key] = None  # contradicting stories: no memory
+        else:
+            table[key] = target
 
     def predict(self, anchors: Sequence[Anchor]) -> str | None:
         keys = [_key(a.kind, a.name) for a in anchors if a.name not in FALLBACK_ACTIONS]
@@ -229,7 +238,7 @@ class MemoizationPolicy:
         if exact is not None or not self.augmented:
             return exact
         for size in range(min(self.max_history, len(keys)) - 1, 0, -1):
-            found = self.lookup.get(tuple(keys[len(keys) - size:]))
+            found = self.partial.get(tuple(keys[len(keys) - size:]))
             if found is not None:
                 return found
         return None

@@ -143,7 +143,7 @@ class DialogueState:
                 self.followup = None
             if name == TWO_STAGE:
                 self.two_stage_runs = self.two_stage_runs + 1 if self.active_loop == TWO_STAGE else 1
-            if name in FALLBACK_ACTIONS and self.turn_fallbacks:
+            if name in FALLBACK_ACTIONS and self.turn_fallbacks and (name != TWO_STAGE or self.latest_intent == "nlu_fallback"):
                 self.turn_fallbacks[-1] = True
             if name != LISTEN:
                 self.anchors.append(Anchor("action", name, frozenset(), dict(self.slots), self.active_loop))

@@ -547,17 +547,27 @@ class MongoStore(Store):
         if foreign:
             raise StoreError(f"outbound {foreign[0]} belongs to another conversation")
 
+        ids = sorted(set(inbox_ids))
+
         async def unit(session: Session) -> Conversation:
-            # The version check comes first: without a transaction it is the gate that lets
-            # exactly one committer write the rest.
+            inbox = self._require().inbox
+            if ids:
+                # A turn for a message another process already answered must not commit (a lease
+                # that expired mid-turn). Whoever processed it bumped the version after this
+                # turn read the conversation, unless it happened before: then this check sees it.
+                pending = await inbox.count_documents(
+                    {"_id": {"$in": ids}, "conversation_id": conversation.id, "processed": False}, session=session
+                )
+                if pending != len(ids):
+                    raise ConcurrencyConflict(f"conversation {conversation.id}: inbox items already processed")
+            # The version check is the gate: without a transaction it lets exactly one committer
+            # write the rest.
             saved, counters = await self._save(
                 conversation, {"last_seq": len(events), "last_oseq": len(outbound)}, session
             )
             await self._write_turn(conversation.id, conversation.bot, counters, events, outbound, session)
-            if inbox_ids:
-                await self._require().inbox.update_many(
-                    {"_id": {"$in": list(inbox_ids)}}, {"$set": {"processed": True}}, session=session
-                )
+            if ids:
+                await inbox.update_many({"_id": {"$in": ids}}, {"$set": {"processed": True}}, session=session)
             return saved
 
         return await self._atomic(unit)

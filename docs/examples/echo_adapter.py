@@ -11,7 +11,6 @@ Echo's contract (invented, but shaped like real platforms):
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
@@ -108,5 +107,5 @@ class EchoAdapter(ChannelAdapter):
                 if response.status != 200:
                     raise map_echo_error(response.status, body, response.headers.get("Retry-After"))
                 return self.namespaced(body["id"])
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise TransientError(f"Echo unreachable: {exc}") from exc

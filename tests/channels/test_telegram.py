@@ -18,9 +18,16 @@ from hypothesis import strategies as st
 from channels.base import load_registry
 from channels.telegram import TelegramAdapter
 from channels.testing import AdapterContract, LeaseBoard, RecordingContext, SentMessage, mounted
-from core.errors import BadRequest, ConfigError, RateLimited, RecipientUnavailable, TransientError, Unauthorized
+from core.errors import (
+    BadRequest,
+    ConfigError,
+    RateLimited,
+    RecipientUnavailable,
+    TransientError,
+    Unauthorized,
+)
 from core.model import Attachment, Button, Inbound, Outbound
-from tests.fakes.telegram_api import FakeTelegramAPI, callback_update, text_update
+from tests.fakes.telegram_api import FakeTelegramAPI, text_update
 
 # The adapter fetches raw updates through do_api_request on purpose (one parse path).
 pytestmark = [

@@ -25,7 +25,14 @@ from core.errors import (
     Unauthorized,
 )
 from core.model import Attachment, Button, DeliveryReceipt, DeliveryStatus, Inbound, Outbound
-from tests.fakes.whatsapp_api import FakeWhatsAppAPI, graph_error_body, post_webhook, sign, status_webhook, text_webhook
+from tests.fakes.whatsapp_api import (
+    FakeWhatsAppAPI,
+    graph_error_body,
+    post_webhook,
+    sign,
+    status_webhook,
+    text_webhook,
+)
 
 FIXTURES = Path("/work/shared/fixtures/platforms/whatsapp")
 TOKEN = "EAAG-test-token"

@@ -238,3 +238,27 @@ async def test_unreachable_server_raises_store_unavailable() -> None:
         await store.open()
     with pytest.raises(StoreUnavailable):
         await store.ping()
+
+
+@pytest.mark.parametrize("transactions", [True, False])
+async def test_commit_of_an_already_processed_message_is_a_conflict(
+    mongo_url: str, mongo_database: str, transactions: bool
+) -> None:
+    # A process whose turn lease expired mid-turn must not answer a message twice, even
+    # with a fresh conversation version (it reloaded after a conflict).
+    store = MongoStore(mongo_url, mongo_database, transactions=transactions)
+    await store.open()
+    try:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        (item,) = await store.pending_inbox(conv.id)
+        first = await store.commit_turn(conv, inbox_ids=[item.id], events=[event(1, "answered")])
+        late = outbound(conv, "answered twice")
+        with pytest.raises(ConcurrencyConflict):
+            await store.commit_turn(first, inbox_ids=[item.id], events=[event(2, "again")], outbound=[late])
+        assert [e.data["text"] for e in await store.transcript(conv.id)] == ["answered"]
+        assert await store.get_outbox_item(late.id) is None
+        stored = await store.get_conversation(conv.id)
+        assert stored is not None and stored.version == first.version
+    finally:
+        await store.close()

@@ -1,0 +1,1 @@
+"""Benchmark harness of Switchboard (``python -m bench.run`` / ``switchboard bench``)."""

@@ -1,0 +1,66 @@
+"""Serve a farm in this process, with a chosen engine, until SIGTERM/SIGINT (then drain and stop).
+
+    python -m bench.farm_process --config farm.yml [--engine echo|project]
+
+``echo`` uses the deterministic `EchoEngine` of the test support (the pipeline,
+store and adapters are measured, not NLU); ``project`` loads each bot's configured
+Rasa project like ``switchboard run`` does. Used by the benchmark and by the
+reliability tests that kill the farm with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from core import logging as sb_logging  # noqa: E402
+from core.config import load_farm_config  # noqa: E402
+from core.engine import Engine  # noqa: E402
+from core.farm import Farm, serve  # noqa: E402
+
+
+async def run(config_path: Path, engine: str) -> None:
+    config = load_farm_config(config_path)
+    sb_logging.configure(config.log_level, config.log_format)
+    engines: dict[str, Engine] = {}
+    if engine == "echo":
+        from tests.support.engines import EchoEngine
+
+        engines = {bot: EchoEngine() for bot in config.bots}
+    farm = Farm(config, engines=engines)
+    runner = await serve(farm, config.server.host, config.server.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"READY {config.server.host}:{config.server.port}", flush=True)
+    await stop.wait()
+    await runner.cleanup()
+    await farm.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--engine", choices=("echo", "project"), default="echo")
+    args = parser.parse_args(argv)
+    profile = os.environ.get("SWITCHBOARD_BENCH_PROFILE")  # a path: write cProfile stats there
+    if profile:
+        import cProfile
+
+        cProfile.runctx("asyncio.run(run(args.config, args.engine))", globals(), {"args": args, "run": run},
+                        filename=profile)
+        return
+    asyncio.run(run(args.config, args.engine))
+
+
+if __name__ == "__main__":
+    main()

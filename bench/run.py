@@ -1,0 +1,241 @@
+"""The benchmark: the farm against a bare aiohttp baseline, same fakes, same load, one machine.
+
+    python -m bench.run [--duration 10] [--customers 100] [--quick] [--engines echo,project]
+                        [--rss-conversations 100000] [--out bench/results/bench.json]
+
+Phases (each farm in its own process, started and stopped by PID; all on 127.0.0.1):
+1. baseline: `bench.baseline` (webhook in → one POST to the fake API), closed loop → peak msgs/s.
+2. farm/<engine>: `bench.farm_process` on a fresh SQLite file; closed loop → peak msgs/s
+   (webhook sent → reply arrived at the fake API), CPU and peak RSS of the farm process;
+   then an open loop at half that peak → p50/p99 latency.
+3. rss: a store seeded with ``--rss-conversations`` conversations, the farm started on it
+   and driven for a while (existing and new customers) → peak RSS.
+Results go to ``--out`` (JSON) and a short table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from bench import load, procs  # noqa: E402
+from bench.resources import ResourceSampler  # noqa: E402
+from bench.seed import seed, seed_identity  # noqa: E402
+
+BOT = "bench"
+TARGETS = {"throughput_ratio": 0.3, "p99_ms_at_half_peak": 20.0, "rss_mb_100k": 200.0}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def run_baseline(fakes: load.Fakes, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    port = procs.free_port()
+    proc = procs.start_baseline(
+        port, fakes.telegram.url, fakes.whatsapp.url, work / "baseline.log",
+        telegram_token=load.TG_TOKEN, whatsapp_phone=load.WA_PHONE, whatsapp_token=load.WA_TOKEN,
+    )
+    try:
+        people = load.customers(args.customers, channels=args.channels)
+        await load.closed_loop(fakes, proc.url, BOT, people, args.warmup, name="warmup")
+        with ResourceSampler(proc.pid) as sampler:
+            peak = await load.closed_loop(fakes, proc.url, BOT, people, args.duration, name="baseline_peak")
+        return {"peak": peak.as_dict(), "resources": sampler.result().as_dict()}
+    finally:
+        proc.stop()
+
+
+async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engine: str) -> dict[str, Any]:
+    directory = work / f"farm-{engine}"
+    directory.mkdir()
+    config, port, db_path = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT)
+    proc = procs.start_farm(config, port, engine=engine, timeout=600.0)
+    out: dict[str, Any] = {"engine": engine}
+    try:
+        people = load.customers(args.customers, channels=args.channels)
+        started = time.perf_counter()
+        with ResourceSampler(proc.pid) as whole:
+            await load.closed_loop(fakes, proc.url, BOT, people, args.warmup, name="warmup")
+            with ResourceSampler(proc.pid) as sampler:
+                peak = await load.closed_loop(fakes, proc.url, BOT, people, args.duration, name="farm_peak")
+            out["peak"] = peak.as_dict()
+            out["peak_resources"] = sampler.result().as_dict()
+            rate = max(1.0, peak.throughput / 2)
+            half = await load.open_loop(fakes, proc.url, BOT, people, rate, args.duration, name="farm_half_peak")
+            out["half_peak"] = half.as_dict()
+        out["resources"] = whole.result().as_dict()
+        out["wall_s"] = round(time.perf_counter() - started, 1)
+    finally:
+        code = proc.stop()
+        out["exit_code"] = code
+        out["db_mb"] = round(sum(p.stat().st_size for p in directory.glob("switchboard.db*")) / 2**20, 1)
+    return out
+
+
+async def run_rss(fakes: load.Fakes, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    directory = work / "rss"
+    directory.mkdir()
+    config, port, db_path = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT)
+    log(f"seeding {args.rss_conversations} conversations")
+    seconds = await asyncio.to_thread(seed, db_path, args.rss_conversations, BOT)
+    proc = procs.start_farm(config, port, engine="echo")
+    try:
+        idle_rss = psutil.Process(proc.pid).memory_info().rss / 2**20
+        existing = []
+        for i in range(0, min(args.rss_conversations, args.customers * 50), 50):
+            channel, user = seed_identity(i)
+            existing.append(load.Customer(channel, user))
+        people = existing + load.customers(args.customers, offset=10_000_000)
+        with ResourceSampler(proc.pid) as sampler:
+            traffic = await load.closed_loop(fakes, proc.url, BOT, people, args.rss_seconds, name="rss_traffic")
+        usage = sampler.result()
+    finally:
+        proc.stop()
+    return {
+        "conversations": args.rss_conversations,
+        "seed_seconds": round(seconds, 1),
+        "db_mb": round(sum(p.stat().st_size for p in directory.glob("switchboard.db*")) / 2**20, 1),
+        "rss_idle_mb": round(idle_rss, 1),
+        "rss_peak_mb": round(usage.rss_peak_mb, 1),
+        "traffic": traffic.as_dict(),
+    }
+
+
+def project_engine_available() -> bool:
+    return importlib.util.find_spec("core.dialogue.engine") is not None
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [("run", "msgs/s", "p50 ms", "p99 ms", "CPU %", "peak RSS MB")]
+    base = results.get("baseline")
+    if base:
+        lat = base["peak"]["latency_ms"]
+        rows.append(("baseline (closed loop)", f"{base['peak']['throughput_msgs_per_s']}", f"{lat['p50']}",
+                     f"{lat['p99']}", f"{base['resources']['cpu_percent']}", f"{base['resources']['rss_peak_mb']}"))
+    for name, farm in results.get("farms", {}).items():
+        if "peak" not in farm:
+            continue
+        lat = farm["peak"]["latency_ms"]
+        rows.append((f"farm/{name} (closed loop)", f"{farm['peak']['throughput_msgs_per_s']}", f"{lat['p50']}",
+                     f"{lat['p99']}", f"{farm['peak_resources']['cpu_percent']}",
+                     f"{farm['peak_resources']['rss_peak_mb']}"))
+        half = farm["half_peak"]
+        rows.append((f"farm/{name} @ {half['offered_rate']}/s", f"{half['throughput_msgs_per_s']}",
+                     f"{half['latency_ms']['p50']}", f"{half['latency_ms']['p99']}", "", ""))
+    rss = results.get("rss")
+    if rss:
+        rows.append((f"farm/echo, {rss['conversations']} stored conv.", f"{rss['traffic']['throughput_msgs_per_s']}",
+                     f"{rss['traffic']['latency_ms']['p50']}", f"{rss['traffic']['latency_ms']['p99']}", "",
+                     f"{rss['rss_peak_mb']}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    summary = results.get("summary", {})
+    lines.append("")
+    for key, value in summary.items():
+        lines.append(f"{key}: {value}")
+    return "\n".join(lines)
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    base = results.get("baseline")
+    for name, farm in results.get("farms", {}).items():
+        if "peak" not in farm:
+            continue
+        if base:
+            ratio = farm["peak"]["throughput_msgs_per_s"] / max(1e-9, base["peak"]["throughput_msgs_per_s"])
+            summary[f"throughput_ratio[{name}]"] = round(ratio, 3)
+        summary[f"p99_ms_at_half_peak[{name}]"] = farm["half_peak"]["latency_ms"]["p99"]
+        summary[f"duplicates_seen[{name}]"] = farm.get("duplicates", 0)
+    if results.get("rss"):
+        summary[f"rss_peak_mb[{results['rss']['conversations']} conversations]"] = results["rss"]["rss_peak_mb"]
+    summary["targets"] = TARGETS
+    return summary
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "notes": [
+            "closed loop: each customer sends its next webhook when the reply to the previous one reached "
+            "the fake API; latency = webhook sent -> reply arrived at the fake",
+            "farm send-rate limits lifted for the benchmark (fakes do not throttle)",
+            "half of customers on Telegram (secret-token webhook, PTB client), half on WhatsApp (HMAC webhook)",
+        ],
+        "farms": {},
+    }
+    fakes = await load.Fakes.start()
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
+        work = Path(tmp)
+        try:
+            if not args.skip_baseline:
+                log("baseline")
+                results["baseline"] = await run_baseline(fakes, work, args)
+            for engine in args.engines:
+                if engine == "project" and not project_engine_available():
+                    results["farms"][engine] = {"skipped": "core.dialogue.engine (RasaEngine) is not available yet"}
+                    continue
+                log(f"farm/{engine}")
+                before = fakes.replies.duplicates()
+                results["farms"][engine] = await run_farm(fakes, work, args, engine)
+                results["farms"][engine]["duplicates"] = fakes.replies.duplicates() - before
+            if args.rss_conversations:
+                log("rss")
+                results["rss"] = await run_rss(fakes, work, args)
+        finally:
+            await fakes.stop()
+    results["summary"] = summarise(results)
+    return results
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--customers", type=int, default=100)
+    parser.add_argument("--engines", type=lambda s: [e for e in s.split(",") if e], default=["echo", "project"])
+    parser.add_argument("--channels", type=lambda s: [c for c in s.split(",") if c],
+                        default=["telegram", "whatsapp"], help="customers' channels, spread evenly")
+    parser.add_argument("--rss-conversations", type=int, default=100_000)
+    parser.add_argument("--rss-seconds", type=float, default=5.0)
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="short phases, 10k stored conversations")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.rss_seconds = 3.0, 1.0, 2.0
+        args.rss_conversations = min(args.rss_conversations, 10_000)
+    return args
+
+
+def cli(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    results = asyncio.run(main(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(table(results))
+    print(f"\nwritten: {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    cli()

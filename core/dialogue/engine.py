@@ -1,0 +1,243 @@
+"""`RasaEngine`: runs a Rasa 3.x project (NLU, rules, forms, stories, custom actions) behind
+the ``core.engine.Engine`` protocol.
+
+``RasaEngine.load`` is synchronous and may train (seconds): call it off the event loop
+(``await asyncio.to_thread(RasaEngine.load, ...)``). Models are cached in
+``<project>/.switchboard-models/`` (git-ignored) under a hash of the training data.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from core.dialogue.actions import ActionRunner, InProcessActions, RemoteActions, import_actions_package
+from core.dialogue.forms import extract_slots, parse_payload
+from core.dialogue.policies import MemoizationPolicy, RulePolicy, compile_rules
+from core.dialogue.responses import render_response
+from core.dialogue.state import OWN_EVENT_TYPES, DialogueState
+from core.dialogue.turn import Policies, Turn
+from core.engine import Reply, TurnInput, TurnOutput, Understanding
+from core.errors import DialogueError
+from core.model import Conversation, Event
+from core.nlu.language import LanguageDetector
+from core.nlu.model import NluModel, Parse, load_or_train
+from core.rasa.project import RasaProject, load_project
+from core.rasa.validate import check_project
+
+log = structlog.get_logger(__name__)
+
+MODEL_DIR_NAME = ".switchboard-models"
+
+
+@dataclass(slots=True)
+class _Message:
+    text: str
+    parse: Parse
+    is_payload: bool
+
+
+class RasaEngine:
+    """A bot's brain; one instance per bot, shared by all its conversations (stateless per turn)."""
+
+    def __init__(
+        self,
+        project: RasaProject,
+        nlu: NluModel,
+        *,
+        bot: str,
+        languages: list[str],
+        default_language: str,
+        runner: ActionRunner | None,
+        seed: int | None = None,
+    ) -> None:
+        self.project = project
+        self.domain = project.domain
+        self.domain_dict = project.domain.as_rasa_dict()
+        self.nlu = nlu
+        self.bot = bot
+        self.languages = list(languages) or [default_language]
+        self.default_language = default_language
+        self.detector: LanguageDetector = nlu.language_detector(self.languages)
+        self.runner = runner
+        self.rng = random.Random(seed)
+        config = project.config
+        self.policies = Policies(
+            rules=RulePolicy(compile_rules(project.stories.rules)),
+            memo=MemoizationPolicy(project.stories.stories, max_history=config.memo_max_history,
+                                   augmented=config.augmented_memoization),
+            core_fallback=config.core_fallback_action,
+            handoff_intents=config.handoff_intents,
+        )
+
+    # ---- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        project_dir: Path,
+        *,
+        bot: str,
+        languages: list[str],
+        default_language: str,
+        action_endpoint: str | None = None,
+        model_dir: Path | None = None,
+        seed: int | None = None,
+        validate: bool = True,
+    ) -> RasaEngine:
+        """Load the project, train the NLU if no up-to-date model is saved, return a ready engine.
+
+        Raises `RasaFileError` (a `DialogueError`) for malformed files and `DialogueError`
+        listing every reference error when ``validate`` is on.
+        """
+        started = time.perf_counter()
+        project = load_project(Path(project_dir))
+        if validate:
+            errors = check_project(project)
+            if errors:
+                raise DialogueError("invalid bot project:\n" + "\n".join(errors))
+        config = project.config
+        nlu, trained = load_or_train(
+            project.nlu,
+            fingerprint=project.nlu_fingerprint(),
+            model_dir=model_dir or project.root / MODEL_DIR_NAME,
+            entities=project.domain.entities,
+            threshold=config.fallback_threshold,
+            ambiguity_threshold=config.ambiguity_threshold,
+        )
+        runner: ActionRunner | None = None
+        if action_endpoint:
+            runner = RemoteActions(action_endpoint)
+        else:
+            module = import_actions_package(project.root, config.actions_package)
+            if module is not None:
+                runner = InProcessActions(module)
+            elif project.action_endpoint:
+                runner = RemoteActions(project.action_endpoint)
+        engine = cls(project, nlu, bot=bot, languages=languages, default_language=default_language, runner=runner, seed=seed)
+        log.info("engine.loaded", bot=bot, trained=trained, seconds=round(time.perf_counter() - started, 3))
+        return engine
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.close()
+
+    # ---- Engine protocol ------------------------------------------------------------------
+
+    def understand(self, text: str) -> Understanding:
+        parse = self.nlu.parse(text)
+        return Understanding(
+            intent=parse.intent, confidence=parse.confidence, entities=parse.entities,
+            language=self.detector.detect(text), ranking=parse.ranking,
+        )
+
+    def render(self, response: str, conversation: Conversation, channel: str, **variables: Any) -> list[Reply]:
+        slots = {**conversation.slots, "language": conversation.language or self.default_language}
+        rendered = render_response(self.domain.responses, response, slots, channel, self.rng, variables)
+        return [rendered[0]] if rendered else []
+
+    async def handle(self, turn: TurnInput) -> TurnOutput:
+        message = turn.message
+        conversation = turn.conversation
+        history = [e for e in turn.history if e.type not in OWN_EVENT_TYPES]
+        state = DialogueState.from_history(self.domain, history)
+        for name, value in conversation.slots.items():
+            if name in self.domain.slots or name == "language":
+                state.slots[name] = value
+        if not history and conversation.active_form:
+            state.active_loop = conversation.active_form
+        incoming = self._read(message.button_payload, message.text)
+        language = self._language(incoming, conversation, state, message.language_hint)
+        runtime = Turn(
+            domain=self.domain, domain_dict=self.domain_dict, policies=self.policies, runner=self.runner,
+            state=state, sender_id=conversation.id, channel=message.channel, language=language,
+            timestamp=message.timestamp, rng=self.rng,
+        )
+        expired = self._session_expired(state, message.timestamp)
+        runtime.log("user", {
+            "text": incoming.text,
+            "parse_data": incoming.parse.parse_data(),
+            "input_channel": message.channel,
+            "message_id": message.platform_message_id,
+            "metadata": {},
+        })
+        if not history or expired or incoming.parse.intent == "session_start":
+            runtime.start_session()
+        if "language" in self.domain.slots and state.slots.get("language") != language:
+            runtime.set_slot("language", language)
+        entities = [dict(e) for e in incoming.parse.entities]
+        for name, value in extract_slots(
+            self.domain, slots=state.slots, active_loop=state.active_loop, intent=incoming.parse.intent,
+            entities=entities, text=incoming.text, is_payload=incoming.is_payload,
+        ).items():
+            runtime.set_slot(name, value)
+        if incoming.is_payload:
+            for entity in entities:
+                name = entity.get("entity")
+                if name in self.domain.slots and name not in self.domain.entities and state.slots.get(name) != entity.get("value"):
+                    runtime.set_slot(name, entity.get("value"))
+        await runtime.run()
+        if runtime.handoff is None and state.latest_intent in self.policies.handoff_intents:
+            runtime.request_handoff("requested")
+        updated = conversation.evolve(
+            slots={k: v for k, v in state.slots.items() if k in self.domain.slots},
+            active_form=state.active_loop,
+            language=language,
+        )
+        understanding = Understanding(
+            intent=incoming.parse.intent, confidence=incoming.parse.confidence,
+            entities=incoming.parse.entities, language=language, ranking=incoming.parse.ranking,
+        )
+        log.info("dialogue.turn", bot=self.bot, conversation=conversation.id, intent=incoming.parse.intent,
+                 actions=[e.data.get("name") for e in runtime.events if e.type == "action"],
+                 handoff=runtime.handoff.reason if runtime.handoff else None)
+        return TurnOutput(
+            events=tuple(runtime.events), replies=tuple(runtime.replies), conversation=updated,
+            understanding=understanding, handoff=runtime.handoff, meta=runtime.meta,
+        )
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def _read(self, payload: str | None, text: str) -> _Message:
+        """A button payload (``/intent{...}``) as Rasa treats it, else the NLU parse of the text."""
+        for candidate in (payload, text if text.startswith("/") else None):
+            if not candidate:
+                continue
+            parsed = parse_payload(candidate)
+            if parsed and parsed[0] in self.domain.all_intents:
+                intent, confidence, values = parsed
+                entities = tuple({"entity": k, "value": v, "start": 0, "end": 0, "extractor": "payload"} for k, v in values.items())
+                parse = Parse(candidate, intent, confidence, ((intent, confidence),), entities)
+                return _Message(candidate, parse, True)
+        return _Message(text, self.nlu.parse(text), False)
+
+    def _language(self, incoming: _Message, conversation: Conversation, state: DialogueState, hint: str | None) -> str:
+        current = conversation.language or state.slots.get("language")
+        if not incoming.is_payload and incoming.text:
+            detected = self.detector.detect(incoming.text)
+            if detected in self.languages:
+                return detected
+        if current in self.languages:
+            return str(current)
+        if hint:
+            short = hint.split("-")[0].lower()
+            if short in self.languages:
+                return short
+        return self.default_language
+
+    def _session_expired(self, state: DialogueState, now: Any) -> bool:
+        minutes = self.domain.session_expiration_minutes
+        if minutes <= 0 or state.last_user_time is None:
+            return False
+        return bool(now - state.last_user_time > timedelta(minutes=minutes))
+
+
+def history_from_output(output: TurnOutput) -> list[Event]:
+    """The events of a turn, as the runner appends them to the transcript (for tests and shell)."""
+    return list(output.events)

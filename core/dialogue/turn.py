@@ -1,0 +1,370 @@
+"""One conversation turn: predict the next action, run it, log Rasa events, until listen.
+
+`Turn` is created per message by `RasaEngine.handle`; it holds the state being
+changed and what the turn produced (events, replies, handoff, meta).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from core.dialogue.actions import ActionRejected, ActionRunner
+from core.dialogue.forms import ask_action, next_missing, trigger_values
+from core.dialogue.policies import MemoizationPolicy, RulePolicy
+from core.dialogue.responses import render_response, reply_from_message
+from core.dialogue.state import LISTEN, TWO_STAGE, DialogueState
+from core.engine import HandoffRequest, Reply
+from core.errors import DialogueError
+from core.model import Event
+from core.rasa.domain import REQUESTED_SLOT, Domain
+
+log = structlog.get_logger(__name__)
+
+MAX_ACTIONS_PER_TURN = 10
+OFFER_HUMAN = "utter_offer_human"
+AFFIRM_INTENTS = {"affirm"}
+DEFAULT_TEXTS = {
+    "utter_default": {"de": "Entschuldigung, das habe ich nicht verstanden.", "en": "Sorry, I didn't get that."},
+    "utter_ask_rephrase": {"de": "Können Sie das bitte anders formulieren?", "en": "Could you rephrase that, please?"},
+}
+
+
+@dataclass(slots=True)
+class Policies:
+    rules: RulePolicy
+    memo: MemoizationPolicy
+    core_fallback: str = "action_default_fallback"
+    handoff_intents: tuple[str, ...] = ("human_handoff",)
+
+
+@dataclass(slots=True)
+class Turn:
+    domain: Domain
+    domain_dict: dict[str, Any]
+    policies: Policies
+    runner: ActionRunner | None
+    state: DialogueState
+    sender_id: str
+    channel: str
+    language: str
+    timestamp: datetime
+    rng: random.Random
+    events: list[Event] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    handoff: HandoffRequest | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    loop_rejected: bool = False
+    turn_slots: dict[str, Any] = field(default_factory=dict)  # slots set since the user message
+    rejected_actions: set[str] = field(default_factory=set)
+    stop: bool = False
+
+    # ---- logging --------------------------------------------------------------------------
+
+    def log(self, kind: str, data: dict[str, Any] | None = None) -> Event:
+        event = Event(kind, data or {}, channel=self.channel, timestamp=self.timestamp)
+        self.events.append(event)
+        self.state.apply(event)
+        if kind == "slot":
+            self.turn_slots[event.data["name"]] = event.data.get("value")
+        return event
+
+    def log_action(self, name: str, policy: str | None = None, confidence: float = 1.0) -> None:
+        self.log("action", {"name": name, "policy": policy, "confidence": confidence})
+
+    def set_slot(self, name: str, value: Any) -> None:
+        self.log("slot", {"name": name, "value": value})
+
+    def utter(self, response: str, variables: dict[str, Any] | None = None) -> bool:
+        slots = {**self.state.slots, "language": self.language}
+        rendered = render_response(self.domain.responses, response, slots, self.channel, self.rng, variables)
+        if rendered is None:
+            text = DEFAULT_TEXTS.get(response, {}).get(self.language) or DEFAULT_TEXTS.get(response, {}).get("en")
+            if not text:
+                return False
+            rendered = reply_from_message({"text": text}, response, {})
+        reply, data = rendered
+        self.replies.append(reply)
+        self.log("bot", data)
+        return True
+
+    def request_handoff(self, reason: str, detail: str | None = None) -> None:
+        if self.handoff is None:
+            self.handoff = HandoffRequest(reason=reason, detail=detail)
+            log.info("dialogue.handoff", reason=reason)
+
+    # ---- prediction -----------------------------------------------------------------------
+
+    def predict(self) -> tuple[str, str]:
+        """(action, policy name)."""
+        state, rules = self.state, self.policies.rules
+        if state.followup:
+            return state.followup, "followup"
+        anchors = state.effective_anchors()
+        if not anchors:
+            return LISTEN, "default"
+        last = anchors[-1]
+        if last.kind == "intent" and last.name == "restart":
+            return "action_restart", "RulePolicy"
+        if last.kind == "intent" and last.name == "session_start":
+            return LISTEN, "RulePolicy"
+        loop = state.active_loop
+        if loop:
+            if last.kind == "intent":
+                if not self.loop_rejected:
+                    action, _ = rules.predict(anchors, only_loop=loop)
+                    if action and action != LISTEN:
+                        return action, "RulePolicy"
+                    return loop, "RulePolicy"
+            elif last.name == loop:
+                return LISTEN, "RulePolicy"
+            else:
+                action, rule = rules.predict(anchors)
+                if action and (action != LISTEN or (rule is not None and rule.loop_condition[0])):
+                    return action, "RulePolicy"
+                return loop, "RulePolicy"
+        action, _ = rules.predict(anchors)
+        if action:
+            return action, "RulePolicy"
+        memo = self.policies.memo.predict(anchors)
+        if memo:
+            return memo, "MemoizationPolicy"
+        if last.kind == "intent":
+            return self.policies.core_fallback, "RulePolicy"
+        return LISTEN, "default"
+
+    async def run(self) -> None:
+        for _ in range(MAX_ACTIONS_PER_TURN):
+            action, policy = self.predict()
+            if action == LISTEN or self.stop:
+                break
+            if action in self.rejected_actions and action == self.state.active_loop:
+                await self.run_form(action, policy, force_ask=True)
+                continue
+            await self.run_action(action, policy)
+            if self.stop:
+                break
+        else:
+            log.warning("dialogue.too_many_actions", limit=MAX_ACTIONS_PER_TURN)
+        self.log_action(LISTEN, "default")
+
+    # ---- actions --------------------------------------------------------------------------
+
+    async def run_action(self, name: str, policy: str) -> None:
+        domain = self.domain
+        if name in domain.forms:
+            await self.run_form(name, policy)
+        elif name == TWO_STAGE:
+            self.run_two_stage(policy)
+        elif name in domain.responses and not domain.is_custom_action(name):
+            self.log_action(name, policy)
+            self.utter(name)
+        elif name == "action_restart":
+            self.log_action(name, policy)
+            self.utter("utter_restart")
+            self.log("restart")
+            self.stop = True
+        elif name == "action_session_start":
+            self.start_session(policy)
+        elif name == "action_default_fallback":
+            self.log_action(name, policy)
+            self.utter("utter_default")
+            self.log("rewind")
+            if self.state.fallback_streak >= 2:
+                self.request_handoff("fallback", "no understanding twice in a row")
+            self.stop = True
+        elif name == "action_deactivate_loop":
+            self.log_action(name, policy)
+            self.log("active_loop", {"name": None})
+            if REQUESTED_SLOT in domain.slots:
+                self.set_slot(REQUESTED_SLOT, None)
+        elif name in ("action_default_ask_rephrase",):
+            self.log_action(name, policy)
+            self.utter("utter_ask_rephrase")
+        elif name == "action_handoff":
+            self.log_action(name, policy)
+            if self.state.active_loop:
+                self.log("active_loop", {"name": None})
+            self.request_handoff("requested")
+        elif name == "action_forget_contact":
+            self.log_action(name, policy)
+            self.meta["system_action"] = "forget_contact"
+        elif name in ("action_unlikely_intent", "action_back", "action_revert_fallback_events",
+                      "action_default_ask_affirmation", "action_extract_slots"):
+            self.log_action(name, policy)
+        else:
+            await self.run_custom(name, policy)
+
+    def start_session(self, policy: str = "default") -> None:
+        carried = {}
+        if self.domain.carry_over_slots:
+            carried = {k: v for k, v in self.state.slots.items()
+                       if k != REQUESTED_SLOT and k in self.domain.slots and v != self.domain.slots[k].initial_value}
+        self.log_action("action_session_start", policy)
+        self.log("session_started")
+        for name, value in carried.items():
+            self.set_slot(name, value)
+
+    async def call(self, name: str, extra_events: list[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        if self.runner is None:
+            raise DialogueError(f"custom action '{name}' needs an actions package or an action server")
+        tracker = self.state.tracker_dict(self.sender_id, extra_events or [])
+        result = await self.runner.run(name, tracker, self.domain_dict)
+        return result.events, result.responses
+
+    def emit_responses(self, responses: list[dict[str, Any]]) -> None:
+        for message in responses:
+            variables = {k: v for k, v in message.items() if k not in ("text", "buttons", "image", "custom", "attachment", "elements", "quick_replies", "response", "template", "json_message")}
+            template = message.get("response") or message.get("template")
+            if template:
+                self.utter(str(template), variables)
+                continue
+            reply, data = reply_from_message(message, None, {**self.state.slots, **variables})
+            self.replies.append(reply)
+            self.log("bot", data)
+
+    def apply_action_events(self, events: list[dict[str, Any]]) -> None:
+        for raw in events:
+            kind = raw.get("event")
+            data = {k: v for k, v in raw.items() if k not in ("event", "timestamp")}
+            if kind == "handoff":
+                self.request_handoff("action", str(raw.get("reason") or "") or None)
+            elif kind == "bot":
+                message = {"text": raw.get("text"), **(raw.get("data") or {})}
+                reply, bot_data = reply_from_message(message, None, {})
+                self.replies.append(reply)
+                self.log("bot", bot_data)
+            elif kind in ("slot", "active_loop", "form", "followup", "restart", "reset_slots", "rewind", "undo",
+                          "session_started", "reminder", "cancel_reminder", "pause", "resume", "export",
+                          "loop_interrupted", "entities"):
+                self.log("active_loop" if kind == "form" else kind, data)
+            elif kind == "user":
+                log.warning("dialogue.action_user_event_ignored")
+            else:
+                log.warning("dialogue.unknown_action_event", event=kind)
+
+    async def run_custom(self, name: str, policy: str) -> None:
+        try:
+            events, responses = await self.call(name)
+        except ActionRejected:
+            self.log("action_execution_rejected", {"name": name, "policy": policy})
+            self.rejected_actions.add(name)
+            self.stop = True
+            return
+        except DialogueError as exc:
+            log.error("dialogue.action_failed", action=name, error=str(exc))
+            self.stop = True
+            return
+        self.log_action(name, policy)
+        self.emit_responses(responses)
+        self.apply_action_events(events)
+
+    async def run_form(self, name: str, policy: str, *, force_ask: bool = False) -> None:
+        form = self.domain.forms[name]
+        state = self.state
+        activating = state.active_loop != name
+        candidates: dict[str, Any] = {}
+        if activating:
+            candidates.update(trigger_values(self.domain, form, state.latest_intent))
+            candidates.update({s: state.slots[s] for s in form.required_slots if state.slots.get(s) is not None})
+        else:
+            candidates.update({s: v for s, v in self.turn_slots.items() if s in form.required_slots})
+        slot_events = [{"event": "slot", "name": s, "value": v, "timestamp": None} for s, v in candidates.items()]
+        validator = f"validate_{name}"
+        responses: list[dict[str, Any]] = []
+        if force_ask:
+            validation = []
+        elif validator in self.domain.actions and self.runner is not None:
+            extra = ([{"event": "active_loop", "name": name}] if activating else []) + slot_events
+            try:
+                validation, responses = await self.call(validator, extra)
+            except ActionRejected:
+                validation = []
+                if not activating:
+                    self.reject_loop(name, policy)
+                    return
+            except DialogueError as exc:
+                log.error("dialogue.validation_failed", action=validator, error=str(exc))
+                validation = slot_events
+        else:
+            validation = slot_events
+        requested = state.slots.get(REQUESTED_SLOT)
+        validated = [e for e in validation if e.get("event") == "slot" and e.get("name") != REQUESTED_SLOT]
+        if not activating and not force_ask and requested and not validated and requested not in candidates:
+            self.reject_loop(name, policy)
+            return
+        self.log_action(name, policy)
+        if activating:
+            self.log("active_loop", {"name": name})
+        self.emit_responses(responses)
+        slots = dict(state.slots)
+        next_slot: str | None = None
+        custom_next = False
+        for event in validation:
+            if event.get("event") == "slot" and event.get("name") == REQUESTED_SLOT:
+                next_slot, custom_next = event.get("value"), True
+                continue
+            if event.get("event") == "slot":
+                slots[event["name"]] = event.get("value")
+            self.apply_action_events([event])
+        if not custom_next:
+            next_slot = next_missing(form, slots)
+        if next_slot:
+            self.set_slot(REQUESTED_SLOT, next_slot)
+            await self.ask(name, next_slot)
+        else:
+            self.log("active_loop", {"name": None})
+            self.set_slot(REQUESTED_SLOT, None)
+
+    def reject_loop(self, name: str, policy: str) -> None:
+        self.log("action_execution_rejected", {"name": name, "policy": policy})
+        self.loop_rejected = True
+        self.rejected_actions.add(name)
+
+    async def ask(self, form: str, slot: str) -> None:
+        how = ask_action(self.domain, form, slot)
+        if how is None:
+            log.warning("dialogue.no_ask_response", form=form, slot=slot)
+            return
+        kind, name = how
+        if kind == "response":
+            self.utter(name)
+        else:
+            events, responses = await self.call(name)
+            self.emit_responses(responses)
+            self.apply_action_events(events)
+
+    def run_two_stage(self, policy: str) -> None:
+        """Fallback in two stages: ask to rephrase; then offer a person; then hand off."""
+        state = self.state
+        intent = state.latest_intent
+        if state.active_loop != TWO_STAGE:
+            self.log_action(TWO_STAGE, policy)
+            self.log("active_loop", {"name": TWO_STAGE})
+            self.utter("utter_ask_rephrase")
+            return
+        runs = state.two_stage_runs
+        self.log_action(TWO_STAGE, policy)
+        if intent != "nlu_fallback":
+            if runs >= 2 and (intent in AFFIRM_INTENTS or intent in self.policies.handoff_intents):
+                self.log("active_loop", {"name": None})
+                self.request_handoff("fallback", "customer accepted the offer of a person")
+                self.stop = True
+            elif runs >= 2 and intent == "deny":
+                self.log("active_loop", {"name": None})
+                self.utter("utter_ask_rephrase")
+                self.stop = True
+            else:
+                self.log("active_loop", {"name": None})  # rephrased: carry on with the new intent
+            return
+        if runs == 1 and OFFER_HUMAN in self.domain.responses:
+            self.utter(OFFER_HUMAN)
+            return
+        self.utter("utter_default")
+        self.log("active_loop", {"name": None})
+        self.request_handoff("fallback", "fallback exhausted")
+        self.stop = True

@@ -1,0 +1,364 @@
+"""The handoff's turn hooks: decide when a person takes over, and keep the bot quiet meanwhile.
+
+- `HandoffInterceptor` (first interceptor, so it works from any state, mid-form too):
+  an explicit request for a person (request words in any form, or a handoff button)
+  hands off at once; while waiting / with an agent, customer messages are relayed to
+  the desk and the bot says nothing, except for the customer's own commands ("bot",
+  "zurück zum Bot", "/restart", asking to delete their data); after a Close it takes
+  the CSAT answer.
+- `HandoffPostProcessor`: after the engine, hands off for the engine's own request
+  (``TurnOutput.handoff``: requested / fallback / action), "always human" intents,
+  repeated fallbacks and frustration. Each trigger is the recorded reason.
+- `HandoffAfterCommit`: once the turn is durable, tells the desks (open / relay /
+  status / CSAT) through the `HandoffService`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import structlog
+
+from core.engine import Reply, TurnOutput, Understanding
+from core.handoff import messages
+from core.handoff.messages import (
+    BACK_TO_BOT_PAYLOAD,
+    CALLBACK_PAYLOAD,
+    CSAT_PAYLOAD,
+    EMAIL_PAYLOAD,
+    KEEP_WAITING_PAYLOAD,
+)
+from core.handoff.service import HANDED_OFF, HandoffPlan, HandoffService
+from core.handoff.triggers import asks_for_human, frustration_score
+from core.model import ConversationStatus, Event
+from core.pipeline.hooks import TurnContext
+
+log = structlog.get_logger(__name__)
+
+STATE = "handoff"
+HANDOFF_PAYLOADS = ("/human_handoff", "/handoff", "/human", "/agent")
+FALLBACK_ACTIONS = frozenset({"action_default_fallback", "action_two_stage_fallback"})
+FALLBACK_INTENT = "nlu_fallback"
+ERASURE_INTENTS = frozenset({"forget_me", "forget_contact", "delete_data", "delete_my_data", "erase_data",
+                             "request_deletion"})
+_ERASURE = re.compile(
+    r"\b(l(ö|oe)sch\w*|entfern\w*)\b.{0,40}\b(meine|alle)?\s*daten\b|\bdaten\b.{0,30}\bl(ö|oe)sch"
+    r"|\b(delete|erase|remove|forget)\b.{0,20}\b(my|all)\b.{0,10}\b(data|account|information)\b"
+    r"|\bforget me\b|\bvergiss(t|en sie)? mich\b|^/forget$",
+    re.IGNORECASE,
+)
+_BACK_TO_BOT = re.compile(
+    r"^(/?bot|(zur(ü|ue)ck )?zum bot|(ich will |i want to go )?(go )?back to (the )?bot|wieder (zum )?bot)"
+    r"( bitte| please)?$",
+    re.IGNORECASE,
+)
+_RESTART = re.compile(r"^(/restart|/neustart|restart|neustart|neu starten)$", re.IGNORECASE)
+_CSAT_TEXT = re.compile(r"^\s*([1-5])\s*(/\s*5)?\s*(sterne?|stars?|points?|punkte?)?\s*[.!]?\s*$", re.IGNORECASE)
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[!?.,;:„“\"'()]+", " ", text)).strip().lower()
+
+
+def is_back_to_bot(text: str, payload: str | None) -> bool:
+    return payload == BACK_TO_BOT_PAYLOAD or bool(_BACK_TO_BOT.match(_plain(text))) and len(text) < 60
+
+
+def is_restart(text: str, payload: str | None) -> bool:
+    return (payload or "").startswith("/restart") or bool(_RESTART.match(text.strip()))
+
+
+def csat_score(text: str, payload: str | None) -> int | None:
+    """The 1-5 rating in a CSAT button payload (``/csat{"score":4}``) or a typed digit."""
+    if payload and payload.startswith(CSAT_PAYLOAD):
+        try:
+            value = json.loads(payload[len(CSAT_PAYLOAD):] or "{}").get("score")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, int) and 1 <= value <= 5 else None
+    match = _CSAT_TEXT.match(text or "")
+    return int(match.group(1)) if match and not payload else None
+
+
+def _user_event(ctx: TurnContext, intent: str | None, confidence: float = 1.0,
+                understanding: Understanding | None = None) -> Event:
+    message = ctx.turn.message
+    data: dict[str, Any] = {
+        "text": message.text,
+        "message_id": message.platform_message_id,
+        "input_channel": message.channel,
+        "parse_data": {"text": message.text, "intent": {"name": intent, "confidence": confidence},
+                       "entities": list(understanding.entities) if understanding else []},
+    }
+    if message.button_payload:
+        data["payload"] = message.button_payload
+    if message.attachments:
+        data["attachments"] = [{"kind": a.kind, "name": a.name, "mime_type": a.mime_type}
+                               for a in message.attachments]
+    return Event("user", data, channel=message.channel)
+
+
+def _understand(ctx: TurnContext) -> Understanding | None:
+    text = ctx.turn.message.text
+    if not text:
+        return None
+    try:
+        return ctx.engine.understand(text)
+    except Exception:  # NLU is a nicety for relayed messages; never lose the message over it
+        log.exception("handoff.understand_failed", conversation=ctx.turn.conversation.id)
+        return None
+
+
+def _latest_intent(events: Sequence[Event], skip: frozenset[str]) -> str | None:
+    """The customer's last topic: the newest user intent that is not a handoff/fallback."""
+    for event in reversed(events):
+        if event.type != "user":
+            continue
+        name = ((event.data.get("parse_data") or {}).get("intent") or {}).get("name")
+        if name and name not in skip:
+            return str(name)
+    return None
+
+
+def _user_texts(events: Sequence[Event]) -> list[str]:
+    return [str(e.data["text"]) for e in events if e.type == "user" and e.data.get("text")]
+
+
+def _turns(events: Sequence[Event]) -> list[list[Event]]:
+    """Events grouped per user turn (a user event and what followed it)."""
+    turns: list[list[Event]] = []
+    for event in events:
+        if event.type == "user":
+            turns.append([event])
+        elif turns:
+            turns[-1].append(event)
+    return turns
+
+
+def is_fallback_turn(events: Sequence[Event]) -> bool:
+    for event in events:
+        if event.type == "action" and event.data.get("name") in FALLBACK_ACTIONS:
+            return True
+        if event.type == "user":
+            intent = ((event.data.get("parse_data") or {}).get("intent") or {}).get("name")
+            if intent == FALLBACK_INTENT:
+                return True
+    return False
+
+
+def fallback_streak(history: Sequence[Event], current: Sequence[Event]) -> int:
+    """Consecutive fallback turns ending with this one (a handoff or status change resets it)."""
+    if not is_fallback_turn(current):
+        return 0
+    streak = 1
+    for turn in reversed(_turns(history)):
+        if any(e.type in ("status", "handoff") for e in turn) or not is_fallback_turn(turn):
+            break
+        streak += 1
+    return streak
+
+
+class HandoffInterceptor:
+    """Runs first: explicit requests for a person, the quiet relay while handed off, CSAT answers."""
+
+    def __init__(self, service: HandoffService) -> None:
+        self.service = service
+
+    async def intercept(self, ctx: TurnContext) -> TurnOutput | None:
+        conversation = ctx.turn.conversation
+        message = ctx.turn.message
+        text = (message.text or "").strip()
+        payload = message.button_payload
+        if conversation.status in HANDED_OFF:
+            return await self._handed_off(ctx, text, payload)
+        pending = await self.service.csat_pending(conversation.id)
+        if pending is not None:
+            score = csat_score(text, payload)
+            if score is not None:
+                return self._csat(ctx, score, pending)
+            ctx.state[STATE] = {"action": "csat_skipped"}
+        config = self.service.config(conversation.bot)
+        if (payload or "").split("{")[0] in HANDOFF_PAYLOADS or (
+                not payload and asks_for_human(text, config.request_words)):
+            user = _user_event(ctx, "human_handoff")
+            return self.service_handoff(ctx, TurnOutput(events=(user,), replies=(), conversation=conversation),
+                                        HandoffPlan(reason="requested", intent=_latest_intent(
+                                            ctx.turn.history, frozenset({"human_handoff", FALLBACK_INTENT}))))
+        return None
+
+    def service_handoff(self, ctx: TurnContext, output: TurnOutput, plan: HandoffPlan) -> TurnOutput:
+        return handoff_output(self.service, ctx, output, plan)
+
+    async def _handed_off(self, ctx: TurnContext, text: str, payload: str | None) -> TurnOutput | None:
+        conversation = ctx.turn.conversation
+        language = self.service.language(conversation)
+        if is_back_to_bot(text, payload):
+            user = _user_event(ctx, "back_to_bot")
+            status = _status_event(conversation.status, ConversationStatus.BOT, "customer_back_to_bot")
+            ctx.state[STATE] = {"action": "status", "detail": "the customer went back to the bot"}
+            return TurnOutput(
+                events=(user, status, Event("action", {"name": "action_listen"})),
+                replies=(Reply(text=messages.text("customer_back_to_bot", language)),),
+                conversation=conversation.evolve(status=ConversationStatus.BOT, assigned_agent=None),
+            )
+        if is_restart(text, payload):
+            ctx.state[STATE] = {"action": "release", "detail": "the customer restarted the conversation"}
+            return None
+        understanding = _understand(ctx)
+        if _ERASURE.search(text) or (understanding is not None and understanding.intent in ERASURE_INTENTS):
+            ctx.state[STATE] = {"action": "release", "detail": "the customer asked to delete their data"}
+            return None
+        if payload in (CALLBACK_PAYLOAD, EMAIL_PAYLOAD, KEEP_WAITING_PAYLOAD):
+            wish = {CALLBACK_PAYLOAD: "callback", EMAIL_PAYLOAD: "email", KEEP_WAITING_PAYLOAD: "wait"}[payload]
+            ctx.state[STATE] = {"action": "status", "detail": {
+                "callback": "the customer asks for a call back",
+                "email": "the customer asks for an answer by e-mail",
+                "wait": "the customer keeps waiting"}[wish]}
+            return TurnOutput(
+                events=(_user_event(ctx, f"handoff_{wish}"), Event("handoff", {"action": "customer_wish",
+                                                                               "wish": wish})),
+                replies=(Reply(text=messages.text(f"{wish}_ack" if wish != "wait" else "wait_ack", language)),),
+                conversation=conversation,
+            )
+        user = _user_event(ctx, understanding.intent if understanding else None,
+                           understanding.confidence if understanding else 0.0, understanding)
+        ctx.state[STATE] = {"action": "relay", "event": user}
+        return TurnOutput(events=(user,), replies=(), conversation=conversation, understanding=understanding)
+
+    def _csat(self, ctx: TurnContext, score: int, pending: dict[str, Any]) -> TurnOutput:
+        conversation = ctx.turn.conversation
+        ctx.state[STATE] = {"action": "csat", "score": score}
+        return TurnOutput(
+            events=(_user_event(ctx, "csat"),
+                    Event("csat", {"score": score, "scale": 5, "agent_id": pending.get("agent_id"),
+                                   "agent_name": pending.get("agent_name")}),
+                    Event("action", {"name": "action_listen"})),
+            replies=(Reply(text=messages.text("csat_thanks", self.service.language(conversation))),),
+            conversation=conversation,
+        )
+
+
+def _status_event(previous: ConversationStatus, status: ConversationStatus, action: str) -> Event:
+    return Event("status", {"status": status.value, "previous": previous.value, "action": action,
+                            "agent_id": None, "agent_name": None})
+
+
+def handoff_output(service: HandoffService, ctx: TurnContext, output: TurnOutput, plan: HandoffPlan) -> TurnOutput:
+    """``output`` turned into a handoff: the honest message instead of the bot's replies, status waiting.
+
+    A form in progress is ended (its slots stay for the agent); the plan goes to the
+    after-commit hook, which opens the desk thread.
+    """
+    conversation = output.conversation
+    bot = conversation.bot
+    config = service.config(bot)
+    now = service.clock()
+    hours = service.hours(bot)
+    open_now = hours.is_open(now)
+    plan = replace(plan, open_now=open_now)
+    language = service.language(conversation)
+    notice = messages.handoff_text(language, minutes=max(1, config.expected_wait_minutes),
+                                   opening=hours.next_opening(now), now=now, open_now=open_now)
+    opening = hours.next_opening(now)
+    extra: list[Event] = []
+    if conversation.active_form or ctx.turn.conversation.active_form:
+        extra.append(Event("active_loop", {"name": None}))
+    extra.append(Event("handoff", {
+        "reason": plan.reason, "detail": plan.detail, "intent": plan.intent, "sentiment": plan.sentiment,
+        "open": open_now, "back_at": None if open_now or opening is None else opening.isoformat(),
+        "previous_agent": ctx.turn.contact.last_agent,
+    }))
+    extra.append(_status_event(ctx.turn.conversation.status, ConversationStatus.WAITING, "handoff"))
+    events = [e for e in output.events if e.type != "bot"]
+    if events and events[-1].type == "action" and events[-1].data.get("name") == "action_listen":
+        events = [*events[:-1], *extra, events[-1]]
+    else:
+        events = [*events, *extra, Event("action", {"name": "action_listen"})]
+    ctx.state[STATE] = {"action": "open", "plan": plan}
+    log.info("handoff.triggered", conversation=conversation.id, reason=plan.reason, open_now=open_now)
+    return replace(
+        output,
+        events=tuple(events),
+        replies=(Reply(text=notice),),
+        conversation=conversation.evolve(status=ConversationStatus.WAITING, assigned_agent=None,
+                                         active_form=None, handoff_reason=plan.reason),
+    )
+
+
+class HandoffPostProcessor:
+    """After the engine: its own handoff request, always-human intents, fallbacks, frustration."""
+
+    def __init__(self, service: HandoffService) -> None:
+        self.service = service
+
+    async def process(self, ctx: TurnContext, output: TurnOutput) -> TurnOutput:
+        state = ctx.state.get(STATE) or {}
+        if state.get("action") in ("open", "relay", "status", "csat"):
+            return output
+        conversation = ctx.turn.conversation
+        if state.get("action") == "release":
+            if output.conversation.status in HANDED_OFF:
+                status = _status_event(output.conversation.status, ConversationStatus.BOT, "customer_command")
+                output = replace(output, events=(*output.events, status),
+                                 conversation=output.conversation.evolve(status=ConversationStatus.BOT,
+                                                                         assigned_agent=None))
+            return output
+        if conversation.status in HANDED_OFF:
+            return output
+        plan = self._trigger(ctx, output)
+        if plan is None:
+            return output
+        return handoff_output(self.service, ctx, output, plan)
+
+    def _trigger(self, ctx: TurnContext, output: TurnOutput) -> HandoffPlan | None:
+        config = self.service.config(ctx.turn.conversation.bot)
+        understanding = output.understanding
+        intent = understanding.intent if understanding else _latest_intent(output.events, frozenset())
+        topic = _latest_intent([*ctx.turn.history, *output.events],
+                               frozenset({"human_handoff", FALLBACK_INTENT}))
+        text = ctx.turn.message.text or ""
+        signal = frustration_score(text, _user_texts(ctx.turn.history)) if text else None
+        sentiment = -round(signal.score, 2) if signal is not None else None
+        if output.handoff is not None:
+            return HandoffPlan(reason=output.handoff.reason, detail=output.handoff.detail, intent=topic,
+                               sentiment=sentiment)
+        if intent and intent in config.always_human_intents:
+            return HandoffPlan(reason="intent", detail=intent, intent=intent, sentiment=sentiment)
+        limit = config.fallbacks_before_handoff
+        if limit > 0 and fallback_streak(ctx.turn.history, output.events) >= limit:
+            return HandoffPlan(reason="fallback", detail=f"{limit} fallbacks in a row", intent=topic,
+                               sentiment=sentiment)
+        if signal is not None and signal.exceeds(config.frustration_threshold):
+            return HandoffPlan(reason="frustration", detail=", ".join(signal.reasons) or None, intent=topic,
+                               sentiment=sentiment)
+        return None
+
+
+class HandoffAfterCommit:
+    """Tells the desks once the turn is durable (a desk never hears of a turn that was rolled back)."""
+
+    def __init__(self, service: HandoffService) -> None:
+        self.service = service
+
+    async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
+        state = ctx.state.get(STATE) or {}
+        action = state.get("action")
+        conversation = output.conversation
+        if action == "open":
+            await self.service.opened(conversation.id, state["plan"])
+        elif action == "relay":
+            relayed = next((e for e in events if e.type == "user"), state["event"])
+            await self.service.relay(conversation, relayed)
+        elif action in ("status", "release"):
+            await self.service.notify(await self._fresh(conversation.id, conversation), state.get("detail"))
+        elif action == "csat":
+            await self.service.csat_done(conversation, int(state["score"]))
+        elif action == "csat_skipped":
+            await self.service.csat_done(conversation, None)
+
+    async def _fresh(self, conversation_id: str, fallback: Any) -> Any:
+        return await self.service.store.get_conversation(conversation_id) or fallback

@@ -1,0 +1,190 @@
+"""``switchboard train | test nlu | test stories | shell`` for bot projects and plain Rasa 3.x projects.
+
+Each command takes ``--project DIR``; without it, ``--bot NAME`` picks the bot's project
+from ``--config`` (default ``config/farm.yml``); with neither, the current directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from core.errors import ConfigError, DialogueError
+
+app = typer.Typer(help="Train, test and chat with Rasa-style bots.", no_args_is_help=True)
+test_app = typer.Typer(help="Evaluate NLU or dialogue.", no_args_is_help=True)
+app.add_typer(test_app, name="test")
+
+ProjectOpt = typer.Option(None, "--project", help="A Rasa 3.x project directory.")
+BotOpt = typer.Option(None, "--bot", help="A bot of the farm config; its project is used.")
+ConfigOpt = typer.Option(Path("config/farm.yml"), "--config", help="The farm config (for --bot).")
+ModelDirOpt = typer.Option(None, "--model-dir", help="Where trained models are kept (default: <project>/.switchboard-models).")
+
+
+def _resolve(project: Path | None, bot: str | None, config: Path) -> tuple[Path, str, list[str], str]:
+    """(project dir, bot name, languages, default language)."""
+    if project is not None:
+        return _project_languages(project, project.resolve().name)
+    if bot is not None:
+        from core.config import load_farm_config
+
+        farm = load_farm_config(config)
+        if bot not in farm.bots:
+            raise typer.BadParameter(f"bot '{bot}' is not in {config}")
+        settings = farm.bots[bot]
+        return farm.project_dir(bot), bot, list(settings.languages), settings.default_language
+    return _project_languages(Path("."), Path(".").resolve().name)
+
+
+def _project_languages(project: Path, name: str) -> tuple[Path, str, list[str], str]:
+    from core.rasa.project import load_project
+
+    loaded = load_project(project)
+    languages = sorted({e.language for e in loaded.nlu.examples if e.language}) or [loaded.config.language]
+    default = loaded.config.language if loaded.config.language in languages else languages[0]
+    return project, name, languages, default
+
+
+def _engine(project: Path | None, bot: str | None, config: Path, model_dir: Path | None):  # type: ignore[no-untyped-def]
+    from core.dialogue.engine import RasaEngine
+
+    try:
+        path, name, languages, default = _resolve(project, bot, config)
+        return RasaEngine.load(path, bot=name, languages=languages, default_language=default, model_dir=model_dir)
+    except (DialogueError, ConfigError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def train(
+    project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
+    model_dir: Path | None = ModelDirOpt,
+    force: bool = typer.Option(False, "--force", help="Retrain even if the saved model is up to date."),
+) -> None:
+    """Train the NLU model (skipped when the saved model matches the training data)."""
+    from core.dialogue.engine import MODEL_DIR_NAME
+    from core.rasa.project import load_project
+
+    path, _, _, _ = _resolve(project, bot, config)
+    if force:
+        import shutil
+
+        target = model_dir or load_project(path).root / MODEL_DIR_NAME
+        shutil.rmtree(target, ignore_errors=True)
+    started = time.perf_counter()
+    engine = _engine(project, bot, config, model_dir)
+    typer.echo(f"model nlu-{engine.nlu.fingerprint} ready in {time.perf_counter() - started:.1f}s "
+               f"({len(engine.project.nlu.examples)} examples, {len(engine.nlu.classifier.labels) if engine.nlu.classifier else 0} intents)")
+
+
+@test_app.command("nlu")
+def test_nlu(
+    nlu: Path | None = typer.Option(None, "--nlu", help="NLU test data (default: the project's data/)."),
+    out: Path = typer.Option(Path("results"), "--out", help="Directory for intent_report.json."),
+    project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
+    model_dir: Path | None = ModelDirOpt,
+) -> None:
+    """Classify every example and write a Rasa-style intent report."""
+    from core.dialogue.testing import evaluate_nlu, write_nlu_report
+    from core.rasa.nlu_data import load_nlu_file
+
+    engine = _engine(project, bot, config, model_dir)
+    try:
+        data = load_nlu_file(nlu) if nlu else engine.project.nlu
+    except DialogueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    report = evaluate_nlu(engine, data)
+    path = write_nlu_report(report, out)
+    typer.echo(f"accuracy {report['accuracy']:.4f}, macro f1 {report['macro avg']['f1-score']:.4f}, "
+               f"{len(report['misclassified'])} misclassified; report: {path}")
+
+
+@test_app.command("stories")
+def test_stories(
+    stories: Path | None = typer.Option(None, "--stories", help="Test stories (default: the project's tests/)."),
+    project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
+    model_dir: Path | None = ModelDirOpt,
+    out: Path | None = typer.Option(None, "--out", help="Also write story_report.json here."),
+) -> None:
+    """Run test stories; exit status 1 if any story fails."""
+    from core.dialogue.testing import run_stories
+    from core.rasa.stories import load_story_file
+
+    engine = _engine(project, bot, config, model_dir)
+    files = [stories] if stories else engine.project.test_files
+    blocks = []
+    try:
+        for file in files:
+            blocks.extend(load_story_file(file, display=engine.project.display(file.resolve())).stories)
+    except DialogueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    if not blocks:
+        typer.echo("no test stories found", err=True)
+        raise typer.Exit(2)
+    results = asyncio.run(run_stories(engine, blocks))
+    for result in results:
+        typer.echo(f"{'PASS' if result.passed else 'FAIL'}  {result.name}")
+        for failure in result.failures:
+            typer.echo(f"      {failure}")
+    failed = sum(not r.passed for r in results)
+    typer.echo(f"{len(results) - failed} passed, {failed} failed")
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "story_report.json").write_text(json.dumps(
+            [{"name": r.name, "file": r.file, "line": r.line, "passed": r.passed, "failures": r.failures} for r in results],
+            indent=2), encoding="utf-8")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def shell(
+    project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
+    model_dir: Path | None = ModelDirOpt,
+    debug: bool = typer.Option(False, "--debug", help="Show intent, confidence and actions."),
+) -> None:
+    """Chat with the bot in the terminal (``/restart`` starts over, Ctrl-D quits)."""
+    from core.dialogue.testing import Conversator, actions_of
+
+    engine = _engine(project, bot, config, model_dir)
+    talk = Conversator(engine, "shell", channel="shell")
+
+    async def loop() -> None:
+        while True:
+            try:
+                text = input("you> ").strip()
+            except EOFError:
+                typer.echo("")
+                return
+            if not text:
+                continue
+            output = await talk.say(payload=text if text.startswith("/") else None, text=text)
+            if debug and output.understanding:
+                u = output.understanding
+                typer.echo(f"  [{u.intent} {u.confidence:.2f}, {u.language}] {actions_of(output)}")
+            for reply in output.replies:
+                typer.echo(f"bot> {reply.text}")
+                for number, button in enumerate(reply.buttons, 1):
+                    typer.echo(f"     {number}. {button.title}  ({button.payload})")
+            if output.handoff:
+                typer.echo(f"  [handoff: {output.handoff.reason}]")
+            if output.meta:
+                typer.echo(f"  [{output.meta}]")
+
+    asyncio.run(loop())
+
+
+def main() -> None:  # pragma: no cover - console entry for standalone use
+    app(prog_name="switchboard")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
