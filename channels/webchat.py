@@ -181,9 +181,10 @@ class WebChatAdapter(ChannelAdapter):
                 raise BadRequest("'payload' must be a non-empty string of at most 512 characters")
             text, button_payload = title[: self.settings.max_text_chars], payload
         else:
-            text = frame.get("text")
-            if not isinstance(text, str) or not text.strip():
+            raw_text = frame.get("text")
+            if not isinstance(raw_text, str) or not raw_text.strip():
                 raise BadRequest("'text' must be a non-empty string")
+            text = raw_text
             if len(text) > self.settings.max_text_chars:
                 raise BadRequest(f"messages are limited to {self.settings.max_text_chars} characters")
             button_payload = None

@@ -7,6 +7,7 @@ check`` and ``switchboard run``); errors name the file, the key and the problem.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -76,6 +77,10 @@ class DeskConfig(BaseModel):
     slack: SlackDeskConfig = Field(default_factory=SlackDeskConfig)
 
 
+def _default_channels() -> dict[str, dict[str, Any]]:
+    return {"webchat": {}}
+
+
 class BotConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -83,7 +88,7 @@ class BotConfig(BaseModel):
     name: str | None = Field(default=None, description="Shown to customers.")
     languages: list[str] = Field(default_factory=lambda: ["en"])
     default_language: str = "en"
-    channels: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"webchat": {}})
+    channels: dict[str, dict[str, Any]] = Field(default_factory=_default_channels)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     action_endpoint: str | None = Field(default=None, description="Remote rasa-sdk action server URL")
@@ -126,7 +131,7 @@ class EnvSettings(BaseSettings):
     log_level: str | None = None
 
 
-def expand_env(value: Any, *, file: str, path: str = "", environ: dict[str, str] | None = None) -> Any:
+def expand_env(value: Any, *, file: str, path: str = "", environ: Mapping[str, str] | None = None) -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree."""
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
@@ -146,7 +151,7 @@ def expand_env(value: Any, *, file: str, path: str = "", environ: dict[str, str]
     return value
 
 
-def load_farm_config(path: str | Path, environ: dict[str, str] | None = None) -> FarmConfig:
+def load_farm_config(path: str | Path, environ: Mapping[str, str] | None = None) -> FarmConfig:
     """Read, expand and validate a farm.yml; raise `ConfigError` naming file and key."""
     file = Path(path)
     if not file.is_file():

@@ -10,6 +10,7 @@ picks up conversations left pending by a crash or by another process.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,7 +118,7 @@ class TurnRunner:
             return
         task = asyncio.get_running_loop().create_task(self._drain(conversation_id))
         self._active[conversation_id] = task
-        task.add_done_callback(lambda t, c=conversation_id: self._done(c, t))
+        task.add_done_callback(functools.partial(self._done, conversation_id))
 
     def _done(self, conversation_id: str, task: asyncio.Task[None]) -> None:
         self._active.pop(conversation_id, None)

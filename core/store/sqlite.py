@@ -119,7 +119,7 @@ class SQLiteStore(Store):
         try:
             # aiosqlite exposes no public way to run a function on its thread; _execute is
             # the primitive every public method uses, stable since aiosqlite 0.11.
-            return await db._execute(fn, db._conn)  # type: ignore[no-any-return]
+            return await db._execute(fn, db._conn)  # type: ignore[no-untyped-call,no-any-return]
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -367,7 +367,8 @@ class SQLiteStore(Store):
         limit: int = 100,
     ) -> list[Conversation]:
         def unit(db: sqlite3.Connection) -> list[Conversation]:
-            sql, args = "SELECT * FROM conversations WHERE 1=1", []
+            sql = "SELECT * FROM conversations WHERE 1=1"
+            args: list[str | int] = []
             if bot is not None:
                 sql += " AND bot=?"
                 args.append(bot)

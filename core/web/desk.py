@@ -1,0 +1,474 @@
+"""The built-in web desk at ``/desk``: agents log in, see the queue, take over, answer, close.
+
+It is a `core.desk.Desk` (the handoff service tells it about handoffs, customer messages
+and status changes; it pushes live updates to logged-in agents over server-sent events)
+and it hands every agent action to `core.desk.DeskActions`.
+
+Security: passwords are argon2 hashes from config (verified off the event loop, with the
+same cost for unknown agents); login failures are rate-limited per client address and
+per agent; the session cookie holds a random id signed with HMAC-SHA256 (secret from
+``desk.web.session_secret``, else random per process), HttpOnly, SameSite=Strict, Path
+/desk, Secure over HTTPS; sessions live in the store (logout ends them everywhere). The
+API is JSON only and every state-changing request must carry ``X-Desk-Request: 1`` (a
+custom header a cross-site form or image cannot send) and a same-origin ``Origin``.
+Agents see and act on their own bots only (``WebAgent.bots``; empty = all).
+
+API (JSON): ``POST /desk/api/login`` {agent, password}, ``POST /desk/api/logout``,
+``GET /desk/api/me``, ``GET /desk/api/queue``, ``GET /desk/api/conversations/{id}``,
+``POST /desk/api/conversations/{id}/{claim|reply|note|back|close}`` ({text} for reply
+and note), ``GET /desk/api/stream`` (server-sent events: ``{"type", "conversation"}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+import structlog
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from core.config import WebAgent, WebDeskConfig
+from core.desk import HandoffSummary
+from core.errors import NotFound, SwitchboardError
+from core.handoff.service import AgentNotAllowed, ConversationView, HandoffService, QueueEntry
+from core.model import Contact, Conversation, Event
+from core.ports import Route
+from core.store.base import Store
+
+log = structlog.get_logger(__name__)
+
+AGENT_PREFIX = "web:"
+COOKIE = "sb_desk"
+CSRF_HEADER = "X-Desk-Request"
+SESSION_SECONDS = 12 * 3600
+KEEPALIVE_SECONDS = 15.0
+MAX_TEXT = 4000
+_ACTIONS = ("claim", "reply", "note", "back", "close")
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+class LoginLimiter:
+    """At most ``attempts`` failed logins per ``window`` seconds per key (client address, agent id)."""
+
+    def __init__(self, attempts: int = 5, window: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.attempts = attempts
+        self.window = window
+        self.clock = clock
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def _recent(self, key: str) -> deque[float]:
+        failures = self._failures[key]
+        cutoff = self.clock() - self.window
+        while failures and failures[0] < cutoff:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, *keys: str) -> float:
+        """Seconds until a login may be tried again (0 = now)."""
+        wait = 0.0
+        for key in keys:
+            failures = self._recent(key)
+            if len(failures) >= self.attempts:
+                wait = max(wait, failures[0] + self.window - self.clock())
+        return wait
+
+    def failed(self, *keys: str) -> None:
+        for key in keys:
+            self._recent(key).append(self.clock())
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+
+class WebDesk:
+    """`core.desk.Desk` in the browser; build with the config, the handoff service and the store."""
+
+    name = "web"
+
+    def __init__(
+        self,
+        config: WebDeskConfig,
+        actions: HandoffService,
+        store: Store,
+        *,
+        limiter: LoginLimiter | None = None,
+        session_seconds: float = SESSION_SECONDS,
+    ) -> None:
+        self.config = config
+        self.actions = actions
+        self.store = store
+        self.agents: dict[str, WebAgent] = {a.id: a for a in config.agents}
+        secret = config.session_secret or secrets.token_urlsafe(32)
+        self._secret = secret.encode()
+        self.limiter = limiter or LoginLimiter()
+        self.session_seconds = session_seconds
+        self._hasher = PasswordHasher()
+        self._dummy_hash: str | None = None
+        self._streams: dict[asyncio.Queue[dict[str, Any] | None], WebAgent] = {}
+        self._closing = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        self._closing = False
+        log.info("web_desk.started", agents=len(self.agents))
+
+    async def stop(self) -> None:
+        self.close_streams()
+
+    def close_streams(self) -> None:
+        """End every live-update stream (before the HTTP server waits for open requests)."""
+        self._closing = True
+        for queue in list(self._streams):
+            queue.put_nowait(None)
+
+    async def on_app_shutdown(self, app: web.Application) -> None:
+        self.close_streams()
+
+    # -- routes ------------------------------------------------------------------------
+    def routes(self) -> Sequence[Route]:
+        return (
+            Route("GET", "/desk", self._page, name="desk"),
+            Route("GET", "/desk/desk.js", self._asset),
+            Route("GET", "/desk/desk.css", self._asset),
+            Route("POST", "/desk/api/login", self._login),
+            Route("POST", "/desk/api/logout", self._logout),
+            Route("GET", "/desk/api/me", self._me),
+            Route("GET", "/desk/api/queue", self._queue),
+            Route("GET", "/desk/api/conversations/{id}", self._conversation),
+            Route("POST", "/desk/api/conversations/{id}/{action}", self._action),
+            Route("GET", "/desk/api/stream", self._stream),
+        )
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text=_static("desk.html"), content_type="text/html", headers=_SECURITY_HEADERS)
+
+    async def _asset(self, request: web.Request) -> web.StreamResponse:
+        filename = request.path.rsplit("/", 1)[-1]
+        content_type = "text/javascript" if filename.endswith(".js") else "text/css"
+        return web.Response(text=_static(filename), content_type=content_type,
+                            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+    # -- sessions ----------------------------------------------------------------------
+    def _sign(self, sid: str) -> str:
+        return hmac.new(self._secret, sid.encode(), hashlib.sha256).hexdigest()
+
+    async def _agent(self, request: web.Request) -> WebAgent | None:
+        cookie = request.cookies.get(COOKIE, "")
+        sid, _, signature = cookie.partition(".")
+        if not sid or not hmac.compare_digest(signature, self._sign(sid)):
+            return None
+        session = await self.store.kv_get(f"desk:session:{sid}")
+        if not isinstance(session, dict) or session.get("expires", 0) < time.time():
+            return None
+        return self.agents.get(str(session.get("agent")))
+
+    async def _require(self, request: web.Request, *, writes: bool = False) -> WebAgent:
+        if writes:
+            if request.headers.get(CSRF_HEADER) != "1":
+                raise web.HTTPForbidden(text=json.dumps({"error": f"missing {CSRF_HEADER} header"}),
+                                        content_type="application/json")
+            origin = request.headers.get("Origin")
+            if origin and origin.split("://", 1)[-1] != request.host:
+                raise web.HTTPForbidden(text=json.dumps({"error": "cross-origin request"}),
+                                        content_type="application/json")
+        agent = await self._agent(request)
+        if agent is None:
+            raise web.HTTPUnauthorized(text=json.dumps({"error": "log in first"}), content_type="application/json")
+        return agent
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return bool(self._hasher.verify(password_hash, password))
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get(CSRF_HEADER) != "1":
+            return _json({"error": f"missing {CSRF_HEADER} header"}, 403)
+        body = await _body(request)
+        agent_id, password = body.get("agent"), body.get("password")
+        if not isinstance(agent_id, str) or not isinstance(password, str) or not agent_id or len(password) > 1024:
+            return _json({"error": "agent and password are required"}, 400)
+        client = f"ip:{request.remote or 'unknown'}"
+        account = f"agent:{agent_id[:100]}"
+        wait = self.limiter.retry_after(client, account)
+        if wait > 0:
+            log.warning("web_desk.login_limited", agent=agent_id[:100])
+            return _json({"error": "too many failed logins; try again later"}, 429,
+                         headers={"Retry-After": str(int(wait) + 1)})
+        agent = self.agents.get(agent_id)
+        ok = await asyncio.to_thread(self._verify, agent.password_hash if agent else self._dummy(), password)
+        if agent is None or not ok:
+            self.limiter.failed(client, account)
+            log.info("web_desk.login_failed", agent=agent_id[:100])
+            return _json({"error": "wrong agent or password"}, 401)
+        self.limiter.succeeded(account)
+        sid = secrets.token_urlsafe(24)
+        await self.store.kv_set(f"desk:session:{sid}", {"agent": agent.id, "expires": time.time()
+                                                        + self.session_seconds}, ttl_seconds=self.session_seconds)
+        response = _json({"agent": _agent_json(agent)})
+        response.set_cookie(COOKIE, f"{sid}.{self._sign(sid)}", max_age=int(self.session_seconds), path="/desk",
+                            httponly=True, samesite="Strict", secure=request.secure)
+        log.info("web_desk.login", agent=agent.id)
+        return response
+
+    async def _logout(self, request: web.Request) -> web.StreamResponse:
+        await self._require(request, writes=True)
+        sid = request.cookies.get(COOKIE, "").partition(".")[0]
+        await self.store.kv_delete(f"desk:session:{sid}")
+        response = _json({"ok": True})
+        response.del_cookie(COOKIE, path="/desk")
+        return response
+
+    async def _me(self, request: web.Request) -> web.StreamResponse:
+        agent = await self._require(request)
+        return _json({"agent": _agent_json(agent)})
+
+    # -- reading -----------------------------------------------------------------------
+    def _bots(self, agent: WebAgent) -> list[str] | None:
+        return list(agent.bots) if agent.bots else None
+
+    def _may_serve(self, agent: WebAgent, bot: str) -> bool:
+        return not agent.bots or bot in agent.bots
+
+    async def _queue(self, request: web.Request) -> web.StreamResponse:
+        agent = await self._require(request)
+        entries = await self.actions.queue(self._bots(agent))
+        return _json({"conversations": [self._entry_json(e) for e in entries]})
+
+    async def _visible(self, agent: WebAgent, conversation_id: str) -> ConversationView:
+        try:
+            view = await self.actions.view(conversation_id)
+        except NotFound as exc:
+            raise web.HTTPNotFound(text=json.dumps({"error": "no such conversation"}),
+                                   content_type="application/json") from exc
+        if not self._may_serve(agent, view.conversation.bot):
+            log.warning("web_desk.forbidden", agent=agent.id, conversation=conversation_id)
+            raise web.HTTPNotFound(text=json.dumps({"error": "no such conversation"}),
+                                   content_type="application/json")
+        return view
+
+    async def _conversation(self, request: web.Request) -> web.StreamResponse:
+        agent = await self._require(request)
+        view = await self._visible(agent, request.match_info["id"])
+        return _json({
+            "conversation": self._conversation_json(view.conversation, view.contact),
+            "summary": self._summary_json(view.summary),
+            "transcript": [m for m in (self._event_json(e) for e in view.transcript) if m],
+        })
+
+    # -- acting ------------------------------------------------------------------------
+    async def _action(self, request: web.Request) -> web.StreamResponse:
+        agent = await self._require(request, writes=True)
+        action = request.match_info["action"]
+        if action not in _ACTIONS:
+            return _json({"error": f"unknown action; use one of {', '.join(_ACTIONS)}"}, 404)
+        conversation_id = request.match_info["id"]
+        await self._visible(agent, conversation_id)
+        body = await _body(request) if action in ("reply", "note") else {}
+        text = body.get("text")
+        if action in ("reply", "note") and (not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT):
+            return _json({"error": f"'text' must be 1-{MAX_TEXT} characters"}, 400)
+        agent_id = AGENT_PREFIX + agent.id
+        try:
+            if action == "claim":
+                await self.actions.claim(conversation_id, agent_id, agent.name)
+            elif action == "reply":
+                await self.actions.agent_reply(conversation_id, agent_id, agent.name, str(text))
+            elif action == "note":
+                await self.actions.internal_note(conversation_id, agent_id, agent.name, str(text))
+            elif action == "back":
+                await self.actions.back_to_bot(conversation_id, agent_id, agent.name)
+            else:
+                await self.actions.close(conversation_id, agent_id, agent.name)
+        except AgentNotAllowed as exc:
+            return _json({"error": str(exc)}, 403)
+        except SwitchboardError as exc:
+            return _json({"error": str(exc)}, 409)
+        log.info("web_desk.action", action=action, conversation=conversation_id, agent=agent_id)
+        view = await self.actions.view(conversation_id)
+        return _json({"conversation": self._conversation_json(view.conversation, view.contact)})
+
+    # -- live updates --------------------------------------------------------------------
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        agent = await self._require(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                               "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=200)
+        self._streams[queue] = agent
+        try:
+            await response.write(b"retry: 2000\ndata: {\"type\": \"hello\"}\n\n")
+            while not self._closing:
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    await response.write(b": keepalive\n\n")
+                    continue
+                if item is None:
+                    break
+                await response.write(f"data: {json.dumps(item)}\n\n".encode())
+        except (ConnectionResetError, ConnectionError):
+            pass
+        finally:
+            self._streams.pop(queue, None)
+        return response
+
+    def _push(self, conversation: Conversation, kind: str) -> None:
+        item = {"type": kind, "conversation": conversation.id, "bot": conversation.bot,
+                "status": conversation.status.value}
+        for queue, agent in list(self._streams.items()):
+            if self._may_serve(agent, conversation.bot):
+                try:
+                    queue.put_nowait(item)
+                except asyncio.QueueFull:
+                    log.debug("web_desk.stream_full", agent=agent.id)
+
+    # -- Desk ----------------------------------------------------------------------------
+    async def open_handoff(self, summary: HandoffSummary) -> str | None:
+        self._push(summary.conversation, "handoff")
+        return f"web:{summary.conversation.id}"
+
+    async def customer_message(self, conversation: Conversation, event: Event) -> None:
+        self._push(conversation, "message")
+
+    async def status_changed(self, conversation: Conversation, detail: str | None = None) -> None:
+        self._push(conversation, "status")
+
+    async def transcript_changed(self, conversation: Conversation) -> None:
+        self._push(conversation, "message")
+
+    # -- JSON shapes -----------------------------------------------------------------------
+    def _agent_name(self, agent_id: str | None) -> str | None:
+        if not agent_id:
+            return None
+        if agent_id.startswith(AGENT_PREFIX) and agent_id[len(AGENT_PREFIX):] in self.agents:
+            return self.agents[agent_id[len(AGENT_PREFIX):]].name
+        return agent_id
+
+    def _conversation_json(self, conversation: Conversation, contact: Contact | None) -> dict[str, Any]:
+        identity = contact.reply_identity() if contact else None
+        return {
+            "id": conversation.id, "bot": conversation.bot, "status": conversation.status.value,
+            "assigned_agent": conversation.assigned_agent,
+            "assigned_name": self._agent_name(conversation.assigned_agent),
+            "customer": (contact.display_name if contact else None) or "Customer",
+            "channel": identity.channel if identity else None,
+            "channels": sorted({i.channel for i in contact.identities}) if contact else [],
+            "language": self.actions.language(conversation), "reason": conversation.handoff_reason,
+        }
+
+    def _entry_json(self, entry: QueueEntry) -> dict[str, Any]:
+        data = self._conversation_json(entry.conversation, entry.contact)
+        data["since"] = entry.since.isoformat() if entry.since else None
+        data["last_text"] = entry.last_text
+        return data
+
+    def _summary_json(self, summary: HandoffSummary) -> dict[str, Any]:
+        return {
+            "customer": summary.contact.display_name or "Customer",
+            "channel": summary.channel,
+            "language": summary.conversation.language or self.actions.language(summary.conversation),
+            "reason": summary.reason,
+            "intent": summary.intent,
+            "slots": {k: _short(v) for k, v in summary.slots.items() if v not in (None, "", [])},
+            "sentiment": summary.sentiment,
+            "previous_agent": self._agent_name(summary.previous_agent),
+            "last_messages": [{"type": e.type, "text": e.data.get("text"), "channel": e.channel}
+                              for e in summary.last_messages],
+        }
+
+    def _event_json(self, event: Event) -> dict[str, Any] | None:
+        data = event.data
+        base = {"seq": event.seq, "channel": event.channel, "ts": event.timestamp.isoformat()}
+        if event.type == "user":
+            return {**base, "role": "customer", "author": None, "text": data.get("text") or ""}
+        if event.type == "bot":
+            meta = data.get("metadata") or {}
+            role = meta.get("author", "bot")
+            buttons = [b.get("title") for b in (data.get("data") or {}).get("buttons") or []]
+            return {**base, "role": role if role in ("agent", "system") else "bot",
+                    "author": meta.get("author_name"), "text": data.get("text") or "", "buttons": buttons}
+        if event.type == "note":
+            return {**base, "role": "note", "author": data.get("agent_name"), "text": data.get("text") or ""}
+        if event.type == "status":
+            who = data.get("agent_name") or ("customer" if "customer" in str(data.get("action")) else None)
+            text = f"status: {data.get('status')}" + (f" ({data.get('action')}" + (f" by {who}" if who else "")
+                                                       + ")")
+            return {**base, "role": "event", "author": None, "text": text}
+        if event.type == "handoff":
+            if data.get("reason"):
+                text = f"handed off: {data['reason']}" + (f" ({data['detail']})" if data.get("detail") else "")
+                if not data.get("open", True):
+                    text += " — queued outside business hours"
+            elif data.get("action") == "reping":
+                text = f"re-ping {data.get('count')}: still unclaimed"
+            elif data.get("action") == "customer_wish":
+                text = f"customer wish: {data.get('wish')}"
+            else:
+                return None
+            return {**base, "role": "event", "author": None, "text": text}
+        if event.type == "csat":
+            return {**base, "role": "event", "author": None, "text": f"customer rating: {data.get('score')}/5"}
+        if event.type == "delivery" and data.get("status") in ("failed", "template"):
+            text = ("delivery failed: " + str(data.get("error") or "")) if data.get("status") == "failed" else \
+                "WhatsApp window closed: a template was sent instead"
+            return {**base, "role": "event", "author": None, "text": text}
+        return None
+
+
+def _agent_json(agent: WebAgent) -> dict[str, Any]:
+    return {"id": agent.id, "name": agent.name, "bots": list(agent.bots)}
+
+
+def _short(value: Any) -> str:
+    text = ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text=json.dumps({"error": "send application/json"}),
+                                           content_type="application/json")
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=json.dumps({"error": "invalid JSON"}), content_type="application/json") from exc
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "expected a JSON object"}), content_type="application/json")
+    return body
+
+
+_CACHE: dict[str, str] = {}
+
+
+def _static(name: str) -> str:
+    if name not in _CACHE:
+        _CACHE[name] = resources.files("core").joinpath("web", "static", name).read_text("utf-8")
+    return _CACHE[name]
