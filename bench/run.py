@@ -47,42 +47,44 @@ def log(message: str) -> None:
 
 async def run_baseline(fakes: load.Fakes, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     port = procs.free_port()
-    proc = procs.start_baseline(
-        port, fakes.telegram.url, fakes.whatsapp.url, work / "baseline.log",
+    proc = await asyncio.to_thread(
+        procs.start_baseline, port, fakes.telegram.url, fakes.whatsapp.url, work / "baseline.log",
         telegram_token=load.TG_TOKEN, whatsapp_phone=load.WA_PHONE, whatsapp_token=load.WA_TOKEN,
     )
     try:
         people = load.customers(args.customers, channels=args.channels)
         await load.closed_loop(fakes, proc.url, BOT, people, args.warmup, name="warmup")
-        with ResourceSampler(proc.pid) as sampler:
+        with ResourceSampler(proc.pid) as sampler, ResourceSampler(os.getpid()) as driver:
             peak = await load.closed_loop(fakes, proc.url, BOT, people, args.duration, name="baseline_peak")
-        return {"peak": peak.as_dict(), "resources": sampler.result().as_dict()}
+        return {"peak": peak.as_dict(), "resources": sampler.result().as_dict(),
+                "driver_resources": driver.result().as_dict()}
     finally:
-        proc.stop()
+        await asyncio.to_thread(proc.stop)
 
 
 async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engine: str) -> dict[str, Any]:
     directory = work / f"farm-{engine}"
     directory.mkdir()
     config, port, db_path = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT)
-    proc = procs.start_farm(config, port, engine=engine, timeout=600.0)
+    proc = await asyncio.to_thread(procs.start_farm, config, port, engine=engine, timeout=600.0)
     out: dict[str, Any] = {"engine": engine}
     try:
         people = load.customers(args.customers, channels=args.channels)
         started = time.perf_counter()
         with ResourceSampler(proc.pid) as whole:
             await load.closed_loop(fakes, proc.url, BOT, people, args.warmup, name="warmup")
-            with ResourceSampler(proc.pid) as sampler:
+            with ResourceSampler(proc.pid) as sampler, ResourceSampler(os.getpid()) as driver:
                 peak = await load.closed_loop(fakes, proc.url, BOT, people, args.duration, name="farm_peak")
             out["peak"] = peak.as_dict()
             out["peak_resources"] = sampler.result().as_dict()
+            out["driver_resources"] = driver.result().as_dict()
             rate = max(1.0, peak.throughput / 2)
             half = await load.open_loop(fakes, proc.url, BOT, people, rate, args.duration, name="farm_half_peak")
             out["half_peak"] = half.as_dict()
         out["resources"] = whole.result().as_dict()
         out["wall_s"] = round(time.perf_counter() - started, 1)
     finally:
-        code = proc.stop()
+        code = await asyncio.to_thread(proc.stop)
         out["exit_code"] = code
         out["db_mb"] = round(sum(p.stat().st_size for p in directory.glob("switchboard.db*")) / 2**20, 1)
     return out
@@ -94,7 +96,7 @@ async def run_rss(fakes: load.Fakes, work: Path, args: argparse.Namespace) -> di
     config, port, db_path = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT)
     log(f"seeding {args.rss_conversations} conversations")
     seconds = await asyncio.to_thread(seed, db_path, args.rss_conversations, BOT)
-    proc = procs.start_farm(config, port, engine="echo")
+    proc = await asyncio.to_thread(procs.start_farm, config, port, engine="echo")
     try:
         idle_rss = psutil.Process(proc.pid).memory_info().rss / 2**20
         existing = []
@@ -106,7 +108,7 @@ async def run_rss(fakes: load.Fakes, work: Path, args: argparse.Namespace) -> di
             traffic = await load.closed_loop(fakes, proc.url, BOT, people, args.rss_seconds, name="rss_traffic")
         usage = sampler.result()
     finally:
-        proc.stop()
+        await asyncio.to_thread(proc.stop)
     return {
         "conversations": args.rss_conversations,
         "seed_seconds": round(seconds, 1),

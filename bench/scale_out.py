@@ -61,7 +61,7 @@ def free_port() -> int:
 
 
 def write_farm_config(directory: Path, *, port: int, mongo_url: str, database: str,
-                      project: Path = DEMO_PROJECT) -> Path:
+                      project: Path = DEMO_PROJECT, log_level: str = "warning") -> Path:
     """A farm.yml for one process: web chat bot ``demo`` on the shared MongoDB database."""
     directory.mkdir(parents=True, exist_ok=True)
     config = {
@@ -71,7 +71,7 @@ def write_farm_config(directory: Path, *, port: int, mongo_url: str, database: s
         "desk": {"web": {"enabled": False}},
         "bots": {BOT: {"project": str(project), "languages": ["en"], "default_language": "en",
                        "channels": {"webchat": {"messages_per_minute": 100_000}}}},
-        "log_level": "warning",
+        "log_level": log_level,
     }
     path = directory / "farm.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -173,12 +173,13 @@ class FarmProcess:
 
 @contextlib.asynccontextmanager
 async def farm_processes(workdir: Path, count: int, mongo_url: str, database: str,
-                         engine: str = "echo") -> AsyncIterator[list[FarmProcess]]:
+                         engine: str = "echo", log_level: str = "warning") -> AsyncIterator[list[FarmProcess]]:
     """``count`` farm processes on one database, each on its own free port; stopped on exit."""
     farms = []
     for n in range(count):
         port = free_port()
-        config = write_farm_config(workdir / f"farm{n}", port=port, mongo_url=mongo_url, database=database)
+        config = write_farm_config(workdir / f"farm{n}", port=port, mongo_url=mongo_url, database=database,
+                                   log_level=log_level)
         farms.append(FarmProcess(config, port, engine, log_path=workdir / f"farm{n}.log"))
     try:
         await asyncio.gather(*(f.start() for f in farms))
@@ -310,13 +311,13 @@ class RunResult:
 
 
 async def run_once(workdir: Path, mongo_url: str, *, processes: int, messages: int, customers: int,
-                   engine: str = "echo", timeout: float = 600.0) -> RunResult:
+                   engine: str = "echo", timeout: float = 600.0, log_level: str = "warning") -> RunResult:
     """Start ``processes`` farms on a fresh database, drive the customers, wait, verify."""
     database = f"scale_{processes}p_{uuid.uuid4().hex[:8]}"
     store = MongoStore(mongo_url, database)
     await store.open()
     try:
-        async with farm_processes(workdir / database, processes, mongo_url, database, engine) as farms:
+        async with farm_processes(workdir / database, processes, mongo_url, database, engine, log_level) as farms:
             started = time.monotonic()
             sent = await drive([f.url for f in farms], customers, messages)
             await wait_until_done(store, messages, timeout)
@@ -333,7 +334,8 @@ async def _bench(args: argparse.Namespace) -> int:
     import tempfile
 
     results = []
-    with tempfile.TemporaryDirectory(prefix="scale-out-") as tmp, contextlib.ExitStack() as stack:
+    with tempfile.TemporaryDirectory(prefix="scale-out-") as scratch, contextlib.ExitStack() as stack:
+        tmp = args.workdir or scratch
         url = args.mongodb_url
         if url is None:
             from tests.store.mongo_server import secantus_server, with_options
@@ -341,7 +343,7 @@ async def _bench(args: argparse.Namespace) -> int:
             url = with_options(stack.enter_context(secantus_server(Path(tmp) / "db")), retryWrites="false")
         for count in args.processes:
             result = await run_once(Path(tmp), url, processes=count, messages=args.messages,
-                                    customers=args.customers, engine=args.engine)
+                                    customers=args.customers, engine=args.engine, log_level=args.log_level)
             results.append(result.as_dict())
             print(json.dumps(result.as_dict()), flush=True)
     report = {"server": "MONGODB_URL" if args.mongodb_url else "SecantusDB 0.7.0b3 (not MongoDB; see docstring)",
@@ -362,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--mongodb-url", default=os.environ.get("MONGODB_URL"))
     parser.add_argument("--engine", choices=["echo", "project"], default="echo")
+    parser.add_argument("--workdir", help="keep farm configs and logs (farmN.log) here")
+    parser.add_argument("--log-level", default="warning", help="farm processes' log level")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale_out.json"))
     args = parser.parse_args(argv)
     if args.command == "serve":

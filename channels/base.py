@@ -181,6 +181,14 @@ class ChannelAdapter(ABC):
         return f"{self.name}:{platform_id}"
 
     @staticmethod
+    def signed_text(message: Outbound) -> str:
+        """The text as the customer sees it: an agent's message names the agent, so the
+        customer always knows whether a bot or a person answers."""
+        if message.author.is_agent and message.author.name and message.text:
+            return f"{message.author.name}: {message.text}"
+        return message.text
+
+    @staticmethod
     def split_text(text: str, limit: int) -> list[str]:
         """Text in pieces of at most ``limit`` characters, cut at line breaks where possible."""
         pieces: list[str] = []

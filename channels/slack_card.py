@@ -173,8 +173,17 @@ def card_text(summary: HandoffSummary) -> str:
     return text
 
 
+_EMOJI = {
+    ConversationStatus.WAITING: "⏳", ConversationStatus.AGENT: "🙋",
+    ConversationStatus.BOT: "🤖", ConversationStatus.CLOSED: "✅",
+}
+
+
 def status_line(conversation: Conversation, detail: str | None) -> str:
-    return _status_text(conversation, detail)
+    """The line posted into the thread: what happened (the core's ``detail``), or the status."""
+    if detail:
+        return f"{_EMOJI.get(conversation.status, 'ℹ️')} {escape(detail)}"
+    return _status_text(conversation, None)
 
 
 def customer_line(name: str, channel: str | None, event: Event) -> str:

@@ -229,10 +229,12 @@ class SlackDesk:
         base = self._cards.get(thread)
         if base is None:
             base = await self._fetch_card(thread)
-        line = card.status_line(conversation, detail)
+        name = self._customers.get(thread, "Customer")
         await self._call("chat_update", channel=self.config.channel, ts=thread,
-                         text=f"Handoff — {line}", blocks=card.card_blocks(base, conversation, detail))
-        await self._call("chat_postMessage", channel=self.config.channel, thread_ts=thread, text=line)
+                         text=f"Handoff: {card.escape(name)} — {card.status_line(conversation, None)}",
+                         blocks=card.card_blocks(base, conversation, detail))
+        await self._call("chat_postMessage", channel=self.config.channel, thread_ts=thread,
+                         text=card.status_line(conversation, detail))
         log.info("slack_desk.status.updated", conversation=conversation.id, status=str(conversation.status))
 
     async def _fetch_card(self, thread: str) -> list[dict[str, Any]]:

@@ -474,7 +474,8 @@ class TelegramAdapter(ChannelAdapter):
         client = await self._ensure_client()
         chat = self._chat(message.chat_id)
         keyboard = self._keyboard(message)
-        text = message.text if keyboard or not message.buttons else self.buttons_as_text(message.text, message.buttons)
+        signed = self.signed_text(message)
+        text = signed if keyboard or not message.buttons else self.buttons_as_text(signed, message.buttons)
         media = [a for a in message.attachments if a.kind in ("image", "document", "video", "audio", "voice")]
         for item in media:
             if not (item.url or item.file_id):

@@ -397,7 +397,7 @@ class WhatsAppAdapter(ChannelAdapter):
             body["template"] = {"name": message.template, "language": {"code": self.config.template_language}}
             return [body]
         bodies: list[dict[str, Any]] = []
-        text = message.text
+        text = self.signed_text(message)
         buttons = message.buttons
         if buttons:
             interactive = self._interactive(text or self.config.buttons_prompt, message)

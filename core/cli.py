@@ -79,14 +79,10 @@ def check(config: ConfigOption = Path("config/farm.yml")) -> None:
     """Validate farm.yml and every bot project; exit 1 with precise messages on errors."""
     farm_config = _load(config)
     problems: list[str] = []
-    try:
-        from core.rasa.validate import validate_project
-    except ImportError:  # pragma: no cover - the engine package is part of the distribution
-        validate_project = None
+    from core.rasa.validate import validate_project
+
     for bot in farm_config.bots:
-        project = farm_config.project_dir(bot)
-        if validate_project is not None:
-            problems += [f"bots.{bot}: {p}" for p in validate_project(project)]
+        problems += [f"bots.{bot}: {p}" for p in validate_project(farm_config.project_dir(bot))]
     if problems:
         for problem in problems:
             typer.echo(problem, err=True)
@@ -113,22 +109,14 @@ def _install_log_masking() -> None:
 
 
 def _mount_subcommands() -> None:
-    try:
-        from core.rasa_cli import app as rasa_app
-    except ImportError:
-        rasa_app = None
-    if rasa_app is not None:
-        for command in rasa_app.registered_commands:
-            app.registered_commands.append(command)
-        for group in rasa_app.registered_groups:
-            app.registered_groups.append(group)
-    try:
-        from core.privacy.cli import app as privacy_app
-    except ImportError:
-        privacy_app = None
-    if privacy_app is not None:
-        for command in privacy_app.registered_commands:
-            app.registered_commands.append(command)
+    from core import rasa_cli
+    from core.privacy import cli as privacy_cli
+
+    app.command("train")(rasa_cli.train)
+    app.add_typer(rasa_cli.test_app, name="test")
+    app.command("shell")(rasa_cli.shell)
+    app.command("export")(privacy_cli.export_command)
+    app.command("forget")(privacy_cli.forget_command)
 
 
 _mount_subcommands()

@@ -10,3 +10,6 @@ if TYPE_CHECKING:
 
 def install(farm: Farm) -> None:
     """Called once by `Farm.start` after adapters are built and before routes are mounted."""
+    from core.handoff.wiring import install_handoff
+
+    install_handoff(farm)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,10 @@ ProjectOpt = typer.Option(None, "--project", help="A Rasa 3.x project directory.
 BotOpt = typer.Option(None, "--bot", help="A bot of the farm config; its project is used.")
 ConfigOpt = typer.Option(Path("config/farm.yml"), "--config", help="The farm config (for --bot).")
 ModelDirOpt = typer.Option(None, "--model-dir", help="Where trained models are kept (default: <project>/.switchboard-models).")
+NluFileOpt = typer.Option(None, "--nlu", help="NLU test data (default: the project's data/).")
+NluOutOpt = typer.Option(Path("results"), "--out", help="Directory for intent_report.json.")
+StoriesOpt = typer.Option(None, "--stories", help="Test stories (default: the project's tests/).")
+StoriesOutOpt = typer.Option(None, "--out", help="Also write story_report.json here.")
 
 
 def _resolve(project: Path | None, bot: str | None, config: Path) -> tuple[Path, str, list[str], str]:
@@ -38,7 +41,7 @@ def _resolve(project: Path | None, bot: str | None, config: Path) -> tuple[Path,
             raise typer.BadParameter(f"bot '{bot}' is not in {config}")
         settings = farm.bots[bot]
         return farm.project_dir(bot), bot, list(settings.languages), settings.default_language
-    return _project_languages(Path("."), Path(".").resolve().name)
+    return _project_languages(Path("."), Path.cwd().name)
 
 
 def _project_languages(project: Path, name: str) -> tuple[Path, str, list[str], str]:
@@ -85,8 +88,8 @@ def train(
 
 @test_app.command("nlu")
 def test_nlu(
-    nlu: Path | None = typer.Option(None, "--nlu", help="NLU test data (default: the project's data/)."),
-    out: Path = typer.Option(Path("results"), "--out", help="Directory for intent_report.json."),
+    nlu: Path | None = NluFileOpt,
+    out: Path = NluOutOpt,
     project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
     model_dir: Path | None = ModelDirOpt,
 ) -> None:
@@ -108,10 +111,10 @@ def test_nlu(
 
 @test_app.command("stories")
 def test_stories(
-    stories: Path | None = typer.Option(None, "--stories", help="Test stories (default: the project's tests/)."),
+    stories: Path | None = StoriesOpt,
     project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
     model_dir: Path | None = ModelDirOpt,
-    out: Path | None = typer.Option(None, "--out", help="Also write story_report.json here."),
+    out: Path | None = StoriesOutOpt,
 ) -> None:
     """Run test stories; exit status 1 if any story fails."""
     from core.dialogue.testing import run_stories
@@ -187,4 +190,4 @@ def main() -> None:  # pragma: no cover - console entry for standalone use
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -4,6 +4,15 @@ the ``core.engine.Engine`` protocol.
 ``RasaEngine.load`` is synchronous and may train (seconds): call it off the event loop
 (``await asyncio.to_thread(RasaEngine.load, ...)``). Models are cached in
 ``<project>/.switchboard-models/`` (git-ignored) under a hash of the training data.
+
+What a turn reports besides replies and events:
+- ``handoff``: reason ``"requested"`` (an intent of ``switchboard.handoff_intents`` in
+  config.yml, default ``human_handoff``, or the built-in ``action_handoff``),
+  ``"fallback"`` (two-stage fallback: offer of a person accepted, or fallback exhausted;
+  or a second ``action_default_fallback`` in a row), ``"action"`` (a custom action
+  returned ``{"event": "handoff", "reason": ...}``).
+- ``meta["system_action"] = "forget_contact"`` when the built-in ``action_forget_contact``
+  runs (the demo runs it after the customer confirms deleting their data).
 """
 
 from __future__ import annotations
@@ -17,7 +26,12 @@ from typing import Any
 
 import structlog
 
-from core.dialogue.actions import ActionRunner, InProcessActions, RemoteActions, import_actions_package
+from core.dialogue.actions import (
+    ActionRunner,
+    InProcessActions,
+    RemoteActions,
+    import_actions_package,
+)
 from core.dialogue.forms import extract_slots, parse_payload
 from core.dialogue.policies import MemoizationPolicy, RulePolicy, compile_rules
 from core.dialogue.responses import render_response
@@ -25,7 +39,7 @@ from core.dialogue.state import OWN_EVENT_TYPES, DialogueState
 from core.dialogue.turn import Policies, Turn
 from core.engine import Reply, TurnInput, TurnOutput, Understanding
 from core.errors import DialogueError
-from core.model import Conversation, Event
+from core.model import Conversation
 from core.nlu.language import LanguageDetector
 from core.nlu.model import NluModel, Parse, load_or_train
 from core.rasa.project import RasaProject, load_project
@@ -179,9 +193,9 @@ class RasaEngine:
             runtime.set_slot(name, value)
         if incoming.is_payload:
             for entity in entities:
-                name = entity.get("entity")
-                if name in self.domain.slots and name not in self.domain.entities and state.slots.get(name) != entity.get("value"):
-                    runtime.set_slot(name, entity.get("value"))
+                slot_name = str(entity.get("entity"))
+                if slot_name in self.domain.slots and slot_name not in self.domain.entities and state.slots.get(slot_name) != entity.get("value"):
+                    runtime.set_slot(slot_name, entity.get("value"))
         await runtime.run()
         if runtime.handoff is None and state.latest_intent in self.policies.handoff_intents:
             runtime.request_handoff("requested")
@@ -218,7 +232,7 @@ class RasaEngine:
         return _Message(text, self.nlu.parse(text), False)
 
     def _language(self, incoming: _Message, conversation: Conversation, state: DialogueState, hint: str | None) -> str:
-        current = conversation.language or state.slots.get("language")
+        current: str | None = conversation.language or state.slots.get("language")
         if not incoming.is_payload and incoming.text:
             detected = self.detector.detect(incoming.text)
             if detected in self.languages:
@@ -237,7 +251,3 @@ class RasaEngine:
             return False
         return bool(now - state.last_user_time > timedelta(minutes=minutes))
 
-
-def history_from_output(output: TurnOutput) -> list[Event]:
-    """The events of a turn, as the runner appends them to the transcript (for tests and shell)."""
-    return list(output.events)

@@ -97,9 +97,8 @@ def extract_slots(
                 if not mapping.conditions and in_some_form and not (active_loop and requested == slot.name):
                     continue
                 value = text
-            elif mapping.type == "from_intent":
-                if mapping.intent and intent in mapping.intent:
-                    value = mapping.value
+            elif mapping.type == "from_intent" and mapping.intent and intent in mapping.intent:
+                value = mapping.value
             if value is not None:
                 filled[slot.name] = value
                 break

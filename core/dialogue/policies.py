@@ -3,7 +3,7 @@
 Rules (Rasa's RulePolicy): a rule predicts its next action when its first *k* steps
 match the last *k* anchors of the conversation (slot / loop steps must match what
 happened after the matching anchor; ``condition`` is checked on the state before the
-first matched anchor). Longer matches win. A fully matched rule predicts
+first matched anchor). Longer matches win, then rules with more conditions. A fully matched rule predicts
 ``action_listen`` unless it says ``wait_for_user_input: false``.
 
 Memoization (Rasa's MemoizationPolicy): the last ``max_history`` anchors, padded with
@@ -132,13 +132,14 @@ class RulePolicy:
         *,
         only_loop: str | None = None,
     ) -> tuple[str | None, Rule | None]:
-        """(action, rule) of the longest matching rule; ``only_loop`` keeps rules conditioned on that loop."""
-        best: tuple[int, str, Rule] | None = None
+        """(action, rule) of the longest, then most specific, matching rule; ``only_loop`` keeps rules conditioned on that loop."""
+        best: tuple[tuple[int, int], str, Rule] | None = None
         for rule in self.rules:
             if only_loop is not None and rule.loop_condition != (True, only_loop):
                 continue
+            specificity = len(rule.slot_conditions) + int(rule.loop_condition[0]) + int(rule.conversation_start)
             for k in range(min(len(rule.steps), len(anchors)), 0, -1):
-                if best is not None and k <= best[0]:
+                if best is not None and (k, specificity) <= best[0]:
                     break
                 tail = anchors[len(anchors) - k:]
                 if rule.conversation_start and len(anchors) != k:
@@ -149,11 +150,11 @@ class RulePolicy:
                     continue
                 if k == len(rule.steps):
                     if rule.wait_for_user_input:
-                        best = (k, LISTEN, rule)
+                        best = ((k, specificity), LISTEN, rule)
                     break
                 following = rule.steps[k]
                 if following.kind == "action":
-                    best = (k, following.name, rule)
+                    best = ((k, specificity), following.name, rule)
                 break
         if best is None:
             return None, None

@@ -204,7 +204,7 @@ class DialogueState:
         fresh = DialogueState.initial(self.domain)
         for event in kept:
             fresh.apply(event)
-        for name in DialogueState.__slots__:  # type: ignore[attr-defined]
+        for name in DialogueState.__slots__:
             setattr(self, name, getattr(fresh, name))
         self.turn_fallbacks = fallbacks  # a reverted fallback turn still counts as a fallback
         self.events = events + [{"event": "rewind" if kind == "rewind" else "undo"}]

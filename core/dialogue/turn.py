@@ -276,6 +276,7 @@ class Turn:
         slot_events = [{"event": "slot", "name": s, "value": v, "timestamp": None} for s, v in candidates.items()]
         validator = f"validate_{name}"
         responses: list[dict[str, Any]] = []
+        validation: list[dict[str, Any]]
         if force_ask:
             validation = []
         elif validator in self.domain.actions and self.runner is not None:

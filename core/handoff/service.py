@@ -382,8 +382,9 @@ class HandoffService:
         if not await self.store.remember(f"handoff:reping:{conversation.id}:{pings}", 86400):
             return False  # another process did it
         await self.store.kv_set(key, {**info, "pings": pings, "last": now.isoformat()})
-        waited = max(1, round((now - since).total_seconds() / 60))
-        events = [Event("handoff", {"action": "reping", "count": pings, "waited_minutes": waited})]
+        waited_seconds = max(0, round((now - since).total_seconds()))
+        waited = f"{waited_seconds // 60} min" if waited_seconds >= 60 else f"{waited_seconds} s"
+        events = [Event("handoff", {"action": "reping", "count": pings, "waited_seconds": waited_seconds})]
         outbound: list[Outbound] = []
         if pings == 1:
             contact = await self.store.get_contact(conversation.contact_id)
@@ -397,7 +398,7 @@ class HandoffService:
         if outbound:
             self.on_outbound()
         log.info("handoff.repinged", conversation=conversation.id, count=pings)
-        detail = f"still unclaimed after {waited} min (re-ping {pings})"
+        detail = f"still unclaimed after {waited} (re-ping {pings})"
         for desk in self.desks:
             method = "reping" if callable(getattr(desk, "reping", None)) else "status_changed"
             await self._desk_call(desk, method, conversation, detail)

@@ -57,7 +57,8 @@ class IntentClassifier:
             logits = self.bias.copy()
         logits = logits - logits.max()
         exp = np.exp(logits)
-        return exp / exp.sum()
+        result: np.ndarray = exp / exp.sum()
+        return result
 
     def predict(self, text: str, extra: Iterable[str] = ()) -> list[tuple[str, float]]:
         """(intent, probability) for every intent, best first."""
@@ -71,7 +72,8 @@ class IntentClassifier:
         logits = np.asarray(X @ self.weights) + self.bias
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        result: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+        return result
 
 
 def entropy(probs: Sequence[float]) -> float:

@@ -109,7 +109,8 @@ class TokenTagger:
                 vocab.setdefault(f, len(vocab))
         import scipy.sparse as sp
 
-        indptr, indices = [0], []
+        indptr: list[int] = [0]
+        indices: list[int] = []
         for feats in rows:
             indices.extend(vocab[f] for f in feats)
             indptr.append(len(indices))

@@ -7,6 +7,7 @@ lookups, no scipy objects.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import unicodedata
@@ -31,7 +32,7 @@ def tokenize(text: str) -> list[str]:
 
 def word_grams(tokens: Sequence[str]) -> list[str]:
     grams = ["w:" + t for t in tokens]
-    grams.extend(f"b:{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False))
+    grams.extend(f"b:{a} {b}" for a, b in itertools.pairwise(tokens))
     return grams
 
 
@@ -118,7 +119,7 @@ def fit_space(
         if extras:
             grams.update("x:" + e for e in extras[row])
         df.update(grams)
-    kept = sorted(g for g, n in df.items() if n >= min_df or g.startswith("w:") or g.startswith("x:"))
+    kept = sorted(g for g, n in df.items() if n >= min_df or g.startswith(("w:", "x:")))
     vocab = {g: i for i, g in enumerate(kept)}
     n = len(texts)
     idf = np.array([math.log((1 + n) / (1 + df[g])) + 1.0 for g in kept], dtype=np.float32)

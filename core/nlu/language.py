@@ -63,8 +63,8 @@ class LocalLanguageModel:
     def predict(self, text: str) -> dict[str, float]:
         grams = self.grams(text)
         known = [g for g in grams if any(g in self.log_prob[lang] for lang in self.languages)]
-        if not known:
-            return {}
+        if not any(g.startswith("w:") for g in known):
+            return {}  # no word this bot has seen: character n-grams alone are too weak
         scores = {
             lang: self.log_prior[lang] + sum(self.log_prob[lang].get(g, self.log_unseen[lang]) for g in known)
             for lang in self.languages
@@ -130,7 +130,7 @@ class LanguageDetector:
             best = max(local, key=local.__getitem__)
             if local[best] >= self.local_threshold:
                 return best
-        if lingua and len(tokenize(text)) >= 2:
+        if lingua and len(tokenize(text)) >= 3:
             best = max(lingua, key=lingua.__getitem__)
             if lingua[best] >= self.lingua_threshold and best in self.languages:
                 return best

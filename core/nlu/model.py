@@ -22,7 +22,13 @@ import numpy as np
 import structlog
 
 from core.nlu.classifier import IntentClassifier
-from core.nlu.entities import PatternExtractor, TokenTagger, apply_synonyms, feature_names, merge_spans
+from core.nlu.entities import (
+    PatternExtractor,
+    TokenTagger,
+    apply_synonyms,
+    feature_names,
+    merge_spans,
+)
 from core.nlu.features import FeatureSpace
 from core.nlu.language import LanguageDetector, LocalLanguageModel
 from core.rasa.nlu_data import EntitySpan, NluData
@@ -166,7 +172,7 @@ class NluModel:
         if self.tagger is not None:
             arrays.update(tagger_weights=self.tagger.weights, tagger_bias=self.tagger.bias)
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        np.savez(tmp / "arrays.npz", **arrays)
+        np.savez(tmp / "arrays.npz", **arrays)  # type: ignore[arg-type]
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(tmp, directory)
@@ -185,18 +191,18 @@ class NluModel:
             space = FeatureSpace(c["vocab"], arrays["idf"], c["char_low"], c["char_high"], c["char_weight"], c["word_weight"])
             classifier = IntentClassifier(space, c["labels"], arrays["weights"], arrays["bias"])
         tagger = TokenTagger.from_parts(meta["tagger"], arrays["tagger_weights"], arrays["tagger_bias"]) if meta.get("tagger") else None
-        regexes = [tuple(r) for r in meta["regexes"]]
+        regexes: list[tuple[str, str]] = [(str(r[0]), str(r[1])) for r in meta["regexes"]]
         return cls(
             classifier=classifier,
-            patterns=PatternExtractor.build(regexes, meta["lookups"], meta["entities"]),  # type: ignore[arg-type]
-            feature_patterns=feature_names(regexes, meta["lookups"]),  # type: ignore[arg-type]
+            patterns=PatternExtractor.build(regexes, meta["lookups"], meta["entities"]),
+            feature_patterns=feature_names(regexes, meta["lookups"]),
             synonyms=meta["synonyms"],
             tagger=tagger,
             language_model=LocalLanguageModel.from_dict(meta["language_model"]) if meta.get("language_model") else None,
             threshold=meta["threshold"],
             ambiguity_threshold=meta["ambiguity_threshold"],
             fingerprint=meta["fingerprint"],
-            regexes=regexes,  # type: ignore[arg-type]
+            regexes=regexes,
             lookups=meta["lookups"],
             entities=meta["entities"],
         )

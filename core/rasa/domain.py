@@ -202,9 +202,10 @@ def _parse_slots(raw: Any, *, file: str, line: int) -> dict[str, Slot]:
         mappings_raw = spec.get("mappings")
         if mappings_raw is not None and not isinstance(mappings_raw, LList):
             raise RasaFileError(f"slot '{name}': 'mappings' must be a list", file=file, line=spec.line_of("mappings"))
+        mapping_items: LList = mappings_raw if mappings_raw is not None else LList()
         mappings = tuple(
-            _parse_mapping(m, file=file, slot=name, line=mappings_raw.line_of(i))
-            for i, m in enumerate(mappings_raw or [])
+            _parse_mapping(m, file=file, slot=name, line=mapping_items.line_of(i) if mapping_items.lines else where)
+            for i, m in enumerate(mapping_items)
         )
         if kind == "categorical" and not spec.get("values"):
             raise RasaFileError(f"slot '{name}': categorical slots need 'values'", file=file, line=where)

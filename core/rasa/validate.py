@@ -53,9 +53,9 @@ def _check_domain(domain: Domain, domain_file: str) -> list[str]:
         return f"{file}:{line}" if line else file
 
     for form in domain.forms.values():
-        for slot in form.required_slots:
-            if slot not in domain.slots:
-                errors.append(f"{at('form:' + form.name)}: form '{form.name}' requires slot '{slot}', which is not in slots")
+        for required in form.required_slots:
+            if required not in domain.slots:
+                errors.append(f"{at('form:' + form.name)}: form '{form.name}' requires slot '{required}', which is not in slots")
     for slot in domain.slots.values():
         for mapping in slot.mappings:
             where = f"{at('slot:' + slot.name).split(':')[0]}:{mapping.line}" if mapping.line else at("slot:" + slot.name)

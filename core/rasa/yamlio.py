@@ -14,7 +14,7 @@ import yaml
 from core.errors import DialogueError
 
 try:  # the C loader is ~10x faster; fall back to the pure-Python one
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[attr-defined]
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on libyaml
     _Loader = yaml.SafeLoader
 

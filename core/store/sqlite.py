@@ -9,13 +9,16 @@ a second reader (``switchboard export``) safe.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import aiosqlite
 import structlog
@@ -58,6 +61,11 @@ class SQLiteStore(Store):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._db: aiosqlite.Connection | None = None
+        # Group commit: units submitted while the worker thread is busy wait here and then
+        # run together in one thread hop and one transaction (see `_submit`).
+        self._queue: list[_Unit] = []
+        self._busy = False
+        self._lock_file: IO[bytes] | None = None
 
     # -- plumbing ------------------------------------------------------------------
     async def open(self) -> None:
@@ -70,9 +78,49 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._db.row_factory = sqlite3.Row
-        await self._run(self._configure)
-        version = await self._run(self._migrate)
+        await self._direct(self._configure)
+        version = await self._direct(self._migrate)
+        if self._take_process_lock():
+            cleared = await self._direct(self._clear_stale_leases)
+            if cleared:
+                log.info("store.stale_leases_cleared", count=cleared)
         log.info("store.opened", kind="sqlite", path=self.path, schema_version=version)
+
+    def _take_process_lock(self) -> bool:
+        """True if no other process has this file open as a store (an OS lock; freed when a process dies).
+
+        A farm on SQLite is one process. The process that holds the lock knows that every
+        lease in the file (turns, outbox, pollers) belongs to a process that is gone, e.g.
+        one killed with SIGKILL, so it can take the work over at once instead of waiting
+        for the leases to expire. A second opener (``switchboard export``) does not clear.
+        """
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            return False
+        try:
+            handle = open(f"{self.path}.lock", "wb")  # noqa: SIM115 - held until close()
+        except OSError:
+            return False
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._lock_file = handle
+        return True
+
+    @staticmethod
+    def _clear_stale_leases(db: sqlite3.Connection) -> int:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            leases = db.execute("DELETE FROM leases").rowcount
+            outbox = db.execute(
+                "UPDATE outbox SET lease_owner=NULL, lease_until=NULL WHERE lease_owner IS NOT NULL"
+            ).rowcount
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return int(leases + outbox)
 
     @staticmethod
     def _configure(db: sqlite3.Connection) -> None:
@@ -106,13 +154,20 @@ class SQLiteStore(Store):
     async def close(self) -> None:
         if self._db is not None:
             db, self._db = self._db, None
-            await db.close()
+            queued, self._queue = self._queue, []
+            for unit in queued:
+                if not unit.future.done():
+                    unit.future.set_exception(StoreUnavailable("store closed"))
+            await db.close()  # runs after the batch in flight, on the same worker thread
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on the connection's worker thread (aiosqlite's one-thread executor)."""
+    async def _direct(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` alone on the worker thread, outside group commit (set-up, checkpoints)."""
         db = self._db
         if db is None:
             raise StoreUnavailable("store is not open")
@@ -122,21 +177,74 @@ class SQLiteStore(Store):
             return await db._execute(fn, db._conn)  # type: ignore[no-untyped-call,no-any-return]
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
+        except ValueError as exc:  # aiosqlite: "Connection closed"
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run read-only ``fn`` on the worker thread (batched with whatever else is queued)."""
+        return await self._submit(fn, write=False)
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` atomically (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error)."""
+        """Run ``fn`` atomically: all of it is committed before this returns, or none of it."""
+        return await self._submit(fn, write=True)
 
-        def unit(db: sqlite3.Connection) -> T:
-            db.execute("BEGIN IMMEDIATE")
+    def _submit(self, fn: Callable[[sqlite3.Connection], Any], *, write: bool) -> asyncio.Future[Any]:
+        """Queue a unit; units queued while the worker thread is busy run as one batch.
+
+        A batch is one thread hop and, if any unit writes, one ``BEGIN IMMEDIATE ... COMMIT``
+        with a savepoint per writing unit: a unit that raises is rolled back alone, and every
+        unit's result is handed out only after the COMMIT, so an acknowledged write is
+        durable. Units run in submission order, one at a time, as before (group commit).
+        """
+        if self._db is None:
+            raise StoreUnavailable("store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append(_Unit(fn, write, future))
+        if not self._busy:
+            self._busy = True
+            loop.call_soon(self._dispatch)  # units submitted in this loop iteration join the batch
+        return future
+
+    def _dispatch(self) -> None:
+        batch, self._queue = self._queue, []
+        db = self._db
+        if not batch or db is None:
+            self._busy = False
+            for unit in batch:
+                if not unit.future.done():
+                    unit.future.set_exception(StoreUnavailable("store is not open"))
+            return
+        loop = asyncio.get_running_loop()
+        conn = db._conn
+
+        def work() -> None:  # on the worker thread; hands the outcomes back to the loop
             try:
-                result = fn(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
+                outcomes: list[tuple[bool, Any]] | BaseException = _run_batch(conn, batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to every caller below
+                outcomes = exc
+            loop.call_soon_threadsafe(self._complete, batch, outcomes)
 
-        return await self._run(unit)
+        # aiosqlite has no public "run this on your thread"; its worker takes (future, fn)
+        # pairs from ``_tx`` (the queue behind every public method, aiosqlite >= 0.11).
+        try:
+            db._tx.put_nowait((None, work))
+        except Exception as exc:  # noqa: BLE001
+            self._complete(batch, StoreUnavailable(f"worker thread unavailable: {exc}"))
+
+    def _complete(self, batch: list[_Unit], outcomes: list[tuple[bool, Any]] | BaseException) -> None:
+        if isinstance(outcomes, BaseException):
+            error = outcomes if isinstance(outcomes, StoreUnavailable) else StoreUnavailable(
+                f"{type(outcomes).__name__}: {outcomes}")
+            outcomes = [(False, error)] * len(batch)
+        for unit, (ok, value) in zip(batch, outcomes, strict=True):
+            if unit.future.done():  # the caller was cancelled; the unit ran anyway
+                continue
+            if ok:
+                unit.future.set_result(value)
+            else:
+                unit.future.set_exception(value)
+        self._dispatch()  # the next batch (what queued meanwhile), or idle
 
     # -- row mapping -----------------------------------------------------------------
     @staticmethod
@@ -688,7 +796,7 @@ class SQLiteStore(Store):
         await self._tx(unit)
         # Push the overwritten pages out of the WAL into the main file and truncate the WAL,
         # so no copy of the erased text stays on disk.
-        await self._run(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+        await self._direct(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
 
     async def purge_transcripts(self, bot: str, older_than: datetime) -> int:
         def unit(db: sqlite3.Connection) -> int:
@@ -726,3 +834,65 @@ class SQLiteStore(Store):
             return int(db.execute("SELECT COUNT(*) FROM conversations WHERE bot=?", (bot,)).fetchone()[0])
 
         return await self._run(unit)
+
+
+@dataclass(slots=True)
+class _Unit:
+    fn: Callable[[sqlite3.Connection], Any]
+    write: bool
+    future: asyncio.Future[Any]
+
+
+def _error(exc: BaseException) -> BaseException:
+    return StoreUnavailable(str(exc)) if isinstance(exc, sqlite3.OperationalError) else exc
+
+
+def _run_batch(db: sqlite3.Connection, batch: Sequence[_Unit]) -> list[tuple[bool, Any]]:
+    """On the worker thread: run ``batch`` in order; one transaction if any unit writes."""
+    try:
+        return _run_units(db, batch)
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _run_units(db: sqlite3.Connection, batch: Sequence[_Unit]) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    writes = any(unit.write for unit in batch)
+    savepoints = len(batch) > 1
+    if writes:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            return [(False, _error(exc))] * len(batch)
+    for unit in batch:
+        if unit.write and savepoints:
+            db.execute("SAVEPOINT unit")
+        try:
+            value = unit.fn(db)
+        except Exception as exc:
+            if writes and not db.in_transaction:
+                # SQLite rolled the whole transaction back itself (disk full, I/O error):
+                # nothing of this batch is durable and reads may have seen its writes.
+                return [(False, StoreUnavailable(f"transaction rolled back: {exc}"))] * len(batch)
+            if unit.write and savepoints:
+                db.execute("ROLLBACK TO unit")
+                db.execute("RELEASE unit")
+            elif unit.write:
+                db.execute("ROLLBACK")
+                return [(False, _error(exc))]
+            outcomes.append((False, _error(exc)))
+            continue
+        if unit.write and savepoints:
+            db.execute("RELEASE unit")
+        outcomes.append((True, value))
+    if writes:
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # Nothing of this batch is durable, and reads may have seen its writes: all fail.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return [(False, _error(exc))] * len(batch)
+    return outcomes

@@ -1,0 +1,165 @@
+"""Plugs the human handoff into a farm: service, turn hooks, desks, re-pinger, delivery listener.
+
+`install_handoff(farm)` is called from ``core.extensions.install`` (after the adapters
+are built, before routes are mounted). Per bot it puts `HandoffInterceptor` first among
+the interceptors (a request for a person works from any state), appends the
+post-processor and the after-commit hook. Desks: the built-in web desk at ``/desk``
+(``desk.web.enabled``) and, with ``desk.slack.enabled``, the Slack desk found through
+the ``switchboard.desks`` entry point ``slack`` (the core never imports ``channels``);
+Slack is then the primary desk (its thread id is stored on the conversation).
+
+``farm.services``: ``handoff`` (the `HandoffService`, also the `DeskActions`),
+``handoff_background`` (re-pings; keeps the interceptor first), ``web_desk``,
+``slack_desk``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from importlib.metadata import entry_points
+from typing import Any
+
+import structlog
+
+from core.config import FarmConfig
+from core.errors import ConfigError, StoreError
+from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPostProcessor
+from core.handoff.service import REPING_LEASE, AgentPolicy, HandoffService
+from core.privacy.masking import Masker
+
+log = structlog.get_logger(__name__)
+
+DESKS_GROUP = "switchboard.desks"
+
+
+def agent_policy(config: FarmConfig) -> AgentPolicy:
+    """Which agent may serve which bot: web agents per ``WebAgent.bots`` (empty = all); Slack
+    agents (already checked by the Slack desk against its agent list) serve every bot."""
+    web_agents = {f"web:{a.id}": a for a in config.desk.web.agents} if config.desk.web.enabled else {}
+    slack = config.desk.slack.enabled
+
+    def may_serve(agent_id: str, bot: str) -> bool:
+        if agent_id.startswith("web:"):
+            agent = web_agents.get(agent_id)
+            return agent is not None and (not agent.bots or bot in agent.bots)
+        if agent_id.startswith("slack:"):
+            return slack
+        return False
+
+    return may_serve
+
+
+class HandoffBackground:
+    """Re-pings unclaimed handoffs (one farm process at a time, by lease) and keeps hook order."""
+
+    def __init__(self, farm: Any, service: HandoffService, interceptor: HandoffInterceptor,
+                 *, interval: float) -> None:
+        self.farm = farm
+        self.service = service
+        self.interceptor = interceptor
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        # Layers installed after us may have inserted their interceptors at the front.
+        for runtime in self.farm.runtimes.values():
+            if self.interceptor in runtime.interceptors and runtime.interceptors[0] is not self.interceptor:
+                runtime.interceptors.remove(self.interceptor)
+                runtime.interceptors.insert(0, self.interceptor)
+        desk = self.farm.services.get("web_desk")
+        app = self.farm.app
+        if desk is not None and app is not None and not app.frozen:
+            pass  # live-update streams end before the server waits
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(StoreError):
+            await self.service.store.release_lease(REPING_LEASE, self.service.owner)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                if await self.service.store.acquire_lease(REPING_LEASE, self.service.owner,
+                                                          max(30.0, self.interval * 3)):
+                    await self.service.reping_due()
+            except StoreError as exc:
+                log.warning("handoff.reping_failed", error=str(exc))
+            except Exception:
+                log.exception("handoff.reping_crashed")
+
+
+def _slack_desk_class() -> Any | None:
+    found = [ep for ep in entry_points(group=DESKS_GROUP) if ep.name == "slack"]
+    return found[0].load() if found else None
+
+
+def install_handoff(farm: Any) -> None:
+    """Wire the handoff into ``farm`` (a `core.farm.Farm` during `start`); idempotent."""
+    if "handoff" in farm.services:
+        return
+    config: FarmConfig = farm.config
+    store = farm.store
+    sender = farm.sender
+    service = HandoffService(
+        store,
+        config.bots,
+        agent_policy=agent_policy(config),
+        maskers={bot: Masker(c.privacy.mask_patterns) for bot, c in config.bots.items()},
+        on_outbound=sender.notify if sender is not None else (lambda: None),
+        owner=farm.owner,
+    )
+    farm.services["handoff"] = service
+    interceptor = HandoffInterceptor(service)
+    post = HandoffPostProcessor(service)
+    after = HandoffAfterCommit(service)
+    for runtime in farm.runtimes.values():
+        runtime.interceptors.insert(0, interceptor)
+        runtime.post.append(post)
+        runtime.after.append(after)
+    if sender is not None:
+        sender.listeners.append(service)
+
+    if config.desk.web.enabled:
+        from core.web.desk import WebDesk
+
+        web_desk = WebDesk(config.desk.web, service, store)
+        service.add_desk(web_desk)
+        farm.extra_routes.extend(web_desk.routes())
+        farm.services["web_desk"] = web_desk
+        if not config.desk.web.agents:
+            log.warning("handoff.web_desk_without_agents", hint="add desk.web.agents to farm.yml")
+    if config.desk.slack.enabled:
+        cls = _slack_desk_class()
+        if cls is None:
+            raise ConfigError("desk.slack.enabled is true but no 'slack' desk is installed "
+                              f"(entry point group {DESKS_GROUP})", key="desk.slack")
+
+        async def resolve_thread(thread: str) -> str | None:
+            for bot in config.bots:
+                conversation = await store.find_conversation_by_thread(bot, thread)
+                if conversation is not None:
+                    return str(conversation.id)
+            return None
+
+        async def is_duplicate(key: str) -> bool:
+            return not await store.remember(key, 86400)
+
+        slack_desk = cls.from_config(config.desk.slack, service, resolve_thread, is_duplicate)
+        service.add_desk(slack_desk, primary=True)
+        routes = getattr(slack_desk, "routes", None)
+        if callable(routes):
+            farm.extra_routes.extend(routes())
+        farm.services["slack_desk"] = slack_desk
+    if not service.desks:
+        log.warning("handoff.no_desk", hint="enable desk.web or desk.slack; handoffs will wait unseen")
+
+    intervals = [c.handoff.repings_after_seconds for c in config.bots.values() if c.handoff.repings_after_seconds > 0]
+    interval = min(30.0, max(0.05, min(intervals, default=300.0) / 4))
+    farm.services["handoff_background"] = HandoffBackground(farm, service, interceptor, interval=interval)

@@ -1,0 +1,228 @@
+// Switchboard web desk: queue, transcript, reply/note, claim/back/close, live updates (SSE).
+// Everything shown is inserted with textContent (never innerHTML): texts come from customers.
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const HEADERS = { "Content-Type": "application/json", "X-Desk-Request": "1" };
+  const CHANNELS = { webchat: "Web chat", telegram: "Telegram", whatsapp: "WhatsApp" };
+  let me = null;
+  let selected = null;
+  let current = null;
+  let stream = null;
+
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  async function api(method, path, body) {
+    const options = { method, headers: method === "GET" ? {} : HEADERS, credentials: "same-origin" };
+    if (body !== undefined) options.body = JSON.stringify(body);
+    const response = await fetch("/desk/api/" + path, options);
+    let data = {};
+    try { data = await response.json(); } catch (e) { data = {}; }
+    if (response.status === 401 && path !== "login") { showLogin(); }
+    if (!response.ok) { const err = new Error(data.error || ("HTTP " + response.status)); err.status = response.status; throw err; }
+    return data;
+  }
+
+  function showError(node, message) {
+    node.textContent = message || "";
+    node.hidden = !message;
+  }
+
+  // -- login ---------------------------------------------------------------------------
+  function showLogin() {
+    me = null;
+    if (stream) { stream.close(); stream = null; }
+    $("app").hidden = true;
+    $("login").hidden = false;
+    $("login-agent").focus();
+  }
+
+  async function showApp(agent) {
+    me = agent;
+    $("login").hidden = true;
+    $("app").hidden = false;
+    $("me").textContent = agent.name;
+    connect();
+    await refreshQueue();
+  }
+
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("login-error"), "");
+    try {
+      const data = await api("POST", "login", { agent: $("login-agent").value.trim(), password: $("login-password").value });
+      $("login-password").value = "";
+      await showApp(data.agent);
+    } catch (err) {
+      showError($("login-error"), err.status === 429 ? "Too many failed attempts. Please wait a few minutes." : err.message);
+    }
+  });
+
+  $("logout").addEventListener("click", async () => {
+    try { await api("POST", "logout", {}); } catch (e) { /* already logged out */ }
+    showLogin();
+  });
+
+  // -- queue ---------------------------------------------------------------------------
+  function since(iso) {
+    if (!iso) return "";
+    const minutes = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 60000));
+    return minutes < 1 ? "just now" : minutes + " min";
+  }
+
+  function queueItem(c) {
+    const li = el("li");
+    const button = el("button");
+    button.type = "button";
+    button.dataset.id = c.id;
+    button.setAttribute("aria-current", String(c.id === selected));
+    button.append(el("span", "q-name", c.customer));
+    const meta = [CHANNELS[c.channel] || c.channel, c.bot, c.reason, c.status === "agent" ? (c.assigned_name || "") : since(c.since)];
+    button.append(el("span", "q-meta", meta.filter(Boolean).join(" · ")));
+    if (c.last_text) button.append(el("span", "q-last", c.last_text));
+    button.addEventListener("click", () => select(c.id));
+    li.append(button);
+    return li;
+  }
+
+  async function refreshQueue() {
+    if (!me) return;
+    const data = await api("GET", "queue");
+    const waiting = data.conversations.filter((c) => c.status === "waiting");
+    const withAgent = data.conversations.filter((c) => c.status === "agent");
+    $("queue-waiting").replaceChildren(...waiting.map(queueItem));
+    $("queue-agent").replaceChildren(...withAgent.map(queueItem));
+    $("count-waiting").textContent = String(waiting.length);
+    $("count-agent").textContent = String(withAgent.length);
+  }
+
+  // -- one conversation ----------------------------------------------------------------
+  async function select(id) {
+    selected = id;
+    document.querySelectorAll(".queue button").forEach((b) => b.setAttribute("aria-current", String(b.dataset.id === id)));
+    showError($("action-error"), "");
+    await refreshConversation();
+  }
+
+  function fact(dl, label, value) {
+    if (value === null || value === undefined || value === "") return;
+    dl.append(el("dt", null, label), el("dd", null, value));
+  }
+
+  function sentiment(value) {
+    if (value === null || value === undefined) return null;
+    const mood = value <= -0.6 ? "very negative" : value <= -0.3 ? "negative" : value >= 0.3 ? "positive" : "neutral";
+    return mood + " (" + value.toFixed(2) + ")";
+  }
+
+  function entry(m) {
+    const li = el("li", "entry " + m.role);
+    const who = m.role === "customer" ? "Customer" : m.role === "agent" ? (m.author || "Agent")
+      : m.role === "note" ? "Internal note · " + (m.author || "Agent") : m.role === "bot" ? "Bot"
+      : m.role === "system" ? "System" : null;
+    if (who) {
+      const label = el("span", "who", who);
+      if (m.channel && m.role !== "note") label.append(el("span", "chan", CHANNELS[m.channel] || m.channel));
+      li.append(label);
+    }
+    li.append(document.createTextNode(m.text));
+    if (m.buttons && m.buttons.length) li.append(el("span", "who", "[" + m.buttons.join("] [") + "]"));
+    return li;
+  }
+
+  function render(data) {
+    const c = data.conversation, s = data.summary;
+    current = c;
+    $("empty").hidden = true;
+    $("conversation").hidden = false;
+    $("conv-customer").textContent = c.customer;
+    $("conv-status").textContent = { waiting: "waiting", agent: "with agent", bot: "with bot", closed: "closed" }[c.status] || c.status;
+    $("conv-status").className = "badge " + c.status;
+    $("conv-assigned").textContent = c.assigned_name ? "assigned to " + c.assigned_name : "";
+    const facts = $("summary-facts");
+    facts.replaceChildren();
+    fact(facts, "Customer", s.customer);
+    fact(facts, "Channel", (CHANNELS[s.channel] || s.channel) + (c.channels.length > 1 ? " (also " + c.channels.filter((x) => x !== s.channel).map((x) => CHANNELS[x] || x).join(", ") + ")" : ""));
+    fact(facts, "Language", s.language);
+    fact(facts, "Bot", c.bot);
+    fact(facts, "Reason", s.reason);
+    fact(facts, "Topic", s.intent);
+    fact(facts, "Sentiment", sentiment(s.sentiment));
+    fact(facts, "Helped before by", s.previous_agent);
+    const slots = $("summary-slots");
+    slots.replaceChildren();
+    Object.entries(s.slots || {}).forEach(([k, v]) => fact(slots, k, v));
+    $("summary-slots-wrap").hidden = !slots.children.length;
+    const list = $("transcript");
+    list.replaceChildren(...data.transcript.map(entry));
+    list.scrollTop = list.scrollHeight;
+    const handedOff = c.status === "waiting" || c.status === "agent";
+    const mine = c.status === "agent" && me && c.assigned_agent === "web:" + me.id;
+    $("btn-claim").hidden = !(c.status === "waiting" || (c.status === "agent" && !mine));
+    $("btn-claim").disabled = c.status !== "waiting";
+    $("btn-back").disabled = !handedOff;
+    $("btn-close").disabled = !handedOff;
+    $("btn-reply").disabled = !(c.status === "waiting" || mine);
+  }
+
+  async function refreshConversation() {
+    if (!selected || !me) return;
+    try {
+      render(await api("GET", "conversations/" + encodeURIComponent(selected)));
+    } catch (err) {
+      if (err.status === 404) { selected = null; $("conversation").hidden = true; $("empty").hidden = false; }
+      else showError($("action-error"), err.message);
+    }
+  }
+
+  async function act(action, body) {
+    if (!selected) return;
+    showError($("action-error"), "");
+    try {
+      await api("POST", "conversations/" + encodeURIComponent(selected) + "/" + action, body);
+      if (body) $("composer-text").value = "";
+    } catch (err) {
+      showError($("action-error"), err.message);
+    }
+    await Promise.all([refreshConversation(), refreshQueue()]);
+  }
+
+  $("btn-claim").addEventListener("click", () => act("claim"));
+  $("btn-back").addEventListener("click", () => act("back"));
+  $("btn-close").addEventListener("click", () => act("close"));
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("composer-text").value.trim();
+    if (text) act("reply", { text });
+  });
+  $("btn-note").addEventListener("click", () => {
+    const text = $("composer-text").value.trim();
+    if (text) act("note", { text });
+  });
+  $("composer-text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); $("btn-reply").click(); }
+  });
+
+  // -- live updates --------------------------------------------------------------------
+  function connect() {
+    if (stream) stream.close();
+    stream = new EventSource("/desk/api/stream");
+    stream.onopen = () => { $("live").textContent = "live"; $("live").className = "live on"; };
+    stream.onerror = () => { $("live").textContent = "reconnecting…"; $("live").className = "live"; };
+    stream.onmessage = (message) => {
+      let item = {};
+      try { item = JSON.parse(message.data); } catch (e) { return; }
+      if (item.type === "hello") return;
+      refreshQueue().catch(() => {});
+      if (item.conversation && item.conversation === selected) refreshConversation();
+    };
+  }
+  setInterval(() => { if (me) refreshQueue().catch(() => {}); }, 20000);
+
+  api("GET", "me").then((data) => showApp(data.agent)).catch(() => showLogin());
+})();
