@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core import logging as sb_logging  # noqa: E402
-from core.config import load_farm_config  # noqa: E402
-from core.engine import Engine  # noqa: E402
-from core.farm import Farm, serve  # noqa: E402
+from core import logging as sb_logging
+from core.config import load_farm_config
+from core.engine import Engine
+from core.farm import Farm, serve
 
 
 async def run(config_path: Path, engine: str) -> None:

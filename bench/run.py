@@ -31,11 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
+import psutil
 
-from bench import load, procs  # noqa: E402
-from bench.resources import ResourceSampler  # noqa: E402
-from bench.seed import seed, seed_identity  # noqa: E402
+from bench import load, procs
+from bench.resources import ResourceSampler
+from bench.seed import seed, seed_identity
 
 BOT = "bench"
 TARGETS = {"throughput_ratio": 0.3, "p99_ms_at_half_peak": 20.0, "rss_mb_100k": 200.0}

@@ -25,6 +25,12 @@ class DeliveryConfig(BaseModel):
     backoff_initial: float = Field(default=0.5, gt=0)
     backoff_max: float = Field(default=60.0, gt=0)
     poll_interval: float = Field(default=0.5, gt=0)
+    min_retry_seconds: float = Field(
+        default=600.0, ge=0,
+        description="A retryable failure is final only after max_attempts AND this long since queueing "
+        "(429s count as attempts, so a long rate-limit storm alone never fails a message).",
+    )
+    metrics_interval: float = Field(default=10.0, gt=0, description="Seconds between outbox gauge refreshes.")
     rate_limits: dict[str, ChannelRateLimit] = Field(
         default_factory=dict, description="Per channel name, e.g. {telegram: {per_chat: 1}}."
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Protocol
@@ -55,6 +55,7 @@ class OutboxSender:
         self.limiter = SendLimiter(config.rate_limits)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.workers)
         self._backoff = wait_exponential_jitter(multiplier=config.backoff_initial, max=config.backoff_max)
@@ -67,6 +68,16 @@ class OutboxSender:
     async def start(self) -> None:
         self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._metrics_task = asyncio.get_running_loop().create_task(self._metrics_loop())
+
+    async def _metrics_loop(self) -> None:
+        """Keep the outbox gauge (pending / sent / failed) current for /metrics."""
+        while not self._stopping:
+            try:
+                await self.refresh_metrics()
+            except StoreError as exc:
+                log.warning("outbox.metrics_failed", error=str(exc))
+            await asyncio.sleep(self.config.metrics_interval)
 
     async def stop(self, timeout: float = 10.0) -> None:
         self._stopping = True
@@ -74,7 +85,13 @@ class OutboxSender:
         if self._task:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._inflight:
-            await asyncio.wait(list(self._inflight), timeout=timeout)
+            _, pending = await asyncio.wait(list(self._inflight), timeout=timeout)
+            for task in pending:  # still leased: another process (or the next start) sends them
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._metrics_task:
+            self._metrics_task.cancel()
+            await asyncio.gather(self._metrics_task, return_exceptions=True)
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -115,6 +132,17 @@ class OutboxSender:
             log.error("outbox.deliver_crashed", exc_info=task.exception())
         self._wake.set()
 
+    def _exhausted(self, item: OutboxItem) -> bool:
+        """Whether a retryable failure of ``item`` is final now.
+
+        Attempts alone would be wrong: the store counts every 429 as an attempt, so a
+        rate-limit storm followed by one 5xx would fail a message that a retry delivers.
+        """
+        if item.attempts + 1 < self.config.max_attempts:
+            return False
+        age = (utcnow() - item.outbound.created_at).total_seconds()
+        return age >= self.config.min_retry_seconds
+
     def _delay(self, attempts: int) -> float:
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = max(1, attempts)
@@ -149,7 +177,7 @@ class OutboxSender:
                 await self._fail(item, str(exc))
                 return
         except ChannelError as exc:
-            if exc.retryable and item.attempts + 1 < self.config.max_attempts:
+            if exc.retryable and not self._exhausted(item):
                 delay = self._delay(item.attempts + 1)
                 metrics.OUTBOUND.labels(out.bot, out.channel, "retry").inc()
                 log.info("outbox.retry", outbound=out.id, channel=out.channel, delay=round(delay, 3), error=str(exc))
@@ -160,16 +188,38 @@ class OutboxSender:
         except Exception as exc:  # an adapter bug must not lose the message: retry with backoff
             metrics.ERRORS.labels("adapter_send").inc()
             log.exception("outbox.adapter_error", outbound=out.id, channel=out.channel)
-            if item.attempts + 1 < self.config.max_attempts:
+            if not self._exhausted(item):
                 await self.store.outbox_retry(
                     out.id, utcnow() + timedelta(seconds=self._delay(item.attempts + 1)), repr(exc)
                 )
             else:
                 await self._fail(item, repr(exc))
             return
-        await self.store.outbox_sent(out.id, platform_id)
+        await self._record_sent(item, platform_id)
         metrics.OUTBOUND.labels(out.bot, out.channel, "sent").inc()
         metrics.DELIVERY_SECONDS.labels(out.channel).observe(max(0.0, time.time() - out.created_at.timestamp()))
+
+    async def _record_sent(self, item: OutboxItem, platform_id: str) -> None:
+        """Mark the item sent, retrying while the store is briefly unavailable.
+
+        The platform has the message now; if the mark is lost, the lease expires and the
+        message goes out a second time. So keep trying for most of the lease.
+        """
+        out = item.outbound
+        deadline = time.monotonic() + self.config.lease_seconds * 0.8
+        delay = 0.05
+        while True:
+            try:
+                await self.store.outbox_sent(out.id, platform_id)
+                return
+            except StoreError as exc:
+                if time.monotonic() + delay > deadline:
+                    metrics.ERRORS.labels("outbox").inc()
+                    log.error("outbox.mark_sent_failed", outbound=out.id, channel=out.channel, error=str(exc))
+                    raise
+                log.warning("outbox.mark_sent_retry", outbound=out.id, error=str(exc), delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _fail(self, item: OutboxItem, error: str) -> None:
         out = item.outbound

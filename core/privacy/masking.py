@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import replace
 from typing import Any
 
 from core.errors import ConfigError
+from core.model import Event
+from core.privacy.config import PrivacyConfig
 
 BULLET = "•"
 CARD_MASK = f"{BULLET * 4} {BULLET * 4} {BULLET * 4} "
@@ -166,6 +169,11 @@ class Masker:
                 raise ConfigError(f"invalid mask pattern {pattern!r}: {exc}", key="privacy.mask_patterns") from exc
         self._patterns = tuple(compiled)
 
+    @classmethod
+    def for_bots(cls, configs: Iterable[PrivacyConfig]) -> Masker:
+        """One masker with the extra patterns of every given bot (e.g. for farm-wide logs)."""
+        return cls(dict.fromkeys(p for config in configs for p in config.mask_patterns))
+
     def mask(self, text: str) -> str:
         """``text`` with payment data and configured patterns masked; never raises."""
         if not text:
@@ -186,6 +194,10 @@ class Masker:
         if isinstance(value, tuple):
             return tuple(self.mask_value(v) for v in value)
         return value
+
+    def mask_event(self, event: Event) -> Event:
+        """A transcript event with its text (and other strings in ``data``) masked, for desks."""
+        return replace(event, data=self.mask_value(event.data))
 
 
 DEFAULT_MASKER = Masker()

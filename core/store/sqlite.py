@@ -182,11 +182,13 @@ class SQLiteStore(Store):
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run read-only ``fn`` on the worker thread (batched with whatever else is queued)."""
-        return await self._submit(fn, write=False)
+        result: T = await self._submit(fn, write=False)
+        return result
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` atomically: all of it is committed before this returns, or none of it."""
-        return await self._submit(fn, write=True)
+        result: T = await self._submit(fn, write=True)
+        return result
 
     def _submit(self, fn: Callable[[sqlite3.Connection], Any], *, write: bool) -> asyncio.Future[Any]:
         """Queue a unit; units queued while the worker thread is busy run as one batch.
@@ -871,7 +873,7 @@ def _run_units(db: sqlite3.Connection, batch: Sequence[_Unit]) -> list[tuple[boo
             db.execute("SAVEPOINT unit")
         try:
             value = unit.fn(db)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to the unit's caller
             if writes and not db.in_transaction:
                 # SQLite rolled the whole transaction back itself (disk full, I/O error):
                 # nothing of this batch is durable and reads may have seen its writes.

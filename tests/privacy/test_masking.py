@@ -90,6 +90,17 @@ def test_invalid_configured_pattern_is_a_config_error() -> None:
         Masker(["(unclosed"])
 
 
+def test_masker_for_bots_combines_their_patterns_and_masks_events() -> None:
+    from core.model import Event
+    from core.privacy.config import PrivacyConfig
+
+    combined = Masker.for_bots([PrivacyConfig(mask_patterns=[r"KD-\d+"]), PrivacyConfig(mask_patterns=[r"VT-\d+"])])
+    event = Event("user", {"text": "KD-1 VT-2 4111111111111111", "parse_data": {"intent": {"name": "x"}}})
+    masked = combined.mask_event(event)
+    assert masked.data["text"] == "[redacted] [redacted] •••• •••• •••• 1111"
+    assert masked.data["parse_data"] == event.data["parse_data"] and event.data["text"].startswith("KD-1")
+
+
 def test_two_cards_in_one_run_are_both_masked() -> None:
     text = "4111 1111 1111 1111 5500 0000 0000 0004"
     assert masker.mask(text) == "•••• •••• •••• 1111 •••• •••• •••• 0004"
