@@ -55,14 +55,19 @@ async def load_engine(config: FarmConfig, bot: str) -> Engine:
     from core.dialogue.engine import RasaEngine
 
     bot_config = config.bots[bot]
-    return await asyncio.to_thread(
-        RasaEngine.load,
-        config.project_dir(bot),
-        bot=bot,
-        languages=bot_config.languages,
-        default_language=bot_config.default_language,
-        action_endpoint=bot_config.action_endpoint,
-    )
+
+    def load() -> RasaEngine:
+        engine = RasaEngine.load(
+            config.project_dir(bot),
+            bot=bot,
+            languages=bot_config.languages,
+            default_language=bot_config.default_language,
+            action_endpoint=bot_config.action_endpoint,
+        )
+        engine.detector.warm_up()  # language models load now, not on the first customer's message
+        return engine
+
+    return await asyncio.to_thread(load)
 
 
 @dataclass
@@ -137,6 +142,10 @@ class Farm:
             except Exception:
                 log.exception("farm.stop_failed", part=type(part).__name__)
         self._started.clear()
+        for engine in self.engines.values():
+            close = getattr(engine, "close", None)
+            if close is not None:
+                await close()
         if self.store:
             await self.store.close()
         log.info("farm.stopped")

@@ -414,7 +414,11 @@ class SQLiteStore(Store):
                 kept_conv = self._conversation_for(db, bot, keep_id)
                 self._merge_transcripts(db, kept_conv.id, dropped_conv["id"])
                 db.execute("UPDATE inbox SET conversation_id=? WHERE conversation_id=?", (kept_conv.id, dropped_conv["id"]))
-                db.execute("UPDATE outbox SET conversation_id=? WHERE conversation_id=?", (kept_conv.id, dropped_conv["id"]))
+                db.execute(
+                    "UPDATE outbox SET conversation_id=?, payload=json_set(payload, '$.conversation_id', ?)"
+                    " WHERE conversation_id=?",
+                    (kept_conv.id, kept_conv.id, dropped_conv["id"]),
+                )
                 db.execute("DELETE FROM conversations WHERE id=?", (dropped_conv["id"],))
             db.execute("DELETE FROM contacts WHERE id=?", (drop_id,))
             return self._contact(db, db.execute("SELECT * FROM contacts WHERE id=?", (keep_id,)).fetchone())
@@ -777,9 +781,11 @@ class SQLiteStore(Store):
             db.execute("DELETE FROM identities WHERE contact_id=?", (contact_id,))
             for conv_id in conv_ids:
                 db.execute("UPDATE events SET data='{}' WHERE conversation_id=?", (conv_id,))
+                # Platform ids may embed a session or phone; keep only a hash (still unique).
                 db.execute(
-                    "UPDATE inbox SET payload=json_object('bot', bot, 'channel', channel, 'platform_message_id',"
-                    " platform_message_id, 'channel_user_id', '', 'chat_id', '', 'timestamp', '1970-01-01T00:00:00+00:00'),"
+                    "UPDATE inbox SET platform_message_id='forgotten:' || id,"
+                    " payload=json_object('bot', bot, 'channel', channel, 'platform_message_id', 'forgotten:' || id,"
+                    " 'channel_user_id', '', 'chat_id', '', 'timestamp', '1970-01-01T00:00:00+00:00'),"
                     " processed=1 WHERE conversation_id=?",
                     (conv_id,),
                 )
@@ -802,9 +808,21 @@ class SQLiteStore(Store):
 
     async def purge_transcripts(self, bot: str, older_than: datetime) -> int:
         def unit(db: sqlite3.Connection) -> int:
+            cutoff = _ts(older_than)
+            # Message text also lives in processed inbox items and finished outbox items.
+            db.execute(
+                "UPDATE inbox SET payload=json_set(payload, '$.text', '', '$.attachments', json('[]'))"
+                " WHERE bot=? AND processed=1 AND received_at<?",
+                (bot, cutoff),
+            )
+            db.execute(
+                "UPDATE outbox SET payload=json_set(payload, '$.text', '', '$.buttons', json('[]'),"
+                " '$.attachments', json('[]')) WHERE bot=? AND state!='pending' AND created_at<?",
+                (bot, cutoff),
+            )
             return db.execute(
                 "DELETE FROM events WHERE ts<? AND conversation_id IN (SELECT id FROM conversations WHERE bot=?)",
-                (_ts(older_than), bot),
+                (cutoff, bot),
             ).rowcount
 
         return await self._tx(unit)
