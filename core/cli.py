@@ -18,6 +18,7 @@ import typer
 from core import logging as sb_logging
 from core.config import FarmConfig, load_farm_config
 from core.errors import ConfigError
+from core.privacy.masking import LogMasker, Masker
 
 app = typer.Typer(
     name="switchboard",
@@ -46,8 +47,8 @@ def run(
 ) -> None:
     """Start the farm: every bot, channel, desk and the web app."""
     farm_config = _load(config)
-    _install_log_masking()
-    sb_logging.configure(farm_config.log_level, farm_config.log_format)
+    masker = LogMasker(Masker.for_bots(b.privacy for b in farm_config.bots.values()))
+    sb_logging.configure(farm_config.log_level, farm_config.log_format, masker)
     listen_host = host or farm_config.server.host
     listen_port = port if port is not None else farm_config.server.port
     asyncio.run(_serve(farm_config, listen_host, listen_port))
@@ -98,14 +99,6 @@ def hash_password(
     from argon2 import PasswordHasher
 
     typer.echo(PasswordHasher().hash(password))
-
-
-def _install_log_masking() -> None:
-    try:
-        from core.privacy.masking import mask_log_values
-    except ImportError:
-        return
-    sb_logging.add_processor(mask_log_values)
 
 
 def _mount_subcommands() -> None:

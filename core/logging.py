@@ -1,29 +1,24 @@
 """structlog set-up: one event name per line of meaning, console or JSON output.
 
-Processors registered with `add_processor` (e.g. the privacy masker) run on
-every event before rendering, so personal data never reaches the log sink.
+Every event passes the privacy masker before rendering (payment cards, IBANs and
+each bot's extra patterns), so personal data of that kind never reaches a log sink.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
-from typing import Any, Callable
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 import structlog
 
+from core.privacy.masking import mask_log_values
+
 Processor = Callable[[Any, str, MutableMapping[str, Any]], Any]
-_extra: list[Processor] = []
 
 
-def add_processor(processor: Processor) -> None:
-    """Install a processor (before rendering) for all subsequent configure() calls."""
-    if processor not in _extra:
-        _extra.append(processor)
-
-
-def configure(level: str = "info", fmt: str = "console") -> None:
+def configure(level: str = "info", fmt: str = "console", masker: Processor | None = None) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
@@ -40,7 +35,7 @@ def configure(level: str = "info", fmt: str = "console") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
-            *_extra,
+            masker or mask_log_values,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
