@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -27,7 +28,22 @@ from core.engine import Engine
 from core.farm import Farm, serve
 
 
-async def run(config_path: Path, engine: str) -> None:
+class SlowEngine:
+    """An engine that takes ``delay`` seconds per turn (graceful-shutdown tests)."""
+
+    def __init__(self, inner: Any, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+
+    async def handle(self, turn: Any) -> Any:
+        await asyncio.sleep(self.delay)
+        return await self.inner.handle(turn)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def run(config_path: Path, engine: str, delay: float = 0.0) -> None:
     config = load_farm_config(config_path)
     sb_logging.configure(config.log_level, config.log_format)
     engines: dict[str, Engine] = {}
@@ -35,6 +51,8 @@ async def run(config_path: Path, engine: str) -> None:
         from tests.support.engines import EchoEngine
 
         engines = {bot: EchoEngine() for bot in config.bots}
+        if delay > 0:
+            engines = {bot: SlowEngine(e, delay) for bot, e in engines.items()}
     farm = Farm(config, engines=engines)
     runner = await serve(farm, config.server.host, config.server.port)
     stop = asyncio.Event()
@@ -51,15 +69,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--engine", choices=("echo", "project"), default="echo")
+    parser.add_argument("--engine-delay", type=float, default=0.0, help="echo: seconds per turn")
     args = parser.parse_args(argv)
     profile = os.environ.get("SWITCHBOARD_BENCH_PROFILE")  # a path: write cProfile stats there
     if profile:
         import cProfile
 
-        cProfile.runctx("asyncio.run(run(args.config, args.engine))", globals(), {"args": args, "run": run},
-                        filename=profile)
+        cProfile.runctx("asyncio.run(run(args.config, args.engine, args.engine_delay))", globals(),
+                        {"args": args, "run": run}, filename=profile)
         return
-    asyncio.run(run(args.config, args.engine))
+    asyncio.run(run(args.config, args.engine, args.engine_delay))
 
 
 if __name__ == "__main__":

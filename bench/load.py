@@ -47,9 +47,10 @@ class Replies:
         return future
 
     def arrived(self, text: str) -> None:
-        if not text.startswith(ECHO):
+        at = text.rfind(ECHO)  # a first reply may carry the bot disclosure before the echo
+        if at < 0:
             return
-        key = text[len(ECHO):]
+        key = text[at + len(ECHO):]
         self.arrivals[key] = self.arrivals.get(key, 0) + 1
         future = self.waiting.pop(key, None)
         if future is not None and not future.done():

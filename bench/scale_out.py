@@ -43,12 +43,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
-import yaml  # noqa: E402
+import aiohttp
+import yaml
 
-from core.model import Identity  # noqa: E402
-from core.store.base import OutboxState  # noqa: E402
-from core.store.mongo import MongoStore  # noqa: E402
+from core.model import Identity
+from core.store.base import OutboxState
+from core.store.mongo import MongoStore
 
 BOT = "demo"
 DEMO_PROJECT = ROOT / "config" / "demo"
@@ -69,7 +69,10 @@ def write_farm_config(directory: Path, *, port: int, mongo_url: str, database: s
         "store": {"kind": "mongodb", "url": mongo_url, "database": database},
         "delivery": {"poll_interval": 0.05, "backoff_initial": 0.05, "backoff_max": 1.0},
         "desk": {"web": {"enabled": False}},
+        # Many near-identical messages look like a frustrated customer; the harness measures
+        # the bot path, so the frustration handoff is out of reach (scores are 0..1).
         "bots": {BOT: {"project": str(project), "languages": ["en"], "default_language": "en",
+                       "handoff": {"frustration_threshold": 2.0},
                        "channels": {"webchat": {"messages_per_minute": 100_000}}}},
         "log_level": log_level,
     }
@@ -127,7 +130,7 @@ class FarmProcess:
     port: int
     engine: str = "echo"
     log_path: Path | None = None
-    process: subprocess.Popen[bytes] | None = None
+    process: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
@@ -139,13 +142,18 @@ class FarmProcess:
         return [sys.executable, str(Path(__file__).resolve()), "serve", "--config", str(self.config)]
 
     async def start(self, timeout: float = 120.0) -> None:
-        log = open(self.log_path or os.devnull, "wb")  # noqa: SIM115 (closed with the process)
-        self.process = subprocess.Popen(self.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        """Start the process and wait until its ``/readyz`` answers 200."""
+        log = Path(self.log_path or os.devnull).open("wb")  # noqa: ASYNC230, SIM115 (local file, closed below)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+        finally:
+            log.close()
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
-                if self.process.poll() is not None:
+                if self.process.returncode is not None:
                     raise RuntimeError(f"farm process exited with {self.process.returncode}: {self._tail()}")
                 with contextlib.suppress(aiohttp.ClientError):
                     async with http.get(f"{self.url}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as r:
@@ -160,15 +168,15 @@ class FarmProcess:
         return ""
 
     async def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM (graceful: the farm drains turns and sends), SIGKILL after 15 s."""
+        if self.process is None or self.process.returncode is not None:
             return
         self.process.send_signal(signal.SIGTERM)
-        for _ in range(150):
-            if self.process.poll() is not None:
-                return
-            await asyncio.sleep(0.1)
-        self.process.kill()
-        self.process.wait(timeout=5)
+        try:
+            await asyncio.wait_for(self.process.wait(), timeout=15)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
 
 
 @contextlib.asynccontextmanager
@@ -244,51 +252,66 @@ async def drive(urls: Sequence[str], customers: int, messages: int, concurrency:
         return list(await asyncio.gather(*(one(n) for n in range(customers))))
 
 
-async def wait_until_done(store: MongoStore, expected_replies: int, timeout: float) -> None:
-    """Until no inbox item is pending and ``expected_replies`` outbox items are sent."""
+async def wait_until_done(store: MongoStore, messages: int, timeout: float) -> None:
+    """Until no inbox item and no reply is pending (twice in a row), and ``messages`` replies are out."""
     deadline = time.monotonic() + timeout
+    quiet = 0
     while time.monotonic() < deadline:
         counts = await store.outbox_counts()
-        if (counts[OutboxState.SENT] + counts[OutboxState.FAILED] >= expected_replies
-                and not await store.conversations_with_pending_inbox(limit=1)):
+        done = (counts[OutboxState.PENDING] == 0
+                and counts[OutboxState.SENT] + counts[OutboxState.FAILED] >= messages
+                and not await store.conversations_with_pending_inbox(limit=1))
+        quiet = quiet + 1 if done else 0
+        if quiet >= 2:
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
     counts = await store.outbox_counts()
     pending = await store.conversations_with_pending_inbox(limit=5)
     raise TimeoutError(f"not done after {timeout} s: outbox {dict(counts)}, pending inbox in {pending}")
 
 
 async def verify(store: MongoStore, customers: Sequence[Customer]) -> dict[str, Any]:
-    """Every message processed once; each conversation's transcript and replies in order."""
+    """Every message processed once; each conversation's transcript and replies in order.
+
+    Other layers may add replies (the privacy disclosure in the first answer), so each
+    message must be followed by its echo before the next message, and the outbox must
+    match the transcript's bot events one to one, sent in that order.
+    """
     problems: list[str] = []
     raw = store._require()  # the harness reads sent_at, which the contract does not expose
     for customer in customers:
+        who = customer.session[:8]
         contacts = await store.find_contacts(BOT, identity=Identity("webchat", customer.session, customer.session))
         if len(contacts) != 1:
-            problems.append(f"{customer.session}: {len(contacts)} contacts")
+            problems.append(f"{who}: {len(contacts)} contacts")
             continue
         conversation = await store.conversation_for(BOT, contacts[0].id)
         events = await store.transcript(conversation.id)
         users = [e.data.get("text") for e in events if e.type == "user"]
-        bots = [e.data.get("text") for e in events if e.type == "bot"]
         if users != customer.sent:
-            problems.append(f"{customer.session}: user events {users} != sent {customer.sent}")
-        if bots != [f"echo: {t}" for t in customer.sent]:
-            problems.append(f"{customer.session}: bot events {bots} do not answer {customer.sent} in order")
-        speakers = [e.type for e in events if e.type in ("user", "bot")]
-        if speakers != ["user", "bot"] * len(customer.sent):
-            problems.append(f"{customer.session}: turns interleaved wrongly: {speakers}")
+            problems.append(f"{who}: user events {users} != sent {customer.sent}")
+            continue
+        answers: list[list[str]] = []
+        for e in events:
+            if e.type == "user":
+                answers.append([])
+            elif e.type == "bot" and answers:
+                answers[-1].append(str(e.data.get("text")))
+        for text, replies in zip(customer.sent, answers, strict=True):
+            if not any(r.endswith(f"echo: {text}") for r in replies):
+                problems.append(f"{who}: {text!r} answered by {replies}")
         if await store.pending_inbox(conversation.id):
-            problems.append(f"{customer.session}: inbox items left unprocessed")
-        replies = [doc async for doc in raw.outbox.find({"conversation_id": conversation.id}).sort("oseq", 1)]
-        if [d["state"] for d in replies] != [OutboxState.SENT.value] * len(customer.sent):
-            problems.append(f"{customer.session}: replies not all sent exactly once: {[d['state'] for d in replies]}")
-        sent_at = [d.get("sent_at", 0) for d in replies]
+            problems.append(f"{who}: inbox items left unprocessed")
+        bots = [str(e.data.get("text")) for e in events if e.type == "bot"]
+        outbox = [doc async for doc in raw.outbox.find({"conversation_id": conversation.id}).sort("oseq", 1)]
+        states = [d["state"] for d in outbox]
+        if states != [OutboxState.SENT.value] * len(bots):
+            problems.append(f"{who}: {len(bots)} bot events but outbox states {states}")
+        if [d["outbound"]["text"] for d in outbox] != bots:
+            problems.append(f"{who}: outbox order differs from the transcript")
+        sent_at = [d.get("sent_at", 0) for d in outbox]
         if sent_at != sorted(sent_at):
-            problems.append(f"{customer.session}: replies sent out of order")
-        texts = [d["outbound"]["text"] for d in replies]
-        if texts != bots:
-            problems.append(f"{customer.session}: outbox order {texts} != transcript order {bots}")
+            problems.append(f"{who}: replies sent out of order")
     return {"customers": len(customers), "messages": sum(len(c.sent) for c in customers), "problems": problems}
 
 

@@ -3,7 +3,7 @@
 Claims due items from the store (one per conversation at a time, leased), waits
 for the send-rate limits, calls the adapter, and records the result:
 ``RateLimited`` → retry after the platform's ``retry_after``; transient errors →
-exponential backoff with jitter (tenacity's wait strategy); permanent errors →
+exponential backoff with jitter; permanent errors →
 ``failed`` (visible to agents, counted in metrics). Resumes after a restart
 because everything it needs is in the store.
 """
@@ -11,6 +11,7 @@ because everything it needs is in the store.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -18,7 +19,6 @@ from datetime import timedelta
 from typing import Protocol
 
 import structlog
-from tenacity import RetryCallState, wait_exponential_jitter
 
 from core import metrics
 from core.delivery.config import DeliveryConfig
@@ -58,7 +58,6 @@ class OutboxSender:
         self._metrics_task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.workers)
-        self._backoff = wait_exponential_jitter(multiplier=config.backoff_initial, max=config.backoff_max)
         self._stopping = False
 
     def notify(self) -> None:
@@ -144,9 +143,15 @@ class OutboxSender:
         return age >= self.config.min_retry_seconds
 
     def _delay(self, attempts: int) -> float:
-        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-        state.attempt_number = max(1, attempts)
-        return float(self._backoff(state))
+        """Exponential backoff with "equal jitter": half the step fixed, half random.
+
+        The step doubles from ``backoff_initial`` up to ``backoff_max``; the random half
+        spreads the retries of messages that failed together (an outage) so they do not
+        hit the recovering platform at the same instant, and the fixed half keeps a retry
+        from coming right back.
+        """
+        step = min(self.config.backoff_max, self.config.backoff_initial * 2 ** (max(1, attempts) - 1))
+        return step / 2 + random.uniform(0, step / 2)
 
     async def _deliver(self, item: OutboxItem) -> None:
         out = item.outbound

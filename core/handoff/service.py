@@ -194,8 +194,11 @@ class HandoffService:
         if contact is None:
             raise NotFound(f"contact of conversation {conversation.id}")
         history = await self.store.transcript(conversation.id, limit=200)
+        previous_agent = contact.last_agent
+        last = next((e for e in reversed(history) if e.type == "handoff" and e.data.get("reason")), None)
+        if last is not None and "previous_agent" in last.data:
+            previous_agent = last.data["previous_agent"]  # as it was when this handoff began
         if plan is None:
-            last = next((e for e in reversed(history) if e.type == "handoff" and e.data.get("reason")), None)
             data = last.data if last else {}
             plan = HandoffPlan(reason=str(data.get("reason") or conversation.handoff_reason or "unknown"),
                                detail=data.get("detail"), intent=data.get("intent"),
@@ -211,7 +214,7 @@ class HandoffService:
             slots={k: self.masker(conversation.bot).mask_value(v) for k, v in conversation.slots.items()},
             sentiment=plan.sentiment,
             last_messages=tuple(messages_[-SUMMARY_MESSAGES:]),
-            previous_agent=contact.last_agent,
+            previous_agent=previous_agent,
         )
 
     def _summary_event(self, bot: str, event: Event) -> Event:

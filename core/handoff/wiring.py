@@ -1,15 +1,16 @@
 """Plugs the human handoff into a farm: service, turn hooks, desks, re-pinger, delivery listener.
 
 `install_handoff(farm)` is called from ``core.extensions.install`` (after the adapters
-are built, before routes are mounted). Per bot it puts `HandoffInterceptor` first among
-the interceptors (a request for a person works from any state), appends the
-post-processor and the after-commit hook. Desks: the built-in web desk at ``/desk``
+are built, before routes are mounted). Per bot it puts `HandoffInterceptor` in front of
+the interceptors installed so far (a request for a person works from any state, mid-form
+too; privacy's link-code interceptor may go in front of it, it never takes such a request)
+and appends the post-processor and the after-commit hook. Desks: the built-in web desk at ``/desk``
 (``desk.web.enabled``) and, with ``desk.slack.enabled``, the Slack desk found through
 the ``switchboard.desks`` entry point ``slack`` (the core never imports ``channels``);
 Slack is then the primary desk (its thread id is stored on the conversation).
 
 ``farm.services``: ``handoff`` (the `HandoffService`, also the `DeskActions`),
-``handoff_background`` (re-pings; keeps the interceptor first), ``web_desk``,
+``handoff_background`` (re-pings), ``web_desk``,
 ``slack_desk``.
 """
 
@@ -51,26 +52,19 @@ def agent_policy(config: FarmConfig) -> AgentPolicy:
 
 
 class HandoffBackground:
-    """Re-pings unclaimed handoffs (one farm process at a time, by lease) and keeps hook order."""
+    """Re-pings unclaimed handoffs (one farm process at a time, by lease)."""
 
-    def __init__(self, farm: Any, service: HandoffService, interceptor: HandoffInterceptor,
-                 *, interval: float) -> None:
+    def __init__(self, farm: Any, service: HandoffService, *, interval: float) -> None:
         self.farm = farm
         self.service = service
-        self.interceptor = interceptor
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        # Layers installed after us may have inserted their interceptors at the front.
-        for runtime in self.farm.runtimes.values():
-            if self.interceptor in runtime.interceptors and runtime.interceptors[0] is not self.interceptor:
-                runtime.interceptors.remove(self.interceptor)
-                runtime.interceptors.insert(0, self.interceptor)
         desk = self.farm.services.get("web_desk")
         app = self.farm.app
         if desk is not None and app is not None and not app.frozen:
-            pass  # live-update streams end before the server waits
+            app.on_shutdown.append(desk.on_app_shutdown)  # live-update streams end before the server waits
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
@@ -162,4 +156,4 @@ def install_handoff(farm: Any) -> None:
 
     intervals = [c.handoff.repings_after_seconds for c in config.bots.values() if c.handoff.repings_after_seconds > 0]
     interval = min(30.0, max(0.05, min(intervals, default=300.0) / 4))
-    farm.services["handoff_background"] = HandoffBackground(farm, service, interceptor, interval=interval)
+    farm.services["handoff_background"] = HandoffBackground(farm, service, interval=interval)

@@ -15,8 +15,10 @@ key survives.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -161,6 +163,10 @@ class MongoStore(Store):
         }
         for collection, indexes in specs.items():
             await db[collection].create_indexes(indexes)
+        for counter in ("inbox", "audit"):
+            # Created up front so processes starting together do not race on the first upsert.
+            with contextlib.suppress(DuplicateKeyError):
+                await db.counters.update_one({"_id": counter}, {"$setOnInsert": {"n": 0}}, upsert=True)
         # "leases" needs only its _id index (the lease name), which MongoDB always has.
 
     async def close(self) -> None:
@@ -192,13 +198,20 @@ class MongoStore(Store):
         async with self._client.start_session() as session:
             return await session.with_transaction(fn)
 
-    async def _next_id(self, name: str, session: Session = None) -> int:
-        """A strictly increasing number from the ``counters`` collection (atomic ``$inc``)."""
-        doc = await self._require().counters.find_one_and_update(
-            {"_id": name}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER, session=session
-        )
-        assert doc is not None  # upsert + AFTER always returns the document
-        return int(doc["n"])
+    async def _next_id(self, name: str) -> int:
+        """A strictly increasing number from the ``counters`` collection (atomic ``$inc``; gaps possible)."""
+        counters = self._require().counters
+        for _ in range(10):
+            try:
+                doc = await counters.find_one_and_update(
+                    {"_id": name}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+                )
+            except DuplicateKeyError:
+                continue  # two first upserts raced; the counter exists now
+            # Some servers answer a raced first upsert with no document (SecantusDB); ask again.
+            if doc is not None:
+                return int(doc["n"])
+        raise StoreError(f"could not allocate a number from counter {name}")
 
     # -- document mapping ------------------------------------------------------------
     async def _contact(self, doc: Doc, session: Session = None) -> Contact:
@@ -565,9 +578,15 @@ class MongoStore(Store):
             saved, counters = await self._save(
                 conversation, {"last_seq": len(events), "last_oseq": len(outbound)}, session
             )
-            await self._write_turn(conversation.id, conversation.bot, counters, events, outbound, session)
             if ids:
-                await inbox.update_many({"_id": {"$in": ids}}, {"$set": {"processed": True}}, session=session)
+                # Marking is conditional too, so that without a transaction a committer that
+                # raced past the check above still cannot add a second answer.
+                marked = await inbox.update_many(
+                    {"_id": {"$in": ids}, "processed": False}, {"$set": {"processed": True}}, session=session
+                )
+                if marked.modified_count != len(ids):
+                    raise ConcurrencyConflict(f"conversation {conversation.id}: inbox items processed meanwhile")
+            await self._write_turn(conversation.id, conversation.bot, counters, events, outbound, session)
             return saved
 
         return await self._atomic(unit)
@@ -683,16 +702,22 @@ class MongoStore(Store):
         """Upsert ``key`` unless an unexpired document not matching ``holder`` exists.
 
         When the filter does not match, the upsert's insert hits the _id index
-        (DuplicateKeyError): someone else holds the key.
+        (DuplicateKeyError): someone else holds the key. A fresh token tells whether the
+        stored document is ours when the server answers without one.
         """
         now = _now_us()
+        token = uuid.uuid4().hex
+        coll = self._require()[collection]
         try:
-            await self._require()[collection].find_one_and_update(
-                {"_id": key, "$or": [holder, {"expires_at": {"$lte": now}}]}, {"$set": doc}, upsert=True
+            stored = await coll.find_one_and_update(
+                {"_id": key, "$or": [holder, {"expires_at": {"$lte": now}}]}, {"$set": {**doc, "token": token}},
+                upsert=True, return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
             return False
-        return True
+        if stored is None:
+            stored = await coll.find_one({"_id": key})
+        return stored is not None and stored.get("token") == token
 
     @_guarded
     async def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:

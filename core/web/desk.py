@@ -54,6 +54,8 @@ SESSION_SECONDS = 12 * 3600
 KEEPALIVE_SECONDS = 15.0
 MAX_TEXT = 4000
 _ACTIONS = ("claim", "reply", "note", "back", "close")
+_HIDDEN_SLOTS = frozenset({"language", "session_started_metadata"})  # shown elsewhere or internal
+_SLOT_LABELS = {"requested_slot": "form was asking for"}
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -74,10 +76,14 @@ class LoginLimiter:
         self._failures: dict[str, deque[float]] = defaultdict(deque)
 
     def _recent(self, key: str) -> deque[float]:
-        failures = self._failures[key]
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
         cutoff = self.clock() - self.window
         while failures and failures[0] < cutoff:
             failures.popleft()
+        if not failures:
+            del self._failures[key]  # unknown names sprayed at the form must not grow memory for ever
         return failures
 
     def retry_after(self, *keys: str) -> float:
@@ -90,8 +96,12 @@ class LoginLimiter:
         return wait
 
     def failed(self, *keys: str) -> None:
+        if len(self._failures) > 100_000:  # under a spray attack, forget the oldest keys
+            for key in list(self._failures)[:50_000]:
+                del self._failures[key]
         for key in keys:
-            self._recent(key).append(self.clock())
+            self._recent(key)
+            self._failures[key].append(self.clock())
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
@@ -393,7 +403,8 @@ class WebDesk:
             "language": summary.conversation.language or self.actions.language(summary.conversation),
             "reason": summary.reason,
             "intent": summary.intent,
-            "slots": {k: _short(v) for k, v in summary.slots.items() if v not in (None, "", [])},
+            "slots": {_SLOT_LABELS.get(k, k): _short(v) for k, v in summary.slots.items()
+                      if v not in (None, "", []) and k not in _HIDDEN_SLOTS},
             "sentiment": summary.sentiment,
             "previous_agent": self._agent_name(summary.previous_agent),
             "last_messages": [{"type": e.type, "text": e.data.get("text"), "channel": e.channel}

@@ -55,6 +55,7 @@ async def test_agent_takes_over_answers_notes_and_closes_while_the_customer_watc
 
     await log_in(desk, farm.url, "anna", PASSWORDS["anna"])
     await expect(desk.locator("#me")).to_have_text("Anna Schmidt")
+    await expect(desk.locator("#login")).to_be_hidden()
     await expect(desk.locator("#live")).to_have_text("live")
     waiting = desk.locator("#queue-waiting button")
     await expect(waiting).to_have_count(1)

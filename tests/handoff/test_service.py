@@ -321,11 +321,13 @@ async def test_returning_customer_gets_the_agent_who_helped_last(tmp_path: Path)
         handoff = service(farm)
         assert desk.summaries[0].previous_agent is None
         await handoff.claim(conversation_id, "web:anna", "Anna Schmidt")
+        assert (await handoff.view(conversation_id)).summary.previous_agent is None  # Anna is current, not previous
         await handoff.close(conversation_id, "web:anna", "Anna Schmidt")
         await customer.say("Hallo")
         await customer.say("Mitarbeiter bitte")
         await farm.farm.settle()
         assert [s.previous_agent for s in desk.summaries] == [None, "web:anna"]
+        assert (await handoff.view(conversation_id)).summary.previous_agent == "web:anna"
 
 
 async def test_outside_business_hours_the_customer_learns_when_people_are_back(tmp_path: Path) -> None:
@@ -405,3 +407,21 @@ def test_recording_desk_is_a_desk() -> None:
 
     desk: Desk = RecordingDesk()
     assert desk.name == "recording"
+
+
+async def test_handoffs_queued_outside_business_hours_are_repinged_only_once_people_are_back(tmp_path: Path) -> None:
+    settings = {"business_hours": {d: "08:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")},
+                "timezone": "UTC", "repings_after_seconds": 60}
+    async with handoff_farm(tmp_path, handoff=settings) as (farm, desk), aiohttp.ClientSession() as http:
+        handoff = service(farm)
+        now = [datetime(2026, 11, 28, 15, 0, tzinfo=UTC)]  # Saturday afternoon
+        handoff.clock = lambda: now[0]
+        await start_handoff(farm, http)
+        now[0] = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)  # a day later, still the weekend
+        assert await handoff.reping_due() == 0
+        now[0] = datetime(2026, 11, 30, 8, 0, 30, tzinfo=UTC)  # Monday, 30 s after opening
+        assert await handoff.reping_due() == 0
+        now[0] = datetime(2026, 11, 30, 8, 1, 1, tzinfo=UTC)
+        assert await handoff.reping_due() == 1
+        assert await handoff.reping_due() == 0  # not again before another interval
+        assert "re-ping 1" in desk.details()[-1]

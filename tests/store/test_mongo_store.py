@@ -262,3 +262,24 @@ async def test_commit_of_an_already_processed_message_is_a_conflict(
         assert stored is not None and stored.version == first.version
     finally:
         await store.close()
+
+
+async def test_fresh_keys_raced_by_two_clients_have_one_winner_each(mongo_url: str, mongo_database: str) -> None:
+    # Upserts of a key nobody holds yet, from separate connections at the same moment: the
+    # server must let exactly one through (SecantusDB answers some of them with no document).
+    a, b = MongoStore(mongo_url, mongo_database), MongoStore(mongo_url, mongo_database)
+    await a.open()
+    await b.open()
+    try:
+        for n in range(40):
+            leases = await asyncio.gather(*(s.acquire_lease(f"turn:{n}", f"owner-{i}", 30)
+                                            for i, s in enumerate((a, b, a, b))))
+            assert leases.count(True) == 1, (n, leases)
+            firsts = await asyncio.gather(*(s.remember(f"event:{n}", 60) for s in (a, b, a, b)))
+            assert firsts.count(True) == 1, (n, firsts)
+        ids = await asyncio.gather(*(s.ingest(f"conv_{n % 3}", inbound(n, user=f"u{n}")) for n in range(30)
+                                     for s in (a, b)))
+        assert ids.count(True) == 30
+    finally:
+        await a.close()
+        await b.close()

@@ -222,7 +222,9 @@
       if (item.conversation && item.conversation === selected) refreshConversation();
     };
   }
-  setInterval(() => { if (me) refreshQueue().catch(() => {}); }, 20000);
+  // Live updates come from the farm process that handled the event; with several processes
+  // a slow poll keeps every desk current.
+  setInterval(() => { if (me) { refreshQueue().catch(() => {}); refreshConversation(); } }, 20000);
 
   api("GET", "me").then((data) => showApp(data.agent)).catch(() => showLogin());
 })();

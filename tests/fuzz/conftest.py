@@ -1,0 +1,73 @@
+"""A whole farm for the fuzz tests: Telegram and WhatsApp webhooks and the Slack desk's
+``/slack/events``, all pointed at the platform fakes, on a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bench import load
+from tests.fakes.slack_api import FakeSlackAPI
+from tests.support.engines import EchoEngine
+from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
+
+BOT = "demo"
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+SLACK_CHANNEL = "C0AGENTS01"
+
+
+@dataclass
+class FuzzFarm:
+    farm: RunningFarm
+    http: aiohttp.ClientSession
+    fakes: load.Fakes
+    slack: FakeSlackAPI
+
+    @property
+    def url(self) -> str:
+        return self.farm.url
+
+    def stored(self) -> tuple[int, ...]:
+        """Row counts of what a request may leave behind (inbox, contacts, events, seen keys, kv)."""
+        db = sqlite3.connect(f"file:{self.farm.db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            return tuple(
+                int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed names
+                for table in ("inbox", "contacts", "conversations", "events", "seen", "kv")
+            )
+        finally:
+            db.close()
+
+    async def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+                      ) -> tuple[int, bytes]:
+        async with self.http.request(method, self.url + path, data=body, headers=headers or {}) as response:
+            return response.status, await response.read()
+
+    async def healthy(self) -> bool:
+        async with self.http.get(self.url + "/healthz") as response:
+            return response.status == 200
+
+
+@pytest.fixture
+async def fuzz_farm(tmp_path: Path) -> AsyncIterator[FuzzFarm]:
+    fakes = await load.Fakes.start()
+    slack = FakeSlackAPI()
+    await slack.start()
+    channels = load.farm_channels(fakes)
+    channels["telegram"]["webhook_url"] = "https://fuzz.invalid/webhooks/demo/telegram"
+    bots = {BOT: {"project": str(DEMO_PROJECT), "languages": ["en"], "default_language": "en", "channels": channels}}
+    desk = {"web": {"enabled": False}, "slack": {
+        "enabled": True, "bot_token": slack.bot_token, "signing_secret": SLACK_SECRET,
+        "channel": SLACK_CHANNEL, "agents": ["U0AGENTANNA"], "api_base": slack.url}}
+    try:
+        async with running_farm(tmp_path, bots=bots, desk=desk, engines={BOT: EchoEngine()}) as farm, \
+                aiohttp.ClientSession() as http:
+            yield FuzzFarm(farm, http, fakes, slack)
+    finally:
+        await slack.stop()
+        await fakes.stop()

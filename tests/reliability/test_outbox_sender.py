@@ -1,0 +1,200 @@
+"""The outbox sender against a real SQLite store and a scripted adapter: retry_after, backoff,
+permanent failures, rate limits, and taking over a crashed process's leases."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from core import metrics
+from core.delivery.config import ChannelRateLimit, DeliveryConfig
+from core.delivery.sender import OutboxSender
+from core.errors import ChannelError, RateLimited, RecipientUnavailable, TransientError
+from core.model import Identity, Outbound
+from core.ports import Capabilities, RateLimits
+from core.store.base import OutboxState
+from core.store.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.timeout(30)
+
+BOT = "demo"
+
+
+class ScriptedChannel:
+    """An adapter whose next sends fail as scripted; records when each send was tried."""
+
+    name: ClassVar[str] = "scripted"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    rate_limits: ClassVar[RateLimits] = RateLimits(per_bot=1000, per_chat=1000, per_chat_burst=1000)
+
+    def __init__(self, script: Sequence[ChannelError] = ()) -> None:
+        self.bot = BOT
+        self.script = list(script)
+        self.attempts: list[tuple[float, str]] = []
+        self.delivered: list[str] = []
+
+    async def send(self, message: Outbound) -> str:
+        self.attempts.append((time.monotonic(), message.text))
+        if self.script:
+            raise self.script.pop(0)
+        self.delivered.append(message.text)
+        return f"scripted:{len(self.delivered)}"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(tmp_path / "outbox.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def queue(store: SQLiteStore, chat: str, *texts: str) -> list[Outbound]:
+    contact = await store.resolve_contact(BOT, Identity("scripted", chat, chat))
+    conversation = await store.conversation_for(BOT, contact.id)
+    out = [Outbound(conversation.id, BOT, "scripted", chat, text=t) for t in texts]
+    await store.append_events(conversation.id, [], out)
+    return out
+
+
+def config(**overrides: object) -> DeliveryConfig:
+    values: dict[str, object] = {"poll_interval": 0.02, "backoff_initial": 0.05, "backoff_max": 0.2,
+                                 "max_attempts": 3}
+    values.update(overrides)
+    return DeliveryConfig.model_validate(values)
+
+
+async def run_sender(store: SQLiteStore, channel: ScriptedChannel, cfg: DeliveryConfig, *,
+                     timeout: float = 10.0) -> OutboxSender:
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, cfg, owner="test")
+    await sender.start()
+    try:
+        assert await sender.drain(timeout=timeout), "outbox did not drain"
+    finally:
+        await sender.stop()
+    return sender
+
+
+async def test_rate_limit_storm_then_server_error_is_retried_not_failed(store: SQLiteStore) -> None:
+    # Every 429 counts as an attempt in the store; three of them exhaust max_attempts=3,
+    # yet the 5xx that follows is still retried because the message is young.
+    channel = ScriptedChannel([RateLimited("429", 0.05)] * 3 + [TransientError("502")])
+    [out] = await queue(store, "c1", "hello")
+    await run_sender(store, channel, config())
+    item = await store.get_outbox_item(out.id)
+    assert item is not None and item.state is OutboxState.SENT
+    assert channel.delivered == ["hello"] and len(channel.attempts) == 5
+
+
+async def test_retry_after_is_honoured_before_the_next_attempt(store: SQLiteStore) -> None:
+    channel = ScriptedChannel([RateLimited("429", 0.4)])
+    await queue(store, "c1", "hello")
+    await run_sender(store, channel, config())
+    (first, _), (second, _) = channel.attempts
+    assert second - first >= 0.4
+
+
+async def test_transient_errors_back_off_exponentially_with_jitter(store: SQLiteStore) -> None:
+    channel = ScriptedChannel([TransientError("500")] * 5)
+    await queue(store, "c1", "hello")
+    await run_sender(store, channel, config(max_attempts=10, backoff_initial=0.05, backoff_max=5.0))
+    times = [t for t, _ in channel.attempts]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    steps = [0.05 * 2**i for i in range(5)]  # each wait is between half the step and the step
+    assert len(gaps) == 5 and channel.delivered == ["hello"]
+    for gap, step in zip(gaps, steps, strict=True):
+        assert step / 2 <= gap <= step + 0.15, (gaps, steps)
+
+
+async def test_permanent_failure_is_final_visible_in_transcript_and_metrics(store: SQLiteStore) -> None:
+    channel = ScriptedChannel([RecipientUnavailable("403 blocked")])
+    [out, after] = await queue(store, "c1", "lost", "next")
+    failed_before = metrics.OUTBOUND.labels(BOT, "scripted", "failed")._value.get()
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(metrics_interval=0.05), owner="test")
+    await sender.start()
+    try:
+        assert await sender.drain(timeout=10)
+        await asyncio.sleep(0.2)  # the sender refreshes the outbox gauge on its own
+        assert metrics.OUTBOX.labels("failed")._value.get() >= 1
+    finally:
+        await sender.stop()
+    item = await store.get_outbox_item(out.id)
+    assert item is not None and item.state is OutboxState.FAILED and "blocked" in (item.last_error or "")
+    assert channel.delivered == ["next"], "a failed message must not block the conversation"
+    events = await store.transcript(out.conversation_id)
+    assert any(e.type == "delivery" and e.data["status"] == "failed" and e.data["outbound_id"] == out.id
+               for e in events)
+    assert metrics.OUTBOUND.labels(BOT, "scripted", "failed")._value.get() == failed_before + 1
+
+
+async def test_retryable_failure_becomes_final_after_attempts_and_min_retry_time(store: SQLiteStore) -> None:
+    channel = ScriptedChannel([TransientError("500")] * 10)
+    [out] = await queue(store, "c1", "doomed")
+    await run_sender(store, channel, config(max_attempts=3, min_retry_seconds=0.0))
+    item = await store.get_outbox_item(out.id)
+    assert item is not None and item.state is OutboxState.FAILED and item.attempts == 3
+
+
+async def test_per_chat_limit_spaces_the_messages_of_one_chat(store: SQLiteStore) -> None:
+    channel = ScriptedChannel()
+    await queue(store, "c1", *[f"m{i}" for i in range(5)])
+    limits = {"scripted": ChannelRateLimit(per_chat=10, per_chat_burst=1)}
+    await run_sender(store, channel, config(rate_limits=limits))
+    times = [t for t, _ in channel.attempts]
+    assert channel.delivered == [f"m{i}" for i in range(5)]
+    assert times[-1] - times[0] >= 0.35  # 4 gaps of 0.1 s
+
+
+async def test_per_bot_limit_caps_the_send_rate_across_chats(store: SQLiteStore) -> None:
+    channel = ScriptedChannel()
+    for i in range(40):
+        await queue(store, f"chat{i}", f"m{i}")
+    limits = {"scripted": ChannelRateLimit(per_bot=20)}
+    await run_sender(store, channel, config(rate_limits=limits))
+    times = sorted(t for t, _ in channel.attempts)
+    assert len(channel.delivered) == 40
+    assert times[-1] - times[0] >= 0.8  # a burst of 20, then 20 per second
+
+
+async def test_restart_takes_over_the_leases_of_a_crashed_process_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "crash.db"
+    crashed = SQLiteStore(path)
+    await crashed.open()
+    out = await queue(crashed, "c1", "one", "two")
+    assert [i.outbound.id for i in await crashed.claim_outbox("dead-process", limit=10, lease_seconds=300)] \
+        == [out[0].id]
+    await crashed.close()  # like SIGKILL: the lease stays in the file, the OS lock goes away
+    restarted = SQLiteStore(path)
+    await restarted.open()
+    try:
+        channel = ScriptedChannel()
+        started = time.monotonic()
+        await run_sender(restarted, channel, config(), timeout=5)
+        assert channel.delivered == ["one", "two"]
+        assert time.monotonic() - started < 5  # not after the 300 s lease
+    finally:
+        await restarted.close()
+
+
+async def test_a_second_opener_of_a_live_store_does_not_steal_leases(tmp_path: Path) -> None:
+    path = tmp_path / "live.db"
+    farm = SQLiteStore(path)
+    await farm.open()
+    try:
+        [out] = await queue(farm, "c1", "one")
+        await farm.claim_outbox("farm", limit=10, lease_seconds=300)
+        reader = SQLiteStore(path)  # e.g. `switchboard export` while the farm runs
+        await reader.open()
+        try:
+            assert await reader.claim_outbox("other", limit=10, lease_seconds=30) == []
+        finally:
+            await reader.close()
+        assert await farm.claim_outbox("other", limit=10, lease_seconds=30) == []
+        assert (await farm.get_outbox_item(out.id)) is not None
+    finally:
+        await farm.close()

@@ -1,0 +1,110 @@
+"""The store is briefly unavailable (another process holds SQLite's write lock past the busy
+timeout): webhooks are answered 503 so the platforms retry, /readyz says so, and once the
+store is back every message is stored once and answered once."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bench import load
+from bench.procs import UNLIMITED
+from tests.reliability.support import (
+    PlatformMessage,
+    make_message,
+    post_until_acked,
+    stored_inbox,
+    transcript_user_messages,
+    wait_for_replies,
+)
+from tests.support.engines import EchoEngine
+from tests.support.farm import DEMO_PROJECT, running_farm
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
+
+BOT = "demo"
+LOCK_SECONDS = 5.6  # SQLiteStore waits busy_timeout = 5 s for a lock before giving up
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[load.Fakes]:
+    fakes = await load.Fakes.start()
+    yield fakes
+    await fakes.stop()
+
+
+def bots(fakes: load.Fakes) -> dict[str, Any]:
+    channels = load.farm_channels(fakes)
+    channels["telegram"]["webhook_url"] = "https://bench.invalid/webhooks/demo/telegram"
+    return {BOT: {"project": str(DEMO_PROJECT), "languages": ["en"], "default_language": "en",
+                  "channels": channels}}
+
+
+def hold_write_lock(db_path: Path, seconds: float, taken: threading.Event) -> None:
+    """What a backup tool or a stray second process does: an exclusive transaction, held."""
+    db = sqlite3.connect(db_path, isolation_level=None, timeout=10)
+    try:
+        db.execute("BEGIN EXCLUSIVE")
+        taken.set()
+        time.sleep(seconds)
+        db.execute("ROLLBACK")
+    finally:
+        db.close()
+
+
+async def test_store_unavailable_answers_503_and_loses_nothing(
+    tmp_path: Path, fakes: load.Fakes, record_property: pytest.RecordProperty
+) -> None:
+    delivery = {"poll_interval": 0.05, "backoff_initial": 0.05, "backoff_max": 0.5,
+                "rate_limits": {"telegram": dict(UNLIMITED), "whatsapp": dict(UNLIMITED)}}
+    people = load.customers(6)
+    statuses: Counter[int] = Counter()
+    async with running_farm(tmp_path, bots=bots(fakes), engines={BOT: EchoEngine()}, delivery=delivery) as farm, \
+            aiohttp.ClientSession() as session:
+        before = [make_message(BOT, c, f"{c.user}-before") for c in people]
+        for message in before:
+            statuses.update(await post_until_acked(session, farm.url, message, deadline=time.monotonic() + 10))
+        taken = threading.Event()
+        locker = asyncio.create_task(asyncio.to_thread(hold_write_lock, farm.db_path, LOCK_SECONDS, taken))
+        await asyncio.to_thread(taken.wait, 5)
+        during = [make_message(BOT, c, f"{c.user}-during") for c in people]
+        ready_status = asyncio.create_task(_get_status(session, f"{farm.url}/readyz"))
+        results = await asyncio.gather(*(
+            post_until_acked(session, farm.url, m, deadline=time.monotonic() + 30, pause=0.3) for m in during
+        ))
+        for seen in results:
+            statuses.update(seen)
+        await locker
+        readiness = await ready_status
+        after = [make_message(BOT, c, f"{c.user}-after") for c in people]
+        for message in after:
+            statuses.update(await post_until_acked(session, farm.url, message, deadline=time.monotonic() + 10))
+        every: list[PlatformMessage] = before + during + after
+        missing = await wait_for_replies(fakes.replies, [m.key for m in every], timeout=20)
+        await farm.farm.settle(timeout=10)
+
+    assert statuses[503] > 0, f"no 503 while the store was locked: {dict(statuses)}"
+    assert set(statuses) <= {200, 503}, dict(statuses)
+    assert readiness == 503
+    assert not missing, missing
+    assert fakes.replies.duplicates() == 0
+    inbox, transcript = stored_inbox(farm.db_path), transcript_user_messages(farm.db_path)
+    for message in every:
+        assert inbox[message.platform_id] == 1 and transcript[message.platform_id] == 1, message.key
+    record_property("statuses", dict(statuses))
+    print(f"\nstore locked {LOCK_SECONDS} s: webhook answers {dict(statuses)}, /readyz {readiness}; "
+          f"{len(every)} messages stored and answered once")
+
+
+async def _get_status(session: aiohttp.ClientSession, url: str) -> int:
+    async with session.get(url) as response:
+        return response.status
