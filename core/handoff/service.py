@@ -39,7 +39,7 @@ from core.model import (
     utcnow,
 )
 from core.privacy.masking import Masker
-from core.store.base import OutboxItem, Store
+from core.store.base import AuditEntry, OutboxItem, Store
 
 log = structlog.get_logger(__name__)
 
@@ -244,6 +244,7 @@ class HandoffService:
         await self._remember_agent(saved.contact_id, agent_id)
         await self.store.kv_delete(self._open_key(conversation_id))
         log.info("handoff.claimed", conversation=conversation_id, agent=agent_id)
+        await self._audit(agent_id, "claim", saved)
         await self.notify(saved, f"claimed by {agent_name}")
         return saved
 
@@ -267,6 +268,7 @@ class HandoffService:
 
         saved = await self._update(conversation_id, change)
         log.info("handoff.agent_reply", conversation=conversation_id, agent=agent_id)
+        await self._audit(agent_id, "reply", saved)
         await self._activity(saved)
 
     async def internal_note(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None:
@@ -277,6 +279,7 @@ class HandoffService:
         note = Event("note", {"text": text, "agent_id": agent_id, "agent_name": agent_name})
         await self.store.append_events(conversation_id, [note])
         log.info("handoff.note", conversation=conversation_id, agent=agent_id)
+        await self._audit(agent_id, "note", conversation)
         await self._activity(conversation)
 
     async def back_to_bot(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation:
@@ -293,6 +296,7 @@ class HandoffService:
         saved = await self._update(conversation_id, change)
         await self.store.kv_delete(self._open_key(conversation_id))
         log.info("handoff.back_to_bot", conversation=conversation_id, agent=agent_id)
+        await self._audit(agent_id, "back_to_bot", saved)
         await self.notify(saved, f"handed back to the bot by {agent_name}")
         return saved
 
@@ -326,6 +330,7 @@ class HandoffService:
             raise
         await self.store.kv_delete(self._open_key(conversation_id))
         log.info("handoff.closed", conversation=conversation_id, agent=agent_id)
+        await self._audit(agent_id, "close", saved)
         await self.notify(saved, f"closed by {agent_name}")
         return saved
 
@@ -457,6 +462,14 @@ class HandoffService:
         shown = [self.mask_event(conversation.bot, e) for e in events
                  if e.type in ("user", "bot", "note", "status", "handoff", "csat", "delivery")]
         return ConversationView(conversation, contact, await self.summary(conversation), shown)
+
+    async def viewed(self, conversation: Conversation, agent_id: str) -> None:
+        """An agent opened the transcript: recorded in the audit log (who saw what, when)."""
+        await self._audit(agent_id, "view", conversation)
+
+    async def _audit(self, agent_id: str, action: str, conversation: Conversation) -> None:
+        await self.store.audit(AuditEntry(actor=agent_id, action=action, target=conversation.id,
+                                          detail={"contact": conversation.contact_id}, bot=conversation.bot))
 
     # -- helpers -----------------------------------------------------------------------------
     async def _get(self, conversation_id: str) -> Conversation:

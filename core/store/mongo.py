@@ -460,6 +460,8 @@ class MongoStore(Store):
         statuses: Sequence[ConversationStatus] | None = None,
         limit: int = 100,
     ) -> list[Conversation]:
+        if limit <= 0:
+            return []  # MongoDB reads limit 0 as "no limit"
         query: Doc = {}
         if bot is not None:
             query["bot"] = bot
@@ -504,6 +506,8 @@ class MongoStore(Store):
 
     @_guarded
     async def pending_inbox(self, conversation_id: str, limit: int = 50) -> list[InboxItem]:
+        if limit <= 0:
+            return []
         cursor = self._require().inbox.find({"processed": False, "conversation_id": conversation_id})
         return [
             InboxItem(d["_id"], d["conversation_id"], codec.inbound_from_dict(d["inbound"]), _dt(d["received_at"]))
@@ -512,6 +516,8 @@ class MongoStore(Store):
 
     @_guarded
     async def conversations_with_pending_inbox(self, limit: int = 100) -> list[str]:
+        if limit <= 0:
+            return []
         cursor = await self._require().inbox.aggregate([
             {"$match": {"processed": False}},
             {"$group": {"_id": "$conversation_id", "first": {"$min": "$_id"}}},
@@ -613,6 +619,8 @@ class MongoStore(Store):
         self, conversation_id: str, *, after_seq: int = 0, limit: int | None = None
     ) -> list[Event]:
         query = {"conversation_id": conversation_id, "seq": {"$gt": after_seq}}
+        if limit is not None and limit <= 0:
+            return []
         if limit is None:
             cursor = self._require().events.find(query).sort("seq", ASCENDING)
             return [self._event(d) async for d in cursor]
@@ -623,6 +631,8 @@ class MongoStore(Store):
     # -- outbox ----------------------------------------------------------------------
     @_guarded
     async def claim_outbox(self, owner: str, *, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        if limit <= 0:
+            return []
         db = self._require()
         now = _now_us()
         # Each conversation's head is its oldest pending item; only a due, unleased head is claimable.
@@ -837,6 +847,8 @@ class MongoStore(Store):
 
     @_guarded
     async def audit_log(self, *, bot: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
         query = {} if bot is None else {"bot": bot}
         cursor = self._require().audit.find(query).sort("_id", DESCENDING).limit(limit)
         return [

@@ -283,6 +283,7 @@ class WebDesk:
     async def _conversation(self, request: web.Request) -> web.StreamResponse:
         agent = await self._require(request)
         view = await self._visible(agent, request.match_info["id"])
+        await self.actions.viewed(view.conversation, AGENT_PREFIX + agent.id)
         return _json({
             "conversation": self._conversation_json(view.conversation, view.contact),
             "summary": self._summary_json(view.summary),

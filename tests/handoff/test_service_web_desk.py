@@ -185,3 +185,17 @@ async def test_open_live_update_streams_do_not_hold_up_shutdown(tmp_path: Path) 
             started = loop.time()
         assert loop.time() - started < 5  # the runner's shutdown would otherwise wait up to 60 s
         response.close()
+
+
+async def test_agent_actions_and_transcript_views_are_audited(tmp_path: Path) -> None:
+    async with handoff_farm(tmp_path) as (farm, _), agent_session() as http, aiohttp.ClientSession() as chat:
+        conversation_id = await waiting_conversation(farm, chat)
+        assert await login(http, farm.url, "anna") == 200
+        async with http.get(f"{farm.url}/desk/api/conversations/{conversation_id}") as response:
+            assert response.status == 200
+        async with http.post(f"{farm.url}/desk/api/conversations/{conversation_id}/claim", json={},
+                             headers=H) as response:
+            assert response.status == 200
+        seen = {(e.actor, e.action, e.target) for e in await farm.store.audit_log(bot="demo")}
+        assert ("web:anna", "view", conversation_id) in seen
+        assert ("web:anna", "claim", conversation_id) in seen

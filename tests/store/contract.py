@@ -602,6 +602,18 @@ class StoreContract:
     async def test_get_outbox_item_of_unknown_id_is_none(self, store: Store) -> None:
         assert await store.get_outbox_item("out_missing") is None
 
+    async def test_zero_limits_return_nothing(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        await store.append_events(conv.id, [event(1)], [outbound(conv, "hi")])
+        await store.audit(AuditEntry("admin", "export", conv.id, bot=BOT))
+        assert await store.transcript(conv.id, limit=0) == []
+        assert await store.pending_inbox(conv.id, limit=0) == []
+        assert await store.conversations_with_pending_inbox(limit=0) == []
+        assert await store.list_conversations(BOT, limit=0) == []
+        assert await store.claim_outbox("s1", limit=0, lease_seconds=30) == []
+        assert await store.audit_log(limit=0) == []
+
     # -- leases ------------------------------------------------------------------------
     async def test_lease_is_exclusive_between_owners(self, store: Store) -> None:
         assert await store.acquire_lease("telegram-poller:acme", "p1", 30)
