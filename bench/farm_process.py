@@ -46,6 +46,10 @@ class SlowEngine:
 async def run(config_path: Path, engine: str, delay: float = 0.0) -> None:
     config = load_farm_config(config_path)
     sb_logging.configure(config.log_level, config.log_format)
+    if os.environ.get("SWITCHBOARD_BENCH_PTB_AIOHTTP"):  # measure bench/ptb_aiohttp.py's proposal
+        from bench import ptb_aiohttp
+
+        ptb_aiohttp.install()
     engines: dict[str, Engine] = {}
     if engine == "echo":
         from tests.support.engines import EchoEngine

@@ -99,8 +99,10 @@ class Fakes:
     @classmethod
     async def start(cls, *, max_records: int = 200_000) -> Fakes:
         replies = Replies()
-        telegram = await BenchTelegramAPI(replies, max_records=max_records).start()
-        whatsapp = await BenchWhatsAppAPI(replies, max_records=max_records).start()
+        telegram = BenchTelegramAPI(replies, max_records=max_records)
+        whatsapp = BenchWhatsAppAPI(replies, max_records=max_records)
+        await telegram.start()
+        await whatsapp.start()
         return cls(replies, telegram, whatsapp)
 
     async def stop(self) -> None:

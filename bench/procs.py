@@ -126,13 +126,13 @@ def spawn(args: list[str], port: int, log_path: Path, env: dict[str, str] | None
 
 
 def start_farm(config_path: Path, port: int, *, engine: str = "echo", log_path: Path | None = None,
-               timeout: float = 120.0, engine_delay: float = 0.0) -> Proc:
+               timeout: float = 120.0, engine_delay: float = 0.0, env: dict[str, str] | None = None) -> Proc:
     """``python -m bench.farm_process`` on ``config_path``; returns once /healthz answers."""
     log_path = log_path or config_path.with_suffix(".log")
     args = ["-m", "bench.farm_process", "--config", str(config_path), "--engine", engine]
     if engine_delay:
         args += ["--engine-delay", str(engine_delay)]
-    proc = spawn(args, port, log_path)
+    proc = spawn(args, port, log_path, env)
     wait_healthy(proc, timeout)
     return proc
 

@@ -102,7 +102,7 @@ class ResourceSampler:
     def result(self) -> Usage:
         return self.stop()
 
-    def __enter__(self) -> ResourceSampler:
+    def __enter__(self) -> ResourceSampler:  # noqa: PYI034
         return self.start()
 
     def __exit__(

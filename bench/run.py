@@ -63,10 +63,12 @@ async def run_baseline(fakes: load.Fakes, work: Path, args: argparse.Namespace) 
 
 
 async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engine: str) -> dict[str, Any]:
-    directory = work / f"farm-{engine}"
+    directory = work / f"farm-{engine.replace('+', '-')}"
     directory.mkdir()
-    config, port, db_path = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT)
-    proc = await asyncio.to_thread(procs.start_farm, config, port, engine=engine, timeout=600.0)
+    config, port, _ = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT)
+    base, _, variant = engine.partition("+")
+    env = {"SWITCHBOARD_BENCH_PTB_AIOHTTP": "1"} if variant == "ptb-aiohttp" else {}
+    proc = await asyncio.to_thread(procs.start_farm, config, port, engine=base, timeout=600.0, env=env)
     out: dict[str, Any] = {"engine": engine}
     try:
         people = load.customers(args.customers, channels=args.channels)
@@ -78,7 +80,7 @@ async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engi
             out["peak"] = peak.as_dict()
             out["peak_resources"] = sampler.result().as_dict()
             out["driver_resources"] = driver.result().as_dict()
-            rate = max(1.0, peak.throughput / 2)
+            rate = args.latency_rate or max(1.0, peak.throughput / 2)
             half = await load.open_loop(fakes, proc.url, BOT, people, rate, args.duration, name="farm_half_peak")
             out["half_peak"] = half.as_dict()
         out["resources"] = whole.result().as_dict()
@@ -164,8 +166,18 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         if base:
             ratio = farm["peak"]["throughput_msgs_per_s"] / max(1e-9, base["peak"]["throughput_msgs_per_s"])
             summary[f"throughput_ratio[{name}]"] = round(ratio, 3)
+            # Messages per CPU-second of the server process: independent of whether the load
+            # generator or the server saturated first (on a small machine the driver can).
+            farm_eff = farm["peak"]["throughput_msgs_per_s"] / max(1e-9, farm["peak_resources"]["cpu_percent"] / 100)
+            base_eff = base["peak"]["throughput_msgs_per_s"] / max(1e-9, base["resources"]["cpu_percent"] / 100)
+            summary[f"msgs_per_cpu_second[{name}]"] = round(farm_eff, 1)
+            summary[f"cpu_efficiency_ratio[{name}]"] = round(farm_eff / max(1e-9, base_eff), 3)
         summary[f"p99_ms_at_half_peak[{name}]"] = farm["half_peak"]["latency_ms"]["p99"]
         summary[f"duplicates_seen[{name}]"] = farm.get("duplicates", 0)
+    if base:
+        base_eff = base["peak"]["throughput_msgs_per_s"] / max(1e-9, base["resources"]["cpu_percent"] / 100)
+        summary["baseline_msgs_per_cpu_second"] = round(base_eff, 1)
+        summary["driver_cpu_percent_during_baseline"] = base["driver_resources"]["cpu_percent"]
     if results.get("rss"):
         summary[f"rss_peak_mb[{results['rss']['conversations']} conversations]"] = results["rss"]["rss_peak_mb"]
     summary["targets"] = TARGETS
@@ -175,7 +187,8 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "notes": [
             "closed loop: each customer sends its next webhook when the reply to the previous one reached "
@@ -205,6 +218,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 results["rss"] = await run_rss(fakes, work, args)
         finally:
             await fakes.stop()
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["summary"] = summarise(results)
     return results
 
@@ -220,9 +234,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rss-conversations", type=int, default=100_000)
     parser.add_argument("--rss-seconds", type=float, default=5.0)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--latency-rate", type=float, default=None,
+                        help="msgs/s of the latency phase (default: half the measured peak)")
+    parser.add_argument("--telegram-aiohttp", action="store_true",
+                        help="also measure echo with bench/ptb_aiohttp.py's Telegram transport")
     parser.add_argument("--quick", action="store_true", help="short phases, 10k stored conversations")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench.json")
     args = parser.parse_args(argv)
+    if args.telegram_aiohttp and "echo+ptb-aiohttp" not in args.engines:
+        args.engines.append("echo+ptb-aiohttp")
     if args.quick:
         args.duration, args.warmup, args.rss_seconds = 3.0, 1.0, 2.0
         args.rss_conversations = min(args.rss_conversations, 10_000)

@@ -52,7 +52,8 @@ def seed(path: Path, conversations: int, bot: str, *, chunk: int = 20_000) -> fl
             convs.append((conv, bot, contact, "bot", "{}", 2, 4, ts, ts))
             user_event = {"text": "Wo ist meine Rechnung?", "message_id": f"{channel}:seed{i}",
                           "parse_data": {"intent": {"name": "invoice", "confidence": 0.93}, "entities": []}}
-            bot_event = {"text": "Ihre Rechnung finden Sie im Kundenkonto unter Rechnungen.",
+            reply = "Ihre Rechnung finden Sie im Kundenkonto unter Rechnungen."
+            bot_event = {"text": reply,
                          "data": {"buttons": []}, "metadata": {"outbound_id": f"out_seed{i:08d}"}}
             events += [
                 (conv, 1, "user", channel, ts, json.dumps(user_event)),
@@ -61,7 +62,7 @@ def seed(path: Path, conversations: int, bot: str, *, chunk: int = 20_000) -> fl
                 (conv, 4, "action", channel, ts, json.dumps({"name": "action_listen"})),
             ]
             inbox.append((conv, bot, channel, f"{channel}:seed{i}", "{}", ts, 1))
-            payload = codec.outbound_to_dict(Outbound(conv, bot, channel, user, text=bot_event["text"],
+            payload = codec.outbound_to_dict(Outbound(conv, bot, channel, user, text=reply,
                                                       id=f"out_seed{i:08d}"))
             outbox.append((f"out_seed{i:08d}", conv, bot, channel, json.dumps(payload), "sent", 1,
                            f"{channel}:seedmsg{i}", ts, ts))

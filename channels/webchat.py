@@ -21,6 +21,7 @@ unacknowledged messages after a reconnect and the core de-duplicates them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -50,6 +51,11 @@ class WebChatConfig(AdapterConfig):
     max_frame_bytes: int = Field(default=16_384, ge=256)
     messages_per_minute: int = Field(default=60, ge=1)
     allowed_origins: list[str] = Field(default_factory=list, description="Empty: same origin only.")
+    sync_interval: float = Field(
+        default=0.0, ge=0,
+        description="Seconds between transcript checks for replies sent by another farm process "
+                    "(set it when several processes share a MongoDB store); 0 = off.",
+    )
 
 
 def _error(code: str, message: str) -> dict[str, str]:
@@ -97,20 +103,31 @@ class WebChatAdapter(ChannelAdapter):
         await ws.prepare(request)
         session: str | None = None
         limiter = AsyncLimiter(self.settings.messages_per_minute, 60)
+        sync: asyncio.Task[None] | None = None
         try:
             async for frame in ws:
                 if frame.type == WSMsgType.TEXT:
-                    reply_session = await self._on_frame(ws, frame.data, session, limiter)
+                    try:
+                        reply_session = await self._on_frame(ws, frame.data, session, limiter)
+                    except Exception:
+                        # The socket is already upgraded: answer with a frame, never an HTTP error page.
+                        log.exception("webchat.frame_failed", bot=self.bot)
+                        await ws.send_json(_error("internal", "something went wrong; please try again"))
+                        continue
                     if reply_session and reply_session != session:
                         if session:
                             self._sockets[session].discard(ws)
                         session = reply_session
                         self._sockets[session].add(ws)
+                        if self.settings.sync_interval and sync is None:
+                            sync = asyncio.get_running_loop().create_task(self._sync(ws, session))
                 elif frame.type == WSMsgType.BINARY:
                     await ws.send_json(_error("unsupported", "binary frames are not supported; send JSON text"))
                 elif frame.type == WSMsgType.ERROR:
                     log.info("webchat.socket_error", bot=self.bot, error=str(ws.exception()))
         finally:
+            if sync is not None:
+                sync.cancel()
             if session:
                 self._sockets[session].discard(ws)
                 if not self._sockets[session]:
@@ -198,6 +215,21 @@ class WebChatAdapter(ChannelAdapter):
             button_payload=button_payload,
             timestamp=utcnow(),
         )
+
+    async def _sync(self, ws: web.WebSocketResponse, session: str) -> None:
+        """Push replies another farm process delivered (the page drops ids it already shows)."""
+        last = max((e.seq for e in await self.context.history(self.bot, self.name, session)), default=0)
+        while not ws.closed:
+            await asyncio.sleep(self.settings.sync_interval)
+            try:
+                events = await self.context.history(self.bot, self.name, session, after_seq=last)
+            except StoreUnavailable:
+                continue
+            for event in events:
+                last = max(last, event.seq)
+                message = event_to_message(event)
+                if message is not None and message["role"] != "user" and not ws.closed:
+                    await ws.send_json(message)
 
     async def _send_history(self, ws: web.WebSocketResponse, session: str) -> None:
         events = await self.context.history(self.bot, self.name, session)

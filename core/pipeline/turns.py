@@ -169,12 +169,16 @@ class TurnRunner:
                 items = await self.store.pending_inbox(conversation_id, limit=20)
                 if not items:
                     break
-                for item in items:
+                for index, item in enumerate(items):
                     if self._stopping:
-                        break
+                        return
+                    # Renew before every turn, so a slow batch never outlives the lease and
+                    # another process never works on the same conversation at the same time.
+                    if index and not await self.store.acquire_lease(lease, self.owner, self.lease_seconds):
+                        return
                     await self._process(item)
                 if not await self.store.acquire_lease(lease, self.owner, self.lease_seconds):
-                    break
+                    return
         finally:
             try:
                 await self.store.release_lease(lease, self.owner)
@@ -219,6 +223,10 @@ class TurnRunner:
                     output.conversation, inbox_ids=[item.id], events=events, outbound=outbound
                 )
             except ConcurrencyConflict:
+                pending = await self.store.pending_inbox(conversation.id, limit=50)
+                if all(p.id != item.id for p in pending):
+                    log.info("turn.already_processed", conversation=conversation.id)
+                    return  # another process committed this message meanwhile
                 log.info("turn.conflict_retry", conversation=conversation.id, attempt=attempt)
                 continue
             if outbound:

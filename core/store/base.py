@@ -153,7 +153,8 @@ class Store(ABC):
         """Atomically: save ``conversation`` (version check as `save_conversation`), mark the
         inbox items processed, append ``events`` to its transcript and queue ``outbound``.
 
-        Returns the saved conversation. On `ConcurrencyConflict` nothing is written.
+        Returns the saved conversation. Raises `ConcurrencyConflict` (and writes nothing) when
+        the version is stale or one of the inbox items was already processed.
         """
 
     @abstractmethod

@@ -804,13 +804,20 @@ class MongoStore(Store):
             await db.identities.delete_many({"contact_id": contact_id}, session=session)
             scope = {"conversation_id": {"$in": conv_ids}}
             await db.events.update_many(scope, {"$set": {"data": "{}"}}, session=session)
-            await db.inbox.update_many(
-                scope,
-                {"$set": {"processed": True, "inbound.text": "", "inbound.button_payload": None,
-                          "inbound.attachments": [], "inbound.shared_phone": None, "inbound.display_name": None,
-                          "inbound.channel_user_id": "", "inbound.chat_id": ""}},
-                session=session,
-            )
+            # Platform ids may embed a session or a phone number: each becomes "forgotten:<item id>"
+            # (still unique, so the de-duplication index keeps working).
+            async for item in db.inbox.find(scope, {"_id": 1}, session=session):
+                forgotten = f"forgotten:{item['_id']}"
+                await db.inbox.update_one(
+                    {"_id": item["_id"]},
+                    {"$set": {"processed": True, "platform_message_id": forgotten,
+                              "inbound.platform_message_id": forgotten, "inbound.text": "",
+                              "inbound.button_payload": None, "inbound.attachments": [], "inbound.shared_phone": None,
+                              "inbound.display_name": None, "inbound.language_hint": None,
+                              "inbound.channel_user_id": "", "inbound.chat_id": "",
+                              "inbound.timestamp": "1970-01-01T00:00:00+00:00"}},
+                    session=session,
+                )
             await db.outbox.update_many(
                 scope,
                 {"$set": {"outbound.text": "", "outbound.chat_id": "", "outbound.buttons": [],
@@ -834,7 +841,18 @@ class MongoStore(Store):
 
     @_guarded
     async def purge_transcripts(self, bot: str, older_than: datetime) -> int:
-        result = await self._require().events.delete_many({"bot": bot, "ts": {"$lt": _us(older_than)}})
+        db = self._require()
+        cutoff = _us(older_than)
+        # Message text also lives in processed inbox items and finished outbox items.
+        await db.inbox.update_many(
+            {"bot": bot, "processed": True, "received_at": {"$lt": cutoff}},
+            {"$set": {"inbound.text": "", "inbound.attachments": []}},
+        )
+        await db.outbox.update_many(
+            {"bot": bot, "state": {"$ne": OutboxState.PENDING.value}, "created_at": {"$lt": cutoff}},
+            {"$set": {"outbound.text": "", "outbound.buttons": [], "outbound.attachments": []}},
+        )
+        result = await db.events.delete_many({"bot": bot, "ts": {"$lt": cutoff}})
         return int(result.deleted_count)
 
     @_guarded

@@ -58,8 +58,9 @@ def _from_ts(value: float) -> datetime:
 class SQLiteStore(Store):
     """`Store` on one SQLite file (``path``; ``:memory:`` works for throwaway use)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
+        self.busy_timeout = busy_timeout  # seconds to wait for another process's write lock
         self._db: aiosqlite.Connection | None = None
         # Group commit: units submitted while the worker thread is busy wait here and then
         # run together in one thread hop and one transaction (see `_submit`).
@@ -79,6 +80,8 @@ class SQLiteStore(Store):
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._db.row_factory = sqlite3.Row
         await self._direct(self._configure)
+        busy_ms = int(self.busy_timeout * 1000)
+        await self._direct(lambda db: db.execute(f"PRAGMA busy_timeout={busy_ms}"))
         version = await self._direct(self._migrate)
         if self._take_process_lock():
             cleared = await self._direct(self._clear_stale_leases)
@@ -591,8 +594,9 @@ class SQLiteStore(Store):
     ) -> Conversation:
         def unit(db: sqlite3.Connection) -> Conversation:
             saved = self._save_conversation(db, conversation)
-            if inbox_ids:
-                db.executemany("UPDATE inbox SET processed=1 WHERE id=?", [(i,) for i in inbox_ids])
+            for inbox_id in inbox_ids:
+                if db.execute("UPDATE inbox SET processed=1 WHERE id=? AND processed=0", (inbox_id,)).rowcount != 1:
+                    raise ConcurrencyConflict(f"inbox item {inbox_id} was already processed")
             self._append(db, conversation.id, events)
             self._enqueue(db, outbound)
             return saved

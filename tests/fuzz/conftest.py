@@ -37,7 +37,7 @@ class FuzzFarm:
         db = sqlite3.connect(f"file:{self.farm.db_path}?mode=ro", uri=True, timeout=10)
         try:
             return tuple(
-                int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed names
+                int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # fixed table names
                 for table in ("inbox", "contacts", "conversations", "events", "seen", "kv")
             )
         finally:

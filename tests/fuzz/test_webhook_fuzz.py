@@ -4,6 +4,7 @@ request that is not acknowledged (anything but 200) leaves nothing in the store.
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 from typing import Any
@@ -178,6 +179,41 @@ async def test_slack_body_that_is_not_utf8_is_refused_not_500(fuzz_farm: FuzzFar
     status, _ = await fuzz_farm.request("POST", SLACK, NOT_UTF8, slack_headers(NOT_UTF8, "now", signature))
     assert 400 <= status < 500
     assert fuzz_farm.stored() == before
+
+
+def _lone_surrogate_bodies() -> list[bytes]:
+    escaped = text_update(4242, "x", update_id=7)
+    escaped["message"]["text"] = "\ud800"
+    raw = text_update(4242, "x", update_id=8)
+    raw["message"]["chat"]["id"] = "\ud800"
+    whatsapp = text_webhook("491701234567", "\udfff", phone_number_id=WA_PHONE)
+    return [json.dumps(escaped).encode(), encode(raw), json.dumps(whatsapp).encode()]
+
+
+@pytest.mark.parametrize("body", _lone_surrogate_bodies(), ids=["telegram-escaped", "telegram-raw", "whatsapp"])
+async def test_text_with_a_lone_surrogate_is_refused_not_500(fuzz_farm: FuzzFarm, body: bytes) -> None:
+    path = WHATSAPP if b"whatsapp_business_account" in body else TELEGRAM
+    headers = {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET, **sign(body, WA_SECRET)}
+    before = fuzz_farm.stored()
+    status, _ = await fuzz_farm.request("POST", path, body, headers)
+    assert 400 <= status < 500
+    assert fuzz_farm.stored() == before
+
+
+def _wrong_types() -> list[dict[str, Any]]:
+    name = text_update(4242, "hi", update_id=21)
+    name["message"]["from"]["first_name"] = [None]
+    text = text_update(4242, "hi", update_id=22)
+    text["message"]["text"] = {"not": "text"}
+    data = callback_update(4242, "/affirm", update_id=23)
+    data["callback_query"]["data"] = ["/affirm"]
+    return [name, text, data]
+
+
+@pytest.mark.parametrize("update", _wrong_types(), ids=["name-list", "text-object", "callback-data-list"])
+async def test_telegram_fields_of_the_wrong_type_are_not_a_500(fuzz_farm: FuzzFarm, update: dict[str, Any]) -> None:
+    status = await check(fuzz_farm, "POST", TELEGRAM, encode(update), {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET})
+    assert status in (200, 400)
 
 
 async def test_farm_still_answers_customers_after_the_fuzzing(fuzz_farm: FuzzFarm) -> None:

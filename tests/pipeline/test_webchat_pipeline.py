@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from core.model import Event, Identity
 from tests.support.engines import EchoEngine
 from tests.support.farm import running_farm
 
@@ -131,3 +132,22 @@ async def test_health_ready_and_metrics(tmp_path: Path) -> None:
         async with http.get(f"{farm.url}/metrics") as response:
             body = await response.text()
         assert inbound_count(body) == before + 1
+
+
+async def test_replies_queued_by_another_process_reach_an_open_page_with_sync(tmp_path: Path) -> None:
+    bots = {"demo": {**BOTS["demo"], "channels": {"webchat": {"sync_interval": 0.05}}}}
+    async with running_farm(tmp_path, bots=bots, engines={"demo": EchoEngine()}) as farm, \
+            aiohttp.ClientSession() as http:
+        ws, sid, _ = await hello(http, farm.url)
+        await ws.send_json({"type": "message", "id": "a", "text": "hi"})
+        await receive(ws, "message")
+        # Another farm process wrote this reply to the shared store; this process never sent it.
+        contact = (await farm.store.find_contacts("demo", identity=Identity("webchat", sid, sid)))[0]
+        conversation = await farm.store.conversation_for("demo", contact.id)
+        await farm.store.append_events(conversation.id, [Event("bot", {
+            "text": "from the other process", "metadata": {"outbound_id": "out_other", "author": "bot"}})])
+        async with asyncio.timeout(5):
+            while (frame := await receive(ws, "message"))["id"] != "out_other":
+                pass  # the page ignores ids it already shows
+        assert frame["text"] == "from the other process" and frame["role"] == "bot"
+        await ws.close()

@@ -4,6 +4,7 @@ permanent failures, rate limits, and taking over a crashed process's leases."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -104,7 +105,7 @@ async def test_transient_errors_back_off_exponentially_with_jitter(store: SQLite
     await queue(store, "c1", "hello")
     await run_sender(store, channel, config(max_attempts=10, backoff_initial=0.05, backoff_max=5.0))
     times = [t for t, _ in channel.attempts]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     steps = [0.05 * 2**i for i in range(5)]  # each wait is between half the step and the step
     assert len(gaps) == 5 and channel.delivered == ["hello"]
     for gap, step in zip(gaps, steps, strict=True):
@@ -113,7 +114,7 @@ async def test_transient_errors_back_off_exponentially_with_jitter(store: SQLite
 
 async def test_permanent_failure_is_final_visible_in_transcript_and_metrics(store: SQLiteStore) -> None:
     channel = ScriptedChannel([RecipientUnavailable("403 blocked")])
-    [out, after] = await queue(store, "c1", "lost", "next")
+    [out, _] = await queue(store, "c1", "lost", "next")
     failed_before = metrics.OUTBOUND.labels(BOT, "scripted", "failed")._value.get()
     sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(metrics_interval=0.05), owner="test")
     await sender.start()

@@ -27,8 +27,8 @@ from tests.reliability.support import (
     reply_order,
     wait_for_replies,
 )
-from tests.support.farm import DEMO_PROJECT, running_farm
 from tests.support.engines import EchoEngine
+from tests.support.farm import DEMO_PROJECT, running_farm
 
 pytestmark = [
     pytest.mark.timeout(60 + 3 * OUTAGE_SECONDS),

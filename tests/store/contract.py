@@ -427,6 +427,19 @@ class StoreContract:
         stored = await store.get_conversation(conv.id)
         assert stored is not None and stored.language == "de" and stored.version == 1
 
+    async def test_commit_turn_of_an_already_processed_message_writes_nothing(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        (item,) = await store.pending_inbox(conv.id)
+        saved = await store.commit_turn(conv, inbox_ids=[item.id], events=[event(1, "first answer")])
+        late = outbound(conv, "second answer to the same message")
+        with pytest.raises(ConcurrencyConflict):
+            await store.commit_turn(saved, inbox_ids=[item.id], events=[event(1, "again")], outbound=[late])
+        assert [e.data["text"] for e in await store.transcript(conv.id)] == ["first answer"]
+        assert await store.get_outbox_item(late.id) is None
+        stored = await store.get_conversation(conv.id)
+        assert stored is not None and stored.version == saved.version
+
     async def test_concurrent_commits_of_one_version_commit_exactly_one_turn(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         await store.ingest(conv.id, inbound(1))
@@ -739,6 +752,31 @@ class StoreContract:
         assert sum(counts.values()) == 1
         newcomer = await store.resolve_contact(BOT, identity("u1"))
         assert newcomer.id != contact.id
+
+    async def test_forget_blanks_replies_and_releases_platform_ids(self, store: Store) -> None:
+        contact, conv = await self._personal_conversation(store)
+        (claimed,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        await store.forget_contact(contact.id)
+        item = await store.get_outbox_item(claimed.outbound.id)
+        assert item is not None and item.outbound.text == "" and item.outbound.buttons == ()
+        assert item.state is not OutboxState.PENDING  # nothing more goes out to a forgotten person
+        # the platform ids of the forgotten messages are gone (they may embed a phone or session)
+        assert await store.ingest(conv.id, inbound(1, text="my address is 12 Secret Lane"))
+
+    async def test_purge_blanks_old_finished_replies(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        old = outbound(conv, "your code is 123456", created_at=T0 - timedelta(days=400))
+        fresh = outbound(conv, "still needed", created_at=T0)
+        waiting = outbound(conv, "not sent yet", created_at=T0 - timedelta(days=400))
+        await store.append_events(conv.id, [], [old, fresh])
+        for item in (old, fresh):
+            (claimed,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+            await store.outbox_sent(claimed.outbound.id, f"telegram:{item.id}")
+        await store.append_events(conv.id, [], [waiting])
+        await store.purge_transcripts(BOT, older_than=T0 - timedelta(days=365))
+        assert (await store.get_outbox_item(old.id)).outbound.text == ""  # type: ignore[union-attr]
+        assert (await store.get_outbox_item(fresh.id)).outbound.text == "still needed"  # type: ignore[union-attr]
+        assert (await store.get_outbox_item(waiting.id)).outbound.text == "not sent yet"  # type: ignore[union-attr]
 
     async def test_purge_transcripts_deletes_old_events_of_one_bot(self, store: Store) -> None:
         _, a = await contact_and_conversation(store, "u1")
