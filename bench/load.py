@@ -12,6 +12,7 @@ and the fake resolves the key's waiter when that reply arrives.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import statistics
@@ -35,26 +36,48 @@ ECHO = "echo: "
 
 
 class Replies:
-    """Futures keyed by message key, resolved when ``echo: <key>`` reaches a fake API."""
+    """Futures keyed by message key, resolved when ``echo: <key>`` reaches a fake API.
+
+    A real bot does not echo: for it, `expect` takes the chat, and the chat's next reply
+    resolves its oldest waiting message (first reply counts; a second reply to the same
+    message is counted in ``unmatched`` when nothing waits).
+    """
 
     def __init__(self) -> None:
         self.waiting: dict[str, asyncio.Future[float]] = {}
         self.arrivals: dict[str, int] = {}  # key -> times its reply arrived (duplicates > 1)
+        self.by_chat: dict[str, collections.deque[tuple[str, asyncio.Future[float]]]] = {}
+        self.unmatched = 0
 
-    def expect(self, key: str) -> asyncio.Future[float]:
+    def expect(self, key: str, chat: str | None = None) -> asyncio.Future[float]:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.waiting[key] = future
+        if chat is not None:
+            self.by_chat.setdefault(chat, collections.deque()).append((key, future))
         return future
 
-    def arrived(self, text: str) -> None:
+    def arrived(self, text: str, chat: str | None = None) -> None:
         at = text.rfind(ECHO)  # a first reply may carry the bot disclosure before the echo
         if at < 0:
+            self._chat_reply(chat)
             return
         key = text[at + len(ECHO):]
         self.arrivals[key] = self.arrivals.get(key, 0) + 1
         future = self.waiting.pop(key, None)
         if future is not None and not future.done():
             future.set_result(time.perf_counter())
+
+    def _chat_reply(self, chat: str | None) -> None:
+        queue = self.by_chat.get(chat or "")
+        while queue:
+            key, future = queue.popleft()
+            if future.done() or self.waiting.get(key) is not future:
+                continue  # timed out or given up
+            self.waiting.pop(key, None)
+            self.arrivals[key] = self.arrivals.get(key, 0) + 1
+            future.set_result(time.perf_counter())
+            return
+        self.unmatched += 1
 
     def duplicates(self) -> int:
         return sum(n - 1 for n in self.arrivals.values() if n > 1)
@@ -68,7 +91,7 @@ class BenchTelegramAPI(FakeTelegramAPI):
     async def _m_sendMessage(self, params: dict[str, Any], token: str) -> web.Response:
         response = await super()._m_sendMessage(params, token)
         if response.status == 200:
-            self.replies.arrived(str(params.get("text", "")))
+            self.replies.arrived(str(params.get("text", "")), str(params.get("chat_id", "")))
         return response
 
 
@@ -86,7 +109,7 @@ class BenchWhatsAppAPI(FakeWhatsAppAPI):
                 return response
             text = body.get("text", {}).get("body") if isinstance(body.get("text"), dict) else None
             if isinstance(text, str):
-                self.replies.arrived(text)
+                self.replies.arrived(text, str(body.get("to", "")))
         return response
 
 
@@ -200,13 +223,23 @@ class PhaseResult:
         }
 
 
+#: What customers of the demo bot say (``--engines project``): routine requests it answers.
+DEMO_TEXTS = ("Hello", "What are your opening hours?", "How much does the hosting cost?",
+              "I forgot my password", "Where can I find my invoice?", "Thanks!")
+
+
 async def _one(
     session: aiohttp.ClientSession, replies: Replies, base_url: str, bot: str, customer: Customer,
-    result: PhaseResult, reply_timeout: float, counting: list[bool],
+    result: PhaseResult, reply_timeout: float, counting: list[bool], texts: Sequence[str] | None = None,
 ) -> None:
-    key = f"k{next(_keys)}"
-    url, body, headers = webhook_request(base_url, bot, customer, key)
-    future = replies.expect(key)
+    n = next(_keys)
+    key = f"k{n}"
+    if texts:  # a real bot: say something it understands, match its reply by chat
+        url, body, headers = webhook_request(base_url, bot, customer, texts[n % len(texts)])
+        future = replies.expect(key, chat=customer.user)
+    else:
+        url, body, headers = webhook_request(base_url, bot, customer, key)
+        future = replies.expect(key)
     started = time.perf_counter()
     result.sent += 1
     try:
@@ -233,7 +266,7 @@ async def _one(
 
 async def closed_loop(
     fakes: Fakes, base_url: str, bot: str, people: Sequence[Customer], duration: float,
-    *, name: str = "closed", reply_timeout: float = 30.0,
+    *, name: str = "closed", reply_timeout: float = 30.0, texts: Sequence[str] | None = None,
 ) -> PhaseResult:
     """Each customer: send, wait for the reply, repeat; counts replies within ``duration``."""
     result = PhaseResult(name, duration)
@@ -243,7 +276,7 @@ async def closed_loop(
     async with aiohttp.ClientSession(connector=connector) as session:
         async def customer_loop(customer: Customer) -> None:
             while time.perf_counter() < deadline:
-                await _one(session, fakes.replies, base_url, bot, customer, result, reply_timeout, counting)
+                await _one(session, fakes.replies, base_url, bot, customer, result, reply_timeout, counting, texts)
 
         started = time.perf_counter()
         tasks = [asyncio.create_task(customer_loop(c)) for c in people]
@@ -260,6 +293,7 @@ async def closed_loop(
 async def open_loop(
     fakes: Fakes, base_url: str, bot: str, people: Sequence[Customer], rate: float, duration: float,
     *, name: str = "open", reply_timeout: float = 30.0, max_in_flight: int = 2000,
+    texts: Sequence[str] | None = None,
 ) -> PhaseResult:
     """Start ``rate`` messages per second (customers in turn) for ``duration``; latency of each."""
     result = PhaseResult(name, duration, offered_rate=rate)
@@ -282,7 +316,7 @@ async def open_loop(
                 result.error("driver_backlog")
             else:
                 task = asyncio.create_task(
-                    _one(session, fakes.replies, base_url, bot, next(ring), result, reply_timeout, counting)
+                    _one(session, fakes.replies, base_url, bot, next(ring), result, reply_timeout, counting, texts)
                 )
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)

@@ -70,18 +70,21 @@ async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engi
     env = {"SWITCHBOARD_BENCH_PTB_AIOHTTP": "1"} if variant == "ptb-aiohttp" else {}
     proc = await asyncio.to_thread(procs.start_farm, config, port, engine=base, timeout=600.0, env=env)
     out: dict[str, Any] = {"engine": engine}
+    texts = load.DEMO_TEXTS if base == "project" else None
     try:
         people = load.customers(args.customers, channels=args.channels)
         started = time.perf_counter()
         with ResourceSampler(proc.pid) as whole:
-            await load.closed_loop(fakes, proc.url, BOT, people, args.warmup, name="warmup")
+            await load.closed_loop(fakes, proc.url, BOT, people, args.warmup, name="warmup", texts=texts)
             with ResourceSampler(proc.pid) as sampler, ResourceSampler(os.getpid()) as driver:
-                peak = await load.closed_loop(fakes, proc.url, BOT, people, args.duration, name="farm_peak")
+                peak = await load.closed_loop(fakes, proc.url, BOT, people, args.duration, name="farm_peak",
+                                              texts=texts)
             out["peak"] = peak.as_dict()
             out["peak_resources"] = sampler.result().as_dict()
             out["driver_resources"] = driver.result().as_dict()
             rate = args.latency_rate or max(1.0, peak.throughput / 2)
-            half = await load.open_loop(fakes, proc.url, BOT, people, rate, args.duration, name="farm_half_peak")
+            half = await load.open_loop(fakes, proc.url, BOT, people, rate, args.duration, name="farm_half_peak",
+                                        texts=texts)
             out["half_peak"] = half.as_dict()
         out["resources"] = whole.result().as_dict()
         out["wall_s"] = round(time.perf_counter() - started, 1)

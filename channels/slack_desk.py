@@ -13,10 +13,12 @@ checked by Bolt: forged or older than 5 minutes -> 401). Socket Mode: set ``app_
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 import aiohttp
 import structlog
@@ -30,6 +32,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels import slack_card as card
@@ -147,6 +150,8 @@ class SlackDesk:
             ignoring_self_events_enabled=True,
             logger=logging.getLogger("slack_bolt.switchboard"),
         )
+        # HTTP mode only; Socket Mode needs no signing secret.
+        self._verifier = SignatureVerifier(config.signing_secret) if config.signing_secret else None
         self._names = _TTLCache(cache_seconds, clock)
         self._groups = _TTLCache(cache_seconds, clock)
         self._cards: dict[str, list[dict[str, Any]]] = {}  # thread ts -> card's fixed blocks
@@ -191,11 +196,31 @@ class SlackDesk:
 
     async def handle_http(self, request: web.Request) -> web.Response:
         """Events, interactivity and commands over HTTP; Bolt checks the signature and acks."""
+        # Bolt parses the body before it checks the signature and fails with a 500 on odd
+        # input; check both first: forged or stale requests get 401, malformed ones 400.
+        try:
+            body = (await request.read()).decode("utf-8")
+        except UnicodeDecodeError:
+            body = None
+        if body is None or not self._signed(body, request.headers):
+            log.warning("slack_desk.request.rejected", reason="signature")
+            return web.json_response({"error": "invalid request"}, status=401)
+        if not _well_formed(body, request.content_type):
+            log.warning("slack_desk.request.malformed")
+            return web.json_response({"error": "malformed body"}, status=400)
         bolt_request = await to_bolt_request(request)
         bolt_response = await self.app.async_dispatch(bolt_request)
         if bolt_response.status == 401:
             log.warning("slack_desk.request.rejected", reason="signature")
         return await to_aiohttp_response(bolt_response)
+
+    def _signed(self, body: str, headers: Mapping[str, str]) -> bool:
+        if self._verifier is None:
+            return False
+        try:
+            return self._verifier.is_valid_request(body, dict(headers))
+        except ValueError:  # a timestamp header that is not a number
+            return False
 
     # -- Desk: core -> Slack ---------------------------------------------------------
     async def open_handoff(self, summary: HandoffSummary) -> str | None:
@@ -400,3 +425,17 @@ def _first(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return value[0] if value else None
     return value
+
+
+def _well_formed(body: str, content_type: str) -> bool:
+    """Events are a JSON object; interactivity a form whose ``payload`` is a JSON object."""
+    try:
+        if content_type == "application/json":
+            return isinstance(json.loads(body), dict)
+        if content_type == "application/x-www-form-urlencoded":
+            form = parse_qs(body, keep_blank_values=True)
+            payload = form.get("payload")
+            return payload is None or isinstance(json.loads(payload[0]), dict)
+    except ValueError:
+        return False
+    return False
