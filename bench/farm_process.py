@@ -50,6 +50,8 @@ async def run(config_path: Path, engine: str, delay: float = 0.0) -> None:
         from bench import ptb_aiohttp
 
         ptb_aiohttp.install()
+    if os.environ.get("SWITCHBOARD_BENCH_NO_TYPING"):  # measure what the typing indicators cost
+        Farm._typing = lambda self, message: None  # type: ignore[method-assign]
     engines: dict[str, Engine] = {}
     if engine == "echo":
         from tests.support.engines import EchoEngine

@@ -66,8 +66,12 @@ async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engi
     directory = work / f"farm-{engine.replace('+', '-')}"
     directory.mkdir()
     config, port, _ = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT)
-    base, _, variant = engine.partition("+")
-    env = {"SWITCHBOARD_BENCH_PTB_AIOHTTP": "1"} if variant == "ptb-aiohttp" else {}
+    base, *variants = engine.split("+")
+    env = {}
+    if "ptb-aiohttp" in variants:
+        env["SWITCHBOARD_BENCH_PTB_AIOHTTP"] = "1"
+    if "no-typing" in variants:
+        env["SWITCHBOARD_BENCH_NO_TYPING"] = "1"
     proc = await asyncio.to_thread(procs.start_farm, config, port, engine=base, timeout=600.0, env=env)
     out: dict[str, Any] = {"engine": engine}
     texts = load.DEMO_TEXTS if base == "project" else None
@@ -213,9 +217,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     results["farms"][engine] = {"skipped": "core.dialogue.engine (RasaEngine) is not available yet"}
                     continue
                 log(f"farm/{engine}")
-                before = fakes.replies.duplicates()
+                before, unmatched = fakes.replies.duplicates(), fakes.replies.unmatched
                 results["farms"][engine] = await run_farm(fakes, work, args, engine)
                 results["farms"][engine]["duplicates"] = fakes.replies.duplicates() - before
+                results["farms"][engine]["replies_beyond_the_first"] = fakes.replies.unmatched - unmatched
             if args.rss_conversations:
                 log("rss")
                 results["rss"] = await run_rss(fakes, work, args)

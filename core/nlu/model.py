@@ -36,7 +36,7 @@ from core.rasa.nlu_data import EntitySpan, NluData
 log = structlog.get_logger(__name__)
 
 FALLBACK_INTENT = "nlu_fallback"
-MODEL_FORMAT = "switchboard-nlu-1"
+MODEL_FORMAT = "switchboard-nlu-2"  # 2: SVM + temperature, word-pair features
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ class NluModel:
         threshold: float = 0.3,
         ambiguity_threshold: float = 0.1,
         fingerprint: str = "",
-        C: float = 10.0,
+        C: float = 1.0,
         min_df: int = 1,
     ) -> NluModel:
         started = time.perf_counter()
@@ -167,6 +167,7 @@ class NluModel:
                 "labels": self.classifier.labels, "vocab": space.vocab,
                 "char_low": space.char_low, "char_high": space.char_high,
                 "char_weight": space.char_weight, "word_weight": space.word_weight,
+                "pair_weight": space.pair_weight, "temperature": self.classifier.temperature,
             }
             arrays.update(weights=self.classifier.weights, bias=self.classifier.bias, idf=space.idf)
         if self.tagger is not None:
@@ -188,8 +189,8 @@ class NluModel:
         classifier = None
         if meta.get("classifier"):
             c = meta["classifier"]
-            space = FeatureSpace(c["vocab"], arrays["idf"], c["char_low"], c["char_high"], c["char_weight"], c["word_weight"])
-            classifier = IntentClassifier(space, c["labels"], arrays["weights"], arrays["bias"])
+            space = FeatureSpace(c["vocab"], arrays["idf"], c["char_low"], c["char_high"], c["char_weight"], c["word_weight"], c["pair_weight"])
+            classifier = IntentClassifier(space, c["labels"], arrays["weights"], arrays["bias"], c["temperature"])
         tagger = TokenTagger.from_parts(meta["tagger"], arrays["tagger_weights"], arrays["tagger_bias"]) if meta.get("tagger") else None
         regexes: list[tuple[str, str]] = [(str(r[0]), str(r[1])) for r in meta["regexes"]]
         return cls(

@@ -145,3 +145,53 @@ def test_parse_latency_is_well_under_a_millisecond(model: NluModel) -> None:
         timings.append(time.perf_counter() - started)
     timings.sort()
     assert timings[len(timings) // 2] < 0.002  # generous for shared CI machines; ~0.1 ms here
+
+
+def test_word_pairs_join_non_adjacent_words_and_are_capped() -> None:
+    from core.nlu.features import MAX_PAIR_TOKENS, word_pairs
+
+    assert word_pairs(["did", "i", "add", "milk"]) == ["did|add", "did|milk", "i|milk"]
+    assert word_pairs(["two", "words"]) == []
+    long = [f"t{i}" for i in range(100)]
+    assert len(word_pairs(long)) == (MAX_PAIR_TOKENS - 1) * (MAX_PAIR_TOKENS - 2) // 2
+
+
+def test_pair_features_tell_apart_intents_that_share_every_word() -> None:
+    # Same bag of words and bigrams in both intents; only which word comes first differs.
+    a = ["red x blue", "red y blue", "red z blue", "red w blue"]
+    b = ["blue x red", "blue y red", "blue z red", "blue w red"]
+    data = NluData(examples=[Example(t, "a") for t in a] + [Example(t, "b") for t in b])
+    model = NluModel.train(data, entities=[], threshold=0.0, ambiguity_threshold=0.0)
+    assert model.parse("red q blue").intent == "a"
+    assert model.parse("blue q red").intent == "b"
+
+
+def test_saved_model_keeps_temperature_and_pair_features(tmp_path: Path) -> None:
+    data = NluData(examples=[Example(t, "order") for t in ("where is my order", "did my order ship yet", "track my parcel please")]
+                   + [Example(t, "bill") for t in ("my invoice is wrong", "why is my bill so high", "charge on my card")])
+    model = NluModel.train(data, entities=[], threshold=0.3, ambiguity_threshold=0.1)
+    assert model.classifier is not None and model.classifier.space.pair_weight > 0
+    loaded = NluModel.load(model.save(tmp_path / "m"))
+    assert loaded.classifier is not None
+    assert loaded.classifier.temperature == model.classifier.temperature
+    assert loaded.classifier.space.pair_weight == model.classifier.space.pair_weight
+    assert loaded.parse("did my parcel ship").ranking == model.parse("did my parcel ship").ranking
+
+
+def test_model_of_an_older_format_is_retrained_not_loaded(tmp_path: Path) -> None:
+    import json
+
+    data = NluData(examples=[Example("hello", "greet"), Example("hi there", "greet"), Example("bye", "goodbye"), Example("see you", "goodbye")])
+    load_or_train(data, fingerprint="aaa", model_dir=tmp_path, entities=[], threshold=0.3, ambiguity_threshold=0.1)
+    meta_path = tmp_path / "nlu-aaa" / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["format"] = "switchboard-nlu-1"
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    model, trained = load_or_train(data, fingerprint="aaa", model_dir=tmp_path, entities=[], threshold=0.3, ambiguity_threshold=0.1)
+    assert trained and model.parse("hello").intent == "greet"
+
+
+def test_confidences_are_a_distribution_on_the_fallback_scale(model: NluModel) -> None:
+    ranking = model.rank("Meine Webseite ist down")
+    assert abs(sum(c for _, c in ranking) - 1.0) < 1e-4
+    assert ranking[0][0] == "server_down" and ranking[0][1] > 0.6 > ranking[1][1]
