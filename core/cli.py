@@ -16,7 +16,7 @@ import structlog
 import typer
 
 from core import logging as sb_logging
-from core.config import FarmConfig, load_farm_config
+from core.config import EnvSettings, FarmConfig, load_farm_config
 from core.errors import ConfigError
 from core.privacy.masking import LogMasker, Masker
 
@@ -48,7 +48,8 @@ def run(
     """Start the farm: every bot, channel, desk and the web app."""
     farm_config = _load(config)
     masker = LogMasker(Masker.for_bots(b.privacy for b in farm_config.bots.values()))
-    sb_logging.configure(farm_config.log_level, farm_config.log_format, masker)
+    env = EnvSettings()
+    sb_logging.configure(env.log_level or farm_config.log_level, env.log_format or farm_config.log_format, masker)
     listen_host = host or farm_config.server.host
     listen_port = port if port is not None else farm_config.server.port
     asyncio.run(_serve(farm_config, listen_host, listen_port))

@@ -123,12 +123,12 @@ class FarmConfig(BaseModel):
 
 
 class EnvSettings(BaseSettings):
-    """Settings that only come from the environment."""
+    """Operational overrides from the environment (``SWITCHBOARD_LOG_LEVEL=debug``), over farm.yml."""
 
     model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore")
 
-    config: str = "config/farm.yml"
     log_level: str | None = None
+    log_format: Literal["console", "json"] | None = None
 
 
 def expand_env(value: Any, *, file: str, path: str = "", environ: Mapping[str, str] | None = None) -> Any:

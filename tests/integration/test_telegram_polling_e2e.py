@@ -1,0 +1,49 @@
+"""Telegram long polling through the whole farm (no public URL): updates in, replies out, restart-safe."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.telegram_api import FakeTelegramAPI, text_update
+from tests.support.engines import EchoEngine
+from tests.support.farm import DEMO_PROJECT, running_farm
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Please use 'Bot.getUpdates':telegram.warnings.PTBUserWarning"),
+]
+
+TOKEN = "7000000002:AAH-polling-token"
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegramAPI]:
+    async with FakeTelegramAPI(TOKEN) as api:
+        yield api
+
+
+def bots(telegram: FakeTelegramAPI) -> dict[str, object]:
+    return {"demo": {"project": str(DEMO_PROJECT), "channels": {
+        "telegram": {"token": TOKEN, "api_base": telegram.url, "poll_timeout": 1}}}}
+
+
+async def test_polling_farm_answers_and_never_processes_an_update_twice_across_a_restart(
+    tmp_path: Path, telegram: FakeTelegramAPI
+) -> None:
+    engine = EchoEngine()
+    async with running_farm(tmp_path, bots=bots(telegram), engines={"demo": engine}) as farm:
+        telegram.push_update(text_update(5151, "first", update_id=100))
+        [reply] = await telegram.wait_for("sendMessage", 1)
+        assert reply["chat_id"] == 5151 and reply["text"].endswith("echo: first")
+        await farm.farm.settle()
+    engine_after_restart = EchoEngine()
+    async with running_farm(tmp_path, bots=bots(telegram), engines={"demo": engine_after_restart}) as farm:
+        telegram.push_update(text_update(5151, "second", update_id=101))
+        await telegram.wait_for("sendMessage", 2)
+        await farm.farm.settle()
+    assert engine.seen == ["first"]
+    assert engine_after_restart.seen == ["second"]  # update 100 was not fetched or answered again
+    assert [c["text"].rsplit("\n", 1)[-1] for c in telegram.calls("sendMessage")] == ["echo: first", "echo: second"]
