@@ -149,7 +149,7 @@ class ChannelAdapter(ABC):
             return web.Response(status=self.forged_status, text="forbidden")
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             log.warning("channel.webhook.rejected", channel=self.name, bot=self.bot, reason="invalid JSON")
             return web.Response(status=400, text="invalid JSON")
         if not isinstance(payload, dict):

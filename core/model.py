@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from core.errors import BadRequest
+
 
 def utcnow() -> datetime:
     """Current time, timezone-aware UTC (the only clock the core uses)."""
@@ -44,6 +46,15 @@ class Attachment:
     caption: str | None = None
 
 
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{name} is not valid Unicode (lone surrogate)") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Inbound:
     """One customer message, as normalised by an adapter.
@@ -66,6 +77,16 @@ class Inbound:
     timestamp: datetime = field(default_factory=utcnow)
     edited: bool = False
     raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Platform payloads are outside input: a wrong type or broken Unicode in any of
+        # these fields is a malformed request (400), never an error deep in the store.
+        for name in ("bot", "channel", "channel_user_id", "chat_id", "platform_message_id", "text"):
+            _check_text(name, getattr(self, name))
+        for name in ("button_payload", "shared_phone", "display_name", "language_hint"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_text(name, value)
 
 
 class DeliveryStatus(enum.StrEnum):
