@@ -7,8 +7,8 @@ check`` and ``switchboard run``); errors name the file, the key and the problem.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,6 +127,7 @@ class EnvSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore")
 
+    config: str = "config/farm.yml"
     log_level: str | None = None
     log_format: Literal["console", "json"] | None = None
 

@@ -140,7 +140,7 @@ class TurnRunner:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
         if self._active:
-            done, pending = await asyncio.wait(list(self._active.values()), timeout=timeout)
+            _, pending = await asyncio.wait(list(self._active.values()), timeout=timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -30,16 +30,9 @@ ContactOption = Annotated[str, typer.Option("--contact", help="The contact id (c
 
 def open_store(config_path: Path | None) -> Store:
     """The store configured in farm.yml (not opened yet)."""
-    path = config_path or Path(EnvSettings().config)
-    store_config = load_farm_config(path).store
-    if store_config.kind == "mongodb":
-        from core.store.mongo import MongoStore
+    from core.farm import open_store as store_for
 
-        assert store_config.url is not None
-        return MongoStore(store_config.url, store_config.database)
-    from core.store.sqlite import SQLiteStore
-
-    return SQLiteStore(store_config.path)
+    return store_for(load_farm_config(config_path or Path(EnvSettings().config)))
 
 
 def _actor() -> str:

@@ -54,7 +54,7 @@ async def test_message_gets_a_reply_and_is_in_the_transcript(tmp_path: Path, eng
 
 async def test_same_platform_message_id_twice_makes_one_transcript_entry(tmp_path: Path, engine: EchoEngine) -> None:
     async with running_farm(tmp_path, bots=BOTS, engines={"demo": engine}) as farm, aiohttp.ClientSession() as http:
-        ws, sid, _ = await hello(http, farm.url)
+        ws, _, _ = await hello(http, farm.url)
         for _ in range(2):
             await ws.send_json({"type": "message", "id": "same-id", "text": "only once"})
             await receive(ws, "ack")
