@@ -198,8 +198,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "notes": [
-            "closed loop: each customer sends its next webhook when the reply to the previous one reached "
-            "the fake API; latency = webhook sent -> reply arrived at the fake",
+            ("closed loop: each customer sends its next webhook when the reply to the previous one reached "
+             "the fake API; latency = webhook sent -> reply arrived at the fake"),
             "farm send-rate limits lifted for the benchmark (fakes do not throttle)",
             "half of customers on Telegram (secret-token webhook, PTB client), half on WhatsApp (HMAC webhook)",
         ],

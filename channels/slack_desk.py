@@ -428,14 +428,41 @@ def _first(value: Any) -> Any:
 
 
 def _well_formed(body: str, content_type: str) -> bool:
-    """Events are a JSON object; interactivity a form whose ``payload`` is a JSON object."""
+    """Events are a JSON object; interactivity a form whose ``payload`` is a JSON object;
+    and the fields Bolt's middleware reads have Slack's types (else Bolt answers 500)."""
     try:
         if content_type == "application/json":
-            return isinstance(json.loads(body), dict)
-        if content_type == "application/x-www-form-urlencoded":
+            data = json.loads(body)
+        elif content_type == "application/x-www-form-urlencoded":
             form = parse_qs(body, keep_blank_values=True)
             payload = form.get("payload")
-            return payload is None or isinstance(json.loads(payload[0]), dict)
-    except ValueError:
+            if payload is None:
+                return all(len(v) == 1 for v in form.values())  # a slash command
+            data = json.loads(payload[0])
+        else:
+            return False
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return False
-    return False
+    return _shape_problem(data) is None
+
+
+def _is_dicts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
+def _shape_problem(body: Any) -> str | None:
+    """Why a signed body is not of a shape Bolt can read (None if it is)."""
+    if not isinstance(body, dict):
+        return "body is not an object"
+    for key in ("type", "team_id", "api_app_id", "event_id", "command", "user_id", "channel_id"):
+        if key in body and not isinstance(body[key], str):
+            return f"{key} is not a string"
+    for key in ("event", "user", "team", "channel", "container", "message", "enterprise"):
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            return f"{key} is not an object"
+    for key in ("authorizations", "actions"):
+        if key in body and not _is_dicts(body[key]):
+            return f"{key} is not a list of objects"
+    if body.get("type") == "event_callback" and not isinstance(body.get("event"), dict):
+        return "event_callback without an event"
+    return None

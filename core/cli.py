@@ -103,7 +103,7 @@ def hash_password(
 
 
 def _mount_subcommands() -> None:
-    from core import rasa_cli
+    from core import bench_cli, rasa_cli
     from core.privacy import cli as privacy_cli
 
     app.command("train")(rasa_cli.train)
@@ -111,6 +111,8 @@ def _mount_subcommands() -> None:
     app.command("shell")(rasa_cli.shell)
     app.command("export")(privacy_cli.export_command)
     app.command("forget")(privacy_cli.forget_command)
+    for command in bench_cli.app.registered_commands:
+        app.registered_commands.append(command)
 
 
 _mount_subcommands()

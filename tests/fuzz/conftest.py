@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -47,6 +48,23 @@ class FuzzFarm:
                       ) -> tuple[int, bytes]:
         async with self.http.request(method, self.url + path, data=body, headers=headers or {}) as response:
             return response.status, await response.read()
+
+    async def quiesce(self, timeout: float = 20.0) -> None:
+        """Wait until what was accepted is processed and no send is under way.
+
+        Not a full settle: a reply the fake platform keeps refusing stays queued for retry
+        (writing nothing the invariants count), which is not what the fuzzing is about.
+        """
+        farm = self.farm.farm
+        assert farm.turns is not None and farm.sender is not None and farm.store is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            await farm.turns.idle()
+            if not await farm.store.conversations_with_pending_inbox(limit=1) and not farm.sender._inflight:
+                return
+            await asyncio.sleep(0.01)
+        raise TimeoutError("farm did not quiesce")
 
     async def healthy(self) -> bool:
         async with self.http.get(self.url + "/healthz") as response:

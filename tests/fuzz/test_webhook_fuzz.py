@@ -40,7 +40,7 @@ async def check(farm: FuzzFarm, method: str, path: str, body: bytes, headers: di
     status, _ = await farm.request(method, path, body, headers)
     assert status < 500, f"{method} {path} answered {status}"
     if status == 200:
-        await farm.farm.farm.settle(timeout=20)  # what it accepted is processed before the next example
+        await farm.quiesce()  # what it accepted is processed before the next example
     else:
         assert farm.stored() == before, f"{status} for a rejected request, yet something was stored"
     assert await farm.healthy()

@@ -18,6 +18,7 @@ import pytest
 
 from bench import load
 from bench.procs import UNLIMITED
+from core.store.sqlite import SQLiteStore
 from tests.reliability.support import (
     PlatformMessage,
     make_message,
@@ -26,7 +27,6 @@ from tests.reliability.support import (
     transcript_user_messages,
     wait_for_replies,
 )
-from core.store.sqlite import SQLiteStore
 from tests.support.engines import EchoEngine
 from tests.support.farm import DEMO_PROJECT, running_farm
 
