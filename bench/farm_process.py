@@ -46,10 +46,6 @@ class SlowEngine:
 async def run(config_path: Path, engine: str, delay: float = 0.0) -> None:
     config = load_farm_config(config_path)
     sb_logging.configure(config.log_level, config.log_format)
-    if os.environ.get("SWITCHBOARD_BENCH_PTB_AIOHTTP"):  # measure bench/ptb_aiohttp.py's proposal
-        from bench import ptb_aiohttp
-
-        ptb_aiohttp.install()
     if os.environ.get("SWITCHBOARD_BENCH_NO_TYPING"):  # measure what the typing indicators cost
         Farm._typing = lambda self, message: None  # type: ignore[method-assign]
     engines: dict[str, Engine] = {}

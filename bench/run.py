@@ -68,8 +68,6 @@ async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engi
     config, port, _ = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT)
     base, *variants = engine.split("+")
     env = {}
-    if "ptb-aiohttp" in variants:
-        env["SWITCHBOARD_BENCH_PTB_AIOHTTP"] = "1"
     if "no-typing" in variants:
         env["SWITCHBOARD_BENCH_NO_TYPING"] = "1"
     proc = await asyncio.to_thread(procs.start_farm, config, port, engine=base, timeout=600.0, env=env)
@@ -244,13 +242,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--latency-rate", type=float, default=None,
                         help="msgs/s of the latency phase (default: half the measured peak)")
-    parser.add_argument("--telegram-aiohttp", action="store_true",
-                        help="also measure echo with bench/ptb_aiohttp.py's Telegram transport")
     parser.add_argument("--quick", action="store_true", help="short phases, 10k stored conversations")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench.json")
     args = parser.parse_args(argv)
-    if args.telegram_aiohttp and "echo+ptb-aiohttp" not in args.engines:
-        args.engines.append("echo+ptb-aiohttp")
     if args.quick:
         args.duration, args.warmup, args.rss_seconds = 3.0, 1.0, 2.0
         args.rss_conversations = min(args.rss_conversations, 10_000)

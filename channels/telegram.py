@@ -22,7 +22,6 @@ from pydantic import Field, model_validator
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram import error as tg
 from telegram.constants import ChatAction
-from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from channels.base import (
@@ -34,6 +33,7 @@ from channels.base import (
     RateLimits,
     Route,
 )
+from channels.telegram_request import AiohttpRequest
 from core.errors import (
     BadRequest,
     ChannelError,
@@ -155,7 +155,7 @@ class TelegramAdapter(ChannelAdapter):
         assert isinstance(config, TelegramConfig)
         super().__init__(bot, config, context)
         self._client: Bot | None = None
-        self._requests: tuple[HTTPXRequest, HTTPXRequest] | None = None
+        self._requests: tuple[AiohttpRequest, AiohttpRequest] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._holding_lease = False
@@ -178,11 +178,11 @@ class TelegramAdapter(ChannelAdapter):
     async def _ensure_client(self) -> Bot:
         if self._client is None:
             timeout = self.config.timeout
-            send = HTTPXRequest(
+            send = AiohttpRequest(
                 connection_pool_size=self.config.max_connections,
                 read_timeout=timeout, write_timeout=timeout, connect_timeout=timeout, pool_timeout=timeout,
             )
-            updates = HTTPXRequest(
+            updates = AiohttpRequest(
                 connection_pool_size=1, read_timeout=timeout, write_timeout=timeout, connect_timeout=timeout,
             )
             await asyncio.gather(send.initialize(), updates.initialize())

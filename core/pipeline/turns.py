@@ -95,6 +95,7 @@ class TurnRunner:
         on_typing: Callable[[Inbound], None] = lambda m: None,
         lease_seconds: float = 30.0,
         sweep_interval: float = 2.0,
+        typing_delay: float = 0.4,
     ) -> None:
         self.store = store
         self.bots = bots
@@ -103,6 +104,7 @@ class TurnRunner:
         self.on_typing = on_typing
         self.lease_seconds = lease_seconds
         self.sweep_interval = sweep_interval
+        self.typing_delay = typing_delay
         self._active: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -192,7 +194,16 @@ class TurnRunner:
         if bot is None:
             log.error("turn.unknown_bot", bot=message.bot)
             return
-        self.on_typing(message)
+        # A typing indicator only when the answer takes long enough for a person to wonder;
+        # fast turns would pay one extra platform call per message for nothing.
+        typing = asyncio.get_running_loop().call_later(self.typing_delay, self.on_typing, message)
+        try:
+            await self._turn(item, bot, started)
+        finally:
+            typing.cancel()
+
+    async def _turn(self, item: InboxItem, bot: BotRuntime, started: float) -> None:
+        message = item.inbound
         for attempt in range(5):
             conversation = await self.store.get_conversation(item.conversation_id)
             if conversation is None:

