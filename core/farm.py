@@ -151,7 +151,12 @@ class Farm:
         log.info("farm.stopped")
 
     async def _on_http_shutdown(self, app: web.Application) -> None:
-        # Long-lived connections (web sockets) are closed first, or the HTTP server would wait for them.
+        # Finish the turns and sends under way while the adapters can still deliver, then
+        # close long-lived connections (web sockets), or the HTTP server would wait for them.
+        if self.turns:
+            await self.turns.stop()
+        if self.sender:
+            await self.sender.stop()
         for channel in self.channels.values():
             try:
                 await channel.stop()
