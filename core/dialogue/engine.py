@@ -164,8 +164,9 @@ class RasaEngine:
         for name, value in conversation.slots.items():
             if name in self.domain.slots or name == "language":
                 state.slots[name] = value
-        if not history and conversation.active_form:
-            state.active_loop = conversation.active_form
+        # The conversation record is the source of truth for the form: the history the
+        # runner passes is a window and may begin after the form was activated.
+        state.active_loop = conversation.active_form
         incoming = self._read(message.button_payload, message.text)
         language = self._language(incoming, conversation, state, message.language_hint)
         runtime = Turn(

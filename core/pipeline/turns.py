@@ -27,7 +27,10 @@ from core.store.base import InboxItem, Store
 
 log = structlog.get_logger(__name__)
 
-HISTORY_LIMIT = 200
+# The engine sees a window of the transcript: enough for story memoisation (Rasa's
+# max_history counts turns), fallback streaks and repeated questions; slots and the
+# active form come from the conversation record. Loading more costs time per turn.
+HISTORY_LIMIT = 60
 
 
 @dataclass

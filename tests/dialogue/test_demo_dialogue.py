@@ -165,3 +165,19 @@ def test_render_uses_conversation_language(demo_engine: RasaEngine) -> None:
 def test_understand_reports_intent_and_language(demo_engine: RasaEngine) -> None:
     result = demo_engine.understand("Meine Webseite ist nicht erreichbar")
     assert (result.intent, result.language) == ("server_down", "de")
+
+
+async def test_form_continues_when_its_activation_is_older_than_the_history_window(
+    demo_engine: RasaEngine,
+) -> None:
+    talk = Conversator(demo_engine, "window-1")
+    await talk.say("Hallo")
+    await talk.say("Wo ist meine Bestellung?")
+    assert talk.conversation.active_form == "order_status_form"
+    # The turn runner passes only a window of the transcript; here it starts after the
+    # form was activated. The conversation record still says the form is active.
+    talk.history = talk.history[-3:]
+    assert not any(e.type == "active_loop" for e in talk.history)
+    out = await talk.say("HW-654321")
+    assert actions_of(out) == ["order_status_form", "action_lookup_order"]
+    assert "HW-654321" in out.replies[-1].text
