@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import aiosqlite
+import orjson
 import structlog
 
 from core.errors import ConcurrencyConflict, NotFound, StoreUnavailable
@@ -45,6 +46,11 @@ from core.store.migrations import MIGRATIONS
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+
+def _dumps(value: Any) -> str:
+    """JSON text for the hot columns (orjson: several times faster than json for events)."""
+    return orjson.dumps(value).decode()
 
 
 def _now() -> float:
@@ -285,7 +291,7 @@ class SQLiteStore(Store):
             assigned_agent=row["assigned_agent"],
             desk_thread=row["desk_thread"],
             language=row["language"],
-            slots=json.loads(row["slots"]),
+            slots=orjson.loads(row["slots"]),
             active_form=row["active_form"],
             handoff_reason=row["handoff_reason"],
             version=row["version"],
@@ -297,7 +303,7 @@ class SQLiteStore(Store):
     def _event(row: sqlite3.Row) -> Event:
         return Event(
             type=row["type"],
-            data=json.loads(row["data"]),
+            data=orjson.loads(row["data"]),
             channel=row["channel"],
             timestamp=_from_ts(row["ts"]),
             seq=row["seq"],
@@ -306,7 +312,7 @@ class SQLiteStore(Store):
     @staticmethod
     def _outbox(row: sqlite3.Row) -> OutboxItem:
         return OutboxItem(
-            outbound=codec.outbound_from_dict(json.loads(row["payload"])),
+            outbound=codec.outbound_from_dict(orjson.loads(row["payload"])),
             state=OutboxState(row["state"]),
             attempts=row["attempts"],
             not_before=_from_ts(row["not_before"]) if row["not_before"] else None,
@@ -508,7 +514,7 @@ class SQLiteStore(Store):
         changed = db.execute(
             "UPDATE conversations SET status=?, assigned_agent=?, desk_thread=?, language=?, slots=?,"
             " active_form=?, handoff_reason=?, version=version+1, updated_at=? WHERE id=? AND version=?",
-            (c.status.value, c.assigned_agent, c.desk_thread, c.language, json.dumps(c.slots),
+            (c.status.value, c.assigned_agent, c.desk_thread, c.language, _dumps(c.slots),
              c.active_form, c.handoff_reason, now, c.id, c.version),
         ).rowcount
         if not changed:
@@ -520,7 +526,7 @@ class SQLiteStore(Store):
 
     # -- inbox -----------------------------------------------------------------------
     async def ingest(self, conversation_id: str, inbound: Inbound) -> bool:
-        payload = json.dumps(codec.inbound_to_dict(inbound))
+        payload = _dumps(codec.inbound_to_dict(inbound))
 
         def unit(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
@@ -540,7 +546,7 @@ class SQLiteStore(Store):
                 (conversation_id, limit),
             ).fetchall()
             return [
-                InboxItem(r["id"], r["conversation_id"], codec.inbound_from_dict(json.loads(r["payload"])),
+                InboxItem(r["id"], r["conversation_id"], codec.inbound_from_dict(orjson.loads(r["payload"])),
                           _from_ts(r["received_at"]))
                 for r in rows
             ]
@@ -575,7 +581,7 @@ class SQLiteStore(Store):
         ]
         db.executemany(
             "INSERT INTO events (conversation_id, seq, type, channel, ts, data) VALUES (?,?,?,?,?,?)",
-            [(conversation_id, e.seq, e.type, e.channel, _ts(e.timestamp), json.dumps(e.data)) for e in stored],
+            [(conversation_id, e.seq, e.type, e.channel, _ts(e.timestamp), _dumps(e.data)) for e in stored],
         )
         return stored
 
@@ -584,7 +590,7 @@ class SQLiteStore(Store):
         db.executemany(
             "INSERT INTO outbox (id, conversation_id, bot, channel, payload, state, created_at)"
             " VALUES (?,?,?,?,?,'pending',?)",
-            [(o.id, o.conversation_id, o.bot, o.channel, json.dumps(codec.outbound_to_dict(o)), _ts(o.created_at))
+            [(o.id, o.conversation_id, o.bot, o.channel, _dumps(codec.outbound_to_dict(o)), _ts(o.created_at))
              for o in outbound],
         )
 
