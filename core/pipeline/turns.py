@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ import structlog
 from core import metrics
 from core.engine import Engine, Reply, TurnInput, TurnOutput
 from core.errors import ConcurrencyConflict, StoreError
-from core.model import Author, Event, Inbound, Outbound
+from core.model import Author, Conversation, Event, Inbound, Outbound
 from core.pipeline.hooks import AfterCommit, Interceptor, PostProcessor, TurnContext
 from core.store.base import InboxItem, Store
 
@@ -31,6 +32,19 @@ log = structlog.get_logger(__name__)
 # max_history counts turns), fallback streaks and repeated questions; slots and the
 # active form come from the conversation record. Loading more costs time per turn.
 HISTORY_LIMIT = 60
+WINDOW_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """A conversation's recent transcript as of a version this process committed."""
+
+    version: int
+    events: list[Event]
+
+    @property
+    def last_seq(self) -> int:
+        return self.events[-1].seq if self.events else 0
 
 
 @dataclass
@@ -112,6 +126,7 @@ class TurnRunner:
         self._again: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self._windows: OrderedDict[str, _Window] = OrderedDict()
 
     # -- scheduling ---------------------------------------------------------------------
     def schedule(self, conversation_id: str) -> None:
@@ -205,6 +220,23 @@ class TurnRunner:
         finally:
             typing.cancel()
 
+    async def _history(self, conversation: Conversation) -> list[Event]:
+        """The last HISTORY_LIMIT events; from memory plus what was appended since, when this
+        process committed the conversation's last turn (same version), else from the store."""
+        window = self._windows.get(conversation.id)
+        if window is None or window.version != conversation.version:
+            return await self.store.transcript(conversation.id, limit=HISTORY_LIMIT)
+        newer = await self.store.transcript(conversation.id, after_seq=window.last_seq)
+        return [*window.events, *newer][-HISTORY_LIMIT:]
+
+    def _remember_window(self, saved: Conversation, history: list[Event]) -> None:
+        # The turn's own events get their seq from the store; the next turn reads them
+        # (and anything appended meanwhile) with after_seq, a few rows instead of sixty.
+        self._windows[saved.id] = _Window(saved.version, history)
+        self._windows.move_to_end(saved.id)
+        if len(self._windows) > WINDOW_CACHE_SIZE:
+            self._windows.popitem(last=False)
+
     async def _turn(self, item: InboxItem, bot: BotRuntime, started: float) -> None:
         message = item.inbound
         for attempt in range(5):
@@ -215,7 +247,7 @@ class TurnRunner:
             contact = await self.store.get_contact(conversation.contact_id)
             if contact is None:
                 return
-            history = await self.store.transcript(conversation.id, limit=HISTORY_LIMIT)
+            history = await self._history(conversation)
             ctx = TurnContext(TurnInput(conversation, contact, message, history), bot.engine, bot.config)
             try:
                 output = await self._run_hooks(bot, ctx)
@@ -233,16 +265,18 @@ class TurnRunner:
             events = merge_events(output.events, reply_events(replies, outbound, message.channel))
             events = [e if e.channel else Event(e.type, e.data, message.channel, e.timestamp) for e in events]
             try:
-                await self.store.commit_turn(
+                saved = await self.store.commit_turn(
                     output.conversation, inbox_ids=[item.id], events=events, outbound=outbound
                 )
             except ConcurrencyConflict:
+                self._windows.pop(conversation.id, None)
                 pending = await self.store.pending_inbox(conversation.id, limit=50)
                 if all(p.id != item.id for p in pending):
                     log.info("turn.already_processed", conversation=conversation.id)
                     return  # another process committed this message meanwhile
                 log.info("turn.conflict_retry", conversation=conversation.id, attempt=attempt)
                 continue
+            self._remember_window(saved, history)
             if outbound:
                 self.on_outbound()
             metrics.TURNS.labels(message.bot, "handoff" if output.handoff else "ok").inc()

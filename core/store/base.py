@@ -97,7 +97,8 @@ class Store(ABC):
         """Move identities, conversations' transcript and inbox of ``drop_id`` to ``keep_id``.
 
         The transcripts are merged in time order into the kept contact's
-        conversation; the dropped contact and conversation disappear.
+        conversation (renumbered, and its version increased); the dropped contact and
+        conversation disappear.
         """
 
     # -- conversations -------------------------------------------------------------

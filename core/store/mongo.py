@@ -408,7 +408,8 @@ class MongoStore(Store):
         await db.inbox.update_many({"conversation_id": drop_conv}, {"$set": {"conversation_id": keep_conv}}, session=session)
         moved = await db.outbox.find({"conversation_id": drop_conv}, session=session).sort("oseq").to_list()
         counter = await db.conversations.find_one_and_update(
-            {"_id": keep_conv}, {"$set": {"last_seq": len(rows)}, "$inc": {"last_oseq": len(moved)}},
+            {"_id": keep_conv},
+            {"$set": {"last_seq": len(rows)}, "$inc": {"last_oseq": len(moved), "version": 1}},
             return_document=ReturnDocument.AFTER, session=session,
         )
         assert counter is not None

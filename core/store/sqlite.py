@@ -450,7 +450,8 @@ class SQLiteStore(Store):
             "INSERT INTO events (conversation_id, seq, type, channel, ts, data) VALUES (?,?,?,?,?,?)",
             [(keep_conv, i, r["type"], r["channel"], r["ts"], r["data"]) for i, r in enumerate(rows, start=1)],
         )
-        db.execute("UPDATE conversations SET last_seq=? WHERE id=?", (len(rows), keep_conv))
+        # The transcript was renumbered: the version bump tells cached readers to reload it.
+        db.execute("UPDATE conversations SET last_seq=?, version=version+1 WHERE id=?", (len(rows), keep_conv))
 
     # -- conversations -------------------------------------------------------------
     def _conversation_for(self, db: sqlite3.Connection, bot: str, contact_id: str) -> Conversation:

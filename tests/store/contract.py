@@ -209,6 +209,8 @@ class StoreContract:
         merged = await store.transcript(keep_conv.id)
         assert [e.data["text"] for e in merged] == ["k1", "d2", "k3", "d4"]
         assert [e.seq for e in merged] == [1, 2, 3, 4]
+        kept_after = await store.get_conversation(keep_conv.id)
+        assert kept_after is not None and kept_after.version == keep_conv.version + 1  # renumbered: reload
         assert await store.get_conversation(drop_conv.id) is None
         assert await store.transcript(drop_conv.id) == []
         assert await store.count_conversations(BOT) == 1
