@@ -111,6 +111,7 @@ def _mount_subcommands() -> None:
     app.command("shell")(rasa_cli.shell)
     app.command("export")(privacy_cli.export_command)
     app.command("forget")(privacy_cli.forget_command)
+    app.command("unlink")(privacy_cli.unlink_command)
     for command in bench_cli.app.registered_commands:
         app.registered_commands.append(command)
 

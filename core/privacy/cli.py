@@ -10,15 +10,19 @@ import asyncio
 import getpass
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from core.config import EnvSettings, load_farm_config
 from core.errors import NotFound, SwitchboardError
+from core.identity import IdentityService
 from core.privacy.service import PrivacyService
 from core.store.base import Store
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Export or erase everything held about a contact.", no_args_is_help=True)
 
@@ -42,22 +46,21 @@ def _actor() -> str:
         return "admin:unknown"
 
 
-async def _export(config: Path | None, contact: str) -> dict[str, Any]:
+async def _with_store(config: Path | None, work: Callable[[Store], Awaitable[T]]) -> T:
     store = open_store(config)
     await store.open()
     try:
-        return await PrivacyService(store).export(contact, actor=_actor())
+        return await work(store)
     finally:
         await store.close()
+
+
+async def _export(config: Path | None, contact: str) -> dict[str, Any]:
+    return await _with_store(config, lambda store: PrivacyService(store).export(contact, actor=_actor()))
 
 
 async def _forget(config: Path | None, contact: str) -> None:
-    store = open_store(config)
-    await store.open()
-    try:
-        await PrivacyService(store).forget(contact, actor=_actor())
-    finally:
-        await store.close()
+    await _with_store(config, lambda store: PrivacyService(store).forget(contact, actor=_actor()))
 
 
 @app.command("export")
@@ -101,6 +104,26 @@ def forget_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"forgot {contact}")
+
+
+@app.command("unlink")
+def unlink_command(
+    contact: ContactOption,
+    channel: Annotated[str, typer.Option("--channel", help="The channel identity to split off (e.g. telegram)")],
+    config: ConfigOption = None,
+) -> None:
+    """Split one channel's identity off a linked contact into a contact of its own (audited)."""
+
+    async def unlink(store: Store) -> str:
+        configs = {bot: b.privacy for bot, b in load_farm_config(config or Path(EnvSettings().config)).bots.items()}
+        return (await IdentityService(store, configs).unlink(contact, channel, actor=_actor())).id
+
+    try:
+        new_contact = asyncio.run(_with_store(config, unlink))
+    except NotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{channel} of {contact} is now contact {new_contact}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from core.model import Identity
 from core.privacy.cli import app
 from core.store.sqlite import SQLiteStore
 from tests.privacy.support import file_bytes
@@ -100,3 +101,36 @@ def test_forget_of_an_unknown_contact_fails_clearly(farm: tuple[Path, Path, str]
 def test_missing_config_is_reported_with_the_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["export", "--contact", "x", "--config", str(tmp_path / "nope.yml")])
     assert result.exit_code == 2 and "nope.yml" in result.output
+
+
+def test_unlink_splits_a_channel_identity_off_into_its_own_contact(farm: tuple[Path, Path, str]) -> None:
+    config, db_path, contact = farm
+
+    async def link_telegram() -> None:
+        store = SQLiteStore(db_path)
+        await store.open()
+        try:
+            other = await store.resolve_contact("demo", Identity("telegram", "777", "777"))
+            await store.merge_contacts(contact, other.id)
+        finally:
+            await store.close()
+
+    asyncio.run(link_telegram())
+    result = CliRunner().invoke(app, ["unlink", "--contact", contact, "--channel", "telegram", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    new_contact = result.output.strip().rsplit(" ", 1)[-1]
+
+    async def identities() -> tuple[list[str], list[str]]:
+        store = SQLiteStore(db_path)
+        await store.open()
+        try:
+            old, new = await store.get_contact(contact), await store.get_contact(new_contact)
+            assert old is not None and new is not None
+            return [i.channel for i in old.identities], [i.channel for i in new.identities]
+        finally:
+            await store.close()
+
+    assert asyncio.run(identities()) == (["webchat"], ["telegram"])
+    assert any(action == "unlink" and actor.startswith("admin:") for action, actor in audit_actions(db_path))
+    missing = CliRunner().invoke(app, ["unlink", "--contact", contact, "--channel", "whatsapp", "--config", str(config)])
+    assert missing.exit_code == 1 and "no whatsapp identity" in missing.output
