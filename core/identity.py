@@ -93,14 +93,17 @@ class IdentityService:
             log.info("identity.phone_unusable", bot=inbound.bot, contact=contact.id, channel=inbound.channel)
         if phone is None:
             return contact
-        if contact.phone is None:
-            contact = replace(contact, phone=phone)
-            await self.store.save_contact(contact)
-            await self._audit(contact.bot, "system", "phone_verified", contact.id, channel=inbound.channel)
-        elif contact.phone != phone:
+        if contact.phone == phone:
+            # Linking by this number happened when it was first verified (by whichever
+            # contact got it second), so a WhatsApp message costs no phone look-up.
+            return contact
+        if contact.phone is not None:
             # A second number for the same identity: keep the first verified one, link nothing.
             log.info("identity.phone_differs", bot=inbound.bot, contact=contact.id, channel=inbound.channel)
             return contact
+        contact = replace(contact, phone=phone)
+        await self.store.save_contact(contact)
+        await self._audit(contact.bot, "system", "phone_verified", contact.id, channel=inbound.channel)
         others = [c for c in await self.store.find_contacts(inbound.bot, phone=phone) if c.id != contact.id]
         if others and await self._phone_links_blocked(contact.id):
             others = []

@@ -185,20 +185,20 @@ class TurnRunner:
         if not await self.store.acquire_lease(lease, self.owner, self.lease_seconds):
             return  # another process has it; the sweeper retries if it dies
         try:
+            fresh = True  # the lease was just taken; every later turn renews it first
             while not self._stopping:
                 items = await self.store.pending_inbox(conversation_id, limit=20)
                 if not items:
                     break
-                for index, item in enumerate(items):
+                for item in items:
                     if self._stopping:
                         return
                     # Renew before every turn, so a slow batch never outlives the lease and
                     # another process never works on the same conversation at the same time.
-                    if index and not await self.store.acquire_lease(lease, self.owner, self.lease_seconds):
+                    if not fresh and not await self.store.acquire_lease(lease, self.owner, self.lease_seconds):
                         return
+                    fresh = False
                     await self._process(item)
-                if not await self.store.acquire_lease(lease, self.owner, self.lease_seconds):
-                    return
         finally:
             try:
                 await self.store.release_lease(lease, self.owner)
