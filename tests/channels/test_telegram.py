@@ -81,8 +81,8 @@ def make_adapter(fake: FakeTelegramAPI, context: RecordingContext, **overrides: 
     return TelegramAdapter.from_config("nordhost", config, context)
 
 
-ANNA = dict(bot="nordhost", channel="telegram", channel_user_id="111222333", chat_id="111222333",
-            display_name="Anna Schmidt", language_hint="de")
+ANNA = {"bot": "nordhost", "channel": "telegram", "channel_user_id": "111222333", "chat_id": "111222333",
+            "display_name": "Anna Schmidt", "language_hint": "de"}
 
 
 def at(ts: int) -> datetime:
@@ -237,9 +237,9 @@ async def test_fake_error_bodies_match_telegram_and_map_to_core_errors(
 ) -> None:
     fixture = load(name)
     fake.fail_next(1, status=status, retry_after=retry_after, description=fixture["description"])
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{fake.base_url}{TOKEN}/sendMessage", data={"chat_id": "1", "text": "x"}) as r:
-            assert r.status == status and await r.json() == fixture
+    async with aiohttp.ClientSession() as session, \
+            session.post(f"{fake.base_url}{TOKEN}/sendMessage", data={"chat_id": "1", "text": "x"}) as r:
+        assert r.status == status and await r.json() == fixture
     fake.fail_next(1, status=status, retry_after=retry_after, description=fixture["description"])
     adapter = make_adapter(fake, RecordingContext())
     try:

@@ -85,8 +85,8 @@ async def fake() -> AsyncIterator[FakeWhatsAppAPI]:
         yield api
 
 
-SHEENA = dict(bot="nordhost", channel="whatsapp", channel_user_id="16505551234", chat_id="16505551234",
-              shared_phone="16505551234", display_name="Sheena Nelson")
+SHEENA = {"bot": "nordhost", "channel": "whatsapp", "channel_user_id": "16505551234", "chat_id": "16505551234",
+              "shared_phone": "16505551234", "display_name": "Sheena Nelson"}
 
 
 class TestWhatsAppContract(AdapterContract):
@@ -411,10 +411,10 @@ async def test_timeout_and_unreachable_platform_are_transient(fake: FakeWhatsApp
 
 
 async def test_fake_requires_bearer_and_answers_graph_error(fake: FakeWhatsAppAPI) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{fake.url}/v21.0/{PHONE_ID}/messages", json={"messaging_product": "whatsapp"}) as r:
-            body = await r.json()
-            assert r.status == 401 and body["error"]["code"] == 190 and body["error"]["type"] == "OAuthException"
+    async with aiohttp.ClientSession() as session, \
+            session.post(f"{fake.url}/v21.0/{PHONE_ID}/messages", json={"messaging_product": "whatsapp"}) as r:
+        body = await r.json()
+        assert r.status == 401 and body["error"]["code"] == 190 and body["error"]["type"] == "OAuthException"
 
 
 def test_config_normalises_api_version_and_rejects_unknown_keys() -> None:

@@ -28,7 +28,7 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -194,7 +194,7 @@ class FakeWhatsAppAPI:
         if runner is not None:
             await runner.cleanup()
 
-    async def __aenter__(self) -> FakeWhatsAppAPI:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -76,10 +76,11 @@ async def test_telegram_update_in_reply_with_buttons_out(
         assert "automated assistant" in reply["text"]  # the first reply says it is a bot
         assert reply["reply_markup"] == {"inline_keyboard": [[{"text": "Yes", "callback_data": "/affirm"}],
                                                              [{"text": "No", "callback_data": "/deny"}]]}
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{farm.url}/webhooks/demo/telegram", json=callback_update(4242, "/affirm", title="Yes", update_id=3),
-                                    headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}) as r:
-                assert r.status == 200
+        async with aiohttp.ClientSession() as session, \
+                session.post(f"{farm.url}/webhooks/demo/telegram",
+                             json=callback_update(4242, "/affirm", title="Yes", update_id=3),
+                             headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}) as r:
+            assert r.status == 200
         await telegram.wait_for("answerCallbackQuery")
         await farm.farm.settle()
         await telegram.wait_for("sendMessage", 2)
@@ -106,10 +107,10 @@ async def test_telegram_429_is_retried_after_retry_after_and_delivered_once(
 ) -> None:
     telegram.fail_next(1, status=429, retry_after=1, method="sendMessage")
     async with running_farm(tmp_path, bots=bots(telegram, whatsapp), engines={"demo": EchoEngine()}) as farm:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{farm.url}/webhooks/demo/telegram", json=text_update(77, "hello", update_id=9),
-                                    headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}) as r:
-                assert r.status == 200
+        async with aiohttp.ClientSession() as session, \
+                session.post(f"{farm.url}/webhooks/demo/telegram", json=text_update(77, "hello", update_id=9),
+                             headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}) as r:
+            assert r.status == 200
         await wait_for(lambda: telegram.count("sendMessage") >= 2)
         await farm.farm.settle()
         await asyncio.sleep(0.3)
