@@ -156,7 +156,7 @@ class FakeTelegramAPI:
         """PTB's ``base_url`` form."""
         return f"{self.url}/bot"
 
-    async def start(self) -> FakeTelegramAPI:
+    async def start(self) -> Self:
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)

@@ -179,7 +179,7 @@ class FakeWhatsAppAPI:
         """The ``api_base`` to configure."""
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> FakeWhatsAppAPI:
+    async def start(self) -> Self:
         app = web.Application()
         app.router.add_post("/{version}/{phone_number_id}/messages", self._messages)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
