@@ -56,12 +56,12 @@ def run(
 
 
 async def _serve(config: FarmConfig, host: str, port: int) -> None:
-    from core.farm import Farm, bots_summary, serve
+    from core.farm import Farm, channels_summary, serve
 
     farm = Farm(config)
     runner = await serve(farm, host, port)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    for line in bots_summary(config, shown, port):
+    for line in channels_summary(farm, shown, port):
         log.info("farm.listening", where=line)
     if config.desk.web.enabled:
         log.info("farm.listening", where=f"web desk: http://{shown}:{port}/desk")

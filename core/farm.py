@@ -237,12 +237,16 @@ async def serve(farm: Farm, host: str, port: int) -> web.AppRunner:
     return runner
 
 
-def bots_summary(config: FarmConfig, host: str, port: int) -> list[str]:
+def channels_summary(farm: Farm, host: str, port: int) -> list[str]:
+    """Where each running channel is reached, for the start-up log."""
     lines = []
-    for bot, bot_config in config.bots.items():
-        for name in bot_config.channels:
-            if name == "webchat":
-                lines.append(f"web chat for '{bot}': http://{host}:{port}/chat/{bot}")
-            else:
-                lines.append(f"{name} for '{bot}': {'/webhooks/' + bot + '/' + name}")
+    for (bot, name), channel in sorted(farm.channels.items()):
+        pages = [r.path for r in channel.routes() if r.method == "GET" and "{" not in r.path]
+        paths = sorted({r.path for r in channel.routes()})
+        if name == "webchat" and pages:
+            lines.append(f"web chat for '{bot}': http://{host}:{port}{pages[0]}")
+        elif paths:
+            lines.append(f"{name} for '{bot}': webhook at http://{host}:{port}{paths[0]}")
+        else:
+            lines.append(f"{name} for '{bot}': connected outbound (long polling / socket), no public URL needed")
     return lines
