@@ -30,6 +30,8 @@ from typing import Any, Self
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.scripting import FailureScript
+
 __all__ = [
     "Call",
     "FakeTelegramAPI",
@@ -114,14 +116,11 @@ def callback_update(chat_id: int, data: str, *, title: str = "Button", update_id
 _message_ids = itertools.count(1000)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Failure:
     status: int  # HTTP status; 0 = hang (the client times out)
     retry_after: int | None
     description: str | None
-    method: str | None
-    remaining: int | None  # calls left; None = until `until`
-    until: float | None
 
 
 class FakeTelegramAPI:
@@ -137,7 +136,7 @@ class FakeTelegramAPI:
         self.blocked_chats: set[int | str] = set()
         self.missing_chats: set[int | str] = set()
         self.hang_seconds = hang_seconds
-        self._failures: list[_Failure] = []
+        self._failures: FailureScript[_Failure] = FailureScript()
         self._next_update_id = 100_000
         self._chat_message_ids: dict[Any, int] = {}
         self._arrived = asyncio.Event()
@@ -199,12 +198,12 @@ class FakeTelegramAPI:
         """
         if status == 429 and retry_after is None:
             retry_after = 5
-        self._failures.append(_Failure(status, retry_after, description, method, n, None))
+        self._failures.next_calls(n, _Failure(status, retry_after, description), method)
 
     def fail_for(self, seconds: float, *, status: int = 500, retry_after: int | None = None,
                  method: str | None = None) -> None:
         """Every call (of ``method``, or any) fails with ``status`` for ``seconds`` (0 = hang)."""
-        self._failures.append(_Failure(status, retry_after, None, method, None, time.monotonic() + seconds))
+        self._failures.for_seconds(seconds, _Failure(status, retry_after, None), method)
 
     def clear_failures(self) -> None:
         self._failures.clear()
@@ -262,30 +261,13 @@ class FakeTelegramAPI:
                     pass
         return params
 
-    def _scripted(self, method: str) -> _Failure | None:
-        now = time.monotonic()
-        for failure in list(self._failures):
-            if failure.method is not None and failure.method != method:
-                continue
-            if failure.until is not None:
-                if now < failure.until:
-                    return failure
-                self._failures.remove(failure)
-                continue
-            assert failure.remaining is not None
-            failure.remaining -= 1
-            if failure.remaining <= 0:
-                self._failures.remove(failure)
-            return failure
-        return None
-
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         token, method = request.match_info["token"], request.match_info["method"]
         params = await self._params(request)
         self.requests.append(Call(method, params, token))
         if token not in self.tokens:
             return _error(401, "Unauthorized")
-        failure = self._scripted(method)
+        failure = self._failures.take(method)
         if failure is not None:
             if failure.status == 0:
                 await asyncio.sleep(self.hang_seconds)

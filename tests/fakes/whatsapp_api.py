@@ -33,6 +33,8 @@ from typing import Any, Self
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.scripting import FailureScript
+
 __all__ = [
     "FakeWhatsAppAPI",
     "GraphCall",
@@ -98,13 +100,10 @@ class GraphCall:
     at: float = field(default_factory=time.monotonic)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Failure:
     code: int | None  # Graph error code; None = hang (client times out)
     status: int | None
-    remaining: int | None
-    until: float | None
-    target: str | None = None  # "messages" (sends), "receipts" (read/typing) or None (any call)
 
 
 def sign(body: bytes, app_secret: str) -> dict[str, str]:
@@ -170,7 +169,7 @@ class FakeWhatsAppAPI:
         self.closed_windows: set[str] = set()
         self.undeliverable: set[str] = set()
         self.hang_seconds = hang_seconds
-        self._failures: list[_Failure] = []
+        self._failures: FailureScript[_Failure] = FailureScript()  # targets: "messages", "receipts"
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -207,12 +206,12 @@ class FakeWhatsAppAPI:
 
         ``target="messages"`` only counts message sends, ``"receipts"`` only read/typing calls.
         """
-        self._failures.append(_Failure(code, status, n, None, target))
+        self._failures.next_calls(n, _Failure(code, status), target)
 
     def fail_for(self, seconds: float, *, code: int | None = 131000, status: int | None = None,
                  target: str | None = None) -> None:
         """Every call (of ``target``) fails with ``code`` for ``seconds`` (None = hang)."""
-        self._failures.append(_Failure(code, status, None, time.monotonic() + seconds, target))
+        self._failures.for_seconds(seconds, _Failure(code, status), target)
 
     def clear_failures(self) -> None:
         self._failures.clear()
@@ -241,23 +240,6 @@ class FakeWhatsAppAPI:
         return self.messages()
 
     # -- server ----------------------------------------------------------------------
-    def _scripted(self, target: str) -> _Failure | None:
-        now = time.monotonic()
-        for failure in list(self._failures):
-            if failure.target is not None and failure.target != target:
-                continue
-            if failure.until is not None:
-                if now < failure.until:
-                    return failure
-                self._failures.remove(failure)
-                continue
-            assert failure.remaining is not None
-            failure.remaining -= 1
-            if failure.remaining <= 0:
-                self._failures.remove(failure)
-            return failure
-        return None
-
     @staticmethod
     def _error(code: int, status: int | None = None, **kwargs: Any) -> web.Response:
         default_status, body = graph_error_body(code, **kwargs)
@@ -281,7 +263,7 @@ class FakeWhatsAppAPI:
                 "type": "GraphMethodException", "code": 100, "error_subcode": 33, "fbtrace_id": "AbCdEf"}},
                 status=400)
         kind = "receipts" if isinstance(body, dict) and body.get("status") == "read" else "messages"
-        failure = self._scripted(kind)
+        failure = self._failures.take(kind)
         if failure is not None:
             if failure.code is None:
                 await asyncio.sleep(self.hang_seconds)
