@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 import aiohttp
 import structlog
 from aiohttp import web
+from aiolimiter import AsyncLimiter
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
@@ -51,6 +52,9 @@ from core.model import Conversation, Event
 from core.ports import Route
 
 __all__ = ["IsDuplicate", "ResolveThread", "SlackDesk"]
+
+POSTS_PER_SECOND = 1.0  # chat.postMessage, per channel (Slack's "special" tier)
+POST_BURST = 5
 
 log = structlog.get_logger(__name__)
 
@@ -152,6 +156,7 @@ class SlackDesk:
         )
         # HTTP mode only; Socket Mode needs no signing secret.
         self._verifier = SignatureVerifier(config.signing_secret) if config.signing_secret else None
+        self._post_pace = AsyncLimiter(POST_BURST, POST_BURST / POSTS_PER_SECOND)
         self._names = _TTLCache(cache_seconds, clock)
         self._groups = _TTLCache(cache_seconds, clock)
         self._cards: dict[str, list[dict[str, Any]]] = {}  # thread ts -> card's fixed blocks
@@ -410,6 +415,10 @@ class SlackDesk:
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
         """Every Web API call goes through here: errors mapped to the core's types."""
+        if method == "chat_postMessage":
+            # Slack allows about one message per second per channel (short bursts pass);
+            # pace posts here rather than collecting 429s.
+            await self._post_pace.acquire()
         try:
             return await getattr(self.client, method)(**kwargs)
         except SlackApiError as exc:

@@ -127,6 +127,19 @@ async def test_customer_message_goes_into_the_thread(desk: SlackDesk, slack: Fak
     assert replies[0]["text"] == "*Anna Schmidt* (WhatsApp): Hallo? [PHONE]"
 
 
+async def test_thread_posts_are_paced_to_about_one_per_second_after_a_short_burst(
+    desk: SlackDesk, slack: FakeSlackAPI
+) -> None:
+    ts = await desk.open_handoff(summary())
+    conversation = summary().conversation.evolve(desk_thread=ts)
+    for n in range(7):  # the card plus 7 messages: 3 beyond the burst of 5
+        await desk.customer_message(conversation, Event("user", {"text": f"message {n}"}, channel="whatsapp"))
+    posts = [c.at for c in slack.calls("chat.postMessage")]
+    assert len(posts) == 8
+    assert posts[-1] - posts[0] >= 2.5  # Slack's ~1 msg/s per channel, not 8 posts at once
+    assert posts[4] - posts[0] < 0.5  # the burst itself is not slowed
+
+
 async def test_claimed_status_updates_card_buttons_and_thread(desk: SlackDesk, slack: FakeSlackAPI) -> None:
     ts = await desk.open_handoff(summary())
     claimed = summary().conversation.evolve(desk_thread=ts, status=ConversationStatus.AGENT,
