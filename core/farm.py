@@ -22,9 +22,10 @@ from core.config import FarmConfig
 from core.delivery.sender import OutboxSender
 from core.engine import Engine
 from core.errors import ConfigError
+from core.identity import IdentityService
 from core.model import Inbound
 from core.pipeline.context import FarmAdapterContext
-from core.pipeline.ingest import ContactResolver, Ingest, StoreContactResolver
+from core.pipeline.ingest import ContactResolver, Ingest
 from core.pipeline.turns import BotRuntime, TurnRunner
 from core.ports import Channel, Route
 from core.store.base import Store
@@ -165,11 +166,8 @@ class Farm:
 
     # -- wiring ---------------------------------------------------------------------------
     def _contact_resolver(self) -> ContactResolver:
+        """Contacts resolved with cross-channel linking (verified phones, link codes)."""
         assert self.store is not None
-        try:
-            from core.identity import IdentityService
-        except ImportError:
-            return StoreContactResolver(self.store)
         service = IdentityService(self.store, {b: c.privacy for b, c in self.config.bots.items()})
         self.services["identity"] = service
         return service
