@@ -32,6 +32,8 @@ run: install
 	$(BIN)/switchboard run --config config/farm.yml
 
 test: install-test
+	$(BIN)/ruff check core channels actions tests bench
+	$(BIN)/mypy core channels
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install-test
