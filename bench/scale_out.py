@@ -49,6 +49,7 @@ import yaml
 from core.model import Identity
 from core.store.base import OutboxState
 from core.store.mongo import MongoStore
+from tests.support.engines import EchoEngine
 
 BOT = "demo"
 DEMO_PROJECT = ROOT / "config" / "demo"
@@ -94,34 +95,6 @@ def _serve_with_echo_engine(config: str) -> None:
     core.farm.load_engine = echo_engine  # type: ignore[assignment]
     sys.argv = ["switchboard", "run", "--config", config]
     main()
-
-
-class EchoEngine:
-    """Answers ``echo: <text>`` and logs Rasa events, like tests/support/engines.py."""
-
-    async def handle(self, turn: Any) -> Any:
-        from core.engine import Reply, TurnOutput
-        from core.model import Event
-
-        text = turn.message.text
-        user = Event("user", {"text": text, "message_id": turn.message.platform_message_id,
-                              "parse_data": {"intent": {"name": "echo", "confidence": 1.0}, "entities": []}})
-        return TurnOutput(
-            events=(user, Event("action", {"name": "utter_echo"}), Event("action", {"name": "action_listen"})),
-            replies=(Reply(text=f"echo: {text}"),),
-            conversation=turn.conversation,
-            understanding=self.understand(text),
-        )
-
-    def understand(self, text: str) -> Any:
-        from core.engine import Understanding
-
-        return Understanding(intent="echo", confidence=1.0)
-
-    def render(self, response: str, conversation: Any, channel: str, **variables: Any) -> list[Any]:
-        from core.engine import Reply
-
-        return [Reply(text=response)]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import structlog
 
 from core import metrics
-from core.model import Contact, DeliveryReceipt, Event, Identity, Inbound
+from core.model import Contact, DeliveryReceipt, Event, Inbound
 from core.ports import Parsed
 from core.store.base import Store
 
@@ -25,17 +25,6 @@ CONVERSATION_CACHE_SIZE = 50_000
 
 class ContactResolver(Protocol):
     async def resolve(self, inbound: Inbound) -> Contact: ...
-
-
-class StoreContactResolver:
-    """The plain resolver: one contact per channel identity (no cross-channel linking)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def resolve(self, inbound: Inbound) -> Contact:
-        identity = Identity(inbound.channel, inbound.channel_user_id, inbound.chat_id)
-        return await self.store.resolve_contact(inbound.bot, identity, display_name=inbound.display_name)
 
 
 class Ingest:

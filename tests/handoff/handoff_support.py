@@ -17,6 +17,7 @@ from core.handoff.service import HandoffService
 from core.model import Conversation, ConversationStatus, Event
 from tests.handoff.scripted_engine import ScriptedEngine
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
+from tests.support.webchat import receive
 
 PASSWORDS = {"anna": "anna-secret-pw", "ben": "ben-secret-pw", "carl": "carl-secret-pw"}
 _HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
@@ -79,8 +80,8 @@ class Customer:
     async def connect(cls, http: aiohttp.ClientSession, url: str, session: str | None = None) -> Customer:
         ws = await http.ws_connect(f"{url}/chat/demo/ws")
         await ws.send_json({"type": "hello", "session": session})
-        welcome = await _receive(ws, "welcome")
-        await _receive(ws, "history")
+        welcome = await receive(ws, "welcome")
+        await receive(ws, "history")
         return cls(ws, welcome["session"])
 
     async def say(self, text: str) -> None:
@@ -114,14 +115,6 @@ class Customer:
                 return frames
             if frame["type"] == "message":
                 frames.append(frame)
-
-
-async def _receive(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
-    async with asyncio.timeout(5):
-        while True:
-            frame = await ws.receive_json()
-            if frame["type"] == kind:
-                return dict(frame)
 
 
 @contextlib.asynccontextmanager

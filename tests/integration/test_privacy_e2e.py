@@ -6,7 +6,6 @@ fakes; the engine is the deterministic deletion dialogue of tests/privacy/engine
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +23,7 @@ from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook
 from tests.privacy.engines import ForgetDialogueEngine
 from tests.privacy.support import file_bytes, telegram_update
 from tests.support.farm import RunningFarm, free_port, running_farm
+from tests.support.webchat import receive
 
 ANNA_PHONE = "491701234567"  # Anna's own number in telegram/contact_shared_own.json
 ANNA_TG = "111222333"
@@ -73,14 +73,6 @@ async def farm_with_channels(tmp_path: Path) -> AsyncIterator[Setup]:
                 aiohttp.ClientSession() as http:
             install(farm.farm)  # idempotent: a no-op once core.extensions installs the privacy layer
             yield Setup(farm, tg, wa, http)
-
-
-async def receive(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = await ws.receive_json()
-            if frame["type"] == kind:
-                return frame
 
 
 async def bot_says(ws: aiohttp.ClientWebSocketResponse, containing: str) -> dict[str, Any]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.identity import IdentityService
 from core.model import DeliveryReceipt, DeliveryStatus, Identity, Outbound
-from core.pipeline.ingest import Ingest, StoreContactResolver
+from core.pipeline.ingest import Ingest
 from core.ports import Parsed
 from core.store.sqlite import SQLiteStore
 
@@ -25,7 +26,7 @@ async def test_receipt_for_a_message_sent_before_a_merge_is_recorded_on_the_kept
         kept = await store.merge_contacts(telegram.id, whatsapp.id)
         kept_conv = await store.conversation_for("demo", kept.id)
 
-        ingest = Ingest(store, StoreContactResolver(store), lambda _: None)
+        ingest = Ingest(store, IdentityService(store, {}), lambda _: None)
         receipt = DeliveryReceipt("demo", "whatsapp", "whatsapp:wamid.ABC", DeliveryStatus.READ)
         await ingest.accept(Parsed(receipts=(receipt,)))
         await ingest.accept(Parsed(receipts=(receipt,)))  # platforms resend; recorded once

@@ -13,17 +13,10 @@ import pytest
 from core.model import Event, Identity
 from tests.support.engines import EchoEngine
 from tests.support.farm import running_farm
+from tests.support.webchat import receive
 
 BOTS = {"demo": {"project": str(Path(__file__).resolve().parents[2] / "config" / "demo"),
                  "channels": {"webchat": {}}}}
-
-
-async def receive(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = await ws.receive_json()
-            if frame["type"] == kind:
-                return frame
 
 
 async def hello(session: aiohttp.ClientSession, url: str, sid: str | None = None) -> tuple[Any, str, dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -25,13 +24,6 @@ from tests.reliability.support import (
 pytestmark = pytest.mark.timeout(90)
 
 BOT = "bench"
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[load.Fakes]:
-    fakes = await load.Fakes.start()
-    yield fakes
-    await fakes.stop()
 
 
 async def customer_loop(

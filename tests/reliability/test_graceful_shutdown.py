@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -18,13 +17,6 @@ from tests.reliability.support import make_message, post_until_acked, stored_inb
 pytestmark = pytest.mark.timeout(60)
 
 BOT = "bench"
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[load.Fakes]:
-    fakes = await load.Fakes.start()
-    yield fakes
-    await fakes.stop()
 
 
 def processed(db_path: Path) -> int:

@@ -9,7 +9,6 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +34,6 @@ pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore::teleg
 BOT = "demo"
 BUSY_TIMEOUT = 0.5  # how long the store waits for another process's lock before giving up
 LOCK_SECONDS = 3.0
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[load.Fakes]:
-    fakes = await load.Fakes.start()
-    yield fakes
-    await fakes.stop()
 
 
 def bots(fakes: load.Fakes) -> dict[str, Any]:
