@@ -106,7 +106,8 @@ class Farm:
             bot: BotRuntime(name=bot, engine=self.engines[bot], config=config.bots[bot]) for bot in config.bots
         }
         self.turns = TurnRunner(
-            store, self.runtimes, owner=self.owner, on_outbound=self.sender.notify, on_typing=self._typing
+            store, self.runtimes, owner=self.owner, on_outbound=self.sender.notify, on_claimed=self.sender.submit,
+            on_typing=self._typing, send_lease_seconds=config.delivery.lease_seconds,
         )
         resolver = self._contact_resolver()
         self.ingest = Ingest(store, resolver, self.turns.schedule)

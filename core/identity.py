@@ -84,13 +84,18 @@ class IdentityService:
         return self.privacy.get(bot) or PrivacyConfig()
 
     # -- resolving -----------------------------------------------------------------------
+    def verified_phone(self, inbound: Inbound) -> str | None:
+        """The normalised number ``inbound`` verifies as its sender's (None if none or unusable)."""
+        phone = normalise_phone(inbound.shared_phone)
+        if inbound.shared_phone and phone is None:
+            log.info("identity.phone_unusable", bot=inbound.bot, channel=inbound.channel)
+        return phone
+
     async def resolve(self, inbound: Inbound) -> Contact:
         """The contact of an inbound message; links it by a verified shared phone; marks the channel last used."""
         identity = Identity(inbound.channel, inbound.channel_user_id, inbound.chat_id)
         contact = await self.store.resolve_contact(inbound.bot, identity, display_name=inbound.display_name)
         phone = normalise_phone(inbound.shared_phone)
-        if inbound.shared_phone and phone is None:
-            log.info("identity.phone_unusable", bot=inbound.bot, contact=contact.id, channel=inbound.channel)
         if phone is None:
             return contact
         if contact.phone == phone:

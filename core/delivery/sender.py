@@ -1,7 +1,7 @@
 """The outbox sender: delivers queued messages through the adapters, exactly in order per conversation.
 
-Claims due items from the store (one per conversation at a time, leased), waits
-for the send-rate limits, calls the adapter, and records the result:
+Claims due items from the store (one per conversation at a time, leased) or takes
+those a turn claimed when it committed (`submit`), waits for the send-rate limits, calls the adapter, and records the result:
 ``RateLimited`` → retry after the platform's ``retry_after``; transient errors →
 exponential backoff with jitter; permanent errors →
 ``failed`` (visible to agents, counted in metrics). Resumes after a restart
@@ -11,6 +11,9 @@ because everything it needs is in the store.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import functools
 import random
 import time
 from collections.abc import Mapping
@@ -54,6 +57,8 @@ class OutboxSender:
         self.listeners = listeners or []
         self.limiter = SendLimiter(config.rate_limits)
         self._wake = asyncio.Event()
+        self._claim = True  # whether the loop should ask the store for due items
+        self._ready: collections.deque[tuple[OutboxItem, bool]] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._metrics_task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
@@ -62,6 +67,16 @@ class OutboxSender:
 
     def notify(self) -> None:
         """New items were queued: look now rather than at the next poll."""
+        self._claim = True
+        self._wake.set()
+
+    def submit(self, items: list[OutboxItem], more: bool = False) -> None:
+        """Send ``items``, already leased to this sender (claimed when their turn committed).
+
+        ``more``: their conversation has further items queued behind them, to be claimed
+        once these are sent.
+        """
+        self._ready.extend((item, more) for item in items)
         self._wake.set()
 
     async def start(self) -> None:
@@ -83,6 +98,9 @@ class OutboxSender:
         self._wake.set()
         if self._task:
             await asyncio.gather(self._task, return_exceptions=True)
+        while self._ready:  # claimed by turns that committed before the stop: send them too
+            item, _ = self._ready.popleft()
+            await self._start(item, claim_after=False)
         if self._inflight:
             _, pending = await asyncio.wait(list(self._inflight), timeout=timeout)
             for task in pending:  # still leased: another process (or the next start) sends them
@@ -97,25 +115,33 @@ class OutboxSender:
             self._wake.clear()
             claimed = 0
             try:
-                free = max(1, min(self.config.batch, self.config.workers - len(self._inflight)))
-                items = await self.store.claim_outbox(
-                    self.owner, limit=free, lease_seconds=self.config.lease_seconds
-                )
-                claimed = len(items)
-                for item in items:
-                    await self._slots.acquire()
-                    task = asyncio.get_running_loop().create_task(self._deliver(item))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._finished)
-            except StoreError as exc:
-                log.warning("outbox.claim_failed", error=str(exc))
-            except Exception:
-                metrics.ERRORS.labels("outbox").inc()
-                log.exception("outbox.loop_error")
+                while self._ready:
+                    item, more = self._ready.popleft()
+                    await self._start(item, claim_after=more)
+                if self._claim:
+                    self._claim = False
+                    free = max(1, min(self.config.batch, self.config.workers - len(self._inflight)))
+                    items = await self.store.claim_outbox(
+                        self.owner, limit=free, lease_seconds=self.config.lease_seconds
+                    )
+                    claimed = len(items)
+                    for item in items:
+                        await self._start(item, claim_after=True)
+            except Exception as exc:
+                self._claim = True
+                if isinstance(exc, StoreError):
+                    log.warning("outbox.claim_failed", error=str(exc))
+                else:
+                    metrics.ERRORS.labels("outbox").inc()
+                    log.exception("outbox.loop_error")
+                with contextlib.suppress(TimeoutError):  # the store is struggling: not straight back
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_interval)
+                continue
             if claimed:
                 # Items of the same conversations become claimable as sends finish, and new
                 # items when a turn queues them (notify): whichever comes first, not a fixed
                 # 50 ms later (that wait was the p99 latency under steady load).
+                self._claim = True
                 await asyncio.sleep(0)
                 if self._inflight and not self._wake.is_set():
                     woken = asyncio.ensure_future(self._wake.wait())
@@ -123,18 +149,28 @@ class OutboxSender:
                                        return_when=asyncio.FIRST_COMPLETED)
                     woken.cancel()
                 continue
+            if self._ready or self._claim:
+                continue
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_interval)
             except TimeoutError:
-                pass
+                self._claim = True  # retries come due, other processes' leases expire
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    async def _start(self, item: OutboxItem, *, claim_after: bool) -> None:
+        await self._slots.acquire()
+        task = asyncio.get_running_loop().create_task(self._deliver(item))
+        self._inflight.add(task)
+        task.add_done_callback(functools.partial(self._finished, claim_after))
+
+    def _finished(self, claim_after: bool, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
         self._slots.release()
         if not task.cancelled() and task.exception() is not None:
             metrics.ERRORS.labels("outbox").inc()
             log.error("outbox.deliver_crashed", exc_info=task.exception())
-        self._wake.set()
+        if claim_after:  # the conversation's next item may be claimable now
+            self._claim = True
+            self._wake.set()
 
     def _exhausted(self, item: OutboxItem) -> bool:
         """Whether a retryable failure of ``item`` is final now.

@@ -175,7 +175,9 @@ class HandoffInterceptor:
         payload = message.button_payload
         if conversation.status in HANDED_OFF:
             return await self._handed_off(ctx, text, payload)
-        pending = await self.service.csat_pending(conversation.id)
+        # The rating question follows a close, and the status stays closed until the next
+        # handoff, so other conversations need no look-up.
+        pending = await self.service.csat_pending(conversation.id) if conversation.status is ConversationStatus.CLOSED else None
         if pending is not None:
             score = csat_score(text, payload)
             if score is not None:

@@ -7,7 +7,6 @@ acknowledge the platform. Delivery receipts are recorded on the transcript.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,10 +19,12 @@ from core.store.base import Store
 
 log = structlog.get_logger(__name__)
 
-CONVERSATION_CACHE_SIZE = 50_000
-
 
 class ContactResolver(Protocol):
+    def verified_phone(self, inbound: Inbound) -> str | None:
+        """The normalised phone number ``inbound`` verifies as its sender's, if any."""
+        ...
+
     async def resolve(self, inbound: Inbound) -> Contact: ...
 
 
@@ -34,7 +35,6 @@ class Ingest:
         self.store = store
         self.resolver = resolver
         self.on_accepted = on_accepted
-        self._conversations: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     async def accept(self, parsed: Parsed) -> None:
         for reason in parsed.ignored:
@@ -46,29 +46,21 @@ class Ingest:
 
     async def accept_message(self, message: Inbound) -> str | None:
         """Store one message; return its conversation id, or None if it was a duplicate."""
-        contact = await self.resolver.resolve(message)
-        conversation_id = await self._conversation_id(message.bot, contact.id)
-        if not await self.store.ingest(conversation_id, message):
+        # The common case is one store call: contact, conversation and inbox together.
+        accepted = await self.store.accept_inbound(message, phone=self.resolver.verified_phone(message))
+        if accepted is not None:
+            conversation_id, stored = accepted.conversation_id, accepted.stored
+        else:  # a phone number verified for the first time: link contacts, then ingest
+            contact = await self.resolver.resolve(message)
+            conversation_id = (await self.store.conversation_for(message.bot, contact.id)).id
+            stored = await self.store.ingest(conversation_id, message)
+        if not stored:
             metrics.DUPLICATES.labels(message.bot, message.channel).inc()
             log.info("ingest.duplicate", bot=message.bot, channel=message.channel,
                      message=message.platform_message_id)
             return None
         metrics.INBOUND.labels(message.bot, message.channel).inc()
         self.on_accepted(conversation_id)
-        return conversation_id
-
-    async def _conversation_id(self, bot: str, contact_id: str) -> str:
-        # A contact keeps its conversation for good (a merge drops the other contact, whose
-        # identities then resolve to the kept one), so the mapping can be cached.
-        key = (bot, contact_id)
-        conversation_id = self._conversations.get(key)
-        if conversation_id is None:
-            conversation_id = (await self.store.conversation_for(bot, contact_id)).id
-            self._conversations[key] = conversation_id
-            if len(self._conversations) > CONVERSATION_CACHE_SIZE:
-                self._conversations.popitem(last=False)
-        else:
-            self._conversations.move_to_end(key)
         return conversation_id
 
     async def accept_receipt(self, receipt: DeliveryReceipt) -> None:

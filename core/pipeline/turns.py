@@ -24,7 +24,7 @@ from core.engine import Engine, Reply, TurnInput, TurnOutput
 from core.errors import ConcurrencyConflict, StoreError
 from core.model import Author, Conversation, Event, Inbound, Outbound
 from core.pipeline.hooks import AfterCommit, Interceptor, PostProcessor, TurnContext
-from core.store.base import InboxItem, Store
+from core.store.base import OutboxItem, Store, TurnState
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 # active form come from the conversation record. Loading more costs time per turn.
 HISTORY_LIMIT = 60
 WINDOW_CACHE_SIZE = 10_000
+MAX_CONFLICTS = 5  # commits of one message that lost a race before the drain gives up
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +110,10 @@ class TurnRunner:
         *,
         owner: str,
         on_outbound: Callable[[], None] = lambda: None,
+        on_claimed: Callable[[list[OutboxItem], bool], None] | None = None,
         on_typing: Callable[[Inbound], None] = lambda m: None,
         lease_seconds: float = 30.0,
+        send_lease_seconds: float = 30.0,
         sweep_interval: float = 2.0,
         typing_delay: float = 0.4,
     ) -> None:
@@ -118,8 +121,10 @@ class TurnRunner:
         self.bots = bots
         self.owner = owner
         self.on_outbound = on_outbound
+        self.on_claimed = on_claimed  # takes replies claimed at commit; None: commit without claiming
         self.on_typing = on_typing
         self.lease_seconds = lease_seconds
+        self.send_lease_seconds = send_lease_seconds
         self.sweep_interval = sweep_interval
         self.typing_delay = typing_delay
         self._active: dict[str, asyncio.Task[None]] = {}
@@ -182,52 +187,62 @@ class TurnRunner:
     # -- processing ---------------------------------------------------------------------
     async def _drain(self, conversation_id: str) -> None:
         lease = f"turn:{conversation_id}"
-        if not await self.store.acquire_lease(lease, self.owner, self.lease_seconds):
-            return  # another process has it; the sweeper retries if it dies
+        conflicts: dict[int, int] = {}
+        holding = False
         try:
-            fresh = True  # the lease was just taken; every later turn renews it first
             while not self._stopping:
-                items = await self.store.pending_inbox(conversation_id, limit=20)
-                if not items:
-                    break
-                for item in items:
-                    if self._stopping:
-                        return
-                    # Renew before every turn, so a slow batch never outlives the lease and
-                    # another process never works on the same conversation at the same time.
-                    if not fresh and not await self.store.acquire_lease(lease, self.owner, self.lease_seconds):
-                        return
-                    fresh = False
-                    await self._process(item)
+                # One store call per turn: it takes or renews the lease (so a slow turn never
+                # outlives it and no other process works on the conversation meanwhile) and
+                # reads the next message with everything the turn needs. With nothing left
+                # it releases the lease.
+                window = self._windows.get(conversation_id)
+                state = await self.store.next_turn(
+                    conversation_id, lease=lease, owner=self.owner, lease_seconds=self.lease_seconds,
+                    history=HISTORY_LIMIT, cached=(window.version, window.last_seq) if window else None,
+                )
+                if state is None or state.item is None:
+                    holding = False
+                    return  # another process has it (the sweeper retries if it dies), or all done
+                holding = True
+                if not await self._process(state, window):
+                    self._windows.pop(conversation_id, None)
+                    count = conflicts[state.item.id] = conflicts.get(state.item.id, 0) + 1
+                    if count >= MAX_CONFLICTS:
+                        raise ConcurrencyConflict(f"conversation {conversation_id}: gave up after repeated conflicts")
+                    log.info("turn.conflict_retry", conversation=conversation_id, attempt=count)
         finally:
-            try:
-                await self.store.release_lease(lease, self.owner)
-            except StoreError as exc:
-                log.warning("turn.release_failed", conversation=conversation_id, error=str(exc))
+            if holding:
+                try:
+                    await self.store.release_lease(lease, self.owner)
+                except StoreError as exc:
+                    log.warning("turn.release_failed", conversation=conversation_id, error=str(exc))
 
-    async def _process(self, item: InboxItem) -> None:
-        started = time.perf_counter()
-        message = item.inbound
+    async def _process(self, state: TurnState, window: _Window | None) -> bool:
+        """Run one turn; False if its commit lost a race (the caller reads again and retries)."""
+        assert state.item is not None
+        message = state.item.inbound
         bot = self.bots.get(message.bot)
         if bot is None:
             log.error("turn.unknown_bot", bot=message.bot)
-            return
+            return True
+        if state.conversation is None or state.contact is None:
+            log.warning("turn.conversation_gone", conversation=state.item.conversation_id)
+            return True
         # A typing indicator only when the answer takes long enough for a person to wonder;
         # fast turns would pay one extra platform call per message for nothing.
         typing = asyncio.get_running_loop().call_later(self.typing_delay, self.on_typing, message)
         try:
-            await self._turn(item, bot, started)
+            return await self._turn(state, window, bot)
         finally:
             typing.cancel()
 
-    async def _history(self, conversation: Conversation) -> list[Event]:
-        """The last HISTORY_LIMIT events; from memory plus what was appended since, when this
-        process committed the conversation's last turn (same version), else from the store."""
-        window = self._windows.get(conversation.id)
-        if window is None or window.version != conversation.version:
-            return await self.store.transcript(conversation.id, limit=HISTORY_LIMIT)
-        newer = await self.store.transcript(conversation.id, after_seq=window.last_seq)
-        return [*window.events, *newer][-HISTORY_LIMIT:]
+    @staticmethod
+    def _history(state: TurnState, window: _Window | None) -> list[Event]:
+        """The last HISTORY_LIMIT events: the cached window plus what was appended since, when
+        the store found the window current (same version), else what the store read."""
+        if state.since_seq is None or window is None:
+            return state.events
+        return [*window.events, *state.events][-HISTORY_LIMIT:]
 
     def _remember_window(self, saved: Conversation, history: list[Event]) -> None:
         # The turn's own events get their seq from the store; the next turn reads them
@@ -237,58 +252,54 @@ class TurnRunner:
         if len(self._windows) > WINDOW_CACHE_SIZE:
             self._windows.popitem(last=False)
 
-    async def _turn(self, item: InboxItem, bot: BotRuntime, started: float) -> None:
+    async def _turn(self, state: TurnState, window: _Window | None, bot: BotRuntime) -> bool:
+        started = time.perf_counter()
+        item, conversation, contact = state.item, state.conversation, state.contact
+        assert item is not None and conversation is not None and contact is not None
         message = item.inbound
-        for attempt in range(5):
-            conversation = await self.store.get_conversation(item.conversation_id)
-            if conversation is None:
-                log.warning("turn.conversation_gone", conversation=item.conversation_id)
-                return
-            contact = await self.store.get_contact(conversation.contact_id)
-            if contact is None:
-                return
-            history = await self._history(conversation)
-            ctx = TurnContext(TurnInput(conversation, contact, message, history), bot.engine, bot.config)
-            try:
-                output = await self._run_hooks(bot, ctx)
-            except (ConcurrencyConflict, StoreError):
-                raise
-            except Exception:
-                # A broken action or model must not wedge the conversation: record the
-                # message, apologise, and move on (the error is logged and counted).
-                metrics.ERRORS.labels("engine").inc()
-                log.exception("turn.engine_failed", conversation=conversation.id, bot=message.bot)
-                output = self._failure_output(ctx)
-            author = Author()
-            outbound = to_outbound(output.replies, conversation.id, message, author)
-            replies = [r for r in output.replies if r.text or r.buttons or r.attachments]
-            events = merge_events(output.events, reply_events(replies, outbound, message.channel))
-            events = [e if e.channel else Event(e.type, e.data, message.channel, e.timestamp) for e in events]
-            try:
+        history = self._history(state, window)
+        ctx = TurnContext(TurnInput(conversation, contact, message, history), bot.engine, bot.config)
+        try:
+            output = await self._run_hooks(bot, ctx)
+        except (ConcurrencyConflict, StoreError):
+            raise
+        except Exception:
+            # A broken action or model must not wedge the conversation: record the
+            # message, apologise, and move on (the error is logged and counted).
+            metrics.ERRORS.labels("engine").inc()
+            log.exception("turn.engine_failed", conversation=conversation.id, bot=message.bot)
+            output = self._failure_output(ctx)
+        author = Author()
+        outbound = to_outbound(output.replies, conversation.id, message, author)
+        replies = [r for r in output.replies if r.text or r.buttons or r.attachments]
+        events = merge_events(output.events, reply_events(replies, outbound, message.channel))
+        events = [e if e.channel else Event(e.type, e.data, message.channel, e.timestamp) for e in events]
+        claimed: list[OutboxItem] = []
+        try:
+            if self.on_claimed is None:
                 saved = await self.store.commit_turn(
-                    output.conversation, inbox_ids=[item.id], events=events, outbound=outbound
+                    output.conversation, inbox_ids=[item.id], events=events, outbound=outbound)
+            else:  # the first reply is claimed for this process's sender in the same store call
+                saved, claimed = await self.store.commit_turn_claiming(
+                    output.conversation, inbox_ids=[item.id], events=events, outbound=outbound,
+                    owner=self.owner, lease_seconds=self.send_lease_seconds,
                 )
-            except ConcurrencyConflict:
-                self._windows.pop(conversation.id, None)
-                pending = await self.store.pending_inbox(conversation.id, limit=50)
-                if all(p.id != item.id for p in pending):
-                    log.info("turn.already_processed", conversation=conversation.id)
-                    return  # another process committed this message meanwhile
-                log.info("turn.conflict_retry", conversation=conversation.id, attempt=attempt)
-                continue
-            self._remember_window(saved, history)
-            if outbound:
-                self.on_outbound()
-            metrics.TURNS.labels(message.bot, "handoff" if output.handoff else "ok").inc()
-            metrics.TURN_SECONDS.labels(message.bot).observe(time.perf_counter() - started)
-            for hook in bot.after:
-                try:
-                    await hook.committed(ctx, output, events)
-                except Exception:
-                    metrics.ERRORS.labels("after_commit").inc()
-                    log.exception("turn.after_commit_failed", hook=type(hook).__name__, conversation=conversation.id)
-            return
-        raise ConcurrencyConflict(f"conversation {item.conversation_id}: gave up after repeated conflicts")
+        except ConcurrencyConflict:
+            return False
+        self._remember_window(saved, history)
+        if claimed and self.on_claimed is not None:
+            self.on_claimed(claimed, len(outbound) > len(claimed))  # (items, more queued behind them)
+        elif outbound:
+            self.on_outbound()
+        metrics.TURNS.labels(message.bot, "handoff" if output.handoff else "ok").inc()
+        metrics.TURN_SECONDS.labels(message.bot).observe(time.perf_counter() - started)
+        for hook in bot.after:
+            try:
+                await hook.committed(ctx, output, events)
+            except Exception:
+                metrics.ERRORS.labels("after_commit").inc()
+                log.exception("turn.after_commit_failed", hook=type(hook).__name__, conversation=conversation.id)
+        return True
 
     @staticmethod
     def _failure_output(ctx: TurnContext) -> TurnOutput:

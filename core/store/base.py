@@ -48,6 +48,30 @@ class OutboxItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Accepted:
+    """What `Store.accept_inbound` did with a customer message."""
+
+    conversation_id: str
+    stored: bool  # False: (bot, channel, platform id) was seen before, nothing was written
+
+
+@dataclass(frozen=True, slots=True)
+class TurnState:
+    """A conversation's next turn as `Store.next_turn` read it, under the turn lease.
+
+    ``item`` is None when nothing is pending (the lease was then released).
+    ``since_seq`` None: ``events`` are the newest ``history`` events of the transcript;
+    otherwise only those after ``since_seq`` (the caller's cached window is current).
+    """
+
+    item: InboxItem | None
+    conversation: Conversation | None = None
+    contact: Contact | None = None
+    events: list[Event] = field(default_factory=list)
+    since_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     actor: str
     action: str
@@ -133,6 +157,22 @@ class Store(ABC):
     async def ingest(self, conversation_id: str, inbound: Inbound) -> bool:
         """Durably accept a customer message; False if (channel, platform id) was seen before."""
 
+    async def accept_inbound(self, inbound: Inbound, *, phone: str | None = None) -> Accepted | None:
+        """`resolve_contact` + `conversation_for` + `ingest`: the hot path of every webhook.
+
+        ``phone``: the number the message verifies as its sender's. If the contact does
+        not have it as its verified phone yet, only the contact is resolved and None is
+        returned: the caller links contacts by that number first, then ingests (so the
+        message lands in the linked conversation). This default makes the single calls;
+        a store may override it to do them in one round trip.
+        """
+        identity = Identity(inbound.channel, inbound.channel_user_id, inbound.chat_id)
+        contact = await self.resolve_contact(inbound.bot, identity, display_name=inbound.display_name)
+        if phone is not None and contact.phone != phone:
+            return None
+        conversation = await self.conversation_for(inbound.bot, contact.id)
+        return Accepted(conversation.id, await self.ingest(conversation.id, inbound))
+
     @abstractmethod
     async def pending_inbox(self, conversation_id: str, limit: int = 50) -> list[InboxItem]:
         """Unprocessed inbox items of one conversation, oldest first."""
@@ -157,6 +197,59 @@ class Store(ABC):
         Returns the saved conversation. Raises `ConcurrencyConflict` (and writes nothing) when
         the version is stale or one of the inbox items was already processed.
         """
+
+    async def next_turn(
+        self,
+        conversation_id: str,
+        *,
+        lease: str,
+        owner: str,
+        lease_seconds: float,
+        history: int,
+        cached: tuple[int, int] | None = None,
+    ) -> TurnState | None:
+        """Take or renew ``lease`` for ``owner``, then read what the next turn needs.
+
+        None if another owner holds the lease. Otherwise the oldest pending inbox item
+        with the conversation, its contact and the transcript: the newest ``history``
+        events, or, when ``cached=(version, seq)`` names the conversation's current
+        version, only the events after ``seq``. When nothing is pending the lease is
+        released and the state has no item. This default composes the single calls;
+        a store may override it to do them in one round trip.
+        """
+        if not await self.acquire_lease(lease, owner, lease_seconds):
+            return None
+        items = await self.pending_inbox(conversation_id, limit=1)
+        if not items:
+            await self.release_lease(lease, owner)
+            return TurnState(None)
+        conversation = await self.get_conversation(conversation_id)
+        contact = await self.get_contact(conversation.contact_id) if conversation else None
+        if conversation is not None and cached is not None and cached[0] == conversation.version:
+            events = await self.transcript(conversation_id, after_seq=cached[1])
+            return TurnState(items[0], conversation, contact, events, cached[1])
+        events = await self.transcript(conversation_id, limit=history)
+        return TurnState(items[0], conversation, contact, events)
+
+    async def commit_turn_claiming(
+        self,
+        conversation: Conversation,
+        *,
+        inbox_ids: Sequence[int] = (),
+        events: Sequence[Event] = (),
+        outbound: Sequence[Outbound] = (),
+        owner: str,
+        lease_seconds: float,
+    ) -> tuple[Conversation, list[OutboxItem]]:
+        """`commit_turn`, and claim for ``owner`` the first of ``outbound`` if it is now its
+        conversation's next item to send (as `claim_outbox` would), so the sender can send
+        it without another round trip.
+
+        This default claims nothing (the sender's `claim_outbox` finds the items); a
+        store that can do both atomically overrides it.
+        """
+        saved = await self.commit_turn(conversation, inbox_ids=inbox_ids, events=events, outbound=outbound)
+        return saved, []
 
     @abstractmethod
     async def append_events(

@@ -41,7 +41,15 @@ from core.model import (
     utcnow,
 )
 from core.store import codec
-from core.store.base import AuditEntry, InboxItem, OutboxItem, OutboxState, Store
+from core.store.base import (
+    Accepted,
+    AuditEntry,
+    InboxItem,
+    OutboxItem,
+    OutboxState,
+    Store,
+    TurnState,
+)
 from core.store.migrations import MIGRATIONS
 
 log = structlog.get_logger(__name__)
@@ -321,35 +329,40 @@ class SQLiteStore(Store):
         )
 
     # -- contacts ------------------------------------------------------------------
+    @staticmethod
+    def _resolve_contact(db: sqlite3.Connection, bot: str, identity: Identity, display_name: str | None) -> str:
+        row = db.execute(
+            "SELECT contact_id, chat_id FROM identities WHERE bot=? AND channel=? AND channel_user_id=?",
+            (bot, identity.channel, identity.channel_user_id),
+        ).fetchone()
+        if row is None:
+            contact_id = new_id("ct")
+            db.execute(
+                "INSERT INTO contacts (id, bot, display_name, last_channel, created_at) VALUES (?,?,?,?,?)",
+                (contact_id, bot, display_name, identity.channel, _now()),
+            )
+            db.execute(
+                "INSERT INTO identities (bot, channel, channel_user_id, chat_id, contact_id) VALUES (?,?,?,?,?)",
+                (bot, identity.channel, identity.channel_user_id, identity.chat_id, contact_id),
+            )
+            return contact_id
+        contact_id = str(row["contact_id"])
+        if row["chat_id"] != identity.chat_id:
+            db.execute(
+                "UPDATE identities SET chat_id=? WHERE bot=? AND channel=? AND channel_user_id=?",
+                (identity.chat_id, bot, identity.channel, identity.channel_user_id),
+            )
+        db.execute(
+            "UPDATE contacts SET last_channel=?, display_name=COALESCE(display_name, ?) WHERE id=?",
+            (identity.channel, display_name, contact_id),
+        )
+        return contact_id
+
     async def resolve_contact(
         self, bot: str, identity: Identity, *, display_name: str | None = None
     ) -> Contact:
         def unit(db: sqlite3.Connection) -> Contact:
-            row = db.execute(
-                "SELECT contact_id, chat_id FROM identities WHERE bot=? AND channel=? AND channel_user_id=?",
-                (bot, identity.channel, identity.channel_user_id),
-            ).fetchone()
-            if row is None:
-                contact_id = new_id("ct")
-                db.execute(
-                    "INSERT INTO contacts (id, bot, display_name, last_channel, created_at) VALUES (?,?,?,?,?)",
-                    (contact_id, bot, display_name, identity.channel, _now()),
-                )
-                db.execute(
-                    "INSERT INTO identities (bot, channel, channel_user_id, chat_id, contact_id) VALUES (?,?,?,?,?)",
-                    (bot, identity.channel, identity.channel_user_id, identity.chat_id, contact_id),
-                )
-            else:
-                contact_id = row["contact_id"]
-                if row["chat_id"] != identity.chat_id:
-                    db.execute(
-                        "UPDATE identities SET chat_id=? WHERE bot=? AND channel=? AND channel_user_id=?",
-                        (identity.chat_id, bot, identity.channel, identity.channel_user_id),
-                    )
-                db.execute(
-                    "UPDATE contacts SET last_channel=?, display_name=COALESCE(display_name, ?) WHERE id=?",
-                    (identity.channel, display_name, contact_id),
-                )
+            contact_id = self._resolve_contact(db, bot, identity, display_name)
             return self._contact(db, db.execute("SELECT * FROM contacts WHERE id=?", (contact_id,)).fetchone())
 
         return await self._tx(unit)
@@ -455,16 +468,22 @@ class SQLiteStore(Store):
 
     # -- conversations -------------------------------------------------------------
     def _conversation_for(self, db: sqlite3.Connection, bot: str, contact_id: str) -> Conversation:
-        row = db.execute("SELECT * FROM conversations WHERE bot=? AND contact_id=?", (bot, contact_id)).fetchone()
-        if row is None:
-            now = _now()
-            db.execute(
-                "INSERT OR IGNORE INTO conversations (id, bot, contact_id, status, slots, version, created_at, updated_at)"
-                " VALUES (?,?,?,?,?,0,?,?)",
-                (new_id("conv"), bot, contact_id, ConversationStatus.BOT.value, "{}", now, now),
-            )
-            row = db.execute("SELECT * FROM conversations WHERE bot=? AND contact_id=?", (bot, contact_id)).fetchone()
-        return self._conversation(row)
+        conversation_id = self._conversation_id_for(db, bot, contact_id)
+        return self._conversation(db.execute("SELECT * FROM conversations WHERE id=?", (conversation_id,)).fetchone())
+
+    @staticmethod
+    def _conversation_id_for(db: sqlite3.Connection, bot: str, contact_id: str) -> str:
+        row = db.execute("SELECT id FROM conversations WHERE bot=? AND contact_id=?", (bot, contact_id)).fetchone()
+        if row is not None:
+            return str(row[0])
+        now = _now()
+        db.execute(
+            "INSERT OR IGNORE INTO conversations (id, bot, contact_id, status, slots, version, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,0,?,?)",
+            (new_id("conv"), bot, contact_id, ConversationStatus.BOT.value, "{}", now, now),
+        )
+        row = db.execute("SELECT id FROM conversations WHERE bot=? AND contact_id=?", (bot, contact_id)).fetchone()
+        return str(row[0])
 
     async def conversation_for(self, bot: str, contact_id: str) -> Conversation:
         def unit(db: sqlite3.Connection) -> Conversation:
@@ -526,18 +545,38 @@ class SQLiteStore(Store):
         return await self._tx(lambda db: self._save_conversation(db, conversation))
 
     # -- inbox -----------------------------------------------------------------------
+    @staticmethod
+    def _ingest(db: sqlite3.Connection, conversation_id: str, inbound: Inbound, payload: str) -> bool:
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO inbox (conversation_id, bot, channel, platform_message_id, payload, received_at)"
+            " VALUES (?,?,?,?,?,?)",
+            (conversation_id, inbound.bot, inbound.channel, inbound.platform_message_id, payload, _now()),
+        )
+        return cursor.rowcount == 1
+
     async def ingest(self, conversation_id: str, inbound: Inbound) -> bool:
         payload = _dumps(codec.inbound_to_dict(inbound))
+        return await self._tx(lambda db: self._ingest(db, conversation_id, inbound, payload))
 
-        def unit(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO inbox (conversation_id, bot, channel, platform_message_id, payload, received_at)"
-                " VALUES (?,?,?,?,?,?)",
-                (conversation_id, inbound.bot, inbound.channel, inbound.platform_message_id, payload, _now()),
-            )
-            return cursor.rowcount == 1
+    async def accept_inbound(self, inbound: Inbound, *, phone: str | None = None) -> Accepted | None:
+        payload = _dumps(codec.inbound_to_dict(inbound))
+        identity = Identity(inbound.channel, inbound.channel_user_id, inbound.chat_id)
+
+        def unit(db: sqlite3.Connection) -> Accepted | None:
+            contact_id = self._resolve_contact(db, inbound.bot, identity, inbound.display_name)
+            if phone is not None and db.execute(
+                "SELECT phone FROM contacts WHERE id=?", (contact_id,)
+            ).fetchone()[0] != phone:
+                return None
+            conversation_id = self._conversation_id_for(db, inbound.bot, contact_id)
+            return Accepted(conversation_id, self._ingest(db, conversation_id, inbound, payload))
 
         return await self._tx(unit)
+
+    @staticmethod
+    def _inbox_item(row: sqlite3.Row) -> InboxItem:
+        return InboxItem(row["id"], row["conversation_id"], codec.inbound_from_dict(orjson.loads(row["payload"])),
+                         _from_ts(row["received_at"]))
 
     async def pending_inbox(self, conversation_id: str, limit: int = 50) -> list[InboxItem]:
         def unit(db: sqlite3.Connection) -> list[InboxItem]:
@@ -546,11 +585,7 @@ class SQLiteStore(Store):
                 " WHERE conversation_id=? AND processed=0 ORDER BY id LIMIT ?",
                 (conversation_id, limit),
             ).fetchall()
-            return [
-                InboxItem(r["id"], r["conversation_id"], codec.inbound_from_dict(orjson.loads(r["payload"])),
-                          _from_ts(r["received_at"]))
-                for r in rows
-            ]
+            return [self._inbox_item(r) for r in rows]
 
         return await self._run(unit)
 
@@ -603,14 +638,88 @@ class SQLiteStore(Store):
         events: Sequence[Event] = (),
         outbound: Sequence[Outbound] = (),
     ) -> Conversation:
-        def unit(db: sqlite3.Connection) -> Conversation:
-            saved = self._save_conversation(db, conversation)
-            for inbox_id in inbox_ids:
-                if db.execute("UPDATE inbox SET processed=1 WHERE id=? AND processed=0", (inbox_id,)).rowcount != 1:
-                    raise ConcurrencyConflict(f"inbox item {inbox_id} was already processed")
-            self._append(db, conversation.id, events)
-            self._enqueue(db, outbound)
-            return saved
+        return await self._tx(lambda db: self._commit_turn(db, conversation, inbox_ids, events, outbound))
+
+    def _commit_turn(
+        self,
+        db: sqlite3.Connection,
+        conversation: Conversation,
+        inbox_ids: Sequence[int],
+        events: Sequence[Event],
+        outbound: Sequence[Outbound],
+    ) -> Conversation:
+        saved = self._save_conversation(db, conversation)
+        for inbox_id in inbox_ids:
+            if db.execute("UPDATE inbox SET processed=1 WHERE id=? AND processed=0", (inbox_id,)).rowcount != 1:
+                raise ConcurrencyConflict(f"inbox item {inbox_id} was already processed")
+        self._append(db, conversation.id, events)
+        self._enqueue(db, outbound)
+        return saved
+
+    async def next_turn(
+        self,
+        conversation_id: str,
+        *,
+        lease: str,
+        owner: str,
+        lease_seconds: float,
+        history: int,
+        cached: tuple[int, int] | None = None,
+    ) -> TurnState | None:
+        def unit(db: sqlite3.Connection) -> TurnState | None:
+            if not self._acquire_lease(db, lease, owner, lease_seconds):
+                return None
+            row = db.execute(
+                "SELECT id, conversation_id, payload, received_at FROM inbox"
+                " WHERE conversation_id=? AND processed=0 ORDER BY id LIMIT 1",
+                (conversation_id,),
+            ).fetchone()
+            if row is None:
+                db.execute("DELETE FROM leases WHERE name=? AND owner=?", (lease, owner))
+                return TurnState(None)
+            item = self._inbox_item(row)
+            conv_row = db.execute("SELECT * FROM conversations WHERE id=?", (conversation_id,)).fetchone()
+            if conv_row is None:
+                return TurnState(item)
+            conversation = self._conversation(conv_row)
+            contact_row = db.execute("SELECT * FROM contacts WHERE id=?", (conversation.contact_id,)).fetchone()
+            contact = self._contact(db, contact_row) if contact_row else None
+            if cached is not None and cached[0] == conversation.version:
+                rows = db.execute("SELECT * FROM events WHERE conversation_id=? AND seq>? ORDER BY seq",
+                                  (conversation_id, cached[1])).fetchall()
+                return TurnState(item, conversation, contact, [self._event(r) for r in rows], cached[1])
+            rows = db.execute(
+                "SELECT * FROM (SELECT * FROM events WHERE conversation_id=? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                (conversation_id, history),
+            ).fetchall()
+            return TurnState(item, conversation, contact, [self._event(r) for r in rows])
+
+        return await self._tx(unit)
+
+    async def commit_turn_claiming(
+        self,
+        conversation: Conversation,
+        *,
+        inbox_ids: Sequence[int] = (),
+        events: Sequence[Event] = (),
+        outbound: Sequence[Outbound] = (),
+        owner: str,
+        lease_seconds: float,
+    ) -> tuple[Conversation, list[OutboxItem]]:
+        def unit(db: sqlite3.Connection) -> tuple[Conversation, list[OutboxItem]]:
+            saved = self._commit_turn(db, conversation, inbox_ids, events, outbound)
+            if not outbound:
+                return saved, []
+            first = outbound[0]
+            head = db.execute(
+                "SELECT id FROM outbox WHERE state='pending' AND conversation_id=? ORDER BY seq LIMIT 1",
+                (first.conversation_id,),
+            ).fetchone()
+            if head is None or head[0] != first.id:
+                return saved, []  # older replies of this conversation go first (the sender claims them)
+            db.execute("UPDATE outbox SET lease_owner=?, lease_until=? WHERE id=?",
+                       (owner, _now() + lease_seconds, first.id))
+            return saved, [OutboxItem(first)]
 
         return await self._tx(unit)
 
@@ -709,18 +818,19 @@ class SQLiteStore(Store):
         return await self._run(unit)
 
     # -- coordination ------------------------------------------------------------------
-    async def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
-        def unit(db: sqlite3.Connection) -> bool:
-            now = _now()
-            cursor = db.execute(
-                "INSERT INTO leases (name, owner, expires_at) VALUES (?,?,?)"
-                " ON CONFLICT(name) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at"
-                " WHERE leases.owner=excluded.owner OR leases.expires_at<=?",
-                (name, owner, now + ttl_seconds, now),
-            )
-            return cursor.rowcount == 1
+    @staticmethod
+    def _acquire_lease(db: sqlite3.Connection, name: str, owner: str, ttl_seconds: float) -> bool:
+        now = _now()
+        cursor = db.execute(
+            "INSERT INTO leases (name, owner, expires_at) VALUES (?,?,?)"
+            " ON CONFLICT(name) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at"
+            " WHERE leases.owner=excluded.owner OR leases.expires_at<=?",
+            (name, owner, now + ttl_seconds, now),
+        )
+        return cursor.rowcount == 1
 
-        return await self._tx(unit)
+    async def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        return await self._tx(lambda db: self._acquire_lease(db, name, owner, ttl_seconds))
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._tx(lambda db: db.execute("DELETE FROM leases WHERE name=? AND owner=?", (name, owner)))
