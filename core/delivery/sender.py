@@ -58,7 +58,9 @@ class OutboxSender:
         self.limiter = SendLimiter(config.rate_limits)
         self._wake = asyncio.Event()
         self._claim = True  # whether the loop should ask the store for due items
-        self._ready: collections.deque[tuple[OutboxItem, bool]] = collections.deque()
+        self._claimed_at = 0.0  # monotonic time of the last claim_outbox
+        # Items a turn claimed at commit: (item, more queued behind it, monotonic time of the claim).
+        self._ready: collections.deque[tuple[OutboxItem, bool, float]] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._metrics_task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
@@ -76,7 +78,8 @@ class OutboxSender:
         ``more``: their conversation has further items queued behind them, to be claimed
         once these are sent.
         """
-        self._ready.extend((item, more) for item in items)
+        now = time.monotonic()
+        self._ready.extend((item, more, now) for item in items)
         self._wake.set()
 
     async def start(self) -> None:
@@ -94,15 +97,22 @@ class OutboxSender:
             await asyncio.sleep(self.config.metrics_interval)
 
     async def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; send what turns claimed before the stop; wait up to ``timeout`` in all."""
         self._stopping = True
         self._wake.set()
+        deadline = time.monotonic() + timeout
         if self._task:
+            await asyncio.wait([self._task], timeout=timeout)  # it may be waiting for a worker
+            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        while self._ready:  # claimed by turns that committed before the stop: send them too
-            item, _ = self._ready.popleft()
-            await self._start(item, claim_after=False)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                while self._ready:  # claimed by turns that committed before the stop: send them too
+                    await self._start(self._ready[0][0], claim_after=False)
+                    self._ready.popleft()
+        # Whatever is left stays leased: another process (or the next start) sends it.
         if self._inflight:
-            _, pending = await asyncio.wait(list(self._inflight), timeout=timeout)
+            _, pending = await asyncio.wait(list(self._inflight), timeout=max(0.0, deadline - time.monotonic()))
             for task in pending:  # still leased: another process (or the next start) sends them
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -116,10 +126,19 @@ class OutboxSender:
             claimed = 0
             try:
                 while self._ready:
-                    item, more = self._ready.popleft()
-                    await self._start(item, claim_after=more)
-                if self._claim:
+                    item, more, claimed_at = self._ready[0]
+                    if time.monotonic() - claimed_at <= self.config.lease_seconds / 2:
+                        await self._start(item, claim_after=more)  # waits for a free worker
+                    else:
+                        # Waited too long for a worker: its lease may run out mid-send and
+                        # another sender claim it too. Leave it to expire and be claimed again.
+                        log.warning("outbox.claim_too_old", outbound=item.outbound.id)
+                    self._ready.popleft()
+                # Due retries and expired leases are found by claiming at least every poll
+                # interval, however busy the submitted replies keep the loop.
+                if self._claim or time.monotonic() - self._claimed_at >= self.config.poll_interval:
                     self._claim = False
+                    self._claimed_at = time.monotonic()
                     free = max(1, min(self.config.batch, self.config.workers - len(self._inflight)))
                     items = await self.store.claim_outbox(
                         self.owner, limit=free, lease_seconds=self.config.lease_seconds

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,9 +16,9 @@ from core import metrics
 from core.delivery.config import ChannelRateLimit, DeliveryConfig
 from core.delivery.sender import OutboxSender
 from core.errors import ChannelError, RateLimited, RecipientUnavailable, TransientError
-from core.model import Identity, Outbound
+from core.model import Identity, Inbound, Outbound
 from core.ports import Capabilities, RateLimits
-from core.store.base import OutboxState
+from core.store.base import OutboxItem, OutboxState
 from core.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.timeout(30)
@@ -199,3 +199,151 @@ async def test_a_second_opener_of_a_live_store_does_not_steal_leases(tmp_path: P
         assert (await farm.get_outbox_item(out.id)) is not None
     finally:
         await farm.close()
+
+
+# -- replies claimed at commit (`OutboxSender.submit`) ----------------------------------
+
+async def turn(store: SQLiteStore, chat: str, *texts: str, n: int = 1,
+               owner: str = "test") -> tuple[list[Outbound], list[OutboxItem]]:
+    """Commit a turn answering message ``n`` of ``chat`` with ``texts``, claiming like the farm does."""
+    contact = await store.resolve_contact(BOT, Identity("scripted", chat, chat))
+    conversation = await store.conversation_for(BOT, contact.id)
+    assert await store.ingest(conversation.id, Inbound(BOT, "scripted", chat, chat, f"scripted:{chat}:{n}",
+                                                       text=f"question {n}"))
+    (item,) = await store.pending_inbox(conversation.id)
+    out = [Outbound(conversation.id, BOT, "scripted", chat, text=t) for t in texts]
+    _, claimed = await store.commit_turn_claiming(
+        conversation, inbox_ids=[item.id], outbound=out, owner=owner, lease_seconds=30
+    )
+    return out, claimed
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
+class SlowChannel(ScriptedChannel):
+    """Each send takes ``delay`` seconds; records whether two sends to one chat overlapped."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.busy: set[str] = set()
+        self.overlapped = False
+
+    async def send(self, message: Outbound) -> str:
+        if message.chat_id in self.busy:
+            self.overlapped = True
+        self.busy.add(message.chat_id)
+        try:
+            await asyncio.sleep(self.delay)
+            return await super().send(message)
+        finally:
+            self.busy.discard(message.chat_id)
+
+
+async def test_a_reply_claimed_at_commit_is_sent_once_without_waiting_for_the_poll(store: SQLiteStore) -> None:
+    channel = ScriptedChannel()
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0), owner="test")
+    await sender.start()
+    try:
+        await asyncio.sleep(0.05)  # the first poll found nothing: the sender now waits up to 5 s
+        [out], claimed = await turn(store, "c1", "hello")
+        assert [i.outbound.id for i in claimed] == [out.id], "SQLite claims the head reply at commit"
+        started = time.monotonic()
+        sender.submit(claimed)
+        assert await until(lambda: channel.delivered == ["hello"], timeout=1.0), channel.attempts
+        assert time.monotonic() - started < 1.0
+        assert await until(lambda: not sender._inflight, timeout=1.0)
+        item = await store.get_outbox_item(out.id)
+        assert item is not None and item.state is OutboxState.SENT and item.platform_message_id == "scripted:1"
+        sender.notify()  # a poll now must not find it again
+        await asyncio.sleep(0.1)
+    finally:
+        await sender.stop(timeout=2)
+    assert channel.delivered == ["hello"] and len(channel.attempts) == 1
+
+
+async def test_the_second_reply_of_a_turn_is_claimed_and_sent_after_the_first(store: SQLiteStore) -> None:
+    channel = SlowChannel(delay=0.05)
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0), owner="test")
+    await sender.start()
+    try:
+        await asyncio.sleep(0.05)
+        out, claimed = await turn(store, "c1", "one", "two", "three")
+        assert [i.outbound.id for i in claimed] == [out[0].id]
+        assert await store.claim_outbox("other", limit=10, lease_seconds=30) == []  # "two" waits behind "one"
+        sender.submit(claimed, more=True)
+        assert await until(lambda: len(channel.delivered) == 3, timeout=1.5), channel.delivered
+    finally:
+        await sender.stop(timeout=2)
+    assert channel.delivered == ["one", "two", "three"]
+    assert not channel.overlapped, "a conversation's replies must go out one after the other"
+    for o in out:
+        item = await store.get_outbox_item(o.id)
+        assert item is not None and item.state is OutboxState.SENT
+
+
+async def test_stop_sends_replies_submitted_but_not_started(store: SQLiteStore) -> None:
+    channel = ScriptedChannel()
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0), owner="test")
+    await sender.start()
+    await asyncio.sleep(0.05)  # the loop is idle, waiting for work
+    [a1, a2], claimed_a = await turn(store, "c1", "a1", "a2")
+    [b1], claimed_b = await turn(store, "c2", "b1")
+    assert len(claimed_a) == len(claimed_b) == 1
+    sender.submit(claimed_a, more=True)
+    sender.submit(claimed_b)
+    assert channel.attempts == []  # nothing started yet: no await since submit
+    await asyncio.wait_for(sender.stop(timeout=2), timeout=3)
+    assert sorted(channel.delivered) == ["a1", "b1"]
+    for o in (a1, b1):
+        item = await store.get_outbox_item(o.id)
+        assert item is not None and item.state is OutboxState.SENT
+    # the reply queued behind was not sent while stopping, and is not left leased either:
+    # another process (or the next start) takes it at once
+    waiting = await store.get_outbox_item(a2.id)
+    assert waiting is not None and waiting.state is OutboxState.PENDING
+    assert [i.outbound.id for i in await store.claim_outbox("next", limit=10, lease_seconds=30)] == [a2.id]
+
+
+async def test_stop_sends_submitted_replies_while_every_worker_is_busy(store: SQLiteStore) -> None:
+    channel = SlowChannel(delay=0.2)
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0, workers=1), owner="test")
+    await sender.start()
+    try:
+        await asyncio.sleep(0.05)
+        _, first = await turn(store, "c1", "busy")
+        sender.submit(first)
+        assert await until(lambda: len(channel.attempts) == 0 and bool(channel.busy), timeout=1.0)
+        _, second = await turn(store, "c2", "queued")
+        sender.submit(second)
+        await asyncio.sleep(0.01)
+        assert channel.delivered == []  # "queued" waits for the only worker
+    finally:
+        await asyncio.wait_for(sender.stop(timeout=2), timeout=3)
+    assert channel.delivered == ["busy", "queued"]
+
+
+async def test_a_due_retry_is_not_starved_by_a_stream_of_submitted_replies(store: SQLiteStore) -> None:
+    channel = ScriptedChannel([RateLimited("429", 0.05)])  # the first send is told to come back in 50 ms
+    await queue(store, "c0", "late")
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=0.1), owner="test")
+    await sender.start()
+    try:
+        assert await until(lambda: len(channel.attempts) == 1, timeout=1.0)
+        for n in range(25):  # single-reply turns every 30 ms, each claimed at commit
+            _, claimed = await turn(store, f"s{n}", f"r{n}")
+            sender.submit(claimed)
+            await asyncio.sleep(0.03)
+            if "late" in channel.delivered:
+                break
+        # due after 50 ms and found by the next poll at the latest, not after the stream ends
+        assert "late" in channel.delivered, channel.delivered
+    finally:
+        await sender.stop(timeout=2)
