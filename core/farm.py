@@ -8,6 +8,7 @@ imports ``channels``); desks through ``switchboard.desks``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 from dataclasses import dataclass, field
@@ -233,7 +234,20 @@ async def serve(farm: Farm, host: str, port: int) -> web.AppRunner:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    settle_heap()
     return runner
+
+
+def settle_heap() -> None:
+    """Exempt what start-up built (modules, models, config) from the cyclic garbage collector.
+
+    A full collection walks every tracked object; with the engines, NLU models and
+    libraries loaded, each one took 30-40 ms and stalled every conversation at once
+    (the p99 latency under load). Frozen objects are never walked again; what the farm
+    allocates while serving is collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def channels_summary(farm: Farm, host: str, port: int) -> list[str]:
