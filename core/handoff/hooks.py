@@ -346,6 +346,11 @@ class HandoffAfterCommit:
     def __init__(self, service: HandoffService) -> None:
         self.service = service
 
+    ACTIONS = frozenset({"open", "relay", "status", "release", "csat", "csat_skipped"})
+
+    def has_work(self, ctx: TurnContext, output: TurnOutput) -> bool:
+        return (ctx.state.get(STATE) or {}).get("action") in self.ACTIONS
+
     async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
         state = ctx.state.get(STATE) or {}
         action = state.get("action")

@@ -40,5 +40,13 @@ class PostProcessor(Protocol):
 
 
 class AfterCommit(Protocol):
+    def has_work(self, ctx: TurnContext, output: TurnOutput) -> bool:
+        """Whether `committed` will act on this turn.
+
+        Asked before the commit: when no hook has work, the commit also releases the
+        conversation's turn lease; otherwise the hooks run while it is still held, so
+        no other process starts the conversation's next turn meanwhile.
+        """
+
     async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
         """Runs once the turn is durably committed (notify desks, erase data, metrics)."""

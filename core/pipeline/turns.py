@@ -10,6 +10,7 @@ picks up conversations left pending by a crash or by another process.
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import time
 from collections import OrderedDict
@@ -34,6 +35,15 @@ log = structlog.get_logger(__name__)
 HISTORY_LIMIT = 60
 WINDOW_CACHE_SIZE = 10_000
 MAX_CONFLICTS = 5  # commits of one message that lost a race before the drain gives up
+
+
+class _Step(enum.Enum):
+    """What the turn loop does after one turn."""
+
+    NEXT = "next"  # committed; read the next pending message
+    DONE = "done"  # committed, nothing left pending: the commit released the lease
+    RETRY = "retry"  # the commit lost a race: read again and retry
+    STOP = "stop"  # the message cannot be processed here: leave it to a later sweep
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +204,7 @@ class TurnRunner:
                 # One store call per turn: it takes or renews the lease (so a slow turn never
                 # outlives it and no other process works on the conversation meanwhile) and
                 # reads the next message with everything the turn needs. With nothing left
-                # it releases the lease.
+                # it releases the lease; so does the commit of the last pending message.
                 window = self._windows.get(conversation_id)
                 state = await self.store.next_turn(
                     conversation_id, lease=lease, owner=self.owner, lease_seconds=self.lease_seconds,
@@ -204,7 +214,13 @@ class TurnRunner:
                     holding = False
                     return  # another process has it (the sweeper retries if it dies), or all done
                 holding = True
-                if not await self._process(state, window):
+                step = await self._process(state, window, lease)
+                if step is _Step.DONE:
+                    holding = False
+                    return
+                if step is _Step.STOP:
+                    return
+                if step is _Step.RETRY:
                     self._windows.pop(conversation_id, None)
                     count = conflicts[state.item.id] = conflicts.get(state.item.id, 0) + 1
                     if count >= MAX_CONFLICTS:
@@ -217,22 +233,22 @@ class TurnRunner:
                 except StoreError as exc:
                     log.warning("turn.release_failed", conversation=conversation_id, error=str(exc))
 
-    async def _process(self, state: TurnState, window: _Window | None) -> bool:
-        """Run one turn; False if its commit lost a race (the caller reads again and retries)."""
+    async def _process(self, state: TurnState, window: _Window | None, lease: str) -> _Step:
+        """Run one turn under ``lease``."""
         assert state.item is not None
         message = state.item.inbound
         bot = self.bots.get(message.bot)
         if bot is None:
-            log.error("turn.unknown_bot", bot=message.bot)
-            return True
+            log.error("turn.unknown_bot", bot=message.bot, conversation=state.item.conversation_id)
+            return _Step.STOP
         if state.conversation is None or state.contact is None:
             log.warning("turn.conversation_gone", conversation=state.item.conversation_id)
-            return True
+            return _Step.STOP
         # A typing indicator only when the answer takes long enough for a person to wonder;
         # fast turns would pay one extra platform call per message for nothing.
         typing = asyncio.get_running_loop().call_later(self.typing_delay, self.on_typing, message)
         try:
-            return await self._turn(state, window, bot)
+            return await self._turn(state, window, bot, lease)
         finally:
             typing.cancel()
 
@@ -252,7 +268,7 @@ class TurnRunner:
         if len(self._windows) > WINDOW_CACHE_SIZE:
             self._windows.popitem(last=False)
 
-    async def _turn(self, state: TurnState, window: _Window | None, bot: BotRuntime) -> bool:
+    async def _turn(self, state: TurnState, window: _Window | None, bot: BotRuntime, lease: str) -> _Step:
         started = time.perf_counter()
         item, conversation, contact = state.item, state.conversation, state.contact
         assert item is not None and conversation is not None and contact is not None
@@ -274,21 +290,21 @@ class TurnRunner:
         replies = [r for r in output.replies if r.text or r.buttons or r.attachments]
         events = merge_events(output.events, reply_events(replies, outbound, message.channel))
         events = [e if e.channel else Event(e.type, e.data, message.channel, e.timestamp) for e in events]
-        claimed: list[OutboxItem] = []
         try:
-            if self.on_claimed is None:
-                saved = await self.store.commit_turn(
-                    output.conversation, inbox_ids=[item.id], events=events, outbound=outbound)
-            else:  # the first reply is claimed for this process's sender in the same store call
-                saved, claimed = await self.store.commit_turn_claiming(
-                    output.conversation, inbox_ids=[item.id], events=events, outbound=outbound,
-                    owner=self.owner, lease_seconds=self.send_lease_seconds,
-                )
+            # One store call: the commit, the first reply claimed for this process's sender,
+            # and the lease released if this was the last pending message (unless an
+            # after-commit hook still has work, which it does under the lease).
+            after = any(hook.has_work(ctx, output) for hook in bot.after)
+            commit = await self.store.finish_turn(
+                output.conversation, inbox_ids=[item.id], events=events, outbound=outbound,
+                owner=self.owner, lease_seconds=self.send_lease_seconds,
+                claim=self.on_claimed is not None, release=None if after else lease,
+            )
         except ConcurrencyConflict:
-            return False
-        self._remember_window(saved, history)
-        if claimed and self.on_claimed is not None:
-            self.on_claimed(claimed, len(outbound) > len(claimed))  # (items, more queued behind them)
+            return _Step.RETRY
+        self._remember_window(commit.conversation, history)
+        if commit.claimed and self.on_claimed is not None:
+            self.on_claimed(commit.claimed, len(outbound) > len(commit.claimed))  # (items, more queued behind)
         elif outbound:
             self.on_outbound()
         metrics.TURNS.labels(message.bot, "handoff" if output.handoff else "ok").inc()
@@ -299,7 +315,7 @@ class TurnRunner:
             except Exception:
                 metrics.ERRORS.labels("after_commit").inc()
                 log.exception("turn.after_commit_failed", hook=type(hook).__name__, conversation=conversation.id)
-        return True
+        return _Step.DONE if commit.released else _Step.NEXT
 
     @staticmethod
     def _failure_output(ctx: TurnContext) -> TurnOutput:

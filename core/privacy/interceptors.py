@@ -133,9 +133,12 @@ class LinkCodeInterceptor:
             return self._output(ctx, texts["issued"].format(code=code, minutes=minutes))
         return None
 
+    def has_work(self, ctx: TurnContext, output: TurnOutput) -> bool:
+        return bool(output.meta.get(LINK_ACTION) == "link_contacts")
+
     async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
         """After a redeemed code's turn: merge, then confirm on the channel the code was typed in."""
-        if output.meta.get(LINK_ACTION) != "link_contacts":
+        if not self.has_work(ctx, output):
             return
         keep_id = output.meta["link_keep"]
         message = ctx.turn.message
@@ -177,8 +180,11 @@ class ForgetAfterCommit:
         self.privacy = privacy
         self.store = store
 
+    def has_work(self, ctx: TurnContext, output: TurnOutput) -> bool:
+        return bool(output.meta.get(LINK_ACTION) == FORGET_ACTION)
+
     async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
-        if output.meta.get(LINK_ACTION) != FORGET_ACTION:
+        if not self.has_work(ctx, output):
             return
         message = ctx.turn.message
         contact_id = ctx.turn.contact.id

@@ -72,6 +72,19 @@ class TurnState:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnCommit:
+    """What `Store.finish_turn` wrote and took.
+
+    ``claimed``: the replies now leased to the caller's sender (at most the first).
+    ``released``: nothing of the conversation is left pending and the turn lease is released.
+    """
+
+    conversation: Conversation
+    claimed: list[OutboxItem] = field(default_factory=list)
+    released: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     actor: str
     action: str
@@ -231,7 +244,7 @@ class Store(ABC):
         events = await self.transcript(conversation_id, limit=history)
         return TurnState(items[0], conversation, contact, events)
 
-    async def commit_turn_claiming(
+    async def finish_turn(
         self,
         conversation: Conversation,
         *,
@@ -240,16 +253,26 @@ class Store(ABC):
         outbound: Sequence[Outbound] = (),
         owner: str,
         lease_seconds: float,
-    ) -> tuple[Conversation, list[OutboxItem]]:
-        """`commit_turn`, and claim for ``owner`` the first of ``outbound`` if it is now its
-        conversation's next item to send (as `claim_outbox` would), so the sender can send
-        it without another round trip.
+        claim: bool = True,
+        release: str | None = None,
+    ) -> TurnCommit:
+        """`commit_turn`, then, in the same unit where the store can:
 
-        This default claims nothing (the sender's `claim_outbox` finds the items); a
-        store that can do both atomically overrides it.
+        - ``claim``: claim for ``owner`` the first of ``outbound`` if it is now its
+          conversation's next item to send (as `claim_outbox` would, leased for
+          ``lease_seconds``), so the sender sends it without another round trip;
+        - ``release``: when no inbox item of the conversation is left pending, release
+          that turn lease of ``owner`` (the turn loop then ends without another call).
+
+        This default composes the single calls and claims nothing (the sender's
+        `claim_outbox` finds the items); a store that can do it atomically overrides it.
         """
         saved = await self.commit_turn(conversation, inbox_ids=inbox_ids, events=events, outbound=outbound)
-        return saved, []
+        released = False
+        if release is not None and not await self.pending_inbox(conversation.id, limit=1):
+            await self.release_lease(release, owner)
+            released = True
+        return TurnCommit(saved, [], released)
 
     @abstractmethod
     async def append_events(

@@ -65,6 +65,7 @@ from core.store.base import (
     OutboxItem,
     OutboxState,
     Store,
+    TurnCommit,
     TurnState,
 )
 from core.store.migrations import MIGRATIONS
@@ -635,20 +636,23 @@ class SQLiteStore(Store):
         return await self._run(unit)
 
     @staticmethod
-    def _save_conversation(db: sqlite3.Connection, c: Conversation) -> Conversation:
+    def _save_conversation(db: sqlite3.Connection, c: Conversation, appended: int = 0) -> tuple[Conversation, int]:
+        """Write ``c`` if it is still the stored version, reserving ``appended`` event seqs;
+        the saved conversation and its last seq."""
         now = _now()
-        changed = db.execute(
+        row = db.execute(
             "UPDATE conversations SET status=?, assigned_agent=?, desk_thread=?, language=?, slots=?,"
-            " active_form=?, handoff_reason=?, version=version+1, updated_at=? WHERE id=? AND version=?",
+            " active_form=?, handoff_reason=?, version=version+1, last_seq=last_seq+?, updated_at=?"
+            " WHERE id=? AND version=? RETURNING last_seq",
             (c.status.value, c.assigned_agent, c.desk_thread, c.language, _dumps(c.slots),
-             c.active_form, c.handoff_reason, now, c.id, c.version),
-        ).rowcount
-        if not changed:
+             c.active_form, c.handoff_reason, appended, now, c.id, c.version),
+        ).fetchone()
+        if row is None:
             raise ConcurrencyConflict(f"conversation {c.id} changed since version {c.version}")
-        return c.evolve(version=c.version + 1, updated_at=_from_ts(now))
+        return c.evolve(version=c.version + 1, updated_at=_from_ts(now)), int(row[0])
 
     async def save_conversation(self, conversation: Conversation) -> Conversation:
-        return await self._tx(lambda db: self._save_conversation(db, conversation))
+        return await self._tx(lambda db: self._save_conversation(db, conversation)[0])
 
     # -- inbox -----------------------------------------------------------------------
     @staticmethod
@@ -717,7 +721,14 @@ class SQLiteStore(Store):
         ).fetchone()
         if row is None:
             raise NotFound(f"conversation {conversation_id}")
-        first = row[0] - len(events) + 1
+        return SQLiteStore._insert_events(db, conversation_id, events, row[0])
+
+    @staticmethod
+    def _insert_events(
+        db: sqlite3.Connection, conversation_id: str, events: Sequence[Event], last_seq: int
+    ) -> list[Event]:
+        """Insert ``events`` as the seqs up to ``last_seq`` (reserved by the caller)."""
+        first = last_seq - len(events) + 1
         stored = [
             Event(e.type, e.data, e.channel, e.timestamp, first + i) for i, e in enumerate(events)
         ]
@@ -754,11 +765,12 @@ class SQLiteStore(Store):
         events: Sequence[Event],
         outbound: Sequence[Outbound],
     ) -> Conversation:
-        saved = self._save_conversation(db, conversation)
+        saved, last_seq = self._save_conversation(db, conversation, len(events))
         for inbox_id in inbox_ids:
             if db.execute("UPDATE inbox SET processed=1 WHERE id=? AND processed=0", (inbox_id,)).rowcount != 1:
                 raise ConcurrencyConflict(f"inbox item {inbox_id} was already processed")
-        self._append(db, conversation.id, events)
+        if events:
+            self._insert_events(db, conversation.id, events, last_seq)
         self._enqueue(db, outbound)
         return saved
 
@@ -802,7 +814,7 @@ class SQLiteStore(Store):
 
         return await self._tx(unit)
 
-    async def commit_turn_claiming(
+    async def finish_turn(
         self,
         conversation: Conversation,
         *,
@@ -811,23 +823,34 @@ class SQLiteStore(Store):
         outbound: Sequence[Outbound] = (),
         owner: str,
         lease_seconds: float,
-    ) -> tuple[Conversation, list[OutboxItem]]:
-        def unit(db: sqlite3.Connection) -> tuple[Conversation, list[OutboxItem]]:
+        claim: bool = True,
+        release: str | None = None,
+    ) -> TurnCommit:
+        def unit(db: sqlite3.Connection) -> TurnCommit:
             saved = self._commit_turn(db, conversation, inbox_ids, events, outbound)
-            if not outbound:
-                return saved, []
-            first = outbound[0]
-            head = db.execute(
-                "SELECT id FROM outbox WHERE state='pending' AND conversation_id=? ORDER BY seq LIMIT 1",
-                (first.conversation_id,),
-            ).fetchone()
-            if head is None or head[0] != first.id:
-                return saved, []  # older replies of this conversation go first (the sender claims them)
-            db.execute("UPDATE outbox SET lease_owner=?, lease_until=? WHERE id=?",
-                       (owner, _now() + lease_seconds, first.id))
-            return saved, [OutboxItem(first)]
+            claimed = self._claim_head(db, outbound[0], owner, lease_seconds) if claim and outbound else []
+            released = False
+            if release is not None and db.execute(
+                "SELECT 1 FROM inbox WHERE conversation_id=? AND processed=0 LIMIT 1", (conversation.id,)
+            ).fetchone() is None:
+                db.execute("DELETE FROM leases WHERE name=? AND owner=?", (release, owner))
+                released = True
+            return TurnCommit(saved, claimed, released)
 
         return await self._tx(unit)
+
+    @staticmethod
+    def _claim_head(db: sqlite3.Connection, first: Outbound, owner: str, lease_seconds: float) -> list[OutboxItem]:
+        """Lease ``first`` to ``owner`` if it is its conversation's next item to send."""
+        head = db.execute(
+            "SELECT id FROM outbox WHERE state='pending' AND conversation_id=? ORDER BY seq LIMIT 1",
+            (first.conversation_id,),
+        ).fetchone()
+        if head is None or head[0] != first.id:
+            return []  # older replies of this conversation go first (the sender claims them)
+        db.execute("UPDATE outbox SET lease_owner=?, lease_until=? WHERE id=?",
+                   (owner, _now() + lease_seconds, first.id))
+        return [OutboxItem(first)]
 
     async def append_events(
         self, conversation_id: str, events: Sequence[Event], outbound: Sequence[Outbound] = ()

@@ -212,9 +212,10 @@ async def turn(store: SQLiteStore, chat: str, *texts: str, n: int = 1,
                                                        text=f"question {n}"))
     (item,) = await store.pending_inbox(conversation.id)
     out = [Outbound(conversation.id, BOT, "scripted", chat, text=t) for t in texts]
-    _, claimed = await store.commit_turn_claiming(
+    commit = await store.finish_turn(
         conversation, inbox_ids=[item.id], outbound=out, owner=owner, lease_seconds=30
     )
+    claimed = commit.claimed
     return out, claimed
 
 

@@ -36,7 +36,7 @@ from core.model import (
     Outbound,
     utcnow,
 )
-from core.store.base import AuditEntry, OutboxState, Store
+from core.store.base import AuditEntry, OutboxState, Store, TurnCommit
 
 BOT = "acme"
 OTHER_BOT = "globex"
@@ -629,7 +629,7 @@ class StoreContract:
         assert await store.claim_outbox("s1", limit=0, lease_seconds=30) == []
         assert await store.audit_log(limit=0) == []
 
-    # -- hot path: accept_inbound, next_turn, commit_turn_claiming ---------------------
+    # -- hot path: accept_inbound, next_turn, finish_turn -------------------------------
     async def test_accept_inbound_creates_contact_and_conversation_then_reuses_them(self, store: Store) -> None:
         first = await store.accept_inbound(replace(inbound(1), display_name="Ada"))
         assert first is not None and first.stored is True
@@ -808,13 +808,13 @@ class StoreContract:
         assert state is not None and state.since_seq is None and [e.seq for e in state.events] == [5, 6, 7]
         assert state.conversation == moved
 
-    async def test_commit_turn_claiming_commits_like_commit_turn(self, store: Store) -> None:
+    async def test_finish_turn_commits_like_commit_turn(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         await store.ingest(conv.id, inbound(1))
         await store.ingest(conv.id, inbound(2))
         items = await store.pending_inbox(conv.id)
         first, second = outbound(conv, "Hi!"), outbound(conv, "How can I help?")
-        saved, claimed = await store.commit_turn_claiming(
+        commit = await store.finish_turn(
             conv.evolve(language="en", slots={"greeted": True}),
             inbox_ids=[i.id for i in items],
             events=[event(1, "message 1"), event(2, "Hi!", kind="bot")],
@@ -822,6 +822,7 @@ class StoreContract:
             owner="s1",
             lease_seconds=30,
         )
+        saved, claimed = commit.conversation, commit.claimed
         assert saved.version == 1 and saved.slots == {"greeted": True} and saved.language == "en"
         assert await store.get_conversation(conv.id) == saved
         assert await store.pending_inbox(conv.id) == []
@@ -839,14 +840,15 @@ class StoreContract:
         await store.outbox_sent(first.id, "telegram:1")
         assert [i.outbound.id for i in await store.claim_outbox("s2", limit=10, lease_seconds=30)] == [second.id]
 
-    async def test_commit_turn_claiming_lease_expires_like_a_claim(self, store: Store) -> None:
+    async def test_finish_turn_lease_expires_like_a_claim(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         await store.ingest(conv.id, inbound(1))
         (item,) = await store.pending_inbox(conv.id)
         reply = outbound(conv, "Hi!")
-        _, claimed = await store.commit_turn_claiming(
+        commit = await store.finish_turn(
             conv, inbox_ids=[item.id], outbound=[reply], owner="s1", lease_seconds=0.2
         )
+        claimed = commit.claimed
         if claimed:
             assert [i.outbound.id for i in claimed] == [reply.id]
             assert await store.claim_outbox("s2", limit=10, lease_seconds=30) == []
@@ -854,20 +856,21 @@ class StoreContract:
         reclaimed = await store.claim_outbox("s2", limit=10, lease_seconds=30)
         assert [i.outbound.id for i in reclaimed] == [reply.id]
 
-    async def test_commit_turn_claiming_without_replies_claims_nothing(self, store: Store) -> None:
+    async def test_finish_turn_without_replies_claims_nothing(self, store: Store) -> None:
         _, a = await contact_and_conversation(store, "u1")
         _, b = await contact_and_conversation(store, "u2")
         (waiting,) = await queue(store, b, "b1")  # another conversation's reply is not this turn's
         await store.ingest(a.id, inbound(1))
         (item,) = await store.pending_inbox(a.id)
-        saved, claimed = await store.commit_turn_claiming(
+        commit = await store.finish_turn(
             a, inbox_ids=[item.id], events=[event(1)], owner="s1", lease_seconds=30
         )
+        saved, claimed = commit.conversation, commit.claimed
         assert claimed == [] and saved.version == a.version + 1
         assert [i.outbound.id for i in await store.claim_outbox("s2", limit=10, lease_seconds=30)] == [waiting.id]
 
     @pytest.mark.parametrize("older_state", ["pending", "leased", "retrying"])
-    async def test_commit_turn_claiming_keeps_the_order_behind_an_older_reply(
+    async def test_finish_turn_keeps_the_order_behind_an_older_reply(
         self, store: Store, older_state: str
     ) -> None:
         _, conv = await contact_and_conversation(store)
@@ -880,9 +883,10 @@ class StoreContract:
         await store.ingest(conv.id, inbound(1))
         (item,) = await store.pending_inbox(conv.id)
         newer, newest = outbound(conv, "newer"), outbound(conv, "newest")
-        saved, claimed = await store.commit_turn_claiming(
+        commit = await store.finish_turn(
             conv, inbox_ids=[item.id], events=[event(1)], outbound=[newer, newest], owner="s1", lease_seconds=30
         )
+        saved, claimed = commit.conversation, commit.claimed
         assert claimed == []  # the older reply goes first
         assert saved.version == conv.version + 1 and await store.pending_inbox(conv.id) == []
         newer_item = await store.get_outbox_item(newer.id)
@@ -897,7 +901,7 @@ class StoreContract:
         await store.outbox_sent(older.id, "telegram:1")
         assert [i.outbound.id for i in await store.claim_outbox("s2", limit=10, lease_seconds=30)] == [newer.id]
 
-    async def test_commit_turn_claiming_after_the_older_reply_was_sent(self, store: Store) -> None:
+    async def test_finish_turn_after_the_older_reply_was_sent(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         (older,) = await queue(store, conv, "older reply")
         await store.claim_outbox("s0", limit=10, lease_seconds=30)
@@ -905,21 +909,22 @@ class StoreContract:
         await store.ingest(conv.id, inbound(1))
         (item,) = await store.pending_inbox(conv.id)
         reply = outbound(conv, "newer")
-        _, claimed = await store.commit_turn_claiming(
+        commit = await store.finish_turn(
             conv, inbox_ids=[item.id], outbound=[reply], owner="s1", lease_seconds=30
         )
+        claimed = commit.claimed
         assert [i.outbound.id for i in claimed] in ([], [reply.id])
         others = await store.claim_outbox("s2", limit=10, lease_seconds=30)
         assert [i.outbound.id for i in others] == ([] if claimed else [reply.id])
 
-    async def test_commit_turn_claiming_with_a_stale_version_writes_and_claims_nothing(self, store: Store) -> None:
+    async def test_finish_turn_with_a_stale_version_writes_and_claims_nothing(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         await store.ingest(conv.id, inbound(1))
         (item,) = await store.pending_inbox(conv.id)
         await store.save_conversation(conv.evolve(language="de"))  # someone else moved on
         reply = outbound(conv, "stale reply")
         with pytest.raises(ConcurrencyConflict):
-            await store.commit_turn_claiming(
+            await store.finish_turn(
                 conv.evolve(language="fr"), inbox_ids=[item.id], events=[event(1)], outbound=[reply],
                 owner="s1", lease_seconds=30,
             )
@@ -931,7 +936,7 @@ class StoreContract:
         stored = await store.get_conversation(conv.id)
         assert stored is not None and stored.language == "de" and stored.version == 1
 
-    async def test_commit_turn_claiming_of_an_already_processed_message_writes_and_claims_nothing(
+    async def test_finish_turn_of_an_already_processed_message_writes_and_claims_nothing(
         self, store: Store
     ) -> None:
         _, conv = await contact_and_conversation(store)
@@ -940,7 +945,7 @@ class StoreContract:
         saved = await store.commit_turn(conv, inbox_ids=[item.id], events=[event(1, "first answer")])
         late = outbound(conv, "second answer to the same message")
         with pytest.raises(ConcurrencyConflict):
-            await store.commit_turn_claiming(
+            await store.finish_turn(
                 saved, inbox_ids=[item.id], events=[event(1, "again")], outbound=[late], owner="s1", lease_seconds=30
             )
         assert [e.data["text"] for e in await store.transcript(conv.id)] == ["first answer"]
@@ -949,26 +954,69 @@ class StoreContract:
         stored = await store.get_conversation(conv.id)
         assert stored is not None and stored.version == saved.version
 
-    async def test_concurrent_commit_turn_claiming_commits_and_claims_one_turn(self, store: Store) -> None:
+    async def test_concurrent_finish_turn_commits_and_claims_one_turn(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         await store.ingest(conv.id, inbound(1))
         (item,) = await store.pending_inbox(conv.id)
         replies = [outbound(conv, f"reply {n}") for n in range(3)]
         results = await asyncio.gather(
-            *(store.commit_turn_claiming(conv, inbox_ids=[item.id], events=[event(n, f"turn {n}")],
-                                         outbound=[replies[n]], owner=f"s{n}", lease_seconds=30)
+            *(store.finish_turn(conv, inbox_ids=[item.id], events=[event(n, f"turn {n}")],
+                                outbound=[replies[n]], owner=f"s{n}", lease_seconds=30)
               for n in range(3)),
             return_exceptions=True,
         )
         assert sum(isinstance(r, ConcurrencyConflict) for r in results) == 2
         winner = next(n for n, r in enumerate(results) if not isinstance(r, BaseException))
-        saved, claimed = results[winner]  # type: ignore[misc]
+        won = results[winner]
+        assert isinstance(won, TurnCommit)
+        saved, claimed = won.conversation, won.claimed
         assert saved == await store.get_conversation(conv.id)
         assert [i.outbound.id for i in claimed] in ([], [replies[winner].id])
         assert [e.data["text"] for e in await store.transcript(conv.id)] == [f"turn {winner}"]
         assert [await store.get_outbox_item(r.id) is not None for r in replies] == [n == winner for n in range(3)]
         others = await store.claim_outbox("late", limit=10, lease_seconds=30)
         assert [i.outbound.id for i in others] == ([] if claimed else [replies[winner].id])
+
+    async def test_finish_turn_releases_the_turn_lease_with_nothing_left_pending(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        lease = f"turn:{conv.id}"
+        await store.ingest(conv.id, inbound(1))
+        state = await store.next_turn(conv.id, lease=lease, owner="w1", lease_seconds=30, history=10)
+        assert state is not None and state.item is not None and state.conversation is not None
+        commit = await store.finish_turn(state.conversation, inbox_ids=[state.item.id], events=[event(1)],
+                                         owner="w1", lease_seconds=30, release=lease)
+        assert commit.released and commit.conversation.version == conv.version + 1
+        assert await store.acquire_lease(lease, "w2", 30)  # free for the next turn, whoever takes it
+
+    async def test_finish_turn_keeps_the_turn_lease_while_messages_wait(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        lease = f"turn:{conv.id}"
+        await store.ingest(conv.id, inbound(1))
+        state = await store.next_turn(conv.id, lease=lease, owner="w1", lease_seconds=30, history=10)
+        assert state is not None and state.item is not None and state.conversation is not None
+        await store.ingest(conv.id, inbound(2))  # arrived during the turn
+        commit = await store.finish_turn(state.conversation, inbox_ids=[state.item.id], events=[event(1)],
+                                         owner="w1", lease_seconds=30, release=lease)
+        assert not commit.released
+        assert not await store.acquire_lease(lease, "w2", 30)
+        following = await store.next_turn(conv.id, lease=lease, owner="w1", lease_seconds=30, history=10)
+        assert following is not None and following.item is not None
+        assert following.item.inbound.platform_message_id == inbound(2).platform_message_id
+
+    async def test_finish_turn_without_release_or_claim_keeps_the_lease_and_leaves_replies_queued(
+        self, store: Store
+    ) -> None:
+        _, conv = await contact_and_conversation(store)
+        lease = f"turn:{conv.id}"
+        await store.ingest(conv.id, inbound(1))
+        state = await store.next_turn(conv.id, lease=lease, owner="w1", lease_seconds=30, history=10)
+        assert state is not None and state.item is not None and state.conversation is not None
+        reply = outbound(conv, "Hi!")
+        commit = await store.finish_turn(state.conversation, inbox_ids=[state.item.id], outbound=[reply],
+                                         owner="w1", lease_seconds=30, claim=False)
+        assert commit.claimed == [] and not commit.released
+        assert not await store.acquire_lease(lease, "w2", 30)
+        assert [i.outbound.id for i in await store.claim_outbox("s2", limit=10, lease_seconds=30)] == [reply.id]
 
     # -- leases ------------------------------------------------------------------------
     async def test_lease_is_exclusive_between_owners(self, store: Store) -> None:
