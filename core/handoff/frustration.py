@@ -20,7 +20,7 @@ from functools import lru_cache
 from core.handoff import frustration_lexicon as lex
 from core.handoff.frustration_lexicon import fold
 
-__all__ = ["WEIGHTS", "FrustrationSignal", "frustration_score", "is_near_duplicate"]
+__all__ = ["HISTORY_WINDOW", "WEIGHTS", "FrustrationSignal", "frustration_score", "is_near_duplicate"]
 
 WEIGHTS: dict[str, float] = {
     "profanity": 0.8,
@@ -46,7 +46,7 @@ _SHOUTING = frozenset({"punctuation", "exclamations", "all_caps", "mild_profanit
 _POLITE_DAMPING = 0.6
 _POLITE_DAMPED = frozenset({"persistence", "negative", "mild_negative", "exclamations"})
 _STRONG = frozenset({"profanity", "strong_negative", "not_helping", "threat", "ignored"})
-_HISTORY_WINDOW = 5
+HISTORY_WINDOW = 5  # earlier customer messages a repeated question is looked for in
 
 _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("profanity", lex.PROFANITY),
@@ -90,14 +90,22 @@ def _hits(folded: str, entries: tuple[str, ...]) -> list[str]:
     return [m.group(0) for m in _pattern(entries).finditer(folded)]
 
 
+@lru_cache(maxsize=4096)  # a conversation's recent messages are compared again on each turn
 def _normalise_for_compare(text: str) -> str:
     return " ".join(re.findall(r"\w+", fold(text)))
 
 
+def _comparable(normalised: str) -> bool:
+    return len(normalised) >= 12 and normalised.count(" ") >= 2  # 12+ characters, 3+ words
+
+
 def is_near_duplicate(text: str, other: str) -> bool:
     """Two messages say the same thing (a repeated question), ignoring case and punctuation."""
-    a, b = _normalise_for_compare(text), _normalise_for_compare(other)
-    if len(a) < 12 or len(b) < 12 or len(a.split()) < 3:
+    a = _normalise_for_compare(text)
+    if not _comparable(a):
+        return False
+    b = _normalise_for_compare(other)
+    if len(b) < 12:
         return False
     if a == b:
         return True
@@ -154,8 +162,10 @@ def frustration_score(text: str, history_texts: Sequence[str] = ()) -> Frustrati
     punctuation = _punctuation(text)
     if punctuation:
         found[punctuation] = [""]
-    recent = list(history_texts)[-_HISTORY_WINDOW:]
-    if any(is_near_duplicate(text, earlier) for earlier in recent):
+    recent = list(history_texts)[-HISTORY_WINDOW:]
+    if recent and _comparable(_normalise_for_compare(text)) and any(
+        is_near_duplicate(text, earlier) for earlier in recent
+    ):
         found["repeated_question"] = [""]
 
     strong = bool(_STRONG & found.keys())

@@ -25,6 +25,7 @@ import structlog
 
 from core.engine import Reply, TurnOutput, Understanding
 from core.handoff import messages
+from core.handoff.frustration import HISTORY_WINDOW
 from core.handoff.messages import (
     BACK_TO_BOT_PAYLOAD,
     CALLBACK_PAYLOAD,
@@ -124,8 +125,15 @@ def _latest_intent(events: Sequence[Event], skip: frozenset[str]) -> str | None:
     return None
 
 
-def _user_texts(events: Sequence[Event]) -> list[str]:
-    return [str(e.data["text"]) for e in events if e.type == "user" and e.data.get("text")]
+def _user_texts(events: Sequence[Event], limit: int) -> list[str]:
+    """The customer's last ``limit`` message texts, oldest first."""
+    texts: list[str] = []
+    for event in reversed(events):
+        if event.type == "user" and event.data.get("text"):
+            texts.append(str(event.data["text"]))
+            if len(texts) == limit:
+                break
+    return texts[::-1]
 
 
 def _turns(events: Sequence[Event]) -> list[list[Event]]:
@@ -323,7 +331,7 @@ class HandoffPostProcessor:
         topic = _latest_intent([*ctx.turn.history, *output.events],
                                frozenset({"human_handoff", FALLBACK_INTENT}))
         text = ctx.turn.message.text or ""
-        signal = frustration_score(text, _user_texts(ctx.turn.history)) if text else None
+        signal = frustration_score(text, _user_texts(ctx.turn.history, HISTORY_WINDOW)) if text else None
         sentiment = -round(signal.score, 2) if signal is not None else None
         if output.handoff is not None:
             return HandoffPlan(reason=output.handoff.reason, detail=output.handoff.detail, intent=topic,
