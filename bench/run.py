@@ -181,6 +181,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         summary[f"duplicates_seen[{name}]"] = farm.get("duplicates", 0)
     if base:
         base_eff = base["peak"]["throughput_msgs_per_s"] / max(1e-9, base["resources"]["cpu_percent"] / 100)
+        summary["baseline_runs_msgs_per_s"] = results.get("baseline_runs", [])
         summary["baseline_msgs_per_cpu_second"] = round(base_eff, 1)
         summary["driver_cpu_percent_during_baseline"] = base["driver_resources"]["cpu_percent"]
     if results.get("rss"):
@@ -207,9 +208,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
         work = Path(tmp)
         try:
+            baselines = []
             if not args.skip_baseline:
                 log("baseline")
-                results["baseline"] = await run_baseline(fakes, work, args)
+                baselines.append(await run_baseline(fakes, work, args))
             for engine in args.engines:
                 if engine == "project" and not project_engine_available():
                     results["farms"][engine] = {"skipped": "core.dialogue.engine (RasaEngine) is not available yet"}
@@ -219,6 +221,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 results["farms"][engine] = await run_farm(fakes, work, args, engine)
                 results["farms"][engine]["duplicates"] = fakes.replies.duplicates() - before
                 results["farms"][engine]["replies_beyond_the_first"] = fakes.replies.unmatched - unmatched
+            if baselines and args.engines:
+                # Once more after the farms: a baseline that a noisy moment held back would
+                # flatter the ratios; they are taken against the faster of the two runs.
+                log("baseline again")
+                baselines.append(await run_baseline(fakes, work, args))
+            if baselines:
+                results["baseline_runs"] = [b["peak"]["throughput_msgs_per_s"] for b in baselines]
+                results["baseline"] = max(baselines, key=lambda b: b["peak"]["throughput_msgs_per_s"])
             if args.rss_conversations:
                 log("rss")
                 results["rss"] = await run_rss(fakes, work, args)
