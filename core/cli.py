@@ -17,7 +17,7 @@ import typer
 
 from core import logging as sb_logging
 from core.config import EnvSettings, FarmConfig, load_farm_config
-from core.errors import ConfigError
+from core.errors import ConfigError, StoreUnavailable
 from core.privacy.masking import LogMasker, Masker
 
 app = typer.Typer(
@@ -52,7 +52,11 @@ def run(
     sb_logging.configure(env.log_level or farm_config.log_level, env.log_format or farm_config.log_format, masker)
     listen_host = host or farm_config.server.host
     listen_port = port if port is not None else farm_config.server.port
-    asyncio.run(_serve(farm_config, listen_host, listen_port))
+    try:
+        asyncio.run(_serve(farm_config, listen_host, listen_port))
+    except StoreUnavailable as exc:
+        typer.echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 async def _serve(config: FarmConfig, host: str, port: int) -> None:

@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 from core.config import FarmConfig
 from core.delivery.sender import OutboxSender
 from core.engine import Engine
-from core.errors import ConfigError
+from core.errors import ConfigError, StoreUnavailable
 from core.identity import IdentityService
 from core.model import Inbound
 from core.pipeline.context import FarmAdapterContext
@@ -99,6 +99,11 @@ class Farm:
             self.store = open_store(config)
         store = self.store
         await store.open()
+        try:
+            store.serve_check()
+        except StoreUnavailable:
+            await store.close()
+            raise
         for bot in config.bots:
             if bot not in self.engines:
                 self.engines[bot] = await load_engine(config, bot)

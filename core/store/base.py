@@ -109,6 +109,11 @@ class Store(ABC):
     async def ping(self) -> None:
         """Raise `StoreUnavailable` if the store cannot serve requests now."""
 
+    def serve_check(self) -> None:
+        """Raise `StoreUnavailable` if a farm must not serve from this (open) store, e.g.
+        because another farm process already does and the store cannot be shared.
+        A farm calls it once at start; stores that any number of processes share pass."""
+
     # -- contacts ------------------------------------------------------------------
     @abstractmethod
     async def resolve_contact(

@@ -21,9 +21,11 @@ Where a batch runs:
 - **Checkpoints** (the only ``fsync`` in WAL mode) run on a second connection in a
   background thread every ``checkpoint_interval`` seconds, never inside a commit.
 
-Many processes on one file are not supported (use MongoDB to scale out): the
-process holding the file's OS lock clears leases left by a killed predecessor at
-open; ``busy_timeout`` still makes a second reader (``switchboard export``) safe.
+A farm on SQLite is one process (use MongoDB to scale out). The store that holds
+the file's OS lock is that process: it keeps the named leases (turns, pollers) in
+memory, so taking and releasing a turn writes nothing, and a second farm on the
+file refuses to start (`serve_check`). Other openers (``switchboard export``,
+``forget``) use the leases table and wait ``busy_timeout`` for the write lock.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import fcntl
 import functools
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -114,6 +117,9 @@ class SQLiteStore(Store):
         self._checkpointing: asyncio.Future[None] | None = None
         self._checkpoint_lock = asyncio.Lock()
         self._lock_file: IO[bytes] | None = None
+        # The named leases, in memory when this store is its file's only farm process
+        # (`serve_check`); None: in the leases table, shared with whoever else opened it.
+        self._leases: _MemoryLeases | None = None
 
     # -- plumbing ------------------------------------------------------------------
     async def open(self) -> None:
@@ -135,10 +141,13 @@ class SQLiteStore(Store):
             thread.shutdown(wait=False)
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._db, self._thread = db, thread
-        if self._take_process_lock():
+        owns_file = self._take_process_lock()
+        if owns_file:
             cleared = await self._direct(self._clear_stale_leases)
             if cleared:
                 log.info("store.stale_leases_cleared", count=cleared)
+        if owns_file or self.path == ":memory:":
+            self._leases = _MemoryLeases()
         if self.path != ":memory:" and self.checkpoint_interval > 0:
             self._checkpoint_db = await loop.run_in_executor(thread, functools.partial(
                 sqlite3.connect, self.path, isolation_level=None, check_same_thread=False))
@@ -240,6 +249,22 @@ class SQLiteStore(Store):
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+        self._leases = None
+
+    def serve_check(self) -> None:
+        """A farm serves from this file only if no other process does (see `Store.serve_check`).
+
+        The process that holds the file's OS lock is its only farm: its leases (turns,
+        pollers, sweeps) then live in memory, saving two writes per message, and end with
+        the process. Another farm on the same file would not see them, so it refuses.
+        """
+        if self._db is None:
+            raise StoreUnavailable("store is not open")
+        if self._leases is None:
+            raise StoreUnavailable(
+                f"{self.path} is already served by another farm process (it holds {self.path}.lock); "
+                "a farm on SQLite is one process: stop the other one, or use MongoDB to run several"
+            )
 
     async def ping(self) -> None:
         # Ready means able to take writes: an empty write transaction, which waits for
@@ -789,7 +814,7 @@ class SQLiteStore(Store):
         cached: tuple[int, int] | None = None,
     ) -> TurnState | None:
         def unit(db: sqlite3.Connection) -> TurnState | None:
-            if not self._acquire_lease(db, lease, owner, lease_seconds):
+            if not self._take_lease(db, lease, owner, lease_seconds):
                 return None
             row = db.execute(
                 "SELECT id, conversation_id, payload, received_at FROM inbox"
@@ -797,7 +822,7 @@ class SQLiteStore(Store):
                 (conversation_id,),
             ).fetchone()
             if row is None:
-                db.execute("DELETE FROM leases WHERE name=? AND owner=?", (lease, owner))
+                self._drop_lease(db, lease, owner)
                 return TurnState(None)
             item = self._inbox_item(row)
             conv_row = db.execute("SELECT * FROM conversations WHERE id=?", (conversation_id,)).fetchone()
@@ -816,7 +841,8 @@ class SQLiteStore(Store):
             ).fetchall()
             return TurnState(item, conversation, contact, [self._event(r) for r in rows])
 
-        return await self._tx(unit)
+        # With the leases in memory the unit only reads: no write transaction for it.
+        return await (self._run(unit) if self._leases is not None else self._tx(unit))
 
     async def finish_turn(
         self,
@@ -837,7 +863,7 @@ class SQLiteStore(Store):
             if release is not None and db.execute(
                 "SELECT 1 FROM inbox WHERE conversation_id=? AND processed=0 LIMIT 1", (conversation.id,)
             ).fetchone() is None:
-                db.execute("DELETE FROM leases WHERE name=? AND owner=?", (release, owner))
+                self._drop_lease(db, release, owner)
                 released = True
             return TurnCommit(saved, claimed, released)
 
@@ -952,7 +978,7 @@ class SQLiteStore(Store):
 
     # -- coordination ------------------------------------------------------------------
     @staticmethod
-    def _acquire_lease(db: sqlite3.Connection, name: str, owner: str, ttl_seconds: float) -> bool:
+    def _acquire_lease_row(db: sqlite3.Connection, name: str, owner: str, ttl_seconds: float) -> bool:
         now = _now()
         cursor = db.execute(
             "INSERT INTO leases (name, owner, expires_at) VALUES (?,?,?)"
@@ -962,11 +988,31 @@ class SQLiteStore(Store):
         )
         return cursor.rowcount == 1
 
+    def _take_lease(self, db: sqlite3.Connection, name: str, owner: str, ttl_seconds: float) -> bool:
+        if self._leases is not None:
+            return self._leases.acquire(name, owner, ttl_seconds)
+        return self._acquire_lease_row(db, name, owner, ttl_seconds)
+
+    def _drop_lease(self, db: sqlite3.Connection, name: str, owner: str) -> None:
+        if self._leases is not None:
+            self._leases.release(name, owner)
+        else:
+            db.execute("DELETE FROM leases WHERE name=? AND owner=?", (name, owner))
+
     async def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
-        return await self._tx(lambda db: self._acquire_lease(db, name, owner, ttl_seconds))
+        if self._leases is not None:
+            if self._db is None:
+                raise StoreUnavailable("store is not open")
+            return self._leases.acquire(name, owner, ttl_seconds)
+        return await self._tx(lambda db: self._acquire_lease_row(db, name, owner, ttl_seconds))
 
     async def release_lease(self, name: str, owner: str) -> None:
-        await self._tx(lambda db: db.execute("DELETE FROM leases WHERE name=? AND owner=?", (name, owner)))
+        if self._leases is not None:
+            if self._db is None:
+                raise StoreUnavailable("store is not open")
+            self._leases.release(name, owner)
+            return
+        await self._tx(lambda db: self._drop_lease(db, name, owner))
 
     async def remember(self, key: str, ttl_seconds: float) -> bool:
         def unit(db: sqlite3.Connection) -> bool:
@@ -1139,6 +1185,37 @@ class _Unit:
     write: bool
     future: asyncio.Future[Any]
     where: _Where
+
+
+class _MemoryLeases:
+    """Named leases (owner + expiry) with the leases table's semantics, in memory.
+
+    Used by the one farm process of a file; guarded by a lock because a batch may run
+    on the store's worker thread while the loop takes a lease.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._prune_at = 1024
+
+    def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        now = _now()
+        with self._lock:
+            held = self._held.get(name)
+            if held is not None and held[0] != owner and held[1] > now:
+                return False
+            self._held[name] = (owner, now + ttl_seconds)
+            if len(self._held) >= self._prune_at:  # leases of turns that never ended (cancelled)
+                self._held = {k: v for k, v in self._held.items() if v[1] > now}
+                self._prune_at = max(1024, 2 * len(self._held))
+            return True
+
+    def release(self, name: str, owner: str) -> None:
+        with self._lock:
+            held = self._held.get(name)
+            if held is not None and held[0] == owner:
+                del self._held[name]
 
 
 class _LockTaken(Exception):

@@ -17,10 +17,19 @@ def _sqlite(path: Path) -> Store:
     return SQLiteStore(str(path / "switchboard.db"))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mongodb", marks=pytest.mark.mongo)])
+@pytest.fixture(params=["sqlite", "sqlite-second-opener", pytest.param("mongodb", marks=pytest.mark.mongo)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An opened, empty store of each implementation."""
+    """An opened, empty store of each implementation.
+
+    ``sqlite-second-opener`` is a SQLite store on a file another store holds (as the CLI
+    opens the file a farm serves): its leases live in the file instead of in memory.
+    """
+    holder: Store | None = None
     if request.param == "sqlite":
+        instance = _sqlite(tmp_path)
+    elif request.param == "sqlite-second-opener":
+        holder = _sqlite(tmp_path)
+        await holder.open()
         instance = _sqlite(tmp_path)
     else:
         from core.store.mongo import MongoStore
@@ -32,3 +41,5 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield instance
     finally:
         await instance.close()
+        if holder is not None:
+            await holder.close()
