@@ -47,6 +47,7 @@ _POLITE_DAMPING = 0.6
 _POLITE_DAMPED = frozenset({"persistence", "negative", "mild_negative", "exclamations"})
 _STRONG = frozenset({"profanity", "strong_negative", "not_helping", "threat", "ignored"})
 HISTORY_WINDOW = 5  # earlier customer messages a repeated question is looked for in
+_SIMILAR = 0.88  # SequenceMatcher ratio from which two messages say the same
 
 _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("profanity", lex.PROFANITY),
@@ -59,6 +60,9 @@ _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("mild_profanity", lex.MILD_PROFANITY),
     ("mild_negative", lex.MILD_NEGATIVE),
 )
+# Every cue of every category: one search tells whether any category can match at all
+# (most messages have no cue; then the per-category passes are skipped).
+_ANY_CUE: tuple[str, ...] = tuple(entry for _, entries in _CATEGORIES for entry in entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,14 @@ def is_near_duplicate(text: str, other: str) -> bool:
         return True
     words_a, words_b = set(a.split()), set(b.split())
     jaccard = len(words_a & words_b) / len(words_a | words_b)
-    return jaccard >= 0.75 or SequenceMatcher(None, a, b).ratio() >= 0.88
+    if jaccard >= 0.75:
+        return True
+    # SequenceMatcher.ratio() is the costly part: first its cheap upper bounds (the length
+    # bound of real_quick_ratio, then quick_ratio), which rule most pairs out exactly.
+    if 2 * min(len(a), len(b)) / (len(a) + len(b)) < _SIMILAR:
+        return False
+    matcher = SequenceMatcher(None, a, b)
+    return matcher.quick_ratio() >= _SIMILAR and matcher.ratio() >= _SIMILAR
 
 
 def _all_caps(text: str) -> bool:
@@ -150,13 +161,14 @@ def frustration_score(text: str, history_texts: Sequence[str] = ()) -> Frustrati
     folded = fold(text)
     shielded = _pattern(lex.NEGATIVE_SHIELDS).sub(" ", folded)
     found: dict[str, list[str]] = {}
-    for name, entries in _CATEGORIES:
-        hits = _hits(shielded, entries)
-        if hits:
-            found[name] = hits
+    if _pattern(_ANY_CUE).search(shielded):
+        for name, entries in _CATEGORIES:
+            hits = _hits(shielded, entries)
+            if hits:
+                found[name] = hits
     # "immer noch nicht" is one cue, not also a mild "nicht"-less "immer noch".
     if "persistence" in found:
-        found["persistence"] = sorted(set(found["persistence"]), key=len, reverse=True)[:2]
+        found["persistence"] = sorted(dict.fromkeys(found["persistence"]), key=len, reverse=True)[:2]  # ties: first seen
     if _all_caps(text):
         found["all_caps"] = [""]
     punctuation = _punctuation(text)
@@ -169,8 +181,8 @@ def frustration_score(text: str, history_texts: Sequence[str] = ()) -> Frustrati
         found["repeated_question"] = [""]
 
     strong = bool(_STRONG & found.keys())
-    praised = bool(_hits(shielded, lex.POSITIVE)) and not strong and "persistence" not in found
-    polite = bool(_hits(shielded, lex.POLITE)) and not strong and "all_caps" not in found
+    praised = not strong and "persistence" not in found and _pattern(lex.POSITIVE).search(shielded) is not None
+    polite = not strong and "all_caps" not in found and _pattern(lex.POLITE).search(shielded) is not None
     weights: list[float] = []
     reasons: list[str] = []
     for name, hits in found.items():

@@ -243,7 +243,13 @@ def asks_for_human(text: str, words: Iterable[str] = DEFAULT_REQUEST_WORDS) -> b
             return True
     forms = _forms(word_tuple)
     for i, token in enumerate(tokens):
-        for base, inflected in forms:
-            if _token_matches(token, base, inflected) and not _excluded(tokens, i, base, folded):
+        for base in _matching_bases(token, forms):
+            if not _excluded(tokens, i, base, folded):
                 return True
     return False
+
+
+@lru_cache(maxsize=16_384)  # customers' words repeat; the typo and compound checks are the cost
+def _matching_bases(token: str, forms: tuple[tuple[str, frozenset[str]], ...]) -> tuple[str, ...]:
+    """The request words ``token`` is a form, typo or compound head of, in ``forms`` order."""
+    return tuple(base for base, inflected in forms if _token_matches(token, base, inflected))
