@@ -261,8 +261,8 @@ class TurnRunner:
         return [*window.events, *state.events][-HISTORY_LIMIT:]
 
     def _remember_window(self, saved: Conversation, history: list[Event]) -> None:
-        # The turn's own events get their seq from the store; the next turn reads them
-        # (and anything appended meanwhile) with after_seq, a few rows instead of sixty.
+        # The next turn reads only what was appended after the window (after_seq): a few
+        # rows or none instead of sixty.
         self._windows[saved.id] = _Window(saved.version, history)
         self._windows.move_to_end(saved.id)
         if len(self._windows) > WINDOW_CACHE_SIZE:
@@ -302,6 +302,11 @@ class TurnRunner:
             )
         except ConcurrencyConflict:
             return _Step.RETRY
+        stored = commit.events
+        if stored and stored[0].seq == (history[-1].seq if history else 0) + 1:
+            # Nothing was appended between the history read and the commit: the window
+            # stays current with the turn's own events, and the next turn reads none back.
+            history = [*history, *stored][-HISTORY_LIMIT:]
         self._remember_window(commit.conversation, history)
         if commit.claimed and self.on_claimed is not None:
             self.on_claimed(commit.claimed, len(outbound) > len(commit.claimed))  # (items, more queued behind)

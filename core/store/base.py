@@ -77,11 +77,14 @@ class TurnCommit:
 
     ``claimed``: the replies now leased to the caller's sender (at most the first).
     ``released``: nothing of the conversation is left pending and the turn lease is released.
+    ``events``: the turn's events as stored, with their seq; empty if the store does not
+    tell (the caller then reads them back when it needs them).
     """
 
     conversation: Conversation
     claimed: list[OutboxItem] = field(default_factory=list)
     released: bool = False
+    events: list[Event] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -784,7 +784,7 @@ class SQLiteStore(Store):
         events: Sequence[Event] = (),
         outbound: Sequence[Outbound] = (),
     ) -> Conversation:
-        return await self._tx(lambda db: self._commit_turn(db, conversation, inbox_ids, events, outbound))
+        return await self._tx(lambda db: self._commit_turn(db, conversation, inbox_ids, events, outbound)[0])
 
     def _commit_turn(
         self,
@@ -793,15 +793,15 @@ class SQLiteStore(Store):
         inbox_ids: Sequence[int],
         events: Sequence[Event],
         outbound: Sequence[Outbound],
-    ) -> Conversation:
+    ) -> tuple[Conversation, list[Event]]:
+        """The saved conversation and the events as stored (with their seq)."""
         saved, last_seq = self._save_conversation(db, conversation, len(events))
         for inbox_id in inbox_ids:
             if db.execute("UPDATE inbox SET processed=1 WHERE id=? AND processed=0", (inbox_id,)).rowcount != 1:
                 raise ConcurrencyConflict(f"inbox item {inbox_id} was already processed")
-        if events:
-            self._insert_events(db, conversation.id, events, last_seq)
+        stored = self._insert_events(db, conversation.id, events, last_seq) if events else []
         self._enqueue(db, outbound)
-        return saved
+        return saved, stored
 
     async def next_turn(
         self,
@@ -857,7 +857,7 @@ class SQLiteStore(Store):
         release: str | None = None,
     ) -> TurnCommit:
         def unit(db: sqlite3.Connection) -> TurnCommit:
-            saved = self._commit_turn(db, conversation, inbox_ids, events, outbound)
+            saved, stored = self._commit_turn(db, conversation, inbox_ids, events, outbound)
             claimed = self._claim_head(db, outbound[0], owner, lease_seconds) if claim and outbound else []
             released = False
             if release is not None and db.execute(
@@ -865,7 +865,7 @@ class SQLiteStore(Store):
             ).fetchone() is None:
                 self._drop_lease(db, release, owner)
                 released = True
-            return TurnCommit(saved, claimed, released)
+            return TurnCommit(saved, claimed, released, stored)
 
         return await self._tx(unit)
 

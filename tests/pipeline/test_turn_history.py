@@ -49,3 +49,36 @@ async def test_history_includes_events_appended_by_others_between_turns_once_and
         assert [t for _, t in third].count("user") == 2
     finally:
         await store.close()
+
+
+class AppendingEngine(RecordingEngine):
+    """Records histories; while answering "m2" an agent's note lands in the transcript."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        super().__init__()
+        self.store = store
+
+    async def handle(self, turn: TurnInput) -> TurnOutput:
+        if turn.message.text == "m2":
+            await self.store.append_events(turn.conversation.id, [Event("note", {"text": "typed meanwhile"})])
+        return await super().handle(turn)
+
+
+async def test_history_includes_events_appended_while_a_turn_ran(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    engine = AppendingEngine(store)
+    runner = TurnRunner(store, {"demo": BotRuntime("demo", engine, None)}, owner="test")
+    try:
+        contact = await store.resolve_contact("demo", Identity("webchat", "u", "u"))
+        conversation = await store.conversation_for("demo", contact.id)
+        for n in (1, 2, 3, 4):
+            await store.ingest(conversation.id, Inbound("demo", "webchat", "u", "u", f"webchat:{n}", text=f"m{n}"))
+            runner.schedule(conversation.id)
+            await runner.idle()
+        stored = [(e.seq, e.type) for e in await store.transcript(conversation.id)]
+        last = engine.histories[-1]
+        assert last == stored[: len(last)]  # the transcript as stored: the note once, in its place
+        assert ("note" in [t for _, t in last]) and [t for _, t in last].count("user") == 3
+    finally:
+        await store.close()

@@ -988,6 +988,17 @@ class StoreContract:
         assert commit.released and commit.conversation.version == conv.version + 1
         assert await store.acquire_lease(lease, "w2", 30)  # free for the next turn, whoever takes it
 
+    async def test_finish_turn_tells_the_events_as_stored_or_nothing(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.append_events(conv.id, [event(0, "earlier note", kind="note")])
+        await store.ingest(conv.id, inbound(1))
+        (item,) = await store.pending_inbox(conv.id)
+        commit = await store.finish_turn(conv, inbox_ids=[item.id], events=[event(1), event(2, "Hi!", kind="bot")],
+                                         owner="w1", lease_seconds=30)
+        transcript = await store.transcript(conv.id)
+        assert [(e.seq, e.type) for e in transcript] == [(1, "note"), (2, "user"), (3, "bot")]
+        assert commit.events in ([], transcript[1:])
+
     async def test_finish_turn_keeps_the_turn_lease_while_messages_wait(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         lease = f"turn:{conv.id}"
