@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import gc
 import itertools
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,82 +278,95 @@ async def _one(
         result.latencies.append(arrived - started)
 
 
-def settle_driver_heap() -> None:
-    """Keep the driver's own garbage collector out of the measurement.
+@contextlib.contextmanager
+def driver_gc_paused() -> Iterator[None]:
+    """Keep the driver's own garbage collector out of a measured phase.
 
     The driver keeps every reply it saw (duplicates are counted at the end), so its heap
     grows phase after phase; a full collection of it stalled the driver for up to 150 ms,
-    and the replies waiting meanwhile were counted as the farm's latency. Freezing what
-    earlier phases left, and collecting the young generation less often, keeps its
-    pauses to a few milliseconds.
+    and the replies waiting meanwhile were counted as the farm's latency. During a phase
+    the cyclic collector is off (what earlier phases left is frozen first); it runs
+    between phases.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(20_000, 50, 50)
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
 
 
 async def closed_loop(
     fakes: Fakes, base_url: str, bot: str, people: Sequence[Customer], duration: float,
     *, name: str = "closed", reply_timeout: float = 30.0, texts: Sequence[str] | None = None,
+    pause_gc: bool = False,
 ) -> PhaseResult:
-    """Each customer: send, wait for the reply, repeat; counts replies within ``duration``."""
-    settle_driver_heap()
+    """Each customer: send, wait for the reply, repeat; counts replies within ``duration``.
+
+    ``pause_gc``: no cyclic garbage collection in this process during the phase
+    (`driver_gc_paused`; the benchmark's driver, not tests sharing a process).
+    """
     result = PhaseResult(name, duration)
     counting = [True]
-    deadline = time.perf_counter() + duration
-    connector = aiohttp.TCPConnector(limit=len(people), force_close=False)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async def customer_loop(customer: Customer) -> None:
-            while time.perf_counter() < deadline:
-                await _one(session, fakes.replies, base_url, bot, customer, result, reply_timeout, counting, texts)
+    with driver_gc_paused() if pause_gc else contextlib.nullcontext():
+        deadline = time.perf_counter() + duration
+        connector = aiohttp.TCPConnector(limit=len(people), force_close=False)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def customer_loop(customer: Customer) -> None:
+                while time.perf_counter() < deadline:
+                    await _one(session, fakes.replies, base_url, bot, customer, result, reply_timeout, counting,
+                               texts)
 
-        started = time.perf_counter()
-        tasks = [asyncio.create_task(customer_loop(c)) for c in people]
-        await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
-        counting[0] = False  # replies after the deadline do not count towards throughput
-        result.duration = time.perf_counter() - started
-        await asyncio.wait(tasks, timeout=reply_timeout)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            started = time.perf_counter()
+            tasks = [asyncio.create_task(customer_loop(c)) for c in people]
+            await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
+            counting[0] = False  # replies after the deadline do not count towards throughput
+            result.duration = time.perf_counter() - started
+            await asyncio.wait(tasks, timeout=reply_timeout)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     return result
 
 
 async def open_loop(
     fakes: Fakes, base_url: str, bot: str, people: Sequence[Customer], rate: float, duration: float,
     *, name: str = "open", reply_timeout: float = 30.0, max_in_flight: int = 2000,
-    texts: Sequence[str] | None = None,
+    texts: Sequence[str] | None = None, pause_gc: bool = False,
 ) -> PhaseResult:
-    """Start ``rate`` messages per second (customers in turn) for ``duration``; latency of each."""
-    settle_driver_heap()
+    """Start ``rate`` messages per second (customers in turn) for ``duration``; latency of each
+    (``pause_gc`` as in `closed_loop`)."""
     result = PhaseResult(name, duration, offered_rate=rate)
     counting = [True]
-    connector = aiohttp.TCPConnector(limit=max(64, min(max_in_flight, len(people))))
-    async with aiohttp.ClientSession(connector=connector) as session:
-        tasks: set[asyncio.Task[None]] = set()
-        interval = 1.0 / rate
-        started = time.perf_counter()
-        sent = 0
-        ring = itertools.cycle(people)
-        while True:
-            due = started + sent * interval
-            now = time.perf_counter()
-            if due - started >= duration:
-                break
-            if due > now:
-                await asyncio.sleep(due - now)
-            if len(tasks) >= max_in_flight:
-                result.error("driver_backlog")
-            else:
-                task = asyncio.create_task(
-                    _one(session, fakes.replies, base_url, bot, next(ring), result, reply_timeout, counting, texts)
-                )
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            sent += 1
-        if tasks:
-            await asyncio.wait(list(tasks), timeout=reply_timeout)
-        for task in list(tasks):
-            task.cancel()
-        result.duration = duration
+    with driver_gc_paused() if pause_gc else contextlib.nullcontext():
+        connector = aiohttp.TCPConnector(limit=max(64, min(max_in_flight, len(people))))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            tasks: set[asyncio.Task[None]] = set()
+            interval = 1.0 / rate
+            started = time.perf_counter()
+            sent = 0
+            ring = itertools.cycle(people)
+            while True:
+                due = started + sent * interval
+                now = time.perf_counter()
+                if due - started >= duration:
+                    break
+                if due > now:
+                    await asyncio.sleep(due - now)
+                if len(tasks) >= max_in_flight:
+                    result.error("driver_backlog")
+                else:
+                    task = asyncio.create_task(
+                        _one(session, fakes.replies, base_url, bot, next(ring), result, reply_timeout, counting, texts)
+                    )
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                sent += 1
+            if tasks:
+                await asyncio.wait(list(tasks), timeout=reply_timeout)
+            for task in list(tasks):
+                task.cancel()
+            result.duration = duration
     return result

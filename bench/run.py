@@ -53,9 +53,9 @@ async def run_baseline(fakes: load.Fakes, work: Path, args: argparse.Namespace) 
     )
     try:
         people = load.customers(args.customers, channels=args.channels)
-        await load.closed_loop(fakes, proc.url, BOT, people, args.warmup, name="warmup")
+        await load.closed_loop(fakes, proc.url, BOT, people, args.warmup, name="warmup", pause_gc=True)
         with ResourceSampler(proc.pid) as sampler, ResourceSampler(os.getpid()) as driver:
-            peak = await load.closed_loop(fakes, proc.url, BOT, people, args.duration, name="baseline_peak")
+            peak = await load.closed_loop(fakes, proc.url, BOT, people, args.duration, name="baseline_peak", pause_gc=True)
         return {"peak": peak.as_dict(), "resources": sampler.result().as_dict(),
                 "driver_resources": driver.result().as_dict()}
     finally:
@@ -77,16 +77,16 @@ async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engi
         people = load.customers(args.customers, channels=args.channels)
         started = time.perf_counter()
         with ResourceSampler(proc.pid) as whole:
-            await load.closed_loop(fakes, proc.url, BOT, people, args.warmup, name="warmup", texts=texts)
+            await load.closed_loop(fakes, proc.url, BOT, people, args.warmup, name="warmup", texts=texts, pause_gc=True)
             with ResourceSampler(proc.pid) as sampler, ResourceSampler(os.getpid()) as driver:
                 peak = await load.closed_loop(fakes, proc.url, BOT, people, args.duration, name="farm_peak",
-                                              texts=texts)
+                                              texts=texts, pause_gc=True)
             out["peak"] = peak.as_dict()
             out["peak_resources"] = sampler.result().as_dict()
             out["driver_resources"] = driver.result().as_dict()
             rate = args.latency_rate or max(1.0, peak.throughput / 2)
             half = await load.open_loop(fakes, proc.url, BOT, people, rate, args.duration, name="farm_half_peak",
-                                        texts=texts)
+                                        texts=texts, pause_gc=True)
             out["half_peak"] = half.as_dict()
         out["resources"] = whole.result().as_dict()
         out["wall_s"] = round(time.perf_counter() - started, 1)
@@ -112,7 +112,7 @@ async def run_rss(fakes: load.Fakes, work: Path, args: argparse.Namespace) -> di
             existing.append(load.Customer(channel, user))
         people = existing + load.customers(args.customers, offset=10_000_000)
         with ResourceSampler(proc.pid) as sampler:
-            traffic = await load.closed_loop(fakes, proc.url, BOT, people, args.rss_seconds, name="rss_traffic")
+            traffic = await load.closed_loop(fakes, proc.url, BOT, people, args.rss_seconds, name="rss_traffic", pause_gc=True)
         usage = sampler.result()
     finally:
         await asyncio.to_thread(proc.stop)
