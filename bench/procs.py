@@ -35,12 +35,16 @@ def free_port() -> int:
 def write_farm_config(
     directory: Path, channels: dict[str, Any], *, bot: str = "bench", port: int | None = None,
     db_path: Path | None = None, delivery: dict[str, Any] | None = None, unlimited: bool = True,
-    project: Path = DEMO_PROJECT, log_level: str = "warning",
+    project: Path = DEMO_PROJECT, log_level: str = "warning", poll_interval: float | None = 0.05,
 ) -> tuple[Path, int, Path]:
-    """A farm.yml for one bot with ``channels``; returns (path, port, database path)."""
+    """A farm.yml for one bot with ``channels``; returns (path, port, database path).
+
+    ``poll_interval``: the outbox's (fault tests: short, so recovery is quick); None
+    keeps the farm's default, as the benchmark measures it.
+    """
     port = port or free_port()
     db_path = db_path or directory / "switchboard.db"
-    settings: dict[str, Any] = {"poll_interval": 0.05}
+    settings: dict[str, Any] = {} if poll_interval is None else {"poll_interval": poll_interval}
     if unlimited:
         settings["rate_limits"] = {name: dict(UNLIMITED) for name in channels}
     settings.update(delivery or {})

@@ -65,7 +65,7 @@ async def run_baseline(fakes: load.Fakes, work: Path, args: argparse.Namespace) 
 async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engine: str) -> dict[str, Any]:
     directory = work / f"farm-{engine.replace('+', '-')}"
     directory.mkdir()
-    config, port, _ = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT)
+    config, port, _ = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT, poll_interval=None)
     base, *variants = engine.split("+")
     env = {}
     if "no-typing" in variants:
@@ -100,7 +100,7 @@ async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engi
 async def run_rss(fakes: load.Fakes, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     directory = work / "rss"
     directory.mkdir()
-    config, port, db_path = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT)
+    config, port, db_path = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT, poll_interval=None)
     log(f"seeding {args.rss_conversations} conversations")
     seconds = await asyncio.to_thread(seed, db_path, args.rss_conversations, BOT)
     proc = await asyncio.to_thread(procs.start_farm, config, port, engine="echo")
