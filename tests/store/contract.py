@@ -36,7 +36,7 @@ from core.model import (
     Outbound,
     utcnow,
 )
-from core.store.base import AuditEntry, OutboxState, Store, TurnCommit
+from core.store.base import AuditEntry, OutboxState, Store, TurnCommit, TurnState
 
 BOT = "acme"
 OTHER_BOT = "globex"
@@ -77,6 +77,16 @@ async def contact_and_conversation(
 ) -> tuple[Contact, Conversation]:
     contact = await store.resolve_contact(bot, identity(user, channel))
     return contact, await store.conversation_for(bot, contact.id)
+
+
+async def turn_started(store: Store) -> tuple[Conversation, str, TurnState]:
+    """A conversation with message 1 pending, its turn started by owner "w1" (lease taken)."""
+    _, conv = await contact_and_conversation(store)
+    lease = f"turn:{conv.id}"
+    await store.ingest(conv.id, inbound(1))
+    state = await store.next_turn(conv.id, lease=lease, owner="w1", lease_seconds=30, history=10)
+    assert state is not None
+    return conv, lease, state
 
 
 async def queue(store: Store, conv: Conversation, *texts: str) -> list[Outbound]:
@@ -978,11 +988,8 @@ class StoreContract:
         assert [i.outbound.id for i in others] == ([] if claimed else [replies[winner].id])
 
     async def test_finish_turn_releases_the_turn_lease_with_nothing_left_pending(self, store: Store) -> None:
-        _, conv = await contact_and_conversation(store)
-        lease = f"turn:{conv.id}"
-        await store.ingest(conv.id, inbound(1))
-        state = await store.next_turn(conv.id, lease=lease, owner="w1", lease_seconds=30, history=10)
-        assert state is not None and state.item is not None and state.conversation is not None
+        conv, lease, state = await turn_started(store)
+        assert state.item is not None and state.conversation is not None
         commit = await store.finish_turn(state.conversation, inbox_ids=[state.item.id], events=[event(1)],
                                          owner="w1", lease_seconds=30, release=lease)
         assert commit.released and commit.conversation.version == conv.version + 1
@@ -1000,11 +1007,8 @@ class StoreContract:
         assert commit.events in ([], transcript[1:])
 
     async def test_finish_turn_keeps_the_turn_lease_while_messages_wait(self, store: Store) -> None:
-        _, conv = await contact_and_conversation(store)
-        lease = f"turn:{conv.id}"
-        await store.ingest(conv.id, inbound(1))
-        state = await store.next_turn(conv.id, lease=lease, owner="w1", lease_seconds=30, history=10)
-        assert state is not None and state.item is not None and state.conversation is not None
+        conv, lease, state = await turn_started(store)
+        assert state.item is not None and state.conversation is not None
         await store.ingest(conv.id, inbound(2))  # arrived during the turn
         commit = await store.finish_turn(state.conversation, inbox_ids=[state.item.id], events=[event(1)],
                                          owner="w1", lease_seconds=30, release=lease)
@@ -1017,11 +1021,8 @@ class StoreContract:
     async def test_finish_turn_without_release_or_claim_keeps_the_lease_and_leaves_replies_queued(
         self, store: Store
     ) -> None:
-        _, conv = await contact_and_conversation(store)
-        lease = f"turn:{conv.id}"
-        await store.ingest(conv.id, inbound(1))
-        state = await store.next_turn(conv.id, lease=lease, owner="w1", lease_seconds=30, history=10)
-        assert state is not None and state.item is not None and state.conversation is not None
+        conv, lease, state = await turn_started(store)
+        assert state.item is not None and state.conversation is not None
         reply = outbound(conv, "Hi!")
         commit = await store.finish_turn(state.conversation, inbox_ids=[state.item.id], outbound=[reply],
                                          owner="w1", lease_seconds=30, claim=False)
