@@ -175,9 +175,7 @@ def frustration_score(text: str, history_texts: Sequence[str] = ()) -> Frustrati
     if punctuation:
         found[punctuation] = [""]
     recent = list(history_texts)[-HISTORY_WINDOW:]
-    if recent and _comparable(_normalise_for_compare(text)) and any(
-        is_near_duplicate(text, earlier) for earlier in recent
-    ):
+    if any(is_near_duplicate(text, earlier) for earlier in recent):
         found["repeated_question"] = [""]
 
     strong = bool(_STRONG & found.keys())

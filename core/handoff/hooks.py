@@ -351,10 +351,10 @@ class HandoffPostProcessor:
 class HandoffAfterCommit:
     """Tells the desks once the turn is durable (a desk never hears of a turn that was rolled back)."""
 
+    ACTIONS = frozenset({"open", "relay", "status", "release", "csat", "csat_skipped"})  # those `committed` handles
+
     def __init__(self, service: HandoffService) -> None:
         self.service = service
-
-    ACTIONS = frozenset({"open", "relay", "status", "release", "csat", "csat_skipped"})
 
     def has_work(self, ctx: TurnContext, output: TurnOutput) -> bool:
         return (ctx.state.get(STATE) or {}).get("action") in self.ACTIONS
