@@ -87,6 +87,9 @@ class RasaProject:
         return None
 
 
+NUMERIC_SETTINGS = frozenset({"threshold", "ambiguity_threshold", "core_fallback_threshold", "max_history", "timeout"})
+
+
 def _pick(component_list: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     return next((c for c in component_list if c.get("name") == name), None)
 
@@ -111,6 +114,11 @@ def _parse_config(doc: Any, *, file: str, root: Path | None) -> ProjectConfig:
             continue
         if not isinstance(value, list) or not all(isinstance(c, dict) and "name" in c for c in value):
             raise RasaFileError(f"'{key}' must be a list of components with a 'name'", file=file, line=doc.line_of(key))
+    for component in (c for raw in (pipeline_raw, policies_raw) if isinstance(raw, LList) for c in raw):
+        for key in NUMERIC_SETTINGS & set(component):
+            value = component[key]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise RasaFileError(f"{component['name']}: '{key}' must be a number, not {value!r}", file=file, line=component.line_of(key))
     pipeline: list[dict[str, Any]] = plain(pipeline_raw) if isinstance(pipeline_raw, list) else []
     policies: list[dict[str, Any]] = plain(policies_raw) if isinstance(policies_raw, list) else []
     threshold, ambiguity = 0.3, 0.1  # Rasa's default pipeline ends with FallbackClassifier(0.3, 0.1)
