@@ -100,6 +100,7 @@ def review(project: RasaProject) -> Review:
     domain_file = domain.files[0] if domain.files else "domain.yml"
     result = Review()
     warnings = result.warnings
+    warnings += domain.warnings
     errors = _check_domain(domain, domain_file, warnings)
     for name, (file, line) in sorted(project.nlu.intent_lines.items()):
         if name not in domain.all_intents:

@@ -108,3 +108,15 @@ def test_project_and_config_together_check_both(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", "--project", str(MOODBOT), "--config", str(farm)])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == f"{farm}: OK (1 bot(s): mood)"
+
+
+def test_what_rasa_accepts_in_the_domain_is_a_warning(tmp_path: Path) -> None:
+    project = _moodbot(tmp_path)
+    domain = (project / "domain.yml").read_text().replace(
+        '  utter_greet:\n  - text: "Hey! How are you?"\n', '  utter_greet:\n  - text: "Hey! How are you?"\n    delay: 2\n'
+    ).replace("responses:", "slots:\n  tier:\n    type: categorical\n    mappings:\n    - type: custom\n\nresponses:")
+    (project / "domain.yml").write_text(domain)
+    result = runner.invoke(app, ["check", "--project", str(project)])
+    assert result.exit_code == 0, result.output
+    assert "warning: domain.yml:13: slot 'tier' is categorical but has no 'values'" in result.output
+    assert "warning: domain.yml:20: response 'utter_greet': unknown key(s) ['delay'], ignored" in result.output
