@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +166,20 @@ def _parse_config(doc: Any, *, file: str, root: Path | None) -> ProjectConfig:
     )
 
 
+_ENV = re.compile(r"\$\{([^}]+)\}")
+
+
+def _expand_env(value: str, *, file: str, line: int) -> str:
+    """``${VAR}`` from the environment, as Rasa expands endpoints.yml."""
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise RasaFileError(f"environment variable {name} is not set", file=file, line=line)
+        return os.environ[name]
+
+    return _ENV.sub(substitute, value)
+
+
 def _yaml_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
@@ -201,6 +217,7 @@ def load_project(root: Path) -> RasaProject:
     endpoints_path = root / "endpoints.yml"
     if endpoints_path.is_file():
         doc = load_yaml(endpoints_path, display="endpoints.yml")
-        if isinstance(doc, dict) and isinstance(doc.get("action_endpoint"), dict):
-            endpoint = doc["action_endpoint"].get("url")
+        section = doc.get("action_endpoint") if isinstance(doc, LDict) else None
+        if isinstance(section, LDict) and section.get("url"):
+            endpoint = _expand_env(str(section["url"]), file="endpoints.yml", line=section.line_of("url"))
     return RasaProject(root, domain, config, nlu, stories, test_files, data_files, endpoint)
