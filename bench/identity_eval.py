@@ -1,7 +1,7 @@
 """Precision / recall per class of the handoff trigger on "what are you?" vs "I want a person".
 
     .venv/bin/python bench/identity_eval.py [--split all|test|dev] [--nlu]
-        [--data tests/data/identity_labelled.jsonl] [--out bench/results/identity.json] [--errors]
+        [--round 1|2] [--data tests/data/identity_labelled.jsonl] [--out bench/results/identity.json] [--errors]
 
 Each labelled message is ``identity`` (asks what answers: "Bist du ein Mensch?"),
 ``person`` (wants a person: "Ich will einen Menschen sprechen") or ``neither``.
@@ -17,6 +17,8 @@ trigger, as a customer meets it: handed over (trigger, or NLU intent ``human_han
 = ``identity``; anything else = ``neither``.
 
 Every 3rd item (index % 3 == 2) is the test split, as in `bench/frustration_eval.py`.
+Items with ``"round": 2`` were written after the identity patterns were, and never used
+to tune them: ``--round 2`` measures on those alone (the honest held-out figure).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Item:
     text: str
     lang: str
     label: str
+    round: int = 1
 
 
 def load(path: Path) -> list[Item]:
@@ -54,7 +57,7 @@ def load(path: Path) -> list[Item]:
             raw = json.loads(line)
             if raw["label"] not in LABELS:
                 raise ValueError(f"{path}: unknown label {raw['label']!r}")
-            items.append(Item(raw["text"], raw["lang"], raw["label"]))
+            items.append(Item(raw["text"], raw["lang"], raw["label"], int(raw.get("round", 1))))
     return items
 
 
@@ -120,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("test", "dev", "all"), default="all")
     parser.add_argument("--data", type=Path, default=ROOT / "tests/data/identity_labelled.jsonl")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--round", type=int, default=None, help="only the items of this writing round")
     parser.add_argument("--nlu", action="store_true", help="the demo bot's NLU behind the trigger")
     parser.add_argument("--errors", action="store_true", help="print misclassified items")
     args = parser.parse_args(argv)
@@ -127,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
 
     words = HandoffConfig().request_words
     classify = nlu_classifier(words) if args.nlu else trigger_classifier(words)
-    chosen = split(load(args.data), args.split)
+    chosen = [it for it in split(load(args.data), args.split) if args.round is None or it.round == args.round]
     predicted = [classify(it.text) for it in chosen]
     report: dict[str, Any] = {
         "data": str(args.data.relative_to(ROOT) if args.data.is_relative_to(ROOT) else args.data),
-        "split": args.split, "mode": "trigger+nlu" if args.nlu else "trigger",
+        "split": args.split, "round": args.round, "mode": "trigger+nlu" if args.nlu else "trigger",
         "has_identity_class": hasattr(triggers, "asks_what_i_am"),
         "overall": per_class(chosen, predicted), "by_language": {},
     }
@@ -148,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     report["asks_for_human_microseconds"] = round((time.perf_counter() - started) / (rounds * len(every)) * 1e6, 1)
 
     overall = report["overall"]
-    print(f"identity vs person ({report['mode']}) on {args.split} split (n={len(chosen)}): "
+    scope = f"{args.split} split" + (f", round {args.round}" if args.round else "")
+    print(f"identity vs person ({report['mode']}) on {scope} (n={len(chosen)}): "
           f"accuracy {overall['accuracy']:.3f}; identity questions handed over {overall['identity_handed_over']}, "
           f"requests for a person not handed over {overall['person_not_handed_over']}")
     for label in LABELS:
