@@ -237,3 +237,31 @@ async def test_a_text_forwarded_many_times_is_not_frustration(
     conversation = await customer.conversation()
     assert conversation.status is ConversationStatus.BOT
     assert await events(running, conversation, "handoff") == [] and desk.summaries == []
+
+
+async def test_a_plain_rasa_moodbot_answers_are_you_a_human_with_its_own_words(
+    tmp_path: Path, telegram: FakeTelegramAPI,
+) -> None:
+    """Rasa's moodbot: its NLU knows "am I talking to a human?"; a German question it does not
+    know still gets its ``utter_iamabot`` rather than a handoff or a fallback."""
+    bots = {"mood": {
+        "project": str(DEMO_PROJECT.parent.parent / "tests" / "rasa_projects" / "moodbot"),
+        "languages": ["en"], "default_language": "en", "handoff": {"business_hours": {}},
+        "channels": {"telegram": {"token": TG_TOKEN, "webhook_secret": TG_SECRET, "api_base": telegram.url,
+                                  "webhook_url": "https://bots.example/webhooks/mood/telegram"}},
+    }}
+    async with running_farm(tmp_path, bots=bots, desk=desk_config()) as running:
+        recording = RecordingDesk()
+        service(running).add_desk(recording)
+        for chat_id, text in ((5454, "am I talking to a human?"), (5455, "Bist du ein Mensch?")):
+            before = len(telegram.calls("sendMessage"))
+            async with aiohttp.ClientSession() as http, \
+                    http.post(f"{running.url}/webhooks/mood/telegram",
+                              json=text_update(chat_id, text, update_id=next(_update_ids)),
+                              headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}) as response:
+                assert response.status == 200
+            await running.farm.settle()
+            await wait_until(lambda b=before: len(telegram.calls("sendMessage")) > b, f"an answer to {text!r}")
+            answer = "\n".join(c["text"] for c in telegram.calls("sendMessage")[before:])
+            assert "I am a bot, powered by Rasa." in answer, answer
+        assert recording.summaries == []
