@@ -173,6 +173,16 @@ _IDENTITY_QUESTIONS = (
     rf"^\W*(?:{_WHAT_DE})\s*,?\s*oder\s+(?:{_WHAT_DE})\W*$",
 )
 _IDENTITY = re.compile("|".join(f"(?:{p}{_OR_TAIL})" for p in _IDENTITY_QUESTIONS))
+# Every identity question names what we might be, or asks who/what answers: most messages
+# have none of these word starts, and skip the long pattern above (it runs on every message).
+_IDENTITY_HINT = re.compile(
+    r"\b(?:human|person|people|bot|robot|machine|computer|ai\b|chat|gpt|program|agent|employee|staff|automat"
+    r"|real|echt|mensch|roboter|maschine|ki\b|mitarbeiter|kuenstlich|who|what|wer\b|wem\b|was\s+bist)"
+)
+
+
+def _without_identity_questions(folded: str) -> str:
+    return _IDENTITY.sub(" ", folded) if _IDENTITY_HINT.search(folded) else folded
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _GENDER = re.compile(r"(?<=[a-z])(?:[*:_]|/-?)(in|innen)\b")
@@ -296,7 +306,8 @@ def asks_what_i_am(text: str) -> bool:
     """
     if not text or not text.strip():
         return False
-    return _IDENTITY.search(fold(text)) is not None
+    folded = fold(text)
+    return _IDENTITY_HINT.search(folded) is not None and _IDENTITY.search(folded) is not None
 
 
 def asks_for_human(text: str, words: Iterable[str] = DEFAULT_REQUEST_WORDS) -> bool:
@@ -306,7 +317,7 @@ def asks_for_human(text: str, words: Iterable[str] = DEFAULT_REQUEST_WORDS) -> b
     folded = fold(_fold_keep_case_gender(text))
     folded = _GENDER.sub("", folded)
     # "Bist du ein Mensch?" asks what answers, not for a person: the question is blanked.
-    folded = _IDENTITY.sub(" ", folded)
+    folded = _without_identity_questions(folded)
     for pattern in _REQUEST_PHRASES:
         if pattern.search(folded):
             return True
