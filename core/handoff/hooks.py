@@ -254,7 +254,7 @@ class HandoffInterceptor:
             word = preferred if preferred in (w.lower() for w in words) else (words[0] if words else preferred)
             replies = [Reply(text=_IDENTITY_ANSWER[language].format(word=word[:1].upper() + word[1:]
                                                                     if language == "de" else word))]
-        ctx.state[STATE] = {"action": "identity"}
+        ctx.state.setdefault(STATE, {"action": "identity"})  # a skipped rating stays recorded
         log.info("handoff.identity_question", conversation=conversation.id,
                  nlu_intent=understanding.intent if understanding else None)
         return TurnOutput(

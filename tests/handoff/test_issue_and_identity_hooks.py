@@ -16,7 +16,15 @@ import aiohttp
 from core.engine import Reply, Understanding
 from core.handoff.hooks import issue_texts
 from core.model import Conversation, ConversationStatus, Event
-from tests.handoff.handoff_support import Customer, conversation_of, events_of, handoff_farm, texts
+from tests.handoff.handoff_support import (
+    PASSWORDS,
+    Customer,
+    conversation_of,
+    events_of,
+    handoff_farm,
+    service,
+    texts,
+)
 from tests.handoff.scripted_engine import ScriptedEngine
 
 
@@ -105,3 +113,31 @@ async def test_pressing_the_same_button_again_is_not_a_repeated_question(tmp_pat
             assert await customer.received()
         conversation = await conversation_of(farm, customer)
         assert conversation.status is ConversationStatus.BOT and desk.summaries == []
+
+
+async def test_an_identity_question_instead_of_a_rating_gets_the_answer_and_skips_the_rating(
+    tmp_path: Path,
+) -> None:
+    engine = EngineWithoutIdentityAnswer()
+    async with handoff_farm(tmp_path, engine=engine) as (farm, desk), aiohttp.ClientSession() as http, \
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as agent:
+        customer = await Customer.connect(http, farm.url)
+        await customer.say("Ich will einen Menschen sprechen")
+        await farm.farm.settle()
+        conversation = await conversation_of(farm, customer)
+        for path, body in (("login", {"agent": "anna", "password": PASSWORDS["anna"]}),
+                           (f"conversations/{conversation.id}/claim", None),
+                           (f"conversations/{conversation.id}/close", None)):
+            async with agent.post(f"{farm.url}/desk/api/{path}", json=body or {},
+                                  headers={"X-Desk-Request": "1"}) as response:
+                assert response.status == 200, await response.text()
+        await farm.farm.settle()
+        assert any("zufrieden" in t for t in texts(await customer.received()))
+        assert await service(farm).csat_pending(conversation.id) is not None
+
+        await customer.say("Bist du ein Mensch?")
+        await farm.farm.settle()
+        [answer] = texts(await customer.received())
+        assert "automatischer Assistent" in answer
+        assert await service(farm).csat_pending(conversation.id) is None
+        assert len(desk.summaries) == 1

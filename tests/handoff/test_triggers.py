@@ -146,6 +146,12 @@ def test_asks_for_human_never_crashes_on_any_text(text: str) -> None:
     assert asks_for_human(text, WORDS) in (True, False)
 
 
+@given(st.text(max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_asks_what_i_am_never_crashes_on_any_text(text: str) -> None:
+    assert asks_what_i_am(text) in (True, False)
+
+
 @given(st.text(max_size=200), st.lists(st.text(max_size=80), max_size=5))
 @settings(max_examples=200, deadline=None)
 def test_frustration_score_is_within_bounds(text: str, history: list[str]) -> None:
