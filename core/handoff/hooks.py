@@ -260,7 +260,7 @@ class HandoffInterceptor:
         return TurnOutput(
             events=(_user_event(ctx, IDENTITY_INTENT, 1.0, understanding),
                     Event("action", {"name": "action_listen"})),
-            replies=tuple(replies), conversation=conversation, understanding=understanding,
+            replies=tuple(replies), conversation=conversation,  # the intent is bot_challenge, whatever NLU said
         )
 
     def service_handoff(self, ctx: TurnContext, output: TurnOutput, plan: HandoffPlan) -> TurnOutput:
