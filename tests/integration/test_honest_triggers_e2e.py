@@ -83,11 +83,12 @@ class TelegramCustomer:
     def received(self) -> list[str]:
         return [str(c["text"]) for c in self.api.calls("sendMessage") if c["chat_id"] == self.chat_id]
 
-    async def says(self, text: str) -> str:
+    async def says(self, text: str, *, date: int | None = None) -> str:
         """Send ``text`` through the webhook route; returns the bot's (or the handoff's) answer."""
         before = len(self.received())
+        update = text_update(self.chat_id, text, update_id=next(_update_ids), date=date)
         async with aiohttp.ClientSession() as http, \
-                http.post(f"{self.farm.url}/webhooks/demo/telegram", json=text_update(self.chat_id, text, update_id=next(_update_ids)),
+                http.post(f"{self.farm.url}/webhooks/demo/telegram", json=update,
                           headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}) as response:
             assert response.status == 200
         await self.farm.farm.settle()
@@ -265,3 +266,17 @@ async def test_a_plain_rasa_moodbot_answers_are_you_a_human_with_its_own_words(
             answer = "\n".join(c["text"] for c in telegram.calls("sendMessage")[before:])
             assert "I am a bot, powered by Rasa." in answer, answer
         assert recording.summaries == []
+
+
+async def test_the_same_question_in_a_new_session_is_not_a_repeat(
+    farm: tuple[RunningFarm, RecordingDesk], telegram: FakeTelegramAPI,
+) -> None:
+    """The demo's sessions expire after 60 minutes (Telegram's own message date counts)."""
+    running, desk = farm
+    customer = TelegramCustomer(running, telegram, 5656)
+    three_hours_ago = int(time.time()) - 3 * 3600
+    assert HOURS_DE in await customer.says("Wie sind eure Öffnungszeiten?", date=three_hours_ago)
+    assert HOURS_DE in await customer.says("Wie sind eure Öffnungszeiten?")
+    conversation = await customer.conversation()
+    assert conversation.status is ConversationStatus.BOT and desk.summaries == []
+    assert len(await events(running, conversation, "session_started")) == 2
