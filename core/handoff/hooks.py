@@ -4,13 +4,16 @@
   an explicit request for a person (request words in any form, or a handoff button)
   hands off at once; a question about what answers ("Bist du ein Mensch?") gets the
   honest answer without a handoff (the bot's own ``bot_challenge`` answer when its NLU
-  knows the question, else its ``utter_iamabot`` response, else a built-in text); while waiting / with an agent, customer messages are relayed to
+  knows the question, else its ``utter_iamabot`` response, else a built-in text); while
+  waiting / with an agent, customer messages are relayed to
   the desk and the bot says nothing, except for the customer's own commands ("bot",
   "zurück zum Bot", "/restart", asking to delete their data); after a Close it takes
   the CSAT answer.
 - `HandoffPostProcessor`: after the engine, hands off for the engine's own request
   (``TurnOutput.handoff``: requested / fallback / action), "always human" intents,
-  repeated fallbacks and frustration. Each trigger is the recorded reason.
+  repeated fallbacks and frustration. Each trigger is the recorded reason. A repeated
+  question is looked for only in the ongoing issue (`issue_texts`); button presses are
+  not scored.
 - `HandoffAfterCommit`: once the turn is durable, tells the desks (open / relay /
   status / CSAT) through the `HandoffService`.
 """
