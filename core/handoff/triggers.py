@@ -155,6 +155,9 @@ _IDENTITY_QUESTIONS = (
     (r"\b(?:you'?re|you\s+are|youre|ur|u\s+r)\s+(?:just\s+|only\s+)?(?:a\s+|an\s+)?(?:bot|robot|machine"
     r"|computer|ai|chatbot|program|human|real\s+person)\b"),
     rf"\b(?:answered|handled|staffed|run|written|typed|sent)\s+by\s+{_WHAT_EN}",
+    # asked indirectly: "I'd like to know if I'm talking to a human", "ob du ein Bot bist"
+    (rf"\b(?:whether|if)\s+(?:(?:i\s+am|i'?m)\s+(?:\w+\s+)?(?:talking|speaking|chatting|writing|texting)\s+"
+     rf"(?:to|with)\s+|(?:you(?:'?re|\s+are)|this\s+is|it'?s|it\s+is)\s+){_WHAT_EN}"),
     rf"^\W*(?:{_WHAT_EN})\s*,?\s*or\s+(?:{_WHAT_EN})\W*$",
     # German
     (rf"\b(?:bist\s+du|sind\s+sie|seid\s+ihr|biste)\s+(?:denn\s+|eigentlich\s+|wirklich\s+|etwa\s+"
@@ -168,6 +171,10 @@ _IDENTITY_QUESTIONS = (
     rf"|eigentlich\s+|wirklich\s+|ueberhaupt\s+)*{_WHAT_DE}"),
     r"\b(?:wer|mit\s+wem)\s+(?:antwortet|schreibt|spricht|spreche|rede|schreibe|chatte)\b",
     r"\bwas\s+bist\s+du\b",
+    r"\bwer\s+(?:bist\s+du|sind\s+sie|seid\s+ihr)(?:\s+(?:eigentlich|denn|ueberhaupt|da|hier))*\s*(?:[?.!]|$)",
+    (rf"\bob\s+(?:ich\s+(?:hier\s+|gerade\s+|grad\s+)*mit\s+(?:einem\s+|einer\s+)?{_WHAT_DE}"
+     rf"|(?:du|sie|ihr)\s+(?:hier\s+|wirklich\s+|echt\s+)*{_WHAT_DE}\s+(?:bist|sind|seid)"
+     rf"|(?:das|hier)\s+{_WHAT_DE}\s+ist)"),
     (r"\bdu\s+bist\s+(?:doch\s+|ja\s+|nur\s+|bloss\s+)*(?:ein\w*\s+|n\s+)?(?:bot|roboter|maschine|computer"
     r"|ki|programm|chatbot|mensch)\b"),
     rf"^\W*(?:{_WHAT_DE})\s*,?\s*oder\s+(?:{_WHAT_DE})\W*$",

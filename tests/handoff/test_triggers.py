@@ -258,6 +258,9 @@ def test_scorer_beats_a_floor_on_the_held_out_split() -> None:
     "Human or bot?",
     "r u a bot",
     "Is there a real human here?",
+    "Ich möchte wissen, ob ich mit einem Menschen spreche",
+    "I would like to know if I am talking to a human",
+    "Wer sind Sie eigentlich?",
 ])
 def test_asking_what_answers_is_an_identity_question_not_a_request(text: str) -> None:
     assert asks_what_i_am(text)
@@ -273,6 +276,8 @@ def test_asking_what_answers_is_an_identity_question_not_a_request(text: str) ->
     "Bist du ein Bot? Dann will ich einen Menschen.",
     "Are you a human? If not, put me through to an agent.",
     "Ich will mit einer Person sprechen, nicht mit einem Bot",
+    "Weiß jemand, ob ein Mitarbeiter verfügbar ist?",
+    "if a human could call me that would be great",
 ])
 def test_a_request_for_a_person_hands_over_even_next_to_an_identity_question(text: str) -> None:
     assert asks_for_human(text, WORDS)
