@@ -67,11 +67,12 @@ NEGATIVE: tuple[str, ...] = (
 PERSISTENCE: tuple[str, ...] = (
     "immer noch nicht", "noch immer nicht", "immer noch kein*", "noch immer kein*",
     # bare "immer noch" only with a broken state: "Gibt es das Angebot immer noch?" is no complaint
-    (
-        "re:(immer noch|noch immer)\\s+(\\w+\\s+){0,2}(offline|down|kaputt|defekt|gestoert|weg|falsch|"
-        "ausgefallen|nichts|nix|tot|langsam|da|gesperrt|offen|nicht)\\b"
+    *(
+        f"re:{still}\\s+(?:\\w+\\s+){{0,2}}(?:offline|down|kaputt|defekt|gestoert|weg|falsch|ausgefallen|nichts|nix"
+        "|tot|langsam|da|gesperrt|offen|nicht)\\b"
+        for still in ("immer noch", "noch immer")
     ),
-    "re:warte\\w*\\s+(\\w+\\s+)?(immer noch|noch immer)", "schon wieder", "wieder nicht", "zum zweiten mal", "zum dritten mal",
+    "re:warte\\w*\\s+(?:\\w+\\s+)?(?:immer noch|noch immer)", "schon wieder", "wieder nicht", "zum zweiten mal", "zum dritten mal",
     "zum x-ten mal", "zum xten mal", "zum hundertsten mal", "wie oft noch", "wie oft denn",
     "wie oft soll", "seit tagen", "seit wochen", "seit stunden", "seit einer woche",
     "x mal", "tausendmal", "hab ich doch schon", "habe ich doch schon", "habe ich schon gesagt",
@@ -151,7 +152,7 @@ NEGATIVE_SHIELDS: tuple[str, ...] = (
     "problem solved", "no issue", "no issues", "kein stress", "ohne probleme",
     "gar nicht schlecht", "gut gemacht", "not too bad", "sorry to bother", "never mind",
     # forwarded texts and cheerful returns are not the customer repeating a complaint
-    "re:(forwarded|shared|sent|weitergeleitet|geteilt|verschickt)\\s+(so\\s+|very\\s+)?(many|several|multiple|\\d+)\\s*(times|mal)",
+    "re:(forwarded|shared|weitergeleitet|geteilt)\\s+(so\\s+|very\\s+)?(many|several|multiple|\\d+)\\s*(times|mal)",
     "re:(oft|mehrfach|mehrmals|vielfach)\\s+(weitergeleitet|geteilt)", "schon wieder ich", "me again",
     "it's me again", "wieder ich",
 )
