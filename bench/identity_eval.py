@@ -165,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         for it in every:
             triggers.asks_for_human(it.text, words)
     report["asks_for_human_microseconds"] = round((time.perf_counter() - started) / (rounds * len(every)) * 1e6, 1)
+    asks_what_i_am: Callable[[str], bool] | None = getattr(triggers, "asks_what_i_am", None)
+    if asks_what_i_am is not None:
+        started = time.perf_counter()
+        for _ in range(rounds):
+            for it in every:
+                asks_what_i_am(it.text)
+        report["asks_what_i_am_microseconds"] = round(
+            (time.perf_counter() - started) / (rounds * len(every)) * 1e6, 1)
 
     overall = report["overall"]
     scope = f"{args.split} split" + (f", round {args.round}" if args.round else "")
@@ -177,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     for lang, by in report["by_language"].items():
         print(f"  {lang}: " + "  ".join(f"{label} P {by[label]['precision']:.2f} R {by[label]['recall']:.2f}"
                                         for label in LABELS))
-    print(f"  asks_for_human: {report['asks_for_human_microseconds']} µs per call (mean over the whole set)")
+    print(f"  asks_for_human: {report['asks_for_human_microseconds']} µs per call (mean over the whole set)"
+          + (f"; asks_what_i_am: {report['asks_what_i_am_microseconds']} µs" if asks_what_i_am else ""))
     if args.errors:
         for item, guess in zip(chosen, predicted, strict=True):
             if guess != item.label:
