@@ -7,6 +7,14 @@ könnten Sie bitte nachsehen?") stays below it. Happy shouting ("DANKE!!!") is d
 with praise in the message, CAPS and !!! count for little. The weights were set on the
 dev split of ``tests/data/frustration_labelled.jsonl``; ``bench/frustration_eval.py``
 reports the test split.
+
+A repeated question counts only within one issue: a polite closing ("Danke, tschüss",
+"ok thanks bye") is never a repeat, and ends the issue, so what was asked before it does
+not count either; only a question or request (not a re-sent answer such as an order
+number) can be a repeat. Which earlier messages belong to the issue at all (not across a
+closed handoff, a new session or button presses) is the caller's part
+(`core.handoff.hooks.issue_texts`). Forwarded texts ("forwarded many times") and a
+success report ("zum zweiten Mal probiert, jetzt klappt es") are not persistence.
 """
 
 from __future__ import annotations
@@ -20,7 +28,10 @@ from functools import lru_cache
 from core.handoff import frustration_lexicon as lex
 from core.handoff.frustration_lexicon import fold
 
-__all__ = ["HISTORY_WINDOW", "WEIGHTS", "FrustrationSignal", "frustration_score", "is_near_duplicate"]
+__all__ = [
+    "HISTORY_WINDOW", "WEIGHTS", "FrustrationSignal", "frustration_score", "is_near_duplicate",
+    "is_polite_closing",
+]
 
 WEIGHTS: dict[str, float] = {
     "profanity": 0.8,
@@ -125,6 +136,35 @@ def is_near_duplicate(text: str, other: str) -> bool:
     return matcher.quick_ratio() >= _SIMILAR and matcher.ratio() >= _SIMILAR
 
 
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
+@lru_cache(maxsize=4096)
+def is_polite_closing(text: str) -> bool:
+    """A thanks-and-goodbye with nothing else in it ("Okay, vielen Dank, tschüss!", "ok thanks bye")."""
+    folded = fold(text)
+    words = _WORDS.findall(folded)
+    return (0 < len(words) <= 10 and all(w in lex.CLOSING_WORDS for w in words)
+            and _pattern(lex.CLOSING_MARKERS).search(" ".join(words)) is not None)
+
+
+def _is_question(text: str) -> bool:
+    """A question or request: it ends in "?" or opens with a question or request word."""
+    if "?" in text:
+        return True
+    first = _WORDS.search(fold(text))
+    return first is not None and first.group(0) in lex.QUESTION_STARTS
+
+
+def _same_issue(history_texts: Sequence[str]) -> list[str]:
+    """The last `HISTORY_WINDOW` messages, from after the newest polite closing."""
+    recent = list(history_texts)[-HISTORY_WINDOW:]
+    for i in range(len(recent) - 1, -1, -1):
+        if is_polite_closing(recent[i]):
+            return recent[i + 1:]
+    return recent
+
+
 def _all_caps(text: str) -> bool:
     """Shouting: mostly capitals over 2+ words, or 2+ capitalised words (not acronyms like DSL)."""
     words = [w for w in re.findall(r"[^\W\d_]+", text) if len(w) >= 2]
@@ -174,9 +214,11 @@ def frustration_score(text: str, history_texts: Sequence[str] = ()) -> Frustrati
     punctuation = _punctuation(text)
     if punctuation:
         found[punctuation] = [""]
-    recent = list(history_texts)[-HISTORY_WINDOW:]
-    if any(is_near_duplicate(text, earlier) for earlier in recent):
+    if history_texts and _is_question(text) and not is_polite_closing(text) and any(
+            is_near_duplicate(text, earlier) for earlier in _same_issue(history_texts)):
         found["repeated_question"] = [""]
+    if "persistence" in found and _pattern(lex.RESOLVED).search(shielded) and not _STRONG & found.keys():
+        del found["persistence"]  # "zum zweiten Mal probiert, jetzt klappt es"
 
     strong = bool(_STRONG & found.keys())
     praised = not strong and "persistence" not in found and _pattern(lex.POSITIVE).search(shielded) is not None

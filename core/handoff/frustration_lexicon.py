@@ -66,7 +66,13 @@ NEGATIVE: tuple[str, ...] = (
 # The same problem, again: "still not working", "funktioniert immer noch nicht".
 PERSISTENCE: tuple[str, ...] = (
     "immer noch nicht", "noch immer nicht", "immer noch kein*", "noch immer kein*",
-    "immer noch", "schon wieder", "wieder nicht", "zum zweiten mal", "zum dritten mal",
+    # bare "immer noch" only with a broken state: "Gibt es das Angebot immer noch?" is no complaint
+    *(
+        f"re:{still}\\s+(?:\\w+\\s+){{0,2}}(?:offline|down|kaputt|defekt|gestoert|weg|falsch|ausgefallen|nichts|nix"
+        "|tot|langsam|da|gesperrt|offen|nicht)\\b"
+        for still in ("immer noch", "noch immer")
+    ),
+    "re:warte\\w*\\s+(?:\\w+\\s+)?(?:immer noch|noch immer)", "schon wieder", "wieder nicht", "zum zweiten mal", "zum dritten mal",
     "zum x-ten mal", "zum xten mal", "zum hundertsten mal", "wie oft noch", "wie oft denn",
     "wie oft soll", "seit tagen", "seit wochen", "seit stunden", "seit einer woche",
     "x mal", "tausendmal", "hab ich doch schon", "habe ich doch schon", "habe ich schon gesagt",
@@ -145,4 +151,47 @@ NEGATIVE_SHIELDS: tuple[str, ...] = (
     "nicht so schlimm", "no worries", "not a problem", "kein thema", "problem geloest",
     "problem solved", "no issue", "no issues", "kein stress", "ohne probleme",
     "gar nicht schlecht", "gut gemacht", "not too bad", "sorry to bother", "never mind",
+    # forwarded texts and cheerful returns are not the customer repeating a complaint
+    "re:(forwarded|shared|weitergeleitet|geteilt)\\s+(so\\s+|very\\s+)?(many|several|multiple|\\d+)\\s*(times|mal)",
+    "re:(oft|mehrfach|mehrmals|vielfach)\\s+(weitergeleitet|geteilt)", "schon wieder ich", "me again",
+    "it's me again", "wieder ich",
 )
+# A message that says the problem is solved: "again"/"zum zweiten Mal" then reports success.
+RESOLVED: tuple[str, ...] = (
+    "funktioniert jetzt", "klappt jetzt", "jetzt klappt", "jetzt funktioniert", "jetzt geht",
+    "geht jetzt", "geht wieder", "funktioniert wieder", "klappt wieder", "problem geloest", "hat geklappt",
+    "works now", "now it works", "now works", "working now", "working again", "works again",
+    "problem solved", "it worked", "fixed now", "now fixed", "all good now",
+)
+# Polite closings: every word of the message from this list, and at least one closing marker
+# ("danke", "bye"). A closing ends the issue; saying it twice is no repeated question.
+CLOSING_MARKERS: tuple[str, ...] = (
+    "danke*", "dank", "merci", "tschuess", "tschau", "ciao", "wiedersehen", "wiederhoeren", "servus",
+    "das wars", "das war s", "das war alles", "schoenen tag", "schoenen abend", "schoenes wochenende",
+    "thanks", "thank you", "thx", "ty", "bye", "byebye", "bye bye", "goodbye", "cheers", "cya", "see ya",
+    "see you", "that s all", "thats all", "that was all", "nice day", "good day", "nice weekend",
+)
+CLOSING_WORDS: frozenset[str] = frozenset({
+    "danke", "dank", "dankeschoen", "merci", "tschuess", "tschau", "ciao", "wiedersehen", "wiederhoeren",
+    "servus", "wars", "tag", "abend", "wochenende", "schoenes", "thanks", "thank", "thx", "ty", "byebye",
+    "goodbye", "cheers", "cya", "later", "day", "evening", "weekend", "all", "thats",
+    # de
+    "ok", "okay", "oki", "okey", "alles", "klar", "gut", "super", "prima", "perfekt", "toll", "passt", "so",
+    "schoen", "schoenen", "vielen", "besten", "herzlichen", "lieben", "tausend", "fuer", "die", "ihre",
+    "deine", "eure", "hilfe", "bis", "dann", "bald", "spaeter", "morgen", "auf", "noch", "einen", "das",
+    "war", "s", "erledigt", "verstanden", "ja", "nein", "jo", "jep", "gerne", "top", "mach", "machs",
+    "macht", "es", "euch", "ihnen", "dir", "sehr", "nett", "und", "wunderbar", "hat", "geholfen",
+    # en
+    "k", "kk", "alright", "right", "fine", "great", "good", "perfect", "cool", "nice", "you", "very",
+    "much", "a", "lot", "lots", "see", "ya", "mate", "have", "that", "it", "was", "got", "for",
+    "your", "the", "help", "understood", "sounds", "will", "do", "yes", "no", "nope", "yep", "yeah", "sure",
+    "noted", "np", "and", "again", "wonderful", "awesome", "helped", "bye", "is", "me", "now",
+})
+# Opening words of a question or a request (folded): only those can be a repeated question.
+QUESTION_STARTS: frozenset[str] = frozenset({
+    "wie", "wann", "wo", "wohin", "woher", "warum", "wieso", "weshalb", "was", "wer", "wen", "wem",
+    "welche", "welcher", "welches", "welchen", "kann", "koennen", "koennt", "koennten", "kannst", "gibt",
+    "ist", "sind", "hast", "habt", "haben", "hat", "bitte", "wird", "werden", "darf", "duerfen", "muss",
+    "how", "when", "where", "why", "what", "who", "which", "can", "could", "do", "does", "did", "is", "are",
+    "will", "would", "please", "have", "has", "should", "may",
+})

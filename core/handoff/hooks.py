@@ -2,13 +2,18 @@
 
 - `HandoffInterceptor` (first interceptor, so it works from any state, mid-form too):
   an explicit request for a person (request words in any form, or a handoff button)
-  hands off at once; while waiting / with an agent, customer messages are relayed to
+  hands off at once; a question about what answers ("Bist du ein Mensch?") gets the
+  honest answer without a handoff (the bot's own ``bot_challenge`` answer when its NLU
+  knows the question, else its ``utter_iamabot`` response, else a built-in text); while
+  waiting / with an agent, customer messages are relayed to
   the desk and the bot says nothing, except for the customer's own commands ("bot",
   "zurück zum Bot", "/restart", asking to delete their data); after a Close it takes
   the CSAT answer.
 - `HandoffPostProcessor`: after the engine, hands off for the engine's own request
   (``TurnOutput.handoff``: requested / fallback / action), "always human" intents,
-  repeated fallbacks and frustration. Each trigger is the recorded reason.
+  repeated fallbacks and frustration. Each trigger is the recorded reason. A repeated
+  question is looked for only in the ongoing issue (`issue_texts`); button presses are
+  not scored.
 - `HandoffAfterCommit`: once the turn is durable, tells the desks (open / relay /
   status / CSAT) through the `HandoffService`.
 """
@@ -34,7 +39,7 @@ from core.handoff.messages import (
     KEEP_WAITING_PAYLOAD,
 )
 from core.handoff.service import HANDED_OFF, HandoffPlan, HandoffService
-from core.handoff.triggers import asks_for_human, frustration_score
+from core.handoff.triggers import asks_for_human, asks_what_i_am, frustration_score
 from core.model import ConversationStatus, Event
 from core.pipeline.hooks import TurnContext
 
@@ -58,6 +63,13 @@ _BACK_TO_BOT = re.compile(
     re.IGNORECASE,
 )
 _RESTART = re.compile(r"^(/restart|/neustart|restart|neustart|neu starten)$", re.IGNORECASE)
+IDENTITY_INTENT = "bot_challenge"  # Rasa's name for "are you a bot?"
+IDENTITY_RESPONSE = "utter_iamabot"
+_IDENTITY_ANSWER = {
+    "de": "Ich bin ein automatischer Assistent, kein Mensch. Wenn Sie lieber mit einer Person sprechen "
+          "möchten, schreiben Sie einfach „{word}“.",
+    "en": "I'm an automated assistant, not a person. If you'd rather talk to a human, just type \"{word}\".",
+}
 _CSAT_TEXT = re.compile(r"^\s*([1-5])\s*(/\s*5)?\s*(sterne?|stars?|points?|punkte?)?\s*[.!]?\s*$", re.IGNORECASE)
 
 
@@ -125,14 +137,37 @@ def _latest_intent(events: Sequence[Event], skip: frozenset[str]) -> str | None:
     return None
 
 
-def _user_texts(events: Sequence[Event], limit: int) -> list[str]:
-    """The customer's last ``limit`` message texts, oldest first."""
+# Events that end one issue: a handoff, any status change (closed, back to bot), a rating, a restart.
+ISSUE_BOUNDARIES = frozenset({"handoff", "status", "csat", "restart"})
+_SESSION_START = "action_session_start"
+
+
+def _is_button_press(event: Event) -> bool:
+    return bool(event.data.get("payload")) or str(event.data.get("text") or "").startswith("/")
+
+
+def issue_texts(events: Sequence[Event], limit: int) -> list[str]:
+    """The customer's last ``limit`` typed messages of the ongoing issue, oldest first.
+
+    The issue starts after the newest handoff, status change, rating or restart, and with
+    the session (the user event a ``session_started`` follows opens the new session);
+    button presses are not typed messages. Polite closings end an issue too; the scorer
+    cuts there (`core.handoff.frustration`).
+    """
     texts: list[str] = []
+    session_started = False
     for event in reversed(events):
-        if event.type == "user" and event.data.get("text"):
-            texts.append(str(event.data["text"]))
-            if len(texts) == limit:
+        if event.type in ISSUE_BOUNDARIES:
+            break
+        if event.type == "session_started":
+            session_started = True
+        elif event.type == "user":
+            if event.data.get("text") and not _is_button_press(event):
+                texts.append(str(event.data["text"]))
+            if session_started or len(texts) == limit:
                 break
+        elif session_started and not (event.type == "action" and event.data.get("name") == _SESSION_START):
+            break  # the session started before this user event: it belongs to the old one
     return texts[::-1]
 
 
@@ -198,7 +233,38 @@ class HandoffInterceptor:
             return self.service_handoff(ctx, TurnOutput(events=(user,), replies=(), conversation=conversation),
                                         HandoffPlan(reason="requested", intent=_latest_intent(
                                             ctx.turn.history, frozenset({"human_handoff", FALLBACK_INTENT}))))
+        if not payload and asks_what_i_am(text):
+            return self._identity(ctx, config.request_words)
         return None
+
+    def _identity(self, ctx: TurnContext, request_words: Sequence[str]) -> TurnOutput | None:
+        """The honest answer to "are you a bot?": the bot's own if its NLU knows the question."""
+        understanding = _understand(ctx)
+        if understanding is not None and understanding.intent == IDENTITY_INTENT:
+            return None  # the bot answers it itself (its rules, its wording, forms carry on)
+        conversation = ctx.turn.conversation
+        language = messages.lang((understanding.language if understanding else None) or conversation.language
+                                 or self.service.language(conversation))
+        replies: list[Reply] = []
+        try:
+            replies = ctx.engine.render(IDENTITY_RESPONSE, conversation.evolve(language=language),
+                                        ctx.turn.message.channel)
+        except Exception:  # a bot without that response: the built-in text says the same
+            log.exception("handoff.identity_render_failed", conversation=conversation.id)
+        if not replies:
+            words = [w.strip() for w in request_words if w.strip()]
+            preferred = "mensch" if language == "de" else "human"
+            word = preferred if preferred in (w.lower() for w in words) else (words[0] if words else preferred)
+            replies = [Reply(text=_IDENTITY_ANSWER[language].format(word=word[:1].upper() + word[1:]
+                                                                    if language == "de" else word))]
+        ctx.state.setdefault(STATE, {"action": "identity"})  # a skipped rating stays recorded
+        log.info("handoff.identity_question", conversation=conversation.id,
+                 nlu_intent=understanding.intent if understanding else None)
+        return TurnOutput(
+            events=(_user_event(ctx, IDENTITY_INTENT, 1.0, understanding),
+                    Event("action", {"name": "action_listen"})),
+            replies=tuple(replies), conversation=conversation,  # the intent is bot_challenge, whatever NLU said
+        )
 
     def service_handoff(self, ctx: TurnContext, output: TurnOutput, plan: HandoffPlan) -> TurnOutput:
         return handoff_output(self.service, ctx, output, plan)
@@ -307,7 +373,7 @@ class HandoffPostProcessor:
 
     async def process(self, ctx: TurnContext, output: TurnOutput) -> TurnOutput:
         state = ctx.state.get(STATE) or {}
-        if state.get("action") in ("open", "relay", "status", "csat"):
+        if state.get("action") in ("open", "relay", "status", "csat", "identity"):
             return output
         conversation = ctx.turn.conversation
         if state.get("action") == "release":
@@ -330,8 +396,9 @@ class HandoffPostProcessor:
         intent = understanding.intent if understanding else _latest_intent(output.events, frozenset())
         topic = _latest_intent([*ctx.turn.history, *output.events],
                                frozenset({"human_handoff", FALLBACK_INTENT}))
-        text = ctx.turn.message.text or ""
-        signal = frustration_score(text, _user_texts(ctx.turn.history, HISTORY_WINDOW)) if text else None
+        message = ctx.turn.message
+        text = "" if message.button_payload else message.text or ""  # a button's title is our own text
+        signal = frustration_score(text, self._earlier_in_issue(ctx, output)) if text else None
         sentiment = -round(signal.score, 2) if signal is not None else None
         if output.handoff is not None:
             return HandoffPlan(reason=output.handoff.reason, detail=output.handoff.detail, intent=topic,
@@ -346,6 +413,13 @@ class HandoffPostProcessor:
             return HandoffPlan(reason="frustration", detail=", ".join(signal.reasons) or None, intent=topic,
                                sentiment=sentiment)
         return None
+
+    @staticmethod
+    def _earlier_in_issue(ctx: TurnContext, output: TurnOutput) -> list[str]:
+        """What the customer wrote before in this issue (none if this message opened a new session)."""
+        if any(e.type == "session_started" for e in output.events):
+            return []
+        return issue_texts(ctx.turn.history, HISTORY_WINDOW)
 
 
 class HandoffAfterCommit:

@@ -28,6 +28,12 @@ rules, chosen to favour reaching a person over a missed request, are:
 * "someone"/"jemand" alone is too broad ("someone stole my card"); it counts only in a
   request phrase ("talk to someone", "mit jemandem sprechen", "jemand Echtes").
 
+* A question about what answers is not a request: "Bist du ein Mensch?", "am I talking to
+  a human?", "Is this a real person?", "Mensch oder Maschine?" (`asks_what_i_am`). The
+  customer gets the honest answer (an automated assistant, and how to reach a person).
+  Such a question is taken out before the request words are matched, so a request next
+  to it still hands over: "Bist du ein Bot? Dann will ich einen Menschen."
+
 `frustration_score` lives in `core.handoff.frustration` and is re-exported here.
 """
 
@@ -44,6 +50,7 @@ __all__ = [
     "DEFAULT_REQUEST_WORDS",
     "FrustrationSignal",
     "asks_for_human",
+    "asks_what_i_am",
     "fold",
     "frustration_score",
     "within_one_edit",
@@ -93,8 +100,13 @@ _NEGATIONS = frozenset({
 })
 _COUNT_WORDS = frozenset({
     "pro", "per", "je", "each", "zwei", "drei", "vier", "fuenf", "sechs", "two", "three",
-    "four", "five", "six", "one", "eine", "einer", "ein", "erwachsene", "adult",
+    "four", "five", "six", "erwachsene", "adult", "viele", "many", "mehrere", "several", "wenige", "few",
 })
+# "Ich bin (auch ein) Mensch", "I'm human": about the customer, not a request.
+_SELF_WORDS = frozenset({"bin", "am", "m"})
+# "one person" counts only after a "for": "für eine Person", not "mit einer Person sprechen".
+_ONE_WORDS = frozenset({"one", "eine", "einer", "ein"})
+_FOR_WORDS = frozenset({"fuer", "for", "pro", "per", "je", "ab"})
 # A past-tense report about staff: "(Ihr) Mitarbeiter hat/sagte ...", "your agent told me".
 _REPORT_VERBS = frozenset({
     "hat", "hatte", "sagte", "meinte", "versprach", "war", "ist", "sind", "haben", "hatten",
@@ -115,6 +127,69 @@ _REQUEST_PHRASES: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     r"\bpersoenlich\s+(sprechen|reden|beraten|besprechen)\b",
     r"\b(sprechen|reden)\s+(sie|ich)?\s*persoenlich\b",
 ))
+
+# What the customer may ask whether we are (folded).
+_WHAT_EN = (r"(?:a\s+|an\s+)?(?:real\s+|actual\s+|live\s+|genuine\s+)?(?:human(?:s|\s+beings?)?|persons?|people"
+            r"|bots?|robots?|machines?|computers?|ai|chat\s*bots?|chatgpt|gpt|programs?|agents?|employees?|staff"
+            r"|automated(?=\s*(?:[?.!,]|$|\s+(?:system|reply|response|answer|message|service|chat|or)\b)))")
+_WHAT_DE = (r"(?:(?:irgend)?ein\w*\s+|n\s+|ne\s+|nem\s+|ner\s+)?(?:echte\w*\s+|richtige\w*\s+|lebendige\w*\s+|reale\w*\s+)?"
+            r"(?:mensch(?:en)?|bots?|roboter|maschinen?|computer\w*|ki|chatgpt|gpt|programm|chat\s*bots?|automat(?:en)?"
+            r"|person(?:en)?|mitarbeiter(?:in|innen)?|kuenstliche\w*\s+intelligenz"
+            r"|automatische\w*\s+(?:antwort|nachricht|chat|system|dienst)\w*)\b")
+# "... oder ein Bot?", "... or a human?": the alternative belongs to the question.
+_OR_TAIL = rf"(?:\s*,?\s*(?:or|oder)\s+(?:{_WHAT_EN}|{_WHAT_DE}))?"
+_IDENTITY_QUESTIONS = (
+    # English
+    rf"\b(?:are|r)\s+(?:you|u)\s+(?:even\s+|actually\s+|really\s+|just\s+|only\s+)*(?:{_WHAT_EN}|real\b)",
+    (rf"\b(?:am\s+i|i\s+am|i'?m)\s+(?:\w+\s+)?(?:talking|speaking|chatting|writing|texting|messaging"
+    rf"|communicating)\s+(?:to|with)\s+{_WHAT_EN}"),
+    # "Is this a bot?", not "Is this person allowed to ...?"
+    (rf"\b(?:is|are)\s+(?:this|that|it|these|you)\s+(?:chat\s+|conversation\s+|really\s+|actually\s+)*{_WHAT_EN}"
+     r"(?=\s*(?:[?.!,]|$|or\b|here\b|there\b|on\s+the\b|answering|replying|responding|talking|writing|typing"
+     r"|reply|response|answer|message|system|service|chat\b))"),
+    (rf"\b(?:is|are)\s+(?:there\s+)?(?:{_WHAT_EN}|(?:someone|somebody|anyone|anybody)(?:\s+real)?)\s+(?:here|there|on\s+the\s+other\s+(?:end|side)|behind\s+"
+    r"(?:this|the)|reading|answering|replying|responding|typing|writing)"),
+    (r"\bwho\s+(?:am\s+i\s+(?:talking|speaking|chatting|writing|texting)|is\s+(?:this|answering|replying"
+    r"|responding|writing|typing)|are\s+you\s*(?:[?.!]|$))"),
+    r"\bwhat\s+are\s+you(?:\s+exactly)?\s*(?:[?.!]|$)",
+    (r"\b(?:you'?re|you\s+are|youre|ur|u\s+r)\s+(?:just\s+|only\s+)?(?:a\s+|an\s+)?(?:bot|robot|machine"
+    r"|computer|ai|chatbot|program|human|real\s+person)\b"),
+    rf"\b(?:answered|handled|staffed|run|written|typed|sent)\s+by\s+{_WHAT_EN}",
+    # asked indirectly: "I'd like to know if I'm talking to a human", "ob du ein Bot bist"
+    (rf"\b(?:whether|if)\s+(?:(?:i\s+am|i'?m)\s+(?:\w+\s+)?(?:talking|speaking|chatting|writing|texting)\s+"
+     rf"(?:to|with)\s+|(?:you(?:'?re|\s+are)|this\s+is|it'?s|it\s+is)\s+){_WHAT_EN}"),
+    rf"^\W*(?:{_WHAT_EN})\s*,?\s*or\s+(?:{_WHAT_EN})\W*$",
+    # German
+    (rf"\b(?:bist\s+du|sind\s+sie|seid\s+ihr|biste)\s+(?:denn\s+|eigentlich\s+|wirklich\s+|etwa\s+"
+    rf"|echt\s+|nur\s+|auch\s+|ueberhaupt\s+|hier\s+|da\s+)*(?:{_WHAT_DE}|echt\b|real\b)"),
+    (rf"\b(?:(?:rede|red|spreche|sprech|schreibe|schreib|chatte|kommuniziere|bin)\s+ich|ich\s+(?:rede|spreche"
+    rf"|schreibe|chatte)\s+(?:hier\s+|gerade\s+)*doch|(?:habe|hab)\s+ich(?:\s+es)?)\s+(?:hier\s+|gerade\s+"
+    rf"|grad\s+|jetzt\s+|da\s+|eigentlich\s+|wirklich\s+|etwa\s+|doch\s+)*(?:mit|bei)\s+"
+    rf"(?:einem\s+|einer\s+|dem\s+|der\s+)?{_WHAT_DE}"),
+    # "Ist das ein Bot?", "Antwortet hier ein Mensch?", not "Ist ein Mitarbeiter frei?"
+    (rf"\b(?:(?:ist|sitzt)\s+(?:das|da|hier|dort)|(?:antwortet|schreibt)(?:\s+(?:mir|hier|da|dort))?)\s+(?:hier\s+|da\s+|gerade\s+"
+    rf"|eigentlich\s+|wirklich\s+|ueberhaupt\s+)*{_WHAT_DE}"),
+    r"\b(?:wer|mit\s+wem)\s+(?:antwortet|schreibt|spricht|spreche|rede|schreibe|chatte)\b",
+    r"\bwas\s+bist\s+du\b",
+    r"\bwer\s+(?:bist\s+du|sind\s+sie|seid\s+ihr)(?:\s+(?:eigentlich|denn|ueberhaupt|da|hier))*\s*(?:[?.!]|$)",
+    (rf"\bob\s+(?:ich\s+(?:hier\s+|gerade\s+|grad\s+)*mit\s+(?:einem\s+|einer\s+)?{_WHAT_DE}"
+     rf"|(?:du|sie|ihr)\s+(?:hier\s+|wirklich\s+|echt\s+)*{_WHAT_DE}\s+(?:bist|sind|seid)"
+     rf"|(?:das|hier)\s+{_WHAT_DE}\s+ist)"),
+    (r"\bdu\s+bist\s+(?:doch\s+|ja\s+|nur\s+|bloss\s+)*(?:ein\w*\s+|n\s+)?(?:bot|roboter|maschine|computer"
+    r"|ki|programm|chatbot|mensch)\b"),
+    rf"^\W*(?:{_WHAT_DE})\s*,?\s*oder\s+(?:{_WHAT_DE})\W*$",
+)
+_IDENTITY = re.compile("|".join(f"(?:{p}{_OR_TAIL})" for p in _IDENTITY_QUESTIONS))
+# Every identity question names what we might be, or asks who/what answers: most messages
+# have none of these word starts, and skip the long pattern above (it runs on every message).
+_IDENTITY_HINT = re.compile(
+    r"\b(?:human|person|people|bot|robot|machine|computer|ai\b|chat|gpt|program|agent|employee|staff|automat"
+    r"|real|echt|mensch|roboter|maschine|ki\b|mitarbeiter|kuenstlich|who|what|wer\b|wem\b|was\s+bist)"
+)
+
+
+def _without_identity_questions(folded: str) -> str:
+    return _IDENTITY.sub(" ", folded) if _IDENTITY_HINT.search(folded) else folded
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _GENDER = re.compile(r"(?<=[a-z])(?:[*:_]|/-?)(in|innen)\b")
@@ -216,7 +291,11 @@ def _excluded(tokens: Sequence[str], i: int, base: str, folded: str) -> bool:
     after = tokens[i + 1] if i + 1 < len(tokens) else ""
     if before in _NEGATIONS and not _sentence_of(folded, i).rstrip().endswith("?"):
         return True
-    if base == "person" and (before.isdigit() or before in _COUNT_WORDS):
+    if base == "person" and (before.isdigit() or before in _COUNT_WORDS or (
+            before in _ONE_WORDS and i > 1 and tokens[i - 2] in _FOR_WORDS)):
+        return True
+    if base in ("mensch", "human") and (before in _SELF_WORDS or (
+            i > 1 and before in ("ein", "a", "nur", "auch", "just", "only") and tokens[i - 2] in _SELF_WORDS)):
         return True
     if base == "mensch" and i == 0 and len(tokens) > 2 and re.match(r"\s*mensch\s*[,!]", folded):
         return True  # "Mensch, das geht ja gar nicht" is an interjection
@@ -226,12 +305,26 @@ def _excluded(tokens: Sequence[str], i: int, base: str, folded: str) -> bool:
     return False
 
 
+def asks_what_i_am(text: str) -> bool:
+    """True if the customer asks whether a bot or a person answers ("Bist du ein Mensch?").
+
+    Such a message deserves the honest answer; it hands over only when it also asks for a
+    person (`asks_for_human` decides that).
+    """
+    if not text or not text.strip():
+        return False
+    folded = fold(text)
+    return _IDENTITY_HINT.search(folded) is not None and _IDENTITY.search(folded) is not None
+
+
 def asks_for_human(text: str, words: Iterable[str] = DEFAULT_REQUEST_WORDS) -> bool:
     """True if the customer asks for a person (``words``: HandoffConfig.request_words)."""
     if not text or not text.strip():
         return False
     folded = fold(_fold_keep_case_gender(text))
     folded = _GENDER.sub("", folded)
+    # "Bist du ein Mensch?" asks what answers, not for a person: the question is blanked.
+    folded = _without_identity_questions(folded)
     for pattern in _REQUEST_PHRASES:
         if pattern.search(folded):
             return True

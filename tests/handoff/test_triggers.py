@@ -14,6 +14,7 @@ from core.handoff.triggers import (
     DEFAULT_REQUEST_WORDS,
     FrustrationSignal,
     asks_for_human,
+    asks_what_i_am,
     fold,
     frustration_score,
     within_one_edit,
@@ -22,6 +23,7 @@ from core.handoff.triggers import (
 WORDS = HandoffConfig().request_words
 THRESHOLD = HandoffConfig().frustration_threshold
 DATA = Path(__file__).resolve().parent.parent / "data" / "frustration_labelled.jsonl"
+IDENTITY_DATA = DATA.with_name("identity_labelled.jsonl")
 
 
 @pytest.mark.parametrize("text", [
@@ -144,6 +146,12 @@ def test_asks_for_human_never_crashes_on_any_text(text: str) -> None:
     assert asks_for_human(text, WORDS) in (True, False)
 
 
+@given(st.text(max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_asks_what_i_am_never_crashes_on_any_text(text: str) -> None:
+    assert asks_what_i_am(text) in (True, False)
+
+
 @given(st.text(max_size=200), st.lists(st.text(max_size=80), max_size=5))
 @settings(max_examples=200, deadline=None)
 def test_frustration_score_is_within_bounds(text: str, history: list[str]) -> None:
@@ -211,8 +219,11 @@ def test_empty_message_is_not_frustrated() -> None:
 
 def test_labelled_set_is_large_balanced_and_bilingual() -> None:
     items = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert len(items) >= 200
+    assert len(items) >= 300
     assert {i["lang"] for i in items} == {"de", "en"}
+    # realistic negatives: harmless repetition and forwarded texts
+    assert sum(bool(i.get("history")) and not i["frustrated"] for i in items) >= 30
+    assert sum("forward" in i["text"].lower() or "weitergeleitet" in i["text"].lower() for i in items) >= 8
     for lang in ("de", "en"):
         subset = [i for i in items if i["lang"] == lang]
         share = sum(i["frustrated"] for i in subset) / len(subset)
@@ -230,3 +241,127 @@ def test_scorer_beats_a_floor_on_the_held_out_split() -> None:
     fn = sum(not p and it["frustrated"] for p, it in zip(predicted, test, strict=True))
     assert tp / (tp + fp) >= 0.9
     assert tp / (tp + fn) >= 0.65
+
+
+@pytest.mark.parametrize("text", [
+    "Bist du ein Mensch?",
+    "Bist du ein Bot?",
+    "Sind Sie ein echter Mitarbeiter?",
+    "Rede ich mit einem Menschen oder einer Maschine?",
+    "Ist das hier ein Chatbot oder ein Mensch?",
+    "Mensch oder Maschine?",
+    "Mit wem spreche ich gerade?",
+    "am I talking to a human?",
+    "Are you a human?",
+    "Is this a real person?",
+    "Are you a real person or a bot?",
+    "Human or bot?",
+    "r u a bot",
+    "Is there a real human here?",
+    "Ich möchte wissen, ob ich mit einem Menschen spreche",
+    "I would like to know if I am talking to a human",
+    "Wer sind Sie eigentlich?",
+])
+def test_asking_what_answers_is_an_identity_question_not_a_request(text: str) -> None:
+    assert asks_what_i_am(text)
+    assert not asks_for_human(text, WORDS)
+
+
+@pytest.mark.parametrize("text", [
+    "Ich will einen Menschen sprechen",
+    "can I talk to a human",
+    "agent please",
+    "Mitarbeiter bitte",
+    "Is there a human I can speak to?",
+    "Bist du ein Bot? Dann will ich einen Menschen.",
+    "Are you a human? If not, put me through to an agent.",
+    "Ich will mit einer Person sprechen, nicht mit einem Bot",
+    "Weiß jemand, ob ein Mitarbeiter verfügbar ist?",
+    "if a human could call me that would be great",
+])
+def test_a_request_for_a_person_hands_over_even_next_to_an_identity_question(text: str) -> None:
+    assert asks_for_human(text, WORDS)
+
+
+@pytest.mark.parametrize("text", [
+    "Bist du sicher?", "Bist du noch da?", "Are you open on Sunday?", "Is this a bug?",
+    "Is this automated billing?", "Ist das ein Fehler in der Rechnung?", "Ist ein Mitarbeiter frei?",
+    "Is this person allowed to see my invoice?",
+])
+def test_ordinary_questions_are_not_identity_questions(text: str) -> None:
+    assert not asks_what_i_am(text)
+
+
+@pytest.mark.parametrize("text", ["Ich bin auch nur ein Mensch", "Ich bin Mensch, kein Roboter", "I'm human too",
+                                  "Wie viele Personen können das Konto nutzen?", "Tisch für eine Person"])
+def test_talk_about_oneself_or_a_head_count_is_not_a_request(text: str) -> None:
+    assert not asks_for_human(text, WORDS)
+
+
+def _identity_items() -> list[dict[str, object]]:
+    return [json.loads(line) for line in IDENTITY_DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_identity_set_is_large_bilingual_and_covers_three_classes() -> None:
+    items = _identity_items()
+    assert len(items) >= 100
+    for lang in ("de", "en"):
+        labels = [i["label"] for i in items if i["lang"] == lang]
+        assert all(labels.count(label) >= 15 for label in ("identity", "person", "neither")), lang
+
+
+def test_trigger_tells_identity_questions_from_requests_on_the_labelled_set() -> None:
+    """Guards against regressions; the figures come from bench/identity_eval.py."""
+    items = _identity_items()
+    handed_over = [it for it in items if asks_for_human(str(it["text"]), WORDS)]
+    identity = [it for it in items if it not in handed_over and asks_what_i_am(str(it["text"]))]
+    assert not [it for it in handed_over if it["label"] == "identity"], "an identity question was handed over"
+    missed = [it for it in items if it["label"] == "person" and it not in handed_over]
+    assert len(missed) <= 0.05 * sum(it["label"] == "person" for it in items)
+    recall = sum(it["label"] == "identity" for it in identity) / sum(it["label"] == "identity" for it in items)
+    assert recall >= 0.9
+
+
+@pytest.mark.parametrize("text", [
+    "Okay, vielen Dank, tschüss!", "ok thank you bye", "Danke schön, schönen Tag noch!", "bye", "Tschüss",
+    "That's all, thank you very much",
+])
+def test_saying_a_polite_closing_again_is_not_a_repeated_question(text: str) -> None:
+    signal = frustration_score(text, [text, "Wie sind eure Öffnungszeiten?", text])
+    assert "repeated_question" not in signal.reasons
+    assert not signal.exceeds(THRESHOLD)
+
+
+@pytest.mark.parametrize("closing", ["Danke, tschüss", "ok thanks, bye", "Vielen Dank, das war alles"])
+def test_a_question_asked_again_after_a_closing_starts_a_new_issue(closing: str) -> None:
+    question = "Wie sind eure Öffnungszeiten?"
+    assert "repeated_question" not in frustration_score(question, [question, closing]).reasons
+    assert "repeated_question" in frustration_score(question, [closing, question, "Hallo"]).reasons
+
+
+def test_a_re_sent_answer_is_not_a_repeated_question() -> None:
+    assert "repeated_question" not in frustration_score("Meine Bestellnummer ist HW-123456",
+                                                        ["Meine Bestellnummer ist HW-123456"]).reasons
+
+
+@pytest.mark.parametrize("text", [
+    "text forwarded many times",
+    "FYI forwarded many times: the office will be closed on Friday",
+    "Text, der schon oft weitergeleitet wurde",
+    "Ich habe es jetzt zum zweiten Mal probiert und jetzt klappt es, danke!",
+    "I tried it a second time and now it works, thanks!",
+    "Gibt es das Angebot immer noch?",
+    "Schon wieder ich :) Noch eine kurze Frage zu den Tarifen.",
+])
+def test_forwarded_texts_and_success_reports_are_not_frustration(text: str) -> None:
+    signal = frustration_score(text, [])
+    assert not signal.exceeds(THRESHOLD), signal
+
+
+@pytest.mark.parametrize("text", [
+    "I have asked three times now, where is my refund?",
+    "Meine Website ist immer noch offline",
+    "Ich warte immer noch auf meine Rechnung!!",
+])
+def test_real_persistence_still_counts(text: str) -> None:
+    assert any(r.startswith("persistence") for r in frustration_score(text, []).reasons)
