@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,36 +18,57 @@ import structlog
 import typer
 
 from core import logging as sb_logging
-from core.config import EnvSettings, FarmConfig, load_farm_config
-from core.errors import ConfigError, StoreUnavailable, SwitchboardError
+from core.config import EnvSettings, FarmConfig, FarmConfigInvalid, load_farm_config
+from core.errors import ConfigError, SwitchboardError
 from core.privacy.masking import LogMasker, Masker
+
+EXIT_CODES = (
+    "Exit status, every command: 0 success; 1 the command did its work and the answer is a failure "
+    "(check found errors, a test story failed, the contact is unknown or erasing was not confirmed); "
+    "2 the command could not do its work: a usage error, a missing or invalid file, project or "
+    "configuration, or a farm that cannot start (port in use, store unreachable)."
+)
 
 app = typer.Typer(
     name="switchboard",
     help="Switchboard: a customer-service bot farm (Telegram, WhatsApp, web chat; Slack handoff).",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
 )
 log = structlog.get_logger("switchboard")
 
+DEFAULT_CONFIG = Path("config/farm.yml")
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="farm.yml to use.", envvar="SWITCHBOARD_CONFIG")]
+
+
+class StartupFailed(SwitchboardError):
+    """The farm did not start; the message is one line that says what to do."""
+
+
+def _config_errors(exc: ConfigError, prefix: str) -> list[str]:
+    """One line per problem (all of them for an invalid farm.yml)."""
+    problems = exc.problems if isinstance(exc, FarmConfigInvalid) else [exc]
+    return [f"{prefix}{problem}" for problem in problems]
 
 
 def _load(config: Path) -> FarmConfig:
     try:
         return load_farm_config(config)
     except ConfigError as exc:
-        typer.echo(f"config error: {exc}", err=True)
+        for line in _config_errors(exc, "config error: "):
+            typer.echo(line, err=True)
         raise typer.Exit(2) from exc
 
 
-@app.command()
+@app.command(epilog="Exit status: 0 after a clean stop (Ctrl-C or SIGTERM); 2 when farm.yml or a bot "
+                    "project is invalid or the farm cannot start (one line says why and what to do).")
 def run(
-    config: ConfigOption = Path("config/farm.yml"),
+    config: ConfigOption = DEFAULT_CONFIG,
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default from farm.yml: 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default from farm.yml: 8080).")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port (default from farm.yml: 8080).")] = None,
     actions: Annotated[str | None, typer.Option(
-        "--actions", help="in-process | endpoint, for every bot (default: farm.yml's bots.<name>.actions, auto).",
+        "--actions", help="auto | in-process | endpoint, for every bot (default: farm.yml's bots.<name>.actions, auto).",
     )] = None,
 ) -> None:
     """Start the farm: every bot, channel, desk and the web app."""
@@ -56,26 +79,80 @@ def run(
             raise typer.Exit(2)
         for bot in farm_config.bots.values():
             bot.actions = actions  # type: ignore[assignment]
+    try:
+        env = EnvSettings()
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     masker = LogMasker(Masker.for_bots(b.privacy for b in farm_config.bots.values()))
-    env = EnvSettings()
     sb_logging.configure(env.log_level or farm_config.log_level, env.log_format or farm_config.log_format, masker)
     listen_host = host or farm_config.server.host
     listen_port = port if port is not None else farm_config.server.port
     try:
+        busy = listen_problem(listen_host, listen_port)  # before minutes of loading, not after
+        if busy:
+            raise StartupFailed(busy)
         asyncio.run(_serve(farm_config, listen_host, listen_port))
-    except StoreUnavailable as exc:
-        typer.echo(f"cannot start: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    except SwitchboardError as exc:  # a bot project that does not load: one line, no traceback
+    except StartupFailed as exc:
         typer.echo(f"cannot start: {exc}", err=True)
         raise typer.Exit(2) from exc
+    except KeyboardInterrupt as exc:  # Ctrl-C while the bots still load
+        typer.echo("stopped before the farm was up", err=True)
+        raise typer.Exit(130) from exc
+
+
+def _listen_message(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use — stop the other process or pass --port"
+    if exc.errno == errno.EACCES:
+        return f"no permission to listen on port {port} on {host} — ports below 1024 need privileges; pass --port 8080"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine — pass --host 127.0.0.1 (or 0.0.0.0 for every interface)"
+    return f"cannot listen on {host}:{port} ({exc.strerror or exc}) — pass another --host or --port"
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why the web app could not listen on ``host:port``, or None; bound as aiohttp binds."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return f"host '{host}' is not a known address — pass --host 127.0.0.1 (or 0.0.0.0 for every interface)"
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's create_server
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                return _listen_message(exc, host, port)
+    return None
+
+
+def _startup_message(exc: Exception, host: str, port: int) -> str:
+    if isinstance(exc, SwitchboardError):  # bad bot project, store unreachable or locked: says what
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+        return _listen_message(exc, host, port)
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror}: {exc.filename} — check the paths in farm.yml (relative ones are relative to it)"
+    log.debug("farm.start_failed", exc_info=exc)
+    return f"{type(exc).__name__}: {exc} — SWITCHBOARD_LOG_LEVEL=debug shows where"
 
 
 async def _serve(config: FarmConfig, host: str, port: int) -> None:
     from core.farm import Farm, channels_summary, serve
 
     farm = Farm(config)
-    runner = await serve(farm, host, port)
+    try:
+        runner = await serve(farm, host, port)
+    except Exception as exc:
+        if farm.app is not None:  # started, then could not listen: stop what runs
+            try:
+                await farm.stop()
+            except Exception:
+                log.exception("farm.stop_failed")
+        raise StartupFailed(_startup_message(exc, host, port)) from exc
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     for line in channels_summary(farm, shown, port):
         log.info("farm.listening", where=line)
@@ -92,25 +169,39 @@ async def _serve(config: FarmConfig, host: str, port: int) -> None:
     await farm.stop()
 
 
-@app.command()
+@app.command(epilog="Exit status: 0 valid (warnings allowed); 1 errors found in farm.yml or a project; "
+                    "2 the file or directory named does not exist.")
 def check(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="farm.yml to check (default config/farm.yml).",
                                                 envvar="SWITCHBOARD_CONFIG")] = None,
     project: Annotated[Path | None, typer.Option("--project", help="Check one Rasa 3.x project directory.")] = None,
 ) -> None:
-    """Validate farm.yml and every bot project (or one --project); exit 1 on errors.
+    """Validate farm.yml and every bot project (or one --project); list every error, each with file:line.
 
-    Warnings (what Rasa accepts, components Switchboard replaces) are printed and exit 0.
+    Warnings (what Rasa accepts, components Switchboard replaces) are printed too.
     """
     from core.rasa.validate import Review, review_project
 
+    if project is not None and not project.is_dir():
+        typer.echo(f"error: {project}: project directory not found", err=True)
+        raise typer.Exit(2)
+    farm_file = config or (DEFAULT_CONFIG if project is None else None)
     reviews: list[tuple[str, Review]] = []
+    errors: list[str] = []
     if project is not None:
         reviews.append(("", review_project(project)))
-    if config is not None or project is None:
-        farm_config = _load(config or Path("config/farm.yml"))
-        reviews += [(f"bots.{bot}: ", review_project(farm_config.project_dir(bot))) for bot in farm_config.bots]
-    errors = [f"{prefix}{problem}" for prefix, result in reviews for problem in result.errors]
+    if farm_file is not None:
+        try:
+            farm_config = load_farm_config(farm_file)
+            project_dirs = {bot: farm_config.project_dir(bot) for bot in farm_config.bots}
+        except FarmConfigInvalid as exc:  # every problem of the file; still review the projects that exist
+            errors += [str(problem) for problem in exc.problems]
+            project_dirs = exc.project_dirs
+        except ConfigError as exc:  # the file is not there
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        reviews += [(f"bots.{bot}: ", review_project(folder)) for bot, folder in project_dirs.items()]
+    errors += [f"{prefix}{problem}" for prefix, result in reviews for problem in result.errors]
     for prefix, result in reviews:
         for note in result.notes:
             typer.echo(f"{prefix}note: {note}", err=True)
@@ -119,15 +210,17 @@ def check(
     if errors:
         for problem in errors:
             typer.echo(f"error: {problem}", err=True)
+        if len(errors) > 1:
+            typer.echo(f"{len(errors)} errors", err=True)
         raise typer.Exit(1)
     warned = sum(len(r.warnings) for _, r in reviews)
-    what = f"project {project}" if project is not None and config is None else f"{config or 'config/farm.yml'}"
+    what = f"project {project}" if farm_file is None else f"{farm_file}"
     names = [prefix.removeprefix("bots.").removesuffix(": ") for prefix, _ in reviews if prefix]
     bots = f" ({len(names)} bot(s): {', '.join(names)})" if names else ""
     typer.echo(f"{what}: OK{bots}" + (f", {warned} warning(s)" if warned else ""))
 
 
-@app.command("hash-password")
+@app.command("hash-password", epilog="Exit status: 0 printed; 1 the input ended before two entries matched.")
 def hash_password(
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
@@ -141,13 +234,20 @@ def _mount_subcommands() -> None:
     from core import bench_cli, rasa_cli
     from core.privacy import cli as privacy_cli
 
-    app.command("train")(rasa_cli.train)
-    app.add_typer(rasa_cli.test_app, name="test")
-    app.command("shell")(rasa_cli.shell)
-    app.command("export")(privacy_cli.export_command)
-    app.command("forget")(privacy_cli.forget_command)
-    app.command("unlink")(privacy_cli.unlink_command)
+    project_errors = "2 the project, farm.yml or a file named is missing or invalid."
+    app.command("train", epilog=f"Exit status: 0 the model is ready; {project_errors}")(rasa_cli.train)
+    app.add_typer(rasa_cli.test_app, name="test", epilog=(
+        f"Exit status: 0 the report is written / every story passed; 1 a test story failed; {project_errors}"))
+    app.command("shell", epilog=f"Exit status: 0 at Ctrl-D; {project_errors}")(rasa_cli.shell)
+    store_errors = "2 farm.yml is missing or invalid, or the store cannot be opened."
+    app.command("export", epilog=f"Exit status: 0 (also for an unknown contact: {{}}); {store_errors}")(
+        privacy_cli.export_command)
+    app.command("forget", epilog=f"Exit status: 0 erased; 1 unknown contact, or not confirmed; {store_errors}")(
+        privacy_cli.forget_command)
+    app.command("unlink", epilog=f"Exit status: 0 split off; 1 unknown contact or no such identity; {store_errors}")(
+        privacy_cli.unlink_command)
     for command in bench_cli.app.registered_commands:
+        command.epilog = command.epilog or "Exit status: 0 measured; 2 not run from a source checkout."
         app.registered_commands.append(command)
 
 

@@ -12,17 +12,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.delivery.config import DeliveryConfig
 from core.errors import ConfigError
 from core.handoff.config import HandoffConfig
 from core.privacy.config import PrivacyConfig
-from core.rasa.yamlio import safe_load_12
+from core.rasa.yamlio import LDict, LList, RasaFileError, parse_yaml, plain
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_BOT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def resolve_relative(base_dir: Path, path: str) -> str:
+    """``path`` as written in farm.yml: absolute as is, relative against farm.yml's folder."""
+    if path == ":memory:" or path.startswith("file:") or Path(path).is_absolute():
+        return path
+    return os.path.normpath(base_dir / path)
 
 
 class StoreConfig(BaseModel):
@@ -101,7 +116,7 @@ class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None
     max_body_bytes: int = 1_048_576
 
@@ -114,11 +129,19 @@ class FarmConfig(BaseModel):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     desk: DeskConfig = Field(default_factory=DeskConfig)
     bots: dict[str, BotConfig]
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     log_format: Literal["console", "json"] = "console"
 
-    # The folder of farm.yml; relative project paths resolve against it.
+    # The folder of farm.yml; every relative path in it (store.path, bots.<name>.project)
+    # resolves against this folder, never against the working directory.
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    _log_level_case = field_validator("log_level", mode="before")(_lower)
+
+    @model_validator(mode="after")
+    def _paths_relative_to_the_file(self) -> FarmConfig:
+        self.store.path = resolve_relative(self.base_dir, self.store.path)
+        return self
 
     def project_dir(self, bot: str) -> Path:
         path = Path(self.bots[bot].project)
@@ -131,17 +154,72 @@ class EnvSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore")
 
     config: str = "config/farm.yml"
-    log_level: str | None = None
+    log_level: LogLevel | None = None
     log_format: Literal["console", "json"] | None = None
 
+    _log_level_case = field_validator("log_level", mode="before")(_lower)
 
-def expand_env(value: Any, *, file: str, path: str = "", environ: Mapping[str, str] | None = None) -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree."""
-    env = os.environ if environ is None else environ
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:  # a bad SWITCHBOARD_* variable: name it, as farm.yml errors do
+            first = exc.errors()[0]
+            name = "SWITCHBOARD_" + "_".join(str(p) for p in first["loc"]).upper()
+            raise ConfigError(_message(first), key=f"environment variable {name}") from None
+
+
+Loc = tuple[str | int, ...]
+
+
+def dotted(loc: Loc) -> str:
+    """``('desk', 'web', 'agents', 0, 'id')`` as ``desk.web.agents[0].id``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class FarmConfigProblem(ConfigError):
+    """One problem in farm.yml; ``str()`` is ``file:line: key: message``."""
+
+    def __init__(self, message: str, *, file: str, key: str | None = None, line: int | None = None) -> None:
+        super().__init__(message, file=file, key=key)
+        self.line = line
+        self.problem = message
+        where = f"{file}:{line}" if line else file
+        self.args = (f"{where}: {key}: {message}" if key else f"{where}: {message}",)
+
+
+class FarmConfigInvalid(ConfigError):
+    """farm.yml has problems: all of them in ``problems``, in file order.
+
+    ``str()`` is the first and how many more (one line); ``project_dirs`` holds the bots'
+    project folders that exist, so ``switchboard check`` can review those as well.
+    """
+
+    def __init__(self, problems: list[FarmConfigProblem], project_dirs: dict[str, Path] | None = None) -> None:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more: `switchboard check` lists them)" if len(problems) > 1 else ""
+        super().__init__(f"{first}{more}")
+        self.file, self.key = first.file, first.key
+        self.problems = problems
+        self.project_dirs = project_dirs or {}
+
+
+def _message(error: ErrorDetails) -> str:
+    """Pydantic's message, plus the value given where that helps (``not 'verbose'``)."""
+    message = error["msg"].removeprefix("Value error, ")
+    given = error.get("input")
+    if error["type"] not in ("missing", "extra_forbidden") and isinstance(given, str | int | float):
+        message += f", not {given!r}"
+    return message
+
+
+def _expand(value: Any, loc: Loc, env: Mapping[str, str], unset: list[tuple[Loc, str]]) -> Any:
     if isinstance(value, dict):
-        return {k: expand_env(v, file=file, path=f"{path}.{k}" if path else str(k), environ=env) for k, v in value.items()}
+        return {k: _expand(v, (*loc, k), env, unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, file=file, path=f"{path}[{i}]", environ=env) for i, v in enumerate(value)]
+        return [_expand(v, (*loc, i), env, unset) for i, v in enumerate(value)]
     if isinstance(value, str):
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
@@ -149,35 +227,98 @@ def expand_env(value: Any, *, file: str, path: str = "", environ: Mapping[str, s
                 return env[name]
             if default is not None:
                 return default
-            raise ConfigError(f"environment variable {name} is not set", file=file, key=path)
+            unset.append((loc, name))
+            return match.group(0)
 
         return _ENV_PATTERN.sub(substitute, value)
     return value
 
 
+def expand_env(value: Any, *, file: str, path: str = "", environ: Mapping[str, str] | None = None) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree."""
+    unset: list[tuple[Loc, str]] = []
+    expanded = _expand(value, (), os.environ if environ is None else environ, unset)
+    if unset:
+        loc, name = unset[0]
+        key = ".".join(p for p in (path, dotted(loc)) if p)
+        raise ConfigError(f"environment variable {name} is not set", file=file, key=key)
+    return expanded
+
+
+def _line_map(node: Any, loc: Loc = (), lines: dict[Loc, int] | None = None) -> dict[Loc, int]:
+    """The 1-based line of every key and list item of a parsed farm.yml, by its location."""
+    lines = {} if lines is None else lines
+    if isinstance(node, LDict):
+        for key, value in node.items():
+            lines[(*loc, key)] = node.line_of(key)
+            _line_map(value, (*loc, key), lines)
+    elif isinstance(node, LList):
+        for index, value in enumerate(node):
+            lines[(*loc, index)] = node.line_of(index)
+            _line_map(value, (*loc, index), lines)
+    return lines
+
+
+def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
+    """The line of ``loc``, or of its nearest enclosing key (a missing key: its parent's)."""
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
 def load_farm_config(path: str | Path, environ: Mapping[str, str] | None = None) -> FarmConfig:
-    """Read, expand and validate a farm.yml; raise `ConfigError` naming file and key."""
+    """Read, expand and validate a farm.yml.
+
+    Relative paths in it resolve against the file's folder. A missing file raises
+    `ConfigError`; problems inside it raise one `FarmConfigInvalid` with every problem
+    and its line.
+    """
     file = Path(path)
+    name = str(file)
     if not file.is_file():
-        raise ConfigError("file not found", file=str(file))
+        raise ConfigError("file not found", file=name)
     try:
-        raw = safe_load_12(file.read_text(encoding="utf-8"))  # YAML 1.2, as the bot projects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{where}invalid YAML ({getattr(exc, 'problem', exc)})", file=str(file)) from exc
-    if not isinstance(raw, dict):
-        raise ConfigError("expected a mapping at the top level", file=str(file))
-    raw = expand_env(raw, file=str(file), environ=environ)
+        tree = parse_yaml(file.read_text(encoding="utf-8"), file=name)  # YAML 1.2, as the bot projects
+    except RasaFileError as exc:
+        raise FarmConfigInvalid([FarmConfigProblem(exc.problem, file=name, line=exc.line)]) from exc
+    except UnicodeDecodeError as exc:
+        raise FarmConfigInvalid([FarmConfigProblem(f"not UTF-8 text ({exc.reason})", file=name)]) from exc
+    if not isinstance(tree, LDict):
+        raise FarmConfigInvalid([FarmConfigProblem("expected a mapping at the top level", file=name)])
+    lines = _line_map(tree)
+    base_dir = file.resolve().parent
+    unset: list[tuple[Loc, str]] = []
+    raw = _expand(plain(tree), (), os.environ if environ is None else environ, unset)
+    problems = [FarmConfigProblem(f"environment variable {var} is not set", file=name, key=dotted(loc),
+                                  line=_line_of(lines, loc)) for loc, var in unset]
+
+    def from_unset(loc: Loc) -> bool:  # the unset variable is the problem there, not what it left
+        return any(loc[:len(where)] == where for where, _ in unset)
+
+    project_dirs: dict[str, Path] = {}
+    bots = raw.get("bots")
+    for bot, settings in bots.items() if isinstance(bots, dict) else ():
+        if not _BOT_NAME.fullmatch(bot):
+            problems.append(FarmConfigProblem("bot names are 1-40 of a-z, 0-9, '-', '_'", file=name,
+                                              key=f"bots.{bot}", line=_line_of(lines, ("bots", bot))))
+        project = settings.get("project") if isinstance(settings, dict) else None
+        if isinstance(project, str) and not from_unset(("bots", bot, "project")):
+            folder = Path(project) if Path(project).is_absolute() else (base_dir / project).resolve()
+            if folder.is_dir():
+                project_dirs[bot] = folder
+            else:
+                problems.append(FarmConfigProblem(f"project directory {folder} not found", file=name,
+                                                  key=f"bots.{bot}.project", line=_line_of(lines, ("bots", bot, "project"))))
+    config: FarmConfig | None = None
     try:
-        config = FarmConfig.model_validate({**raw, "base_dir": file.resolve().parent})
+        config = FarmConfig.model_validate({**raw, "base_dir": base_dir})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(first["msg"], file=str(file), key=key) from exc
-    for name in config.bots:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name):
-            raise ConfigError("bot names are 1-40 of a-z, 0-9, '-', '_'", file=str(file), key=f"bots.{name}")
-        if not config.project_dir(name).is_dir():
-            raise ConfigError(f"project directory {config.project_dir(name)} not found", file=str(file), key=f"bots.{name}.project")
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            if not from_unset(loc):
+                problems.append(FarmConfigProblem(_message(error), file=name, key=dotted(loc), line=_line_of(lines, loc)))
+    if problems or config is None:
+        problems.sort(key=lambda problem: problem.line or 0)
+        raise FarmConfigInvalid(problems, project_dirs)
     return config

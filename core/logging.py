@@ -13,15 +13,24 @@ from typing import Any
 
 import structlog
 
+from core.errors import ConfigError
 from core.privacy.masking import mask_log_values
 
 Processor = Callable[[Any, str, MutableMapping[str, Any]], Any]
 
 
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
+          "critical": logging.CRITICAL}
+FORMATS = ("console", "json")
+
+
 def configure(level: str = "info", fmt: str = "console", masker: Processor | None = None) -> None:
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        numeric = logging.INFO
+    """Route structlog and stdlib logging to stderr; an unknown level or format is a `ConfigError`."""
+    numeric = LEVELS.get(level.lower())
+    if numeric is None:
+        raise ConfigError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
+    if fmt not in FORMATS:
+        raise ConfigError(f"log format must be console or json, not {fmt!r}")
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=numeric, force=True)
     for noisy in ("httpx", "telegram", "slack_bolt", "slack_sdk", "aiohttp.access", "pymongo"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
