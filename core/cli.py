@@ -255,9 +255,10 @@ _mount_subcommands()
 
 
 def main() -> None:
-    sb_logging.configure("info")
+    """The ``switchboard`` console script: quiet logs (SWITCHBOARD_LOG_LEVEL to see more), one-line errors."""
     try:
-        app()
+        sb_logging.configure(EnvSettings().log_level or "warning")
+        app(prog_name="switchboard")
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         sys.exit(2)
