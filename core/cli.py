@@ -19,14 +19,15 @@ import typer
 
 from core import logging as sb_logging
 from core.config import EnvSettings, FarmConfig, FarmConfigInvalid, load_farm_config
-from core.errors import ConfigError, SwitchboardError
+from core.errors import ConfigError, StoreUnavailable, SwitchboardError
 from core.privacy.masking import LogMasker, Masker
 
 EXIT_CODES = (
-    "Exit status, every command: 0 success; 1 the command did its work and the answer is a failure "
-    "(check found errors, a test story failed, the contact is unknown or erasing was not confirmed); "
-    "2 the command could not do its work: a usage error, a missing or invalid file, project or "
-    "configuration, or a farm that cannot start (port in use, store unreachable)."
+    "Exit status, every command: 0 success; 1 a failure that is not a mistake in the command line or "
+    "the configuration (check found errors, a test story failed, the contact is unknown, erasing was not "
+    "confirmed, the port is in use, the store is unreachable or served by another farm): retrying later "
+    "may help; 2 a usage or configuration error (an unknown option, a missing or invalid farm.yml, bot "
+    "project or file): fix it first."
 )
 
 app = typer.Typer(
@@ -43,7 +44,14 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="farm.yml to 
 
 
 class StartupFailed(SwitchboardError):
-    """The farm did not start; the message is one line that says what to do."""
+    """The farm did not start; the message is one line that says what to do.
+
+    ``status``: 2 when the configuration must change (a bot project, --host), 1 otherwise.
+    """
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _config_errors(exc: ConfigError, prefix: str) -> list[str]:
@@ -61,8 +69,9 @@ def _load(config: Path) -> FarmConfig:
         raise typer.Exit(2) from exc
 
 
-@app.command(epilog="Exit status: 0 after a clean stop (Ctrl-C or SIGTERM); 2 when farm.yml or a bot "
-                    "project is invalid or the farm cannot start (one line says why and what to do).")
+@app.command(epilog="Exit status: 0 after a clean stop (Ctrl-C or SIGTERM); 1 the farm cannot start: the port "
+                    "is in use, the store is unreachable or served by another farm; 2 farm.yml, a bot project or "
+                    "--host/--port is invalid. Either way one line says why and what to do.")
 def run(
     config: ConfigOption = DEFAULT_CONFIG,
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default from farm.yml: 127.0.0.1).")] = None,
@@ -89,34 +98,37 @@ def run(
     listen_host = host or farm_config.server.host
     listen_port = port if port is not None else farm_config.server.port
     try:
-        busy = listen_problem(listen_host, listen_port)  # before minutes of loading, not after
+        busy = listen_problem(listen_host, listen_port)  # before seconds of loading, not after
         if busy:
-            raise StartupFailed(busy)
+            raise busy
         asyncio.run(_serve(farm_config, listen_host, listen_port))
     except StartupFailed as exc:
         typer.echo(f"cannot start: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise typer.Exit(exc.status) from exc
     except KeyboardInterrupt as exc:  # Ctrl-C while the bots still load
         typer.echo("stopped before the farm was up", err=True)
         raise typer.Exit(130) from exc
 
 
-def _listen_message(exc: OSError, host: str, port: int) -> str:
+def _listen_failure(exc: OSError, host: str, port: int) -> StartupFailed:
     if exc.errno == errno.EADDRINUSE:
-        return f"port {port} on {host} is in use — stop the other process or pass --port"
+        return StartupFailed(f"port {port} on {host} is in use — stop the other process or pass --port")
     if exc.errno == errno.EACCES:
-        return f"no permission to listen on port {port} on {host} — ports below 1024 need privileges; pass --port 8080"
+        return StartupFailed(
+            f"no permission to listen on port {port} on {host} — ports below 1024 need privileges; pass --port 8080", 2)
     if exc.errno == errno.EADDRNOTAVAIL:
-        return f"{host} is not an address of this machine — pass --host 127.0.0.1 (or 0.0.0.0 for every interface)"
-    return f"cannot listen on {host}:{port} ({exc.strerror or exc}) — pass another --host or --port"
+        return StartupFailed(
+            f"{host} is not an address of this machine — pass --host 127.0.0.1 (or 0.0.0.0 for every interface)", 2)
+    return StartupFailed(f"cannot listen on {host}:{port} ({exc.strerror or exc}) — pass another --host or --port")
 
 
-def listen_problem(host: str, port: int) -> str | None:
+def listen_problem(host: str, port: int) -> StartupFailed | None:
     """Why the web app could not listen on ``host:port``, or None; bound as aiohttp binds."""
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror:
-        return f"host '{host}' is not a known address — pass --host 127.0.0.1 (or 0.0.0.0 for every interface)"
+        return StartupFailed(
+            f"host '{host}' is not a known address — pass --host 127.0.0.1 (or 0.0.0.0 for every interface)", 2)
     for family, kind, proto, _, address in addresses:
         with socket.socket(family, kind, proto) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's create_server
@@ -125,19 +137,21 @@ def listen_problem(host: str, port: int) -> str | None:
             try:
                 sock.bind(address)
             except OSError as exc:
-                return _listen_message(exc, host, port)
+                return _listen_failure(exc, host, port)
     return None
 
 
-def _startup_message(exc: Exception, host: str, port: int) -> str:
-    if isinstance(exc, SwitchboardError):  # bad bot project, store unreachable or locked: says what
-        return str(exc)
+def _startup_failure(exc: Exception, host: str, port: int) -> StartupFailed:
+    if isinstance(exc, StoreUnavailable):  # unreachable, or served by another farm: the message says what to do
+        return StartupFailed(str(exc))
+    if isinstance(exc, SwitchboardError):  # a bot project that does not load, a channel's settings
+        return StartupFailed(str(exc), 2)
     if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
-        return _listen_message(exc, host, port)
+        return _listen_failure(exc, host, port)
     if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.strerror}: {exc.filename} — check the paths in farm.yml (relative ones are relative to it)"
+        return StartupFailed(f"{exc.strerror}: {exc.filename} — check the paths in farm.yml (relative to farm.yml)")
     log.debug("farm.start_failed", exc_info=exc)
-    return f"{type(exc).__name__}: {exc} — SWITCHBOARD_LOG_LEVEL=debug shows where"
+    return StartupFailed(f"{type(exc).__name__}: {exc} — SWITCHBOARD_LOG_LEVEL=debug shows where")
 
 
 async def _serve(config: FarmConfig, host: str, port: int) -> None:
@@ -152,7 +166,7 @@ async def _serve(config: FarmConfig, host: str, port: int) -> None:
                 await farm.stop()
             except Exception:
                 log.exception("farm.stop_failed")
-        raise StartupFailed(_startup_message(exc, host, port)) from exc
+        raise _startup_failure(exc, host, port) from exc
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     for line in channels_summary(farm, shown, port):
         log.info("farm.listening", where=line)
@@ -239,13 +253,13 @@ def _mount_subcommands() -> None:
     app.add_typer(rasa_cli.test_app, name="test", epilog=(
         f"Exit status: 0 the report is written / every story passed; 1 a test story failed; {project_errors}"))
     app.command("shell", epilog=f"Exit status: 0 at Ctrl-D; {project_errors}")(rasa_cli.shell)
-    store_errors = "2 farm.yml is missing or invalid, or the store cannot be opened."
-    app.command("export", epilog=f"Exit status: 0 (also for an unknown contact: {{}}); {store_errors}")(
+    unreachable, invalid = "the store is unreachable", "2 farm.yml is missing or invalid."
+    app.command("export", epilog=f"Exit status: 0 (also for an unknown contact: {{}}); 1 {unreachable}; {invalid}")(
         privacy_cli.export_command)
-    app.command("forget", epilog=f"Exit status: 0 erased; 1 unknown contact, or not confirmed; {store_errors}")(
+    app.command("forget", epilog=f"Exit status: 0 erased; 1 unknown contact, not confirmed, or {unreachable}; {invalid}")(
         privacy_cli.forget_command)
-    app.command("unlink", epilog=f"Exit status: 0 split off; 1 unknown contact or no such identity; {store_errors}")(
-        privacy_cli.unlink_command)
+    app.command("unlink", epilog=f"Exit status: 0 split off; 1 unknown contact, no such identity, or {unreachable}; "
+                                 f"{invalid}")(privacy_cli.unlink_command)
     for command in bench_cli.app.registered_commands:
         command.epilog = command.epilog or "Exit status: 0 measured; 2 not run from a source checkout."
         app.registered_commands.append(command)
@@ -262,6 +276,9 @@ def main() -> None:
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         sys.exit(2)
+    except StoreUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     except SwitchboardError as exc:  # any other user-facing error a command let through: one line
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from core.config import EnvSettings, load_farm_config
-from core.errors import NotFound, SwitchboardError
+from core.errors import NotFound, StoreUnavailable, SwitchboardError
 from core.identity import IdentityService
 from core.privacy.service import PrivacyService
 from core.store.base import Store
@@ -72,6 +72,9 @@ def export_command(
     """Everything held about a contact, as JSON ({} if unknown or forgotten)."""
     try:
         data = asyncio.run(_export(config, contact))
+    except StoreUnavailable as exc:  # not a mistake in the command: exit 1, as `switchboard --help` says
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     except SwitchboardError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -99,6 +102,9 @@ def forget_command(
         asyncio.run(_forget(config, contact))
     except NotFound as exc:
         typer.echo(f"error: unknown contact {contact}", err=True)
+        raise typer.Exit(1) from exc
+    except StoreUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     except SwitchboardError as exc:
         typer.echo(f"error: {exc}", err=True)

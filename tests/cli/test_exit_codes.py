@@ -1,23 +1,33 @@
 """Exit status as `switchboard --help` documents it, for every command's failure path:
-0 success; 1 the command did its work and the answer is a failure; 2 it could not do its work
-(usage, a missing or invalid file/project/config, a farm that cannot start)."""
+0 success; 1 a failure that is no mistake in the command line or configuration (errors found,
+a failing story, an unknown contact, an unreachable store, a busy port); 2 a usage or configuration error."""
 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from core import logging as sb_logging
 from core.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 MOODBOT = REPO / "tests" / "rasa_projects" / "moodbot"
 COMMAND = [sys.executable, "-c", "from core.cli import main; main()"]  # what the `switchboard` script runs
 runner = CliRunner()
+
+@pytest.fixture(autouse=True)
+def _logging_back_on_real_stderr() -> Iterator[None]:
+    """``run`` configures logging onto the runner's captured stderr, which closes after the call."""
+    yield
+    sb_logging.configure("warning")
+
 
 COMMANDS = ["run", "check", "hash-password", "train", "shell", "export", "forget", "unlink", "bench", "test"]
 
@@ -32,15 +42,23 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         encoding="utf-8")
     farm = base / "farm.yml"
     farm.write_text(f"store:\n  path: farm.db\nbots:\n  mood:\n    project: {MOODBOT}\n", encoding="utf-8")
+    unreachable = base / "unreachable.yml"  # a MongoDB port nothing listens on
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"mongodb://127.0.0.1:{sock.getsockname()[1]}/?serverSelectionTimeoutMS=300"
+    unreachable.write_text(f"store:\n  kind: mongodb\n  url: '{url}'\nbots:\n  mood:\n    project: {MOODBOT}\n",
+                           encoding="utf-8")
     invalid = base / "invalid.yml"
     invalid.write_text(f"log_level: verbose\nbots:\n  mood:\n    project: {MOODBOT}\n", encoding="utf-8")
-    return {"failing": failing, "farm": farm, "invalid": invalid, "missing": base / "missing"}
+    return {"failing": failing, "farm": farm, "invalid": invalid, "missing": base / "missing", "unreachable": unreachable}
 
 
 # (arguments, standard input, exit status)
 CASES: list[tuple[list[str], str | None, int]] = [
     (["run", "--config", "{invalid}"], None, 2),
     (["run", "--config", "{missing}"], None, 2),
+    (["run", "--config", "{unreachable}", "--port", "0"], None, 1),
+    (["run", "--config", "{farm}", "--host", "192.0.2.1", "--port", "0"], None, 2),
     (["check", "--config", "{invalid}"], None, 1),
     (["check", "--project", "{failing}"], None, 0),  # failing stories are not the check's business
     (["check", "--config", "{missing}"], None, 2),
@@ -52,11 +70,14 @@ CASES: list[tuple[list[str], str | None, int]] = [
     (["test", "stories", "--project", "{missing}"], None, 2),
     (["shell", "--project", "{missing}"], None, 2),
     (["export", "--contact", "ct_x", "--config", "{invalid}"], None, 2),
+    (["export", "--contact", "ct_x", "--config", "{unreachable}"], None, 1),
     (["forget", "--contact", "ct_nobody", "--config", "{farm}", "--yes"], None, 1),
     (["forget", "--contact", "ct_nobody", "--config", "{farm}"], "n\n", 1),
     (["forget", "--contact", "ct_x", "--config", "{invalid}", "--yes"], None, 2),
+    (["forget", "--contact", "ct_x", "--config", "{unreachable}", "--yes"], None, 1),
     (["unlink", "--contact", "ct_nobody", "--channel", "telegram", "--config", "{farm}"], None, 1),
     (["unlink", "--contact", "ct_x", "--channel", "telegram", "--config", "{invalid}"], None, 2),  # through main()
+    (["unlink", "--contact", "ct_x", "--channel", "telegram", "--config", "{unreachable}"], None, 1),  # through main()
     (["hash-password"], "a\nb\n", 1),
     (["bench", "--duration", "soon"], None, 2),
 ]
@@ -87,8 +108,8 @@ def test_the_help_states_the_convention() -> None:
     result = runner.invoke(app, ["--help"], terminal_width=200)
     assert result.exit_code == 0
     text = " ".join(result.output.split())
-    assert "0 success; 1 the command did its work and the answer is a failure" in text
-    assert "2 the command could not do its work" in text
+    assert "0 success; 1 a failure that is not a mistake in the command line or the configuration" in text
+    assert "2 a usage or configuration error" in text
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -53,7 +53,7 @@ def switchboard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_a_busy_port_is_one_line_that_says_what_to_do(deployment: Path, elsewhere: Path, held_port: int) -> None:
     done = switchboard("run", "--config", str(deployment), "--port", str(held_port), cwd=elsewhere)
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert done.stderr.strip() == (
         f"cannot start: port {held_port} on 127.0.0.1 is in use — stop the other process or pass --port")
     assert done.stdout == ""
@@ -74,7 +74,7 @@ def test_a_database_held_by_another_farm_is_one_line_naming_the_file_from_farm_y
     with open(f"{database}.lock", "wb") as lock:  # what a running farm on this file holds
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         done = switchboard("run", "--config", str(deployment), "--port", "0", cwd=elsewhere)
-    assert done.returncode == 2
+    assert done.returncode == 1
     problems = [line for line in done.stderr.splitlines() if not line.startswith("20")]  # log lines start with the time
     assert len(problems) == 1, done.stderr
     assert problems[0].startswith(f"cannot start: {database} is already served by another farm process")
