@@ -54,17 +54,20 @@ class StartupFailed(SwitchboardError):
         self.status = status
 
 
-def _config_errors(exc: ConfigError, prefix: str) -> list[str]:
+def _config_errors(exc: ConfigError, prefix: str, config: Path) -> list[str]:
     """One line per problem (all of them for an invalid farm.yml)."""
-    problems = exc.problems if isinstance(exc, FarmConfigInvalid) else [exc]
-    return [f"{prefix}{problem}" for problem in problems]
+    if isinstance(exc, FarmConfigInvalid):
+        return [f"{prefix}{problem}" for problem in exc.problems]
+    if config == DEFAULT_CONFIG and not config.exists():  # run from elsewhere than the repository's root
+        return [f"{prefix}{exc} — run from the folder that holds config/, or pass --config FILE"]
+    return [f"{prefix}{exc}"]
 
 
 def _load(config: Path) -> FarmConfig:
     try:
         return load_farm_config(config)
     except ConfigError as exc:
-        for line in _config_errors(exc, "config error: "):
+        for line in _config_errors(exc, "config error: ", config):
             typer.echo(line, err=True)
         raise typer.Exit(2) from exc
 
@@ -212,7 +215,7 @@ def check(
             errors += [str(problem) for problem in exc.problems]
             project_dirs = exc.project_dirs
         except ConfigError as exc:  # the file is not there
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(_config_errors(exc, "error: ", farm_file)[0], err=True)
             raise typer.Exit(2) from exc
         reviews += [(f"bots.{bot}: ", review_project(folder)) for bot, folder in project_dirs.items()]
     errors += [f"{prefix}{problem}" for prefix, result in reviews for problem in result.errors]

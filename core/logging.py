@@ -32,7 +32,7 @@ def configure(level: str = "info", fmt: str = "console", masker: Processor | Non
     if fmt not in FORMATS:
         raise ConfigError(f"log format must be console or json, not {fmt!r}")
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=numeric, force=True)
-    for noisy in ("httpx", "telegram", "slack_bolt", "slack_sdk", "aiohttp.access", "pymongo"):
+    for noisy in ("httpx", "telegram", "slack_bolt", "slack_sdk", "aiohttp.access", "pymongo", "rasa_sdk"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     renderer: Processor = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)

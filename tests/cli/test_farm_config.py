@@ -134,3 +134,15 @@ def test_the_shipped_farm_yml_keeps_the_database_in_the_repositorys_data_folder(
 
     config = load_farm_config(REPO / "config" / "farm.yml")
     assert Path(config.store.path) == REPO / "data" / "switchboard.db"
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_without_config_outside_the_repository_the_error_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SWITCHBOARD_CONFIG", raising=False)
+    result = runner.invoke(app, [command])
+    assert result.exit_code == 2
+    assert result.output.strip().endswith(
+        "config/farm.yml: file not found — run from the folder that holds config/, or pass --config FILE")
