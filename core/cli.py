@@ -171,6 +171,8 @@ async def _serve(config: FarmConfig, host: str, port: int) -> None:
                 log.exception("farm.stop_failed")
         raise _startup_failure(exc, host, port) from exc
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if port == 0 and runner.addresses:  # --port 0: the port the system chose
+        port = int(runner.addresses[0][1])
     for line in channels_summary(farm, shown, port):
         log.info("farm.listening", where=line)
     if config.desk.web.enabled:
