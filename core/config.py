@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -267,6 +276,55 @@ def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
     return None
 
 
+#: The entry-point group adapters register in (as `core.farm` finds them).
+CHANNELS_GROUP = "switchboard.channels"
+
+
+def _channel_problems(bots: dict[str, Any], file: str, lines: dict[Loc, int],
+                      from_unset: Callable[[Loc], bool]) -> list[FarmConfigProblem]:
+    """Each enabled ``bots.<name>.channels.<channel>`` block against its adapter's ``Config``.
+
+    Adapters are found through the registry and loaded only when a bot enables them, so
+    `check` finds what `run` would refuse, before anything starts.
+    """
+    available = {ep.name: ep for ep in entry_points(group=CHANNELS_GROUP)}
+    problems: list[FarmConfigProblem] = []
+
+    def problem(message: str, loc: Loc) -> None:
+        problems.append(FarmConfigProblem(message, file=file, key=dotted(loc), line=_line_of(lines, loc)))
+
+    for bot, settings in bots.items():
+        channels = settings.get("channels") if isinstance(settings, dict) else None
+        for name, block in channels.items() if isinstance(channels, dict) else ():
+            loc: Loc = ("bots", bot, "channels", name)
+            block = {} if block is None else block
+            if not isinstance(block, dict) or from_unset(loc):
+                continue  # the model's own validation names a block that is not a mapping
+            try:
+                if not TypeAdapter(bool).validate_python(block.get("enabled", True)):
+                    continue
+            except ValidationError:
+                pass  # the adapter's Config names it
+            if name not in available:
+                problem(f"unknown channel '{name}' (installed: {', '.join(sorted(available)) or 'none'})", loc)
+                continue
+            try:
+                model = getattr(available[name].load(), "Config", None)
+            except (ImportError, AttributeError) as exc:  # a third-party adapter that does not import
+                problem(f"the channel adapter cannot be loaded: {type(exc).__name__}: {exc}", loc)
+                continue
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                continue
+            try:
+                model.model_validate(block)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    where = (*loc, *error["loc"])
+                    if not from_unset(where):
+                        problem(_message(error), where)
+    return problems
+
+
 def load_farm_config(path: str | Path, environ: Mapping[str, str] | None = None) -> FarmConfig:
     """Read, expand and validate a farm.yml.
 
@@ -310,6 +368,8 @@ def load_farm_config(path: str | Path, environ: Mapping[str, str] | None = None)
             else:
                 problems.append(FarmConfigProblem(f"project directory {folder} not found", file=name,
                                                   key=f"bots.{bot}.project", line=_line_of(lines, ("bots", bot, "project"))))
+    if isinstance(bots, dict):
+        problems += _channel_problems(bots, name, lines, from_unset)
     config: FarmConfig | None = None
     try:
         config = FarmConfig.model_validate({**raw, "base_dir": base_dir})

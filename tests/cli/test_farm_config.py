@@ -72,6 +72,30 @@ def test_every_problem_is_reported_at_once_each_with_its_line(tmp_path: Path, mo
     assert result.output.splitlines()[-1] == "8 errors"
 
 
+def test_channel_settings_are_checked_by_their_adapter_before_anything_starts(tmp_path: Path) -> None:
+    path = farm_file(tmp_path, (
+        "bots:\n"                                            # 1
+        "  mood:\n"                                          # 2
+        f"    project: {MOODBOT}\n"                          # 3
+        "    channels:\n"                                    # 4
+        "      webchat: {titel: Support}\n"                  # 5
+        "      telegram:\n"                                  # 6
+        "        tokn: '123:abc'\n"                          # 7
+        "      whatsapp: {enabled: false, tokn: x}\n"        # 8: switched off, as `run` skips it
+        "      fax: {}\n"                                    # 9
+    ))
+    result = runner.invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 1, result.output
+    *found, unknown = errors_of(result.output)
+    assert found == [
+        f"error: {path}:5: bots.mood.channels.webchat.titel: Extra inputs are not permitted",
+        f"error: {path}:6: bots.mood.channels.telegram.token: Field required",
+        f"error: {path}:7: bots.mood.channels.telegram.tokn: Extra inputs are not permitted",
+    ]
+    assert unknown.startswith(f"error: {path}:9: bots.mood.channels.fax: unknown channel 'fax' (installed: ")
+    assert "telegram" in unknown and "webchat" in unknown
+
+
 @pytest.mark.parametrize(("line", "key", "allowed"), [
     ("log_level: verbose", "log_level", "'debug', 'info', 'warning', 'error' or 'critical'"),
     ("log_format: xml", "log_format", "'console' or 'json'"),
