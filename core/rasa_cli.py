@@ -30,7 +30,8 @@ app.add_typer(test_app, name="test")
 
 ProjectOpt = typer.Option(None, "--project", help="A Rasa 3.x project directory.")
 BotOpt = typer.Option(None, "--bot", help="A bot of the farm config; its project is used.")
-ConfigOpt = typer.Option(Path("config/farm.yml"), "--config", help="The farm config (for --bot).")
+ConfigOpt = typer.Option(Path("config/farm.yml"), "--config", help="The farm config (for --bot).",
+                         envvar="SWITCHBOARD_CONFIG")
 ModelDirOpt = typer.Option(None, "--model-dir", help="Where trained models are kept (default: <project>/.switchboard-models).")
 NluFileOpt = typer.Option(None, "--nlu", help="NLU test data (default: the project's data/).")
 NluOutOpt = typer.Option(Path("results"), "--out", help="Directory for intent_report.json.")
@@ -155,7 +156,7 @@ def test_nlu(
     try:
         data = load_nlu_file(nlu) if nlu else engine.project.nlu
     except DialogueError as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     report = evaluate_nlu(engine, data)
     path = write_nlu_report(report, out)
@@ -183,7 +184,7 @@ def test_stories(
         for file in files:
             blocks.extend(load_story_file(file, display=engine.project.display(file.resolve())).stories)
     except DialogueError as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     if not blocks:
         typer.echo("no test stories found", err=True)

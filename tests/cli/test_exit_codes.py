@@ -117,3 +117,11 @@ def test_every_commands_help_names_its_exit_statuses(command: str) -> None:
     result = runner.invoke(app, [command, "--help"], terminal_width=200)
     assert result.exit_code == 0
     assert "Exit status: 0 " in " ".join(result.output.split())
+
+
+def test_switchboard_config_names_the_farm_for_bot_commands(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["train", "--bot", "nope"], env={"SWITCHBOARD_CONFIG": str(files["farm"])})
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {files['farm']}: bot 'nope' is not in bots"
