@@ -74,7 +74,7 @@ def _load(config: Path) -> FarmConfig:
 
 @app.command(epilog="Exit status: 0 after a clean stop (Ctrl-C or SIGTERM); 1 the farm cannot start: the port "
                     "is in use, the store is unreachable or served by another farm; 2 farm.yml, a bot project or "
-                    "--host/--port is invalid. Either way one line says why and what to do.")
+                    "--host/--port is invalid; 130 interrupted while starting. One line says why and what to do.")
 def run(
     config: ConfigOption = DEFAULT_CONFIG,
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default from farm.yml: 127.0.0.1).")] = None,
