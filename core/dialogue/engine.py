@@ -32,6 +32,7 @@ from core.dialogue.actions import (
     RemoteActions,
     import_actions_package,
 )
+from core.dialogue.ensemble import PolicyEnsemble
 from core.dialogue.forms import extract_slots, parse_payload
 from core.dialogue.policies import MemoizationPolicy, RulePolicy, compile_rules
 from core.dialogue.responses import render_response
@@ -82,13 +83,14 @@ class RasaEngine:
         self.runner = runner
         self.rng = random.Random(seed)
         config = project.config
-        self.policies = Policies(
-            rules=RulePolicy(compile_rules(project.stories.rules)),
-            memo=MemoizationPolicy(project.stories.stories, max_history=config.memo_max_history,
-                                   augmented=config.augmented_memoization),
+        self.ensemble = PolicyEnsemble(
+            RulePolicy(compile_rules(project.stories.rules)),
+            MemoizationPolicy(project.stories.stories, max_history=config.memo_max_history,
+                              augmented=config.augmented_memoization),
             core_fallback=config.core_fallback_action,
-            handoff_intents=config.handoff_intents,
+            core_fallback_threshold=config.core_fallback_threshold,
         )
+        self.policies = Policies(ensemble=self.ensemble, handoff_intents=config.handoff_intents)
 
     # ---- construction ---------------------------------------------------------------------
 

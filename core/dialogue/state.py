@@ -53,6 +53,7 @@ class DialogueState:
     last_user_time: datetime | None = None
     turn_fallbacks: list[bool] = field(default_factory=list)  # per user turn: ended in a fallback
     two_stage_runs: int = 0
+    loop_rejected: bool = False  # the active loop refused the last message (action_execution_rejected)
     events: list[dict[str, Any]] = field(default_factory=list)  # rasa dicts, for rasa-sdk trackers
     _applied: list[Event] = field(default_factory=list)
 
@@ -126,6 +127,8 @@ class DialogueState:
             return
         self._applied.append(event)
         self.events.append(event.as_rasa())
+        if kind == "action_execution_rejected" and data.get("name") and data.get("name") == self.active_loop:
+            self.loop_rejected = True
         if kind == "user":
             parse = data.get("parse_data") or {}
             intent = (parse.get("intent") or {}).get("name")
@@ -139,6 +142,8 @@ class DialogueState:
         elif kind == "action":
             name = data.get("name") or ""
             self.latest_action = name
+            if name == self.active_loop:
+                self.loop_rejected = False
             if self.followup == name:
                 self.followup = None
             if name == TWO_STAGE:
@@ -155,6 +160,7 @@ class DialogueState:
         elif kind in ("active_loop", "form"):
             name = data.get("name")
             self.active_loop = name
+            self.loop_rejected = False
             if not name:
                 self.two_stage_runs = 0
             self._note("loop", name)

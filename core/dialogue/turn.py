@@ -14,8 +14,8 @@ from typing import Any
 import structlog
 
 from core.dialogue.actions import ActionRejected, ActionRunner
+from core.dialogue.ensemble import PolicyEnsemble
 from core.dialogue.forms import ask_action, next_missing, trigger_values
-from core.dialogue.policies import MemoizationPolicy, RulePolicy
 from core.dialogue.responses import render_response, reply_from_message
 from core.dialogue.state import LISTEN, TWO_STAGE, DialogueState
 from core.engine import HandoffRequest, Reply
@@ -36,9 +36,7 @@ DEFAULT_TEXTS = {
 
 @dataclass(slots=True)
 class Policies:
-    rules: RulePolicy
-    memo: MemoizationPolicy
-    core_fallback: str = "action_default_fallback"
+    ensemble: PolicyEnsemble
     handoff_intents: tuple[str, ...] = ("human_handoff",)
 
 
@@ -58,7 +56,6 @@ class Turn:
     replies: list[Reply] = field(default_factory=list)
     handoff: HandoffRequest | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    loop_rejected: bool = False
     turn_slots: dict[str, Any] = field(default_factory=dict)  # slots set since the user message
     rejected_actions: set[str] = field(default_factory=set)
     stop: bool = False
@@ -100,42 +97,11 @@ class Turn:
     # ---- prediction -----------------------------------------------------------------------
 
     def predict(self) -> tuple[str, str]:
-        """(action, policy name)."""
-        state, rules = self.state, self.policies.rules
-        if state.followup:
-            return state.followup, "followup"
-        anchors = state.effective_anchors()
-        if not anchors:
-            return LISTEN, "default"
-        last = anchors[-1]
-        if last.kind == "intent" and last.name == "restart":
-            return "action_restart", "RulePolicy"
-        if last.kind == "intent" and last.name == "session_start":
-            return LISTEN, "RulePolicy"
-        loop = state.active_loop
-        if loop:
-            if last.kind == "intent":
-                if not self.loop_rejected:
-                    action, _ = rules.predict(anchors, only_loop=loop)
-                    if action and action != LISTEN:
-                        return action, "RulePolicy"
-                    return loop, "RulePolicy"
-            elif last.name == loop:
-                return LISTEN, "RulePolicy"
-            else:
-                action, rule = rules.predict(anchors)
-                if action and (action != LISTEN or (rule is not None and rule.loop_condition[0])):
-                    return action, "RulePolicy"
-                return loop, "RulePolicy"
-        action, _ = rules.predict(anchors)
-        if action:
-            return action, "RulePolicy"
-        memo = self.policies.memo.predict(anchors)
-        if memo:
-            return memo, "MemoizationPolicy"
-        if last.kind == "intent":
-            return self.policies.core_fallback, "RulePolicy"
-        return LISTEN, "default"
+        """(action, policy name): a pending follow-up action, else the ensemble's choice."""
+        if self.state.followup:
+            return self.state.followup, "followup"
+        prediction = self.policies.ensemble.predict(self.state)
+        return prediction.action, prediction.policy
 
     async def run(self) -> None:
         for _ in range(MAX_ACTIONS_PER_TURN):
@@ -323,7 +289,6 @@ class Turn:
 
     def reject_loop(self, name: str, policy: str) -> None:
         self.log("action_execution_rejected", {"name": name, "policy": policy})
-        self.loop_rejected = True
         self.rejected_actions.add(name)
 
     async def ask(self, form: str, slot: str) -> None:
