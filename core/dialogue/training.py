@@ -58,16 +58,27 @@ def expand_or(steps: Sequence[Step]) -> list[list[Step]]:
 
 
 def _entities(step: Step, domain: Domain) -> list[dict[str, object]]:
-    """Story entities; a ``role`` / ``group`` key after an entity (not a domain entity) qualifies it."""
+    """Story entities with their roles and groups."""
+    spans = getattr(step, "spans", ())
+    if spans:
+        found: list[dict[str, object]] = []
+        for span in spans:
+            entity: dict[str, object] = {"entity": span.entity, "value": span.value}
+            if span.role:
+                entity["role"] = span.role
+            if span.group:
+                entity["group"] = span.group
+            found.append(entity)
+        return found
     out: list[dict[str, object]] = []
     for name, value in step.entities:
         if name in ("role", "group") and name not in domain.entities and out:
             out[-1][name] = value
             continue
-        entity: dict[str, object] = {"entity": name}
+        item: dict[str, object] = {"entity": name}
         if value is not ANY_VALUE:
-            entity["value"] = value
-        out.append(entity)
+            item["value"] = value
+        out.append(item)
     return out
 
 

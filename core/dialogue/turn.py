@@ -63,6 +63,7 @@ class Turn:
     turn_slots: dict[str, Any] = field(default_factory=dict)  # slots set since the user message
     stop: bool = False
     confidence: float = 1.0
+    loop_rejected: bool = False  # unused: the state carries rejection; core/dialogue/testing.py's old fallback still sets it
 
     # ---- logging --------------------------------------------------------------------------
 
