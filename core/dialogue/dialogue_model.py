@@ -35,7 +35,7 @@ DEFAULT_POLICIES: tuple[dict[str, Any], ...] = (
 )
 ML_NAMES = {"TEDPolicy", "UnexpecTEDIntentPolicy"}
 KNOWN = {"RulePolicy", "MemoizationPolicy", "AugmentedMemoizationPolicy", *ML_NAMES}
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,7 @@ def build_ensemble(project: RasaProject, *, intent_of: IntentOf | None, model_di
             core_fallback_action=str(rule_conf.get("core_fallback_action_name", config.core_fallback_action)),
             enable_fallback_prediction=bool(rule_conf.get("enable_fallback_prediction", True)),
         )
+        rule_policy.learn_story_usage(original)
     memo = None
     if settings.memo is not None:
         memo = MemoizationPolicy(original, max_history=int(settings.memo.get("max_history") or 5),

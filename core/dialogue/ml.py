@@ -107,12 +107,12 @@ class MlPolicy:
         self.weights = np.ascontiguousarray(coef.T)  # features x actions
         self.bias = intercept
 
-    def probabilities(self, states: Sequence[State]) -> dict[str, float]:
+    def probabilities(self, states: Sequence[State], hidden: Sequence[bool] | None = None) -> dict[str, float]:
         if not self.actions:
             return {}
         if len(self.actions) == 1 or self.weights.size == 0:
             return {self.actions[0]: 1.0}
-        features = state_features(ml_states(states, *self.rule_only), self.max_history)
+        features = state_features(ml_states(states, *self.rule_only, hidden), self.max_history)
         known = [(self.vocabulary[n], v) for n, v in features.items() if n in self.vocabulary]
         logits = self.bias.copy()
         if known:
@@ -124,8 +124,9 @@ class MlPolicy:
         probs = exp / exp.sum()
         return dict(zip(self.actions, probs.tolist(), strict=True))
 
-    def predict(self, states: Sequence[State], *, exclude: str | None = None) -> PolicyVote | None:
-        probs = self.probabilities(states)
+    def predict(self, states: Sequence[State], hidden: Sequence[bool] | None = None, *,
+                exclude: str | None = None) -> PolicyVote | None:
+        probs = self.probabilities(states, hidden)
         if exclude is not None:
             probs.pop(exclude, None)
         if not probs:

@@ -82,6 +82,21 @@ def _entities(step: Step, domain: Domain) -> list[dict[str, object]]:
     return out
 
 
+def entity_slots(entities: Sequence[dict[str, object]], domain: Domain) -> list[Event]:
+    """Rasa's ``Domain.slots_for_entities``: unconditioned ``from_entity`` mappings fill their slots."""
+    events: list[Event] = []
+    for slot in domain.slots.values():
+        values = [
+            e.get("value") for mapping in slot.mappings if mapping.type == "from_entity" and not mapping.conditions
+            for e in entities
+            if e.get("entity") == mapping.entity and e.get("role") == mapping.role and e.get("group") == mapping.group
+        ]
+        values = [FILLED if v is None else v for v in values]
+        if values:
+            events.append(Event("slot", {"name": slot.name, "value": values if slot.type == "list" else values[-1]}))
+    return events
+
+
 def step_events(step: Step, domain: Domain, *, rule: bool, intent_of: IntentOf | None) -> list[Event]:
     """The Rasa events of one story step (user texts without intent go through the NLU)."""
     if step.kind == "intent":
@@ -90,7 +105,7 @@ def step_events(step: Step, domain: Domain, *, rule: bool, intent_of: IntentOf |
             intent, found = intent_of(step.text)
             entities = entities or found
         parse = {"intent": {"name": intent, "confidence": 1.0}, "entities": entities, "text": step.text}
-        return [Event("user", {"text": step.text, "parse_data": parse})]
+        return [Event("user", {"text": step.text, "parse_data": parse}), *entity_slots(entities, domain)]
     if step.kind == "action" and step.name:
         return [Event("action", {"name": step.name})]
     if step.kind == "bot":
@@ -153,6 +168,8 @@ def story_trackers(stories: Sequence[Block], domain: Domain, *, intent_of: Inten
     def walk(name: str, events: list[Event], ends: list[str], depth: int) -> None:
         following = [p for end in ends for p in by_start.get(end, [])]
         if not following or depth >= MAX_CHECKPOINT_DEPTH or len(trackers) >= MAX_TRACKERS:
+            if not ends:  # a story's end: Rasa appends the final action_listen
+                events = [*events, Event("action", {"name": LISTEN})]
             trackers.append(Tracker(name, tuple(events)))
             return
         for piece in following:
@@ -167,7 +184,7 @@ def story_trackers(stories: Sequence[Block], domain: Domain, *, intent_of: Inten
         originals = list(trackers)
         for _ in range(limit):
             first, second = rng.choice(originals), rng.choice(originals)
-            trackers.append(Tracker(f"{first.name} + {second.name}", first.events + (Event("action", {"name": LISTEN}),) + second.events, is_augmented=True))
+            trackers.append(Tracker(f"{first.name} + {second.name}", first.events + second.events, is_augmented=True))
     return trackers
 
 

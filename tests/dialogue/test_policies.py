@@ -370,7 +370,7 @@ def test_training_trackers_glue_checkpoints_and_augment() -> None:
     assert len(originals) == 3 and len(trackers) == 3 + 20
     rules = rule_trackers(blocks(RULES).rules, DOMAIN)
     assert rules[0].events[0].data["name"] == "..." and rules[0].events[-1].data["name"] == "action_listen"
-    assert [e.action for e in examples(originals[0], DOMAIN)] == ["action_listen", "utter_hi", "action_listen", "utter_a"]
+    assert [e.action for e in examples(originals[0], DOMAIN)] == ["action_listen", "utter_hi", "action_listen", "utter_a", "action_listen"]
 
 
 def test_ml_policy_predicts_quickly() -> None:
@@ -388,3 +388,36 @@ def test_ml_policy_predicts_quickly() -> None:
 
 def test_domain_fixture_is_a_domain() -> None:
     assert isinstance(DOMAIN, Domain) and isinstance(RulePolicy, type) and isinstance(MemoizationPolicy, type)
+
+
+def run_turn(policies: PolicyEnsemble, state: DialogueState) -> list[str]:
+    """Predict and apply actions until listening, logging hide_rule_turn as the live turn does."""
+    done = []
+    while True:
+        prediction = policies.predict(state)
+        data: dict[str, Any] = {"name": prediction.action}
+        if prediction.hide_rule_turn:
+            data["hide_rule_turn"] = True
+        state.apply(Event("action", data))
+        done.append(prediction.action)
+        if prediction.action == "action_listen" or len(done) > 5:
+            return done
+
+
+def test_rule_only_turns_are_hidden_from_story_policies() -> None:
+    data = """
+    rules:
+    - rule: chitchat
+      steps: [{intent: chitchat}, {action: utter_chitchat}]
+    stories:
+    - story: ask then inform
+      steps: [{intent: ask}, {action: utter_a}, {intent: inform}, {action: utter_b}]
+    """
+    policies = ensemble(data, (*RULE_ONLY, *MEMO))
+    state = DialogueState.initial(DOMAIN)
+    for intent, expected in (("ask", ["utter_a", "action_listen"]), ("chitchat", ["utter_chitchat", "action_listen"]),
+                             ("inform", ["utter_b", "action_listen"])):
+        state.apply(user(intent))
+        assert run_turn(policies, state) == expected
+    # the chitchat turn (utter_chitchat and the listen after it) is hidden, nothing else
+    assert state.hidden == [False, False, False, True, True, False, False]
