@@ -421,3 +421,26 @@ def test_rule_only_turns_are_hidden_from_story_policies() -> None:
         assert run_turn(policies, state) == expected
     # the chitchat turn (utter_chitchat and the listen after it) is hidden, nothing else
     assert state.hidden == [False, False, False, True, True, False, False]
+
+
+def test_user_texts_in_stories_get_their_intent_from_the_nlu() -> None:
+    data = blocks("""
+        stories:
+        - story: in words
+          steps:
+          - user: |
+              hi there, I come from [Bern]{"entity": "city", "role": "from"}
+          - action: utter_hi
+        """)
+    seen: list[str] = []
+
+    def intent_of(text: str) -> tuple[str | None, list[dict[str, object]]]:
+        seen.append(text)
+        return "greet", []
+
+    [tracker] = story_trackers(data.stories, DOMAIN, intent_of=intent_of)
+    assert seen == ["hi there, I come from Bern"]
+    [first, *_] = examples(tracker, DOMAIN)[1:]
+    assert first.states[-1]["user"] == {"intent": "greet", "entities": ("city", "city#from")}
+    # as Rasa's slots_for_entities: a mapping without a role does not take an entity with one
+    assert "slots" not in first.states[-1] and first.action == "utter_hi"
