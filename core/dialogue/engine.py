@@ -7,11 +7,11 @@ the ``core.engine.Engine`` protocol.
 
 What a turn reports besides replies and events:
 - ``handoff``: reason ``"requested"`` (an intent of ``switchboard.handoff_intents`` in
-  config.yml, default ``human_handoff``, or the built-in ``action_handoff``),
+  config.yml, default ``human_handoff``, or the built-in ``action_switchboard_handoff``),
   ``"fallback"`` (two-stage fallback: offer of a person accepted, or fallback exhausted;
   or a second ``action_default_fallback`` in a row), ``"action"`` (a custom action
   returned ``{"event": "handoff", "reason": ...}``).
-- ``meta["system_action"] = "forget_contact"`` when the built-in ``action_forget_contact``
+- ``meta["system_action"] = "forget_contact"`` when the built-in ``action_switchboard_forget_contact``
   runs (the demo runs it after the customer confirms deleting their data).
 """
 
@@ -32,8 +32,9 @@ from core.dialogue.actions import (
     RemoteActions,
     import_actions_package,
 )
+from core.dialogue.dialogue_model import build_ensemble, nlu_intent_of
+from core.dialogue.ensemble import PolicyEnsemble
 from core.dialogue.forms import extract_slots, parse_payload
-from core.dialogue.policies import MemoizationPolicy, RulePolicy, compile_rules
 from core.dialogue.responses import render_response
 from core.dialogue.state import OWN_EVENT_TYPES, DialogueState
 from core.dialogue.turn import Policies, Turn
@@ -70,6 +71,7 @@ class RasaEngine:
         default_language: str,
         runner: ActionRunner | None,
         seed: int | None = None,
+        ensemble: PolicyEnsemble | None = None,
     ) -> None:
         self.project = project
         self.domain = project.domain
@@ -82,13 +84,10 @@ class RasaEngine:
         self.runner = runner
         self.rng = random.Random(seed)
         config = project.config
-        self.policies = Policies(
-            rules=RulePolicy(compile_rules(project.stories.rules)),
-            memo=MemoizationPolicy(project.stories.stories, max_history=config.memo_max_history,
-                                   augmented=config.augmented_memoization),
-            core_fallback=config.core_fallback_action,
-            handoff_intents=config.handoff_intents,
-        )
+        if ensemble is None:
+            ensemble, _ = build_ensemble(project, intent_of=nlu_intent_of(nlu.parse), model_dir=None)
+        self.ensemble: PolicyEnsemble = ensemble
+        self.policies = Policies(ensemble=self.ensemble, handoff_intents=config.handoff_intents)
 
     # ---- construction ---------------------------------------------------------------------
 
@@ -134,7 +133,13 @@ class RasaEngine:
                 runner = InProcessActions(module)
             elif project.action_endpoint:
                 runner = RemoteActions(project.action_endpoint)
-        engine = cls(project, nlu, bot=bot, languages=languages, default_language=default_language, runner=runner, seed=seed)
+        ensemble, trained_dialogue = build_ensemble(
+            project, intent_of=nlu_intent_of(nlu.parse), model_dir=model_dir or project.root / MODEL_DIR_NAME,
+            nlu_fingerprint=project.nlu_fingerprint(),
+        )
+        trained = trained or trained_dialogue
+        engine = cls(project, nlu, bot=bot, languages=languages, default_language=default_language, runner=runner,
+                     seed=seed, ensemble=ensemble)
         log.info("engine.loaded", bot=bot, trained=trained, seconds=round(time.perf_counter() - started, 3))
         return engine
 
