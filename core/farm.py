@@ -65,6 +65,7 @@ async def load_engine(config: FarmConfig, bot: str) -> Engine:
             languages=bot_config.languages,
             default_language=bot_config.default_language,
             action_endpoint=bot_config.action_endpoint,
+            actions=bot_config.actions,
         )
         engine.detector.warm_up()  # language models load now, not on the first customer's message
         return engine

@@ -58,10 +58,12 @@ def test_train_reuses_the_saved_model(tmp_path: Path) -> None:
 def test_invalid_project_exits_with_file_and_line(tmp_path: Path) -> None:
     project = tmp_path / "bot"
     shutil.copytree(MOODBOT, project, ignore=shutil.ignore_patterns(".switchboard-models"))
-    (project / "data" / "rules.yml").write_text("rules:\n- rule: x\n  steps:\n  - intent: nope\n  - action: utter_greet\n")
+    (project / "data" / "rules.yml").write_text(
+        "rules:\n- rule: x\n  steps:\n  - intent: greet\n  - slot_was_set:\n    - nope: 1\n  - action: utter_greet\n")
     result = runner.invoke(app, ["train", "--project", str(project)])
     assert result.exit_code == 2
-    assert "data/rules.yml:4: intent 'nope' is not in domain.yml intents" in result.output
+    assert "data/rules.yml:6: slot 'nope' is not in domain.yml slots" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_shell_answers_typed_messages() -> None:
