@@ -22,7 +22,9 @@ def test_moodbot_from_rasa_init_passes_all_its_test_stories() -> None:
 
 
 def test_demo_bot_passes_its_test_stories() -> None:
-    result = runner.invoke(app, ["test", "stories", "--project", str(ROOT / "config" / "demo")])
+    # Intent mode: two of the demo's test messages carry no intent, which `rasa test` (text mode) counts as wrong.
+    result = runner.invoke(app, ["test", "stories", "--project", str(ROOT / "config" / "demo"), "--mode", "intent",
+                                 "--fail-on-prediction-errors"])
     assert result.exit_code == 0, result.output
 
 
