@@ -1,4 +1,4 @@
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -8,8 +8,8 @@ from actions.inventory import is_in_stock
 
 
 class ActionCheckStock(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_check_stock"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
         return [SlotSet("in_stock", is_in_stock(tracker.get_slot("product")))]

@@ -1,4 +1,4 @@
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -10,10 +10,10 @@ SHIPPED = {"12345", "54321"}
 
 
 class ActionLookupOrder(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_lookup_order"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
         number = normalise_order_number(tracker.get_slot("order_number"))
         status = "shipped" if number in SHIPPED else "unknown"
         return [SlotSet("order_number", number), SlotSet("order_status", status)]
