@@ -178,7 +178,7 @@ class RasaEngine:
             "metadata": {},
         })
         if not history or expired or incoming.parse.intent == "session_start":
-            runtime.start_session()
+            await runtime.begin_session()
         if "language" in self.domain.slots and state.slots.get("language") != language:
             runtime.set_slot("language", language)
         entities = [dict(e) for e in incoming.parse.entities]

@@ -228,7 +228,7 @@ class DialogueState:
         for event in reversed(self._applied[:-1]):
             if event.type == "user":
                 return event
-            if event.type == "action" and event.data.get("name") == "action_session_start":
+            if event.type == "bot" or (event.type == "action" and event.data.get("name") == "action_session_start"):
                 continue
             return None
         return None

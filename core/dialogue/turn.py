@@ -151,7 +151,7 @@ class Turn:
             self.log("restart")
             self.stop = True
         elif name == "action_session_start":
-            self.start_session(policy)
+            await self.begin_session(policy)
         elif name == "action_default_fallback":
             self.log_action(name, policy)
             self.utter("utter_default")
@@ -180,6 +180,22 @@ class Turn:
             self.log_action(name, policy)
         else:
             await self.run_custom(name, policy)
+
+    async def begin_session(self, policy: str = "default") -> None:
+        """A new session: the project's own ``action_session_start`` if it has one, else Rasa's default."""
+        if not self.is_custom("action_session_start"):
+            self.start_session(policy)
+            return
+        try:
+            events, responses = await self.call("action_session_start")
+        except (ActionRejected, DialogueError) as exc:
+            log.error("dialogue.session_start_failed", error=str(exc))
+            self.start_session(policy)
+            return
+        self.log_action("action_session_start", policy)
+        self.emit_responses(responses)
+        # our transcript holds the user message before the session start, so no listen follows it
+        self.apply_action_events([e for e in events if not (e.get("event") == "action" and e.get("name") == LISTEN)])
 
     def start_session(self, policy: str = "default") -> None:
         carried = {}
@@ -220,7 +236,7 @@ class Turn:
                 reply, bot_data = reply_from_message(message, None, {})
                 self.replies.append(reply)
                 self.log("bot", bot_data)
-            elif kind in ("slot", "active_loop", "form", "followup", "restart", "reset_slots", "rewind", "undo",
+            elif kind in ("slot", "active_loop", "form", "followup", "restart", "reset_slots", "rewind", "undo", "action",
                           "session_started", "reminder", "cancel_reminder", "pause", "resume", "export",
                           "loop_interrupted", "entities"):
                 self.log("active_loop" if kind == "form" else kind, data)
