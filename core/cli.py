@@ -112,6 +112,8 @@ def check(
         reviews += [(f"bots.{bot}: ", review_project(farm_config.project_dir(bot))) for bot in farm_config.bots]
     errors = [f"{prefix}{problem}" for prefix, result in reviews for problem in result.errors]
     for prefix, result in reviews:
+        for note in result.notes:
+            typer.echo(f"{prefix}note: {note}", err=True)
         for warning in result.warnings:
             typer.echo(f"{prefix}warning: {warning}", err=True)
     if errors:

@@ -66,6 +66,16 @@ NOTES: dict[str, str] = {
 }
 
 
+def supported_note(component: dict[str, Any]) -> str | None:
+    """What a supported component that talks to the outside does (``check`` prints it as a note)."""
+    if component.get("name") == "DucklingEntityExtractor":
+        url = component.get("url") or "(no url: set it, or RASA_DUCKLING_HTTP_URL)"
+        dims = ", ".join(str(d) for d in component.get("dimensions") or []) or "all dimensions"
+        return (f"is supported: each message is sent to the Duckling server at {url} ({dims}); "
+                "when it is unreachable the turn goes on without Duckling entities and a warning is logged")
+    return None
+
+
 def component_note(name: str) -> str | None:
     """What happens instead of ``name``; None when Switchboard runs it."""
     if name in RUN_AS_IS:
@@ -75,12 +85,14 @@ def component_note(name: str) -> str | None:
     return "is a component Switchboard does not know; it is not run"
 
 
-def component_notes(components: Sequence[dict[str, Any]], lines: Sequence[int], *, file: str) -> list[str]:
-    """``file:line: <name> <what happens instead>`` for each component not run as is."""
+def component_notes(components: Sequence[dict[str, Any]], lines: Sequence[int], *, file: str,
+                    supported: bool = False) -> list[str]:
+    """``file:line: <name> <what happens instead>`` for each component not run as is
+    (``supported``: the notes on supported components instead)."""
     notes = []
     for index, component in enumerate(components):
         name = str(component.get("name"))
-        note = component_note(name)
+        note = supported_note(component) if supported else component_note(name)
         if note is not None:
             line = lines[index] if index < len(lines) else 0
             notes.append(f"{file}:{line}: {name} {note}" if line else f"{file}: {name} {note}")

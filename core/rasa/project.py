@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,9 @@ class RasaProject:
         return None
 
 
+NUMERIC_SETTINGS = frozenset({"threshold", "ambiguity_threshold", "core_fallback_threshold", "max_history", "timeout"})
+
+
 def _pick(component_list: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     return next((c for c in component_list if c.get("name") == name), None)
 
@@ -111,6 +116,11 @@ def _parse_config(doc: Any, *, file: str, root: Path | None) -> ProjectConfig:
             continue
         if not isinstance(value, list) or not all(isinstance(c, dict) and "name" in c for c in value):
             raise RasaFileError(f"'{key}' must be a list of components with a 'name'", file=file, line=doc.line_of(key))
+    for component in (c for raw in (pipeline_raw, policies_raw) if isinstance(raw, LList) for c in raw):
+        for key in NUMERIC_SETTINGS & set(component):
+            value = component[key]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise RasaFileError(f"{component['name']}: '{key}' must be a number, not {value!r}", file=file, line=component.line_of(key))
     pipeline: list[dict[str, Any]] = plain(pipeline_raw) if isinstance(pipeline_raw, list) else []
     policies: list[dict[str, Any]] = plain(policies_raw) if isinstance(policies_raw, list) else []
     threshold, ambiguity = 0.3, 0.1  # Rasa's default pipeline ends with FallbackClassifier(0.3, 0.1)
@@ -156,6 +166,20 @@ def _parse_config(doc: Any, *, file: str, root: Path | None) -> ProjectConfig:
     )
 
 
+_ENV = re.compile(r"\$\{([^}]+)\}")
+
+
+def _expand_env(value: str, *, file: str, line: int) -> str:
+    """``${VAR}`` from the environment, as Rasa expands endpoints.yml."""
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise RasaFileError(f"environment variable {name} is not set", file=file, line=line)
+        return os.environ[name]
+
+    return _ENV.sub(substitute, value)
+
+
 def _yaml_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
@@ -193,6 +217,7 @@ def load_project(root: Path) -> RasaProject:
     endpoints_path = root / "endpoints.yml"
     if endpoints_path.is_file():
         doc = load_yaml(endpoints_path, display="endpoints.yml")
-        if isinstance(doc, dict) and isinstance(doc.get("action_endpoint"), dict):
-            endpoint = doc["action_endpoint"].get("url")
+        section = doc.get("action_endpoint") if isinstance(doc, LDict) else None
+        if isinstance(section, LDict) and section.get("url"):
+            endpoint = _expand_env(str(section["url"]), file="endpoints.yml", line=section.line_of("url"))
     return RasaProject(root, domain, config, nlu, stories, test_files, data_files, endpoint)

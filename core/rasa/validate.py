@@ -33,6 +33,7 @@ class Review:
 
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how supported components behave (Duckling)
 
 
 def _check_blocks(blocks: Iterable[Block], domain: Domain, domain_file: str, warnings: list[str]) -> list[str]:
@@ -99,6 +100,7 @@ def review(project: RasaProject) -> Review:
     domain_file = domain.files[0] if domain.files else "domain.yml"
     result = Review()
     warnings = result.warnings
+    warnings += domain.warnings
     errors = _check_domain(domain, domain_file, warnings)
     for name, (file, line) in sorted(project.nlu.intent_lines.items()):
         if name not in domain.all_intents:
@@ -121,6 +123,7 @@ def review(project: RasaProject) -> Review:
     config = project.config
     warnings += component_notes(config.pipeline, config.pipeline_lines, file="config.yml")
     warnings += component_notes(config.policies, config.policy_lines, file="config.yml")
+    result.notes += component_notes(config.pipeline, config.pipeline_lines, file="config.yml", supported=True)
     result.errors = errors
     return result
 

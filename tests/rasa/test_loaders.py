@@ -217,3 +217,14 @@ def test_malformed_domain_fails_validation_with_file_and_line(tmp_path: Path) ->
     (project / "domain.yml").write_text("intents:\n  - greet\nresponses:\n  utter_greet:\n  - text: \"Hey\n")
     errors = validate_project(project)
     assert len(errors) == 1 and errors[0].startswith("domain.yml:") and "invalid YAML" in errors[0]
+
+
+def test_endpoints_yml_action_endpoint_expands_environment_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "bot"
+    shutil.copytree(MOODBOT, project, ignore=shutil.ignore_patterns(".switchboard-models"))
+    (project / "endpoints.yml").write_text('action_endpoint:\n  url: "http://${ACTIONS_HOST}:5055/webhook"\n')
+    monkeypatch.setenv("ACTIONS_HOST", "actions.internal")
+    assert load_project(project).action_endpoint == "http://actions.internal:5055/webhook"
+    monkeypatch.delenv("ACTIONS_HOST")
+    with pytest.raises(RasaFileError, match=r"^endpoints.yml:2: environment variable ACTIONS_HOST is not set$"):
+        load_project(project)
