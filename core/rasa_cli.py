@@ -35,8 +35,6 @@ NluFileOpt = typer.Option(None, "--nlu", help="NLU test data (default: the proje
 NluOutOpt = typer.Option(Path("results"), "--out", help="Directory for intent_report.json.")
 StoriesOpt = typer.Option(None, "--stories", help="Test stories (default: the project's tests/).")
 StoriesOutOpt = typer.Option(None, "--out", help="Write story_report.json and failed_test_stories.yml here.")
-ModeOpt = typer.Option("text", "--mode", help="text: user texts go through the NLU (rasa test); "
-                       "intent: the stories' intents are taken as given (rasa test core).")
 FailOnErrorsOpt = typer.Option(False, "--fail-on-prediction-errors",
                                help="Stop at the first wrong prediction and exit with status 1.")
 
@@ -166,6 +164,15 @@ def test_nlu(
                f"{len(report['misclassified'])} misclassified; report: {path}")
 
 
+class StoryMode(str, Enum):
+    text = "text"
+    intent = "intent"
+
+
+ModeOpt = typer.Option(StoryMode.text, "--mode", help="text: user texts go through the NLU (rasa test); "
+                       "intent: the stories' intents are taken as given (rasa test core).")
+
+
 @test_app.command("stories")
 @user_errors
 def test_stories(
@@ -173,7 +180,7 @@ def test_stories(
     project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
     model_dir: Path | None = ModelDirOpt,
     out: Path | None = StoriesOutOpt,
-    mode: str = ModeOpt,
+    mode: StoryMode = ModeOpt,
     fail_on_prediction_errors: bool = FailOnErrorsOpt,
     actions: ActionsChoice = ActionsOpt,
 ) -> None:
@@ -187,8 +194,6 @@ def test_stories(
         typer.echo(f"error: {message}", err=True)
         raise typer.Exit(1)
 
-    if mode not in ("text", "intent"):
-        fail(f"--mode must be 'text' or 'intent', not '{mode}'")
     if stories is not None and not stories.exists():
         fail(f"The path '{stories}' does not exist. Please make sure to specify it with '--stories'.")
     try:
@@ -210,7 +215,7 @@ def test_stories(
     if not blocks:
         fail("no test stories found" + (f" in {stories}" if stories else " in the project's tests/"))
     try:
-        outcomes = run_test_stories(engine, blocks, mode="text" if mode == "text" else "intent",
+        outcomes = run_test_stories(engine, blocks, mode="text" if mode is StoryMode.text else "intent",
                                     fail_on_prediction_errors=fail_on_prediction_errors)
     except WrongPrediction as exc:
         typer.echo(f"{exc}\nFailed story:\n\n{story_yaml(exc.outcome)}", err=True)

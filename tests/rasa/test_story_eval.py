@@ -139,7 +139,6 @@ def test_text_mode_compares_the_intent_and_intent_mode_takes_the_story_intent(tm
 
 @pytest.mark.parametrize("args", [
     ["--stories", "/no/such/stories.yml"],
-    ["--mode", "e2e"],
     ["--stories", "{tmp}/empty.yml"],
 ])
 def test_user_errors_are_one_line_and_exit_status_1(args: list[str], tmp_path: Path, models: Path) -> None:
@@ -147,6 +146,11 @@ def test_user_errors_are_one_line_and_exit_status_1(args: list[str], tmp_path: P
     code, output = _test(MOODBOT, models, *[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert code == 1
     assert output.startswith("error: ") and len(output.strip().splitlines()) == 1 and "Traceback" not in output
+
+
+def test_unknown_mode_is_a_usage_error_with_exit_status_2_as_with_rasas_argparse(models: Path) -> None:
+    code, output = _test(MOODBOT, models, "--mode", "e2e")
+    assert code == 2 and "Invalid value for '--mode'" in output and "Traceback" not in output
 
 
 def test_missing_project_is_a_one_line_error() -> None:
