@@ -17,7 +17,7 @@ import typer
 
 from core import logging as sb_logging
 from core.config import EnvSettings, FarmConfig, load_farm_config
-from core.errors import ConfigError, StoreUnavailable
+from core.errors import ConfigError, StoreUnavailable, SwitchboardError
 from core.privacy.masking import LogMasker, Masker
 
 app = typer.Typer(
@@ -44,9 +44,18 @@ def run(
     config: ConfigOption = Path("config/farm.yml"),
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default from farm.yml: 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from farm.yml: 8080).")] = None,
+    actions: Annotated[str | None, typer.Option(
+        "--actions", help="in-process | endpoint, for every bot (default: farm.yml's bots.<name>.actions, auto).",
+    )] = None,
 ) -> None:
     """Start the farm: every bot, channel, desk and the web app."""
     farm_config = _load(config)
+    if actions is not None:
+        if actions not in ("auto", "in-process", "endpoint"):
+            typer.echo(f"error: --actions must be auto, in-process or endpoint, not '{actions}'", err=True)
+            raise typer.Exit(2)
+        for bot in farm_config.bots.values():
+            bot.actions = actions  # type: ignore[assignment]
     masker = LogMasker(Masker.for_bots(b.privacy for b in farm_config.bots.values()))
     env = EnvSettings()
     sb_logging.configure(env.log_level or farm_config.log_level, env.log_format or farm_config.log_format, masker)
@@ -57,6 +66,9 @@ def run(
     except StoreUnavailable as exc:
         typer.echo(f"cannot start: {exc}", err=True)
         raise typer.Exit(1) from exc
+    except SwitchboardError as exc:  # a bot project that does not load: one line, no traceback
+        typer.echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 async def _serve(config: FarmConfig, host: str, port: int) -> None:
@@ -81,19 +93,38 @@ async def _serve(config: FarmConfig, host: str, port: int) -> None:
 
 
 @app.command()
-def check(config: ConfigOption = Path("config/farm.yml")) -> None:
-    """Validate farm.yml and every bot project; exit 1 with precise messages on errors."""
-    farm_config = _load(config)
-    problems: list[str] = []
-    from core.rasa.validate import validate_project
+def check(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="farm.yml to check (default config/farm.yml).",
+                                                envvar="SWITCHBOARD_CONFIG")] = None,
+    project: Annotated[Path | None, typer.Option("--project", help="Check one Rasa 3.x project directory.")] = None,
+) -> None:
+    """Validate farm.yml and every bot project (or one --project); exit 1 on errors.
 
-    for bot in farm_config.bots:
-        problems += [f"bots.{bot}: {p}" for p in validate_project(farm_config.project_dir(bot))]
-    if problems:
-        for problem in problems:
-            typer.echo(problem, err=True)
+    Warnings (what Rasa accepts, components Switchboard replaces) are printed and exit 0.
+    """
+    from core.rasa.validate import Review, review_project
+
+    reviews: list[tuple[str, Review]] = []
+    if project is not None:
+        reviews.append(("", review_project(project)))
+    if config is not None or project is None:
+        farm_config = _load(config or Path("config/farm.yml"))
+        reviews += [(f"bots.{bot}: ", review_project(farm_config.project_dir(bot))) for bot in farm_config.bots]
+    errors = [f"{prefix}{problem}" for prefix, result in reviews for problem in result.errors]
+    for prefix, result in reviews:
+        for note in result.notes:
+            typer.echo(f"{prefix}note: {note}", err=True)
+        for warning in result.warnings:
+            typer.echo(f"{prefix}warning: {warning}", err=True)
+    if errors:
+        for problem in errors:
+            typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{config}: OK ({len(farm_config.bots)} bot(s): {', '.join(farm_config.bots)})")
+    warned = sum(len(r.warnings) for _, r in reviews)
+    what = f"project {project}" if project is not None and config is None else f"{config or 'config/farm.yml'}"
+    names = [prefix.removeprefix("bots.").removesuffix(": ") for prefix, _ in reviews if prefix]
+    bots = f" ({len(names)} bot(s): {', '.join(names)})" if names else ""
+    typer.echo(f"{what}: OK{bots}" + (f", {warned} warning(s)" if warned else ""))
 
 
 @app.command("hash-password")

@@ -20,6 +20,7 @@ from core.delivery.config import DeliveryConfig
 from core.errors import ConfigError
 from core.handoff.config import HandoffConfig
 from core.privacy.config import PrivacyConfig
+from core.rasa.yamlio import safe_load_12
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -92,6 +93,8 @@ class BotConfig(BaseModel):
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     action_endpoint: str | None = Field(default=None, description="Remote rasa-sdk action server URL")
+    actions: Literal["auto", "in-process", "endpoint"] = Field(
+        default="auto", description="Custom actions in-process or on the action server (auto: the server when one is named)")
 
 
 class ServerConfig(BaseModel):
@@ -158,7 +161,7 @@ def load_farm_config(path: str | Path, environ: Mapping[str, str] | None = None)
     if not file.is_file():
         raise ConfigError("file not found", file=str(file))
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = safe_load_12(file.read_text(encoding="utf-8"))  # YAML 1.2, as the bot projects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 from core.config import FarmConfig
 from core.delivery.sender import OutboxSender
 from core.engine import Engine
-from core.errors import ConfigError, StoreUnavailable
+from core.errors import ConfigError, DialogueError, StoreUnavailable
 from core.identity import IdentityService
 from core.model import Inbound
 from core.pipeline.context import FarmAdapterContext
@@ -59,13 +59,17 @@ async def load_engine(config: FarmConfig, bot: str) -> Engine:
     bot_config = config.bots[bot]
 
     def load() -> RasaEngine:
-        engine = RasaEngine.load(
-            config.project_dir(bot),
-            bot=bot,
-            languages=bot_config.languages,
-            default_language=bot_config.default_language,
-            action_endpoint=bot_config.action_endpoint,
-        )
+        try:
+            engine = RasaEngine.load(
+                config.project_dir(bot),
+                bot=bot,
+                languages=bot_config.languages,
+                default_language=bot_config.default_language,
+                action_endpoint=bot_config.action_endpoint,
+                actions=bot_config.actions,
+            )
+        except DialogueError as exc:  # name the bot and its project: file names in the message are relative
+            raise DialogueError(f"bots.{bot} ({config.project_dir(bot)}): {exc}") from exc
         engine.detector.warm_up()  # language models load now, not on the first customer's message
         return engine
 

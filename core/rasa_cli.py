@@ -2,18 +2,26 @@
 
 Each command takes ``--project DIR``; without it, ``--bot NAME`` picks the bot's project
 from ``--config`` (default ``config/farm.yml``); with neither, the current directory.
+``--actions in-process|endpoint`` chooses how custom actions run (default as Rasa: the
+action server of endpoints.yml, or of farm.yml's ``bots.<name>.action_endpoint``, when
+one is named). A user's mistake (missing project, bad YAML, ...) is one line on stderr
+and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from enum import Enum
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from core.errors import ConfigError, DialogueError
+from core.errors import ConfigError, DialogueError, SwitchboardError
 
 app = typer.Typer(help="Train, test and chat with Rasa-style bots.", no_args_is_help=True)
 test_app = typer.Typer(help="Evaluate NLU or dialogue.", no_args_is_help=True)
@@ -27,14 +35,50 @@ NluFileOpt = typer.Option(None, "--nlu", help="NLU test data (default: the proje
 NluOutOpt = typer.Option(Path("results"), "--out", help="Directory for intent_report.json.")
 StoriesOpt = typer.Option(None, "--stories", help="Test stories (default: the project's tests/).")
 StoriesOutOpt = typer.Option(None, "--out", help="Write story_report.json and failed_test_stories.yml here.")
-ModeOpt = typer.Option("text", "--mode", help="text: user texts go through the NLU (rasa test); "
-                       "intent: the stories' intents are taken as given (rasa test core).")
 FailOnErrorsOpt = typer.Option(False, "--fail-on-prediction-errors",
                                help="Stop at the first wrong prediction and exit with status 1.")
 
 
-def _resolve(project: Path | None, bot: str | None, config: Path) -> tuple[Path, str, list[str], str]:
-    """(project dir, bot name, languages, default language)."""
+class ActionsChoice(str, Enum):
+    auto = "auto"
+    in_process = "in-process"
+    endpoint = "endpoint"
+
+
+ActionsOpt = typer.Option(
+    ActionsChoice.auto, "--actions",
+    help="Run custom actions in-process or on the action server (default: the server when endpoints.yml "
+         "or farm.yml names one, else in-process).",
+)
+_ACTIONS_MODE: ContextVar[str] = ContextVar("actions_mode", default="auto")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(command: F) -> F:
+    """A user's mistake (SwitchboardError, unreadable file) becomes one line and exit 2.
+
+    Also records the command's ``--actions`` for `_engine`.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        mode = kwargs.get("actions")
+        _ACTIONS_MODE.set(mode.value if isinstance(mode, ActionsChoice) else str(mode or "auto"))
+        try:
+            return command(*args, **kwargs)
+        except SwitchboardError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        except OSError as exc:  # e.g. an unreadable --nlu file or a model directory we cannot write
+            typer.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(2) from exc
+
+    return run  # type: ignore[return-value]
+
+
+def _resolve(project: Path | None, bot: str | None, config: Path) -> tuple[Path, str, list[str], str, str | None]:
+    """(project dir, bot name, languages, default language, farm.yml's action_endpoint)."""
     if project is not None:
         return _project_languages(project, project.resolve().name)
     if bot is not None:
@@ -42,43 +86,48 @@ def _resolve(project: Path | None, bot: str | None, config: Path) -> tuple[Path,
 
         farm = load_farm_config(config)
         if bot not in farm.bots:
-            raise typer.BadParameter(f"bot '{bot}' is not in {config}")
+            raise ConfigError(f"bot '{bot}' is not in bots", file=str(config))
         settings = farm.bots[bot]
-        return farm.project_dir(bot), bot, list(settings.languages), settings.default_language
+        return farm.project_dir(bot), bot, list(settings.languages), settings.default_language, settings.action_endpoint
     return _project_languages(Path("."), Path.cwd().name)
 
 
-def _project_languages(project: Path, name: str) -> tuple[Path, str, list[str], str]:
+def _project_languages(project: Path, name: str) -> tuple[Path, str, list[str], str, str | None]:
     from core.rasa.project import load_project
 
     loaded = load_project(project)
     languages = sorted({e.language for e in loaded.nlu.examples if e.language}) or [loaded.config.language]
     default = loaded.config.language if loaded.config.language in languages else languages[0]
-    return project, name, languages, default
+    return project, name, languages, default, None
 
 
 def _engine(project: Path | None, bot: str | None, config: Path, model_dir: Path | None):  # type: ignore[no-untyped-def]
+    """The loaded engine; ``--actions`` is read from the running command's options."""
     from core.dialogue.engine import RasaEngine
 
+    actions = _ACTIONS_MODE.get()
     try:
-        path, name, languages, default = _resolve(project, bot, config)
-        return RasaEngine.load(path, bot=name, languages=languages, default_language=default, model_dir=model_dir)
+        path, name, languages, default, endpoint = _resolve(project, bot, config)
+        return RasaEngine.load(path, bot=name, languages=languages, default_language=default, model_dir=model_dir,
+                               action_endpoint=endpoint, actions=actions)
     except (DialogueError, ConfigError) as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 
 
 @app.command()
+@user_errors
 def train(
     project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
     model_dir: Path | None = ModelDirOpt,
     force: bool = typer.Option(False, "--force", help="Retrain even if the saved model is up to date."),
+    actions: ActionsChoice = ActionsOpt,
 ) -> None:
     """Train the NLU model (skipped when the saved model matches the training data)."""
     from core.dialogue.engine import MODEL_DIR_NAME
     from core.rasa.project import load_project
 
-    path, _, _, _ = _resolve(project, bot, config)
+    path, _, _, _, _ = _resolve(project, bot, config)
     if force:
         import shutil
 
@@ -91,11 +140,13 @@ def train(
 
 
 @test_app.command("nlu")
+@user_errors
 def test_nlu(
     nlu: Path | None = NluFileOpt,
     out: Path = NluOutOpt,
     project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
     model_dir: Path | None = ModelDirOpt,
+    actions: ActionsChoice = ActionsOpt,
 ) -> None:
     """Classify every example and write a Rasa-style intent report."""
     from core.dialogue.testing import evaluate_nlu, write_nlu_report
@@ -113,14 +164,25 @@ def test_nlu(
                f"{len(report['misclassified'])} misclassified; report: {path}")
 
 
+class StoryMode(str, Enum):
+    text = "text"
+    intent = "intent"
+
+
+ModeOpt = typer.Option(StoryMode.text, "--mode", help="text: user texts go through the NLU (rasa test); "
+                       "intent: the stories' intents are taken as given (rasa test core).")
+
+
 @test_app.command("stories")
+@user_errors
 def test_stories(
     stories: Path | None = StoriesOpt,
     project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
     model_dir: Path | None = ModelDirOpt,
     out: Path | None = StoriesOutOpt,
-    mode: str = ModeOpt,
+    mode: StoryMode = ModeOpt,
     fail_on_prediction_errors: bool = FailOnErrorsOpt,
+    actions: ActionsChoice = ActionsOpt,
 ) -> None:
     """Run test stories as ``rasa test`` does; exit status 0 even if stories fail, unless --fail-on-prediction-errors."""
     from core.dialogue.story_eval import WrongPrediction
@@ -129,11 +191,9 @@ def test_stories(
     from core.rasa.stories import load_story_file
 
     def fail(message: str) -> NoReturn:  # rasa test's user errors: one line, exit status 1
-        typer.echo(message, err=True)
+        typer.echo(f"error: {message}", err=True)
         raise typer.Exit(1)
 
-    if mode not in ("text", "intent"):
-        fail(f"--mode must be 'text' or 'intent', not '{mode}'")
     if stories is not None and not stories.exists():
         fail(f"The path '{stories}' does not exist. Please make sure to specify it with '--stories'.")
     try:
@@ -155,7 +215,7 @@ def test_stories(
     if not blocks:
         fail("no test stories found" + (f" in {stories}" if stories else " in the project's tests/"))
     try:
-        outcomes = run_test_stories(engine, blocks, mode="text" if mode == "text" else "intent",
+        outcomes = run_test_stories(engine, blocks, mode="text" if mode is StoryMode.text else "intent",
                                     fail_on_prediction_errors=fail_on_prediction_errors)
     except WrongPrediction as exc:
         typer.echo(f"{exc}\nFailed story:\n\n{story_yaml(exc.outcome)}", err=True)
@@ -172,10 +232,12 @@ def test_stories(
 
 
 @app.command()
+@user_errors
 def shell(
     project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
     model_dir: Path | None = ModelDirOpt,
     debug: bool = typer.Option(False, "--debug", help="Show intent, confidence and actions."),
+    actions: ActionsChoice = ActionsOpt,
 ) -> None:
     """Chat with the bot in the terminal (``/restart`` starts over, Ctrl-D quits)."""
     from core.dialogue.testing import Conversator, actions_of

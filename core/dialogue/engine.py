@@ -26,12 +26,7 @@ from typing import Any
 
 import structlog
 
-from core.dialogue.actions import (
-    ActionRunner,
-    InProcessActions,
-    RemoteActions,
-    import_actions_package,
-)
+from core.dialogue.actions import ActionRunner, choose_runner
 from core.dialogue.dialogue_model import build_ensemble, nlu_intent_of
 from core.dialogue.ensemble import PolicyEnsemble
 from core.dialogue.forms import extract_slots, parse_payload
@@ -41,6 +36,7 @@ from core.dialogue.turn import Policies, Turn
 from core.engine import Reply, TurnInput, TurnOutput, Understanding
 from core.errors import DialogueError
 from core.model import Conversation
+from core.nlu.duckling import duckling_from_pipeline
 from core.nlu.language import LanguageDetector
 from core.nlu.model import NluModel, Parse, load_or_train
 from core.rasa.project import RasaProject, load_project
@@ -100,6 +96,7 @@ class RasaEngine:
         languages: list[str],
         default_language: str,
         action_endpoint: str | None = None,
+        actions: str = "auto",
         model_dir: Path | None = None,
         seed: int | None = None,
         validate: bool = True,
@@ -124,15 +121,8 @@ class RasaEngine:
             threshold=config.fallback_threshold,
             ambiguity_threshold=config.ambiguity_threshold,
         )
-        runner: ActionRunner | None = None
-        if action_endpoint:
-            runner = RemoteActions(action_endpoint)
-        else:
-            module = import_actions_package(project.root, config.actions_package)
-            if module is not None:
-                runner = InProcessActions(module)
-            elif project.action_endpoint:
-                runner = RemoteActions(project.action_endpoint)
+        nlu.duckling = duckling_from_pipeline(config.pipeline)
+        runner = choose_runner(project, endpoint=action_endpoint, mode=actions)  # in-process | endpoint | auto
         ensemble, trained_dialogue = build_ensemble(
             project, intent_of=nlu_intent_of(nlu.parse), model_dir=model_dir or project.root / MODEL_DIR_NAME,
             nlu_fingerprint=project.nlu_fingerprint(),

@@ -27,7 +27,7 @@ from core.dialogue.story_eval import (
 REPORT_FILE = "story_report.json"
 FAILED_FILE = "failed_test_stories.yml"
 NO_FAILURES = "# None of the test stories failed - all good!"
-_PLAIN = re.compile(r"^[A-Za-z_][^:#\n\"'{}\[\],&*!|>%@`]*(?<! )$")
+_PLAIN = re.compile(r"^[A-Za-z_][^:#\n\"'{}\[\]&*!|>%@`]*(?<! )$")
 _YAML_WORDS = {"yes", "no", "on", "off", "true", "false", "null", "y", "n", "~"}
 
 

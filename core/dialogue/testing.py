@@ -11,7 +11,6 @@ from typing import Any
 from core.dialogue.engine import RasaEngine
 from core.dialogue.state import DialogueState
 from core.dialogue.story_eval import Mode, Predicted, Predictor, StoryOutcome, evaluate_stories
-from core.dialogue.turn import Turn
 from core.engine import TurnInput, TurnOutput
 from core.model import Contact, Conversation, Event, Inbound
 from core.rasa.nlu_data import NluData
@@ -52,23 +51,11 @@ def actions_of(output: TurnOutput) -> list[str]:
 
 
 def engine_predictor(engine: RasaEngine) -> Predictor:
-    """The engine's policies as a pure function of the dialogue state."""
-    ensemble = getattr(engine, "ensemble", None)
-    if ensemble is not None:
-        def predict(state: DialogueState) -> Predicted:
-            prediction = ensemble.predict(state)
-            return Predicted(prediction.action, prediction.policy, prediction.confidence)
-        return predict
-
-    def predict_with_turn(state: DialogueState) -> Predicted:
-        turn = Turn(domain=engine.domain, domain_dict=engine.domain_dict, policies=engine.policies, runner=None,
-                    state=state, sender_id="test", channel="test", language=engine.default_language,
-                    timestamp=datetime(2025, 1, 1, tzinfo=UTC), rng=engine.rng)
-        applied = state.events
-        turn.loop_rejected = bool(applied) and applied[-1].get("event") == "action_execution_rejected"
-        action, policy = turn.predict()
-        return Predicted(action, policy, 1.0)
-    return predict_with_turn
+    """The engine's policy ensemble as the test runner's pure function of the dialogue state."""
+    def predict(state: DialogueState) -> Predicted:
+        prediction = engine.ensemble.predict(state)
+        return Predicted(prediction.action, prediction.policy, prediction.confidence)
+    return predict
 
 
 def run_test_stories(

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
@@ -32,6 +32,9 @@ from core.nlu.entities import (
 from core.nlu.features import FeatureSpace
 from core.nlu.language import LanguageDetector, LocalLanguageModel
 from core.rasa.nlu_data import EntitySpan, NluData
+
+if TYPE_CHECKING:
+    from core.nlu.duckling import DucklingExtractor
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +75,7 @@ class NluModel:
     regexes: list[tuple[str, str]] = field(default_factory=list)
     lookups: dict[str, list[str]] = field(default_factory=dict)
     entities: list[str] = field(default_factory=list)
+    duckling: DucklingExtractor | None = None  # from config.yml's pipeline; not trained, not saved
 
     # ---- training -------------------------------------------------------------------------
 
@@ -134,6 +138,8 @@ class NluModel:
     def parse(self, text: str) -> Parse:
         ranking = self.rank(text)[:10]
         entities = tuple(span.as_rasa(extractor) for span, extractor in self.extract_entities(text))
+        if self.duckling is not None:
+            entities += tuple(self.duckling.extract(text))
         if not ranking:
             return Parse(text, None, 0.0, (), entities)
         intent, confidence = ranking[0]

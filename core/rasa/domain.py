@@ -77,6 +77,8 @@ class Domain:
     files: list[str] = field(default_factory=list)
     # name -> (file, line) for messages that point back into the domain
     where: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # ``file:line: what`` for what Rasa accepts but is likely a mistake (``check`` prints them)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def all_intents(self) -> set[str]:
@@ -186,7 +188,7 @@ def _parse_mapping(raw: Any, *, file: str, slot: str, line: int) -> SlotMapping:
     )
 
 
-def _parse_slots(raw: Any, *, file: str, line: int) -> dict[str, Slot]:
+def _parse_slots(raw: Any, *, file: str, line: int, warnings: list[str]) -> dict[str, Slot]:
     if raw is None:
         return {}
     if not isinstance(raw, LDict):
@@ -208,7 +210,7 @@ def _parse_slots(raw: Any, *, file: str, line: int) -> dict[str, Slot]:
             for i, m in enumerate(mapping_items)
         )
         if kind == "categorical" and not spec.get("values"):
-            raise RasaFileError(f"slot '{name}': categorical slots need 'values'", file=file, line=where)
+            warnings.append(f"{file}:{where}: slot '{name}' is categorical but has no 'values'")
         influence = spec.get("influence_conversation", kind != "any")
         slots[name] = Slot(
             name=name, type=kind, initial_value=plain(spec.get("initial_value")),
@@ -218,7 +220,7 @@ def _parse_slots(raw: Any, *, file: str, line: int) -> dict[str, Slot]:
     return slots
 
 
-def _parse_responses(raw: Any, *, file: str, line: int) -> dict[str, list[dict[str, Any]]]:
+def _parse_responses(raw: Any, *, file: str, line: int, warnings: list[str]) -> dict[str, list[dict[str, Any]]]:
     if raw is None:
         return {}
     if not isinstance(raw, LDict):
@@ -233,8 +235,8 @@ def _parse_responses(raw: Any, *, file: str, line: int) -> dict[str, list[dict[s
             if not isinstance(variation, LDict):
                 raise RasaFileError(f"response '{name}': each variation must be a mapping (e.g. '- text: ...')", file=file, line=vline)
             unknown = set(variation) - RESPONSE_KEYS
-            if unknown:
-                raise RasaFileError(f"response '{name}': unknown key(s) {sorted(unknown)}", file=file, line=vline)
+            if unknown:  # Rasa's schema allows them; Switchboard does not use them
+                warnings.append(f"{file}:{vline}: response '{name}': unknown key(s) {sorted(unknown)}, ignored")
             if not ({"text", "image", "custom", "attachment", "buttons", "elements", "quick_replies"} & set(variation)):
                 raise RasaFileError(f"response '{name}': a variation needs text, image, custom, buttons or attachment", file=file, line=vline)
             for button in variation.get("buttons") or []:
@@ -290,10 +292,10 @@ def parse_domain(doc: Any, *, file: str, into: Domain | None = None) -> Domain:
         if name not in domain.actions:
             domain.actions.append(name)
             domain.where[f"action:{name}"] = (file, line)
-    for name, slot in _parse_slots(doc.get("slots"), file=file, line=doc.line_of("slots")).items():
+    for name, slot in _parse_slots(doc.get("slots"), file=file, line=doc.line_of("slots"), warnings=domain.warnings).items():
         domain.slots[name] = slot
         domain.where[f"slot:{name}"] = (file, slot.line)
-    responses = _parse_responses(doc.get("responses"), file=file, line=doc.line_of("responses"))
+    responses = _parse_responses(doc.get("responses"), file=file, line=doc.line_of("responses"), warnings=domain.warnings)
     for name, variations in responses.items():
         domain.responses[name] = variations
         domain.where[f"response:{name}"] = (file, variations[0].get("_line", 0))

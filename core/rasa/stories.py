@@ -64,8 +64,8 @@ def _entities(raw: Any, *, file: str, line: int) -> tuple[tuple[str, Any], ...]:
         elif isinstance(item, dict):
             if "entity" in item:
                 found.append((str(item["entity"]), plain(item.get("value", ANY_VALUE))))
-            else:
-                found.extend((str(k), plain(v)) for k, v in item.items())
+            else:  # `- city: Berlin` with optional `role:` / `group:` keys, as Rasa reads it
+                found.extend((str(k), plain(v)) for k, v in item.items() if k not in ("role", "group"))
         else:
             raise RasaFileError("each entity must be a name or '{name: value}'", file=file, line=line)
     return tuple(found)

@@ -2,21 +2,83 @@
 
 PyYAML's composer (the C one when available) gives nodes with marks; we build plain
 dicts and lists from them and keep the 1-based line of every key and list item.
+
+Scalars resolve by the YAML 1.2 core schema, as Rasa reads its files (ruamel, version
+1.2): only ``true``/``false`` (any of three casings) are booleans, so an unquoted ``yes``,
+``no``, ``on``, ``off``, ``y`` or ``n`` stays a string; ``0o17`` is octal, ``0755`` is
+decimal 755, ``1_000`` and ``12:30`` are strings, dates stay strings.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from core.errors import DialogueError
 
 try:  # the C loader is ~10x faster; fall back to the pure-Python one
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+    _Base: type[yaml.SafeLoader] = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on libyaml
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
+
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
+
+# The YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution).
+_CORE_RESOLVERS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    (_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), "~nN"),
+    (_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
+    (_INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), "-+0123456789"),
+    (_FLOAT, re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), "-+0123456789."),
+    (_MERGE, re.compile(r"^<<$"), "<"),
+)
+
+
+class Yaml12Loader(_Base):  # type: ignore[misc]
+    """PyYAML's safe loader (C when available) resolving plain scalars by YAML 1.2 core."""
+
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {}
+
+
+for _tag, _pattern, _first in _CORE_RESOLVERS:
+    Yaml12Loader.add_implicit_resolver(_tag, _pattern, list(_first))
+Yaml12Loader.add_implicit_resolver(_NULL, _CORE_RESOLVERS[0][1], [""])  # the empty scalar
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    if text.startswith("0o"):
+        return int(text, 0)
+    if text.startswith("0x"):
+        return int(text, 0)
+    return int(text, 10)
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    text = str(loader.construct_scalar(node)).lower()
+    if text.endswith(".inf"):
+        return -math.inf if text.startswith("-") else math.inf
+    if text == ".nan":
+        return math.nan
+    return float(text)
+
+
+Yaml12Loader.add_constructor(_INT, _construct_int)
+Yaml12Loader.add_constructor(_FLOAT, _construct_float)
+_Loader = Yaml12Loader
+
+
+def safe_load_12(text: str) -> Any:
+    """``yaml.safe_load`` with YAML 1.2 core scalars (for files read without line bookkeeping)."""
+    return yaml.load(text, Loader=Yaml12Loader)  # a SafeLoader subclass
 
 
 class RasaFileError(DialogueError):

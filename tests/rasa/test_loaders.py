@@ -14,7 +14,7 @@ from core.rasa.domain import parse_domain
 from core.rasa.nlu_data import load_nlu_file, parse_annotated
 from core.rasa.project import load_project
 from core.rasa.stories import ANY_VALUE, load_story_file
-from core.rasa.validate import validate_project
+from core.rasa.validate import review_project, validate_project
 from core.rasa.yamlio import RasaFileError, parse_yaml
 
 MOODBOT = Path(__file__).parents[1] / "rasa_projects" / "moodbot"
@@ -200,15 +200,15 @@ def test_moodbot_project_loads_as_rasa_init_creates_it() -> None:
     assert validate_project(MOODBOT) == []
 
 
-def test_rule_with_unknown_intent_fails_validation_with_file_and_line(tmp_path: Path) -> None:
+def test_rule_with_unknown_action_fails_and_unknown_intent_warns_with_file_and_line(tmp_path: Path) -> None:
     project = tmp_path / "bot"
     shutil.copytree(MOODBOT, project, ignore=shutil.ignore_patterns(".switchboard-models"))
     rules = project / "data" / "rules.yml"
     rules.write_text(rules.read_text() + "\n- rule: unknown\n  steps:\n  - intent: order_pizza\n  - action: utter_pizza\n")
-    errors = validate_project(project)
+    result = review_project(project)
     line = rules.read_text().splitlines().index("  - intent: order_pizza") + 1
-    assert f"data/rules.yml:{line}: intent 'order_pizza' is not in domain.yml intents" in errors
-    assert f"data/rules.yml:{line + 1}: action 'utter_pizza' is not in domain.yml (actions, responses or forms)" in errors
+    assert f"data/rules.yml:{line}: intent 'order_pizza' is not in domain.yml intents" in result.warnings
+    assert result.errors == [f"data/rules.yml:{line + 1}: action 'utter_pizza' is not in domain.yml (actions, responses or forms)"]
 
 
 def test_malformed_domain_fails_validation_with_file_and_line(tmp_path: Path) -> None:
@@ -217,3 +217,14 @@ def test_malformed_domain_fails_validation_with_file_and_line(tmp_path: Path) ->
     (project / "domain.yml").write_text("intents:\n  - greet\nresponses:\n  utter_greet:\n  - text: \"Hey\n")
     errors = validate_project(project)
     assert len(errors) == 1 and errors[0].startswith("domain.yml:") and "invalid YAML" in errors[0]
+
+
+def test_endpoints_yml_action_endpoint_expands_environment_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "bot"
+    shutil.copytree(MOODBOT, project, ignore=shutil.ignore_patterns(".switchboard-models"))
+    (project / "endpoints.yml").write_text('action_endpoint:\n  url: "http://${ACTIONS_HOST}:5055/webhook"\n')
+    monkeypatch.setenv("ACTIONS_HOST", "actions.internal")
+    assert load_project(project).action_endpoint == "http://actions.internal:5055/webhook"
+    monkeypatch.delenv("ACTIONS_HOST")
+    with pytest.raises(RasaFileError, match=r"^endpoints.yml:2: environment variable ACTIONS_HOST is not set$"):
+        load_project(project)
