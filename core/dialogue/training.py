@@ -155,6 +155,16 @@ def _pieces(stories: Sequence[Block], domain: Domain, intent_of: IntentOf | None
     return pieces
 
 
+def _first_action_unpredictable(events: list[Event]) -> list[Event]:
+    """Rasa does not learn a story's first action when it comes before any user message: it has no history."""
+    for index, event in enumerate(events):
+        if event.type == "user":
+            break
+        if event.type == "action":
+            return [*events[:index], Event("action", {**event.data, "unpredictable": True}), *events[index + 1:]]
+    return list(events)
+
+
 def story_trackers(stories: Sequence[Block], domain: Domain, *, intent_of: IntentOf | None = None,
                    augmentation_factor: int = 0, seed: int = 42) -> list[Tracker]:
     """Original trackers (checkpoints joined) plus up to ``augmentation_factor * 10`` glued ones."""
@@ -177,7 +187,7 @@ def story_trackers(stories: Sequence[Block], domain: Domain, *, intent_of: Inten
 
     for piece in pieces:
         if not piece.starts:
-            walk(piece.name, list(piece.events), piece.ends, 0)
+            walk(piece.name, _first_action_unpredictable(piece.events), piece.ends, 0)
     if augmentation_factor > 0 and len(trackers) > 1:
         rng = random.Random(seed)
         limit = augmentation_factor * 10
@@ -215,9 +225,8 @@ def examples(tracker: Tracker, domain: Domain) -> list[Example]:
         state.slots = dict.fromkeys(domain.slots)
     out: list[Example] = []
     for event in tracker.events:
-        if event.type == "action":
-            name = event.data["name"]
-            out.append(Example(tuple(state.states()), name, tracker))
+        if event.type == "action" and not event.data.get("unpredictable"):
+            out.append(Example(tuple(state.states()), event.data["name"], tracker))
         elif event.type == "user" and state.prev_action != LISTEN:
             out.append(Example(tuple(state.states()), LISTEN, tracker))
         state.apply(event)
