@@ -179,6 +179,8 @@ class RasaEngine:
         })
         if not history or expired or incoming.parse.intent == "session_start":
             await runtime.begin_session()
+            # a /session_start message only starts the session; Rasa predicts nothing after action_session_start
+            runtime.stop = incoming.parse.intent == "session_start"
         if "language" in self.domain.slots and state.slots.get("language") != language:
             runtime.set_slot("language", language)
         entities = [dict(e) for e in incoming.parse.entities]

@@ -157,6 +157,7 @@ class Turn:
             self.stop = True
         elif name == "action_session_start":
             await self.begin_session(policy)
+            self.stop = True  # as Rasa, nothing is predicted after a session start
         elif name == "action_default_fallback":
             self.log_action(name, policy)
             self.utter("utter_default")
