@@ -71,6 +71,7 @@ class MlPolicy:
     def train(self, examples: Iterable[Example]) -> None:
         from scipy.sparse import csr_matrix
         from sklearn.linear_model import LogisticRegression
+        from threadpoolctl import threadpool_limits
 
         rows: list[dict[str, float]] = []
         labels: list[str] = []
@@ -98,7 +99,9 @@ class MlPolicy:
         matrix = csr_matrix((data, indices, pointers), shape=(len(rows), len(self.vocabulary)))
         target = np.array([self.actions.index(label) for label in labels])
         model = LogisticRegression(C=20.0, max_iter=max(100, self.epochs * 5), tol=1e-4)
-        model.fit(matrix, target)
+        # one BLAS thread: on a busy machine OpenBLAS's threads make L-BFGS several times slower
+        with threadpool_limits(limits=1):
+            model.fit(matrix, target)
         coef = model.coef_
         intercept = model.intercept_
         if len(self.actions) == 2:  # sklearn keeps one row for two classes
