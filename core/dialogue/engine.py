@@ -3,7 +3,14 @@ the ``core.engine.Engine`` protocol.
 
 ``RasaEngine.load`` is synchronous and may train (seconds): call it off the event loop
 (``await asyncio.to_thread(RasaEngine.load, ...)``). Models are cached in
-``<project>/.switchboard-models/`` (git-ignored) under a hash of the training data.
+``<project>/.switchboard-models/`` (git-ignored) under a hash of the training data:
+the NLU model, and the dialogue ML policy (``dialogue-<hash>.npz``; rules and
+memoization are rebuilt from the stories in milliseconds).
+
+Dialogue: ``RasaEngine.ensemble.predict(state)`` is the one decision point (see
+`core.dialogue.ensemble`): RulePolicy, (Augmented)MemoizationPolicy and the ML policy
+that stands in for TEDPolicy, as config.yml lists them. A project's own custom
+actions win over built-ins of the same name (``action_session_start`` included).
 
 What a turn reports besides replies and events:
 - ``handoff``: reason ``"requested"`` (an intent of ``switchboard.handoff_intents`` in

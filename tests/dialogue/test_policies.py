@@ -444,3 +444,19 @@ def test_user_texts_in_stories_get_their_intent_from_the_nlu() -> None:
     assert first.states[-1]["user"] == {"intent": "greet", "entities": ("city", "city#from")}
     # as Rasa's slots_for_entities: a mapping without a role does not take an entity with one
     assert "slots" not in first.states[-1] and first.action == "utter_hi"
+
+
+def test_trained_ml_policy_is_saved_and_reused_until_the_stories_change(tmp_path: Any) -> None:
+    def build(data: str) -> tuple[PolicyEnsemble, bool]:
+        project = RasaProject(root=tmp_path, domain=DOMAIN, config=ProjectConfig(policies=({"name": "TEDPolicy"},)),
+                              nlu=NluData(), stories=blocks(data))
+        return build_ensemble(project, intent_of=None, model_dir=tmp_path / "models")
+
+    first, trained = build(ML_STORIES)
+    again, retrained = build(ML_STORIES)
+    assert trained and not retrained and len(list((tmp_path / "models").glob("dialogue-*.npz"))) == 1
+    state = state_after(user("greet"))
+    assert first.ml is not None and again.ml is not None
+    assert first.ml.probabilities(state.states()) == again.ml.probabilities(state.states())
+    _, changed = build(ML_STORIES.replace("utter_b", "utter_c"))
+    assert changed
