@@ -162,13 +162,16 @@ class RasaEngine:
         message = turn.message
         conversation = turn.conversation
         history = [e for e in turn.history if e.type not in OWN_EVENT_TYPES]
-        state = DialogueState.from_history(self.domain, history)
+        # a history without a session start is a window into a longer session
+        window = bool(history) and not any(e.type in ("session_started", "restart") for e in history)
+        state = DialogueState.from_history(self.domain, history, window=window)
         for name, value in conversation.slots.items():
             if name in self.domain.slots or name == "language":
                 state.slots[name] = value
         # The conversation record is the source of truth for the form: the history the
         # runner passes is a window and may begin after the form was activated.
         state.active_loop = conversation.active_form
+        state.slots_changed()
         incoming = self._read(message.button_payload, message.text)
         language = self._language(incoming, conversation, state, message.language_hint)
         runtime = Turn(

@@ -36,6 +36,7 @@ OWN_EVENT_TYPES = {"handoff", "agent", "note", "delivery", "status", "csat"}
 LISTEN = "action_listen"
 FALLBACK_ACTIONS = {"action_default_fallback", "action_two_stage_fallback"}
 TWO_STAGE = "action_two_stage_fallback"
+WINDOW_START = "action_switchboard_earlier_history"  # what preceded a history window
 
 
 @dataclass(slots=True)
@@ -77,8 +78,12 @@ class DialogueState:
         return cls(domain, slots={name: copy.deepcopy(s.initial_value) for name, s in domain.slots.items()})
 
     @classmethod
-    def from_history(cls, domain: Domain, history: Iterable[Event]) -> DialogueState:
+    def from_history(cls, domain: Domain, history: Iterable[Event], *, window: bool = False) -> DialogueState:
+        """The state after ``history``; ``window``: the history is the tail of a longer session,
+        so its first state is not a conversation start (no conversation_start rule, no story start)."""
         state = cls.initial(domain)
+        if window:
+            state.prev_action = WINDOW_START
         for event in history:
             state.apply(event)
         return state
@@ -98,6 +103,10 @@ class DialogueState:
                 break
             streak += 1
         return streak
+
+    def slots_changed(self) -> None:
+        """Call after assigning ``slots`` directly (not through a slot event)."""
+        self._slot_cache = None
 
     def slot_state(self) -> dict[str, Any]:
         if self._slot_cache is None:

@@ -205,3 +205,16 @@ async def test_a_fragment_story_applies_mid_conversation(formbot: RasaEngine) ->
     await talk.say(payload="/chitchat")  # nothing answers chitchat outside the form
     out = await talk.say(payload="/thanks")
     assert actions_of(out) == ["utter_noworries"]
+
+
+async def test_slot_older_than_the_history_window_still_steers_the_dialogue() -> None:
+    engine = RasaEngine.load(Path(__file__).parents[1] / "rasa_projects" / "slot_branches", bot="slots",
+                             languages=["en"], default_language="en", seed=2)
+    talk = Conversator(engine, "window-slots")
+    await talk.say(payload="/greet")
+    await talk.say(payload='/tell_tier{"tier": "premium"}')
+    assert talk.conversation.slots["tier"] == "premium"
+    talk.history = talk.history[-3:]  # the runner's window starts after the slot was set
+    assert not any(e.type == "slot" and e.data.get("name") == "tier" for e in talk.history)
+    out = await talk.say(payload="/ask_discount")
+    assert actions_of(out) == ["utter_premium_discount"]
