@@ -35,7 +35,7 @@ DEFAULT_POLICIES: tuple[dict[str, Any], ...] = (
 )
 ML_NAMES = {"TEDPolicy", "UnexpecTEDIntentPolicy"}
 KNOWN = {"RulePolicy", "MemoizationPolicy", "AugmentedMemoizationPolicy", *ML_NAMES}
-FORMAT = 4
+FORMAT = 5
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,7 +115,7 @@ class MlPolicy:
             pointers.append(len(indices))
         matrix = csr_matrix((data, indices, pointers), shape=(len(rows), len(self.vocabulary)))
         target = np.array([self.actions.index(label) for label in labels])
-        model = LogisticRegression(C=20.0, max_iter=max(100, self.epochs * 5), tol=1e-4)
+        model = LogisticRegression(C=20.0, max_iter=max(100, self.epochs * 5), tol=1e-3)
         # one BLAS thread: on a busy machine OpenBLAS's threads make L-BFGS several times slower
         with threadpool_limits(limits=1):
             model.fit(matrix, target)
