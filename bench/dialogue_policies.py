@@ -5,7 +5,8 @@ by number of story and rule steps) it trains the policy ensemble config.yml asks
 (rules, memoization, the ML policy for TEDPolicy), without the model cache, and then
 replays every training story and every test story step by step, timing one
 ``PolicyEnsemble.predict(state)`` per action (the call the live turn and
-``test stories`` make). It also times whole demo-bot turns (``RasaEngine.handle``,
+``test stories`` make). A made-up project of 300 random stories shows training at
+scale. It also times whole demo-bot turns (``RasaEngine.handle``,
 NLU included) as the farm runs them.
 
     .venv/bin/python -m bench.dialogue_policies [--out FILE] [--project DIR ...]
@@ -106,6 +107,45 @@ def bench_project(root: Path) -> dict[str, Any]:
     }
 
 
+def bench_synthetic(stories: int, seed: int = 1) -> dict[str, Any]:
+    """A made-up project of ``stories`` random stories (40 intents, 60 responses, 3-6 turns): training at scale."""
+    import random
+
+    from core.rasa.domain import parse_domain
+    from core.rasa.nlu_data import NluData
+    from core.rasa.project import ProjectConfig
+    from core.rasa.stories import parse_story_doc
+    from core.rasa.yamlio import parse_yaml
+
+    rng = random.Random(seed)
+    intents = [f"intent_{n}" for n in range(40)]
+    actions = [f"utter_{n}" for n in range(60)]
+    domain_text = "intents: [" + ", ".join(intents) + "]\nresponses:\n" + "".join(f"  {a}: [{{text: x}}]\n" for a in actions)
+    domain = parse_domain(parse_yaml(domain_text, file="domain.yml"), file="domain.yml")
+    lines = ["stories:"]
+    for number in range(stories):
+        lines.append(f"- story: story {number}\n  steps:")
+        for _ in range(rng.randint(3, 6)):
+            lines.append(f"  - intent: {rng.choice(intents)}")
+            lines.extend(f"  - action: {rng.choice(actions)}" for _ in range(rng.randint(1, 2)))
+    data = parse_story_doc(parse_yaml("\n".join(lines), file="stories.yml"), file="stories.yml")
+    policies = ({"name": "MemoizationPolicy"}, {"name": "RulePolicy"}, {"name": "TEDPolicy"})
+    project = RasaProject(root=ROOT, domain=domain, config=ProjectConfig(policies=policies), nlu=NluData(), stories=data)
+    started = time.perf_counter()
+    ensemble, _ = build_ensemble(project, intent_of=None, model_dir=None)
+    training = time.perf_counter() - started
+    gc.collect()
+    gc.disable()
+    try:
+        timings = [t for _ in range(2) for t in _replay(story_trackers(data.stories, domain), project, ensemble)]
+    finally:
+        gc.enable()
+    return {"project": f"synthetic ({stories} stories)", "stories": stories, "rules": 0, "steps": size(project),
+            "training_seconds": round(training, 3), "predictions": len(timings),
+            "predict_median_us": round(statistics.median(timings) * 1e6, 1),
+            "predict_p99_us": round(percentile(timings, 0.99) * 1e6, 1)}
+
+
 async def demo_turns() -> dict[str, Any]:
     from core.dialogue.engine import RasaEngine
     from core.dialogue.testing import Conversator
@@ -131,11 +171,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--project", type=Path, action="append", help="project directories (default: demo + largest test project)")
+    parser.add_argument("--synthetic", type=int, default=300, help="stories of the made-up scale project (0: skip)")
     args = parser.parse_args()
     projects: list[Path] = args.project or [p for p in (DEMO, largest_test_project()) if p is not None]
     results = {
         "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine()},
-        "projects": [bench_project(p) for p in projects],
+        "projects": [bench_project(p) for p in projects] + ([bench_synthetic(args.synthetic)] if args.synthetic else []),
         "demo_turns": asyncio.run(demo_turns()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
