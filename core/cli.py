@@ -27,7 +27,7 @@ EXIT_CODES = (
     "the configuration (check found errors, a test story failed, the contact is unknown, erasing was not "
     "confirmed, the port is in use, the store is unreachable or served by another farm): retrying later "
     "may help; 2 a usage or configuration error (an unknown option, a missing or invalid farm.yml, bot "
-    "project or file): fix it first."
+    "project or file): fix it first. `test stories` keeps `rasa test`'s statuses (switchboard test --help)."
 )
 
 app = typer.Typer(
@@ -256,7 +256,9 @@ def _mount_subcommands() -> None:
     project_errors = "2 the project, farm.yml or a file named is missing or invalid."
     app.command("train", epilog=f"Exit status: 0 the model is ready; {project_errors}")(rasa_cli.train)
     app.add_typer(rasa_cli.test_app, name="test", epilog=(
-        f"Exit status: 0 the report is written / every story passed; 1 a test story failed; {project_errors}"))
+        f"Exit status: test nlu: 0 the report is written; {project_errors} test stories keeps `rasa test`'s: "
+        "0 the stories ran, also when some fail; 1 a story failed with --fail-on-prediction-errors, or a "
+        "missing project or stories file; 2 an invalid option."))
     app.command("shell", epilog=f"Exit status: 0 at Ctrl-D; {project_errors}")(rasa_cli.shell)
     unreachable, invalid = "the store is unreachable", "2 farm.yml is missing or invalid."
     app.command("export", epilog=f"Exit status: 0 (also for an unknown contact: {{}}); 1 {unreachable}; {invalid}")(
