@@ -1,7 +1,9 @@
 """Farm configuration: ``config/farm.yml`` with ``${ENV}`` expansion, validated by pydantic.
 
 One place validates everything at start (`load_farm_config`, used by ``switchboard
-check`` and ``switchboard run``); errors name the file, the key and the problem.
+check`` and ``switchboard run``): every problem at once, each as ``file:line: key: problem``.
+Every relative path in farm.yml (``store.path``, ``bots.<name>.project``) is relative to
+the file's folder, so the same file opens the same data from any working directory.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _BOT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
-LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 
 
 def _lower(value: Any) -> Any:
