@@ -1,22 +1,34 @@
-"""Web chat: a small page at ``/chat/{bot}`` talking to the farm over a web socket.
+"""Web chat: a page at ``/chat/{bot}`` (and an embeddable launcher) talking to the farm over a web socket.
 
 Protocol (JSON text frames):
 
 client → server
-  ``{"type": "hello", "session": "<id or null>"}``            first frame; the server answers ``welcome``
-  ``{"type": "message", "id": "<client id>", "text": "..."}``  a customer message (id = retry-safe dedupe key)
+  ``{"type": "hello", "session": "<id or null>", "languages": ["de-DE", ...]}``  first frame (``navigator.languages``)
+  ``{"type": "message", "id": "<client id>", "text": "...", "attachments": ["f_..."]}``  (id = retry-safe dedupe key;
+                                                               attachments are ids from ``POST /chat/{bot}/upload``)
   ``{"type": "button", "id": "<client id>", "payload": "/intent", "title": "..."}``
   ``{"type": "history"}``                                      ask for the transcript again
 server → client
-  ``{"type": "welcome", "session": "<id>", "bot": "<name>", "title": "..."}``
+  ``{"type": "welcome", "session": "<id>", "bot": "<name>", "title": "...", "language": "de"}``
   ``{"type": "history", "messages": [<message>...]}``
-  ``{"type": "message", "id", "role": "bot"|"agent"|"user"|"system", "author", "text", "buttons", "ts"}``
-  ``{"type": "ack", "id": "<client id>"}``                     the message is durably stored
-  ``{"type": "typing"}``
+  ``{"type": "message", "id", "role": "bot"|"agent"|"user"|"system", "author", "text", "buttons", "attachments", "ts"}``
+  ``{"type": "ack", "id": "<client id>", "waiting": bool}``   stored durably (= "sent"); ``waiting``: queued for a person
+  ``{"type": "receipts", "messages": {"<client id>": "delivered"|"read"}}``
+  ``{"type": "state", "state": "bot"|"waiting"|"agent", "position": n|null, "minutes": n|null, "agent": name|null}``
+  ``{"type": "language", "language": "en"}``                  the customer's detected language changed
+  ``{"type": "typing", "who": "bot"|"agent", "name": str|null}``
   ``{"type": "error", "code": "...", "message": "..."}``       the connection stays open
 
-Messages are acknowledged only after the core stored them; the page resends
-unacknowledged messages after a reconnect and the core de-duplicates them.
+Message states of the customer's own messages: *sent* = the server stored it (the ack);
+*delivered* = it reached its reader: the bot's turn took it, or it was relayed to the
+agents' desk (its ``user`` event is in the transcript); *read* = the bot or an agent
+answered after it. Messages are acknowledged only after the core stored them; the page
+resends unacknowledged messages after a reconnect and the core de-duplicates them.
+
+Typing: the core calls `typing` when a turn takes a moment; it is shown only while the bot
+answers (not while the conversation waits for or is with a person). `agent_typing` is the
+hook for a desk that reports agents' typing (no desk does yet); the page hides the dots on
+the next message, or after 8 s without one.
 """
 
 from __future__ import annotations
@@ -26,23 +38,53 @@ import json
 import re
 import secrets
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import structlog
 from aiohttp import WSMsgType, web
 from aiolimiter import AsyncLimiter
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from channels.base import AdapterConfig, Capabilities, ChannelAdapter, Parsed, RateLimits, Route
+from channels import webchat_labels as labels_
+from channels.base import (
+    AdapterConfig,
+    Capabilities,
+    ChannelAdapter,
+    Parsed,
+    RateLimits,
+    Route,
+    read_body,
+)
+from channels.webchat_files import (
+    FILE_ID_RE,
+    MAX_UPLOAD_LIMIT,
+    SUPPORTED_TYPES,
+    StoredFile,
+    human_size,
+    new_file_id,
+    safe_name,
+    sniff,
+)
 from core.errors import BadRequest, StoreUnavailable
-from core.model import Event, Inbound, Outbound, utcnow
+from core.model import (
+    Attachment,
+    Conversation,
+    ConversationStatus,
+    Event,
+    Inbound,
+    Outbound,
+    utcnow,
+)
 
 log = structlog.get_logger(__name__)
 
 SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+MAX_ATTACHMENTS = 5
+SESSION_HEADER = "X-Chat-Session"
 
 
 class WebChatConfig(AdapterConfig):
@@ -50,12 +92,70 @@ class WebChatConfig(AdapterConfig):
     max_text_chars: int = Field(default=4000, ge=1)
     max_frame_bytes: int = Field(default=16_384, ge=256)
     messages_per_minute: int = Field(default=60, ge=1)
-    allowed_origins: list[str] = Field(default_factory=list, description="Empty: same origin only.")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins of pages that may open the socket or frame the chat (the launcher); "
+                    "empty: same origin only.")
     sync_interval: float = Field(
         default=0.0, ge=0,
         description="Seconds between transcript checks for replies sent by another farm process "
                     "(set it when several processes share a MongoDB store); 0 = off.",
     )
+    language: str | None = Field(
+        default=None, description="UI language when the farm gives none (else the bot's default_language).")
+    labels: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Per-language label overrides, e.g. {de: {send: Los}}.")
+    max_upload_bytes: int = Field(default=5_000_000, ge=1, le=MAX_UPLOAD_LIMIT)
+    allowed_types: list[str] = Field(default_factory=lambda: list(SUPPORTED_TYPES))
+
+    @field_validator("labels")
+    @classmethod
+    def _known_labels(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for language, entries in value.items():
+            unknown = sorted(set(entries) - labels_.KEYS)
+            if unknown:
+                raise ValueError(f"unknown label(s) for '{language}': {', '.join(unknown)}; "
+                                 f"known: {', '.join(sorted(labels_.KEYS))}")
+        return value
+
+    @field_validator("allowed_types")
+    @classmethod
+    def _supported_types(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(SUPPORTED_TYPES))
+        if unknown:
+            raise ValueError(f"unsupported type(s) {', '.join(unknown)}; the content check knows "
+                             f"{', '.join(SUPPORTED_TYPES)}")
+        return value
+
+
+class HandoffView(Protocol):
+    """What the web chat reads of `core.handoff.service.HandoffService` (read only)."""
+
+    bots: Mapping[str, Any]
+    store: Any
+    watchers: list[Any]
+
+    async def queue(self, bots: Any = None) -> Sequence[Any]: ...
+
+
+class DeskAuth(Protocol):
+    async def authorize(self, request: web.Request, bot: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChatState:
+    """What the page shows in its header and on the customer's messages."""
+
+    state: str = "bot"  # bot | waiting | agent
+    agent: str | None = None
+    position: int | None = None
+    minutes: int | None = None
+    language: str | None = None
+    receipts: tuple[tuple[str, str], ...] = ()
+
+    def state_frame(self) -> dict[str, Any]:
+        return {"type": "state", "state": self.state, "position": self.position, "minutes": self.minutes,
+                "agent": self.agent}
 
 
 def _error(code: str, message: str) -> dict[str, str]:
@@ -64,7 +164,7 @@ def _error(code: str, message: str) -> dict[str, str]:
 
 class WebChatAdapter(ChannelAdapter):
     name: ClassVar[str] = "webchat"
-    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, max_buttons=10, typing=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, max_buttons=10, typing=True, media=True)
     rate_limits: ClassVar[RateLimits] = RateLimits(per_bot=1000.0, per_chat=20.0, per_chat_burst=20)
     Config: ClassVar[type[AdapterConfig]] = WebChatConfig
 
@@ -72,6 +172,31 @@ class WebChatAdapter(ChannelAdapter):
         super().__init__(bot, config, context)
         self.settings: WebChatConfig = config  # type: ignore[assignment]
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self._browser: dict[web.WebSocketResponse, tuple[str, ...]] = {}
+        self._shown: dict[str, ChatState] = {}  # what each open session was last told
+        self._handoff: HandoffView | None = None
+        self._desk: DeskAuth | None = None
+        self._dirty: set[str] = set()
+        self._refresher: asyncio.Task[None] | None = None
+
+    # -- wiring (called by core.handoff.wiring when the handoff layer is installed) ---------
+    def attach_handoff(self, handoff: HandoffView, web_desk: DeskAuth | None) -> None:
+        """Read the queue for the waiting state and let desk agents open uploaded files."""
+        self._handoff = handoff
+        self._desk = web_desk
+        handoff.watchers.append(self._handoff_changed)
+
+    def _bot_settings(self) -> Any:
+        return self._handoff.bots.get(self.bot) if self._handoff is not None else None
+
+    def default_language(self) -> str:
+        settings = self._bot_settings()
+        return str(getattr(settings, "default_language", None) or self.settings.language or "en")
+
+    def offered_languages(self) -> list[str]:
+        settings = self._bot_settings()
+        offered = [str(x) for x in getattr(settings, "languages", None) or []]
+        return [labels_.primary(x) for x in [self.default_language(), *offered]]
 
     # -- routes ----------------------------------------------------------------------
     def routes(self) -> Sequence[Route]:
@@ -81,19 +206,120 @@ class WebChatAdapter(ChannelAdapter):
             Route("GET", f"{base}/ws", self._socket),
             Route("GET", f"{base}/chat.js", self._asset),
             Route("GET", f"{base}/chat.css", self._asset),
+            Route("GET", f"{base}/widget.js", self._widget),
+            Route("POST", f"{base}/upload", self._upload),
+            Route("GET", f"{base}/files/{{file_id}}", self._customer_file),
+            Route("GET", f"/desk/api/webchat/{self.bot}/files/{{file_id}}", self._agent_file),
         )
 
+    def _frame_ancestors(self) -> str:
+        return " ".join(["'self'", *self.settings.allowed_origins])
+
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        html = _read_static("chat.html")
         title = self.settings.title or self.bot
-        html = html.replace("{{BOT}}", self.bot).replace("{{TITLE}}", _escape(title))
-        return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+        language = labels_.primary(self.default_language())
+        offered = list(dict.fromkeys(self.offered_languages()))
+        words = labels_.labels(language, self.settings.labels)
+        config = {
+            "bot": self.bot, "title": title, "language": language,
+            "labels": labels_.catalogue(offered, self.settings.labels),
+            "maxUploadBytes": self.settings.max_upload_bytes, "allowedTypes": self.settings.allowed_types,
+            "maxUploadText": human_size(self.settings.max_upload_bytes),
+            "embedded": request.query.get("embed") == "1",
+        }
+        replacements = {
+            "{{BOT}}": self.bot, "{{TITLE}}": _escape(title), "{{LANG}}": language,
+            "{{CONFIG}}": json.dumps(config, ensure_ascii=False).replace("<", "\\u003c"),
+            "{{ACCEPT}}": ",".join(self.settings.allowed_types),
+        }
+        for key in ("chat_with", "placeholder", "message_label", "send", "attach", "connecting", "typing_bot"):
+            replacements[f"{{{{L:{key}}}}}"] = _escape(words[key].format(title=title, name=""))
+        html = _read_static("chat.html")
+        for key, value in replacements.items():
+            html = html.replace(key, value)
+        return web.Response(text=html, content_type="text/html", headers={
+            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": f"frame-ancestors {self._frame_ancestors()}",
+        })
 
     async def _asset(self, request: web.Request) -> web.StreamResponse:
         filename = request.path.rsplit("/", 1)[-1]
         content_type = "text/javascript" if filename.endswith(".js") else "text/css"
-        return web.Response(text=_read_static(filename), content_type=content_type)
+        return web.Response(text=_read_static(filename), content_type=content_type,
+                            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
+    async def _widget(self, request: web.Request) -> web.StreamResponse:
+        """The launcher: included on any page, it opens the chat in a corner iframe."""
+        words = labels_.labels(labels_.primary(self.default_language()), self.settings.labels)
+        script = _read_static("widget.js").replace("{{BOT}}", json.dumps(self.bot)).replace(
+            "{{TITLE}}", json.dumps(words["chat_with"].format(title=self.settings.title or self.bot),
+                                    ensure_ascii=False))
+        return web.Response(text=script, content_type="text/javascript", headers={
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache",
+            "Cross-Origin-Resource-Policy": "cross-origin"})
+
+    # -- files ------------------------------------------------------------------------
+    def _session_of(self, request: web.Request) -> str | None:
+        session = request.headers.get(SESSION_HEADER, "")
+        return session if SESSION_RE.match(session) else None
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin and not self._origin_allowed(origin, request):
+            return web.json_response({"error": "origin not allowed"}, status=403)
+        session = self._session_of(request)
+        if session is None:
+            return web.json_response({"error": f"missing or malformed {SESSION_HEADER} header"}, status=401)
+        try:
+            data = await read_body(request, self.settings.max_upload_bytes)
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": "too_large", "max_bytes": self.settings.max_upload_bytes}, status=413)
+        mime = sniff(data)
+        if mime is None or mime not in self.settings.allowed_types:
+            log.info("webchat.upload_rejected", bot=self.bot, reason="type", size=len(data))
+            return web.json_response({"error": "type", "allowed": self.settings.allowed_types}, status=415)
+        stored = StoredFile(new_file_id(), session, mime, safe_name(request.headers.get("X-File-Name"), mime),
+                            len(data), data)
+        try:
+            await self.context.kv_set(f"file:{stored.id}", stored.to_value())
+        except StoreUnavailable:
+            return web.json_response({"error": "unavailable"}, status=503)
+        log.info("webchat.uploaded", bot=self.bot, file=stored.id, mime=mime, size=stored.size)
+        return web.json_response({"id": stored.id, "mime_type": mime, "name": stored.name, "size": stored.size,
+                                  "kind": stored.kind}, status=201)
+
+    async def _file(self, file_id: str) -> StoredFile | None:
+        if not FILE_ID_RE.match(file_id):
+            return None
+        return StoredFile.from_value(file_id, await self.context.kv_get(f"file:{file_id}"))
+
+    @staticmethod
+    def _file_response(stored: StoredFile) -> web.Response:
+        disposition = "inline" if stored.kind == "image" else "attachment"
+        return web.Response(body=stored.data, content_type=stored.mime_type, headers={
+            "Content-Disposition": f'{disposition}; filename="{stored.name}"', "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store", "Content-Security-Policy": "default-src 'none'; sandbox"})
+
+    async def _customer_file(self, request: web.Request) -> web.StreamResponse:
+        """The customer's own upload (thumbnail); the session header proves whose it is."""
+        session = self._session_of(request)
+        stored = await self._file(request.match_info["file_id"])
+        if stored is None or session is None or stored.session != session:
+            return web.json_response({"error": "not found"}, status=404)
+        return self._file_response(stored)
+
+    async def _agent_file(self, request: web.Request) -> web.StreamResponse:
+        """An upload for an agent logged in to the web desk who may serve this bot."""
+        agent = await self._desk.authorize(request, self.bot) if self._desk is not None else None
+        if agent is None:
+            return web.json_response({"error": "log in to the desk first"}, status=401)
+        stored = await self._file(request.match_info["file_id"])
+        if stored is None:
+            return web.json_response({"error": "not found"}, status=404)
+        log.info("webchat.file_opened", bot=self.bot, file=stored.id, agent=agent)
+        return self._file_response(stored)
+
+    # -- socket -------------------------------------------------------------------------
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin and not self._origin_allowed(origin, request):
@@ -119,6 +345,8 @@ class WebChatAdapter(ChannelAdapter):
                             self._sockets[session].discard(ws)
                         session = reply_session
                         self._sockets[session].add(ws)
+                        self._shown.pop(session, None)
+                        self._schedule((session,))
                         if self.settings.sync_interval and sync is None:
                             sync = asyncio.get_running_loop().create_task(self._sync(ws, session))
                 elif frame.type == WSMsgType.BINARY:
@@ -128,10 +356,12 @@ class WebChatAdapter(ChannelAdapter):
         finally:
             if sync is not None:
                 sync.cancel()
+            self._browser.pop(ws, None)
             if session:
                 self._sockets[session].discard(ws)
                 if not self._sockets[session]:
                     del self._sockets[session]
+                    self._shown.pop(session, None)
         return ws
 
     def _origin_allowed(self, origin: str, request: web.Request) -> bool:
@@ -157,15 +387,19 @@ class WebChatAdapter(ChannelAdapter):
         if kind == "hello":
             requested = frame.get("session")
             session = requested if isinstance(requested, str) and SESSION_RE.match(requested) else _new_session()
+            browser = frame.get("languages")
+            self._browser[ws] = tuple(str(x)[:35] for x in browser[:10]) if isinstance(browser, list) else ()
+            events = await self.context.history(self.bot, self.name, session)
+            language = self._language(_conversation_language(events), self._browser[ws])
             await ws.send_json({"type": "welcome", "session": session, "bot": self.bot,
-                                "title": self.settings.title or self.bot})
-            await self._send_history(ws, session)
+                                "title": self.settings.title or self.bot, "language": language})
+            await self._send_history(ws, events)
             return session
         if session is None:
             await ws.send_json(_error("no_session", "send a 'hello' frame first"))
             return None
         if kind == "history":
-            await self._send_history(ws, session)
+            await self._send_history(ws, await self.context.history(self.bot, self.name, session))
             return session
         if kind in ("message", "button"):
             if not limiter.has_capacity():
@@ -173,7 +407,7 @@ class WebChatAdapter(ChannelAdapter):
                 return session
             await limiter.acquire()
             try:
-                inbound = self._inbound(frame, session)
+                inbound = self._inbound(frame, session, await self._attachments(frame, session))
             except BadRequest as exc:
                 await ws.send_json(_error("bad_message", str(exc)))
                 return session
@@ -183,12 +417,31 @@ class WebChatAdapter(ChannelAdapter):
                 log.warning("webchat.store_unavailable", bot=self.bot)
                 await ws.send_json(_error("unavailable", "could not store the message; it will be resent"))
                 return session
-            await ws.send_json({"type": "ack", "id": frame["id"]})
+            shown = self._shown.get(session)
+            await ws.send_json({"type": "ack", "id": frame["id"],
+                                "waiting": shown is not None and shown.state == "waiting"})
             return session
         await ws.send_json(_error("unknown_type", f"unknown frame type '{kind[:40]}'"))
         return session
 
-    def _inbound(self, frame: Mapping[str, Any], session: str) -> Inbound:
+    def _language(self, conversation: str | None, browser: Iterable[str]) -> str:
+        return labels_.page_language(default=self.default_language(), offered=self.offered_languages(),
+                                     conversation=conversation, browser=browser)
+
+    async def _attachments(self, frame: Mapping[str, Any], session: str) -> tuple[Attachment, ...]:
+        ids = frame.get("attachments") or []
+        if not isinstance(ids, list) or len(ids) > MAX_ATTACHMENTS:
+            raise BadRequest(f"'attachments' must be a list of at most {MAX_ATTACHMENTS} upload ids")
+        found: list[Attachment] = []
+        for file_id in ids:
+            stored = await self._file(file_id) if isinstance(file_id, str) else None
+            if stored is None or stored.session != session:
+                raise BadRequest("unknown attachment; upload it first")
+            found.append(Attachment(kind=stored.kind, url=f"/desk/api/webchat/{self.bot}/files/{stored.id}",
+                                    file_id=stored.id, mime_type=stored.mime_type, name=stored.name))
+        return tuple(found)
+
+    def _inbound(self, frame: Mapping[str, Any], session: str, attachments: tuple[Attachment, ...] = ()) -> Inbound:
         client_id = frame.get("id")
         if not isinstance(client_id, str) or not CLIENT_ID_RE.match(client_id):
             raise BadRequest("'id' must be 1-64 characters of letters, digits, '.', '_', ':', '-'")
@@ -198,8 +451,8 @@ class WebChatAdapter(ChannelAdapter):
                 raise BadRequest("'payload' must be a non-empty string of at most 512 characters")
             text, button_payload = title[: self.settings.max_text_chars], payload
         else:
-            raw_text = frame.get("text")
-            if not isinstance(raw_text, str) or not raw_text.strip():
+            raw_text = frame.get("text", "")
+            if not isinstance(raw_text, str) or (not raw_text.strip() and not attachments):
                 raise BadRequest("'text' must be a non-empty string")
             text = raw_text
             if len(text) > self.settings.max_text_chars:
@@ -213,6 +466,7 @@ class WebChatAdapter(ChannelAdapter):
             platform_message_id=self.namespaced(f"{session}:{client_id}"),
             text=text.strip(),
             button_payload=button_payload,
+            attachments=attachments,
             timestamp=utcnow(),
         )
 
@@ -230,11 +484,92 @@ class WebChatAdapter(ChannelAdapter):
                 message = event_to_message(event)
                 if message is not None and message["role"] != "user" and not ws.closed:
                     await ws.send_json(message)
+            if events:
+                self._schedule((session,))
 
-    async def _send_history(self, ws: web.WebSocketResponse, session: str) -> None:
-        events = await self.context.history(self.bot, self.name, session)
+    async def _send_history(self, ws: web.WebSocketResponse, events: Sequence[Event]) -> None:
         messages = [m for m in (event_to_message(e) for e in events) if m is not None]
         await ws.send_json({"type": "history", "messages": messages})
+
+    # -- live state: waiting, receipts, language ----------------------------------------
+    async def _handoff_changed(self, conversation: Conversation, change: str) -> None:
+        """A handoff changed somewhere in this bot: queue positions and this customer's state may move."""
+        if conversation.bot != self.bot or not self._sockets or self._handoff is None:
+            return
+        sessions = {s for s, shown in self._shown.items() if shown.state != "bot"}
+        contact = await self._handoff.store.get_contact(conversation.contact_id)
+        identity = contact.identity(self.name) if contact is not None else None
+        if identity is not None:
+            sessions.add(identity.chat_id)
+        self._schedule(sessions)
+
+    def _schedule(self, sessions: Iterable[str]) -> None:
+        self._dirty.update(s for s in sessions if s in self._sockets)
+        if self._dirty and (self._refresher is None or self._refresher.done()):
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+
+    async def _refresh_loop(self) -> None:
+        while self._dirty:
+            sessions = sorted(self._dirty)
+            self._dirty.clear()
+            try:
+                states = {s: await self._read_state(s) for s in sessions if s in self._sockets}
+                if any(state.state == "waiting" for state in states.values()):
+                    positions = await self._positions()
+                    states = {s: _with_position(st, positions.get(s), self._expected_minutes())
+                              for s, st in states.items()}
+                for session, state in states.items():
+                    await self._push_state(session, state)
+            except StoreUnavailable:
+                log.warning("webchat.state_unavailable", bot=self.bot)
+            except Exception:
+                log.exception("webchat.state_failed", bot=self.bot)
+
+    async def _read_state(self, session: str) -> ChatState:
+        return chat_state(await self.context.history(self.bot, self.name, session))
+
+    def _expected_minutes(self) -> int | None:
+        settings = self._bot_settings()
+        handoff = getattr(settings, "handoff", None)
+        minutes = getattr(handoff, "expected_wait_minutes", None)
+        return int(minutes) if isinstance(minutes, int) and minutes > 0 else None
+
+    async def _positions(self) -> dict[str, int]:
+        """Session → place in this bot's queue of conversations waiting for a person (1 = next)."""
+        if self._handoff is None:
+            return {}
+        positions: dict[str, int] = {}
+        place = 0
+        for entry in await self._handoff.queue([self.bot]):
+            if entry.conversation.status is not ConversationStatus.WAITING:
+                continue
+            place += 1
+            identity = entry.contact.identity(self.name) if entry.contact is not None else None
+            if identity is not None:
+                positions[identity.chat_id] = place
+        return positions
+
+    async def _push_state(self, session: str, state: ChatState) -> None:
+        before = self._shown.get(session)
+        frames: list[dict[str, Any]] = []
+        if before is None or before.state_frame() != state.state_frame():
+            frames.append(state.state_frame())
+        old = dict(before.receipts) if before else {}
+        changed = {k: v for k, v in state.receipts if old.get(k) != v}
+        if changed:
+            frames.append({"type": "receipts", "messages": changed})
+        self._shown[session] = state
+        for ws in list(self._sockets.get(session, ())):
+            if ws.closed:
+                continue
+            language = self._language(state.language, self._browser.get(ws, ()))
+            extra = [{"type": "language", "language": language}] if state.language and (
+                before is None or before.language != state.language) else []
+            for frame in [*frames, *extra]:
+                try:
+                    await ws.send_json(frame)
+                except ConnectionError:
+                    log.debug("webchat.push_failed", bot=self.bot)
 
     # -- adapter contract --------------------------------------------------------------
     def parse(self, payload: Mapping[str, Any]) -> Parsed:
@@ -252,6 +587,7 @@ class WebChatAdapter(ChannelAdapter):
             "author": message.author.name,
             "text": message.text,
             "buttons": [{"title": b.title, "payload": b.payload} for b in message.buttons],
+            "attachments": [_attachment_json(a) for a in message.attachments],
             "ts": message.created_at.isoformat(),
         }
         for ws in list(self._sockets.get(message.chat_id, ())):
@@ -260,22 +596,88 @@ class WebChatAdapter(ChannelAdapter):
                     await ws.send_json(frame)
                 except ConnectionError:
                     log.debug("webchat.push_failed", bot=self.bot)
+        self._schedule((message.chat_id,))  # receipts (read), state and language follow the transcript
         # The transcript holds the message; a page that is offline now gets it with its history.
         return self.namespaced(message.id)
 
     async def typing(self, chat_id: str) -> None:
+        """The bot is working on an answer; not shown while a person is (to be) in charge."""
+        shown = self._shown.get(chat_id)
+        if shown is not None and shown.state != "bot":
+            return
+        await self._typing_frame(chat_id, {"type": "typing", "who": "bot", "name": None})
+
+    async def agent_typing(self, chat_id: str, name: str | None = None) -> None:
+        """Hook for a desk that reports an agent typing (the page shows "<name> is typing")."""
+        await self._typing_frame(chat_id, {"type": "typing", "who": "agent", "name": name})
+
+    async def _typing_frame(self, chat_id: str, frame: dict[str, Any]) -> None:
         for ws in list(self._sockets.get(chat_id, ())):
             if not ws.closed:
                 try:
-                    await ws.send_json({"type": "typing"})
+                    await ws.send_json(frame)
                 except ConnectionError:
                     pass
 
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
         for sockets in list(self._sockets.values()):
             for ws in list(sockets):
                 await ws.close()
         self._sockets.clear()
+        self._shown.clear()
+
+
+def _with_position(state: ChatState, position: int | None, minutes: int | None) -> ChatState:
+    if state.state != "waiting":
+        return state
+    return ChatState(state.state, state.agent, position, minutes, state.language, state.receipts)
+
+
+def _client_id(message_id: object) -> str | None:
+    return str(message_id).rsplit(":", 1)[-1] if message_id else None
+
+
+def _conversation_language(events: Sequence[Event]) -> str | None:
+    for event in reversed(events):
+        if event.type == "slot" and event.data.get("name") == "language" and isinstance(event.data.get("value"), str):
+            return str(event.data["value"])
+    return None
+
+
+def chat_state(events: Sequence[Event]) -> ChatState:
+    """Waiting/agent state, the customer's message receipts and the language, from the transcript.
+
+    A customer message is *delivered* once its ``user`` event is in the transcript (the bot's
+    turn took it, or it was relayed to the desk) and *read* once a bot or agent message follows.
+    """
+    state, agent = "bot", None
+    receipts: dict[str, str] = {}
+    unread: list[str] = []
+    for event in events:
+        if event.type == "status":
+            status = event.data.get("status")
+            state = status if status in ("waiting", "agent") else "bot"
+            agent = event.data.get("agent_name") if state == "agent" else None
+        elif event.type == "user":
+            client_id = _client_id(event.data.get("message_id"))
+            if client_id:
+                receipts[client_id] = "delivered"
+                unread.append(client_id)
+        elif event.type == "bot":
+            author = (event.data.get("metadata") or {}).get("author", "bot")
+            if author in ("bot", "agent") and event.data.get("text"):
+                for client_id in unread:
+                    receipts[client_id] = "read"
+                unread.clear()
+    recent = tuple(list(receipts.items())[-50:])
+    return ChatState(state, agent if isinstance(agent, str) else None, None, None,
+                     _conversation_language(events), recent)
+
+
+def _attachment_json(a: Attachment) -> dict[str, Any]:
+    return {"kind": a.kind, "id": a.file_id, "mime_type": a.mime_type, "name": a.name}
 
 
 def event_to_message(event: Event) -> dict[str, Any] | None:
@@ -283,11 +685,13 @@ def event_to_message(event: Event) -> dict[str, Any] | None:
     data = event.data
     if event.type == "user":
         text = data.get("text")
-        if not text:
+        attachments = [{"kind": a.get("kind"), "id": a.get("file_id"), "mime_type": a.get("mime_type"),
+                        "name": a.get("name")} for a in data.get("attachments") or [] if isinstance(a, dict)]
+        if not text and not attachments:
             return None
         message_id = str(data.get("message_id") or f"seq{event.seq}")
         return {"type": "message", "id": message_id.rsplit(":", 1)[-1], "role": "user", "author": None,
-                "text": text, "buttons": [], "ts": event.timestamp.isoformat()}
+                "text": text or "", "buttons": [], "attachments": attachments, "ts": event.timestamp.isoformat()}
     if event.type == "bot":
         meta = data.get("metadata") or {}
         role = meta.get("author", "bot")
@@ -295,7 +699,7 @@ def event_to_message(event: Event) -> dict[str, Any] | None:
         return {"type": "message", "id": meta.get("outbound_id") or f"seq{event.seq}",
                 "role": role if role in ("bot", "agent", "system") else "bot",
                 "author": meta.get("author_name"), "text": data.get("text") or "",
-                "buttons": buttons, "ts": event.timestamp.isoformat()}
+                "buttons": buttons, "attachments": [], "ts": event.timestamp.isoformat()}
     return None
 
 
