@@ -26,7 +26,7 @@ async def test_chat_shows_replies_buttons_and_keeps_history_on_reload(tmp_path: 
         await page.reload()
         await expect(page.locator("#status")).to_have_text("online")
         await expect(page.locator(".msg")).to_have_count(4)
-        await expect(page.locator(".msg.user").first).to_have_text("show me buttons")
+        await expect(page.locator(".msg.user .text").first).to_have_text("show me buttons")
 
 
 async def test_message_typed_while_offline_is_delivered_after_reconnect(tmp_path: Path, page: Page) -> None:
