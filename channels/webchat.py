@@ -39,7 +39,6 @@ import re
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ClassVar, Protocol
 
@@ -56,17 +55,22 @@ from channels.base import (
     Parsed,
     RateLimits,
     Route,
-    read_body,
 )
 from channels.webchat_files import (
-    FILE_ID_RE,
     MAX_UPLOAD_LIMIT,
+    SESSION_RE,
     SUPPORTED_TYPES,
-    StoredFile,
+    DeskAuth,
+    FileRoutes,
     human_size,
-    new_file_id,
-    safe_name,
-    sniff,
+)
+from channels.webchat_state import (
+    ChatState,
+    attachment_json,
+    chat_state,
+    conversation_language,
+    event_to_message,
+    with_position,
 )
 from core.errors import BadRequest, StoreUnavailable
 from core.model import (
@@ -81,10 +85,7 @@ from core.model import (
 
 log = structlog.get_logger(__name__)
 
-SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-MAX_ATTACHMENTS = 5
-SESSION_HEADER = "X-Chat-Session"
 
 
 class WebChatConfig(AdapterConfig):
@@ -138,26 +139,6 @@ class HandoffView(Protocol):
     async def queue(self, bots: Any = None) -> Sequence[Any]: ...
 
 
-class DeskAuth(Protocol):
-    async def authorize(self, request: web.Request, bot: str) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ChatState:
-    """What the page shows in its header and on the customer's messages."""
-
-    state: str = "bot"  # bot | waiting | agent
-    agent: str | None = None
-    position: int | None = None
-    minutes: int | None = None
-    language: str | None = None
-    receipts: tuple[tuple[str, str], ...] = ()
-
-    def state_frame(self) -> dict[str, Any]:
-        return {"type": "state", "state": self.state, "position": self.position, "minutes": self.minutes,
-                "agent": self.agent}
-
-
 def _error(code: str, message: str) -> dict[str, str]:
     return {"type": "error", "code": code, "message": message}
 
@@ -175,7 +156,8 @@ class WebChatAdapter(ChannelAdapter):
         self._browser: dict[web.WebSocketResponse, tuple[str, ...]] = {}
         self._shown: dict[str, ChatState] = {}  # what each open session was last told
         self._handoff: HandoffView | None = None
-        self._desk: DeskAuth | None = None
+        self.files = FileRoutes(bot, context, max_bytes=self.settings.max_upload_bytes,
+                                allowed_types=self.settings.allowed_types, origin_allowed=self._origin_allowed)
         self._dirty: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
 
@@ -183,7 +165,7 @@ class WebChatAdapter(ChannelAdapter):
     def attach_handoff(self, handoff: HandoffView, web_desk: DeskAuth | None) -> None:
         """Read the queue for the waiting state and let desk agents open uploaded files."""
         self._handoff = handoff
-        self._desk = web_desk
+        self.files.desk = web_desk
         handoff.watchers.append(self._handoff_changed)
 
     def _bot_settings(self) -> Any:
@@ -207,9 +189,9 @@ class WebChatAdapter(ChannelAdapter):
             Route("GET", f"{base}/chat.js", self._asset),
             Route("GET", f"{base}/chat.css", self._asset),
             Route("GET", f"{base}/widget.js", self._widget),
-            Route("POST", f"{base}/upload", self._upload),
-            Route("GET", f"{base}/files/{{file_id}}", self._customer_file),
-            Route("GET", f"/desk/api/webchat/{self.bot}/files/{{file_id}}", self._agent_file),
+            Route("POST", f"{base}/upload", self.files.upload),
+            Route("GET", f"{base}/files/{{file_id}}", self.files.customer_file),
+            Route("GET", f"/desk/api/webchat/{self.bot}/files/{{file_id}}", self.files.agent_file),
         )
 
     def _frame_ancestors(self) -> str:
@@ -259,66 +241,6 @@ class WebChatAdapter(ChannelAdapter):
             "Cross-Origin-Resource-Policy": "cross-origin"})
 
     # -- files ------------------------------------------------------------------------
-    def _session_of(self, request: web.Request) -> str | None:
-        session = request.headers.get(SESSION_HEADER, "")
-        return session if SESSION_RE.match(session) else None
-
-    async def _upload(self, request: web.Request) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        if origin and not self._origin_allowed(origin, request):
-            return web.json_response({"error": "origin not allowed"}, status=403)
-        session = self._session_of(request)
-        if session is None:
-            return web.json_response({"error": f"missing or malformed {SESSION_HEADER} header"}, status=401)
-        try:
-            data = await read_body(request, self.settings.max_upload_bytes)
-        except web.HTTPRequestEntityTooLarge:
-            return web.json_response({"error": "too_large", "max_bytes": self.settings.max_upload_bytes}, status=413)
-        mime = sniff(data)
-        if mime is None or mime not in self.settings.allowed_types:
-            log.info("webchat.upload_rejected", bot=self.bot, reason="type", size=len(data))
-            return web.json_response({"error": "type", "allowed": self.settings.allowed_types}, status=415)
-        stored = StoredFile(new_file_id(), session, mime, safe_name(request.headers.get("X-File-Name"), mime),
-                            len(data), data)
-        try:
-            await self.context.kv_set(f"file:{stored.id}", stored.to_value())
-        except StoreUnavailable:
-            return web.json_response({"error": "unavailable"}, status=503)
-        log.info("webchat.uploaded", bot=self.bot, file=stored.id, mime=mime, size=stored.size)
-        return web.json_response({"id": stored.id, "mime_type": mime, "name": stored.name, "size": stored.size,
-                                  "kind": stored.kind}, status=201)
-
-    async def _file(self, file_id: str) -> StoredFile | None:
-        if not FILE_ID_RE.match(file_id):
-            return None
-        return StoredFile.from_value(file_id, await self.context.kv_get(f"file:{file_id}"))
-
-    @staticmethod
-    def _file_response(stored: StoredFile) -> web.Response:
-        disposition = "inline" if stored.kind == "image" else "attachment"
-        return web.Response(body=stored.data, content_type=stored.mime_type, headers={
-            "Content-Disposition": f'{disposition}; filename="{stored.name}"', "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store", "Content-Security-Policy": "default-src 'none'; sandbox"})
-
-    async def _customer_file(self, request: web.Request) -> web.StreamResponse:
-        """The customer's own upload (thumbnail); the session header proves whose it is."""
-        session = self._session_of(request)
-        stored = await self._file(request.match_info["file_id"])
-        if stored is None or session is None or stored.session != session:
-            return web.json_response({"error": "not found"}, status=404)
-        return self._file_response(stored)
-
-    async def _agent_file(self, request: web.Request) -> web.StreamResponse:
-        """An upload for an agent logged in to the web desk who may serve this bot."""
-        agent = await self._desk.authorize(request, self.bot) if self._desk is not None else None
-        if agent is None:
-            return web.json_response({"error": "log in to the desk first"}, status=401)
-        stored = await self._file(request.match_info["file_id"])
-        if stored is None:
-            return web.json_response({"error": "not found"}, status=404)
-        log.info("webchat.file_opened", bot=self.bot, file=stored.id, agent=agent)
-        return self._file_response(stored)
-
     # -- socket -------------------------------------------------------------------------
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
@@ -390,7 +312,7 @@ class WebChatAdapter(ChannelAdapter):
             browser = frame.get("languages")
             self._browser[ws] = tuple(str(x)[:35] for x in browser[:10]) if isinstance(browser, list) else ()
             events = await self.context.history(self.bot, self.name, session)
-            language = self._language(_conversation_language(events), self._browser[ws])
+            language = self._language(conversation_language(events), self._browser[ws])
             await ws.send_json({"type": "welcome", "session": session, "bot": self.bot,
                                 "title": self.settings.title or self.bot, "language": language})
             await self._send_history(ws, events)
@@ -407,7 +329,7 @@ class WebChatAdapter(ChannelAdapter):
                 return session
             await limiter.acquire()
             try:
-                inbound = self._inbound(frame, session, await self._attachments(frame, session))
+                inbound = self._inbound(frame, session, await self.files.attachments(frame, session))
             except BadRequest as exc:
                 await ws.send_json(_error("bad_message", str(exc)))
                 return session
@@ -427,19 +349,6 @@ class WebChatAdapter(ChannelAdapter):
     def _language(self, conversation: str | None, browser: Iterable[str]) -> str:
         return labels_.page_language(default=self.default_language(), offered=self.offered_languages(),
                                      conversation=conversation, browser=browser)
-
-    async def _attachments(self, frame: Mapping[str, Any], session: str) -> tuple[Attachment, ...]:
-        ids = frame.get("attachments") or []
-        if not isinstance(ids, list) or len(ids) > MAX_ATTACHMENTS:
-            raise BadRequest(f"'attachments' must be a list of at most {MAX_ATTACHMENTS} upload ids")
-        found: list[Attachment] = []
-        for file_id in ids:
-            stored = await self._file(file_id) if isinstance(file_id, str) else None
-            if stored is None or stored.session != session:
-                raise BadRequest("unknown attachment; upload it first")
-            found.append(Attachment(kind=stored.kind, url=f"/desk/api/webchat/{self.bot}/files/{stored.id}",
-                                    file_id=stored.id, mime_type=stored.mime_type, name=stored.name))
-        return tuple(found)
 
     def _inbound(self, frame: Mapping[str, Any], session: str, attachments: tuple[Attachment, ...] = ()) -> Inbound:
         client_id = frame.get("id")
@@ -516,7 +425,7 @@ class WebChatAdapter(ChannelAdapter):
                 states = {s: await self._read_state(s) for s in sessions if s in self._sockets}
                 if any(state.state == "waiting" for state in states.values()):
                     positions = await self._positions()
-                    states = {s: _with_position(st, positions.get(s), self._expected_minutes())
+                    states = {s: with_position(st, positions.get(s), self._expected_minutes())
                               for s, st in states.items()}
                 for session, state in states.items():
                     await self._push_state(session, state)
@@ -587,7 +496,7 @@ class WebChatAdapter(ChannelAdapter):
             "author": message.author.name,
             "text": message.text,
             "buttons": [{"title": b.title, "payload": b.payload} for b in message.buttons],
-            "attachments": [_attachment_json(a) for a in message.attachments],
+            "attachments": [attachment_json(a) for a in message.attachments],
             "ts": message.created_at.isoformat(),
         }
         for ws in list(self._sockets.get(message.chat_id, ())):
@@ -627,80 +536,6 @@ class WebChatAdapter(ChannelAdapter):
                 await ws.close()
         self._sockets.clear()
         self._shown.clear()
-
-
-def _with_position(state: ChatState, position: int | None, minutes: int | None) -> ChatState:
-    if state.state != "waiting":
-        return state
-    return ChatState(state.state, state.agent, position, minutes, state.language, state.receipts)
-
-
-def _client_id(message_id: object) -> str | None:
-    return str(message_id).rsplit(":", 1)[-1] if message_id else None
-
-
-def _conversation_language(events: Sequence[Event]) -> str | None:
-    for event in reversed(events):
-        if event.type == "slot" and event.data.get("name") == "language" and isinstance(event.data.get("value"), str):
-            return str(event.data["value"])
-    return None
-
-
-def chat_state(events: Sequence[Event]) -> ChatState:
-    """Waiting/agent state, the customer's message receipts and the language, from the transcript.
-
-    A customer message is *delivered* once its ``user`` event is in the transcript (the bot's
-    turn took it, or it was relayed to the desk) and *read* once a bot or agent message follows.
-    """
-    state, agent = "bot", None
-    receipts: dict[str, str] = {}
-    unread: list[str] = []
-    for event in events:
-        if event.type == "status":
-            status = event.data.get("status")
-            state = status if status in ("waiting", "agent") else "bot"
-            agent = event.data.get("agent_name") if state == "agent" else None
-        elif event.type == "user":
-            client_id = _client_id(event.data.get("message_id"))
-            if client_id:
-                receipts[client_id] = "delivered"
-                unread.append(client_id)
-        elif event.type == "bot":
-            author = (event.data.get("metadata") or {}).get("author", "bot")
-            if author in ("bot", "agent") and event.data.get("text"):
-                for client_id in unread:
-                    receipts[client_id] = "read"
-                unread.clear()
-    recent = tuple(list(receipts.items())[-50:])
-    return ChatState(state, agent if isinstance(agent, str) else None, None, None,
-                     _conversation_language(events), recent)
-
-
-def _attachment_json(a: Attachment) -> dict[str, Any]:
-    return {"kind": a.kind, "id": a.file_id, "mime_type": a.mime_type, "name": a.name}
-
-
-def event_to_message(event: Event) -> dict[str, Any] | None:
-    """A transcript event as the page shows it, or None for events the customer does not see."""
-    data = event.data
-    if event.type == "user":
-        text = data.get("text")
-        attachments = [{"kind": a.get("kind"), "id": a.get("file_id"), "mime_type": a.get("mime_type"),
-                        "name": a.get("name")} for a in data.get("attachments") or [] if isinstance(a, dict)]
-        if not text and not attachments:
-            return None
-        message_id = str(data.get("message_id") or f"seq{event.seq}")
-        return {"type": "message", "id": message_id.rsplit(":", 1)[-1], "role": "user", "author": None,
-                "text": text or "", "buttons": [], "attachments": attachments, "ts": event.timestamp.isoformat()}
-    if event.type == "bot":
-        meta = data.get("metadata") or {}
-        role = meta.get("author", "bot")
-        buttons = (data.get("data") or {}).get("buttons") or []
-        return {"type": "message", "id": meta.get("outbound_id") or f"seq{event.seq}",
-                "role": role if role in ("bot", "agent", "system") else "bot",
-                "author": meta.get("author_name"), "text": data.get("text") or "",
-                "buttons": buttons, "attachments": [], "ts": event.timestamp.isoformat()}
-    return None
 
 
 def _new_session() -> str:

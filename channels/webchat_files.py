@@ -11,8 +11,18 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+
+from channels.base import AdapterContext, read_body
+from core.errors import BadRequest, StoreUnavailable
+from core.model import Attachment
+
+log = structlog.get_logger(__name__)
 
 # Magic bytes → (MIME type, kind as in `core.model.Attachment`). The name a browser sends is never trusted.
 _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
@@ -23,7 +33,10 @@ _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
     (b"%PDF-", 0, "application/pdf", "document"),
 )
 SUPPORTED_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
-MAX_UPLOAD_LIMIT = 10_000_000  # base64 of this stays below MongoDB's 16 MB document limit
+MAX_UPLOAD_LIMIT = 10_000_000
+MAX_ATTACHMENTS = 5
+SESSION_HEADER = "X-Chat-Session"
+SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # base64 of this stays below MongoDB's 16 MB document limit
 FILE_ID_RE = re.compile(r"^f_[A-Za-z0-9_-]{22,64}$")
 _NAME_RE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 
@@ -87,3 +100,93 @@ class StoredFile:
 
 def human_size(size: int) -> str:
     return f"{size / 1_000_000:g} MB" if size >= 1_000_000 else f"{size // 1000} kB"
+
+
+class DeskAuth(Protocol):
+    async def authorize(self, request: web.Request, bot: str) -> str | None: ...
+
+
+class FileRoutes:
+    """Upload (customer), thumbnail (the customer's own session) and download (desk agents only)."""
+
+    def __init__(self, bot: str, context: AdapterContext, *, max_bytes: int, allowed_types: Sequence[str],
+                 origin_allowed: Callable[[str, web.Request], bool]) -> None:
+        self.bot = bot
+        self.context = context
+        self.max_bytes = max_bytes
+        self.allowed_types = list(allowed_types)
+        self.origin_allowed = origin_allowed
+        self.desk: DeskAuth | None = None  # the web desk, once the handoff layer is installed
+
+    def session_of(self, request: web.Request) -> str | None:
+        session = request.headers.get(SESSION_HEADER, "")
+        return session if SESSION_RE.match(session) else None
+
+    async def upload(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin and not self.origin_allowed(origin, request):
+            return web.json_response({"error": "origin not allowed"}, status=403)
+        session = self.session_of(request)
+        if session is None:
+            return web.json_response({"error": f"missing or malformed {SESSION_HEADER} header"}, status=401)
+        try:
+            data = await read_body(request, self.max_bytes)
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": "too_large", "max_bytes": self.max_bytes}, status=413)
+        mime = sniff(data)
+        if mime is None or mime not in self.allowed_types:
+            log.info("webchat.upload_rejected", bot=self.bot, reason="type", size=len(data))
+            return web.json_response({"error": "type", "allowed": self.allowed_types}, status=415)
+        stored = StoredFile(new_file_id(), session, mime, safe_name(request.headers.get("X-File-Name"), mime),
+                            len(data), data)
+        try:
+            await self.context.kv_set(f"file:{stored.id}", stored.to_value())
+        except StoreUnavailable:
+            return web.json_response({"error": "unavailable"}, status=503)
+        log.info("webchat.uploaded", bot=self.bot, file=stored.id, mime=mime, size=stored.size)
+        return web.json_response({"id": stored.id, "mime_type": mime, "name": stored.name, "size": stored.size,
+                                  "kind": stored.kind}, status=201)
+
+    async def _file(self, file_id: str) -> StoredFile | None:
+        if not FILE_ID_RE.match(file_id):
+            return None
+        return StoredFile.from_value(file_id, await self.context.kv_get(f"file:{file_id}"))
+
+    @staticmethod
+    def _file_response(stored: StoredFile) -> web.Response:
+        disposition = "inline" if stored.kind == "image" else "attachment"
+        return web.Response(body=stored.data, content_type=stored.mime_type, headers={
+            "Content-Disposition": f'{disposition}; filename="{stored.name}"', "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store", "Content-Security-Policy": "default-src 'none'; sandbox"})
+
+    async def customer_file(self, request: web.Request) -> web.StreamResponse:
+        """The customer's own upload (thumbnail); the session header proves whose it is."""
+        session = self.session_of(request)
+        stored = await self._file(request.match_info["file_id"])
+        if stored is None or session is None or stored.session != session:
+            return web.json_response({"error": "not found"}, status=404)
+        return self._file_response(stored)
+
+    async def agent_file(self, request: web.Request) -> web.StreamResponse:
+        """An upload for an agent logged in to the web desk who may serve this bot."""
+        agent = await self.desk.authorize(request, self.bot) if self.desk is not None else None
+        if agent is None:
+            return web.json_response({"error": "log in to the desk first"}, status=401)
+        stored = await self._file(request.match_info["file_id"])
+        if stored is None:
+            return web.json_response({"error": "not found"}, status=404)
+        log.info("webchat.file_opened", bot=self.bot, file=stored.id, agent=agent)
+        return self._file_response(stored)
+
+    async def attachments(self, frame: Mapping[str, Any], session: str) -> tuple[Attachment, ...]:
+        ids = frame.get("attachments") or []
+        if not isinstance(ids, list) or len(ids) > MAX_ATTACHMENTS:
+            raise BadRequest(f"'attachments' must be a list of at most {MAX_ATTACHMENTS} upload ids")
+        found: list[Attachment] = []
+        for file_id in ids:
+            stored = await self._file(file_id) if isinstance(file_id, str) else None
+            if stored is None or stored.session != session:
+                raise BadRequest("unknown attachment; upload it first")
+            found.append(Attachment(kind=stored.kind, url=f"/desk/api/webchat/{self.bot}/files/{stored.id}",
+                                    file_id=stored.id, mime_type=stored.mime_type, name=stored.name))
+        return tuple(found)

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.webchat import WebChatAdapter, chat_state
+from channels.webchat import WebChatAdapter
 from channels.webchat_files import SUPPORTED_TYPES, sniff
 from channels.webchat_labels import page_language
+from channels.webchat_state import chat_state
 from core.errors import ConfigError
 from core.model import Event, Identity
 from tests.support.engines import EchoEngine
@@ -231,7 +232,7 @@ async def test_uploads_are_typed_by_content_limited_in_size_and_private_to_their
         assert (attachment.kind, attachment.mime_type, attachment.file_id) == ("image", "image/png", stored["id"])
         assert attachment.url == f"/desk/api/webchat/demo/files/{stored['id']}"
 
-        other, other_sid, _ = await hello(http, farm.url)
+        other, _, _ = await hello(http, farm.url)
         await other.send_json({"type": "message", "id": "p2", "text": "mine?", "attachments": [stored["id"]]})
         assert (await receive(other, "error"))["code"] == "bad_message"  # someone else's upload
         await ws.close()
