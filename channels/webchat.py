@@ -39,7 +39,6 @@ import re
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
 from typing import Any, ClassVar, Protocol
 
 import structlog
@@ -62,8 +61,8 @@ from channels.webchat_files import (
     SUPPORTED_TYPES,
     DeskAuth,
     FileRoutes,
-    human_size,
 )
+from channels.webchat_page import read_static, render_page, render_widget
 from channels.webchat_state import (
     ChatState,
     attachment_json,
@@ -198,27 +197,11 @@ class WebChatAdapter(ChannelAdapter):
         return " ".join(["'self'", *self.settings.allowed_origins])
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        title = self.settings.title or self.bot
-        language = labels_.primary(self.default_language())
-        offered = list(dict.fromkeys(self.offered_languages()))
-        words = labels_.labels(language, self.settings.labels)
-        config = {
-            "bot": self.bot, "title": title, "language": language,
-            "labels": labels_.catalogue(offered, self.settings.labels),
-            "maxUploadBytes": self.settings.max_upload_bytes, "allowedTypes": self.settings.allowed_types,
-            "maxUploadText": human_size(self.settings.max_upload_bytes),
-            "embedded": request.query.get("embed") == "1",
-        }
-        replacements = {
-            "{{BOT}}": self.bot, "{{TITLE}}": _escape(title), "{{LANG}}": language,
-            "{{CONFIG}}": json.dumps(config, ensure_ascii=False).replace("<", "\\u003c"),
-            "{{ACCEPT}}": ",".join(self.settings.allowed_types),
-        }
-        for key in ("chat_with", "placeholder", "message_label", "send", "attach", "connecting", "typing_bot"):
-            replacements[f"{{{{L:{key}}}}}"] = _escape(words[key].format(title=title, name=""))
-        html = _read_static("chat.html")
-        for key, value in replacements.items():
-            html = html.replace(key, value)
+        html = render_page(
+            bot=self.bot, title=self.settings.title or self.bot, language=labels_.primary(self.default_language()),
+            offered=self.offered_languages(), overrides=self.settings.labels,
+            max_upload_bytes=self.settings.max_upload_bytes, allowed_types=self.settings.allowed_types,
+            embedded=request.query.get("embed") == "1")
         return web.Response(text=html, content_type="text/html", headers={
             "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": f"frame-ancestors {self._frame_ancestors()}",
@@ -227,20 +210,18 @@ class WebChatAdapter(ChannelAdapter):
     async def _asset(self, request: web.Request) -> web.StreamResponse:
         filename = request.path.rsplit("/", 1)[-1]
         content_type = "text/javascript" if filename.endswith(".js") else "text/css"
-        return web.Response(text=_read_static(filename), content_type=content_type,
+        return web.Response(text=read_static(filename), content_type=content_type,
                             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
     async def _widget(self, request: web.Request) -> web.StreamResponse:
         """The launcher: included on any page, it opens the chat in a corner iframe."""
         words = labels_.labels(labels_.primary(self.default_language()), self.settings.labels)
-        script = _read_static("widget.js").replace("{{BOT}}", json.dumps(self.bot)).replace(
-            "{{TITLE}}", json.dumps(words["chat_with"].format(title=self.settings.title or self.bot),
-                                    ensure_ascii=False))
+        script = render_widget(bot=self.bot, label=labels_.fill(words["chat_with"],
+                                                                title=self.settings.title or self.bot))
         return web.Response(text=script, content_type="text/javascript", headers={
             "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache",
             "Cross-Origin-Resource-Policy": "cross-origin"})
 
-    # -- files ------------------------------------------------------------------------
     # -- socket -------------------------------------------------------------------------
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
@@ -393,7 +374,8 @@ class WebChatAdapter(ChannelAdapter):
                 message = event_to_message(event)
                 if message is not None and message["role"] != "user" and not ws.closed:
                     await ws.send_json(message)
-            if events:
+            shown = self._shown.get(session)
+            if events or (shown is not None and shown.state == "waiting"):  # positions move in other processes
                 self._schedule((session,))
 
     async def _send_history(self, ws: web.WebSocketResponse, events: Sequence[Event]) -> None:
@@ -540,16 +522,3 @@ class WebChatAdapter(ChannelAdapter):
 
 def _new_session() -> str:
     return secrets.token_urlsafe(24)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-
-
-_STATIC_CACHE: dict[str, str] = {}
-
-
-def _read_static(name: str) -> str:
-    if name not in _STATIC_CACHE:
-        _STATIC_CACHE[name] = resources.files("channels").joinpath("webchat_static", name).read_text("utf-8")
-    return _STATIC_CACHE[name]

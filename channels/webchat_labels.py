@@ -109,3 +109,10 @@ def page_language(
         if isinstance(tag, str) and primary(tag) in offered_set:
             return primary(tag)
     return primary(default)
+
+
+def fill(text: str, **values: object) -> str:
+    """``{name}`` placeholders filled; unknown braces in a bot's own label are left as they are."""
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", str(value))
+    return text

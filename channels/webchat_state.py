@@ -78,7 +78,8 @@ def chat_state(events: Sequence[Event]) -> ChatState:
 
 
 def attachment_json(a: Attachment) -> dict[str, Any]:
-    return {"kind": a.kind, "id": a.file_id, "mime_type": a.mime_type, "name": a.name}
+    """An outbound attachment for the page (a bot response's image or document by URL)."""
+    return {"kind": a.kind, "id": None, "url": a.url, "mime_type": a.mime_type, "name": a.name or a.caption}
 
 
 def event_to_message(event: Event) -> dict[str, Any] | None:

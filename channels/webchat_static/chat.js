@@ -135,11 +135,16 @@
       const box = document.createElement("div");
       box.className = "attachments";
       for (const a of m.attachments) {
-        if (a.kind === "image" && a.id) {
+        if (a.kind === "image" && (a.id || a.url)) {
           const img = document.createElement("img");
           img.alt = a.name || t("attachment");
           box.appendChild(img);
-          thumbnail(img, a.id);
+          if (a.id) thumbnail(img, a.id); else img.src = a.url;
+        } else if (a.url) {
+          const link = document.createElement("a");
+          link.className = "file"; link.href = a.url; link.target = "_blank"; link.rel = "noopener";
+          link.textContent = a.name || t("attachment");
+          box.appendChild(link);
         } else {
           const span = document.createElement("span");
           span.className = "file";
