@@ -3,7 +3,8 @@
 Protocol (JSON text frames):
 
 client → server
-  ``{"type": "hello", "session": "<id or null>", "languages": ["de-DE", ...]}``  first frame (``navigator.languages``)
+  ``{"type": "hello", "session": "<id or null>", "languages": ["de-DE", ...], "watch": true}``  first frame;
+                                                               ``watch``: also send state, receipts, language
   ``{"type": "message", "id": "<client id>", "text": "...", "attachments": ["f_..."]}``  (id = retry-safe dedupe key;
                                                                attachments are ids from ``POST /chat/{bot}/upload``)
   ``{"type": "button", "id": "<client id>", "payload": "/intent", "title": "..."}``
@@ -69,6 +70,7 @@ from channels.webchat_state import (
     chat_state,
     conversation_language,
     event_to_message,
+    relevant,
     with_position,
 )
 from core.errors import BadRequest, StoreUnavailable
@@ -154,6 +156,8 @@ class WebChatAdapter(ChannelAdapter):
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self._browser: dict[web.WebSocketResponse, tuple[str, ...]] = {}
         self._shown: dict[str, ChatState] = {}  # what each open session was last told
+        self._watching: set[web.WebSocketResponse] = set()  # pages that asked for state and receipts
+        self._seen: dict[str, tuple[int, list[Event]]] = {}  # session → (last seq, its state-relevant events)
         self._handoff: HandoffView | None = None
         self.files = FileRoutes(bot, context, max_bytes=self.settings.max_upload_bytes,
                                 allowed_types=self.settings.allowed_types, origin_allowed=self._origin_allowed)
@@ -260,11 +264,13 @@ class WebChatAdapter(ChannelAdapter):
             if sync is not None:
                 sync.cancel()
             self._browser.pop(ws, None)
+            self._watching.discard(ws)
             if session:
                 self._sockets[session].discard(ws)
                 if not self._sockets[session]:
                     del self._sockets[session]
                     self._shown.pop(session, None)
+                    self._seen.pop(session, None)
         return ws
 
     def _origin_allowed(self, origin: str, request: web.Request) -> bool:
@@ -292,7 +298,10 @@ class WebChatAdapter(ChannelAdapter):
             session = requested if isinstance(requested, str) and SESSION_RE.match(requested) else _new_session()
             browser = frame.get("languages")
             self._browser[ws] = tuple(str(x)[:35] for x in browser[:10]) if isinstance(browser, list) else ()
+            if frame.get("watch") is True:
+                self._watching.add(ws)
             events = await self.context.history(self.bot, self.name, session)
+            self._seen[session] = (max((e.seq for e in events), default=0), relevant(events))
             language = self._language(conversation_language(events), self._browser[ws])
             await ws.send_json({"type": "welcome", "session": session, "bot": self.bot,
                                 "title": self.settings.title or self.bot, "language": language})
@@ -395,7 +404,8 @@ class WebChatAdapter(ChannelAdapter):
         self._schedule(sessions)
 
     def _schedule(self, sessions: Iterable[str]) -> None:
-        self._dirty.update(s for s in sessions if s in self._sockets)
+        """Refresh what these sessions' pages show (only pages that asked: each costs a transcript read)."""
+        self._dirty.update(s for s in sessions if not self._watching.isdisjoint(self._sockets.get(s, ())))
         if self._dirty and (self._refresher is None or self._refresher.done()):
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
 
@@ -417,7 +427,13 @@ class WebChatAdapter(ChannelAdapter):
                 log.exception("webchat.state_failed", bot=self.bot)
 
     async def _read_state(self, session: str) -> ChatState:
-        return chat_state(await self.context.history(self.bot, self.name, session))
+        """The session's state from its transcript, reading only events newer than the last read."""
+        last, events = self._seen.get(session, (0, []))
+        new = await self.context.history(self.bot, self.name, session, after_seq=last)
+        if new:
+            events = [*events, *relevant(new)][-300:]
+            self._seen[session] = (max(last, *(e.seq for e in new)), events)
+        return chat_state(events)
 
     def _expected_minutes(self) -> int | None:
         settings = self._bot_settings()
@@ -451,7 +467,7 @@ class WebChatAdapter(ChannelAdapter):
             frames.append({"type": "receipts", "messages": changed})
         self._shown[session] = state
         for ws in list(self._sockets.get(session, ())):
-            if ws.closed:
+            if ws.closed or ws not in self._watching:
                 continue
             language = self._language(state.language, self._browser.get(ws, ()))
             extra = [{"type": "language", "language": language}] if state.language and (

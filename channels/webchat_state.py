@@ -47,6 +47,12 @@ def conversation_language(events: Sequence[Event]) -> str | None:
     return None
 
 
+def relevant(events: Sequence[Event]) -> list[Event]:
+    """The events `chat_state` reads (the rest of a transcript need not be kept)."""
+    return [e for e in events if e.type in ("status", "user", "bot")
+            or (e.type == "slot" and e.data.get("name") == "language")]
+
+
 def chat_state(events: Sequence[Event]) -> ChatState:
     """Waiting/agent state, the customer's message receipts and the language, from the transcript.
 

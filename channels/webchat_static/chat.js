@@ -275,7 +275,7 @@
     ws = new WebSocket(proto + "//" + location.host + "/chat/" + encodeURIComponent(bot) + "/ws");
     online = false; renderStatus();
     ws.addEventListener("open", () => {
-      ws.send(JSON.stringify({ type: "hello", session: localStorage.getItem(sessionKey),
+      ws.send(JSON.stringify({ type: "hello", session: localStorage.getItem(sessionKey), watch: true,
                                languages: Array.from(navigator.languages || [navigator.language]) }));
     });
     ws.addEventListener("message", (e) => {

@@ -300,3 +300,27 @@ def test_chat_state_reads_waiting_agent_and_receipts_from_the_transcript() -> No
     state = chat_state([*events, Event("status", {"status": "agent", "agent_name": "Anna"}), said("agent")])
     assert (state.state, state.agent, dict(state.receipts)["m2"]) == ("agent", "Anna", "read")
     assert chat_state([*events, Event("status", {"status": "closed"})]).state == "bot"
+
+
+async def test_a_watching_page_gets_state_and_read_receipts_and_a_plain_client_gets_neither(tmp_path: Path) -> None:
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm, \
+            aiohttp.ClientSession() as http:
+        page = await http.ws_connect(f"{farm.url}/chat/demo/ws")
+        await page.send_json({"type": "hello", "session": None, "watch": True, "languages": ["de-DE"]})
+        await receive(page, "welcome")
+        assert (await receive(page, "state"))["state"] == "bot"
+        await page.send_json({"type": "message", "id": "m1", "text": "Hallo"})
+        assert (await receive(page, "ack")) == {"type": "ack", "id": "m1", "waiting": False}
+        assert (await receive(page, "receipts"))["messages"] == {"m1": "read"}  # the bot answered it
+
+        plain, _, _ = await hello(http, farm.url)
+        await plain.send_json({"type": "message", "id": "p1", "text": "Hallo"})
+        await receive(plain, "message")
+        await farm.farm.settle()
+        await plain.send_json({"type": "history"})
+        kinds: set[str] = set()
+        while "history" not in kinds:
+            kinds.add((await plain.receive_json())["type"])
+        assert not kinds & {"state", "receipts", "language"}  # no transcript reads for clients that did not ask
+        await page.close()
+        await plain.close()
