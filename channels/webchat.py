@@ -163,6 +163,7 @@ class WebChatAdapter(ChannelAdapter):
                                 allowed_types=self.settings.allowed_types, origin_allowed=self._origin_allowed)
         self._dirty: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
+        self._queue_moved = True  # positions must be read from the queue again
 
     # -- wiring (called by core.handoff.wiring when the handoff layer is installed) ---------
     def attach_handoff(self, handoff: HandoffView, web_desk: DeskAuth | None) -> None:
@@ -384,7 +385,9 @@ class WebChatAdapter(ChannelAdapter):
                 if message is not None and message["role"] != "user" and not ws.closed:
                     await ws.send_json(message)
             shown = self._shown.get(session)
-            if events or (shown is not None and shown.state == "waiting"):  # positions move in other processes
+            if shown is not None and shown.state == "waiting":  # other processes' claims move the queue
+                self._queue_moved = True
+            if events or (shown is not None and shown.state == "waiting"):
                 self._schedule((session,))
 
     async def _send_history(self, ws: web.WebSocketResponse, events: Sequence[Event]) -> None:
@@ -396,7 +399,10 @@ class WebChatAdapter(ChannelAdapter):
         """A handoff changed somewhere in this bot: queue positions and this customer's state may move."""
         if conversation.bot != self.bot or not self._sockets or self._handoff is None:
             return
-        sessions = {s for s, shown in self._shown.items() if shown.state != "bot"}
+        # A relayed message moves nobody in the queue: only its sender's receipts change.
+        sessions = set() if change == "relayed" else {s for s, shown in self._shown.items() if shown.state != "bot"}
+        if change != "relayed":
+            self._queue_moved = True
         contact = await self._handoff.store.get_contact(conversation.contact_id)
         identity = contact.identity(self.name) if contact is not None else None
         if identity is not None:
@@ -415,10 +421,16 @@ class WebChatAdapter(ChannelAdapter):
             self._dirty.clear()
             try:
                 states = {s: await self._read_state(s) for s in sessions if s in self._sockets}
-                if any(state.state == "waiting" for state in states.values()):
+                waiting = [s for s, st in states.items() if st.state == "waiting"]
+                if waiting and (self._queue_moved or any(self._shown.get(s) is None
+                                                         or self._shown[s].state != "waiting" for s in waiting)):
+                    self._queue_moved = False
                     positions = await self._positions()
                     states = {s: with_position(st, positions.get(s), self._expected_minutes())
                               for s, st in states.items()}
+                elif waiting:  # nobody moved: keep the places shown
+                    states = {s: with_position(st, self._shown[s].position, self._shown[s].minutes)
+                              if s in waiting else st for s, st in states.items()}
                 for session, state in states.items():
                     await self._push_state(session, state)
             except StoreUnavailable:
