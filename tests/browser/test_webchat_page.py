@@ -45,6 +45,9 @@ async def test_page_fits_a_phone_screen(tmp_path: Path, page: Page) -> None:
     async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm:
         await page.goto(f"{farm.url}/chat/demo")
         await expect(page.locator("h1")).to_have_text("Hostwerk")
+        assert await page.get_attribute("html", "lang") == "en"  # the bot's default language
+        await expect(page.locator("#send")).to_have_text("Send")
+        await expect(page.locator("#typing")).to_be_hidden()
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390
         box = await page.locator("#composer").bounding_box()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from channels.webchat import WebChatAdapter
 from channels.webchat_files import SUPPORTED_TYPES, sniff
-from channels.webchat_labels import page_language
+from channels.webchat_labels import CATALOGUE, KEYS, page_language
 from channels.webchat_state import chat_state
 from core.errors import ConfigError
 from core.model import Event, Identity
@@ -324,3 +324,9 @@ async def test_a_watching_page_gets_state_and_read_receipts_and_a_plain_client_g
         assert not kinds & {"state", "receipts", "language"}  # no transcript reads for clients that did not ask
         await page.close()
         await plain.close()
+
+
+def test_every_language_of_the_catalogue_has_every_label() -> None:
+    for language, words in CATALOGUE.items():
+        assert set(words) == KEYS, language
+        assert all(word.strip() for word in words.values()), language
