@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
@@ -35,7 +34,9 @@ ModelDirOpt = typer.Option(None, "--model-dir", help="Where trained models are k
 NluFileOpt = typer.Option(None, "--nlu", help="NLU test data (default: the project's data/).")
 NluOutOpt = typer.Option(Path("results"), "--out", help="Directory for intent_report.json.")
 StoriesOpt = typer.Option(None, "--stories", help="Test stories (default: the project's tests/).")
-StoriesOutOpt = typer.Option(None, "--out", help="Also write story_report.json here.")
+StoriesOutOpt = typer.Option(None, "--out", help="Write story_report.json and failed_test_stories.yml here.")
+FailOnErrorsOpt = typer.Option(False, "--fail-on-prediction-errors",
+                               help="Stop at the first wrong prediction and exit with status 1.")
 
 
 class ActionsChoice(str, Enum):
@@ -163,6 +164,15 @@ def test_nlu(
                f"{len(report['misclassified'])} misclassified; report: {path}")
 
 
+class StoryMode(str, Enum):
+    text = "text"
+    intent = "intent"
+
+
+ModeOpt = typer.Option(StoryMode.text, "--mode", help="text: user texts go through the NLU (rasa test); "
+                       "intent: the stories' intents are taken as given (rasa test core).")
+
+
 @test_app.command("stories")
 @user_errors
 def test_stories(
@@ -170,38 +180,55 @@ def test_stories(
     project: Path | None = ProjectOpt, bot: str | None = BotOpt, config: Path = ConfigOpt,
     model_dir: Path | None = ModelDirOpt,
     out: Path | None = StoriesOutOpt,
+    mode: StoryMode = ModeOpt,
+    fail_on_prediction_errors: bool = FailOnErrorsOpt,
     actions: ActionsChoice = ActionsOpt,
 ) -> None:
-    """Run test stories; exit status 1 if any story fails."""
-    from core.dialogue.testing import run_stories
+    """Run test stories as ``rasa test`` does; exit status 0 even if stories fail, unless --fail-on-prediction-errors."""
+    from core.dialogue.story_eval import WrongPrediction
+    from core.dialogue.story_report import story_yaml, write_story_results
+    from core.dialogue.testing import run_test_stories
     from core.rasa.stories import load_story_file
 
-    engine = _engine(project, bot, config, model_dir)
-    files = [stories] if stories else engine.project.test_files
+    def fail(message: str) -> NoReturn:  # rasa test's user errors: one line, exit status 1
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(1)
+
+    if stories is not None and not stories.exists():
+        fail(f"The path '{stories}' does not exist. Please make sure to specify it with '--stories'.")
+    try:
+        engine = _engine(project, bot, config, model_dir)
+    except typer.Exit as exc:
+        raise typer.Exit(1 if exc.exit_code else 0) from exc
+    if stories is None:
+        files = engine.project.test_files
+    elif stories.is_dir():
+        files = sorted(p for p in stories.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+    else:
+        files = [stories]
     blocks = []
     try:
         for file in files:
             blocks.extend(load_story_file(file, display=engine.project.display(file.resolve())).stories)
     except DialogueError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
+        fail(str(exc))
     if not blocks:
-        typer.echo("no test stories found", err=True)
-        raise typer.Exit(2)
-    results = asyncio.run(run_stories(engine, blocks))
-    for result in results:
-        typer.echo(f"{'PASS' if result.passed else 'FAIL'}  {result.name}")
-        for failure in result.failures:
+        fail("no test stories found" + (f" in {stories}" if stories else " in the project's tests/"))
+    try:
+        outcomes = run_test_stories(engine, blocks, mode="text" if mode is StoryMode.text else "intent",
+                                    fail_on_prediction_errors=fail_on_prediction_errors)
+    except WrongPrediction as exc:
+        typer.echo(f"{exc}\nFailed story:\n\n{story_yaml(exc.outcome)}", err=True)
+        raise typer.Exit(1) from exc
+    for outcome in outcomes:
+        typer.echo(f"{'PASS' if outcome.passed else 'FAIL'}  {outcome.name}")
+        for failure in outcome.failures():
             typer.echo(f"      {failure}")
-    failed = sum(not r.passed for r in results)
-    typer.echo(f"{len(results) - failed} passed, {failed} failed")
+    failed = sum(not o.passed for o in outcomes)
+    typer.echo(f"{len(outcomes) - failed} passed, {failed} failed")
     if out:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "story_report.json").write_text(json.dumps(
-            [{"name": r.name, "file": r.file, "line": r.line, "passed": r.passed, "failures": r.failures} for r in results],
-            indent=2), encoding="utf-8")
-    if failed:
-        raise typer.Exit(1)
+        report, failed_file = write_story_results(outcomes, out)
+        typer.echo(f"report: {report}; failed stories: {failed_file}")
 
 
 @app.command()

@@ -3,15 +3,22 @@ the ``core.engine.Engine`` protocol.
 
 ``RasaEngine.load`` is synchronous and may train (seconds): call it off the event loop
 (``await asyncio.to_thread(RasaEngine.load, ...)``). Models are cached in
-``<project>/.switchboard-models/`` (git-ignored) under a hash of the training data.
+``<project>/.switchboard-models/`` (git-ignored) under a hash of the training data:
+the NLU model, and the dialogue ML policy (``dialogue-<hash>.npz``; rules and
+memoization are rebuilt from the stories in milliseconds).
+
+Dialogue: ``RasaEngine.ensemble.predict(state)`` is the one decision point (see
+`core.dialogue.ensemble`): RulePolicy, (Augmented)MemoizationPolicy and the ML policy
+that stands in for TEDPolicy, as config.yml lists them. A project's own custom
+actions win over built-ins of the same name (``action_session_start`` included).
 
 What a turn reports besides replies and events:
 - ``handoff``: reason ``"requested"`` (an intent of ``switchboard.handoff_intents`` in
-  config.yml, default ``human_handoff``, or the built-in ``action_handoff``),
+  config.yml, default ``human_handoff``, or the built-in ``action_switchboard_handoff``),
   ``"fallback"`` (two-stage fallback: offer of a person accepted, or fallback exhausted;
   or a second ``action_default_fallback`` in a row), ``"action"`` (a custom action
   returned ``{"event": "handoff", "reason": ...}``).
-- ``meta["system_action"] = "forget_contact"`` when the built-in ``action_forget_contact``
+- ``meta["system_action"] = "forget_contact"`` when the built-in ``action_switchboard_forget_contact``
   runs (the demo runs it after the customer confirms deleting their data).
 """
 
@@ -27,8 +34,9 @@ from typing import Any
 import structlog
 
 from core.dialogue.actions import ActionRunner, choose_runner
+from core.dialogue.dialogue_model import build_ensemble, nlu_intent_of
+from core.dialogue.ensemble import PolicyEnsemble
 from core.dialogue.forms import extract_slots, parse_payload
-from core.dialogue.policies import MemoizationPolicy, RulePolicy, compile_rules
 from core.dialogue.responses import render_response
 from core.dialogue.state import OWN_EVENT_TYPES, DialogueState
 from core.dialogue.turn import Policies, Turn
@@ -66,6 +74,7 @@ class RasaEngine:
         default_language: str,
         runner: ActionRunner | None,
         seed: int | None = None,
+        ensemble: PolicyEnsemble | None = None,
     ) -> None:
         self.project = project
         self.domain = project.domain
@@ -78,13 +87,10 @@ class RasaEngine:
         self.runner = runner
         self.rng = random.Random(seed)
         config = project.config
-        self.policies = Policies(
-            rules=RulePolicy(compile_rules(project.stories.rules)),
-            memo=MemoizationPolicy(project.stories.stories, max_history=config.memo_max_history,
-                                   augmented=config.augmented_memoization),
-            core_fallback=config.core_fallback_action,
-            handoff_intents=config.handoff_intents,
-        )
+        if ensemble is None:
+            ensemble, _ = build_ensemble(project, intent_of=nlu_intent_of(nlu.parse), model_dir=None)
+        self.ensemble: PolicyEnsemble = ensemble
+        self.policies = Policies(ensemble=self.ensemble, handoff_intents=config.handoff_intents)
 
     # ---- construction ---------------------------------------------------------------------
 
@@ -124,7 +130,13 @@ class RasaEngine:
         )
         nlu.duckling = duckling_from_pipeline(config.pipeline)
         runner = choose_runner(project, endpoint=action_endpoint, mode=actions)  # in-process | endpoint | auto
-        engine = cls(project, nlu, bot=bot, languages=languages, default_language=default_language, runner=runner, seed=seed)
+        ensemble, trained_dialogue = build_ensemble(
+            project, intent_of=nlu_intent_of(nlu.parse), model_dir=model_dir or project.root / MODEL_DIR_NAME,
+            nlu_fingerprint=project.nlu_fingerprint(),
+        )
+        trained = trained or trained_dialogue
+        engine = cls(project, nlu, bot=bot, languages=languages, default_language=default_language, runner=runner,
+                     seed=seed, ensemble=ensemble)
         log.info("engine.loaded", bot=bot, trained=trained, seconds=round(time.perf_counter() - started, 3))
         return engine
 
@@ -150,13 +162,16 @@ class RasaEngine:
         message = turn.message
         conversation = turn.conversation
         history = [e for e in turn.history if e.type not in OWN_EVENT_TYPES]
-        state = DialogueState.from_history(self.domain, history)
+        # a history without a session start is a window into a longer session
+        window = bool(history) and not any(e.type in ("session_started", "restart") for e in history)
+        state = DialogueState.from_history(self.domain, history, window=window)
         for name, value in conversation.slots.items():
             if name in self.domain.slots or name == "language":
                 state.slots[name] = value
         # The conversation record is the source of truth for the form: the history the
         # runner passes is a window and may begin after the form was activated.
         state.active_loop = conversation.active_form
+        state.slots_changed()
         incoming = self._read(message.button_payload, message.text)
         language = self._language(incoming, conversation, state, message.language_hint)
         runtime = Turn(
@@ -173,7 +188,9 @@ class RasaEngine:
             "metadata": {},
         })
         if not history or expired or incoming.parse.intent == "session_start":
-            runtime.start_session()
+            await runtime.begin_session()
+            # a /session_start message only starts the session; Rasa predicts nothing after action_session_start
+            runtime.stop = incoming.parse.intent == "session_start"
         if "language" in self.domain.slots and state.slots.get("language") != language:
             runtime.set_slot("language", language)
         entities = [dict(e) for e in incoming.parse.entities]

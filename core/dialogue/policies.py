@@ -1,245 +1,330 @@
-"""Rule and memoization policies over the anchors of `DialogueState`.
+"""RulePolicy and (Augmented)MemoizationPolicy with Rasa 3.x semantics, on Rasa states.
 
-Rules (Rasa's RulePolicy): a rule predicts its next action when its first *k* steps
-match the last *k* anchors of the conversation (slot / loop steps must match what
-happened after the matching anchor; ``condition`` is checked on the state before the
-first matched anchor). Longer matches win, then rules with more conditions. A fully matched rule predicts
-``action_listen`` unless it says ``wait_for_user_input: false``.
-
-Memoization (Rasa's MemoizationPolicy): the last ``max_history`` anchors, padded with
-the session start, looked up exactly in the stories; contradicting stories are dropped.
+Rules are state snippets (the states after the rule-snippet action ``...``); a rule
+applies when each of its states, read backwards, is a subset of the conversation's
+(``null`` values must be unset), the longest matching rule wins. Active loops get
+Rasa's default handling (happy path: loop, then ``action_listen``; unhappy paths
+from rules and stories). Memoization looks the last ``max_history`` states up
+exactly in the stories; the augmented variant forgets the oldest turns on a miss.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from core.dialogue.state import FALLBACK_ACTIONS, LISTEN, Anchor
-from core.rasa.stories import ANY_VALUE, Block, Step
+from core.dialogue.featurize import (
+    ACTIVE_LOOP,
+    PREV_ACTION,
+    SHOULD_NOT_BE_SET,
+    SLOTS,
+    USER,
+    State,
+    loop_of,
+    prev_action_of,
+    state_key,
+)
+from core.dialogue.state import LISTEN
+from core.dialogue.training import RULE_SNIPPET, Example
 
-START = ("start", "")
-MAX_EXPANSIONS = 64
+RULE_PRIORITY = 4  # rasa.core.constants in 3.x: Rule 4 > Memoization 3 > UnexpecTED 2 > TED 1
+MEMO_PRIORITY = 3
+TED_PRIORITY = 1
+DEFAULT_ACTIONS = {"restart": "action_restart", "back": "action_back", "session_start": "action_session_start"}
+LOOP_WAS_INTERRUPTED = "loop_was_interrupted"
+DO_NOT_PREDICT_LOOP_ACTION = "do_not_predict_loop_action"
+FALLBACK_SOURCE = "fallback"
 
 
 @dataclass(frozen=True, slots=True)
-class RuleStep:
-    kind: str  # intent | action
-    name: str
-    entities: frozenset[str] = frozenset()
-    asserts: tuple[tuple[str, object], ...] = ()  # ("slot:x" | "loop", value)
+class PolicyVote:
+    """One policy's choice: its best action and confidence, and Rasa's prediction flags."""
+
+    action: str
+    confidence: float
+    policy: str
+    priority: int
+    no_user: bool = False  # loop happy path: overrules every other prediction
+    loop_interrupted: bool = False  # the loop returns from an unhappy path (skip validation)
+    source: str = ""
+    hide_rule_turn: bool = False  # a rule no story uses: story-trained policies will not see this turn
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    name: str
-    steps: tuple[RuleStep, ...]
-    slot_conditions: tuple[tuple[str, object], ...] = ()
-    loop_condition: tuple[bool, str | None] = (False, None)  # (has condition, loop name)
-    conversation_start: bool = False
-    wait_for_user_input: bool = True
-    file: str = ""
-    line: int = 0
+def _is_snippet(state: Mapping[str, Any]) -> bool:
+    return prev_action_of(state) == RULE_SNIPPET
 
 
-def expand_or(steps: Sequence[Step]) -> list[list[Step]]:
-    """Every path through ``or`` alternatives (bounded)."""
-    paths: list[list[Step]] = [[]]
-    for step in steps:
-        if step.kind == "or":
-            paths = [p + [alt] for p in paths for alt in step.alternatives][:MAX_EXPANSIONS]
-        else:
-            for path in paths:
-                path.append(step)
-    return paths
+def rule_key(states: Sequence[State]) -> str | None:
+    """Rasa's rule feature key: the states after the last rule-snippet state."""
+    kept: list[State] = []
+    for state in reversed(states):
+        if _is_snippet(state):
+            break
+        kept.insert(0, state)
+    return state_key(kept) if kept else None
 
 
-def _compile_steps(steps: Sequence[Step]) -> tuple[list[RuleStep], list[tuple[str, object]]]:
-    compiled: list[RuleStep] = []
-    leading: list[tuple[str, object]] = []
-    for step in steps:
-        if step.kind in ("intent", "action") and step.name:
-            entities = frozenset(e for e, _ in step.entities) if step.kind == "intent" else frozenset()
-            compiled.append(RuleStep(step.kind, step.name, entities))
-        elif step.kind in ("slot", "active_loop"):
-            key = f"slot:{step.name}" if step.kind == "slot" else "loop"
-            value = step.value if step.kind == "slot" else step.name
-            if compiled:
-                last = compiled[-1]
-                compiled[-1] = RuleStep(last.kind, last.name, last.entities, (*last.asserts, (key, value)))
-            else:
-                leading.append((key, value))
-    return compiled, leading
+def _learn(lookup: dict[str, str], ambiguous: set[str], key: str | None, action: str) -> None:
+    if key is None or key in ambiguous:
+        return
+    if key in lookup and lookup[key] != action:
+        ambiguous.add(key)
+        del lookup[key]
+    else:
+        lookup[key] = action
 
 
-def compile_rules(blocks: Iterable[Block]) -> list[Rule]:
-    rules = []
-    for block in blocks:
-        slot_conditions = [(c.name or "", c.value) for c in block.condition if c.kind == "slot"]
-        loop_steps = [c for c in block.condition if c.kind == "active_loop"]
-        for path in expand_or(block.steps):
-            steps, leading = _compile_steps(path)
-            if not steps:
-                continue
-            conditions = list(slot_conditions)
-            loop = (True, loop_steps[-1].name) if loop_steps else (False, None)
-            for key, value in leading:  # slot/loop steps before the first anchor act as conditions
-                if key == "loop":
-                    loop = (True, value if isinstance(value, str) else None)
-                else:
-                    conditions.append((key[5:], value))
-            rules.append(Rule(block.name, tuple(steps), tuple(conditions), loop, block.conversation_start,
-                              block.wait_for_user_input, block.file, block.line))
-    return rules
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
-def _value_matches(expected: object, actual: object) -> bool:
-    if expected is ANY_VALUE:
-        return actual is not None
-    return expected == actual
-
-
-def _anchor_matches(step: RuleStep, anchor: Anchor) -> bool:
-    if step.kind != anchor.kind or step.name != anchor.name:
-        return False
-    if step.entities and not step.entities <= anchor.entities:
-        return False
-    for key, value in step.asserts:
-        if key not in anchor.after or not _value_matches(value, anchor.after[key]):
-            return False
+def rule_state_matches(rule_state: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
+    """Rasa's ``_does_rule_match_state``: every feature of the rule is in the state; ``null`` means unset."""
+    for kind, rule_sub in rule_state.items():
+        sub = state.get(kind) or {}
+        for key, expected in rule_sub.items():
+            expected = _as_tuple(expected)
+            actual = sub.get(key)
+            if expected == SHOULD_NOT_BE_SET:
+                if actual and actual != SHOULD_NOT_BE_SET:
+                    return False
+            elif expected and actual != expected:
+                return False
     return True
 
 
-class RulePolicy:
-    def __init__(self, rules: Sequence[Rule]) -> None:
-        self.rules = list(rules)
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    key: str
+    states: tuple[State, ...]  # reversed: the latest first
+    action: str
 
-    def _conditions_hold(self, rule: Rule, first: Anchor) -> bool:
-        for slot, value in rule.slot_conditions:
-            if not _value_matches(value, first.slots_before.get(slot)):
-                return False
-        has_loop, loop = rule.loop_condition
-        if has_loop:
-            if loop is None:
-                return first.loop_before is None
-            return first.loop_before == loop or loop in first.loops_seen
+
+class _RuleIndex:
+    """Rule keys bucketed by the previous action of their last state, for fast matching."""
+
+    def __init__(self, lookup: Mapping[str, str]) -> None:
+        self.lookup = dict(lookup)
+        self.by_action: dict[str | None, list[_Rule]] = {}
+        for key, action in lookup.items():
+            states = tuple(reversed(json.loads(key)))
+            self.by_action.setdefault(prev_action_of(states[0]), []).append(_Rule(key, states, action))
+
+    def matching(self, states: Sequence[State]) -> list[_Rule]:
+        current = states[-1]
+        candidates = self.by_action.get(prev_action_of(current), []) + self.by_action.get(None, [])
+        found = []
+        for rule in candidates:
+            if all(_applicable(rule.states, i, states[-1 - i]) for i in range(min(len(rule.states), len(states)))):
+                found.append(rule)
+        return found
+
+
+def _applicable(rule_states: Sequence[State], index: int, state: Mapping[str, Any]) -> bool:
+    rule_state = rule_states[index]
+    rule_prev, prev = rule_state.get(PREV_ACTION), state.get(PREV_ACTION)
+    if not rule_prev and not prev:
         return True
-
-    def predict(
-        self,
-        anchors: Sequence[Anchor],
-        *,
-        only_loop: str | None = None,
-    ) -> tuple[str | None, Rule | None]:
-        """(action, rule) of the longest, then most specific, matching rule; ``only_loop`` keeps rules conditioned on that loop."""
-        best: tuple[tuple[int, int], str, Rule] | None = None
-        for rule in self.rules:
-            if only_loop is not None and rule.loop_condition != (True, only_loop):
-                continue
-            specificity = len(rule.slot_conditions) + int(rule.loop_condition[0]) + int(rule.conversation_start)
-            for k in range(min(len(rule.steps), len(anchors)), 0, -1):
-                if best is not None and (k, specificity) <= best[0]:
-                    break
-                tail = anchors[len(anchors) - k:]
-                if rule.conversation_start and len(anchors) != k:
-                    continue
-                if not all(_anchor_matches(rule.steps[i], tail[i]) for i in range(k)):
-                    continue
-                if not self._conditions_hold(rule, tail[0]):
-                    continue
-                if k == len(rule.steps):
-                    if rule.wait_for_user_input:
-                        best = ((k, specificity), LISTEN, rule)
-                    break
-                following = rule.steps[k]
-                if following.kind == "action":
-                    best = ((k, specificity), following.name, rule)
-                break
-        if best is None:
-            return None, None
-        return best[1], best[2]
+    if not rule_prev or not prev:
+        return False
+    return rule_state_matches(rule_state, state)
 
 
-def _key(anchor_kind: str, name: str) -> tuple[str, str]:
-    return ("i" if anchor_kind == "intent" else "a", name)
+class RulePolicy:
+    """Rasa's RulePolicy: rules, default actions, loop happy and unhappy paths, core fallback."""
+
+    name = "RulePolicy"
+    priority = RULE_PRIORITY
+
+    def __init__(self, rule_examples: Iterable[Example], story_examples: Iterable[Example] = (), *,
+                 core_fallback_threshold: float = 0.3, core_fallback_action: str = "action_default_fallback",
+                 enable_fallback_prediction: bool = True) -> None:
+        self.used_sources: set[str] | None = None
+        self.core_fallback_threshold = core_fallback_threshold
+        self.core_fallback_action = core_fallback_action
+        self.enable_fallback_prediction = enable_fallback_prediction
+        rules: dict[str, str] = {}
+        ambiguous: set[str] = set()
+        unhappy: dict[str, str] = {}
+        rule_examples = list(rule_examples)
+        for example in rule_examples:
+            _learn(rules, ambiguous, rule_key(example.states), example.action)
+        self.rules = _RuleIndex({k: a for k, a in rules.items() if a != RULE_SNIPPET})
+        for example in [*rule_examples, *story_examples]:
+            self._learn_unhappy(unhappy, example.states, example.action)
+        self.unhappy = _RuleIndex(unhappy)
+
+    @staticmethod
+    def _learn_unhappy(lookup: dict[str, str], states: Sequence[State], action: str) -> None:
+        loop = loop_of(states[-1])
+        if not loop:
+            return
+        if len(states) == 1 or not states[-2].get(PREV_ACTION):
+            trimmed: list[State] = [states[-1]]
+        else:
+            trimmed = [{PREV_ACTION: states[-2][PREV_ACTION]}, states[-1]]
+        key = rule_key(trimmed)
+        if key is None:
+            return
+        after_listen = prev_action_of(states[-1]) == LISTEN
+        if after_listen and action == loop:
+            lookup[key] = LOOP_WAS_INTERRUPTED
+        elif not after_listen and action != loop:
+            lookup[key] = DO_NOT_PREDICT_LOOP_ACTION
+
+    def _vote(self, action: str, confidence: float = 1.0, **flags: Any) -> PolicyVote:
+        source = str(flags.get("source", ""))
+        hide = source != FALLBACK_SOURCE and self.used_sources is not None and source not in self.used_sources
+        return PolicyVote(action, confidence, self.name, self.priority, hide_rule_turn=hide, **flags)
+
+    def learn_story_usage(self, story_examples: Iterable[Example]) -> None:
+        """Which rules the stories follow (Rasa's ``rules_not_in_stories`` is every other rule).
+
+        As Rasa's analysis: the stories are replayed in order; where the loop is predicted but the
+        story goes on differently, the loop is rejected until it runs again."""
+        used: set[str] = set()
+        rejected, loop_seen, tracker = False, None, None
+        for example in story_examples:
+            if example.tracker is not tracker:
+                tracker, rejected, loop_seen = example.tracker, False, None
+                continue  # a tracker's first action is unpredictable
+            states = example.states
+            current = states[-1]
+            loop = loop_of(current)
+            if loop != loop_seen:
+                rejected, loop_seen = False, loop
+            inputs = {"active_loop": loop, "latest_action": prev_action_of(current),
+                      "intent": (current.get(USER) or {}).get("intent")}
+            vote = self.predict(states, loop_rejected=rejected, **inputs)
+            if loop and vote is not None and vote.action != example.action and vote.action == loop:
+                rejected = True
+                vote = self.predict(states, loop_rejected=True, **inputs)
+            if vote is not None and vote.action == example.action and vote.source != FALLBACK_SOURCE:
+                used.add(vote.source)
+            if example.action == loop:
+                rejected = False
+        self.used_sources = used
+
+    def predict(self, states: Sequence[State], *, active_loop: str | None, loop_rejected: bool,
+                latest_action: str | None, intent: str | None) -> PolicyVote | None:
+        if latest_action == LISTEN and intent in DEFAULT_ACTIONS:
+            return self._vote(DEFAULT_ACTIONS[intent], source=f"default {intent}")
+        if active_loop and not loop_rejected and latest_action:
+            if latest_action != active_loop:
+                return self._vote(active_loop, no_user=True, source=f"loop {active_loop}")
+            return self._vote(LISTEN, no_user=True, source=f"loop {active_loop} - listen")
+        matches = self.rules.matching(states)
+        action: str | None = None
+        best: _Rule | None = None
+        if matches:
+            best = max(matches, key=lambda r: len(r.key))
+            action = best.action
+        interrupted = False
+        if active_loop:
+            conditions = {r.action for r in self.unhappy.matching(states)}
+            if action == LISTEN and best is not None and not loop_of(best.states[0]):
+                if DO_NOT_PREDICT_LOOP_ACTION not in conditions:
+                    return self._vote(active_loop, source=best.key)
+                action = None
+            interrupted = LOOP_WAS_INTERRUPTED in conditions
+        if action is not None:
+            return self._vote(action, loop_interrupted=interrupted, source=best.key if best else "")
+        if self.enable_fallback_prediction:
+            return self._vote(self.core_fallback_action, self.core_fallback_threshold, loop_interrupted=interrupted, source=FALLBACK_SOURCE)
+        return None
+
+
+def ml_states(states: Sequence[State], rule_only_slots: frozenset[str], rule_only_loops: frozenset[str],
+              hidden: Sequence[bool] | None = None) -> list[State]:
+    """States as story-trained policies see them (Rasa's ``ignore_rule_only_turns``): rule-only turns
+    are left out, the previous action is the last one such a policy saw, and slots and loops that
+    only rules use are dropped."""
+    if not rule_only_slots and not rule_only_loops and (hidden is None or not any(hidden)):
+        return list(states)
+    out: list[State] = []
+    last_action: dict[str, Any] | None = None
+    was_hidden = False
+    for index, original in enumerate(states):
+        if not was_hidden:
+            last_action = original.get(PREV_ACTION)
+        if hidden is not None and not (prev_action_of(original) and prev_action_of(original) == loop_of(original)):
+            was_hidden = hidden[index] if index < len(hidden) else False
+        if was_hidden:
+            continue
+        state = dict(original)
+        if rule_only_slots and state.get(SLOTS):
+            slots = {k: v for k, v in state[SLOTS].items() if k not in rule_only_slots}
+            if slots:
+                state[SLOTS] = slots
+            else:
+                del state[SLOTS]
+        if rule_only_loops and loop_of(state) in rule_only_loops:
+            del state[ACTIVE_LOOP]
+        if out and prev_action_of(state) != LISTEN:
+            if not out[-1].get(USER) and state.get(USER):
+                del state[USER]
+            elif out[-1].get(USER):
+                state[USER] = out[-1][USER]
+        if last_action:
+            state[PREV_ACTION] = last_action
+        out.append(state)
+    return out
+
+
+def rule_only_features(rule_examples: Iterable[Example], story_examples: Iterable[Example]) -> tuple[frozenset[str], frozenset[str]]:
+    """Slots and loops that appear in rules but in no story (Rasa's ``rule_only_data``)."""
+
+    def collect(examples: Iterable[Example]) -> tuple[set[str], set[str]]:
+        slots: set[str] = set()
+        loops: set[str] = set()
+        for example in examples:
+            for state in example.states:
+                slots.update(state.get(SLOTS) or {})
+                loop = loop_of(state)
+                if loop:
+                    loops.add(loop)
+        return slots, loops
+
+    rule_slots, rule_loops = collect(rule_examples)
+    story_slots, story_loops = collect(story_examples)
+    return frozenset(rule_slots - story_slots), frozenset(rule_loops - story_loops)
 
 
 class MemoizationPolicy:
-    def __init__(self, stories: Iterable[Block], *, max_history: int = 5, augmented: bool = False) -> None:
+    """The last ``max_history`` states looked up in the stories; contradicting stories are forgotten."""
+
+    name = "MemoizationPolicy"
+    priority = MEMO_PRIORITY
+
+    def __init__(self, story_examples: Iterable[Example], *, max_history: int = 5, augmented: bool = False,
+                 rule_only: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())) -> None:
         self.max_history = max_history
         self.augmented = augmented
-        self.lookup: dict[tuple[tuple[str, str], ...], str | None] = {}
-        self.partial: dict[tuple[tuple[str, str], ...], str | None] = {}  # augmented: shorter histories
-        for sequence in self._sequences(list(stories)):
-            self._learn(sequence)
-
-    @staticmethod
-    def _sequences(stories: list[Block]) -> list[list[tuple[str, str]]]:
-        """Anchor sequences of every story, with checkpoints joined and ``or`` expanded."""
-        pieces: list[tuple[str | None, list[tuple[str, str]], list[str]]] = []
-        for story in stories:
-            for path in expand_or(story.steps):
-                starts = [s.name for s in itertools.takewhile(lambda s: s.kind == "checkpoint", path)]
-                body = path[len(starts):]
-                ends: list[str] = []
-                while body and body[-1].kind == "checkpoint":
-                    ends.insert(0, body.pop().name or "")
-                anchors = [_key(s.kind, s.name) for s in body if s.kind in ("intent", "action") and s.name and s.name != LISTEN]
-                for start in starts or [None]:
-                    pieces.append((start, anchors, ends))
-        sequences: list[list[tuple[str, str]]] = []
-
-        def walk(prefix: list[tuple[str, str]], ends: list[str], depth: int) -> None:
-            continuing = [p for p in pieces if p[0] is not None and p[0] in ends]
-            if not continuing or depth > 4 or len(sequences) > 5000:
-                sequences.append(prefix)
-                return
-            for _, anchors, more in continuing:
-                walk(prefix + anchors, more, depth + 1)
-
-        for start, anchors, ends in pieces:
-            if start is None:
-                walk(list(anchors), ends, 0)
-        return sequences
-
-    def _window(self, anchors: Sequence[tuple[str, str]], end: int) -> tuple[tuple[str, str], ...]:
-        begin = end - self.max_history
-        window = list(anchors[max(0, begin):end])
-        if begin < 0:
-            window.insert(0, START)
-        return tuple(window)
-
-    def _learn(self, sequence: list[tuple[str, str]]) -> None:
-        for index in range(len(sequence) + 1):
-            if index < len(sequence):
-                kind, name = sequence[index]
-                target = name if kind == "a" else LISTEN
-            else:
-                target = LISTEN
-            if index == 0 and target == LISTEN:
+        if augmented:
+            self.name = "AugmentedMemoizationPolicy"
+        self.rule_only = rule_only
+        self.lookup: dict[str, str] = {}
+        ambiguous: set[str] = set()
+        for example in story_examples:
+            if example.tracker.is_augmented:
                 continue
-            key = self._window(sequence, index)
-            self._store(self.lookup, key, target)
-            if self.augmented:
-                plain_key = tuple(k for k in key if k != START)
-                for size in range(1, len(plain_key)):
-                    self._store(self.partial, plain_key[len(plain_key) - size:], target)
+            window = ml_states(example.states, *rule_only)[-max_history:]
+            _learn(self.lookup, ambiguous, state_key(window), example.action)
 
-    @staticmethod
-    def _store(table: dict[tuple[tuple[str, str], ...], str | None], key: tuple[tuple[str, str], ...], target: str) -> None:
-        if key in table and table[key] != target:
-            table[key] = None  # contradicting stories: no memory
-        else:
-            table[key] = target
-
-    def predict(self, anchors: Sequence[Anchor]) -> str | None:
-        keys = [_key(a.kind, a.name) for a in anchors if a.name not in FALLBACK_ACTIONS]
-        exact = self.lookup.get(self._window(keys, len(keys)))
-        if exact is not None or not self.augmented:
-            return exact
-        for size in range(min(self.max_history, len(keys)) - 1, 0, -1):
-            found = self.partial.get(tuple(keys[len(keys) - size:]))
+    def recall(self, states: Sequence[State], hidden: Sequence[bool] | None = None) -> str | None:
+        states = ml_states(states, *self.rule_only, hidden)
+        found = self.lookup.get(state_key(states[-self.max_history:]))
+        if found is not None or not self.augmented:
+            return found
+        # forget the oldest turns: as if the conversation had started later
+        for keep in range(min(self.max_history, len(states)) - 1, 0, -1):
+            found = self.lookup.get(state_key([{}, *states[len(states) - keep:]]))
             if found is not None:
                 return found
         return None
+
+    def predict(self, states: Sequence[State], hidden: Sequence[bool] | None = None) -> PolicyVote | None:
+        action = self.recall(states, hidden)
+        return PolicyVote(action, 1.0, self.name, self.priority) if action is not None else None

@@ -22,12 +22,15 @@ def _conditions_match(variation: Mapping[str, Any], slots: Mapping[str, Any]) ->
 def choose_variation(
     variations: list[dict[str, Any]], slots: Mapping[str, Any], channel: str | None, rng: random.Random,
 ) -> dict[str, Any] | None:
-    """Rasa's choice: channel-specific first, then matching conditional, then unconditional."""
-    by_channel = [v for v in variations if v.get("channel") and v.get("channel") == channel]
-    pool = by_channel or [v for v in variations if not v.get("channel")]
-    conditional = [v for v in pool if v.get("condition") and _conditions_match(v, slots)]
-    pool = conditional or [v for v in pool if not v.get("condition")]
-    return rng.choice(pool) if pool else None
+    """Rasa's choice: variations whose conditions match (this channel's first, then channel-less),
+    else unconditional ones (this channel's first, then channel-less)."""
+    conditional = [v for v in variations if v.get("condition") and _conditions_match(v, slots)]
+    unconditional = [v for v in variations if not v.get("condition")]
+    for group in (conditional, unconditional):
+        for pool in ([v for v in group if channel and v.get("channel") == channel], [v for v in group if not v.get("channel")]):
+            if pool:
+                return rng.choice(pool)
+    return None
 
 
 def fill(template: str, values: Mapping[str, Any]) -> str:

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from core.dialogue.engine import RasaEngine
+from core.dialogue.state import DialogueState
+from core.dialogue.story_eval import Mode, Predicted, Predictor, StoryOutcome, evaluate_stories
 from core.engine import TurnInput, TurnOutput
 from core.model import Contact, Conversation, Event, Inbound
 from core.rasa.nlu_data import NluData
-from core.rasa.stories import Block, Step
+from core.rasa.stories import Block
 
 IGNORED_ACTIONS = {"action_listen", "action_session_start"}
-
-
-@dataclass(slots=True)
-class StoryResult:
-    name: str
-    file: str
-    line: int
-    passed: bool
-    failures: list[str] = field(default_factory=list)
 
 
 class Conversator:
@@ -58,37 +50,20 @@ def actions_of(output: TurnOutput) -> list[str]:
     return [e.data["name"] for e in output.events if e.type == "action" and e.data.get("name") not in IGNORED_ACTIONS]
 
 
-def _user_turns(steps: tuple[Step, ...]) -> list[tuple[Step, list[str]]]:
-    turns: list[tuple[Step, list[str]]] = []
-    for step in steps:
-        if step.kind == "intent":
-            turns.append((step, []))
-        elif step.kind == "action" and turns and step.name:
-            turns[-1][1].append(step.name)
-    return turns
+def engine_predictor(engine: RasaEngine) -> Predictor:
+    """The engine's policy ensemble as the test runner's pure function of the dialogue state."""
+    def predict(state: DialogueState) -> Predicted:
+        prediction = engine.ensemble.predict(state)
+        return Predicted(prediction.action, prediction.policy, prediction.confidence)
+    return predict
 
 
-async def run_story(engine: RasaEngine, story: Block, index: int) -> StoryResult:
-    talk = Conversator(engine, f"test-story-{index}")
-    failures: list[str] = []
-    for step, expected in _user_turns(story.steps):
-        if step.text is not None:
-            output = await talk.say(step.text)
-        else:
-            output = await talk.say(payload=f"/{step.name}")
-        predicted = output.understanding.intent if output.understanding else None
-        if step.name and predicted != step.name:
-            failures.append(f"{story.file}:{step.line}: '{step.text}' was understood as '{predicted}', expected intent '{step.name}'")
-            break
-        actual = actions_of(output)
-        if actual != expected:
-            failures.append(f"{story.file}:{step.line}: after '{step.text or step.name}' the bot ran {actual}, expected {expected}")
-            break
-    return StoryResult(story.name, story.file, story.line, not failures, failures)
-
-
-async def run_stories(engine: RasaEngine, stories: list[Block]) -> list[StoryResult]:
-    return [await run_story(engine, story, i) for i, story in enumerate(stories)]
+def run_test_stories(
+    engine: RasaEngine, stories: list[Block], *, mode: Mode = "text", fail_on_prediction_errors: bool = False,
+) -> list[StoryOutcome]:
+    """``rasa test`` on the stories: one outcome per conversation (a story with ``or`` steps makes several)."""
+    return list(evaluate_stories(stories, domain=engine.domain, predict=engine_predictor(engine), parse=engine.nlu.parse,
+                                 mode=mode, fail_on_prediction_errors=fail_on_prediction_errors))
 
 
 def evaluate_nlu(engine: RasaEngine, data: NluData) -> dict[str, Any]:

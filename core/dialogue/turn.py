@@ -14,8 +14,8 @@ from typing import Any
 import structlog
 
 from core.dialogue.actions import ActionRejected, ActionRunner
+from core.dialogue.ensemble import PolicyEnsemble
 from core.dialogue.forms import ask_action, next_missing, trigger_values
-from core.dialogue.policies import MemoizationPolicy, RulePolicy
 from core.dialogue.responses import render_response, reply_from_message
 from core.dialogue.state import LISTEN, TWO_STAGE, DialogueState
 from core.engine import HandoffRequest, Reply
@@ -27,6 +27,10 @@ log = structlog.get_logger(__name__)
 
 MAX_ACTIONS_PER_TURN = 10
 OFFER_HUMAN = "utter_offer_human"
+BUILTIN_PREFIX = "action_switchboard_"
+# Switchboard's own built-ins; the un-namespaced names still work when the project has no such action.
+HANDOFF_ACTIONS = ("action_switchboard_handoff", "action_handoff")
+FORGET_ACTIONS = ("action_switchboard_forget_contact", "action_forget_contact")
 AFFIRM_INTENTS = {"affirm"}
 DEFAULT_TEXTS = {
     "utter_default": {"de": "Entschuldigung, das habe ich nicht verstanden.", "en": "Sorry, I didn't get that."},
@@ -36,9 +40,7 @@ DEFAULT_TEXTS = {
 
 @dataclass(slots=True)
 class Policies:
-    rules: RulePolicy
-    memo: MemoizationPolicy
-    core_fallback: str = "action_default_fallback"
+    ensemble: PolicyEnsemble
     handoff_intents: tuple[str, ...] = ("human_handoff",)
 
 
@@ -58,10 +60,11 @@ class Turn:
     replies: list[Reply] = field(default_factory=list)
     handoff: HandoffRequest | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    loop_rejected: bool = False
     turn_slots: dict[str, Any] = field(default_factory=dict)  # slots set since the user message
-    rejected_actions: set[str] = field(default_factory=set)
     stop: bool = False
+    confidence: float = 1.0
+    hide_rule_turn: bool = False
+    loop_rejected: bool = False  # unused: the state carries rejection; core/dialogue/testing.py's old fallback still sets it
 
     # ---- logging --------------------------------------------------------------------------
 
@@ -73,8 +76,11 @@ class Turn:
             self.turn_slots[event.data["name"]] = event.data.get("value")
         return event
 
-    def log_action(self, name: str, policy: str | None = None, confidence: float = 1.0) -> None:
-        self.log("action", {"name": name, "policy": policy, "confidence": confidence})
+    def log_action(self, name: str, policy: str | None = None, confidence: float | None = None) -> None:
+        data = {"name": name, "policy": policy, "confidence": self.confidence if confidence is None else confidence}
+        if self.hide_rule_turn and confidence is None:
+            data["hide_rule_turn"] = True
+        self.log("action", data)
 
     def set_slot(self, name: str, value: Any) -> None:
         self.log("slot", {"name": name, "value": value})
@@ -100,51 +106,21 @@ class Turn:
     # ---- prediction -----------------------------------------------------------------------
 
     def predict(self) -> tuple[str, str]:
-        """(action, policy name)."""
-        state, rules = self.state, self.policies.rules
-        if state.followup:
-            return state.followup, "followup"
-        anchors = state.effective_anchors()
-        if not anchors:
-            return LISTEN, "default"
-        last = anchors[-1]
-        if last.kind == "intent" and last.name == "restart":
-            return "action_restart", "RulePolicy"
-        if last.kind == "intent" and last.name == "session_start":
-            return LISTEN, "RulePolicy"
-        loop = state.active_loop
-        if loop:
-            if last.kind == "intent":
-                if not self.loop_rejected:
-                    action, _ = rules.predict(anchors, only_loop=loop)
-                    if action and action != LISTEN:
-                        return action, "RulePolicy"
-                    return loop, "RulePolicy"
-            elif last.name == loop:
-                return LISTEN, "RulePolicy"
-            else:
-                action, rule = rules.predict(anchors)
-                if action and (action != LISTEN or (rule is not None and rule.loop_condition[0])):
-                    return action, "RulePolicy"
-                return loop, "RulePolicy"
-        action, _ = rules.predict(anchors)
-        if action:
-            return action, "RulePolicy"
-        memo = self.policies.memo.predict(anchors)
-        if memo:
-            return memo, "MemoizationPolicy"
-        if last.kind == "intent":
-            return self.policies.core_fallback, "RulePolicy"
-        return LISTEN, "default"
+        """(action, policy name): a pending follow-up action, else the ensemble's choice."""
+        if self.state.followup:
+            return self.state.followup, "followup"
+        prediction = self.policies.ensemble.predict(self.state)
+        if prediction.loop_interrupted and self.state.active_loop and prediction.action == self.state.active_loop:
+            self.log("loop_interrupted", {"is_interrupted": True})
+        self.confidence = prediction.confidence
+        self.hide_rule_turn = prediction.hide_rule_turn
+        return prediction.action, prediction.policy
 
     async def run(self) -> None:
         for _ in range(MAX_ACTIONS_PER_TURN):
             action, policy = self.predict()
             if action == LISTEN or self.stop:
                 break
-            if action in self.rejected_actions and action == self.state.active_loop:
-                await self.run_form(action, policy, force_ask=True)
-                continue
             await self.run_action(action, policy)
             if self.stop:
                 break
@@ -154,22 +130,34 @@ class Turn:
 
     # ---- actions --------------------------------------------------------------------------
 
+    def is_custom(self, name: str) -> bool:
+        """A project's own action wins over a built-in of the same name (Rasa's default actions included)."""
+        if self.runner is None or name in self.domain.forms:
+            return False
+        knows = self.runner.knows(name)
+        if knows is not None:
+            return knows
+        return name in self.domain.actions and not name.startswith(BUILTIN_PREFIX)
+
     async def run_action(self, name: str, policy: str) -> None:
         domain = self.domain
         if name in domain.forms:
             await self.run_form(name, policy)
-        elif name == TWO_STAGE:
-            self.run_two_stage(policy)
         elif name in domain.responses and not domain.is_custom_action(name):
             self.log_action(name, policy)
             self.utter(name)
+        elif self.is_custom(name):
+            await self.run_custom(name, policy)
+        elif name == TWO_STAGE:
+            self.run_two_stage(policy)
         elif name == "action_restart":
             self.log_action(name, policy)
             self.utter("utter_restart")
             self.log("restart")
             self.stop = True
         elif name == "action_session_start":
-            self.start_session(policy)
+            await self.begin_session(policy)
+            self.stop = True  # as Rasa, nothing is predicted after a session start
         elif name == "action_default_fallback":
             self.log_action(name, policy)
             self.utter("utter_default")
@@ -185,12 +173,12 @@ class Turn:
         elif name in ("action_default_ask_rephrase",):
             self.log_action(name, policy)
             self.utter("utter_ask_rephrase")
-        elif name == "action_handoff":
+        elif name in HANDOFF_ACTIONS:
             self.log_action(name, policy)
             if self.state.active_loop:
                 self.log("active_loop", {"name": None})
             self.request_handoff("requested")
-        elif name == "action_forget_contact":
+        elif name in FORGET_ACTIONS:
             self.log_action(name, policy)
             self.meta["system_action"] = "forget_contact"
         elif name in ("action_unlikely_intent", "action_back", "action_revert_fallback_events",
@@ -198,6 +186,22 @@ class Turn:
             self.log_action(name, policy)
         else:
             await self.run_custom(name, policy)
+
+    async def begin_session(self, policy: str = "default") -> None:
+        """A new session: the project's own ``action_session_start`` if it has one, else Rasa's default."""
+        if not self.is_custom("action_session_start"):
+            self.start_session(policy)
+            return
+        try:
+            events, responses = await self.call("action_session_start")
+        except (ActionRejected, DialogueError) as exc:
+            log.error("dialogue.session_start_failed", error=str(exc))
+            self.start_session(policy)
+            return
+        self.log_action("action_session_start", policy)
+        self.emit_responses(responses)
+        # our transcript holds the user message before the session start, so no listen follows it
+        self.apply_action_events([e for e in events if not (e.get("event") == "action" and e.get("name") == LISTEN)])
 
     def start_session(self, policy: str = "default") -> None:
         carried = {}
@@ -238,7 +242,7 @@ class Turn:
                 reply, bot_data = reply_from_message(message, None, {})
                 self.replies.append(reply)
                 self.log("bot", bot_data)
-            elif kind in ("slot", "active_loop", "form", "followup", "restart", "reset_slots", "rewind", "undo",
+            elif kind in ("slot", "active_loop", "form", "followup", "restart", "reset_slots", "rewind", "undo", "action",
                           "session_started", "reminder", "cancel_reminder", "pause", "resume", "export",
                           "loop_interrupted", "entities"):
                 self.log("active_loop" if kind == "form" else kind, data)
@@ -252,7 +256,6 @@ class Turn:
             events, responses = await self.call(name)
         except ActionRejected:
             self.log("action_execution_rejected", {"name": name, "policy": policy})
-            self.rejected_actions.add(name)
             self.stop = True
             return
         except DialogueError as exc:
@@ -263,10 +266,12 @@ class Turn:
         self.emit_responses(responses)
         self.apply_action_events(events)
 
-    async def run_form(self, name: str, policy: str, *, force_ask: bool = False) -> None:
+    async def run_form(self, name: str, policy: str) -> None:
         form = self.domain.forms[name]
         state = self.state
         activating = state.active_loop != name
+        # Rasa validates only right after the user spoke, and not when returning from an unhappy path
+        force_ask = not activating and (state.latest_action != LISTEN or state.loop_interrupted)
         candidates: dict[str, Any] = {}
         if activating:
             candidates.update(trigger_values(self.domain, form, state.latest_intent))
@@ -323,8 +328,6 @@ class Turn:
 
     def reject_loop(self, name: str, policy: str) -> None:
         self.log("action_execution_rejected", {"name": name, "policy": policy})
-        self.loop_rejected = True
-        self.rejected_actions.add(name)
 
     async def ask(self, form: str, slot: str) -> None:
         how = ask_action(self.domain, form, slot)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.rasa.nlu_data import parse_annotated
+from core.rasa.nlu_data import EntitySpan, parse_annotated
 from core.rasa.yamlio import LDict, LList, RasaFileError, line_of, load_yaml, plain
 
 ANY_VALUE = object()  # `slot_was_set: [name]` without a value: "set to anything"
@@ -25,6 +25,7 @@ class Step:
     entities: tuple[tuple[str, Any], ...] = ()  # (entity, value or ANY_VALUE)
     alternatives: tuple[Step, ...] = ()
     line: int = 0
+    spans: tuple[EntitySpan, ...] = ()  # test stories: the user's entities as Rasa reads them (offsets, role, group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +64,33 @@ def _entities(raw: Any, *, file: str, line: int) -> tuple[tuple[str, Any], ...]:
         elif isinstance(item, dict):
             if "entity" in item:
                 found.append((str(item["entity"]), plain(item.get("value", ANY_VALUE))))
-            else:
-                found.extend((str(k), plain(v)) for k, v in item.items())
+            else:  # `- city: Berlin` with optional `role:` / `group:` keys, as Rasa reads it
+                found.extend((str(k), plain(v)) for k, v in item.items() if k not in ("role", "group"))
         else:
             raise RasaFileError("each entity must be a name or '{name: value}'", file=file, line=line)
     return tuple(found)
+
+
+def _entity_spans(raw: Any) -> tuple[EntitySpan, ...]:
+    """``entities:`` of a step without a user text, read as Rasa does (``role``/``group`` keys, else the type)."""
+    if not isinstance(raw, list):
+        return ()
+    spans = []
+    for item in raw:
+        if isinstance(item, dict):
+            found = {str(k): plain(v) for k, v in item.items()}
+            if "entity" in found:
+                entity, value = str(found.pop("entity")), found.pop("value", None)
+            else:
+                others = [k for k in found if k not in ("role", "group")]
+                entity = others[-1] if others else ""
+                value = found.get(entity)
+            role, group = found.get("role"), found.get("group")
+            spans.append(EntitySpan(entity, 0, 0, value, "", str(role) if role is not None else None,
+                                    str(group) if group is not None else None))
+        elif isinstance(item, str):
+            spans.append(EntitySpan(item, 0, 0, "", ""))
+    return tuple(spans)
 
 
 def _slot_steps(raw: Any, *, file: str, line: int) -> list[Step]:
@@ -96,13 +119,15 @@ def parse_steps(raw: Any, *, file: str, line: int, where: str) -> list[Step]:
         if "user" in item or "intent" in item:
             text = None
             entities = _entities(item.get("entities"), file=file, line=item_line)
+            spans = _entity_spans(item.get("entities"))
             if "user" in item:
                 text, spans = parse_annotated(str(item["user"]).strip(), file=file, line=item_line)
                 entities = entities or tuple((s.entity, s.value) for s in spans)
             intent = item.get("intent")
             if intent is not None and not isinstance(intent, str):
                 raise RasaFileError(f"{where}: 'intent' must be a name", file=file, line=item.line_of("intent"))
-            steps.append(Step("intent", str(intent) if intent else None, text=text, entities=entities, line=item.line_of("intent") if intent else item_line))
+            steps.append(Step("intent", str(intent) if intent else None, text=text, entities=entities,
+                              line=item.line_of("intent") if intent else item_line, spans=spans))
         elif "action" in item:
             if not isinstance(item["action"], str):
                 raise RasaFileError(f"{where}: 'action' must be a name", file=file, line=item_line)

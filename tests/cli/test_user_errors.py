@@ -64,7 +64,7 @@ CASES = [
     (["test", "nlu", "--bot", "x", "--config", "{missing}"], "{missing}: file not found"),
     (["test", "nlu", "--project", str(MOODBOT), "--nlu", "{missing}"], "{missing}: file not found"),
     (["test", "nlu", "--project", str(MOODBOT), "--nlu", "{bad_nlu}"], "{bad_nlu}:5: invalid YAML"),
-    (["test", "stories", "--project", str(MOODBOT), "--stories", "{missing}"], "{missing}: file not found"),
+    (["test", "stories", "--project", str(MOODBOT), "--stories", "{missing}"], "The path '{missing}' does not exist"),
     (["check", "--config", "{bad_farm}"], "{bad_farm}: line 3, column 1: invalid YAML"),
     (["run", "--config", "{bad_farm}"], "{bad_farm}: line 3, column 1: invalid YAML"),
     (["run", "--config", "{farm}"], "cannot start: bots.bad ({bad}): domain.yml:4: invalid YAML"),

@@ -339,7 +339,8 @@ def test_farm_action_endpoint_is_honoured_by_train_test_and_shell(
     cli = CliRunner()
     trained = cli.invoke(app, ["train", "--bot", "demo", "--config", str(farm)])
     assert trained.exit_code == 0, trained.output
-    tested = cli.invoke(app, ["test", "stories", "--bot", "demo", "--config", str(farm)])
+    tested = cli.invoke(app, ["test", "stories", "--bot", "demo", "--config", str(farm), "--mode", "intent",
+                        "--fail-on-prediction-errors"])
     assert tested.exit_code == 0, tested.output
     chat = cli.invoke(app, ["shell", "--bot", "demo", "--config", str(farm)], input="Wo ist meine Bestellung?\nHW-123456\n")
     assert chat.exit_code == 0, chat.output
