@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote, unquote
 
 import structlog
 from aiohttp import web
@@ -62,6 +63,10 @@ def safe_name(name: str | None, mime: str) -> str:
     if not base:
         base = "upload." + mime.rsplit("/", 1)[-1].replace("jpeg", "jpg")
     return base
+
+
+def _ascii(name: str) -> str:
+    return name.encode("ascii", "replace").decode("ascii").replace('"', "_")
 
 
 def new_file_id() -> str:
@@ -137,7 +142,7 @@ class FileRoutes:
         if mime is None or mime not in self.allowed_types:
             log.info("webchat.upload_rejected", bot=self.bot, reason="type", size=len(data))
             return web.json_response({"error": "type", "allowed": self.allowed_types}, status=415)
-        stored = StoredFile(new_file_id(), session, mime, safe_name(request.headers.get("X-File-Name"), mime),
+        stored = StoredFile(new_file_id(), session, mime, safe_name(unquote(request.headers.get("X-File-Name", "")), mime),
                             len(data), data)
         try:
             await self.context.kv_set(f"file:{stored.id}", stored.to_value())
@@ -156,7 +161,8 @@ class FileRoutes:
     def _file_response(stored: StoredFile) -> web.Response:
         disposition = "inline" if stored.kind == "image" else "attachment"
         return web.Response(body=stored.data, content_type=stored.mime_type, headers={
-            "Content-Disposition": f'{disposition}; filename="{stored.name}"', "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f"{disposition}; filename=\"{_ascii(stored.name)}\"; "
+                                   f"filename*=UTF-8''{quote(stored.name)}", "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private, no-store", "Content-Security-Policy": "default-src 'none'; sandbox"})
 
     async def customer_file(self, request: web.Request) -> web.StreamResponse:

@@ -211,6 +211,11 @@ async def test_uploads_are_typed_by_content_limited_in_size_and_private_to_their
         status, stored = await upload(http, farm.url, sid, png(), name="../../etc/invoice.pdf")
         assert status == 201
         assert (stored["mime_type"], stored["kind"], stored["name"]) == ("image/png", "image", "invoice.pdf")
+        named = (await upload(http, farm.url, sid, png(), name="Z%C3%A4hler%20%D0%BC%D0%B0%D1%80%D1%82.png"))[1]
+        assert named["name"] == "Zähler март.png"  # the page sends the name percent-encoded
+        async with http.get(f"{farm.url}/chat/demo/files/{named['id']}", headers={"X-Chat-Session": sid}) as response:
+            assert response.status == 200
+            assert "filename*=UTF-8''Z%C3%A4hler%20%D0%BC" in response.headers["Content-Disposition"]
         assert (await upload(http, farm.url, sid, b"<html>not a picture</html>"))[0] == 415  # named .png
         assert (await upload(http, farm.url, sid, b"%PDF-1.7\n" + b"x" * 100, name="a.pdf"))[0] == 415  # not allowed
         assert (await upload(http, farm.url, sid, png(40, 40, (1, 2, 3)) + b"\0" * 2000))[0] == 413
