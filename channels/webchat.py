@@ -109,6 +109,7 @@ class WebChatConfig(AdapterConfig):
         default_factory=dict, description="Per-language label overrides, e.g. {de: {send: Los}}.")
     max_upload_bytes: int = Field(default=5_000_000, ge=1, le=MAX_UPLOAD_LIMIT)
     allowed_types: list[str] = Field(default_factory=lambda: list(SUPPORTED_TYPES))
+    uploads_per_hour: int = Field(default=30, ge=1, description="Per client address.")
 
     @field_validator("labels")
     @classmethod
@@ -160,7 +161,8 @@ class WebChatAdapter(ChannelAdapter):
         self._seen: dict[str, tuple[int, list[Event]]] = {}  # session → (last seq, its state-relevant events)
         self._handoff: HandoffView | None = None
         self.files = FileRoutes(bot, context, max_bytes=self.settings.max_upload_bytes,
-                                allowed_types=self.settings.allowed_types, origin_allowed=self._origin_allowed)
+                                allowed_types=self.settings.allowed_types, origin_allowed=self._origin_allowed,
+                                per_hour=self.settings.uploads_per_hour)
         self._dirty: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
         self._queue_moved = True  # positions must be read from the queue again

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,6 +38,7 @@ _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
 SUPPORTED_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
 MAX_UPLOAD_LIMIT = 10_000_000
 MAX_ATTACHMENTS = 5
+MAX_TRACKED_CLIENTS = 10_000
 SESSION_HEADER = "X-Chat-Session"
 SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # base64 of this stays below MongoDB's 16 MB document limit
 FILE_ID_RE = re.compile(r"^f_[A-Za-z0-9_-]{22,64}$")
@@ -115,13 +118,29 @@ class FileRoutes:
     """Upload (customer), thumbnail (the customer's own session) and download (desk agents only)."""
 
     def __init__(self, bot: str, context: AdapterContext, *, max_bytes: int, allowed_types: Sequence[str],
-                 origin_allowed: Callable[[str, web.Request], bool]) -> None:
+                 origin_allowed: Callable[[str, web.Request], bool], per_hour: int = 30) -> None:
         self.bot = bot
+        self.per_hour = per_hour
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()  # client address → upload times, newest last
         self.context = context
         self.max_bytes = max_bytes
         self.allowed_types = list(allowed_types)
         self.origin_allowed = origin_allowed
         self.desk: DeskAuth | None = None  # the web desk, once the handoff layer is installed
+
+    def _allow(self, client: str) -> bool:
+        """At most ``per_hour`` uploads per client address (the store is no free file host)."""
+        now = time.monotonic()
+        times = self._recent.pop(client, None) or deque()
+        self._recent[client] = times
+        while len(self._recent) > MAX_TRACKED_CLIENTS:
+            self._recent.popitem(last=False)
+        while times and times[0] <= now - 3600:
+            times.popleft()
+        if len(times) >= self.per_hour:
+            return False
+        times.append(now)
+        return True
 
     def session_of(self, request: web.Request) -> str | None:
         session = request.headers.get(SESSION_HEADER, "")
@@ -134,6 +153,9 @@ class FileRoutes:
         session = self.session_of(request)
         if session is None:
             return web.json_response({"error": f"missing or malformed {SESSION_HEADER} header"}, status=401)
+        if not self._allow(request.remote or "unknown"):
+            log.info("webchat.upload_rejected", bot=self.bot, reason="rate")
+            return web.json_response({"error": "slow_down"}, status=429, headers={"Retry-After": "60"})
         try:
             data = await read_body(request, self.max_bytes)
         except web.HTTPRequestEntityTooLarge:

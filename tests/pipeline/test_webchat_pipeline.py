@@ -203,7 +203,7 @@ async def upload(http: aiohttp.ClientSession, url: str, session: str | None, bod
 
 
 async def test_uploads_are_typed_by_content_limited_in_size_and_private_to_their_session(tmp_path: Path) -> None:
-    bots = {"demo": {**BOTS["demo"], "channels": {"webchat": {"max_upload_bytes": 2000,
+    bots = {"demo": {**BOTS["demo"], "channels": {"webchat": {"max_upload_bytes": 2000, "uploads_per_hour": 5,
                                                               "allowed_types": ["image/png", "image/jpeg"]}}}}
     engine = AttachmentEngine()
     async with running_farm(tmp_path, bots=bots, engines={"demo": engine}) as farm, aiohttp.ClientSession() as http:
@@ -220,6 +220,7 @@ async def test_uploads_are_typed_by_content_limited_in_size_and_private_to_their
         assert (await upload(http, farm.url, sid, b"%PDF-1.7\n" + b"x" * 100, name="a.pdf"))[0] == 415  # not allowed
         assert (await upload(http, farm.url, sid, png(40, 40, (1, 2, 3)) + b"\0" * 2000))[0] == 413
         assert (await upload(http, farm.url, None, png()))[0] == 401
+        assert (await upload(http, farm.url, sid, png()))[0] == 429  # the sixth upload within the hour
 
         own = f"{farm.url}/chat/demo/files/{stored['id']}"
         async with http.get(own, headers={"X-Chat-Session": sid}) as response:
