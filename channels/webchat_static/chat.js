@@ -212,6 +212,7 @@
     } catch (_) { showError(t("error_upload")); return; }
     if (r.status === 415) { showError(t("error_upload_type")); return; }
     if (r.status === 413) { showError(t("error_upload_size", { max: config.maxUploadText })); return; }
+    if (r.status === 429) { showError(t("error_slow_down")); return; }
     if (!r.ok) { showError(t("error_upload")); return; }
     const stored = await r.json();
     thumbs.set(stored.id, URL.createObjectURL(file));
