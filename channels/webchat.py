@@ -137,6 +137,7 @@ class HandoffView(Protocol):
     bots: Mapping[str, Any]
     store: Any
     watchers: list[Any]
+    desks: list[Any]
 
     async def queue(self, bots: Any = None) -> Sequence[Any]: ...
 
@@ -450,6 +451,9 @@ class WebChatAdapter(ChannelAdapter):
         return chat_state(events)
 
     def _expected_minutes(self) -> int | None:
+        """The wait the handoff notice announced; none when no desk could keep the promise."""
+        if self._handoff is None or not self._handoff.desks:
+            return None
         settings = self._bot_settings()
         handoff = getattr(settings, "handoff", None)
         minutes = getattr(handoff, "expected_wait_minutes", None)

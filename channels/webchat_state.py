@@ -8,7 +8,7 @@ detected language (the ``language`` slot). See `channels.webchat` for what each 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.model import Attachment, Event
@@ -24,6 +24,7 @@ class ChatState:
     minutes: int | None = None
     language: str | None = None
     receipts: tuple[tuple[str, str], ...] = ()
+    open_now: bool = True  # the handoff began within business hours (else no wait in minutes is promised)
 
     def state_frame(self) -> dict[str, Any]:
         return {"type": "state", "state": self.state, "position": self.position, "minutes": self.minutes,
@@ -33,7 +34,7 @@ class ChatState:
 def with_position(state: ChatState, position: int | None, minutes: int | None) -> ChatState:
     if state.state != "waiting":
         return state
-    return ChatState(state.state, state.agent, position, minutes, state.language, state.receipts)
+    return replace(state, position=position, minutes=minutes if state.open_now else None)
 
 
 def _client_id(message_id: object) -> str | None:
@@ -49,7 +50,7 @@ def conversation_language(events: Sequence[Event]) -> str | None:
 
 def relevant(events: Sequence[Event]) -> list[Event]:
     """The events `chat_state` reads (the rest of a transcript need not be kept)."""
-    return [e for e in events if e.type in ("status", "user", "bot")
+    return [e for e in events if e.type in ("status", "user", "bot") or (e.type == "handoff" and e.data.get("reason"))
             or (e.type == "slot" and e.data.get("name") == "language")]
 
 
@@ -59,11 +60,13 @@ def chat_state(events: Sequence[Event]) -> ChatState:
     A customer message is *delivered* once its ``user`` event is in the transcript (the bot's
     turn took it, or it was relayed to the desk) and *read* once a bot or agent message follows.
     """
-    state, agent = "bot", None
+    state, agent, open_now = "bot", None, True
     receipts: dict[str, str] = {}
     unread: list[str] = []
     for event in events:
-        if event.type == "status":
+        if event.type == "handoff" and event.data.get("reason"):
+            open_now = bool(event.data.get("open", True))
+        elif event.type == "status":
             status = event.data.get("status")
             state = status if status in ("waiting", "agent") else "bot"
             agent = event.data.get("agent_name") if state == "agent" else None
@@ -80,7 +83,7 @@ def chat_state(events: Sequence[Event]) -> ChatState:
                 unread.clear()
     recent = tuple(list(receipts.items())[-50:])
     return ChatState(state, agent if isinstance(agent, str) else None, None, None,
-                     conversation_language(events), recent)
+                     conversation_language(events), recent, open_now)
 
 
 def attachment_json(a: Attachment) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from channels.webchat import WebChatAdapter
 from channels.webchat_files import SUPPORTED_TYPES, sniff
 from channels.webchat_labels import CATALOGUE, KEYS, page_language
-from channels.webchat_state import chat_state
+from channels.webchat_state import chat_state, with_position
 from core.errors import ConfigError
 from core.model import Event, Identity
 from tests.support.engines import EchoEngine
@@ -336,3 +336,11 @@ def test_every_language_of_the_catalogue_has_every_label() -> None:
     for language, words in CATALOGUE.items():
         assert set(words) == KEYS, language
         assert all(word.strip() for word in words.values()), language
+
+
+def test_no_wait_in_minutes_is_shown_for_a_handoff_queued_outside_business_hours() -> None:
+    opened = [Event("handoff", {"reason": "requested", "open": True}), Event("status", {"status": "waiting"})]
+    assert with_position(chat_state(opened), 2, 5).state_frame()["minutes"] == 5
+    closed = [Event("handoff", {"reason": "requested", "open": False}), Event("status", {"status": "waiting"})]
+    frame = with_position(chat_state(closed), 2, 5).state_frame()
+    assert (frame["position"], frame["minutes"]) == (2, None)
