@@ -40,7 +40,7 @@ import re
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -63,21 +63,16 @@ from channels.webchat_files import (
     DeskAuth,
     FileRoutes,
 )
+from channels.webchat_live import HandoffView, LiveState
 from channels.webchat_page import read_static, render_page, render_widget
 from channels.webchat_state import (
-    ChatState,
     attachment_json,
-    chat_state,
     conversation_language,
     event_to_message,
-    relevant,
-    with_position,
 )
 from core.errors import BadRequest, StoreUnavailable
 from core.model import (
     Attachment,
-    Conversation,
-    ConversationStatus,
     Event,
     Inbound,
     Outbound,
@@ -131,17 +126,6 @@ class WebChatConfig(AdapterConfig):
         return value
 
 
-class HandoffView(Protocol):
-    """What the web chat reads of `core.handoff.service.HandoffService` (read only)."""
-
-    bots: Mapping[str, Any]
-    store: Any
-    watchers: list[Any]
-    desks: list[Any]
-
-    async def queue(self, bots: Any = None) -> Sequence[Any]: ...
-
-
 def _error(code: str, message: str) -> dict[str, str]:
     return {"type": "error", "code": code, "message": message}
 
@@ -156,24 +140,19 @@ class WebChatAdapter(ChannelAdapter):
         super().__init__(bot, config, context)
         self.settings: WebChatConfig = config  # type: ignore[assignment]
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
-        self._browser: dict[web.WebSocketResponse, tuple[str, ...]] = {}
-        self._shown: dict[str, ChatState] = {}  # what each open session was last told
-        self._watching: set[web.WebSocketResponse] = set()  # pages that asked for state and receipts
-        self._seen: dict[str, tuple[int, list[Event]]] = {}  # session → (last seq, its state-relevant events)
         self._handoff: HandoffView | None = None
+        self.live = LiveState(bot, self.name, context, self._sockets, self._language)
         self.files = FileRoutes(bot, context, max_bytes=self.settings.max_upload_bytes,
                                 allowed_types=self.settings.allowed_types, origin_allowed=self._origin_allowed,
                                 per_hour=self.settings.uploads_per_hour)
-        self._dirty: set[str] = set()
-        self._refresher: asyncio.Task[None] | None = None
-        self._queue_moved = True  # positions must be read from the queue again
 
     # -- wiring (called by core.handoff.wiring when the handoff layer is installed) ---------
     def attach_handoff(self, handoff: HandoffView, web_desk: DeskAuth | None) -> None:
         """Read the queue for the waiting state and let desk agents open uploaded files."""
         self._handoff = handoff
         self.files.desk = web_desk
-        handoff.watchers.append(self._handoff_changed)
+        self.live.handoff = handoff
+        handoff.watchers.append(self.live.handoff_changed)
 
     def _bot_settings(self) -> Any:
         return self._handoff.bots.get(self.bot) if self._handoff is not None else None
@@ -256,8 +235,7 @@ class WebChatAdapter(ChannelAdapter):
                             self._sockets[session].discard(ws)
                         session = reply_session
                         self._sockets[session].add(ws)
-                        self._shown.pop(session, None)
-                        self._schedule((session,))
+                        self.live.joined(session)
                         if self.settings.sync_interval and sync is None:
                             sync = asyncio.get_running_loop().create_task(self._sync(ws, session))
                 elif frame.type == WSMsgType.BINARY:
@@ -267,14 +245,13 @@ class WebChatAdapter(ChannelAdapter):
         finally:
             if sync is not None:
                 sync.cancel()
-            self._browser.pop(ws, None)
-            self._watching.discard(ws)
+            last = False
             if session:
                 self._sockets[session].discard(ws)
                 if not self._sockets[session]:
                     del self._sockets[session]
-                    self._shown.pop(session, None)
-                    self._seen.pop(session, None)
+                    last = True
+            self.live.left(ws, session, last=last)
         return ws
 
     def _origin_allowed(self, origin: str, request: web.Request) -> bool:
@@ -300,13 +277,11 @@ class WebChatAdapter(ChannelAdapter):
         if kind == "hello":
             requested = frame.get("session")
             session = requested if isinstance(requested, str) and SESSION_RE.match(requested) else _new_session()
-            browser = frame.get("languages")
-            self._browser[ws] = tuple(str(x)[:35] for x in browser[:10]) if isinstance(browser, list) else ()
-            if frame.get("watch") is True:
-                self._watching.add(ws)
+            raw = frame.get("languages")
+            browser = tuple(str(x)[:35] for x in raw[:10]) if isinstance(raw, list) else ()
             events = await self.context.history(self.bot, self.name, session)
-            self._seen[session] = (max((e.seq for e in events), default=0), relevant(events))
-            language = self._language(conversation_language(events), self._browser[ws])
+            self.live.hello(ws, session, events, watch=frame.get("watch") is True, browser=browser)
+            language = self._language(conversation_language(events), browser)
             await ws.send_json({"type": "welcome", "session": session, "bot": self.bot,
                                 "title": self.settings.title or self.bot, "language": language})
             await self._send_history(ws, events)
@@ -333,7 +308,7 @@ class WebChatAdapter(ChannelAdapter):
                 log.warning("webchat.store_unavailable", bot=self.bot)
                 await ws.send_json(_error("unavailable", "could not store the message; it will be resent"))
                 return session
-            shown = self._shown.get(session)
+            shown = self.live.state_of(session)
             await ws.send_json({"type": "ack", "id": frame["id"],
                                 "waiting": shown is not None and shown.state == "waiting"})
             return session
@@ -387,114 +362,15 @@ class WebChatAdapter(ChannelAdapter):
                 message = event_to_message(event)
                 if message is not None and message["role"] != "user" and not ws.closed:
                     await ws.send_json(message)
-            shown = self._shown.get(session)
+            shown = self.live.state_of(session)
             if shown is not None and shown.state == "waiting":  # other processes' claims move the queue
-                self._queue_moved = True
+                self.live.queue_moved = True
             if events or (shown is not None and shown.state == "waiting"):
-                self._schedule((session,))
+                self.live.schedule((session,))
 
     async def _send_history(self, ws: web.WebSocketResponse, events: Sequence[Event]) -> None:
         messages = [m for m in (event_to_message(e) for e in events) if m is not None]
         await ws.send_json({"type": "history", "messages": messages})
-
-    # -- live state: waiting, receipts, language ----------------------------------------
-    async def _handoff_changed(self, conversation: Conversation, change: str) -> None:
-        """A handoff changed somewhere in this bot: queue positions and this customer's state may move."""
-        if conversation.bot != self.bot or not self._sockets or self._handoff is None:
-            return
-        # A relayed message moves nobody in the queue: only its sender's receipts change.
-        sessions = set() if change == "relayed" else {s for s, shown in self._shown.items() if shown.state != "bot"}
-        if change != "relayed":
-            self._queue_moved = True
-        contact = await self._handoff.store.get_contact(conversation.contact_id)
-        identity = contact.identity(self.name) if contact is not None else None
-        if identity is not None:
-            sessions.add(identity.chat_id)
-        self._schedule(sessions)
-
-    def _schedule(self, sessions: Iterable[str]) -> None:
-        """Refresh what these sessions' pages show (only pages that asked: each costs a transcript read)."""
-        self._dirty.update(s for s in sessions if not self._watching.isdisjoint(self._sockets.get(s, ())))
-        if self._dirty and (self._refresher is None or self._refresher.done()):
-            self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
-
-    async def _refresh_loop(self) -> None:
-        while self._dirty:
-            sessions = sorted(self._dirty)
-            self._dirty.clear()
-            try:
-                states = {s: await self._read_state(s) for s in sessions if s in self._sockets}
-                waiting = [s for s, st in states.items() if st.state == "waiting"]
-                if waiting and (self._queue_moved or any(self._shown.get(s) is None
-                                                         or self._shown[s].state != "waiting" for s in waiting)):
-                    self._queue_moved = False
-                    positions = await self._positions()
-                    states = {s: with_position(st, positions.get(s), self._expected_minutes())
-                              for s, st in states.items()}
-                elif waiting:  # nobody moved: keep the places shown
-                    states = {s: with_position(st, self._shown[s].position, self._shown[s].minutes)
-                              if s in waiting else st for s, st in states.items()}
-                for session, state in states.items():
-                    await self._push_state(session, state)
-            except StoreUnavailable:
-                log.warning("webchat.state_unavailable", bot=self.bot)
-            except Exception:
-                log.exception("webchat.state_failed", bot=self.bot)
-
-    async def _read_state(self, session: str) -> ChatState:
-        """The session's state from its transcript, reading only events newer than the last read."""
-        last, events = self._seen.get(session, (0, []))
-        new = await self.context.history(self.bot, self.name, session, after_seq=last)
-        if new:
-            events = [*events, *relevant(new)][-300:]
-            self._seen[session] = (max(last, *(e.seq for e in new)), events)
-        return chat_state(events)
-
-    def _expected_minutes(self) -> int | None:
-        """The wait the handoff notice announced; none when no desk could keep the promise."""
-        if self._handoff is None or not self._handoff.desks:
-            return None
-        settings = self._bot_settings()
-        handoff = getattr(settings, "handoff", None)
-        minutes = getattr(handoff, "expected_wait_minutes", None)
-        return int(minutes) if isinstance(minutes, int) and minutes > 0 else None
-
-    async def _positions(self) -> dict[str, int]:
-        """Session → place in this bot's queue of conversations waiting for a person (1 = next)."""
-        if self._handoff is None:
-            return {}
-        positions: dict[str, int] = {}
-        place = 0
-        for entry in await self._handoff.queue([self.bot]):
-            if entry.conversation.status is not ConversationStatus.WAITING:
-                continue
-            place += 1
-            identity = entry.contact.identity(self.name) if entry.contact is not None else None
-            if identity is not None:
-                positions[identity.chat_id] = place
-        return positions
-
-    async def _push_state(self, session: str, state: ChatState) -> None:
-        before = self._shown.get(session)
-        frames: list[dict[str, Any]] = []
-        if before is None or before.state_frame() != state.state_frame():
-            frames.append(state.state_frame())
-        old = dict(before.receipts) if before else {}
-        changed = {k: v for k, v in state.receipts if old.get(k) != v}
-        if changed:
-            frames.append({"type": "receipts", "messages": changed})
-        self._shown[session] = state
-        for ws in list(self._sockets.get(session, ())):
-            if ws.closed or ws not in self._watching:
-                continue
-            language = self._language(state.language, self._browser.get(ws, ()))
-            extra = [{"type": "language", "language": language}] if state.language and (
-                before is None or before.language != state.language) else []
-            for frame in [*frames, *extra]:
-                try:
-                    await ws.send_json(frame)
-                except ConnectionError:
-                    log.debug("webchat.push_failed", bot=self.bot)
 
     # -- adapter contract --------------------------------------------------------------
     def parse(self, payload: Mapping[str, Any]) -> Parsed:
@@ -521,13 +397,13 @@ class WebChatAdapter(ChannelAdapter):
                     await ws.send_json(frame)
                 except ConnectionError:
                     log.debug("webchat.push_failed", bot=self.bot)
-        self._schedule((message.chat_id,))  # receipts (read), state and language follow the transcript
+        self.live.schedule((message.chat_id,))  # receipts (read), state and language follow the transcript
         # The transcript holds the message; a page that is offline now gets it with its history.
         return self.namespaced(message.id)
 
     async def typing(self, chat_id: str) -> None:
         """The bot is working on an answer; not shown while a person is (to be) in charge."""
-        shown = self._shown.get(chat_id)
+        shown = self.live.state_of(chat_id)
         if shown is not None and shown.state != "bot":
             return
         await self._typing_frame(chat_id, {"type": "typing", "who": "bot", "name": None})
@@ -545,13 +421,11 @@ class WebChatAdapter(ChannelAdapter):
                     pass
 
     async def stop(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
+        self.live.stop()
         for sockets in list(self._sockets.values()):
             for ws in list(sockets):
                 await ws.close()
         self._sockets.clear()
-        self._shown.clear()
 
 
 def _new_session() -> str:
