@@ -18,7 +18,7 @@
     "#" + prefix + "launcher{position:fixed;bottom:20px;" + side + ":20px;z-index:2147483000;width:56px;height:56px;" +
     "border-radius:50%;border:0;background:#1a5fd0;color:#fff;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);" +
     "display:flex;align-items:center;justify-content:center;padding:0}" +
-    "#" + prefix + "launcher:focus-visible{outline:3px solid #f59e0b;outline-offset:3px}" +
+    "#" + prefix + "launcher:focus-visible{outline:3px solid #b45309;outline-offset:3px}" +
     "#" + prefix + "frame{position:fixed;bottom:88px;" + side + ":20px;z-index:2147483000;width:380px;height:600px;" +
     "max-width:calc(100vw - 40px);max-height:calc(100vh - 108px);border:0;border-radius:12px;" +
     "box-shadow:0 8px 30px rgba(0,0,0,.3);background:#f5f6f8}" +

@@ -75,6 +75,9 @@ async def test_german_demo_page_is_german_timestamped_accessible_and_offers_the_
     await assert_contrast(page, at_least=10)
 
     await page.set_viewport_size({"width": 1280, "height": 800})
+    await page.locator("#input").focus()
+    await page.keyboard.press("Shift+Tab")  # the attach control is reachable by keyboard
+    await expect(page.locator("#file")).to_be_focused()
     box = await page.locator("#composer").bounding_box()
     assert box is not None and box["y"] + box["height"] <= 800
     await assert_contrast(page, at_least=10)
