@@ -105,6 +105,7 @@ async def test_waiting_state_moves_up_acknowledges_messages_takes_a_photo_and_en
     async with aiohttp.ClientSession() as other_http, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as desk:
         first = await Customer.connect(other_http, farm.url)  # someone else is queued first
         await first.say("Ich will einen Menschen sprechen")
+        await farm.farm.settle()  # their handoff is open before ours
 
         await page.goto(f"{farm.url}/chat/demo")
         await expect(page.locator("#status")).to_have_text("online")
