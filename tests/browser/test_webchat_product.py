@@ -126,8 +126,9 @@ async def test_waiting_state_moves_up_acknowledges_messages_takes_a_photo_and_en
         thumb = page.locator(".msg.user").last.locator(".attachments img")
         await expect(thumb).to_have_attribute("alt", "router.png")
         await page.wait_for_function("img => img.complete && img.naturalWidth === 24", arg=await thumb.element_handle())
-        await expect(page.locator(".msg.user").last.locator(".receipt")).to_have_text(
-            "gespeichert – eine Person liest es gleich")
+        receipt = page.locator(".msg.user").last.locator(".receipt")
+        await expect(receipt).to_have_text("gespeichert – eine Person liest es gleich")
+        await expect(receipt).to_have_attribute("data-status", "delivered")  # relayed to the desk
 
         headers = await _desk_login(desk, farm.url)
         queued = await _waiting(desk, farm.url)
