@@ -14,7 +14,7 @@ system``), ``note`` (internal, never sent), ``status`` (claim / back to bot / cl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -119,6 +119,9 @@ class HandoffService:
         self.clock = clock
         self.owner = owner
         self.desks: list[Desk] = []
+        #: Called with a conversation whose handoff state changed (opened, claimed, relayed,
+        #: closed...): the web chat shows the customer's waiting state live. Must not raise.
+        self.watchers: list[Callable[[Conversation, str], Awaitable[None]]] = []
         self._hours = {bot: BusinessHours.from_config(cfg.handoff) for bot, cfg in bots.items()}
 
     # -- configuration ------------------------------------------------------------------
@@ -176,6 +179,7 @@ class HandoffService:
                  open_now=plan.open_now, sticky=summary.previous_agent is not None)
         if thread and thread != conversation.desk_thread:
             conversation = await self._update(conversation_id, lambda c, _: (c.evolve(desk_thread=thread), [], []))
+        await self._watch(conversation, "opened")
         return conversation
 
     async def relay(self, conversation: Conversation, event: Event) -> None:
@@ -183,10 +187,20 @@ class HandoffService:
         masked = self.mask_event(conversation.bot, event)
         for desk in self.desks:
             await self._desk_call(desk, "customer_message", conversation, masked)
+        await self._watch(conversation, "relayed")
 
     async def notify(self, conversation: Conversation, detail: str | None = None) -> None:
         for desk in self.desks:
             await self._desk_call(desk, "status_changed", conversation, detail)
+        await self._watch(conversation, "status")
+
+    async def _watch(self, conversation: Conversation, change: str) -> None:
+        for watcher in self.watchers:
+            try:
+                await watcher(conversation, change)
+            except Exception:
+                metrics.ERRORS.labels("desk").inc()
+                log.exception("handoff.watcher_failed", conversation=conversation.id, change=change)
 
     async def summary(self, conversation: Conversation, plan: HandoffPlan | None = None) -> HandoffSummary:
         """Everything an agent needs; texts masked. Without ``plan``, read from the last handoff event."""

@@ -154,6 +154,11 @@ def install_handoff(farm: Any) -> None:
     if not service.desks:
         log.warning("handoff.no_desk", hint="enable desk.web or desk.slack; handoffs will wait unseen")
 
+    for channel in farm.channels.values():  # e.g. the web chat's waiting state and desk-only file route
+        attach = getattr(channel, "attach_handoff", None)
+        if callable(attach):
+            attach(service, farm.services.get("web_desk"))
+
     intervals = [c.handoff.repings_after_seconds for c in config.bots.values() if c.handoff.repings_after_seconds > 0]
     interval = min(30.0, max(0.05, min(intervals, default=300.0) / 4))
     farm.services["handoff_background"] = HandoffBackground(farm, service, interval=interval)

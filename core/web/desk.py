@@ -203,6 +203,12 @@ class WebDesk:
             raise web.HTTPUnauthorized(text=json.dumps({"error": "log in first"}), content_type="application/json")
         return agent
 
+    async def authorize(self, request: web.Request, bot: str) -> str | None:
+        """The logged-in agent's id (``web:<id>``) if they may serve ``bot``, else None (for
+        routes other modules mount under ``/desk``, e.g. the web chat's uploaded files)."""
+        agent = await self._agent(request)
+        return AGENT_PREFIX + agent.id if agent is not None and self._may_serve(agent, bot) else None
+
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
             return bool(self._hasher.verify(password_hash, password))
@@ -416,7 +422,8 @@ class WebDesk:
         data = event.data
         base = {"seq": event.seq, "channel": event.channel, "ts": event.timestamp.isoformat()}
         if event.type == "user":
-            return {**base, "role": "customer", "author": None, "text": data.get("text") or ""}
+            return {**base, "role": "customer", "author": None, "text": data.get("text") or "",
+                    "attachments": [a for a in data.get("attachments") or [] if isinstance(a, dict)]}
         if event.type == "bot":
             meta = data.get("metadata") or {}
             role = meta.get("author", "bot")
