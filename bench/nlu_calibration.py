@@ -85,12 +85,13 @@ def evaluate(
     truth = np.array([index[intent] for _, intent in test])
     margins = classifier.margins_batch([text for text, _ in test])
     oos_margins = classifier.margins_batch(oos) if oos else None
+    mapping = (classifier.temperature, classifier.reject_margin)
 
     result: dict[str, Any] = {
         "dataset": name, "intents": len(classifier.labels), "train_examples": len(train),
         "test_examples": len(test), "oos_test_examples": len(oos), "train_seconds": round(train_seconds, 2),
     }
-    for key, (temperature, reject) in (("uncalibrated", UNCALIBRATED), ("calibrated", (classifier.temperature, classifier.reject_margin))):
+    for key, (temperature, reject) in (("uncalibrated", UNCALIBRATED), ("calibrated", mapping)):
         probs = confidences(margins, temperature, reject)
         correct = probs.argmax(axis=1) == truth
         top, fallback = falls_back(probs)
