@@ -175,6 +175,7 @@ def test_saved_model_keeps_temperature_and_pair_features(tmp_path: Path) -> None
     loaded = NluModel.load(model.save(tmp_path / "m"))
     assert loaded.classifier is not None
     assert loaded.classifier.temperature == model.classifier.temperature
+    assert loaded.classifier.reject_margin == model.classifier.reject_margin is not None
     assert loaded.classifier.space.pair_weight == model.classifier.space.pair_weight
     assert loaded.parse("did my parcel ship").ranking == model.parse("did my parcel ship").ranking
 
