@@ -1,7 +1,7 @@
 """The ``switchboard`` command line (typer).
 
 ``run``, ``check``, ``hash-password`` live here; ``train``, ``test``, ``shell``,
-``export``, ``forget`` and ``bench`` are mounted from their own modules.
+``export``, ``forget``, ``dead-letters`` and ``bench`` are mounted from their own modules.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def hash_password(
 
 
 def _mount_subcommands() -> None:
-    from core import bench_cli, rasa_cli
+    from core import bench_cli, dead_letters_cli, rasa_cli
     from core.privacy import cli as privacy_cli
 
     app.command("train")(rasa_cli.train)
@@ -116,6 +116,7 @@ def _mount_subcommands() -> None:
     app.command("export")(privacy_cli.export_command)
     app.command("forget")(privacy_cli.forget_command)
     app.command("unlink")(privacy_cli.unlink_command)
+    app.add_typer(dead_letters_cli.app, name="dead-letters")
     for command in bench_cli.app.registered_commands:
         app.registered_commands.append(command)
 

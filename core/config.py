@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.delivery.config import DeliveryConfig
 from core.errors import ConfigError
 from core.handoff.config import HandoffConfig
+from core.pipeline.config import TurnsConfig
 from core.privacy.config import PrivacyConfig
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -109,6 +110,7 @@ class FarmConfig(BaseModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    turns: TurnsConfig = Field(default_factory=TurnsConfig)
     desk: DeskConfig = Field(default_factory=DeskConfig)
     bots: dict[str, BotConfig]
     log_level: str = "info"

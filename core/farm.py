@@ -113,7 +113,7 @@ class Farm:
         }
         self.turns = TurnRunner(
             store, self.runtimes, owner=self.owner, on_outbound=self.sender.notify, on_claimed=self.sender.submit,
-            on_typing=self._typing, send_lease_seconds=config.delivery.lease_seconds,
+            on_typing=self._typing, send_lease_seconds=config.delivery.lease_seconds, config=config.turns,
         )
         resolver = self._contact_resolver()
         self.ingest = Ingest(store, resolver, self.turns.schedule)

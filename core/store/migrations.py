@@ -115,4 +115,16 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        [
+            # Failed turns back off and end as dead letters (processed=1, dead_at set).
+            "ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE inbox ADD COLUMN not_before REAL",
+            "ALTER TABLE inbox ADD COLUMN last_error TEXT",
+            "ALTER TABLE inbox ADD COLUMN replays INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE inbox ADD COLUMN dead_at REAL",
+            "CREATE INDEX inbox_dead ON inbox (dead_at) WHERE dead_at IS NOT NULL",
+        ],
+    ),
 ]

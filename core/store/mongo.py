@@ -42,7 +42,7 @@ from core.model import (
     utcnow,
 )
 from core.store import codec
-from core.store.base import AuditEntry, InboxItem, OutboxItem, OutboxState, Store
+from core.store.base import AuditEntry, DeadLetter, InboxItem, OutboxItem, OutboxState, Store
 
 log = structlog.get_logger(__name__)
 
@@ -145,6 +145,7 @@ class MongoStore(Store):
                            unique=True, name="inbox_dedupe"),
                 IndexModel([("processed", ASCENDING), ("conversation_id", ASCENDING), ("_id", ASCENDING)],
                            name="inbox_pending"),
+                IndexModel([("dead_at", ASCENDING)], sparse=True, name="inbox_dead"),
             ],
             "events": [
                 IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="event_seq"),
@@ -505,15 +506,19 @@ class MongoStore(Store):
             return False
         return True
 
+    @staticmethod
+    def _inbox_item(d: Doc) -> InboxItem:
+        not_before = d.get("not_before")
+        return InboxItem(d["_id"], d["conversation_id"], codec.inbound_from_dict(d["inbound"]), _dt(d["received_at"]),
+                         int(d.get("attempts", 0)), _dt(not_before) if not_before is not None else None,
+                         d.get("last_error"), int(d.get("replays", 0)))
+
     @_guarded
     async def pending_inbox(self, conversation_id: str, limit: int = 50) -> list[InboxItem]:
         if limit <= 0:
             return []
         cursor = self._require().inbox.find({"processed": False, "conversation_id": conversation_id})
-        return [
-            InboxItem(d["_id"], d["conversation_id"], codec.inbound_from_dict(d["inbound"]), _dt(d["received_at"]))
-            async for d in cursor.sort("_id", ASCENDING).limit(limit)
-        ]
+        return [self._inbox_item(d) async for d in cursor.sort("_id", ASCENDING).limit(limit)]
 
     @_guarded
     async def conversations_with_pending_inbox(self, limit: int = 100) -> list[str]:
@@ -521,11 +526,81 @@ class MongoStore(Store):
             return []
         cursor = await self._require().inbox.aggregate([
             {"$match": {"processed": False}},
-            {"$group": {"_id": "$conversation_id", "first": {"$min": "$_id"}}},
+            {"$sort": {"conversation_id": 1, "_id": 1}},
+            {"$group": {"_id": "$conversation_id", "first": {"$first": "$_id"},
+                        "not_before": {"$first": "$not_before"}}},
+            # A conversation whose oldest item backs off after a failed turn waits (missing = due).
+            {"$match": {"$or": [{"not_before": None}, {"not_before": {"$lte": _now_us()}}]}},
             {"$sort": {"first": 1}},
             {"$limit": limit},
         ])
         return [d["_id"] async for d in cursor]
+
+    # -- failed turns and dead letters ----------------------------------------------------
+    @_guarded
+    async def inbox_retry(self, item_id: int, not_before: datetime, error: str) -> bool:
+        result = await self._require().inbox.update_one(
+            {"_id": item_id, "processed": False},
+            {"$set": {"not_before": _us(not_before), "last_error": error[:_ERROR_MAX]}, "$inc": {"attempts": 1}},
+        )
+        return result.modified_count == 1
+
+    @_guarded
+    async def dead_letter(
+        self, item_id: int, error: str, *, events: Sequence[Event] = (), outbound: Sequence[Outbound] = ()
+    ) -> bool:
+        async def unit(session: Session) -> bool:
+            db = self._require()
+            item = await db.inbox.find_one_and_update(
+                {"_id": item_id, "processed": False},
+                {"$set": {"processed": True, "dead_at": _now_us(), "not_before": None, "last_error": error[:_ERROR_MAX]},
+                 "$inc": {"attempts": 1}},
+                session=session,
+            )
+            if item is None:
+                return False
+            if events or outbound:
+                counters = await db.conversations.find_one_and_update(
+                    {"_id": item["conversation_id"]}, {"$inc": {"last_seq": len(events), "last_oseq": len(outbound)}},
+                    return_document=ReturnDocument.AFTER, session=session,
+                )
+                if counters is None:
+                    raise NotFound(f"conversation {item['conversation_id']}")
+                await self._write_turn(item["conversation_id"], counters["bot"], counters, events, outbound, session)
+            return True
+
+        return await self._atomic(unit)
+
+    @_guarded
+    async def dead_letters(self, *, bot: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        if limit <= 0:
+            return []
+        query: Doc = {"dead_at": {"$exists": True}}
+        if bot is not None:
+            query["bot"] = bot
+        cursor = self._require().inbox.find(query).sort([("dead_at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        return [DeadLetter(self._inbox_item(d), d["bot"], d.get("last_error") or "", _dt(d["dead_at"]))
+                async for d in cursor]
+
+    @_guarded
+    async def count_dead_letters(self) -> int:
+        return int(await self._require().inbox.count_documents({"dead_at": {"$exists": True}}))
+
+    @_guarded
+    async def replay_dead_letter(self, item_id: int) -> str | None:
+        doc = await self._require().inbox.find_one_and_update(
+            {"_id": item_id, "dead_at": {"$exists": True}},
+            {"$set": {"processed": False, "attempts": 0, "not_before": None}, "$unset": {"dead_at": ""},
+             "$inc": {"replays": 1}},
+        )
+        return str(doc["conversation_id"]) if doc else None
+
+    @_guarded
+    async def drop_dead_letter(self, item_id: int) -> str | None:
+        doc = await self._require().inbox.find_one_and_update(
+            {"_id": item_id, "dead_at": {"$exists": True}}, {"$unset": {"dead_at": ""}},
+        )
+        return str(doc["conversation_id"]) if doc else None
 
     # -- turns and transcript --------------------------------------------------------
     async def _write_turn(
@@ -816,7 +891,8 @@ class MongoStore(Store):
                               "inbound.button_payload": None, "inbound.attachments": [], "inbound.shared_phone": None,
                               "inbound.display_name": None, "inbound.language_hint": None,
                               "inbound.channel_user_id": "", "inbound.chat_id": "",
-                              "inbound.timestamp": "1970-01-01T00:00:00+00:00"}},
+                              "inbound.timestamp": "1970-01-01T00:00:00+00:00", "last_error": None},
+                     "$unset": {"dead_at": ""}},
                     session=session,
                 )
             await db.outbox.update_many(

@@ -64,6 +64,7 @@ from core.store import codec
 from core.store.base import (
     Accepted,
     AuditEntry,
+    DeadLetter,
     InboxItem,
     OutboxItem,
     OutboxState,
@@ -80,6 +81,9 @@ T = TypeVar("T")
 def _dumps(value: Any) -> str:
     """JSON text for the hot columns (orjson: several times faster than json for events)."""
     return orjson.dumps(value).decode()
+
+
+_INBOX_COLUMNS = "id, conversation_id, payload, received_at, attempts, not_before, last_error, replays"
 
 
 def _now() -> float:
@@ -715,12 +719,14 @@ class SQLiteStore(Store):
     @staticmethod
     def _inbox_item(row: sqlite3.Row) -> InboxItem:
         return InboxItem(row["id"], row["conversation_id"], codec.inbound_from_dict(orjson.loads(row["payload"])),
-                         _from_ts(row["received_at"]))
+                         _from_ts(row["received_at"]), row["attempts"],
+                         _from_ts(row["not_before"]) if row["not_before"] is not None else None,
+                         row["last_error"], row["replays"])
 
     async def pending_inbox(self, conversation_id: str, limit: int = 50) -> list[InboxItem]:
         def unit(db: sqlite3.Connection) -> list[InboxItem]:
             rows = db.execute(
-                "SELECT id, conversation_id, payload, received_at FROM inbox"
+                f"SELECT {_INBOX_COLUMNS} FROM inbox"
                 " WHERE conversation_id=? AND processed=0 ORDER BY id LIMIT ?",
                 (conversation_id, limit),
             ).fetchall()
@@ -730,14 +736,79 @@ class SQLiteStore(Store):
 
     async def conversations_with_pending_inbox(self, limit: int = 100) -> list[str]:
         def unit(db: sqlite3.Connection) -> list[str]:
+            # SQLite takes the bare not_before from the row that has MIN(id): the head's.
             rows = db.execute(
-                "SELECT conversation_id, MIN(id) AS first FROM inbox WHERE processed=0"
-                " GROUP BY conversation_id ORDER BY first LIMIT ?",
-                (limit,),
+                "SELECT conversation_id FROM ("
+                "  SELECT conversation_id, MIN(id) AS first, not_before FROM inbox WHERE processed=0"
+                "  GROUP BY conversation_id"
+                ") WHERE not_before IS NULL OR not_before<=? ORDER BY first LIMIT ?",
+                (_now(), limit),
             ).fetchall()
             return [r[0] for r in rows]
 
         return await self._run(unit)
+
+    # -- failed turns and dead letters ----------------------------------------------------
+    async def inbox_retry(self, item_id: int, not_before: datetime, error: str) -> bool:
+        return await self._tx(lambda db: db.execute(
+            "UPDATE inbox SET attempts=attempts+1, not_before=?, last_error=? WHERE id=? AND processed=0",
+            (_ts(not_before), error[:500], item_id),
+        ).rowcount == 1)
+
+    async def dead_letter(
+        self, item_id: int, error: str, *, events: Sequence[Event] = (), outbound: Sequence[Outbound] = ()
+    ) -> bool:
+        def unit(db: sqlite3.Connection) -> bool:
+            row = db.execute(
+                "UPDATE inbox SET processed=1, dead_at=?, attempts=attempts+1, not_before=NULL, last_error=?"
+                " WHERE id=? AND processed=0 RETURNING conversation_id",
+                (_now(), error[:500], item_id),
+            ).fetchone()
+            if row is None:
+                return False
+            self._append(db, row[0], events)
+            self._enqueue(db, outbound)
+            return True
+
+        return await self._tx(unit)
+
+    async def dead_letters(self, *, bot: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        def unit(db: sqlite3.Connection) -> list[DeadLetter]:
+            query = f"SELECT {_INBOX_COLUMNS}, bot, dead_at FROM inbox WHERE dead_at IS NOT NULL"
+            args: tuple[Any, ...] = (limit,)
+            if bot is not None:
+                query += " AND bot=?"
+                args = (bot, limit)
+            rows = db.execute(query + " ORDER BY dead_at, id LIMIT ?", args).fetchall()
+            return [DeadLetter(self._inbox_item(r), r["bot"], r["last_error"] or "", _from_ts(r["dead_at"]))
+                    for r in rows]
+
+        return await self._run(unit)
+
+    async def count_dead_letters(self) -> int:
+        return await self._run(
+            lambda db: int(db.execute("SELECT COUNT(*) FROM inbox WHERE dead_at IS NOT NULL").fetchone()[0]))
+
+    async def replay_dead_letter(self, item_id: int) -> str | None:
+        def unit(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "UPDATE inbox SET processed=0, dead_at=NULL, attempts=0, not_before=NULL, replays=replays+1"
+                " WHERE id=? AND dead_at IS NOT NULL RETURNING conversation_id",
+                (item_id,),
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._tx(unit)
+
+    async def drop_dead_letter(self, item_id: int) -> str | None:
+        def unit(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "UPDATE inbox SET dead_at=NULL WHERE id=? AND dead_at IS NOT NULL RETURNING conversation_id",
+                (item_id,),
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._tx(unit)
 
     # -- turns and transcript --------------------------------------------------------
     @staticmethod
@@ -817,13 +888,12 @@ class SQLiteStore(Store):
             if not self._take_lease(db, lease, owner, lease_seconds):
                 return None
             row = db.execute(
-                "SELECT id, conversation_id, payload, received_at FROM inbox"
-                " WHERE conversation_id=? AND processed=0 ORDER BY id LIMIT 1",
+                f"SELECT {_INBOX_COLUMNS} FROM inbox WHERE conversation_id=? AND processed=0 ORDER BY id LIMIT 1",
                 (conversation_id,),
             ).fetchone()
-            if row is None:
-                self._drop_lease(db, lease, owner)
-                return TurnState(None)
+            if row is None or (row["not_before"] is not None and row["not_before"] > _now()):
+                self._drop_lease(db, lease, owner)  # nothing pending, or the head backs off
+                return TurnState(None, retry_at=_from_ts(row["not_before"]) if row else None)
             item = self._inbox_item(row)
             conv_row = db.execute("SELECT * FROM conversations WHERE id=?", (conversation_id,)).fetchone()
             if conv_row is None:
@@ -1090,7 +1160,7 @@ class SQLiteStore(Store):
                     "UPDATE inbox SET platform_message_id='forgotten:' || id,"
                     " payload=json_object('bot', bot, 'channel', channel, 'platform_message_id', 'forgotten:' || id,"
                     " 'channel_user_id', '', 'chat_id', '', 'timestamp', '1970-01-01T00:00:00+00:00'),"
-                    " processed=1 WHERE conversation_id=?",
+                    " processed=1, dead_at=NULL, last_error=NULL WHERE conversation_id=?",
                     (conv_id,),
                 )
                 db.execute(
