@@ -26,8 +26,8 @@ import structlog
 from core import metrics
 from core.delivery.config import DeliveryConfig
 from core.delivery.ratelimit import SendLimiter
-from core.errors import ChannelError, OutsideServiceWindow, RateLimited, StoreError
-from core.model import Event, utcnow
+from core.errors import ChannelError, OutsideServiceWindow, RateLimited, StoreError, TransientError
+from core.model import Event, Outbound, utcnow
 from core.ports import Channel
 from core.store.base import OutboxItem, OutboxState, Store
 
@@ -220,12 +220,16 @@ class OutboxSender:
             await self._fail(item, f"no adapter for {out.bot}/{out.channel}")
             return
         await self.limiter.acquire(out.bot, out.channel, out.chat_id, channel.rate_limits)
+        if not await self._hold(item):
+            return
+        token = item.lease_token
         try:
-            platform_id = await channel.send(out)
+            platform_id = await self._send(channel, out)
         except RateLimited as exc:
             metrics.OUTBOUND.labels(out.bot, out.channel, "rate_limited").inc()
             log.info("outbox.rate_limited", outbound=out.id, channel=out.channel, retry_after=exc.retry_after)
-            await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=exc.retry_after), str(exc))
+            await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=exc.retry_after), str(exc),
+                                          token=token)
             return
         except OutsideServiceWindow as exc:
             if out.template is None:
@@ -234,7 +238,7 @@ class OutboxSender:
                 for listener in self.listeners:
                     await listener.service_window_closed(item)
                 try:
-                    platform_id = await channel.send(replace(out, template="default"))
+                    platform_id = await self._send(channel, replace(out, template="default"))
                 except ChannelError as inner:
                     await self._fail(item, f"outside service window; template failed: {inner}")
                     return
@@ -246,7 +250,7 @@ class OutboxSender:
                 delay = self._delay(item.attempts + 1)
                 metrics.OUTBOUND.labels(out.bot, out.channel, "retry").inc()
                 log.info("outbox.retry", outbound=out.id, channel=out.channel, delay=round(delay, 3), error=str(exc))
-                await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=delay), str(exc))
+                await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=delay), str(exc), token=token)
             else:
                 await self._fail(item, f"{type(exc).__name__}: {exc}")
             return
@@ -255,7 +259,7 @@ class OutboxSender:
             log.exception("outbox.adapter_error", outbound=out.id, channel=out.channel)
             if not self._exhausted(item):
                 await self.store.outbox_retry(
-                    out.id, utcnow() + timedelta(seconds=self._delay(item.attempts + 1)), repr(exc)
+                    out.id, utcnow() + timedelta(seconds=self._delay(item.attempts + 1)), repr(exc), token=token
                 )
             else:
                 await self._fail(item, repr(exc))
@@ -263,6 +267,34 @@ class OutboxSender:
         await self._record_sent(item, platform_id)
         metrics.OUTBOUND.labels(out.bot, out.channel, "sent").inc()
         metrics.DELIVERY_SECONDS.labels(out.channel).observe(max(0.0, time.time() - out.created_at.timestamp()))
+
+    async def _hold(self, item: OutboxItem) -> bool:
+        """Prove the claim right before sending: True if this sender may send ``item`` now.
+
+        A claim whose lease has more than half of ``lease_seconds`` left (by the store's
+        stamp) needs no round trip: another sender can only claim it after the lease runs
+        out, and the half left covers the send (``send_timeout``), recording the result and
+        clock skew between processes. An older claim (it waited for a worker or the rate
+        limit) is renewed in the store, which fails if another sender claimed it meanwhile.
+        """
+        if item.lease_token is None:
+            return True  # a store without fencing
+        left = (item.lease_until - utcnow()).total_seconds() if item.lease_until else 0.0
+        if left > self.config.lease_seconds / 2:
+            return True
+        if await self.store.outbox_renew(item.outbound.id, item.lease_token, self.config.lease_seconds):
+            return True
+        metrics.ERRORS.labels("outbox_lease_lost").inc()
+        log.warning("outbox.lease_lost", outbound=item.outbound.id, channel=item.outbound.channel)
+        return False
+
+    async def _send(self, channel: Channel, out: Outbound) -> str:
+        """``channel.send`` within ``send_timeout`` (a hung platform call becomes a transient error)."""
+        try:
+            async with asyncio.timeout(self.config.send_timeout):
+                return await channel.send(out)
+        except TimeoutError as exc:
+            raise TransientError(f"send timed out after {self.config.send_timeout:g} s") from exc
 
     async def _record_sent(self, item: OutboxItem, platform_id: str) -> None:
         """Mark the item sent, retrying while the store is briefly unavailable.
@@ -275,7 +307,11 @@ class OutboxSender:
         delay = 0.05
         while True:
             try:
-                await self.store.outbox_sent(out.id, platform_id)
+                if not await self.store.outbox_sent(out.id, platform_id, token=item.lease_token):
+                    # Claimed by another sender since this one proved its lease (a send or a
+                    # store call slower than half the lease): the other may send it again.
+                    metrics.ERRORS.labels("outbox_lease_lost").inc()
+                    log.error("outbox.sent_after_lease_lost", outbound=out.id, channel=out.channel)
                 return
             except StoreError as exc:
                 if time.monotonic() + delay > deadline:
@@ -290,7 +326,9 @@ class OutboxSender:
         out = item.outbound
         metrics.OUTBOUND.labels(out.bot, out.channel, "failed").inc()
         log.warning("outbox.failed", outbound=out.id, channel=out.channel, error=error)
-        await self.store.outbox_failed(out.id, error)
+        if not await self.store.outbox_failed(out.id, error, token=item.lease_token):
+            log.warning("outbox.failed_after_lease_lost", outbound=out.id, channel=out.channel)
+            return  # another sender holds it now and decides
         await self.store.append_events(
             out.conversation_id,
             [Event("delivery", {"status": "failed", "outbound_id": out.id, "error": error[:300]}, channel=out.channel)],

@@ -75,6 +75,10 @@ class OutboxItem:
     not_before: datetime | None = None
     last_error: str | None = None
     platform_message_id: str | None = None
+    # The fence of the claim that returned the item: a fresh token per claim, and when the
+    # lease runs out (the store's stamp). Results are recorded only with the current token.
+    lease_token: str | None = None
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,21 +369,34 @@ class Store(ABC):
     # -- outbox ----------------------------------------------------------------------
     @abstractmethod
     async def claim_outbox(self, owner: str, *, limit: int, lease_seconds: float) -> list[OutboxItem]:
-        """Due pending items, at most one per conversation (the oldest), leased to ``owner``.
+        """Due pending items, at most one per conversation (the oldest), leased to ``owner``
+        with a fresh ``lease_token`` until ``lease_until`` (stamped with a time read after the
+        item was found, so a slow query never hands out a lease shorter than it says).
 
         A conversation's next item is only claimable once the previous one is sent
         or failed, so each conversation's replies go out in order.
         """
 
     @abstractmethod
-    async def outbox_sent(self, outbound_id: str, platform_message_id: str) -> None: ...
+    async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        """Prove and extend a claim: True, with the lease running ``lease_seconds`` from a time
+        read after the call was made, if ``token`` is still the item's lease token (nobody
+        claimed it since) and it is pending; False, and nothing written, otherwise."""
 
     @abstractmethod
-    async def outbox_retry(self, outbound_id: str, not_before: datetime, error: str) -> None:
-        """Release the lease; count the attempt; try again at ``not_before``."""
+    async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
+        """Mark sent. With ``token``: only if it is still the item's lease token (False, and
+        nothing written, if another sender claimed it since); without: unconditionally."""
 
     @abstractmethod
-    async def outbox_failed(self, outbound_id: str, error: str) -> None: ...
+    async def outbox_retry(
+        self, outbound_id: str, not_before: datetime, error: str, *, token: str | None = None
+    ) -> bool:
+        """Release the lease; count the attempt; try again at ``not_before`` (fenced as `outbox_sent`)."""
+
+    @abstractmethod
+    async def outbox_failed(self, outbound_id: str, error: str, *, token: str | None = None) -> bool:
+        """Final failure (fenced as `outbox_sent`)."""
 
     @abstractmethod
     async def get_outbox_item(self, outbound_id: str) -> OutboxItem | None: ...

@@ -127,4 +127,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX inbox_dead ON inbox (dead_at) WHERE dead_at IS NOT NULL",
         ],
     ),
+    (
+        3,
+        [
+            # Fenced outbox leases: each claim stamps a fresh token; results are recorded only with it.
+            "ALTER TABLE outbox ADD COLUMN lease_token TEXT",
+        ],
+    ),
 ]

@@ -277,6 +277,8 @@ class MongoStore(Store):
             not_before=_dt(doc["not_before"]) if doc.get("not_before") else None,
             last_error=doc.get("last_error"),
             platform_message_id=doc.get("platform_message_id"),
+            lease_token=doc.get("lease_token"),
+            lease_until=_dt(doc["lease_until"]) if doc.get("lease_until") else None,
         )
 
     # -- contacts ------------------------------------------------------------------
@@ -728,10 +730,14 @@ class MongoStore(Store):
             if len(claimed) >= limit:
                 break
             # The conditional update decides races between senders: one of them gets the item.
+            # The lease is stamped with a time read now, after the (possibly slow) search, and
+            # a fresh token fences what the sender later records.
+            stamp = _now_us()
             doc = await db.outbox.find_one_and_update(
                 {"_id": item_id, "state": OutboxState.PENDING.value,
-                 "not_before": {"$lte": now}, "lease_until": {"$lte": now}},
-                {"$set": {"lease_owner": owner, "lease_until": now + int(lease_seconds * 1_000_000)}},
+                 "not_before": {"$lte": stamp}, "lease_until": {"$lte": stamp}},
+                {"$set": {"lease_owner": owner, "lease_until": stamp + int(lease_seconds * 1_000_000),
+                          "lease_token": uuid.uuid4().hex}},
                 return_document=ReturnDocument.AFTER,
             )
             if doc is not None:
@@ -739,30 +745,50 @@ class MongoStore(Store):
         return claimed
 
     @_guarded
-    async def outbox_sent(self, outbound_id: str, platform_message_id: str) -> None:
-        await self._require().outbox.update_one(
+    async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        stamp = _now_us()
+        result = await self._require().outbox.update_one(
+            {"_id": outbound_id, "lease_token": token, "state": OutboxState.PENDING.value},
+            {"$set": {"lease_until": stamp + int(lease_seconds * 1_000_000)}},
+        )
+        return result.matched_count == 1
+
+    async def _record(self, query: Doc, update: Doc, token: str | None) -> bool:
+        if token is not None:
+            query = {**query, "lease_token": token}
+        result = await self._require().outbox.update_one(query, update)
+        return result.matched_count == 1
+
+    @_guarded
+    async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
+        return await self._record(
             {"_id": outbound_id},
             {"$set": {"state": OutboxState.SENT.value, "platform_message_id": platform_message_id,
-                      "lease_owner": None, "lease_until": 0, "sent_at": _now_us()},
+                      "lease_owner": None, "lease_until": 0, "lease_token": None, "sent_at": _now_us()},
              "$inc": {"attempts": 1}},
+            token,
         )
 
     @_guarded
-    async def outbox_retry(self, outbound_id: str, not_before: datetime, error: str) -> None:
-        await self._require().outbox.update_one(
+    async def outbox_retry(
+        self, outbound_id: str, not_before: datetime, error: str, *, token: str | None = None
+    ) -> bool:
+        return await self._record(
             {"_id": outbound_id, "state": OutboxState.PENDING.value},
             {"$set": {"not_before": _us(not_before), "last_error": error[:_ERROR_MAX],
-                      "lease_owner": None, "lease_until": 0},
+                      "lease_owner": None, "lease_until": 0, "lease_token": None},
              "$inc": {"attempts": 1}},
+            token,
         )
 
     @_guarded
-    async def outbox_failed(self, outbound_id: str, error: str) -> None:
-        await self._require().outbox.update_one(
+    async def outbox_failed(self, outbound_id: str, error: str, *, token: str | None = None) -> bool:
+        return await self._record(
             {"_id": outbound_id},
             {"$set": {"state": OutboxState.FAILED.value, "last_error": error[:_ERROR_MAX],
-                      "lease_owner": None, "lease_until": 0},
+                      "lease_owner": None, "lease_until": 0, "lease_token": None},
              "$inc": {"attempts": 1}},
+            token,
         )
 
     @_guarded

@@ -38,9 +38,10 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -186,7 +187,7 @@ class SQLiteStore(Store):
         try:
             leases = db.execute("DELETE FROM leases").rowcount
             outbox = db.execute(
-                "UPDATE outbox SET lease_owner=NULL, lease_until=NULL WHERE lease_owner IS NOT NULL"
+                "UPDATE outbox SET lease_owner=NULL, lease_until=NULL, lease_token=NULL WHERE lease_owner IS NOT NULL"
             ).rowcount
         except BaseException:
             db.execute("ROLLBACK")
@@ -465,6 +466,8 @@ class SQLiteStore(Store):
             not_before=_from_ts(row["not_before"]) if row["not_before"] else None,
             last_error=row["last_error"],
             platform_message_id=row["platform_message_id"],
+            lease_token=row["lease_token"],
+            lease_until=_from_ts(row["lease_until"]) if row["lease_until"] else None,
         )
 
     # -- contacts ------------------------------------------------------------------
@@ -948,9 +951,10 @@ class SQLiteStore(Store):
         ).fetchone()
         if head is None or head[0] != first.id:
             return []  # older replies of this conversation go first (the sender claims them)
-        db.execute("UPDATE outbox SET lease_owner=?, lease_until=? WHERE id=?",
-                   (owner, _now() + lease_seconds, first.id))
-        return [OutboxItem(first)]
+        token, until = uuid.uuid4().hex, _now() + lease_seconds
+        db.execute("UPDATE outbox SET lease_owner=?, lease_until=?, lease_token=? WHERE id=?",
+                   (owner, until, token, first.id))
+        return [OutboxItem(first, lease_token=token, lease_until=_from_ts(until))]
 
     async def append_events(
         self, conversation_id: str, events: Sequence[Event], outbound: Sequence[Outbound] = ()
@@ -992,34 +996,49 @@ class SQLiteStore(Store):
                 " ORDER BY o.seq LIMIT ?",
                 (now, now, limit),
             ).fetchall()
+            until = _now() + lease_seconds  # read after the query
+            tokens = [uuid.uuid4().hex for _ in rows]
             db.executemany(
-                "UPDATE outbox SET lease_owner=?, lease_until=? WHERE id=?",
-                [(owner, now + lease_seconds, r["id"]) for r in rows],
+                "UPDATE outbox SET lease_owner=?, lease_until=?, lease_token=? WHERE id=?",
+                [(owner, until, token, r["id"]) for r, token in zip(rows, tokens, strict=True)],
             )
-            return [self._outbox(r) for r in rows]
+            return [replace(self._outbox(r), lease_token=token, lease_until=_from_ts(until))
+                    for r, token in zip(rows, tokens, strict=True)]
 
         return await self._tx(unit)
 
-    async def outbox_sent(self, outbound_id: str, platform_message_id: str) -> None:
-        await self._tx(lambda db: db.execute(
+    async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        return await self._tx(lambda db: db.execute(
+            "UPDATE outbox SET lease_until=? WHERE id=? AND lease_token=? AND state='pending'",
+            (_now() + lease_seconds, outbound_id, token),
+        ).rowcount == 1)
+
+    @staticmethod
+    def _fenced(sql: str, args: tuple[Any, ...], token: str | None) -> Callable[[sqlite3.Connection], bool]:
+        """``sql`` (ending in its WHERE clause), and the lease token's check when one is given."""
+        if token is not None:
+            sql, args = sql + " AND lease_token=?", (*args, token)
+        return lambda db: bool(db.execute(sql, args).rowcount == 1)
+
+    async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
+        return await self._tx(self._fenced(
             "UPDATE outbox SET state='sent', platform_message_id=?, lease_owner=NULL, lease_until=NULL,"
-            " attempts=attempts+1, sent_at=? WHERE id=?",
-            (platform_message_id, _now(), outbound_id),
-        ))
+            " lease_token=NULL, attempts=attempts+1, sent_at=? WHERE id=?",
+            (platform_message_id, _now(), outbound_id), token))
 
-    async def outbox_retry(self, outbound_id: str, not_before: datetime, error: str) -> None:
-        await self._tx(lambda db: db.execute(
-            "UPDATE outbox SET not_before=?, last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL"
-            " WHERE id=? AND state='pending'",
-            (_ts(not_before), error[:500], outbound_id),
-        ))
+    async def outbox_retry(
+        self, outbound_id: str, not_before: datetime, error: str, *, token: str | None = None
+    ) -> bool:
+        return await self._tx(self._fenced(
+            "UPDATE outbox SET not_before=?, last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL,"
+            " lease_token=NULL WHERE id=? AND state='pending'",
+            (_ts(not_before), error[:500], outbound_id), token))
 
-    async def outbox_failed(self, outbound_id: str, error: str) -> None:
-        await self._tx(lambda db: db.execute(
-            "UPDATE outbox SET state='failed', last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL"
-            " WHERE id=?",
-            (error[:500], outbound_id),
-        ))
+    async def outbox_failed(self, outbound_id: str, error: str, *, token: str | None = None) -> bool:
+        return await self._tx(self._fenced(
+            "UPDATE outbox SET state='failed', last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL,"
+            " lease_token=NULL WHERE id=?",
+            (error[:500], outbound_id), token))
 
     async def get_outbox_item(self, outbound_id: str) -> OutboxItem | None:
         def unit(db: sqlite3.Connection) -> OutboxItem | None:

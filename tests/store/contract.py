@@ -672,6 +672,77 @@ class StoreContract:
         assert {i.outbound.conversation_id for i in claimed} == {c.id for c in convs}
         assert all(i.outbound.text == "one" for i in claimed)
 
+    async def test_a_claim_stamps_a_fresh_lease_token_and_expiry(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        before = utcnow()
+        (claimed,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        assert claimed.lease_token and claimed.lease_until is not None
+        assert before + timedelta(seconds=29) <= claimed.lease_until <= utcnow() + timedelta(seconds=30.5)
+        await store.outbox_retry(item.id, utcnow() - timedelta(seconds=1), "429", token=claimed.lease_token)
+        (again,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        assert again.lease_token and again.lease_token != claimed.lease_token
+
+    async def test_two_senders_racing_on_one_item_record_it_once(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        (held,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        assert held.lease_token is not None
+        # The second sender has no claim (a guessed or stale token); both prove and record at once.
+        renewed = await asyncio.gather(store.outbox_renew(item.id, held.lease_token, 30),
+                                       store.outbox_renew(item.id, "not-the-token", 30))
+        assert renewed == [True, False]
+        recorded = await asyncio.gather(store.outbox_sent(item.id, "telegram:1", token=held.lease_token),
+                                        store.outbox_sent(item.id, "telegram:2", token="not-the-token"))
+        assert recorded == [True, False]
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and stored.state is OutboxState.SENT
+        assert (stored.platform_message_id, stored.attempts) == ("telegram:1", 1)
+        assert not await store.outbox_renew(item.id, held.lease_token, 30)  # sent: nothing left to hold
+
+    async def test_an_expired_then_reclaimed_lease_fences_out_its_old_holder(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        (old,) = await store.claim_outbox("s1", limit=10, lease_seconds=0.2)
+        await asyncio.sleep(0.35)
+        (new,) = await store.claim_outbox("s2", limit=10, lease_seconds=30)
+        assert old.lease_token and new.lease_token and new.lease_token != old.lease_token
+        # The old holder can neither prove its lease before sending nor record any result.
+        assert not await store.outbox_renew(item.id, old.lease_token, 30)
+        assert not await store.outbox_sent(item.id, "telegram:old", token=old.lease_token)
+        assert not await store.outbox_retry(item.id, utcnow(), "late", token=old.lease_token)
+        assert not await store.outbox_failed(item.id, "late", token=old.lease_token)
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and (stored.state, stored.attempts) == (OutboxState.PENDING, 0)
+        assert await store.outbox_sent(item.id, "telegram:new", token=new.lease_token)
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and stored.platform_message_id == "telegram:new"
+
+    async def test_renewing_a_lease_keeps_the_item_from_other_senders(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        (held,) = await store.claim_outbox("s1", limit=10, lease_seconds=0.2)
+        assert held.lease_token is not None
+        assert await store.outbox_renew(item.id, held.lease_token, 30)
+        await asyncio.sleep(0.35)  # past the first lease; the renewed one holds
+        assert await store.claim_outbox("s2", limit=10, lease_seconds=30) == []
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and stored.lease_until is not None
+        assert stored.lease_until > utcnow() + timedelta(seconds=25)
+
+    async def test_a_reply_claimed_at_commit_is_fenced_too(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        (item,) = await store.pending_inbox(conv.id)
+        reply = outbound(conv, "Hi!")
+        commit = await store.finish_turn(conv, inbox_ids=[item.id], outbound=[reply], owner="p1", lease_seconds=30)
+        if not commit.claimed:
+            return  # this store leaves replies to claim_outbox, whose claims are fenced above
+        (claimed,) = commit.claimed
+        assert claimed.lease_token and claimed.lease_until is not None
+        assert not await store.outbox_sent(reply.id, "telegram:9", token="stale")
+        assert await store.outbox_sent(reply.id, "telegram:9", token=claimed.lease_token)
+
     async def test_outbox_retry_counts_the_attempt_and_keeps_it_pending(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         (item,) = await queue(store, conv, "hello")
