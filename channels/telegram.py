@@ -159,6 +159,7 @@ class TelegramAdapter(ChannelAdapter):
         self._poller: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._holding_lease = False
+        self._prepared = False  # the poll leader's start-up steps (deleteWebhook, offset) succeeded
         self._offset: int | None = None
 
     # -- lifecycle -----------------------------------------------------------------
@@ -200,22 +201,43 @@ class TelegramAdapter(ChannelAdapter):
             if self._poller is None or self._poller.done():
                 self._poller = asyncio.create_task(self._poll_forever(), name=f"telegram-poll:{self.bot}")
             return
-        if self.config.set_webhook:
-            assert self.config.webhook_url
+        if self.config.set_webhook and not await self._set_webhook(client):
+            # Retried in the background until it succeeds (start-up does not wait for it).
+            task = asyncio.create_task(self._set_webhook_until_done(), name=f"telegram-webhook:{self.bot}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _set_webhook(self, client: Bot) -> bool:
+        assert self.config.webhook_url
+        try:
+            await self._call(client.set_webhook(
+                self.config.webhook_url, secret_token=self.config.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+            ))
+        except (TransientError, RateLimited) as exc:
+            log.warning("telegram.webhook.set_failed", bot=self.bot, error=str(exc))
+            return False
+        log.info("telegram.webhook.set", bot=self.bot)
+        return True
+
+    async def _set_webhook_until_done(self) -> None:
+        failures = 0
+        while True:
+            failures += 1
+            await asyncio.sleep(min(30.0, 0.25 * 2 ** min(failures, 7)))
             try:
-                await self._call(client.set_webhook(
-                    self.config.webhook_url, secret_token=self.config.webhook_secret,
-                    allowed_updates=ALLOWED_UPDATES,
-                ))
-                log.info("telegram.webhook.set", bot=self.bot)
-            except (TransientError, RateLimited) as exc:
-                log.warning("telegram.webhook.set_failed", bot=self.bot, error=str(exc))
+                if await self._set_webhook(await self._ensure_client()):
+                    return
+            except ChannelError as exc:  # permanent (bad URL, bad token): say so and stop trying
+                log.error("telegram.webhook.set_rejected", bot=self.bot, error=str(exc))
+                return
 
     async def stop(self) -> None:
         poller, self._poller = self._poller, None
         if poller is not None:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
+        self._prepared = False
         if self._holding_lease:
             self._holding_lease = False
             try:
@@ -385,16 +407,16 @@ class TelegramAdapter(ChannelAdapter):
                 if not await self.context.acquire_lease(self.lease_name, self.config.lease_ttl):
                     if self._holding_lease:
                         log.info("telegram.poll.lease_lost", bot=self.bot)
-                        self._holding_lease = False
+                        self._holding_lease = self._prepared = False
                     await asyncio.sleep(self.config.lease_retry)
                     continue
-                if not self._holding_lease:
-                    self._holding_lease = True
-                    client = await self._ensure_client()
-                    await self._call(client.delete_webhook(drop_pending_updates=False))
-                    stored = await self.context.kv_get(self.offset_key)
-                    self._offset = int(stored) if stored is not None else None
-                    log.info("telegram.poll.leader", bot=self.bot, offset=self._offset)
+                self._holding_lease = True  # held now: released on stop
+                if not self._prepared:
+                    # Until these start-up steps succeed they are tried again (with the
+                    # backoff below) before every poll: polling while a webhook is still set
+                    # only earns 409 Conflict.
+                    await self._prepare_polling()
+                    self._prepared = True
                 await self.poll_once()
                 failures = 0
             except asyncio.CancelledError:
@@ -411,6 +433,14 @@ class TelegramAdapter(ChannelAdapter):
                 failures += 1
                 log.exception("telegram.poll.crashed", bot=self.bot, failures=failures)
                 await asyncio.sleep(min(30.0, 0.25 * 2 ** min(failures, 7)))
+
+    async def _prepare_polling(self) -> None:
+        """Start-up steps of a new poll leader: no webhook, and the offset other leaders left."""
+        client = await self._ensure_client()
+        await self._call(client.delete_webhook(drop_pending_updates=False))
+        stored = await self.context.kv_get(self.offset_key)
+        self._offset = int(stored) if stored is not None else None
+        log.info("telegram.poll.leader", bot=self.bot, offset=self._offset)
 
     async def poll_once(self) -> int:
         """One getUpdates round: accept each update, then persist the next offset; returns the count."""

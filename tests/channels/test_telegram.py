@@ -310,6 +310,17 @@ async def test_webhook_mode_registers_webhook_with_secret(fake: FakeTelegramAPI)
     assert fake.webhook is not None
 
 
+async def test_webhook_registration_that_fails_at_start_is_retried(fake: FakeTelegramAPI) -> None:
+    fake.fail_next(2, status=502, method="setWebhook")
+    adapter = make_adapter(fake, RecordingContext(), set_webhook=True)
+    await adapter.start()  # does not wait for the retries
+    try:
+        await fake.wait_for("setWebhook", 3, timeout=5.0)
+        assert fake.webhook is not None
+    finally:
+        await adapter.stop()
+
+
 async def test_fake_delivers_updates_to_the_registered_webhook(fake: FakeTelegramAPI) -> None:
     context = RecordingContext()
     adapter = make_adapter(fake, context)

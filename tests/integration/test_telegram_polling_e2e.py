@@ -47,3 +47,20 @@ async def test_polling_farm_answers_and_never_processes_an_update_twice_across_a
     assert engine.seen == ["first"]
     assert engine_after_restart.seen == ["second"]  # update 100 was not fetched or answered again
     assert [c["text"].rsplit("\n", 1)[-1] for c in telegram.calls("sendMessage")] == ["echo: first", "echo: second"]
+
+
+async def test_polling_starts_and_answers_after_delete_webhook_failed_twice(
+    tmp_path: Path, telegram: FakeTelegramAPI
+) -> None:
+    """A webhook left over from an earlier deployment, and deleteWebhook failing at start: the
+    start-up step is retried, so polling begins instead of meeting 409 Conflict for ever."""
+    telegram.webhook = {"url": "https://old.example/webhooks/demo/telegram", "secret_token": None,
+                        "allowed_updates": None}
+    telegram.fail_next(2, status=500, method="deleteWebhook")
+    async with running_farm(tmp_path, bots=bots(telegram), engines={"demo": EchoEngine()}) as farm:
+        telegram.push_update(text_update(5151, "still there?", update_id=200))
+        [reply] = await telegram.wait_for("sendMessage", 1, timeout=10.0)
+        assert reply["text"].endswith("echo: still there?")
+        await farm.farm.settle()
+    assert telegram.count("deleteWebhook") == 3
+    assert telegram.webhook is None
