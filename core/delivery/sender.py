@@ -88,10 +88,13 @@ class OutboxSender:
         self._metrics_task = asyncio.get_running_loop().create_task(self._metrics_loop())
 
     async def _metrics_loop(self) -> None:
-        """Keep the outbox gauge (pending / sent / failed) current for /metrics."""
+        """Keep the outbox gauge (pending / sent / failed) current for /metrics, and record
+        delivery receipts that arrived before their message's platform id was stored."""
         while not self._stopping:
             try:
                 await self.refresh_metrics()
+                if await self.store.apply_parked_receipts():
+                    log.info("outbox.parked_receipts_recorded")
             except StoreError as exc:
                 log.warning("outbox.metrics_failed", error=str(exc))
             await asyncio.sleep(self.config.metrics_interval)

@@ -20,6 +20,7 @@ from core.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    DeliveryReceipt,
     Event,
     Identity,
     Inbound,
@@ -79,6 +80,28 @@ class OutboxItem:
     # lease runs out (the store's stamp). Results are recorded only with the current token.
     lease_token: str | None = None
     lease_until: datetime | None = None
+
+
+class ReceiptOutcome(enum.StrEnum):
+    RECORDED = "recorded"  # on the transcript of the message's conversation
+    DUPLICATE = "duplicate"  # seen before (platforms resend): nothing written
+    PARKED = "parked"  # no sent message has that platform id yet: kept, applied once one has
+
+
+RECEIPT_TTL_SECONDS = 7 * 86400  # how long receipts are de-duplicated, and parked ones kept
+
+
+def receipt_key(receipt: DeliveryReceipt) -> str:
+    return f"receipt:{receipt.channel}:{receipt.platform_message_id}:{receipt.status.value}"
+
+
+def receipt_event(receipt: DeliveryReceipt, outbound_id: str) -> Event:
+    """The transcript's ``delivery`` event for a platform receipt about outbox item ``outbound_id``."""
+    data: dict[str, Any] = {"status": receipt.status.value, "outbound_id": outbound_id,
+                            "platform_message_id": receipt.platform_message_id}
+    if receipt.error:
+        data["error"] = receipt.error
+    return Event("delivery", data, channel=receipt.channel, timestamp=receipt.timestamp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +430,19 @@ class Store(ABC):
     @abstractmethod
     async def find_by_platform_message(self, channel: str, platform_message_id: str) -> OutboxItem | None:
         """The outbox item a platform id belongs to (for delivery receipts)."""
+
+    @abstractmethod
+    async def record_receipt(self, receipt: DeliveryReceipt) -> ReceiptOutcome:
+        """Put a delivery receipt on its message's transcript (`receipt_event`), and only then
+        remember it for de-duplication (`receipt_key`, `RECEIPT_TTL_SECONDS`), in one unit where
+        the store can: a failure in between never turns the platform's retry into a duplicate.
+        A receipt for a platform id no sent message has yet (it overtook `outbox_sent`) is
+        parked and remembered; `apply_parked_receipts` records it later."""
+
+    @abstractmethod
+    async def apply_parked_receipts(self, limit: int = 100) -> int:
+        """Record parked receipts whose message now has its platform id; drop those older than
+        `RECEIPT_TTL_SECONDS`. Returns how many were recorded."""
 
     # -- coordination ------------------------------------------------------------------
     @abstractmethod

@@ -134,4 +134,17 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE outbox ADD COLUMN lease_token TEXT",
         ],
     ),
+    (
+        4,
+        [
+            # Delivery receipts that arrived before their message's platform id was stored.
+            """CREATE TABLE parked_receipts (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                channel TEXT NOT NULL,
+                platform_message_id TEXT NOT NULL,
+                receipt TEXT NOT NULL,
+                parked_at REAL NOT NULL
+            )""",
+        ],
+    ),
 ]

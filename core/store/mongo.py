@@ -34,6 +34,7 @@ from core.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    DeliveryReceipt,
     Event,
     Identity,
     Inbound,
@@ -42,7 +43,18 @@ from core.model import (
     utcnow,
 )
 from core.store import codec
-from core.store.base import AuditEntry, DeadLetter, InboxItem, OutboxItem, OutboxState, Store
+from core.store.base import (
+    RECEIPT_TTL_SECONDS,
+    AuditEntry,
+    DeadLetter,
+    InboxItem,
+    OutboxItem,
+    OutboxState,
+    ReceiptOutcome,
+    Store,
+    receipt_event,
+    receipt_key,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +99,10 @@ def _guarded(
             raise StoreError(f"MongoDB error during {fn.__name__}: {exc}") from exc
 
     return wrapper
+
+
+class _NotYet(Exception):
+    """A parked receipt's message still has no platform id (rolls the unit back)."""
 
 
 class MongoStore(Store):
@@ -808,6 +824,71 @@ class MongoStore(Store):
     async def find_by_platform_message(self, channel: str, platform_message_id: str) -> OutboxItem | None:
         doc = await self._require().outbox.find_one({"channel": channel, "platform_message_id": platform_message_id})
         return self._outbox(doc) if doc else None
+
+    async def _record_receipt(self, receipt: DeliveryReceipt, session: Session) -> bool:
+        item = await self._require().outbox.find_one(
+            {"channel": receipt.channel, "platform_message_id": receipt.platform_message_id},
+            {"_id": 1, "conversation_id": 1}, session=session,
+        )
+        if item is None:
+            return False
+        counters = await self._require().conversations.find_one_and_update(
+            {"_id": item["conversation_id"]}, {"$inc": {"last_seq": 1, "last_oseq": 0}},
+            return_document=ReturnDocument.AFTER, session=session,
+        )
+        if counters is None:
+            raise NotFound(f"conversation {item['conversation_id']}")
+        await self._write_turn(item["conversation_id"], counters["bot"], counters,
+                               [receipt_event(receipt, item["_id"])], [], session)
+        return True
+
+    @_guarded
+    async def record_receipt(self, receipt: DeliveryReceipt) -> ReceiptOutcome:
+        key = receipt_key(receipt)
+        db = self._require()
+        if await db.seen.find_one({"_id": key, "expires_at": {"$gt": _now_us()}}, {"_id": 1}) is not None:
+            return ReceiptOutcome.DUPLICATE
+
+        async def unit(session: Session) -> ReceiptOutcome:
+            if await self._record_receipt(receipt, session):
+                return ReceiptOutcome.RECORDED
+            await db.parked_receipts.insert_one(
+                {"channel": receipt.channel, "platform_message_id": receipt.platform_message_id,
+                 "receipt": codec.receipt_to_dict(receipt), "parked_at": _now_us()},
+                session=session,
+            )
+            return ReceiptOutcome.PARKED
+
+        outcome = await self._atomic(unit)
+        # Remembered only once recorded (or parked): a failure before this point leaves the
+        # platform's retry to record it. Two copies racing here may both be recorded.
+        if not await self.remember(key, RECEIPT_TTL_SECONDS):
+            log.info("store.receipt_raced", channel=receipt.channel)
+        return outcome
+
+    @_guarded
+    async def apply_parked_receipts(self, limit: int = 100) -> int:
+        db = self._require()
+        await db.parked_receipts.delete_many({"parked_at": {"$lt": _now_us() - int(RECEIPT_TTL_SECONDS * 1_000_000)}})
+        recorded = 0
+        async for parked in db.parked_receipts.find().sort("_id", ASCENDING).limit(limit):
+            receipt = codec.receipt_from_dict(parked["receipt"])
+
+            async def unit(session: Session, parked_id: Any = parked["_id"], receipt: DeliveryReceipt = receipt) -> bool:
+                # Deleting first decides between processes applying the same parked receipt.
+                gone = await db.parked_receipts.delete_one({"_id": parked_id}, session=session)
+                if gone.deleted_count != 1:
+                    return False
+                if not await self._record_receipt(receipt, session):
+                    raise _NotYet
+                return True
+
+            try:
+                recorded += await self._atomic(unit)
+            except _NotYet:
+                if not self.transactions:  # put it back: no transaction undid the delete
+                    await db.parked_receipts.insert_one(parked)
+        return recorded
 
     # -- coordination ------------------------------------------------------------------
     async def _claim_key(self, collection: str, key: str, doc: Doc, holder: Doc) -> bool:

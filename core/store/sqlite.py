@@ -54,6 +54,7 @@ from core.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    DeliveryReceipt,
     Event,
     Identity,
     Inbound,
@@ -63,15 +64,19 @@ from core.model import (
 )
 from core.store import codec
 from core.store.base import (
+    RECEIPT_TTL_SECONDS,
     Accepted,
     AuditEntry,
     DeadLetter,
     InboxItem,
     OutboxItem,
     OutboxState,
+    ReceiptOutcome,
     Store,
     TurnCommit,
     TurnState,
+    receipt_event,
+    receipt_key,
 )
 from core.store.migrations import MIGRATIONS
 
@@ -1064,6 +1069,55 @@ class SQLiteStore(Store):
             return self._outbox(row) if row else None
 
         return await self._run(unit)
+
+    @staticmethod
+    def _remember(db: sqlite3.Connection, key: str, ttl_seconds: float) -> bool:
+        now = _now()
+        return db.execute(
+            "INSERT INTO seen (key, expires_at) VALUES (?,?)"
+            " ON CONFLICT(key) DO UPDATE SET expires_at=excluded.expires_at WHERE seen.expires_at<=?",
+            (key, now + ttl_seconds, now),
+        ).rowcount == 1
+
+    @staticmethod
+    def _record_receipt(db: sqlite3.Connection, receipt: DeliveryReceipt) -> bool:
+        row = db.execute("SELECT id, conversation_id FROM outbox WHERE platform_message_id=? AND channel=?",
+                         (receipt.platform_message_id, receipt.channel)).fetchone()
+        if row is None:
+            return False
+        SQLiteStore._append(db, row["conversation_id"], [receipt_event(receipt, row["id"])])
+        return True
+
+    async def record_receipt(self, receipt: DeliveryReceipt) -> ReceiptOutcome:
+        key = receipt_key(receipt)
+
+        def unit(db: sqlite3.Connection) -> ReceiptOutcome:
+            now = _now()
+            if db.execute("SELECT 1 FROM seen WHERE key=? AND expires_at>?", (key, now)).fetchone():
+                return ReceiptOutcome.DUPLICATE
+            if self._record_receipt(db, receipt):
+                outcome = ReceiptOutcome.RECORDED
+            else:
+                db.execute("INSERT INTO parked_receipts (channel, platform_message_id, receipt, parked_at)"
+                           " VALUES (?,?,?,?)",
+                           (receipt.channel, receipt.platform_message_id, _dumps(codec.receipt_to_dict(receipt)), now))
+                outcome = ReceiptOutcome.PARKED
+            self._remember(db, key, RECEIPT_TTL_SECONDS)  # last: in the same transaction as the record
+            return outcome
+
+        return await self._tx(unit)
+
+    async def apply_parked_receipts(self, limit: int = 100) -> int:
+        def unit(db: sqlite3.Connection) -> int:
+            db.execute("DELETE FROM parked_receipts WHERE parked_at<?", (_now() - RECEIPT_TTL_SECONDS,))
+            recorded = 0
+            for row in db.execute("SELECT id, receipt FROM parked_receipts ORDER BY id LIMIT ?", (limit,)).fetchall():
+                if self._record_receipt(db, codec.receipt_from_dict(orjson.loads(row["receipt"]))):
+                    db.execute("DELETE FROM parked_receipts WHERE id=?", (row["id"],))
+                    recorded += 1
+            return recorded
+
+        return await self._tx(unit)
 
     # -- coordination ------------------------------------------------------------------
     @staticmethod

@@ -30,13 +30,15 @@ from core.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    DeliveryReceipt,
+    DeliveryStatus,
     Event,
     Identity,
     Inbound,
     Outbound,
     utcnow,
 )
-from core.store.base import AuditEntry, OutboxState, Store, TurnCommit, TurnState
+from core.store.base import AuditEntry, OutboxState, ReceiptOutcome, Store, TurnCommit, TurnState
 
 BOT = "acme"
 OTHER_BOT = "globex"
@@ -767,6 +769,33 @@ class StoreContract:
         assert found is not None and found.outbound.id == item.id
         assert await store.find_by_platform_message("whatsapp", "telegram:777") is None
         assert await store.find_by_platform_message("telegram", "telegram:778") is None
+
+    async def test_a_receipt_is_recorded_once_on_its_messages_transcript(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        await store.outbox_sent(item.id, "telegram:777")
+        receipt = DeliveryReceipt(BOT, "telegram", "telegram:777", DeliveryStatus.DELIVERED, T0, None)
+        assert await store.record_receipt(receipt) is ReceiptOutcome.RECORDED
+        assert await store.record_receipt(receipt) is ReceiptOutcome.DUPLICATE  # platforms resend
+        read = DeliveryReceipt(BOT, "telegram", "telegram:777", DeliveryStatus.READ, T0 + timedelta(seconds=1))
+        assert await store.record_receipt(read) is ReceiptOutcome.RECORDED
+        events = await store.transcript(conv.id)
+        assert [(e.type, e.data["status"], e.data["outbound_id"]) for e in events] == [
+            ("delivery", "delivered", item.id), ("delivery", "read", item.id)]
+        assert events[0].timestamp == T0
+
+    async def test_a_receipt_that_overtakes_its_send_is_parked_and_applied_later(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        receipt = DeliveryReceipt(BOT, "telegram", "telegram:778", DeliveryStatus.SENT, T0, None)
+        assert await store.record_receipt(receipt) is ReceiptOutcome.PARKED
+        assert await store.record_receipt(receipt) is ReceiptOutcome.DUPLICATE
+        assert await store.apply_parked_receipts() == 0  # still no message with that platform id
+        await store.outbox_sent(item.id, "telegram:778")
+        assert await store.apply_parked_receipts() == 1
+        assert await store.apply_parked_receipts() == 0
+        [event] = await store.transcript(conv.id)
+        assert (event.type, event.data["status"], event.data["outbound_id"]) == ("delivery", "sent", item.id)
 
     async def test_outbox_failed_is_final_and_keeps_the_error(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
