@@ -13,7 +13,7 @@ import asyncio
 import hmac
 import re
 import warnings
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, timedelta
 from typing import Any, ClassVar, TypeVar
 
@@ -57,6 +57,8 @@ MAX_CALLBACK_DATA = 64
 
 # We call getUpdates through do_api_request to get raw dicts (one parse path for
 # webhook and polling); PTB warns that a typed method exists, which is intended here.
+PARTS_TTL = 86400.0  # seconds a long message's per-part progress is kept for its retries
+
 warnings.filterwarnings("ignore", message=r"Please use 'Bot\.getUpdates'", category=PTBUserWarning)
 
 
@@ -512,19 +514,40 @@ class TelegramAdapter(ChannelAdapter):
                 raise BadRequest(f"{item.kind} attachment without url or file_id")
         if not text.strip() and not media:
             raise BadRequest("empty message")
-        first_id: int | None = None
         if len(media) == 1 and len(text) <= MAX_CAPTION:
             sent = await self._send_media(client, chat, media[0], text, keyboard)
             return self.namespaced(f"{message.chat_id}:{sent.message_id}")
         chunks = self.split_text(text, MAX_TEXT) if text.strip() else []
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
-            sent = await self._call(client.send_message(chat, chunk, reply_markup=keyboard if last else None))
-            first_id = first_id if first_id is not None else sent.message_id
-        for item in media:
-            sent = await self._send_media(client, chat, item, item.caption or "", None)
-            first_id = first_id if first_id is not None else sent.message_id
+        def text_part(chunk: str, markup: InlineKeyboardMarkup | None) -> Callable[[], Awaitable[Message]]:
+            return lambda: self._call(client.send_message(chat, chunk, reply_markup=markup))
+
+        def media_part(item: Attachment) -> Callable[[], Awaitable[Message]]:
+            return lambda: self._send_media(client, chat, item, item.caption or "", None)
+
+        parts = [text_part(chunk, keyboard if i == len(chunks) - 1 else None) for i, chunk in enumerate(chunks)]
+        parts += [media_part(item) for item in media]
+        first_id = await self._send_parts(message, parts)
         return self.namespaced(f"{message.chat_id}:{first_id}")
+
+    async def _send_parts(self, message: Outbound, parts: Sequence[Callable[[], Awaitable[Message]]]) -> int:
+        """Send the parts in order; the first one's message id.
+
+        A message sent in several parts records its progress after each part (adapter kv), so
+        a retry of the whole message (a later part failed) sends only the parts not yet sent.
+        A single part costs no store call.
+        """
+        key = f"parts:{message.id}"
+        progress = await self.context.kv_get(key) if len(parts) > 1 else None
+        done, first_id = (int(progress["sent"]), progress["first"]) if isinstance(progress, dict) else (0, None)
+        for index, part in enumerate(parts):
+            if index < done:
+                continue
+            sent = await part()
+            first_id = first_id if first_id is not None else sent.message_id
+            if index < len(parts) - 1:
+                await self.context.kv_set(key, {"sent": index + 1, "first": first_id}, ttl_seconds=PARTS_TTL)
+        assert first_id is not None
+        return int(first_id)
 
     async def _send_media(
         self, client: Bot, chat: int | str, item: Attachment, caption: str, keyboard: InlineKeyboardMarkup | None
