@@ -19,10 +19,11 @@ import structlog
 from aiohttp import web
 from pydantic import TypeAdapter
 
+from core import metrics
 from core.config import FarmConfig
 from core.delivery.sender import OutboxSender
 from core.engine import Engine
-from core.errors import ConfigError, StoreUnavailable
+from core.errors import ConfigError
 from core.identity import IdentityService
 from core.model import Inbound
 from core.pipeline.context import FarmAdapterContext
@@ -87,6 +88,7 @@ class Farm:
         self.extra_routes: list[Route] = []
         self.services: dict[str, Any] = {}  # handoff, privacy, identity, desks (for tests/CLI)
         self._started: list[Any] = []
+        self._tasks: set[asyncio.Task[Any]] = set()  # background work (typing indicators), cancelled on stop
         self.app: web.Application | None = None
         self.turns: TurnRunner | None = None
         self.sender: OutboxSender | None = None
@@ -94,16 +96,43 @@ class Farm:
 
     # -- start/stop ---------------------------------------------------------------------
     async def start(self) -> web.Application:
-        config = self.config
+        """Open the store, load the bots, start channels, services, turns and the sender.
+
+        If a step fails, what was started is stopped again and the store closed, then the
+        error is raised: a failed start leaves nothing running or open.
+        """
         if self.store is None:
-            self.store = open_store(config)
-        store = self.store
-        await store.open()
+            self.store = open_store(self.config)
+        await self.store.open()
         try:
-            store.serve_check()
-        except StoreUnavailable:
-            await store.close()
+            return await self._start(self.store)
+        except BaseException:
+            await self._unwind()
             raise
+
+    async def _unwind(self) -> None:
+        for part in (self.sender, self.turns):
+            if part is not None:
+                try:
+                    await part.stop()
+                except Exception:
+                    log.exception("farm.unwind_failed", part=type(part).__name__)
+        for part in reversed(self._started):
+            try:
+                await part.stop()
+            except Exception:
+                log.exception("farm.unwind_failed", part=type(part).__name__)
+        self._started.clear()
+        if self.store is not None:
+            try:
+                await self.store.close()
+            except Exception:
+                log.exception("farm.unwind_failed", part="store")
+        log.warning("farm.start_failed")
+
+    async def _start(self, store: Store) -> web.Application:
+        config = self.config
+        store.serve_check()
         for bot in config.bots:
             if bot not in self.engines:
                 self.engines[bot] = await load_engine(config, bot)
@@ -126,13 +155,13 @@ class Farm:
         self.app = build_app(store, routes, max_body_bytes=config.server.max_body_bytes)
         self.app.on_shutdown.append(self._on_http_shutdown)
         for channel in self.channels.values():
+            self._started.append(channel)  # before start: a half-started channel is stopped on unwind
             await channel.start()
-            self._started.append(channel)
         for service in self.services.values():
             start = getattr(service, "start", None)
             if start is not None:
-                await start()
                 self._started.append(service)
+                await start()
         await self.turns.start()
         await self.sender.start()
         log.info("farm.started", bots=sorted(config.bots), channels=sorted(f"{b}/{c}" for b, c in self.channels))
@@ -144,6 +173,9 @@ class Farm:
             await self.turns.stop()
         if self.sender:
             await self.sender.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for part in reversed(self._started):
             try:
                 await part.stop()
@@ -205,6 +237,8 @@ class Farm:
         if channel is None or not channel.capabilities.typing:
             return
         task = asyncio.get_running_loop().create_task(channel.typing(message.chat_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_task_error)
 
     # -- helpers for tests and tools ---------------------------------------------------------
@@ -230,7 +264,8 @@ class Farm:
 
 def _log_task_error(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.debug("farm.background_task_failed", error=str(task.exception()))
+        metrics.ERRORS.labels("background").inc()
+        log.warning("farm.background_task_failed", task=task.get_name(), error=str(task.exception()))
 
 
 async def serve(farm: Farm, host: str, port: int) -> web.AppRunner:

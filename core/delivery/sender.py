@@ -239,7 +239,11 @@ class OutboxSender:
                 # Outside WhatsApp's 24 h window only a template may go out; the adapter
                 # maps "default" to its configured template. The agent is told.
                 for listener in self.listeners:
-                    await listener.service_window_closed(item)
+                    try:
+                        await listener.service_window_closed(item)
+                    except Exception:
+                        metrics.ERRORS.labels("delivery_listener").inc()
+                        log.exception("outbox.listener_failed", listener=type(listener).__name__)
                 try:
                     platform_id = await self._send(channel, replace(out, template="default"))
                 except ChannelError as inner:

@@ -15,3 +15,11 @@ class TurnsConfig(BaseModel):
     )
     backoff_initial: float = Field(default=1.0, gt=0, description="Seconds before the first retry of a failed turn.")
     backoff_max: float = Field(default=60.0, gt=0, description="Longest wait between retries (the step doubles).")
+    timeout_seconds: float = Field(
+        default=30.0, gt=0,
+        description="Longest a turn's hooks and engine (custom actions included) may take; a turn that takes "
+        "longer ends like a failing action: the customer gets an apology and the next message is processed.",
+    )
+    concurrency: int = Field(
+        default=1000, ge=1, description="Conversations processed at once per farm process; more wait their turn.",
+    )

@@ -171,6 +171,8 @@ class TurnRunner:
         self.config = config or TurnsConfig()
         self.dead_letter_listeners: list[DeadLetterListener] = []
         self._retries: dict[str, asyncio.TimerHandle] = {}  # conversation -> its next retry
+        # Conversations scheduled while `config.concurrency` drains run: started as drains end.
+        self._waiting: OrderedDict[str, None] = OrderedDict()
 
     # -- scheduling ---------------------------------------------------------------------
     def schedule(self, conversation_id: str) -> None:
@@ -179,6 +181,9 @@ class TurnRunner:
             return
         if conversation_id in self._active:
             self._again.add(conversation_id)
+            return
+        if len(self._active) >= self.config.concurrency:
+            self._waiting[conversation_id] = None  # bounded: one task per running conversation only
             return
         task = asyncio.get_running_loop().create_task(self._drain(conversation_id))
         self._active[conversation_id] = task
@@ -192,6 +197,9 @@ class TurnRunner:
         if conversation_id in self._again:
             self._again.discard(conversation_id)
             self.schedule(conversation_id)
+        while self._waiting and len(self._active) < self.config.concurrency and not self._stopping:
+            waiting, _ = self._waiting.popitem(last=False)
+            self.schedule(waiting)
 
     async def start(self) -> None:
         self._stopping = False
@@ -215,6 +223,7 @@ class TurnRunner:
         for handle in self._retries.values():
             handle.cancel()
         self._retries.clear()
+        self._waiting.clear()  # still pending in the store: the next start (or another process) takes them
         if self._sweeper:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -243,7 +252,10 @@ class TurnRunner:
 
     async def idle(self) -> None:
         """Wait until no turn is in flight (tests and benchmarks)."""
-        while self._active:
+        while self._active or self._waiting:
+            if not self._active:  # cannot happen while running; be safe: start the waiting ones
+                self.schedule(self._waiting.popitem(last=False)[0])
+                continue
             await asyncio.gather(*list(self._active.values()), return_exceptions=True)
 
     # -- processing ---------------------------------------------------------------------
@@ -385,7 +397,8 @@ class TurnRunner:
         history = self._history(state, window)
         ctx = TurnContext(TurnInput(conversation, contact, message, history), bot.engine, bot.config)
         try:
-            output = await self._run_hooks(bot, ctx)
+            async with asyncio.timeout(self.config.timeout_seconds):
+                output = await self._run_hooks(bot, ctx)
         except (ConcurrencyConflict, StoreError):
             raise
         except Exception:

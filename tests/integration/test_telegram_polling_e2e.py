@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +67,26 @@ async def test_polling_starts_and_answers_after_delete_webhook_failed_twice(
         await farm.farm.settle()
     assert telegram.count("deleteWebhook") == 3
     assert telegram.webhook is None
+
+
+class SlowEchoEngine(EchoEngine):
+    """Takes long enough that the customer sees a typing indicator first."""
+
+    async def handle(self, turn: Any) -> Any:
+        await asyncio.sleep(0.6)
+        return await super().handle(turn)
+
+
+async def test_a_failed_typing_indicator_is_logged_as_a_warning_and_the_reply_still_goes_out(
+    tmp_path: Path, telegram: FakeTelegramAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    telegram.fail_next(1, status=400, method="sendChatAction")
+    with caplog.at_level(logging.WARNING):
+        async with running_farm(tmp_path, bots=bots(telegram), engines={"demo": SlowEchoEngine()}) as farm:
+            telegram.push_update(text_update(5151, "slow one", update_id=300))
+            [reply] = await telegram.wait_for("sendMessage", 1, timeout=10.0)
+            assert reply["text"].endswith("echo: slow one")
+            await farm.farm.settle()
+    assert telegram.count("sendChatAction") == 1
+    assert any("farm.background_task_failed" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records)
