@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.delivery.config import DeliveryConfig
@@ -21,23 +21,9 @@ from core.errors import ConfigError
 from core.handoff.config import HandoffConfig
 from core.pipeline.config import TurnsConfig
 from core.privacy.config import PrivacyConfig
+from core.store.config import StoreConfig
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class StoreConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["sqlite", "mongodb"] = "sqlite"
-    path: str = "./data/switchboard.db"
-    url: str | None = None
-    database: str = "switchboard"
-
-    @model_validator(mode="after")
-    def _url_for_mongodb(self) -> StoreConfig:
-        if self.kind == "mongodb" and not self.url:
-            raise ValueError("store.kind is mongodb but store.url is empty")
-        return self
 
 
 class WebAgent(BaseModel):

@@ -20,6 +20,7 @@ from core.config import EnvSettings, load_farm_config
 from core.errors import SwitchboardError
 from core.pipeline.dead_letters import DeadLetters
 from core.store.base import DeadLetter, Store
+from core.store.factory import open_store
 
 T = TypeVar("T")
 
@@ -40,10 +41,8 @@ def _actor() -> str:
 
 
 def _run(config: Path | None, work: Callable[[DeadLetters], Awaitable[T]]) -> T:
-    from core.farm import open_store
-
     async def main() -> T:
-        store: Store = open_store(load_farm_config(config or Path(EnvSettings().config)))
+        store: Store = open_store(load_farm_config(config or Path(EnvSettings().config)).store)
         await store.open()
         try:
             return await work(DeadLetters(store))

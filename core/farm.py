@@ -30,6 +30,7 @@ from core.pipeline.context import FarmAdapterContext
 from core.pipeline.ingest import ContactResolver, Ingest
 from core.pipeline.turns import BotRuntime, TurnRunner
 from core.ports import Channel, Route
+from core.store import factory as store_factory
 from core.store.base import Store
 from core.web.app import build_app
 
@@ -39,14 +40,7 @@ CHANNELS_GROUP = "switchboard.channels"
 
 
 def open_store(config: FarmConfig) -> Store:
-    if config.store.kind == "mongodb":
-        from core.store.mongo import MongoStore
-
-        assert config.store.url is not None
-        return MongoStore(config.store.url, config.store.database)
-    from core.store.sqlite import SQLiteStore
-
-    return SQLiteStore(config.store.path)
+    return store_factory.open_store(config.store)
 
 
 def channel_classes() -> dict[str, Any]:
@@ -227,10 +221,18 @@ class Farm:
                 self.channels[(bot, name)] = cls.from_config(bot, raw, context)
 
     def _install_extensions(self) -> None:
-        """Handoff, privacy and desks plug into turns and routes here when installed."""
-        from core import extensions
+        """Handoff, privacy and desks plug into turns and routes: called after adapters are built and
+        before routes are mounted.
 
-        extensions.install(self)
+        Order matters: the handoff interceptor comes first (a request for a person works
+        from any state), then privacy puts link codes in front of it and the disclosure
+        last among the post-processors.
+        """
+        from core.handoff.wiring import install_handoff
+        from core.privacy.install import install as install_privacy
+
+        install_handoff(self)
+        install_privacy(self)
 
     def _typing(self, message: Inbound) -> None:
         channel = self.channels.get((message.bot, message.channel))

@@ -1,6 +1,6 @@
 """Plugs the human handoff into a farm: service, turn hooks, desks, re-pinger, delivery listener.
 
-`install_handoff(farm)` is called from ``core.extensions.install`` (after the adapters
+`install_handoff(farm)` is called from ``Farm._install_extensions`` (after the adapters
 are built, before routes are mounted). Per bot it puts `HandoffInterceptor` in front of
 the interceptors installed so far (a request for a person works from any state, mid-form
 too; privacy's link-code interceptor may go in front of it, it never takes such a request)
