@@ -34,6 +34,7 @@ import asyncio
 import enum
 import fcntl
 import functools
+import itertools
 import json
 import sqlite3
 import threading
@@ -90,6 +91,15 @@ def _dumps(value: Any) -> str:
 
 
 _INBOX_COLUMNS = "id, conversation_id, payload, received_at, attempts, not_before, last_error, replays"
+
+
+# Lease tokens: unique per claim and per process without a system call per claim.
+_TOKEN_PREFIX = uuid.uuid4().hex[:16]
+_TOKENS = itertools.count(1)
+
+
+def _lease_token() -> str:
+    return f"{_TOKEN_PREFIX}:{next(_TOKENS)}"
 
 
 def _now() -> float:
@@ -956,7 +966,7 @@ class SQLiteStore(Store):
         ).fetchone()
         if head is None or head[0] != first.id:
             return []  # older replies of this conversation go first (the sender claims them)
-        token, until = uuid.uuid4().hex, _now() + lease_seconds
+        token, until = _lease_token(), _now() + lease_seconds
         db.execute("UPDATE outbox SET lease_owner=?, lease_until=?, lease_token=? WHERE id=?",
                    (owner, until, token, first.id))
         return [OutboxItem(first, lease_token=token, lease_until=_from_ts(until))]
@@ -1002,7 +1012,7 @@ class SQLiteStore(Store):
                 (now, now, limit),
             ).fetchall()
             until = _now() + lease_seconds  # read after the query
-            tokens = [uuid.uuid4().hex for _ in rows]
+            tokens = [_lease_token() for _ in rows]
             db.executemany(
                 "UPDATE outbox SET lease_owner=?, lease_until=?, lease_token=? WHERE id=?",
                 [(owner, until, token, r["id"]) for r, token in zip(rows, tokens, strict=True)],
