@@ -24,6 +24,7 @@ from typing import Protocol
 import structlog
 
 from core import metrics
+from core.deadlines import Deadlines
 from core.delivery.config import DeliveryConfig
 from core.delivery.ratelimit import SendLimiter
 from core.errors import ChannelError, OutsideServiceWindow, RateLimited, StoreError, TransientError
@@ -66,6 +67,7 @@ class OutboxSender:
         self._inflight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.workers)
         self._stopping = False
+        self._deadlines = Deadlines()
 
     def notify(self) -> None:
         """New items were queued: look now rather than at the next poll."""
@@ -122,6 +124,7 @@ class OutboxSender:
         if self._metrics_task:
             self._metrics_task.cancel()
             await asyncio.gather(self._metrics_task, return_exceptions=True)
+        await self._deadlines.close()
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -298,7 +301,7 @@ class OutboxSender:
     async def _send(self, channel: Channel, out: Outbound) -> str:
         """``channel.send`` within ``send_timeout`` (a hung platform call becomes a transient error)."""
         try:
-            async with asyncio.timeout(self.config.send_timeout):
+            async with self._deadlines.within(self.config.send_timeout):
                 return await channel.send(out)
         except TimeoutError as exc:
             raise TransientError(f"send timed out after {self.config.send_timeout:g} s") from exc

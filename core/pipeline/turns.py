@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import structlog
 
 from core import metrics
+from core.deadlines import Deadlines
 from core.engine import Engine, Reply, TurnInput, TurnOutput
 from core.errors import ConcurrencyConflict, StoreError, StoreUnavailable
 from core.model import Author, Conversation, Event, Inbound, Outbound, utcnow
@@ -173,6 +174,7 @@ class TurnRunner:
         self._retries: dict[str, asyncio.TimerHandle] = {}  # conversation -> its next retry
         # Conversations scheduled while `config.concurrency` drains run: started as drains end.
         self._waiting: OrderedDict[str, None] = OrderedDict()
+        self._deadlines = Deadlines()
 
     # -- scheduling ---------------------------------------------------------------------
     def schedule(self, conversation_id: str) -> None:
@@ -232,6 +234,7 @@ class TurnRunner:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._deadlines.close()
 
     async def _sweep(self) -> None:
         gauge_at = 0.0
@@ -397,7 +400,7 @@ class TurnRunner:
         history = self._history(state, window)
         ctx = TurnContext(TurnInput(conversation, contact, message, history), bot.engine, bot.config)
         try:
-            async with asyncio.timeout(self.config.timeout_seconds):
+            async with self._deadlines.within(self.config.timeout_seconds):
                 output = await self._run_hooks(bot, ctx)
         except (ConcurrencyConflict, StoreError):
             raise
