@@ -33,7 +33,7 @@ class Deadlines:
 
     def _enter(self, scope: _Scope) -> None:
         self._scopes.add(scope)
-        if self._watchdog is None or self._watchdog.done():
+        if self._watchdog is None:  # started on first use, until `close`
             self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="deadlines")
 
     async def _watch(self) -> None:

@@ -226,7 +226,7 @@ class OutboxSender:
             await self._fail(item, f"no adapter for {out.bot}/{out.channel}")
             return
         await self.limiter.acquire(out.bot, out.channel, out.chat_id, channel.rate_limits)
-        if not await self._hold(item):
+        if item.lease_token is not None and not self._young(item) and not await self._renew(item):
             return
         token = item.lease_token
         try:
@@ -278,20 +278,20 @@ class OutboxSender:
         metrics.OUTBOUND.labels(out.bot, out.channel, "sent").inc()
         metrics.DELIVERY_SECONDS.labels(out.channel).observe(max(0.0, time.time() - out.created_at.timestamp()))
 
-    async def _hold(self, item: OutboxItem) -> bool:
-        """Prove the claim right before sending: True if this sender may send ``item`` now.
+    def _young(self, item: OutboxItem) -> bool:
+        """Whether the claim proves itself: more than half of ``lease_seconds`` left (by the store's stamp).
 
-        A claim whose lease has more than half of ``lease_seconds`` left (by the store's
-        stamp) needs no round trip: another sender can only claim it after the lease runs
-        out, and the half left covers the send (``send_timeout``), recording the result and
-        clock skew between processes. An older claim (it waited for a worker or the rate
-        limit) is renewed in the store, which fails if another sender claimed it meanwhile.
+        Right before sending, a claim must be proved. A young one needs no round trip: another
+        sender can only claim the item after the lease runs out, and the half left covers the
+        send (``send_timeout``), recording the result and clock skew between processes. An
+        older claim (it waited for a worker or the rate limit) is renewed in the store (`_renew`).
         """
-        if item.lease_token is None:
-            return True  # a store without fencing
-        left = (item.lease_until - utcnow()).total_seconds() if item.lease_until else 0.0
-        if left > self.config.lease_seconds / 2:
-            return True
+        until = item.lease_until
+        return until is not None and (until - utcnow()).total_seconds() > self.config.lease_seconds / 2
+
+    async def _renew(self, item: OutboxItem) -> bool:
+        """Prove and extend an older claim in the store; False if another sender claimed the item since."""
+        assert item.lease_token is not None
         if await self.store.outbox_renew(item.outbound.id, item.lease_token, self.config.lease_seconds):
             return True
         metrics.ERRORS.labels("outbox_lease_lost").inc()

@@ -42,7 +42,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -473,7 +473,11 @@ class SQLiteStore(Store):
         )
 
     @staticmethod
-    def _outbox(row: sqlite3.Row) -> OutboxItem:
+    def _outbox(row: sqlite3.Row, token: str | None = None, lease_until: datetime | None = None) -> OutboxItem:
+        """The item as stored, or as just claimed with ``token`` until ``lease_until``."""
+        if token is None:
+            token = row["lease_token"]
+            lease_until = _from_ts(row["lease_until"]) if row["lease_until"] else None
         return OutboxItem(
             outbound=codec.outbound_from_dict(orjson.loads(row["payload"])),
             state=OutboxState(row["state"]),
@@ -481,8 +485,8 @@ class SQLiteStore(Store):
             not_before=_from_ts(row["not_before"]) if row["not_before"] else None,
             last_error=row["last_error"],
             platform_message_id=row["platform_message_id"],
-            lease_token=row["lease_token"],
-            lease_until=_from_ts(row["lease_until"]) if row["lease_until"] else None,
+            lease_token=token,
+            lease_until=lease_until,
         )
 
     # -- contacts ------------------------------------------------------------------
@@ -1017,8 +1021,8 @@ class SQLiteStore(Store):
                 "UPDATE outbox SET lease_owner=?, lease_until=?, lease_token=? WHERE id=?",
                 [(owner, until, token, r["id"]) for r, token in zip(rows, tokens, strict=True)],
             )
-            return [replace(self._outbox(r), lease_token=token, lease_until=_from_ts(until))
-                    for r, token in zip(rows, tokens, strict=True)]
+            lease_until = _from_ts(until)
+            return [self._outbox(r, token, lease_until) for r, token in zip(rows, tokens, strict=True)]
 
         return await self._tx(unit)
 
