@@ -22,7 +22,9 @@ class Deadlines:
 
     def within(self, seconds: float) -> _Scope:
         """``async with deadlines.within(30): ...`` raises `TimeoutError` after about 30 s."""
-        return _Scope(self, seconds)
+        if self._watchdog is None:  # started on first use, until `close`
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="deadlines")
+        return _Scope(self._scopes, seconds)
 
     async def close(self) -> None:
         if self._watchdog is not None:
@@ -30,11 +32,6 @@ class Deadlines:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
             self._watchdog = None
-
-    def _enter(self, scope: _Scope) -> None:
-        self._scopes.add(scope)
-        if self._watchdog is None:  # started on first use, until `close`
-            self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="deadlines")
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -48,24 +45,23 @@ class Deadlines:
 
 
 class _Scope:
-    __slots__ = ("deadline", "deadlines", "expired", "seconds", "task")
+    __slots__ = ("deadline", "expired", "scopes", "seconds", "task")
 
-    def __init__(self, deadlines: Deadlines, seconds: float) -> None:
-        self.deadlines = deadlines
+    def __init__(self, scopes: set[_Scope], seconds: float) -> None:
+        self.scopes = scopes
         self.seconds = seconds
         self.expired = False
-        self.deadline = 0.0
 
     async def __aenter__(self) -> None:
         task = asyncio.current_task()
         assert task is not None, "Deadlines.within needs a task"
         self.task = task
-        self.deadline = asyncio.get_running_loop().time() + self.seconds
-        self.deadlines._enter(self)
+        self.deadline = task.get_loop().time() + self.seconds
+        self.scopes.add(self)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.deadlines._scopes.discard(self)
+        self.scopes.discard(self)
         if self.expired and self.task.uncancel() == 0 and exc_type is asyncio.CancelledError:
             raise TimeoutError(f"took longer than {self.seconds:g} s") from exc

@@ -230,7 +230,11 @@ class OutboxSender:
             return
         token = item.lease_token
         try:
-            platform_id = await self._send(channel, out)
+            try:
+                async with self._deadlines.within(self.config.send_timeout):
+                    platform_id = await channel.send(out)
+            except TimeoutError as exc:  # a hung platform call: retried like any transient failure
+                raise TransientError(f"send timed out after {self.config.send_timeout:g} s") from exc
         except RateLimited as exc:
             metrics.OUTBOUND.labels(out.bot, out.channel, "rate_limited").inc()
             log.info("outbox.rate_limited", outbound=out.id, channel=out.channel, retry_after=exc.retry_after)
