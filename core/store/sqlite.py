@@ -758,12 +758,12 @@ class SQLiteStore(Store):
 
     async def conversations_with_pending_inbox(self, limit: int = 100) -> list[str]:
         def unit(db: sqlite3.Connection) -> list[str]:
-            # SQLite takes the bare not_before from the row that has MIN(id): the head's.
+            # The grouping reads only the inbox_pending index; the head's row is looked up by id.
             rows = db.execute(
-                "SELECT conversation_id FROM ("
-                "  SELECT conversation_id, MIN(id) AS first, not_before FROM inbox WHERE processed=0"
-                "  GROUP BY conversation_id"
-                ") WHERE not_before IS NULL OR not_before<=? ORDER BY first LIMIT ?",
+                "SELECT g.conversation_id FROM ("
+                "  SELECT conversation_id, MIN(id) AS first FROM inbox WHERE processed=0 GROUP BY conversation_id"
+                ") g WHERE NOT EXISTS (SELECT 1 FROM inbox h WHERE h.id=g.first AND h.not_before>?)"
+                " ORDER BY g.first LIMIT ?",
                 (_now(), limit),
             ).fetchall()
             return [r[0] for r in rows]
