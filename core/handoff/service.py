@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import structlog
 
 from core import metrics
-from core.desk import Desk, HandoffSummary
+from core.desk import DeadLetterNotice, Desk, HandoffSummary
 from core.errors import ConcurrencyConflict, NotFound, SwitchboardError
 from core.handoff import messages
 from core.handoff.config import HandoffConfig
@@ -39,7 +39,7 @@ from core.model import (
     utcnow,
 )
 from core.privacy.masking import Masker
-from core.store.base import AuditEntry, OutboxItem, Store
+from core.store.base import AuditEntry, DeadLetter, OutboxItem, Store
 
 log = structlog.get_logger(__name__)
 
@@ -433,6 +433,19 @@ class HandoffService:
             return
         await self.notify(conversation, f"a message could not be delivered on {item.outbound.channel}: "
                                         f"{error[:200]}")
+
+    async def dead_lettered(self, letter: DeadLetter, customer_told: bool) -> None:
+        """A customer message failed for good: every desk that shows dead letters is told."""
+        message = letter.item.inbound
+        notice = DeadLetterNotice(
+            id=letter.item.id, bot=letter.bot, conversation_id=letter.item.conversation_id, channel=message.channel,
+            text=self.masker(letter.bot).mask(message.text or message.button_payload or "")[:500],
+            error=letter.error, attempts=letter.item.attempts,
+            customer_told=customer_told,
+        )
+        for desk in self.desks:
+            if callable(getattr(desk, "dead_letter", None)):
+                await self._desk_call(desk, "dead_letter", notice)
 
     async def service_window_closed(self, item: OutboxItem) -> None:
         conversation = await self.store.get_conversation(item.outbound.conversation_id)
