@@ -107,6 +107,16 @@ def _default_channels() -> dict[str, dict[str, Any]]:
     return {"webchat": {}}
 
 
+class LanguageConfig(BaseModel):
+    """How a bot picks a customer's language (``bots.<name>.language``); see core.nlu.language_choice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone_prefixes: dict[str, str] | None = Field(
+        default=None, description="Country calling code -> language, a weak prior for customers with a "
+        "verified phone (WhatsApp); {} turns it off; unset: built-in table (49: de, 90: tr, 44: en, ...)")
+
+
 class BotConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -114,6 +124,10 @@ class BotConfig(BaseModel):
     name: str | None = Field(default=None, description="Shown to customers.")
     languages: list[str] = Field(default_factory=lambda: ["en"])
     default_language: str = "en"
+    language: LanguageConfig = Field(default_factory=LanguageConfig)
+    messages: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Overrides of the farm's own texts: messages.<lang>.<key> "
+        "(keys as in core/i18n/en.yml)")
     channels: dict[str, dict[str, Any]] = Field(default_factory=_default_channels)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
