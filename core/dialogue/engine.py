@@ -44,6 +44,7 @@ from core.engine import Reply, TurnInput, TurnOutput, Understanding
 from core.errors import DialogueError
 from core.model import Contact, Conversation, Inbound
 from core.nlu.duckling import duckling_from_pipeline
+from core.nlu.features import tokenize
 from core.nlu.language import LanguageDetector
 from core.nlu.language_choice import (
     LanguageChoice,
@@ -266,7 +267,7 @@ class RasaEngine:
         choice = choose_language(LanguageSignals(
             languages=self.languages, default=self.default_language,
             explicit=explicit_choice(text, payload), detected=detected, confidence=confidence,
-            previous=conversation.language, hint=message.language_hint,
+            words=len(tokenize(text)) if text else None, previous=conversation.language, hint=message.language_hint,
             phone=phone_language(phone, self.phone_prefixes),
         ))
         if choice.language != conversation.language:

@@ -162,6 +162,7 @@ class LanguageSignals:
     explicit: str | None = None  # `explicit_choice` of this message
     detected: str | None = None  # the detector's best language for this message
     confidence: float = 0.0  # ... and how sure it is (0..1)
+    words: int | None = None  # words in the message; one word ("Hey", "Okay") rarely decides a switch
     previous: str | None = None  # the language the customer was last answered in (from evidence)
     hint: str | None = None  # the platform's hint, one tag or an Accept-Language list
     phone: str | None = None  # `phone_language` of a verified number
@@ -180,12 +181,15 @@ class LanguageChoice:
         return self.source != DEFAULT
 
 
-def choose_language(signals: LanguageSignals, *, confidence: float = 0.5,
-                    switch_confidence: float = 0.9) -> LanguageChoice:
+def choose_language(signals: LanguageSignals, *, confidence: float = 0.5, switch_confidence: float = 0.75,
+                    one_word_switch_confidence: float = 0.97) -> LanguageChoice:
     """The language to answer in; see the module docstring for the order of the signals.
 
     ``confidence``: how sure the detector must be to decide on its own; ``switch_confidence``:
-    how sure when it disagrees with the language already in use (previous, else the hint).
+    how sure when it disagrees with the language already in use (previous, else the hint);
+    ``one_word_switch_confidence``: the same for a one-word message ("Hey", "Okay", "Super" are
+    said in many languages; "Danke" or "Teşekkürler" are not). Set on the labelled set
+    (bench/language_eval.py).
     """
     languages = [code for code in (base(lang) for lang in signals.languages) if code] or [base(signals.default) or "en"]
     default = base(signals.default)
@@ -205,7 +209,12 @@ def choose_language(signals: LanguageSignals, *, confidence: float = 0.5,
     in_use = previous or hinted
     detected = ours(signals.detected)
     if detected:
-        needed = confidence if in_use in (None, detected) else switch_confidence
+        if in_use in (None, detected):
+            needed = confidence
+        elif signals.words == 1:
+            needed = max(switch_confidence, one_word_switch_confidence)
+        else:
+            needed = switch_confidence
         if signals.confidence >= needed:
             return LanguageChoice(detected, DETECTED)
     if previous:
