@@ -138,3 +138,14 @@ async def test_web_chat_conversation_switches_from_english_to_german_when_the_cu
             second = await receive(ws, "message", timeout=15)
         assert "Montag bis Freitag von 8 bis 18 Uhr" in second["text"]
         await ws.close()
+
+
+async def test_asking_for_english_switches_a_german_telegram_user_and_the_language_sticks(
+        farm: RunningFarm, telegram: FakeTelegramAPI) -> None:
+    chat = next(_chats)
+    assert "Ich bin der digitale Assistent" in await telegram_says(farm, telegram, chat, "Hallo", "de")
+    answer = await telegram_says(farm, telegram, chat, "English please", "de")
+    assert "Of course, I'll continue in English" in answer
+    assert await stored_language(farm, chat) == "en"
+    # one word the detector would read as German does not undo the customer's choice
+    assert "I'm Hostwerk's digital assistant" in await telegram_says(farm, telegram, chat, "Hallo", "de")
