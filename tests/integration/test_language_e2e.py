@@ -15,6 +15,7 @@ import pytest
 
 from core.model import Identity
 from tests.fakes.telegram_api import FakeTelegramAPI, text_update
+from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook
 from tests.handoff.handoff_support import desk_config
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
 from tests.support.webchat import receive
@@ -26,6 +27,9 @@ pytestmark = [
 
 TG_TOKEN = "7000000019:AAH-language-token"
 TG_SECRET = "language-secret"
+WA_TOKEN = "EAAG-language"
+WA_SECRET = "wa-language-secret"
+WA_PHONE = "1122334455667"
 EN_DISCLOSURE = "You are chatting with an automated assistant"
 EN_HANDOFF = "I'm passing you to a person from our team now"
 DE_DISCLOSURE = "Sie schreiben mit einem automatischen Assistenten"
@@ -40,7 +44,13 @@ async def telegram() -> AsyncIterator[FakeTelegramAPI]:
 
 
 @pytest.fixture
-async def farm(tmp_path: Path, telegram: FakeTelegramAPI) -> AsyncIterator[RunningFarm]:
+async def whatsapp() -> AsyncIterator[FakeWhatsAppAPI]:
+    async with FakeWhatsAppAPI(WA_TOKEN, WA_PHONE) as api:
+        yield api
+
+
+@pytest.fixture
+async def farm(tmp_path: Path, telegram: FakeTelegramAPI, whatsapp: FakeWhatsAppAPI) -> AsyncIterator[RunningFarm]:
     bots = {"demo": {
         "project": str(DEMO_PROJECT), "languages": ["de", "en", "tr"], "default_language": "de",
         "handoff": {"business_hours": {}},  # no hours configured: the team is always in
@@ -48,6 +58,8 @@ async def farm(tmp_path: Path, telegram: FakeTelegramAPI) -> AsyncIterator[Runni
             "webchat": {},
             "telegram": {"token": TG_TOKEN, "webhook_secret": TG_SECRET, "api_base": telegram.url,
                          "webhook_url": "https://bots.example/webhooks/demo/telegram"},
+            "whatsapp": {"access_token": WA_TOKEN, "app_secret": WA_SECRET, "verify_token": "v",
+                         "phone_number_id": WA_PHONE, "api_base": whatsapp.url},
         },
     }}
     async with running_farm(tmp_path, bots=bots, desk=desk_config()) as running:
@@ -149,3 +161,31 @@ async def test_asking_for_english_switches_a_german_telegram_user_and_the_langua
     assert await stored_language(farm, chat) == "en"
     # one word the detector would read as German does not undo the customer's choice
     assert "I'm Hostwerk's digital assistant" in await telegram_says(farm, telegram, chat, "Hallo", "de")
+
+
+async def test_whatsapp_number_from_turkey_is_a_weak_prior_for_an_unreadable_first_message(
+        farm: RunningFarm, whatsapp: FakeWhatsAppAPI) -> None:
+    async def says(wa_id: str, text: str) -> str:
+        return await whatsapp_says(farm, whatsapp, wa_id, text)
+
+    assert "Otomatik bir asistanla yazışıyorsunuz" in await says("905321234567", "ok")  # "ok" is unreadable
+    # what the customer writes outranks the number's country
+    assert "Our support team is available Monday to Friday" in await says("905551234567", "When are you open?")
+
+
+async def whatsapp_says(farm: RunningFarm, whatsapp: FakeWhatsAppAPI, wa_id: str, text: str) -> str:
+    def received() -> list[str]:
+        found = []
+        for message in whatsapp.messages():
+            if message.get("to") == wa_id:
+                body = message["text"]["body"] if message.get("type") == "text" else \
+                    message.get("interactive", {}).get("body", {}).get("text", "")
+                found.append(str(body))
+        return found
+
+    before = len(received())
+    payload = text_webhook(wa_id, text, phone_number_id=WA_PHONE)
+    assert await post_webhook(f"{farm.url}/webhooks/demo/whatsapp", payload, app_secret=WA_SECRET) == 200
+    await farm.farm.settle()
+    await wait_until(lambda: len(received()) > before, f"an answer to {text!r}")
+    return "\n".join(received()[before:])
