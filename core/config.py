@@ -120,6 +120,21 @@ class LanguageConfig(BaseModel):
 class BotConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("messages")
+    @classmethod
+    def _known_message_keys(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from core.i18n import builtin  # the catalogues name every text a bot may override
+
+        english = builtin()["en"]
+        for language, texts in value.items():
+            for key, text in texts.items():
+                if key not in english:
+                    raise ValueError(f"messages.{language}.{key}: no such text (keys are those of core/i18n/en.yml)")
+                wanted = set(re.findall(r"\{(\w+)\}", english[key]))
+                if not set(re.findall(r"\{(\w+)\}", text)) <= wanted:
+                    raise ValueError(f"messages.{language}.{key}: placeholders must be among {sorted(wanted)}")
+        return value
+
     project: str = Field(description="A Rasa 3.x project directory (domain.yml, data/, ...)")
     name: str | None = Field(default=None, description="Shown to customers.")
     languages: list[str] = Field(default_factory=lambda: ["en"])

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import pytest
+from pydantic import ValidationError
+
 from core.config import BotConfig
 from core.handoff import messages
 from core.i18n import Catalogue, builtin, for_bot
@@ -41,3 +44,10 @@ def test_business_hours_are_said_in_the_customers_language() -> None:
     assert messages.when(opening, now, "de") == "am Montag um 08:00 Uhr"
     text = messages.handoff_text("en", minutes=5, opening=opening, now=now, open_now=False)
     assert "They're back on Monday at 08:00." in text
+
+
+def test_farm_yml_rejects_an_override_of_a_text_that_does_not_exist() -> None:
+    with pytest.raises(ValidationError, match="messages.en.handof: no such text"):
+        BotConfig(project="demo", messages={"en": {"handof": "typo"}})
+    with pytest.raises(ValidationError, match="placeholders must be among"):
+        BotConfig(project="demo", messages={"de": {"claimed": "{name} antwortet Ihnen jetzt."}})

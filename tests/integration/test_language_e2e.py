@@ -130,6 +130,7 @@ async def test_turkish_telegram_user_is_answered_in_turkish(farm: RunningFarm, t
     answer = await telegram_says(farm, telegram, chat, "Merhaba", "tr")
     assert "Otomatik bir asistanla yazışıyorsunuz" in answer
     assert "Hostwerk'in dijital asistanıyım" in answer
+    assert "Sizi şimdi ekibimizden bir kişiye aktarıyorum" in await telegram_says(farm, telegram, chat, "insan", "tr")
 
 
 async def test_web_chat_conversation_switches_from_english_to_german_when_the_customer_does(
