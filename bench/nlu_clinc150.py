@@ -122,7 +122,8 @@ def main() -> None:
     result = {
         "dataset": "CLINC150 data_full (150 intents; train 15000, val 3000+100 OOS, test 4500+1000 OOS)",
         "model": (f"word 1-2-gram + char_wb 2-5-gram + word-pair TF-IDF (min_df 2, {model.classifier.space.size} features), "
-                  f"linear SVM C={args.C}, softmax temperature {model.classifier.temperature}"),
+                  f"linear SVM C={args.C}, softmax temperature {model.classifier.temperature}, "
+                  f"none-of-these margin {model.classifier.reject_margin}"),
         "in_scope_accuracy": round(accuracy, 4),
         "in_scope_accuracy_with_fallback": round(accuracy_with_fallback, 4),
         "oos_recall": round(oos_recall, 4),

@@ -38,7 +38,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels import slack_card as card
 from core.config import SlackDeskConfig
-from core.desk import DeskActions, HandoffSummary
+from core.desk import DeadLetterNotice, DeskActions, HandoffSummary
 from core.errors import (
     BadRequest,
     ChannelError,
@@ -266,6 +266,16 @@ class SlackDesk:
         await self._call("chat_postMessage", channel=self.config.channel, thread_ts=thread,
                          text=card.status_line(conversation, detail))
         log.info("slack_desk.status.updated", conversation=conversation.id, status=str(conversation.status))
+
+    async def dead_letter(self, notice: DeadLetterNotice) -> None:
+        """A customer message failed for good: one line in the desk channel (not a thread)."""
+        told = "The customer was told." if notice.customer_told else "The customer was not told."
+        text = (f":warning: A message to *{card.escape(notice.bot)}* ({card.channel_label(notice.channel)}) could "
+                f"not be processed after {notice.attempts} attempts: `{card.escape(notice.error[:200])}`\n"
+                f"> {card.escape(notice.text[:300])}\n{told} Replay or drop it on the web desk or with "
+                f"`switchboard dead-letters replay {notice.id}` / `drop {notice.id}`.")
+        await self._call("chat_postMessage", channel=self.config.channel, text=text, unfurl_links=False)
+        log.info("slack_desk.dead_letter.posted", inbox=notice.id, conversation=notice.conversation_id)
 
     async def _fetch_card(self, thread: str) -> list[dict[str, Any]]:
         """The card's blocks after a restart (or from another farm process)."""

@@ -13,7 +13,7 @@ import asyncio
 import hmac
 import re
 import warnings
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, timedelta
 from typing import Any, ClassVar, TypeVar
 
@@ -57,6 +57,8 @@ MAX_CALLBACK_DATA = 64
 
 # We call getUpdates through do_api_request to get raw dicts (one parse path for
 # webhook and polling); PTB warns that a typed method exists, which is intended here.
+PARTS_TTL = 86400.0  # seconds a long message's per-part progress is kept for its retries
+
 warnings.filterwarnings("ignore", message=r"Please use 'Bot\.getUpdates'", category=PTBUserWarning)
 
 
@@ -159,6 +161,7 @@ class TelegramAdapter(ChannelAdapter):
         self._poller: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._holding_lease = False
+        self._prepared = False  # the poll leader's start-up steps (deleteWebhook, offset) succeeded
         self._offset: int | None = None
 
     # -- lifecycle -----------------------------------------------------------------
@@ -200,22 +203,43 @@ class TelegramAdapter(ChannelAdapter):
             if self._poller is None or self._poller.done():
                 self._poller = asyncio.create_task(self._poll_forever(), name=f"telegram-poll:{self.bot}")
             return
-        if self.config.set_webhook:
-            assert self.config.webhook_url
+        if self.config.set_webhook and not await self._set_webhook(client):
+            # Retried in the background until it succeeds (start-up does not wait for it).
+            task = asyncio.create_task(self._set_webhook_until_done(), name=f"telegram-webhook:{self.bot}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _set_webhook(self, client: Bot) -> bool:
+        assert self.config.webhook_url
+        try:
+            await self._call(client.set_webhook(
+                self.config.webhook_url, secret_token=self.config.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+            ))
+        except (TransientError, RateLimited) as exc:
+            log.warning("telegram.webhook.set_failed", bot=self.bot, error=str(exc))
+            return False
+        log.info("telegram.webhook.set", bot=self.bot)
+        return True
+
+    async def _set_webhook_until_done(self) -> None:
+        failures = 0
+        while True:
+            failures += 1
+            await asyncio.sleep(min(30.0, 0.25 * 2 ** min(failures, 7)))
             try:
-                await self._call(client.set_webhook(
-                    self.config.webhook_url, secret_token=self.config.webhook_secret,
-                    allowed_updates=ALLOWED_UPDATES,
-                ))
-                log.info("telegram.webhook.set", bot=self.bot)
-            except (TransientError, RateLimited) as exc:
-                log.warning("telegram.webhook.set_failed", bot=self.bot, error=str(exc))
+                if await self._set_webhook(await self._ensure_client()):
+                    return
+            except ChannelError as exc:  # permanent (bad URL, bad token): say so and stop trying
+                log.error("telegram.webhook.set_rejected", bot=self.bot, error=str(exc))
+                return
 
     async def stop(self) -> None:
         poller, self._poller = self._poller, None
         if poller is not None:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
+        self._prepared = False
         if self._holding_lease:
             self._holding_lease = False
             try:
@@ -385,16 +409,16 @@ class TelegramAdapter(ChannelAdapter):
                 if not await self.context.acquire_lease(self.lease_name, self.config.lease_ttl):
                     if self._holding_lease:
                         log.info("telegram.poll.lease_lost", bot=self.bot)
-                        self._holding_lease = False
+                        self._holding_lease = self._prepared = False
                     await asyncio.sleep(self.config.lease_retry)
                     continue
-                if not self._holding_lease:
-                    self._holding_lease = True
-                    client = await self._ensure_client()
-                    await self._call(client.delete_webhook(drop_pending_updates=False))
-                    stored = await self.context.kv_get(self.offset_key)
-                    self._offset = int(stored) if stored is not None else None
-                    log.info("telegram.poll.leader", bot=self.bot, offset=self._offset)
+                self._holding_lease = True  # held now: released on stop
+                if not self._prepared:
+                    # Until these start-up steps succeed they are tried again (with the
+                    # backoff below) before every poll: polling while a webhook is still set
+                    # only earns 409 Conflict.
+                    await self._prepare_polling()
+                    self._prepared = True
                 await self.poll_once()
                 failures = 0
             except asyncio.CancelledError:
@@ -411,6 +435,14 @@ class TelegramAdapter(ChannelAdapter):
                 failures += 1
                 log.exception("telegram.poll.crashed", bot=self.bot, failures=failures)
                 await asyncio.sleep(min(30.0, 0.25 * 2 ** min(failures, 7)))
+
+    async def _prepare_polling(self) -> None:
+        """Start-up steps of a new poll leader: no webhook, and the offset other leaders left."""
+        client = await self._ensure_client()
+        await self._call(client.delete_webhook(drop_pending_updates=False))
+        stored = await self.context.kv_get(self.offset_key)
+        self._offset = int(stored) if stored is not None else None
+        log.info("telegram.poll.leader", bot=self.bot, offset=self._offset)
 
     async def poll_once(self) -> int:
         """One getUpdates round: accept each update, then persist the next offset; returns the count."""
@@ -482,19 +514,40 @@ class TelegramAdapter(ChannelAdapter):
                 raise BadRequest(f"{item.kind} attachment without url or file_id")
         if not text.strip() and not media:
             raise BadRequest("empty message")
-        first_id: int | None = None
         if len(media) == 1 and len(text) <= MAX_CAPTION:
             sent = await self._send_media(client, chat, media[0], text, keyboard)
             return self.namespaced(f"{message.chat_id}:{sent.message_id}")
         chunks = self.split_text(text, MAX_TEXT) if text.strip() else []
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
-            sent = await self._call(client.send_message(chat, chunk, reply_markup=keyboard if last else None))
-            first_id = first_id if first_id is not None else sent.message_id
-        for item in media:
-            sent = await self._send_media(client, chat, item, item.caption or "", None)
-            first_id = first_id if first_id is not None else sent.message_id
+        def text_part(chunk: str, markup: InlineKeyboardMarkup | None) -> Callable[[], Awaitable[Message]]:
+            return lambda: self._call(client.send_message(chat, chunk, reply_markup=markup))
+
+        def media_part(item: Attachment) -> Callable[[], Awaitable[Message]]:
+            return lambda: self._send_media(client, chat, item, item.caption or "", None)
+
+        parts = [text_part(chunk, keyboard if i == len(chunks) - 1 else None) for i, chunk in enumerate(chunks)]
+        parts += [media_part(item) for item in media]
+        first_id = await self._send_parts(message, parts)
         return self.namespaced(f"{message.chat_id}:{first_id}")
+
+    async def _send_parts(self, message: Outbound, parts: Sequence[Callable[[], Awaitable[Message]]]) -> int:
+        """Send the parts in order; the first one's message id.
+
+        A message sent in several parts records its progress after each part (adapter kv), so
+        a retry of the whole message (a later part failed) sends only the parts not yet sent.
+        A single part costs no store call.
+        """
+        key = f"parts:{message.id}"
+        progress = await self.context.kv_get(key) if len(parts) > 1 else None
+        done, first_id = (int(progress["sent"]), progress["first"]) if isinstance(progress, dict) else (0, None)
+        for index, part in enumerate(parts):
+            if index < done:
+                continue
+            sent = await part()
+            first_id = first_id if first_id is not None else sent.message_id
+            if index < len(parts) - 1:
+                await self.context.kv_set(key, {"sent": index + 1, "first": first_id}, ttl_seconds=PARTS_TTL)
+        assert first_id is not None
+        return int(first_id)
 
     async def _send_media(
         self, client: Bot, chat: int | str, item: Attachment, caption: str, keyboard: InlineKeyboardMarkup | None

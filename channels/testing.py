@@ -136,7 +136,7 @@ class RecordingContext:
     async def kv_get(self, key: str) -> Any | None:
         return self.kv.get(key)
 
-    async def kv_set(self, key: str, value: Any) -> None:
+    async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
         self.kv_writes += 1
         self.kv[key] = value
 

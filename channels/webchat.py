@@ -1,22 +1,35 @@
-"""Web chat: a small page at ``/chat/{bot}`` talking to the farm over a web socket.
+"""Web chat: a page at ``/chat/{bot}`` (and an embeddable launcher) talking to the farm over a web socket.
 
 Protocol (JSON text frames):
 
 client → server
-  ``{"type": "hello", "session": "<id or null>"}``            first frame; the server answers ``welcome``
-  ``{"type": "message", "id": "<client id>", "text": "..."}``  a customer message (id = retry-safe dedupe key)
+  ``{"type": "hello", "session": "<id or null>", "languages": ["de-DE", ...], "watch": true}``  first frame;
+                                                               ``watch``: also send state, receipts, language
+  ``{"type": "message", "id": "<client id>", "text": "...", "attachments": ["f_..."]}``  (id = retry-safe dedupe key;
+                                                               attachments are ids from ``POST /chat/{bot}/upload``)
   ``{"type": "button", "id": "<client id>", "payload": "/intent", "title": "..."}``
   ``{"type": "history"}``                                      ask for the transcript again
 server → client
-  ``{"type": "welcome", "session": "<id>", "bot": "<name>", "title": "..."}``
+  ``{"type": "welcome", "session": "<id>", "bot": "<name>", "title": "...", "language": "de"}``
   ``{"type": "history", "messages": [<message>...]}``
-  ``{"type": "message", "id", "role": "bot"|"agent"|"user"|"system", "author", "text", "buttons", "ts"}``
-  ``{"type": "ack", "id": "<client id>"}``                     the message is durably stored
-  ``{"type": "typing"}``
+  ``{"type": "message", "id", "role": "bot"|"agent"|"user"|"system", "author", "text", "buttons", "attachments", "ts"}``
+  ``{"type": "ack", "id": "<client id>", "waiting": bool}``   stored durably (= "sent"); ``waiting``: queued for a person
+  ``{"type": "receipts", "messages": {"<client id>": "delivered"|"read"}}``
+  ``{"type": "state", "state": "bot"|"waiting"|"agent", "position": n|null, "minutes": n|null, "agent": name|null}``
+  ``{"type": "language", "language": "en"}``                  the customer's detected language changed
+  ``{"type": "typing", "who": "bot"|"agent", "name": str|null}``
   ``{"type": "error", "code": "...", "message": "..."}``       the connection stays open
 
-Messages are acknowledged only after the core stored them; the page resends
-unacknowledged messages after a reconnect and the core de-duplicates them.
+Message states of the customer's own messages: *sent* = the server stored it (the ack);
+*delivered* = it reached its reader: the bot's turn took it, or it was relayed to the
+agents' desk (its ``user`` event is in the transcript); *read* = the bot or an agent
+answered after it. Messages are acknowledged only after the core stored them; the page
+resends unacknowledged messages after a reconnect and the core de-duplicates them.
+
+Typing: the core calls `typing` when a turn takes a moment; it is shown only while the bot
+answers (not while the conversation waits for or is with a person). `agent_typing` is the
+hook for a desk that reports agents' typing (no desk does yet); the page hides the dots on
+the next message, or after 8 s without one.
 """
 
 from __future__ import annotations
@@ -26,22 +39,48 @@ import json
 import re
 import secrets
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from importlib import resources
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import structlog
 from aiohttp import WSMsgType, web
 from aiolimiter import AsyncLimiter
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from channels.base import AdapterConfig, Capabilities, ChannelAdapter, Parsed, RateLimits, Route
+from channels import webchat_labels as labels_
+from channels.base import (
+    AdapterConfig,
+    Capabilities,
+    ChannelAdapter,
+    Parsed,
+    RateLimits,
+    Route,
+)
+from channels.webchat_files import (
+    MAX_UPLOAD_LIMIT,
+    SESSION_RE,
+    SUPPORTED_TYPES,
+    DeskAuth,
+    FileRoutes,
+)
+from channels.webchat_live import HandoffView, LiveState
+from channels.webchat_page import read_static, render_page, render_widget
+from channels.webchat_state import (
+    attachment_json,
+    conversation_language,
+    event_to_message,
+)
 from core.errors import BadRequest, StoreUnavailable
-from core.model import Event, Inbound, Outbound, utcnow
+from core.model import (
+    Attachment,
+    Event,
+    Inbound,
+    Outbound,
+    utcnow,
+)
 
 log = structlog.get_logger(__name__)
 
-SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -50,12 +89,41 @@ class WebChatConfig(AdapterConfig):
     max_text_chars: int = Field(default=4000, ge=1)
     max_frame_bytes: int = Field(default=16_384, ge=256)
     messages_per_minute: int = Field(default=60, ge=1)
-    allowed_origins: list[str] = Field(default_factory=list, description="Empty: same origin only.")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins of pages that may open the socket or frame the chat (the launcher); "
+                    "empty: same origin only.")
     sync_interval: float = Field(
         default=0.0, ge=0,
         description="Seconds between transcript checks for replies sent by another farm process "
                     "(set it when several processes share a MongoDB store); 0 = off.",
     )
+    language: str | None = Field(
+        default=None, description="UI language when the farm gives none (else the bot's default_language).")
+    labels: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Per-language label overrides, e.g. {de: {send: Los}}.")
+    max_upload_bytes: int = Field(default=5_000_000, ge=1, le=MAX_UPLOAD_LIMIT)
+    allowed_types: list[str] = Field(default_factory=lambda: list(SUPPORTED_TYPES))
+    uploads_per_hour: int = Field(default=30, ge=1, description="Per client address.")
+
+    @field_validator("labels")
+    @classmethod
+    def _known_labels(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for language, entries in value.items():
+            unknown = sorted(set(entries) - labels_.KEYS)
+            if unknown:
+                raise ValueError(f"unknown label(s) for '{language}': {', '.join(unknown)}; "
+                                 f"known: {', '.join(sorted(labels_.KEYS))}")
+        return value
+
+    @field_validator("allowed_types")
+    @classmethod
+    def _supported_types(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(SUPPORTED_TYPES))
+        if unknown:
+            raise ValueError(f"unsupported type(s) {', '.join(unknown)}; the content check knows "
+                             f"{', '.join(SUPPORTED_TYPES)}")
+        return value
 
 
 def _error(code: str, message: str) -> dict[str, str]:
@@ -64,7 +132,7 @@ def _error(code: str, message: str) -> dict[str, str]:
 
 class WebChatAdapter(ChannelAdapter):
     name: ClassVar[str] = "webchat"
-    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, max_buttons=10, typing=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, max_buttons=10, typing=True, media=True)
     rate_limits: ClassVar[RateLimits] = RateLimits(per_bot=1000.0, per_chat=20.0, per_chat_burst=20)
     Config: ClassVar[type[AdapterConfig]] = WebChatConfig
 
@@ -72,6 +140,31 @@ class WebChatAdapter(ChannelAdapter):
         super().__init__(bot, config, context)
         self.settings: WebChatConfig = config  # type: ignore[assignment]
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self._handoff: HandoffView | None = None
+        self.live = LiveState(bot, self.name, context, self._sockets, self._language)
+        self.files = FileRoutes(bot, context, max_bytes=self.settings.max_upload_bytes,
+                                allowed_types=self.settings.allowed_types, origin_allowed=self._origin_allowed,
+                                per_hour=self.settings.uploads_per_hour)
+
+    # -- wiring (called by core.handoff.wiring when the handoff layer is installed) ---------
+    def attach_handoff(self, handoff: HandoffView, web_desk: DeskAuth | None) -> None:
+        """Read the queue for the waiting state and let desk agents open uploaded files."""
+        self._handoff = handoff
+        self.files.desk = web_desk
+        self.live.handoff = handoff
+        handoff.watchers.append(self.live.handoff_changed)
+
+    def _bot_settings(self) -> Any:
+        return self._handoff.bots.get(self.bot) if self._handoff is not None else None
+
+    def default_language(self) -> str:
+        settings = self._bot_settings()
+        return str(getattr(settings, "default_language", None) or self.settings.language or "en")
+
+    def offered_languages(self) -> list[str]:
+        settings = self._bot_settings()
+        offered = [str(x) for x in getattr(settings, "languages", None) or []]
+        return [labels_.primary(x) for x in [self.default_language(), *offered]]
 
     # -- routes ----------------------------------------------------------------------
     def routes(self) -> Sequence[Route]:
@@ -81,19 +174,42 @@ class WebChatAdapter(ChannelAdapter):
             Route("GET", f"{base}/ws", self._socket),
             Route("GET", f"{base}/chat.js", self._asset),
             Route("GET", f"{base}/chat.css", self._asset),
+            Route("GET", f"{base}/widget.js", self._widget),
+            Route("POST", f"{base}/upload", self.files.upload),
+            Route("GET", f"{base}/files/{{file_id}}", self.files.customer_file),
+            Route("GET", f"/desk/api/webchat/{self.bot}/files/{{file_id}}", self.files.agent_file),
         )
 
+    def _frame_ancestors(self) -> str:
+        return " ".join(["'self'", *self.settings.allowed_origins])
+
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        html = _read_static("chat.html")
-        title = self.settings.title or self.bot
-        html = html.replace("{{BOT}}", self.bot).replace("{{TITLE}}", _escape(title))
-        return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+        html = render_page(
+            bot=self.bot, title=self.settings.title or self.bot, language=labels_.primary(self.default_language()),
+            offered=self.offered_languages(), overrides=self.settings.labels,
+            max_upload_bytes=self.settings.max_upload_bytes, allowed_types=self.settings.allowed_types,
+            embedded=request.query.get("embed") == "1")
+        return web.Response(text=html, content_type="text/html", headers={
+            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": f"frame-ancestors {self._frame_ancestors()}",
+        })
 
     async def _asset(self, request: web.Request) -> web.StreamResponse:
         filename = request.path.rsplit("/", 1)[-1]
         content_type = "text/javascript" if filename.endswith(".js") else "text/css"
-        return web.Response(text=_read_static(filename), content_type=content_type)
+        return web.Response(text=read_static(filename), content_type=content_type,
+                            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
+    async def _widget(self, request: web.Request) -> web.StreamResponse:
+        """The launcher: included on any page, it opens the chat in a corner iframe."""
+        words = labels_.labels(labels_.primary(self.default_language()), self.settings.labels)
+        script = render_widget(bot=self.bot, label=labels_.fill(words["chat_with"],
+                                                                title=self.settings.title or self.bot))
+        return web.Response(text=script, content_type="text/javascript", headers={
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache",
+            "Cross-Origin-Resource-Policy": "cross-origin"})
+
+    # -- socket -------------------------------------------------------------------------
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin and not self._origin_allowed(origin, request):
@@ -119,6 +235,7 @@ class WebChatAdapter(ChannelAdapter):
                             self._sockets[session].discard(ws)
                         session = reply_session
                         self._sockets[session].add(ws)
+                        self.live.joined(session)
                         if self.settings.sync_interval and sync is None:
                             sync = asyncio.get_running_loop().create_task(self._sync(ws, session))
                 elif frame.type == WSMsgType.BINARY:
@@ -128,10 +245,13 @@ class WebChatAdapter(ChannelAdapter):
         finally:
             if sync is not None:
                 sync.cancel()
+            last = False
             if session:
                 self._sockets[session].discard(ws)
                 if not self._sockets[session]:
                     del self._sockets[session]
+                    last = True
+            self.live.left(ws, session, last=last)
         return ws
 
     def _origin_allowed(self, origin: str, request: web.Request) -> bool:
@@ -157,15 +277,20 @@ class WebChatAdapter(ChannelAdapter):
         if kind == "hello":
             requested = frame.get("session")
             session = requested if isinstance(requested, str) and SESSION_RE.match(requested) else _new_session()
+            raw = frame.get("languages")
+            browser = tuple(str(x)[:35] for x in raw[:10]) if isinstance(raw, list) else ()
+            events = await self.context.history(self.bot, self.name, session)
+            self.live.hello(ws, session, events, watch=frame.get("watch") is True, browser=browser)
+            language = self._language(conversation_language(events), browser)
             await ws.send_json({"type": "welcome", "session": session, "bot": self.bot,
-                                "title": self.settings.title or self.bot})
-            await self._send_history(ws, session)
+                                "title": self.settings.title or self.bot, "language": language})
+            await self._send_history(ws, events)
             return session
         if session is None:
             await ws.send_json(_error("no_session", "send a 'hello' frame first"))
             return None
         if kind == "history":
-            await self._send_history(ws, session)
+            await self._send_history(ws, await self.context.history(self.bot, self.name, session))
             return session
         if kind in ("message", "button"):
             if not limiter.has_capacity():
@@ -173,7 +298,7 @@ class WebChatAdapter(ChannelAdapter):
                 return session
             await limiter.acquire()
             try:
-                inbound = self._inbound(frame, session)
+                inbound = self._inbound(frame, session, await self.files.attachments(frame, session))
             except BadRequest as exc:
                 await ws.send_json(_error("bad_message", str(exc)))
                 return session
@@ -183,12 +308,18 @@ class WebChatAdapter(ChannelAdapter):
                 log.warning("webchat.store_unavailable", bot=self.bot)
                 await ws.send_json(_error("unavailable", "could not store the message; it will be resent"))
                 return session
-            await ws.send_json({"type": "ack", "id": frame["id"]})
+            shown = self.live.state_of(session)
+            await ws.send_json({"type": "ack", "id": frame["id"],
+                                "waiting": shown is not None and shown.state == "waiting"})
             return session
         await ws.send_json(_error("unknown_type", f"unknown frame type '{kind[:40]}'"))
         return session
 
-    def _inbound(self, frame: Mapping[str, Any], session: str) -> Inbound:
+    def _language(self, conversation: str | None, browser: Iterable[str]) -> str:
+        return labels_.page_language(default=self.default_language(), offered=self.offered_languages(),
+                                     conversation=conversation, browser=browser)
+
+    def _inbound(self, frame: Mapping[str, Any], session: str, attachments: tuple[Attachment, ...] = ()) -> Inbound:
         client_id = frame.get("id")
         if not isinstance(client_id, str) or not CLIENT_ID_RE.match(client_id):
             raise BadRequest("'id' must be 1-64 characters of letters, digits, '.', '_', ':', '-'")
@@ -198,8 +329,8 @@ class WebChatAdapter(ChannelAdapter):
                 raise BadRequest("'payload' must be a non-empty string of at most 512 characters")
             text, button_payload = title[: self.settings.max_text_chars], payload
         else:
-            raw_text = frame.get("text")
-            if not isinstance(raw_text, str) or not raw_text.strip():
+            raw_text = frame.get("text", "")
+            if not isinstance(raw_text, str) or (not raw_text.strip() and not attachments):
                 raise BadRequest("'text' must be a non-empty string")
             text = raw_text
             if len(text) > self.settings.max_text_chars:
@@ -213,6 +344,7 @@ class WebChatAdapter(ChannelAdapter):
             platform_message_id=self.namespaced(f"{session}:{client_id}"),
             text=text.strip(),
             button_payload=button_payload,
+            attachments=attachments,
             timestamp=utcnow(),
         )
 
@@ -230,9 +362,13 @@ class WebChatAdapter(ChannelAdapter):
                 message = event_to_message(event)
                 if message is not None and message["role"] != "user" and not ws.closed:
                     await ws.send_json(message)
+            shown = self.live.state_of(session)
+            if shown is not None and shown.state == "waiting":  # other processes' claims move the queue
+                self.live.queue_moved = True
+            if events or (shown is not None and shown.state == "waiting"):
+                self.live.schedule((session,))
 
-    async def _send_history(self, ws: web.WebSocketResponse, session: str) -> None:
-        events = await self.context.history(self.bot, self.name, session)
+    async def _send_history(self, ws: web.WebSocketResponse, events: Sequence[Event]) -> None:
         messages = [m for m in (event_to_message(e) for e in events) if m is not None]
         await ws.send_json({"type": "history", "messages": messages})
 
@@ -252,6 +388,7 @@ class WebChatAdapter(ChannelAdapter):
             "author": message.author.name,
             "text": message.text,
             "buttons": [{"title": b.title, "payload": b.payload} for b in message.buttons],
+            "attachments": [attachment_json(a) for a in message.attachments],
             "ts": message.created_at.isoformat(),
         }
         for ws in list(self._sockets.get(message.chat_id, ())):
@@ -260,57 +397,36 @@ class WebChatAdapter(ChannelAdapter):
                     await ws.send_json(frame)
                 except ConnectionError:
                     log.debug("webchat.push_failed", bot=self.bot)
+        self.live.schedule((message.chat_id,))  # receipts (read), state and language follow the transcript
         # The transcript holds the message; a page that is offline now gets it with its history.
         return self.namespaced(message.id)
 
     async def typing(self, chat_id: str) -> None:
+        """The bot is working on an answer; not shown while a person is (to be) in charge."""
+        shown = self.live.state_of(chat_id)
+        if shown is not None and shown.state != "bot":
+            return
+        await self._typing_frame(chat_id, {"type": "typing", "who": "bot", "name": None})
+
+    async def agent_typing(self, chat_id: str, name: str | None = None) -> None:
+        """Hook for a desk that reports an agent typing (the page shows "<name> is typing")."""
+        await self._typing_frame(chat_id, {"type": "typing", "who": "agent", "name": name})
+
+    async def _typing_frame(self, chat_id: str, frame: dict[str, Any]) -> None:
         for ws in list(self._sockets.get(chat_id, ())):
             if not ws.closed:
                 try:
-                    await ws.send_json({"type": "typing"})
+                    await ws.send_json(frame)
                 except ConnectionError:
                     pass
 
     async def stop(self) -> None:
+        self.live.stop()
         for sockets in list(self._sockets.values()):
             for ws in list(sockets):
                 await ws.close()
         self._sockets.clear()
 
 
-def event_to_message(event: Event) -> dict[str, Any] | None:
-    """A transcript event as the page shows it, or None for events the customer does not see."""
-    data = event.data
-    if event.type == "user":
-        text = data.get("text")
-        if not text:
-            return None
-        message_id = str(data.get("message_id") or f"seq{event.seq}")
-        return {"type": "message", "id": message_id.rsplit(":", 1)[-1], "role": "user", "author": None,
-                "text": text, "buttons": [], "ts": event.timestamp.isoformat()}
-    if event.type == "bot":
-        meta = data.get("metadata") or {}
-        role = meta.get("author", "bot")
-        buttons = (data.get("data") or {}).get("buttons") or []
-        return {"type": "message", "id": meta.get("outbound_id") or f"seq{event.seq}",
-                "role": role if role in ("bot", "agent", "system") else "bot",
-                "author": meta.get("author_name"), "text": data.get("text") or "",
-                "buttons": buttons, "ts": event.timestamp.isoformat()}
-    return None
-
-
 def _new_session() -> str:
     return secrets.token_urlsafe(24)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-
-
-_STATIC_CACHE: dict[str, str] = {}
-
-
-def _read_static(name: str) -> str:
-    if name not in _STATIC_CACHE:
-        _STATIC_CACHE[name] = resources.files("channels").joinpath("webchat_static", name).read_text("utf-8")
-    return _STATIC_CACHE[name]

@@ -1,7 +1,7 @@
 """The ``switchboard`` command line (typer).
 
 ``run``, ``check``, ``hash-password`` live here; ``train``, ``test``, ``shell``,
-``export``, ``forget`` and ``bench`` are mounted from their own modules.
+``export``, ``forget``, ``dead-letters`` and ``bench`` are mounted from their own modules.
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def hash_password(
 
 
 def _mount_subcommands() -> None:
-    from core import bench_cli, rasa_cli
+    from core import bench_cli, dead_letters_cli, rasa_cli
     from core.privacy import cli as privacy_cli
 
     project_errors = "2 the project, farm.yml or a file named is missing or invalid."
@@ -267,6 +267,8 @@ def _mount_subcommands() -> None:
         privacy_cli.forget_command)
     app.command("unlink", epilog=f"Exit status: 0 split off; 1 unknown contact, no such identity, or {unreachable}; "
                                  f"{invalid}")(privacy_cli.unlink_command)
+    app.add_typer(dead_letters_cli.app, name="dead-letters", epilog=(
+        "Exit status: 0 done; 1 no such dead letter or the store is unreachable; 2 farm.yml is missing or invalid."))
     for command in bench_cli.app.registered_commands:
         command.epilog = command.epilog or "Exit status: 0 measured; 2 not run from a source checkout."
         app.registered_commands.append(command)

@@ -30,8 +30,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.delivery.config import DeliveryConfig
 from core.errors import ConfigError
 from core.handoff.config import HandoffConfig
+from core.pipeline.config import TurnsConfig
 from core.privacy.config import PrivacyConfig
 from core.rasa.yamlio import LDict, LList, RasaFileError, parse_yaml, plain
+from core.store.config import StoreConfig
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _BOT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
@@ -48,21 +50,6 @@ def resolve_relative(base_dir: Path, path: str) -> str:
     if path == ":memory:" or path.startswith("file:") or Path(path).is_absolute():
         return path
     return os.path.normpath(base_dir / path)
-
-
-class StoreConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["sqlite", "mongodb"] = "sqlite"
-    path: str = "./data/switchboard.db"
-    url: str | None = None
-    database: str = "switchboard"
-
-    @model_validator(mode="after")
-    def _url_for_mongodb(self) -> StoreConfig:
-        if self.kind == "mongodb" and not self.url:
-            raise ValueError("store.kind is mongodb but store.url is empty")
-        return self
 
 
 class WebAgent(BaseModel):
@@ -166,6 +153,7 @@ class FarmConfig(BaseModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    turns: TurnsConfig = Field(default_factory=TurnsConfig)
     desk: DeskConfig = Field(default_factory=DeskConfig)
     bots: dict[str, BotConfig]
     log_level: LogLevel = "info"

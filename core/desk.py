@@ -30,6 +30,25 @@ class HandoffSummary:
     previous_agent: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetterNotice:
+    """A customer message whose turn failed for good, as agents see it (text masked).
+
+    Desks that define ``async def dead_letter(self, notice)`` are told (an optional method:
+    older desks keep working). Agents replay or drop it on the web desk or with
+    ``switchboard dead-letters``.
+    """
+
+    id: int
+    bot: str
+    conversation_id: str
+    channel: str
+    text: str
+    error: str
+    attempts: int
+    customer_told: bool
+
+
 class Desk(Protocol):
     """Where agents see and answer handed-off conversations."""
 

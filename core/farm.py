@@ -19,16 +19,18 @@ import structlog
 from aiohttp import web
 from pydantic import TypeAdapter
 
+from core import metrics
 from core.config import FarmConfig
 from core.delivery.sender import OutboxSender
 from core.engine import Engine
-from core.errors import ConfigError, DialogueError, StoreUnavailable
+from core.errors import ConfigError, DialogueError
 from core.identity import IdentityService
 from core.model import Inbound
 from core.pipeline.context import FarmAdapterContext
 from core.pipeline.ingest import ContactResolver, Ingest
 from core.pipeline.turns import BotRuntime, TurnRunner
 from core.ports import Channel, Route
+from core.store import factory as store_factory
 from core.store.base import Store
 from core.web.app import build_app
 
@@ -38,14 +40,7 @@ CHANNELS_GROUP = "switchboard.channels"
 
 
 def open_store(config: FarmConfig) -> Store:
-    if config.store.kind == "mongodb":
-        from core.store.mongo import MongoStore
-
-        assert config.store.url is not None
-        return MongoStore(config.store.url, config.store.database)
-    from core.store.sqlite import SQLiteStore
-
-    return SQLiteStore(config.store.path)
+    return store_factory.open_store(config.store)
 
 
 def channel_classes() -> dict[str, Any]:
@@ -92,6 +87,7 @@ class Farm:
         self.extra_routes: list[Route] = []
         self.services: dict[str, Any] = {}  # handoff, privacy, identity, desks (for tests/CLI)
         self._started: list[Any] = []
+        self._tasks: set[asyncio.Task[Any]] = set()  # background work (typing indicators), cancelled on stop
         self.app: web.Application | None = None
         self.turns: TurnRunner | None = None
         self.sender: OutboxSender | None = None
@@ -99,16 +95,43 @@ class Farm:
 
     # -- start/stop ---------------------------------------------------------------------
     async def start(self) -> web.Application:
-        config = self.config
+        """Open the store, load the bots, start channels, services, turns and the sender.
+
+        If a step fails, what was started is stopped again and the store closed, then the
+        error is raised: a failed start leaves nothing running or open.
+        """
         if self.store is None:
-            self.store = open_store(config)
-        store = self.store
-        await store.open()
+            self.store = open_store(self.config)
+        await self.store.open()
         try:
-            store.serve_check()
-        except StoreUnavailable:
-            await store.close()
+            return await self._start(self.store)
+        except BaseException:
+            await self._unwind()
             raise
+
+    async def _unwind(self) -> None:
+        for part in (self.sender, self.turns):
+            if part is not None:
+                try:
+                    await part.stop()
+                except Exception:
+                    log.exception("farm.unwind_failed", part=type(part).__name__)
+        for part in reversed(self._started):
+            try:
+                await part.stop()
+            except Exception:
+                log.exception("farm.unwind_failed", part=type(part).__name__)
+        self._started.clear()
+        if self.store is not None:
+            try:
+                await self.store.close()
+            except Exception:
+                log.exception("farm.unwind_failed", part="store")
+        log.warning("farm.start_failed")
+
+    async def _start(self, store: Store) -> web.Application:
+        config = self.config
+        store.serve_check()
         for bot in config.bots:
             if bot not in self.engines:
                 self.engines[bot] = await load_engine(config, bot)
@@ -118,7 +141,7 @@ class Farm:
         }
         self.turns = TurnRunner(
             store, self.runtimes, owner=self.owner, on_outbound=self.sender.notify, on_claimed=self.sender.submit,
-            on_typing=self._typing, send_lease_seconds=config.delivery.lease_seconds,
+            on_typing=self._typing, send_lease_seconds=config.delivery.lease_seconds, config=config.turns,
         )
         resolver = self._contact_resolver()
         self.ingest = Ingest(store, resolver, self.turns.schedule)
@@ -131,13 +154,13 @@ class Farm:
         self.app = build_app(store, routes, max_body_bytes=config.server.max_body_bytes)
         self.app.on_shutdown.append(self._on_http_shutdown)
         for channel in self.channels.values():
+            self._started.append(channel)  # before start: a half-started channel is stopped on unwind
             await channel.start()
-            self._started.append(channel)
         for service in self.services.values():
             start = getattr(service, "start", None)
             if start is not None:
-                await start()
                 self._started.append(service)
+                await start()
         await self.turns.start()
         await self.sender.start()
         log.info("farm.started", bots=sorted(config.bots), channels=sorted(f"{b}/{c}" for b, c in self.channels))
@@ -149,6 +172,9 @@ class Farm:
             await self.turns.stop()
         if self.sender:
             await self.sender.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for part in reversed(self._started):
             try:
                 await part.stop()
@@ -200,16 +226,26 @@ class Farm:
                 self.channels[(bot, name)] = cls.from_config(bot, raw, context)
 
     def _install_extensions(self) -> None:
-        """Handoff, privacy and desks plug into turns and routes here when installed."""
-        from core import extensions
+        """Handoff, privacy and desks plug into turns and routes: called after adapters are built and
+        before routes are mounted.
 
-        extensions.install(self)
+        Order matters: the handoff interceptor comes first (a request for a person works
+        from any state), then privacy puts link codes in front of it and the disclosure
+        last among the post-processors.
+        """
+        from core.handoff.wiring import install_handoff
+        from core.privacy.install import install as install_privacy
+
+        install_handoff(self)
+        install_privacy(self)
 
     def _typing(self, message: Inbound) -> None:
         channel = self.channels.get((message.bot, message.channel))
         if channel is None or not channel.capabilities.typing:
             return
         task = asyncio.get_running_loop().create_task(channel.typing(message.chat_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_task_error)
 
     # -- helpers for tests and tools ---------------------------------------------------------
@@ -235,7 +271,8 @@ class Farm:
 
 def _log_task_error(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.debug("farm.background_task_failed", error=str(task.exception()))
+        metrics.ERRORS.labels("background").inc()
+        log.warning("farm.background_task_failed", task=task.get_name(), error=str(task.exception()))
 
 
 async def serve(farm: Farm, host: str, port: int) -> web.AppRunner:

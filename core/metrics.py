@@ -38,3 +38,10 @@ RECEIPTS = Counter(
     "switchboard_delivery_receipts_total", "Platform delivery receipts", ["channel", "status"], registry=REGISTRY
 )
 ERRORS = Counter("switchboard_errors_total", "Unexpected errors by component", ["component"], registry=REGISTRY)
+DEAD_LETTERS = Counter(
+    "switchboard_dead_letters_total", "Customer messages whose turn failed for good (dead-lettered)", ["bot"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS_WAITING = Gauge(
+    "switchboard_dead_letters_waiting", "Dead letters waiting to be replayed or dropped (whole store)", registry=REGISTRY
+)

@@ -66,7 +66,8 @@ class AdapterContext(Protocol):
 
     async def kv_get(self, key: str) -> Any | None: ...
 
-    async def kv_set(self, key: str, value: Any) -> None: ...
+    async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
+        """Store a JSON value under the adapter's own key (expiring after ``ttl_seconds`` if given)."""
 
     async def acquire_lease(self, name: str, ttl_seconds: float) -> bool:
         """Leader election among farm processes (e.g. one Telegram poller per bot)."""

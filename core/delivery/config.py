@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ChannelRateLimit(BaseModel):
@@ -20,7 +20,14 @@ class DeliveryConfig(BaseModel):
 
     workers: int = Field(default=64, ge=1, description="Concurrent sends.")
     batch: int = Field(default=128, ge=1, description="Items claimed per poll.")
-    lease_seconds: float = Field(default=30.0, gt=0)
+    lease_seconds: float = Field(
+        default=30.0, gt=0,
+        description="How long a sender holds a claimed reply. Right before sending it proves the claim "
+        "(renewing it in the store when less than half is left), so keep send_timeout below half of it.",
+    )
+    send_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds one platform send may take before it counts as a transient failure."
+    )
     max_attempts: int = Field(default=12, ge=1)
     backoff_initial: float = Field(default=0.5, gt=0)
     backoff_max: float = Field(default=60.0, gt=0)
@@ -34,3 +41,10 @@ class DeliveryConfig(BaseModel):
     rate_limits: dict[str, ChannelRateLimit] = Field(
         default_factory=dict, description="Per channel name, e.g. {telegram: {per_chat: 1}}."
     )
+
+    @model_validator(mode="after")
+    def _send_fits_in_the_lease(self) -> DeliveryConfig:
+        # A sender proves its claim with half the lease left; the send must end within it.
+        if self.send_timeout >= self.lease_seconds / 2:
+            raise ValueError("delivery.send_timeout must be less than half of delivery.lease_seconds")
+        return self

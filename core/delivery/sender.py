@@ -24,10 +24,11 @@ from typing import Protocol
 import structlog
 
 from core import metrics
+from core.deadlines import Deadlines
 from core.delivery.config import DeliveryConfig
 from core.delivery.ratelimit import SendLimiter
-from core.errors import ChannelError, OutsideServiceWindow, RateLimited, StoreError
-from core.model import Event, utcnow
+from core.errors import ChannelError, OutsideServiceWindow, RateLimited, StoreError, TransientError
+from core.model import Event, Outbound, utcnow
 from core.ports import Channel
 from core.store.base import OutboxItem, OutboxState, Store
 
@@ -66,6 +67,7 @@ class OutboxSender:
         self._inflight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.workers)
         self._stopping = False
+        self._deadlines = Deadlines()
 
     def notify(self) -> None:
         """New items were queued: look now rather than at the next poll."""
@@ -88,10 +90,13 @@ class OutboxSender:
         self._metrics_task = asyncio.get_running_loop().create_task(self._metrics_loop())
 
     async def _metrics_loop(self) -> None:
-        """Keep the outbox gauge (pending / sent / failed) current for /metrics."""
+        """Keep the outbox gauge (pending / sent / failed) current for /metrics, and record
+        delivery receipts that arrived before their message's platform id was stored."""
         while not self._stopping:
             try:
                 await self.refresh_metrics()
+                if await self.store.apply_parked_receipts():
+                    log.info("outbox.parked_receipts_recorded")
             except StoreError as exc:
                 log.warning("outbox.metrics_failed", error=str(exc))
             await asyncio.sleep(self.config.metrics_interval)
@@ -119,6 +124,7 @@ class OutboxSender:
         if self._metrics_task:
             self._metrics_task.cancel()
             await asyncio.gather(self._metrics_task, return_exceptions=True)
+        await self._deadlines.close()
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -220,21 +226,33 @@ class OutboxSender:
             await self._fail(item, f"no adapter for {out.bot}/{out.channel}")
             return
         await self.limiter.acquire(out.bot, out.channel, out.chat_id, channel.rate_limits)
+        if item.lease_token is not None and not self._young(item) and not await self._renew(item):
+            return
+        token = item.lease_token
         try:
-            platform_id = await channel.send(out)
+            try:
+                async with self._deadlines.within(self.config.send_timeout):
+                    platform_id = await channel.send(out)
+            except TimeoutError as exc:  # a hung platform call: retried like any transient failure
+                raise TransientError(f"send timed out after {self.config.send_timeout:g} s") from exc
         except RateLimited as exc:
             metrics.OUTBOUND.labels(out.bot, out.channel, "rate_limited").inc()
             log.info("outbox.rate_limited", outbound=out.id, channel=out.channel, retry_after=exc.retry_after)
-            await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=exc.retry_after), str(exc))
+            await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=exc.retry_after), str(exc),
+                                          token=token)
             return
         except OutsideServiceWindow as exc:
             if out.template is None:
                 # Outside WhatsApp's 24 h window only a template may go out; the adapter
                 # maps "default" to its configured template. The agent is told.
                 for listener in self.listeners:
-                    await listener.service_window_closed(item)
+                    try:
+                        await listener.service_window_closed(item)
+                    except Exception:
+                        metrics.ERRORS.labels("delivery_listener").inc()
+                        log.exception("outbox.listener_failed", listener=type(listener).__name__)
                 try:
-                    platform_id = await channel.send(replace(out, template="default"))
+                    platform_id = await self._send(channel, replace(out, template="default"))
                 except ChannelError as inner:
                     await self._fail(item, f"outside service window; template failed: {inner}")
                     return
@@ -246,7 +264,7 @@ class OutboxSender:
                 delay = self._delay(item.attempts + 1)
                 metrics.OUTBOUND.labels(out.bot, out.channel, "retry").inc()
                 log.info("outbox.retry", outbound=out.id, channel=out.channel, delay=round(delay, 3), error=str(exc))
-                await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=delay), str(exc))
+                await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=delay), str(exc), token=token)
             else:
                 await self._fail(item, f"{type(exc).__name__}: {exc}")
             return
@@ -255,7 +273,7 @@ class OutboxSender:
             log.exception("outbox.adapter_error", outbound=out.id, channel=out.channel)
             if not self._exhausted(item):
                 await self.store.outbox_retry(
-                    out.id, utcnow() + timedelta(seconds=self._delay(item.attempts + 1)), repr(exc)
+                    out.id, utcnow() + timedelta(seconds=self._delay(item.attempts + 1)), repr(exc), token=token
                 )
             else:
                 await self._fail(item, repr(exc))
@@ -263,6 +281,34 @@ class OutboxSender:
         await self._record_sent(item, platform_id)
         metrics.OUTBOUND.labels(out.bot, out.channel, "sent").inc()
         metrics.DELIVERY_SECONDS.labels(out.channel).observe(max(0.0, time.time() - out.created_at.timestamp()))
+
+    def _young(self, item: OutboxItem) -> bool:
+        """Whether the claim proves itself: more than half of ``lease_seconds`` left (by the store's stamp).
+
+        Right before sending, a claim must be proved. A young one needs no round trip: another
+        sender can only claim the item after the lease runs out, and the half left covers the
+        send (``send_timeout``), recording the result and clock skew between processes. An
+        older claim (it waited for a worker or the rate limit) is renewed in the store (`_renew`).
+        """
+        until = item.lease_until
+        return until is not None and (until - utcnow()).total_seconds() > self.config.lease_seconds / 2
+
+    async def _renew(self, item: OutboxItem) -> bool:
+        """Prove and extend an older claim in the store; False if another sender claimed the item since."""
+        assert item.lease_token is not None
+        if await self.store.outbox_renew(item.outbound.id, item.lease_token, self.config.lease_seconds):
+            return True
+        metrics.ERRORS.labels("outbox_lease_lost").inc()
+        log.warning("outbox.lease_lost", outbound=item.outbound.id, channel=item.outbound.channel)
+        return False
+
+    async def _send(self, channel: Channel, out: Outbound) -> str:
+        """``channel.send`` within ``send_timeout`` (a hung platform call becomes a transient error)."""
+        try:
+            async with self._deadlines.within(self.config.send_timeout):
+                return await channel.send(out)
+        except TimeoutError as exc:
+            raise TransientError(f"send timed out after {self.config.send_timeout:g} s") from exc
 
     async def _record_sent(self, item: OutboxItem, platform_id: str) -> None:
         """Mark the item sent, retrying while the store is briefly unavailable.
@@ -275,7 +321,11 @@ class OutboxSender:
         delay = 0.05
         while True:
             try:
-                await self.store.outbox_sent(out.id, platform_id)
+                if not await self.store.outbox_sent(out.id, platform_id, token=item.lease_token):
+                    # Claimed by another sender since this one proved its lease (a send or a
+                    # store call slower than half the lease): the other may send it again.
+                    metrics.ERRORS.labels("outbox_lease_lost").inc()
+                    log.error("outbox.sent_after_lease_lost", outbound=out.id, channel=out.channel)
                 return
             except StoreError as exc:
                 if time.monotonic() + delay > deadline:
@@ -290,7 +340,9 @@ class OutboxSender:
         out = item.outbound
         metrics.OUTBOUND.labels(out.bot, out.channel, "failed").inc()
         log.warning("outbox.failed", outbound=out.id, channel=out.channel, error=error)
-        await self.store.outbox_failed(out.id, error)
+        if not await self.store.outbox_failed(out.id, error, token=item.lease_token):
+            log.warning("outbox.failed_after_lease_lost", outbound=out.id, channel=out.channel)
+            return  # another sender holds it now and decides
         await self.store.append_events(
             out.conversation_id,
             [Event("delivery", {"status": "failed", "outbound_id": out.id, "error": error[:300]}, channel=out.channel)],

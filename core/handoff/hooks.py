@@ -106,8 +106,8 @@ def _user_event(ctx: TurnContext, intent: str | None, confidence: float = 1.0,
     if message.button_payload:
         data["payload"] = message.button_payload
     if message.attachments:
-        data["attachments"] = [{"kind": a.kind, "name": a.name, "mime_type": a.mime_type}
-                               for a in message.attachments]
+        data["attachments"] = [{"kind": a.kind, "name": a.name, "mime_type": a.mime_type, "url": a.url,
+                                "file_id": a.file_id} for a in message.attachments]
     return Event("user", data, channel=message.channel)
 
 

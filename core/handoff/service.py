@@ -14,7 +14,7 @@ system``), ``note`` (internal, never sent), ``status`` (claim / back to bot / cl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import structlog
 
 from core import metrics
-from core.desk import Desk, HandoffSummary
+from core.desk import DeadLetterNotice, Desk, HandoffSummary
 from core.errors import ConcurrencyConflict, NotFound, SwitchboardError
 from core.handoff import messages
 from core.handoff.config import HandoffConfig
@@ -40,7 +40,7 @@ from core.model import (
     utcnow,
 )
 from core.privacy.masking import Masker
-from core.store.base import AuditEntry, OutboxItem, Store
+from core.store.base import AuditEntry, DeadLetter, OutboxItem, Store
 
 log = structlog.get_logger(__name__)
 
@@ -120,6 +120,9 @@ class HandoffService:
         self.clock = clock
         self.owner = owner
         self.desks: list[Desk] = []
+        #: Called with a conversation whose handoff state changed (opened, claimed, relayed,
+        #: closed...): the web chat shows the customer's waiting state live. Must not raise.
+        self.watchers: list[Callable[[Conversation, str], Awaitable[None]]] = []
         self._hours = {bot: BusinessHours.from_config(cfg.handoff) for bot, cfg in bots.items()}
 
     # -- configuration ------------------------------------------------------------------
@@ -181,6 +184,7 @@ class HandoffService:
                  open_now=plan.open_now, sticky=summary.previous_agent is not None)
         if thread and thread != conversation.desk_thread:
             conversation = await self._update(conversation_id, lambda c, _: (c.evolve(desk_thread=thread), [], []))
+        await self._watch(conversation, "opened")
         return conversation
 
     async def relay(self, conversation: Conversation, event: Event) -> None:
@@ -188,10 +192,20 @@ class HandoffService:
         masked = self.mask_event(conversation.bot, event)
         for desk in self.desks:
             await self._desk_call(desk, "customer_message", conversation, masked)
+        await self._watch(conversation, "relayed")
 
     async def notify(self, conversation: Conversation, detail: str | None = None) -> None:
         for desk in self.desks:
             await self._desk_call(desk, "status_changed", conversation, detail)
+        await self._watch(conversation, "status")
+
+    async def _watch(self, conversation: Conversation, change: str) -> None:
+        for watcher in self.watchers:
+            try:
+                await watcher(conversation, change)
+            except Exception:
+                metrics.ERRORS.labels("desk").inc()
+                log.exception("handoff.watcher_failed", conversation=conversation.id, change=change)
 
     async def summary(self, conversation: Conversation, plan: HandoffPlan | None = None) -> HandoffSummary:
         """Everything an agent needs; texts masked. Without ``plan``, read from the last handoff event."""
@@ -428,6 +442,19 @@ class HandoffService:
             return
         await self.notify(conversation, f"a message could not be delivered on {item.outbound.channel}: "
                                         f"{error[:200]}")
+
+    async def dead_lettered(self, letter: DeadLetter, customer_told: bool) -> None:
+        """A customer message failed for good: every desk that shows dead letters is told."""
+        message = letter.item.inbound
+        notice = DeadLetterNotice(
+            id=letter.item.id, bot=letter.bot, conversation_id=letter.item.conversation_id, channel=message.channel,
+            text=self.masker(letter.bot).mask(message.text or message.button_payload or "")[:500],
+            error=letter.error, attempts=letter.item.attempts,
+            customer_told=customer_told,
+        )
+        for desk in self.desks:
+            if callable(getattr(desk, "dead_letter", None)):
+                await self._desk_call(desk, "dead_letter", notice)
 
     async def service_window_closed(self, item: OutboxItem) -> None:
         conversation = await self.store.get_conversation(item.outbound.conversation_id)

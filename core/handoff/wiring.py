@@ -1,6 +1,6 @@
 """Plugs the human handoff into a farm: service, turn hooks, desks, re-pinger, delivery listener.
 
-`install_handoff(farm)` is called from ``core.extensions.install`` (after the adapters
+`install_handoff(farm)` is called from ``Farm._install_extensions`` (after the adapters
 are built, before routes are mounted). Per bot it puts `HandoffInterceptor` in front of
 the interceptors installed so far (a request for a person works from any state, mid-form
 too; privacy's link-code interceptor may go in front of it, it never takes such a request)
@@ -28,6 +28,7 @@ from core.errors import ConfigError, StoreError
 from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPostProcessor
 from core.handoff.service import REPING_LEASE, AgentPolicy, HandoffService
 from core.i18n.switch import LanguageSwitchInterceptor
+from core.pipeline.dead_letters import DeadLetters
 from core.privacy.masking import Masker
 
 log = structlog.get_logger(__name__)
@@ -50,6 +51,10 @@ def agent_policy(config: FarmConfig) -> AgentPolicy:
         return False
 
     return may_serve
+
+
+async def _nothing() -> None:
+    return None
 
 
 class HandoffBackground:
@@ -122,11 +127,16 @@ def install_handoff(farm: Any) -> None:
         runtime.after.append(after)
     if sender is not None:
         sender.listeners.append(service)
+    turns = farm.turns
+    if turns is not None:
+        turns.dead_letter_listeners.append(service)  # desks hear of messages that failed for good
+    dead_letters = DeadLetters(store, schedule=turns.schedule if turns is not None else (lambda c: None),
+                               changed=turns.refresh_dead_letters if turns is not None else _nothing)
 
     if config.desk.web.enabled:
         from core.web.desk import WebDesk
 
-        web_desk = WebDesk(config.desk.web, service, store)
+        web_desk = WebDesk(config.desk.web, service, store, dead_letters=dead_letters)
         service.add_desk(web_desk)
         farm.extra_routes.extend(web_desk.routes())
         farm.services["web_desk"] = web_desk
@@ -156,6 +166,11 @@ def install_handoff(farm: Any) -> None:
         farm.services["slack_desk"] = slack_desk
     if not service.desks:
         log.warning("handoff.no_desk", hint="enable desk.web or desk.slack; handoffs will wait unseen")
+
+    for channel in farm.channels.values():  # e.g. the web chat's waiting state and desk-only file route
+        attach = getattr(channel, "attach_handoff", None)
+        if callable(attach):
+            attach(service, farm.services.get("web_desk"))
 
     intervals = [c.handoff.repings_after_seconds for c in config.bots.values() if c.handoff.repings_after_seconds > 0]
     interval = min(30.0, max(0.05, min(intervals, default=300.0) / 4))

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 FALLBACK_INTENT = "nlu_fallback"
-MODEL_FORMAT = "switchboard-nlu-2"  # 2: SVM + temperature, word-pair features
+MODEL_FORMAT = "switchboard-nlu-3"  # 2: SVM + temperature, word-pair features; 3: + reject margin (calibrated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +174,7 @@ class NluModel:
                 "char_low": space.char_low, "char_high": space.char_high,
                 "char_weight": space.char_weight, "word_weight": space.word_weight,
                 "pair_weight": space.pair_weight, "temperature": self.classifier.temperature,
+                "reject_margin": self.classifier.reject_margin,
             }
             arrays.update(weights=self.classifier.weights, bias=self.classifier.bias, idf=space.idf)
         if self.tagger is not None:
@@ -196,7 +197,7 @@ class NluModel:
         if meta.get("classifier"):
             c = meta["classifier"]
             space = FeatureSpace(c["vocab"], arrays["idf"], c["char_low"], c["char_high"], c["char_weight"], c["word_weight"], c["pair_weight"])
-            classifier = IntentClassifier(space, c["labels"], arrays["weights"], arrays["bias"], c["temperature"])
+            classifier = IntentClassifier(space, c["labels"], arrays["weights"], arrays["bias"], c["temperature"], c.get("reject_margin"))
         tagger = TokenTagger.from_parts(meta["tagger"], arrays["tagger_weights"], arrays["tagger_bias"]) if meta.get("tagger") else None
         regexes: list[tuple[str, str]] = [(str(r[0]), str(r[1])) for r in meta["regexes"]]
         return cls(

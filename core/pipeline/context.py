@@ -32,8 +32,8 @@ class FarmAdapterContext:
     async def kv_get(self, key: str) -> Any | None:
         return await self.store.kv_get(f"adapter:{self.scope}:{key}")
 
-    async def kv_set(self, key: str, value: Any) -> None:
-        await self.store.kv_set(f"adapter:{self.scope}:{key}", value)
+    async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
+        await self.store.kv_set(f"adapter:{self.scope}:{key}", value, ttl_seconds)
 
     async def acquire_lease(self, name: str, ttl_seconds: float) -> bool:
         return await self.store.acquire_lease(name, self.owner, ttl_seconds)

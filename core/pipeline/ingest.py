@@ -8,14 +8,14 @@ acknowledge the platform. Delivery receipts are recorded on the transcript.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
 from core import metrics
-from core.model import Contact, DeliveryReceipt, Event, Inbound
+from core.model import Contact, DeliveryReceipt, Inbound
 from core.ports import Parsed
-from core.store.base import Store
+from core.store.base import ReceiptOutcome, Store
 
 log = structlog.get_logger(__name__)
 
@@ -64,23 +64,10 @@ class Ingest:
         return conversation_id
 
     async def accept_receipt(self, receipt: DeliveryReceipt) -> None:
+        """Record a delivery receipt on its message's transcript (de-duplicated by the store, which
+        remembers it only once recorded); one that overtook its message's send is parked and
+        recorded later (`Store.apply_parked_receipts`, run by the outbox sender)."""
         metrics.RECEIPTS.labels(receipt.channel, receipt.status.value).inc()
-        if not await self.store.remember(
-            f"receipt:{receipt.channel}:{receipt.platform_message_id}:{receipt.status.value}", 7 * 86400
-        ):
-            return
-        item = await self.store.find_by_platform_message(receipt.channel, receipt.platform_message_id)
-        if item is None:
-            log.info("ingest.receipt_unknown", channel=receipt.channel, message=receipt.platform_message_id)
-            return
-        data: dict[str, Any] = {
-            "status": receipt.status.value,
-            "outbound_id": item.outbound.id,
-            "platform_message_id": receipt.platform_message_id,
-        }
-        if receipt.error:
-            data["error"] = receipt.error
-        await self.store.append_events(
-            item.outbound.conversation_id,
-            [Event("delivery", data, channel=receipt.channel, timestamp=receipt.timestamp)],
-        )
+        outcome = await self.store.record_receipt(receipt)
+        if outcome is ReceiptOutcome.PARKED:
+            log.info("ingest.receipt_parked", channel=receipt.channel, message=receipt.platform_message_id)

@@ -5,6 +5,13 @@ store lease (``turn:<conversation>``) gives one process the conversation at a
 time, and ``commit_turn``'s version check makes a lost lease harmless (the
 commit fails, nothing is written, the other process redoes the turn). A sweeper
 picks up conversations left pending by a crash or by another process.
+
+A turn that fails (an exception other than a lost race or an unreachable store) is
+counted on its inbox item and retried with exponential backoff; after
+``TurnsConfig.max_attempts`` the message becomes a dead letter: the customer gets an
+apology once, the dead-letter listeners (the desks) are told, and the conversation
+moves on to its next message. Only failures are counted, so the hot path writes
+nothing extra; a message that kills the whole process is not counted.
 """
 
 from __future__ import annotations
@@ -15,17 +22,20 @@ import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any, Protocol
 
 import structlog
 
 from core import metrics
+from core.deadlines import Deadlines
 from core.engine import Engine, Reply, TurnInput, TurnOutput
-from core.errors import ConcurrencyConflict, StoreError
-from core.model import Author, Conversation, Event, Inbound, Outbound
+from core.errors import ConcurrencyConflict, StoreError, StoreUnavailable
+from core.model import Author, Conversation, Event, Inbound, Outbound, utcnow
+from core.pipeline.config import TurnsConfig
 from core.pipeline.hooks import AfterCommit, Interceptor, PostProcessor, TurnContext
-from core.store.base import OutboxItem, Store, TurnState
+from core.store.base import DeadLetter, OutboxItem, Store, TurnState
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +45,22 @@ log = structlog.get_logger(__name__)
 HISTORY_LIMIT = 60
 WINDOW_CACHE_SIZE = 10_000
 MAX_CONFLICTS = 5  # commits of one message that lost a race before the drain gives up
+DEAD_LETTER_GAUGE_SECONDS = 10.0  # how often the sweeper refreshes the dead-letter gauge
+
+APOLOGY = {
+    "de": "Entschuldigung, Ihre Nachricht konnte nicht verarbeitet werden. Unser Team ist informiert und "
+          "kümmert sich darum.",
+    "en": "Sorry, we could not process your message. Our team has been told and will look into it.",
+}
+
+
+class TurnFailed(Exception):
+    """A turn could not run here (unknown bot, conversation gone): counted like a crash."""
+
+
+class DeadLetterListener(Protocol):
+    async def dead_lettered(self, letter: DeadLetter, customer_told: bool) -> None:
+        """A customer message failed for good; ``customer_told``: an apology is queued."""
 
 
 class _Step(enum.Enum):
@@ -126,6 +152,7 @@ class TurnRunner:
         send_lease_seconds: float = 30.0,
         sweep_interval: float = 2.0,
         typing_delay: float = 0.4,
+        config: TurnsConfig | None = None,
     ) -> None:
         self.store = store
         self.bots = bots
@@ -142,6 +169,12 @@ class TurnRunner:
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
         self._windows: OrderedDict[str, _Window] = OrderedDict()
+        self.config = config or TurnsConfig()
+        self.dead_letter_listeners: list[DeadLetterListener] = []
+        self._retries: dict[str, asyncio.TimerHandle] = {}  # conversation -> its next retry
+        # Conversations scheduled while `config.concurrency` drains run: started as drains end.
+        self._waiting: OrderedDict[str, None] = OrderedDict()
+        self._deadlines = Deadlines()
 
     # -- scheduling ---------------------------------------------------------------------
     def schedule(self, conversation_id: str) -> None:
@@ -150,6 +183,9 @@ class TurnRunner:
             return
         if conversation_id in self._active:
             self._again.add(conversation_id)
+            return
+        if len(self._active) >= self.config.concurrency:
+            self._waiting[conversation_id] = None  # bounded: one task per running conversation only
             return
         task = asyncio.get_running_loop().create_task(self._drain(conversation_id))
         self._active[conversation_id] = task
@@ -163,14 +199,33 @@ class TurnRunner:
         if conversation_id in self._again:
             self._again.discard(conversation_id)
             self.schedule(conversation_id)
+        while self._waiting and len(self._active) < self.config.concurrency and not self._stopping:
+            waiting, _ = self._waiting.popitem(last=False)
+            self.schedule(waiting)
 
     async def start(self) -> None:
         self._stopping = False
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
+    def _retry_at(self, conversation_id: str, delay: float) -> None:
+        """Schedule the conversation again once its backing-off message is due (the sweeper is
+        the safety net: it finds the conversation too, in this or another process)."""
+        if conversation_id in self._retries or self._stopping:
+            return
+
+        def fire() -> None:
+            self._retries.pop(conversation_id, None)
+            self.schedule(conversation_id)
+
+        self._retries[conversation_id] = asyncio.get_running_loop().call_later(max(0.0, delay), fire)
+
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop taking work and drain the turns in flight (graceful shutdown)."""
         self._stopping = True
+        for handle in self._retries.values():
+            handle.cancel()
+        self._retries.clear()
+        self._waiting.clear()  # still pending in the store: the next start (or another process) takes them
         if self._sweeper:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -179,19 +234,31 @@ class TurnRunner:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._deadlines.close()
 
     async def _sweep(self) -> None:
+        gauge_at = 0.0
         while True:
             try:
                 for conversation_id in await self.store.conversations_with_pending_inbox(limit=200):
                     self.schedule(conversation_id)
+                if time.monotonic() >= gauge_at:
+                    gauge_at = time.monotonic() + DEAD_LETTER_GAUGE_SECONDS
+                    await self.refresh_dead_letters()
             except StoreError as exc:
                 log.warning("turn.sweep_failed", error=str(exc))
             await asyncio.sleep(self.sweep_interval)
 
+    async def refresh_dead_letters(self) -> None:
+        """Set the dead-letter gauge of /metrics from the store (every process sees them all)."""
+        metrics.DEAD_LETTERS_WAITING.set(await self.store.count_dead_letters())
+
     async def idle(self) -> None:
         """Wait until no turn is in flight (tests and benchmarks)."""
-        while self._active:
+        while self._active or self._waiting:
+            if not self._active:  # cannot happen while running; be safe: start the waiting ones
+                self.schedule(self._waiting.popitem(last=False)[0])
+                continue
             await asyncio.gather(*list(self._active.values()), return_exceptions=True)
 
     # -- processing ---------------------------------------------------------------------
@@ -212,6 +279,8 @@ class TurnRunner:
                 )
                 if state is None or state.item is None:
                     holding = False
+                    if state is not None and state.retry_at is not None:  # the next message backs off
+                        self._retry_at(conversation_id, (state.retry_at - utcnow()).total_seconds() + 0.01)
                     return  # another process has it (the sweeper retries if it dies), or all done
                 holding = True
                 step = await self._process(state, window, lease)
@@ -234,23 +303,78 @@ class TurnRunner:
                     log.warning("turn.release_failed", conversation=conversation_id, error=str(exc))
 
     async def _process(self, state: TurnState, window: _Window | None, lease: str) -> _Step:
-        """Run one turn under ``lease``."""
+        """Run one turn under ``lease``; a failed one is retried later or dead-lettered."""
         assert state.item is not None
         message = state.item.inbound
         bot = self.bots.get(message.bot)
-        if bot is None:
-            log.error("turn.unknown_bot", bot=message.bot, conversation=state.item.conversation_id)
-            return _Step.STOP
-        if state.conversation is None or state.contact is None:
-            log.warning("turn.conversation_gone", conversation=state.item.conversation_id)
-            return _Step.STOP
-        # A typing indicator only when the answer takes long enough for a person to wonder;
-        # fast turns would pay one extra platform call per message for nothing.
-        typing = asyncio.get_running_loop().call_later(self.typing_delay, self.on_typing, message)
         try:
-            return await self._turn(state, window, bot, lease)
-        finally:
-            typing.cancel()
+            if bot is None:
+                raise TurnFailed(f"unknown bot {message.bot!r}")
+            if state.conversation is None or state.contact is None:
+                raise TurnFailed("conversation or contact gone")
+            # A typing indicator only when the answer takes long enough for a person to wonder;
+            # fast turns would pay one extra platform call per message for nothing.
+            typing = asyncio.get_running_loop().call_later(self.typing_delay, self.on_typing, message)
+            try:
+                return await self._turn(state, window, bot, lease)
+            finally:
+                typing.cancel()
+        except (ConcurrencyConflict, StoreUnavailable):
+            raise  # a lost race or an unreachable store says nothing about the message
+        except Exception as exc:  # noqa: BLE001 - counted, retried, then dead-lettered
+            return await self._failed(state, bot, exc)
+
+    def _backoff(self, attempts: int) -> float:
+        return float(min(self.config.backoff_max, self.config.backoff_initial * 2 ** (max(1, attempts) - 1)))
+
+    async def _failed(self, state: TurnState, bot: BotRuntime | None, exc: Exception) -> _Step:
+        """Count the failed turn; retry it after a backoff, or park the message as a dead letter."""
+        item = state.item
+        assert item is not None
+        attempts = item.attempts + 1
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        metrics.ERRORS.labels("turns").inc()
+        log.error("turn.failed", conversation=item.conversation_id, inbox=item.id, bot=item.inbound.bot,
+                  attempt=attempts, of=self.config.max_attempts, exc_info=exc)
+        self._windows.pop(item.conversation_id, None)
+        if attempts < self.config.max_attempts:
+            delay = self._backoff(attempts)
+            if await self.store.inbox_retry(item.id, utcnow() + timedelta(seconds=delay), error):
+                self._retry_at(item.conversation_id, delay + 0.01)
+            return _Step.STOP  # the lease is released; later messages wait behind this one
+        await self._dead_letter(state, bot, error, attempts)
+        return _Step.NEXT  # the conversation moves on to its next message
+
+    async def _dead_letter(self, state: TurnState, bot: BotRuntime | None, error: str, attempts: int) -> None:
+        item, conversation = state.item, state.conversation
+        assert item is not None
+        message = item.inbound
+        events: list[Event] = []
+        outbound: list[Outbound] = []
+        if conversation is not None:
+            events.append(Event("error", {"component": "turn", "dead_letter": item.id, "attempts": attempts,
+                                          "error": error}, channel=message.channel))
+            if bot is not None and item.replays == 0:  # told once, not again after a replay fails
+                default = getattr(bot.config, "default_language", "en")
+                reply = Reply(text=APOLOGY.get(conversation.language or default, APOLOGY["en"]))
+                outbound = to_outbound([reply], conversation.id, message, Author())
+                events.extend(reply_events([reply], outbound, message.channel))
+        if not await self.store.dead_letter(item.id, error, events=events, outbound=outbound):
+            return  # no longer pending: another process finished or parked it
+        metrics.DEAD_LETTERS.labels(message.bot).inc()
+        metrics.DEAD_LETTERS_WAITING.inc()
+        log.error("turn.dead_lettered", conversation=item.conversation_id, inbox=item.id, bot=message.bot,
+                  attempts=attempts)
+        if outbound:
+            self.on_outbound()
+        letter = DeadLetter(replace(item, attempts=attempts, not_before=None, last_error=error), message.bot, error,
+                            utcnow())
+        for listener in self.dead_letter_listeners:
+            try:
+                await listener.dead_lettered(letter, bool(outbound))
+            except Exception:
+                metrics.ERRORS.labels("dead_letter_listener").inc()
+                log.exception("turn.dead_letter_listener_failed", listener=type(listener).__name__)
 
     @staticmethod
     def _history(state: TurnState, window: _Window | None) -> list[Event]:
@@ -276,7 +400,8 @@ class TurnRunner:
         history = self._history(state, window)
         ctx = TurnContext(TurnInput(conversation, contact, message, history), bot.engine, bot.config)
         try:
-            output = await self._run_hooks(bot, ctx)
+            async with self._deadlines.within(self.config.timeout_seconds):
+                output = await self._run_hooks(bot, ctx)
         except (ConcurrencyConflict, StoreError):
             raise
         except Exception:

@@ -21,6 +21,7 @@ from core.errors import NotFound, StoreUnavailable, SwitchboardError
 from core.identity import IdentityService
 from core.privacy.service import PrivacyService
 from core.store.base import Store
+from core.store.factory import open_store as store_for
 
 T = TypeVar("T")
 
@@ -34,9 +35,7 @@ ContactOption = Annotated[str, typer.Option("--contact", help="The contact id (c
 
 def open_store(config_path: Path | None) -> Store:
     """The store configured in farm.yml (not opened yet)."""
-    from core.farm import open_store as store_for
-
-    return store_for(load_farm_config(config_path or Path(EnvSettings().config)))
+    return store_for(load_farm_config(config_path or Path(EnvSettings().config)).store)
 
 
 def _actor() -> str:

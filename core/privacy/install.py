@@ -1,6 +1,6 @@
 """Wires identity linking, disclosure, erasure on request and retention into a farm.
 
-Call `install(farm)` from ``core.extensions.install``; it is idempotent. It adds per bot:
+Call `install(farm)` from ``Farm._install_extensions``; it is idempotent. It adds per bot:
 the `LinkCodeInterceptor` (first interceptor and an after-commit hook), the
 `DisclosurePostProcessor` (last post-processor) and `ForgetAfterCommit`; and farm-wide the
 ``privacy`` service and the ``retention`` scheduler in ``farm.services`` (the farm starts

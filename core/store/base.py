@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.model import Contact, Conversation, ConversationStatus, Event, Identity, Inbound, Outbound
+from core.model import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    DeliveryReceipt,
+    Event,
+    Identity,
+    Inbound,
+    Outbound,
+    utcnow,
+)
 
 
 class OutboxState(enum.StrEnum):
@@ -27,12 +37,33 @@ class OutboxState(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class InboxItem:
-    """A durably accepted customer message waiting for (or done with) its turn."""
+    """A durably accepted customer message waiting for (or done with) its turn.
+
+    ``attempts``: turns of it that failed (`Store.inbox_retry`); ``not_before``: not to be
+    tried again before then (backoff); ``replays``: times it was replayed from dead letters.
+    """
 
     id: int
     conversation_id: str
     inbound: Inbound
     received_at: datetime
+    attempts: int = 0
+    not_before: datetime | None = None
+    last_error: str | None = None
+    replays: int = 0
+
+    def due(self, now: datetime) -> bool:
+        return self.not_before is None or self.not_before <= now
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An inbox item whose turn failed for good: parked until replayed or dropped."""
+
+    item: InboxItem
+    bot: str
+    error: str
+    dead_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +76,32 @@ class OutboxItem:
     not_before: datetime | None = None
     last_error: str | None = None
     platform_message_id: str | None = None
+    # The fence of the claim that returned the item: a fresh token per claim, and when the
+    # lease runs out (the store's stamp). Results are recorded only with the current token.
+    lease_token: str | None = None
+    lease_until: datetime | None = None
+
+
+class ReceiptOutcome(enum.StrEnum):
+    RECORDED = "recorded"  # on the transcript of the message's conversation
+    DUPLICATE = "duplicate"  # seen before (platforms resend): nothing written
+    PARKED = "parked"  # no sent message has that platform id yet: kept, applied once one has
+
+
+RECEIPT_TTL_SECONDS = 7 * 86400  # how long receipts are de-duplicated, and parked ones kept
+
+
+def receipt_key(receipt: DeliveryReceipt) -> str:
+    return f"receipt:{receipt.channel}:{receipt.platform_message_id}:{receipt.status.value}"
+
+
+def receipt_event(receipt: DeliveryReceipt, outbound_id: str) -> Event:
+    """The transcript's ``delivery`` event for a platform receipt about outbox item ``outbound_id``."""
+    data: dict[str, Any] = {"status": receipt.status.value, "outbound_id": outbound_id,
+                            "platform_message_id": receipt.platform_message_id}
+    if receipt.error:
+        data["error"] = receipt.error
+    return Event("delivery", data, channel=receipt.channel, timestamp=receipt.timestamp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +116,8 @@ class Accepted:
 class TurnState:
     """A conversation's next turn as `Store.next_turn` read it, under the turn lease.
 
-    ``item`` is None when nothing is pending (the lease was then released).
+    ``item`` is None when nothing is pending (the lease was then released); ``retry_at`` then
+    says when the oldest pending item, backing off after a failed turn, is due.
     ``since_seq`` None: ``events`` are the newest ``history`` events of the transcript;
     otherwise only those after ``since_seq`` (the caller's cached window is current).
     """
@@ -69,6 +127,7 @@ class TurnState:
     contact: Contact | None = None
     events: list[Event] = field(default_factory=list)
     since_seq: int | None = None
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +255,46 @@ class Store(ABC):
 
     @abstractmethod
     async def pending_inbox(self, conversation_id: str, limit: int = 50) -> list[InboxItem]:
-        """Unprocessed inbox items of one conversation, oldest first."""
+        """Unprocessed inbox items of one conversation, oldest first (backing-off ones too)."""
 
     @abstractmethod
     async def conversations_with_pending_inbox(self, limit: int = 100) -> list[str]:
-        """Ids of conversations that have unprocessed inbox items, oldest item first."""
+        """Ids of conversations whose oldest unprocessed inbox item is due, oldest item first.
+
+        A conversation whose oldest item backs off (`inbox_retry`) is left out until then,
+        so failing conversations do not fill the window of a sweeper.
+        """
+
+    # -- failed turns and dead letters ----------------------------------------------------
+    @abstractmethod
+    async def inbox_retry(self, item_id: int, not_before: datetime, error: str) -> bool:
+        """Count a failed turn of a pending item; try it (and its conversation) again at
+        ``not_before``. False if the item is not pending (nothing written)."""
+
+    @abstractmethod
+    async def dead_letter(
+        self, item_id: int, error: str, *, events: Sequence[Event] = (), outbound: Sequence[Outbound] = ()
+    ) -> bool:
+        """Atomically: park a pending item as a dead letter (its conversation moves on), count
+        the attempt, append ``events`` to its conversation and queue ``outbound`` (the apology).
+        False, and nothing written, if the item is not pending."""
+
+    @abstractmethod
+    async def dead_letters(self, *, bot: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters, oldest first."""
+
+    @abstractmethod
+    async def count_dead_letters(self) -> int: ...
+
+    @abstractmethod
+    async def replay_dead_letter(self, item_id: int) -> str | None:
+        """Make a dead letter pending again (attempts reset, ``replays`` + 1); its
+        conversation id, or None if it is no dead letter."""
+
+    @abstractmethod
+    async def drop_dead_letter(self, item_id: int) -> str | None:
+        """Mark a dead letter processed without a turn; its conversation id, or None if it is
+        no dead letter."""
 
     # -- turns and transcript --------------------------------------------------------
     @abstractmethod
@@ -231,7 +325,8 @@ class Store(ABC):
     ) -> TurnState | None:
         """Take or renew ``lease`` for ``owner``, then read what the next turn needs.
 
-        None if another owner holds the lease. Otherwise the oldest pending inbox item
+        None if another owner holds the lease. Otherwise the oldest pending inbox item (none
+        while it backs off after a failed turn)
         with the conversation, its contact and the transcript: the newest ``history``
         events, or, when ``cached=(version, seq)`` names the conversation's current
         version, only the events after ``seq``. When nothing is pending the lease is
@@ -241,9 +336,9 @@ class Store(ABC):
         if not await self.acquire_lease(lease, owner, lease_seconds):
             return None
         items = await self.pending_inbox(conversation_id, limit=1)
-        if not items:
+        if not items or not items[0].due(utcnow()):
             await self.release_lease(lease, owner)
-            return TurnState(None)
+            return TurnState(None, retry_at=items[0].not_before if items else None)
         conversation = await self.get_conversation(conversation_id)
         contact = await self.get_contact(conversation.contact_id) if conversation else None
         if conversation is not None and cached is not None and cached[0] == conversation.version:
@@ -297,21 +392,34 @@ class Store(ABC):
     # -- outbox ----------------------------------------------------------------------
     @abstractmethod
     async def claim_outbox(self, owner: str, *, limit: int, lease_seconds: float) -> list[OutboxItem]:
-        """Due pending items, at most one per conversation (the oldest), leased to ``owner``.
+        """Due pending items, at most one per conversation (the oldest), leased to ``owner``
+        with a fresh ``lease_token`` until ``lease_until`` (stamped with a time read after the
+        item was found, so a slow query never hands out a lease shorter than it says).
 
         A conversation's next item is only claimable once the previous one is sent
         or failed, so each conversation's replies go out in order.
         """
 
     @abstractmethod
-    async def outbox_sent(self, outbound_id: str, platform_message_id: str) -> None: ...
+    async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        """Prove and extend a claim: True, with the lease running ``lease_seconds`` from a time
+        read after the call was made, if ``token`` is still the item's lease token (nobody
+        claimed it since) and it is pending; False, and nothing written, otherwise."""
 
     @abstractmethod
-    async def outbox_retry(self, outbound_id: str, not_before: datetime, error: str) -> None:
-        """Release the lease; count the attempt; try again at ``not_before``."""
+    async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
+        """Mark sent. With ``token``: only if it is still the item's lease token (False, and
+        nothing written, if another sender claimed it since); without: unconditionally."""
 
     @abstractmethod
-    async def outbox_failed(self, outbound_id: str, error: str) -> None: ...
+    async def outbox_retry(
+        self, outbound_id: str, not_before: datetime, error: str, *, token: str | None = None
+    ) -> bool:
+        """Release the lease; count the attempt; try again at ``not_before`` (fenced as `outbox_sent`)."""
+
+    @abstractmethod
+    async def outbox_failed(self, outbound_id: str, error: str, *, token: str | None = None) -> bool:
+        """Final failure (fenced as `outbox_sent`)."""
 
     @abstractmethod
     async def get_outbox_item(self, outbound_id: str) -> OutboxItem | None: ...
@@ -322,6 +430,19 @@ class Store(ABC):
     @abstractmethod
     async def find_by_platform_message(self, channel: str, platform_message_id: str) -> OutboxItem | None:
         """The outbox item a platform id belongs to (for delivery receipts)."""
+
+    @abstractmethod
+    async def record_receipt(self, receipt: DeliveryReceipt) -> ReceiptOutcome:
+        """Put a delivery receipt on its message's transcript (`receipt_event`), and only then
+        remember it for de-duplication (`receipt_key`, `RECEIPT_TTL_SECONDS`), in one unit where
+        the store can: a failure in between never turns the platform's retry into a duplicate.
+        A receipt for a platform id no sent message has yet (it overtook `outbox_sent`) is
+        parked and remembered; `apply_parked_receipts` records it later."""
+
+    @abstractmethod
+    async def apply_parked_receipts(self, limit: int = 100) -> int:
+        """Record parked receipts whose message now has its platform id; drop those older than
+        `RECEIPT_TTL_SECONDS`. Returns how many were recorded."""
 
     # -- coordination ------------------------------------------------------------------
     @abstractmethod

@@ -16,6 +16,8 @@ from core.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    DeliveryReceipt,
+    DeliveryStatus,
     Event,
     Identity,
     Inbound,
@@ -117,6 +119,16 @@ def outbound_from_dict(d: dict[str, Any]) -> Outbound:
         reply_to=d.get("reply_to"),
         created_at=str_to_dt(d["created_at"]),
     )
+
+
+def receipt_to_dict(r: DeliveryReceipt) -> dict[str, Any]:
+    return {"bot": r.bot, "channel": r.channel, "platform_message_id": r.platform_message_id,
+            "status": r.status.value, "timestamp": dt_to_str(r.timestamp), "error": r.error}
+
+
+def receipt_from_dict(d: dict[str, Any]) -> DeliveryReceipt:
+    return DeliveryReceipt(d["bot"], d["channel"], d["platform_message_id"], DeliveryStatus(d["status"]),
+                           str_to_dt(d["timestamp"]), d.get("error"))
 
 
 def event_to_dict(e: Event) -> dict[str, Any]:

@@ -115,4 +115,36 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        [
+            # Failed turns back off and end as dead letters (processed=1, dead_at set).
+            "ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE inbox ADD COLUMN not_before REAL",
+            "ALTER TABLE inbox ADD COLUMN last_error TEXT",
+            "ALTER TABLE inbox ADD COLUMN replays INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE inbox ADD COLUMN dead_at REAL",
+            "CREATE INDEX inbox_dead ON inbox (dead_at) WHERE dead_at IS NOT NULL",
+        ],
+    ),
+    (
+        3,
+        [
+            # Fenced outbox leases: each claim stamps a fresh token; results are recorded only with it.
+            "ALTER TABLE outbox ADD COLUMN lease_token TEXT",
+        ],
+    ),
+    (
+        4,
+        [
+            # Delivery receipts that arrived before their message's platform id was stored.
+            """CREATE TABLE parked_receipts (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                channel TEXT NOT NULL,
+                platform_message_id TEXT NOT NULL,
+                receipt TEXT NOT NULL,
+                parked_at REAL NOT NULL
+            )""",
+        ],
+    ),
 ]

@@ -34,6 +34,7 @@ from core.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    DeliveryReceipt,
     Event,
     Identity,
     Inbound,
@@ -42,7 +43,18 @@ from core.model import (
     utcnow,
 )
 from core.store import codec
-from core.store.base import AuditEntry, InboxItem, OutboxItem, OutboxState, Store
+from core.store.base import (
+    RECEIPT_TTL_SECONDS,
+    AuditEntry,
+    DeadLetter,
+    InboxItem,
+    OutboxItem,
+    OutboxState,
+    ReceiptOutcome,
+    Store,
+    receipt_event,
+    receipt_key,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +99,10 @@ def _guarded(
             raise StoreError(f"MongoDB error during {fn.__name__}: {exc}") from exc
 
     return wrapper
+
+
+class _NotYet(Exception):
+    """A parked receipt's message still has no platform id (rolls the unit back)."""
 
 
 class MongoStore(Store):
@@ -145,6 +161,7 @@ class MongoStore(Store):
                            unique=True, name="inbox_dedupe"),
                 IndexModel([("processed", ASCENDING), ("conversation_id", ASCENDING), ("_id", ASCENDING)],
                            name="inbox_pending"),
+                IndexModel([("dead_at", ASCENDING)], sparse=True, name="inbox_dead"),
             ],
             "events": [
                 IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="event_seq"),
@@ -276,6 +293,8 @@ class MongoStore(Store):
             not_before=_dt(doc["not_before"]) if doc.get("not_before") else None,
             last_error=doc.get("last_error"),
             platform_message_id=doc.get("platform_message_id"),
+            lease_token=doc.get("lease_token"),
+            lease_until=_dt(doc["lease_until"]) if doc.get("lease_until") else None,
         )
 
     # -- contacts ------------------------------------------------------------------
@@ -505,15 +524,19 @@ class MongoStore(Store):
             return False
         return True
 
+    @staticmethod
+    def _inbox_item(d: Doc) -> InboxItem:
+        not_before = d.get("not_before")
+        return InboxItem(d["_id"], d["conversation_id"], codec.inbound_from_dict(d["inbound"]), _dt(d["received_at"]),
+                         int(d.get("attempts", 0)), _dt(not_before) if not_before is not None else None,
+                         d.get("last_error"), int(d.get("replays", 0)))
+
     @_guarded
     async def pending_inbox(self, conversation_id: str, limit: int = 50) -> list[InboxItem]:
         if limit <= 0:
             return []
         cursor = self._require().inbox.find({"processed": False, "conversation_id": conversation_id})
-        return [
-            InboxItem(d["_id"], d["conversation_id"], codec.inbound_from_dict(d["inbound"]), _dt(d["received_at"]))
-            async for d in cursor.sort("_id", ASCENDING).limit(limit)
-        ]
+        return [self._inbox_item(d) async for d in cursor.sort("_id", ASCENDING).limit(limit)]
 
     @_guarded
     async def conversations_with_pending_inbox(self, limit: int = 100) -> list[str]:
@@ -521,11 +544,81 @@ class MongoStore(Store):
             return []
         cursor = await self._require().inbox.aggregate([
             {"$match": {"processed": False}},
-            {"$group": {"_id": "$conversation_id", "first": {"$min": "$_id"}}},
+            {"$sort": {"conversation_id": 1, "_id": 1}},
+            {"$group": {"_id": "$conversation_id", "first": {"$first": "$_id"},
+                        "not_before": {"$first": "$not_before"}}},
+            # A conversation whose oldest item backs off after a failed turn waits (missing = due).
+            {"$match": {"$or": [{"not_before": None}, {"not_before": {"$lte": _now_us()}}]}},
             {"$sort": {"first": 1}},
             {"$limit": limit},
         ])
         return [d["_id"] async for d in cursor]
+
+    # -- failed turns and dead letters ----------------------------------------------------
+    @_guarded
+    async def inbox_retry(self, item_id: int, not_before: datetime, error: str) -> bool:
+        result = await self._require().inbox.update_one(
+            {"_id": item_id, "processed": False},
+            {"$set": {"not_before": _us(not_before), "last_error": error[:_ERROR_MAX]}, "$inc": {"attempts": 1}},
+        )
+        return result.modified_count == 1
+
+    @_guarded
+    async def dead_letter(
+        self, item_id: int, error: str, *, events: Sequence[Event] = (), outbound: Sequence[Outbound] = ()
+    ) -> bool:
+        async def unit(session: Session) -> bool:
+            db = self._require()
+            item = await db.inbox.find_one_and_update(
+                {"_id": item_id, "processed": False},
+                {"$set": {"processed": True, "dead_at": _now_us(), "not_before": None, "last_error": error[:_ERROR_MAX]},
+                 "$inc": {"attempts": 1}},
+                session=session,
+            )
+            if item is None:
+                return False
+            if events or outbound:
+                counters = await db.conversations.find_one_and_update(
+                    {"_id": item["conversation_id"]}, {"$inc": {"last_seq": len(events), "last_oseq": len(outbound)}},
+                    return_document=ReturnDocument.AFTER, session=session,
+                )
+                if counters is None:
+                    raise NotFound(f"conversation {item['conversation_id']}")
+                await self._write_turn(item["conversation_id"], counters["bot"], counters, events, outbound, session)
+            return True
+
+        return await self._atomic(unit)
+
+    @_guarded
+    async def dead_letters(self, *, bot: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        if limit <= 0:
+            return []
+        query: Doc = {"dead_at": {"$exists": True}}
+        if bot is not None:
+            query["bot"] = bot
+        cursor = self._require().inbox.find(query).sort([("dead_at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        return [DeadLetter(self._inbox_item(d), d["bot"], d.get("last_error") or "", _dt(d["dead_at"]))
+                async for d in cursor]
+
+    @_guarded
+    async def count_dead_letters(self) -> int:
+        return int(await self._require().inbox.count_documents({"dead_at": {"$exists": True}}))
+
+    @_guarded
+    async def replay_dead_letter(self, item_id: int) -> str | None:
+        doc = await self._require().inbox.find_one_and_update(
+            {"_id": item_id, "dead_at": {"$exists": True}},
+            {"$set": {"processed": False, "attempts": 0, "not_before": None}, "$unset": {"dead_at": ""},
+             "$inc": {"replays": 1}},
+        )
+        return str(doc["conversation_id"]) if doc else None
+
+    @_guarded
+    async def drop_dead_letter(self, item_id: int) -> str | None:
+        doc = await self._require().inbox.find_one_and_update(
+            {"_id": item_id, "dead_at": {"$exists": True}}, {"$unset": {"dead_at": ""}},
+        )
+        return str(doc["conversation_id"]) if doc else None
 
     # -- turns and transcript --------------------------------------------------------
     async def _write_turn(
@@ -653,10 +746,14 @@ class MongoStore(Store):
             if len(claimed) >= limit:
                 break
             # The conditional update decides races between senders: one of them gets the item.
+            # The lease is stamped with a time read now, after the (possibly slow) search, and
+            # a fresh token fences what the sender later records.
+            stamp = _now_us()
             doc = await db.outbox.find_one_and_update(
                 {"_id": item_id, "state": OutboxState.PENDING.value,
-                 "not_before": {"$lte": now}, "lease_until": {"$lte": now}},
-                {"$set": {"lease_owner": owner, "lease_until": now + int(lease_seconds * 1_000_000)}},
+                 "not_before": {"$lte": stamp}, "lease_until": {"$lte": stamp}},
+                {"$set": {"lease_owner": owner, "lease_until": stamp + int(lease_seconds * 1_000_000),
+                          "lease_token": uuid.uuid4().hex}},
                 return_document=ReturnDocument.AFTER,
             )
             if doc is not None:
@@ -664,30 +761,50 @@ class MongoStore(Store):
         return claimed
 
     @_guarded
-    async def outbox_sent(self, outbound_id: str, platform_message_id: str) -> None:
-        await self._require().outbox.update_one(
+    async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        stamp = _now_us()
+        result = await self._require().outbox.update_one(
+            {"_id": outbound_id, "lease_token": token, "state": OutboxState.PENDING.value},
+            {"$set": {"lease_until": stamp + int(lease_seconds * 1_000_000)}},
+        )
+        return result.matched_count == 1
+
+    async def _record(self, query: Doc, update: Doc, token: str | None) -> bool:
+        if token is not None:
+            query = {**query, "lease_token": token}
+        result = await self._require().outbox.update_one(query, update)
+        return result.matched_count == 1
+
+    @_guarded
+    async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
+        return await self._record(
             {"_id": outbound_id},
             {"$set": {"state": OutboxState.SENT.value, "platform_message_id": platform_message_id,
-                      "lease_owner": None, "lease_until": 0, "sent_at": _now_us()},
+                      "lease_owner": None, "lease_until": 0, "lease_token": None, "sent_at": _now_us()},
              "$inc": {"attempts": 1}},
+            token,
         )
 
     @_guarded
-    async def outbox_retry(self, outbound_id: str, not_before: datetime, error: str) -> None:
-        await self._require().outbox.update_one(
+    async def outbox_retry(
+        self, outbound_id: str, not_before: datetime, error: str, *, token: str | None = None
+    ) -> bool:
+        return await self._record(
             {"_id": outbound_id, "state": OutboxState.PENDING.value},
             {"$set": {"not_before": _us(not_before), "last_error": error[:_ERROR_MAX],
-                      "lease_owner": None, "lease_until": 0},
+                      "lease_owner": None, "lease_until": 0, "lease_token": None},
              "$inc": {"attempts": 1}},
+            token,
         )
 
     @_guarded
-    async def outbox_failed(self, outbound_id: str, error: str) -> None:
-        await self._require().outbox.update_one(
+    async def outbox_failed(self, outbound_id: str, error: str, *, token: str | None = None) -> bool:
+        return await self._record(
             {"_id": outbound_id},
             {"$set": {"state": OutboxState.FAILED.value, "last_error": error[:_ERROR_MAX],
-                      "lease_owner": None, "lease_until": 0},
+                      "lease_owner": None, "lease_until": 0, "lease_token": None},
              "$inc": {"attempts": 1}},
+            token,
         )
 
     @_guarded
@@ -707,6 +824,71 @@ class MongoStore(Store):
     async def find_by_platform_message(self, channel: str, platform_message_id: str) -> OutboxItem | None:
         doc = await self._require().outbox.find_one({"channel": channel, "platform_message_id": platform_message_id})
         return self._outbox(doc) if doc else None
+
+    async def _record_receipt(self, receipt: DeliveryReceipt, session: Session) -> bool:
+        item = await self._require().outbox.find_one(
+            {"channel": receipt.channel, "platform_message_id": receipt.platform_message_id},
+            {"_id": 1, "conversation_id": 1}, session=session,
+        )
+        if item is None:
+            return False
+        counters = await self._require().conversations.find_one_and_update(
+            {"_id": item["conversation_id"]}, {"$inc": {"last_seq": 1, "last_oseq": 0}},
+            return_document=ReturnDocument.AFTER, session=session,
+        )
+        if counters is None:
+            raise NotFound(f"conversation {item['conversation_id']}")
+        await self._write_turn(item["conversation_id"], counters["bot"], counters,
+                               [receipt_event(receipt, item["_id"])], [], session)
+        return True
+
+    @_guarded
+    async def record_receipt(self, receipt: DeliveryReceipt) -> ReceiptOutcome:
+        key = receipt_key(receipt)
+        db = self._require()
+        if await db.seen.find_one({"_id": key, "expires_at": {"$gt": _now_us()}}, {"_id": 1}) is not None:
+            return ReceiptOutcome.DUPLICATE
+
+        async def unit(session: Session) -> ReceiptOutcome:
+            if await self._record_receipt(receipt, session):
+                return ReceiptOutcome.RECORDED
+            await db.parked_receipts.insert_one(
+                {"channel": receipt.channel, "platform_message_id": receipt.platform_message_id,
+                 "receipt": codec.receipt_to_dict(receipt), "parked_at": _now_us()},
+                session=session,
+            )
+            return ReceiptOutcome.PARKED
+
+        outcome = await self._atomic(unit)
+        # Remembered only once recorded (or parked): a failure before this point leaves the
+        # platform's retry to record it. Two copies racing here may both be recorded.
+        if not await self.remember(key, RECEIPT_TTL_SECONDS):
+            log.info("store.receipt_raced", channel=receipt.channel)
+        return outcome
+
+    @_guarded
+    async def apply_parked_receipts(self, limit: int = 100) -> int:
+        db = self._require()
+        await db.parked_receipts.delete_many({"parked_at": {"$lt": _now_us() - int(RECEIPT_TTL_SECONDS * 1_000_000)}})
+        recorded = 0
+        async for parked in db.parked_receipts.find().sort("_id", ASCENDING).limit(limit):
+            receipt = codec.receipt_from_dict(parked["receipt"])
+
+            async def unit(session: Session, parked_id: Any = parked["_id"], receipt: DeliveryReceipt = receipt) -> bool:
+                # Deleting first decides between processes applying the same parked receipt.
+                gone = await db.parked_receipts.delete_one({"_id": parked_id}, session=session)
+                if gone.deleted_count != 1:
+                    return False
+                if not await self._record_receipt(receipt, session):
+                    raise _NotYet
+                return True
+
+            try:
+                recorded += await self._atomic(unit)
+            except _NotYet:
+                if not self.transactions:  # put it back: no transaction undid the delete
+                    await db.parked_receipts.insert_one(parked)
+        return recorded
 
     # -- coordination ------------------------------------------------------------------
     async def _claim_key(self, collection: str, key: str, doc: Doc, holder: Doc) -> bool:
@@ -816,7 +998,8 @@ class MongoStore(Store):
                               "inbound.button_payload": None, "inbound.attachments": [], "inbound.shared_phone": None,
                               "inbound.display_name": None, "inbound.language_hint": None,
                               "inbound.channel_user_id": "", "inbound.chat_id": "",
-                              "inbound.timestamp": "1970-01-01T00:00:00+00:00"}},
+                              "inbound.timestamp": "1970-01-01T00:00:00+00:00", "last_error": None},
+                     "$unset": {"dead_at": ""}},
                     session=session,
                 )
             await db.outbox.update_many(

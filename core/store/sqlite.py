@@ -34,10 +34,12 @@ import asyncio
 import enum
 import fcntl
 import functools
+import itertools
 import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,6 +55,7 @@ from core.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    DeliveryReceipt,
     Event,
     Identity,
     Inbound,
@@ -62,14 +65,19 @@ from core.model import (
 )
 from core.store import codec
 from core.store.base import (
+    RECEIPT_TTL_SECONDS,
     Accepted,
     AuditEntry,
+    DeadLetter,
     InboxItem,
     OutboxItem,
     OutboxState,
+    ReceiptOutcome,
     Store,
     TurnCommit,
     TurnState,
+    receipt_event,
+    receipt_key,
 )
 from core.store.migrations import MIGRATIONS
 
@@ -80,6 +88,18 @@ T = TypeVar("T")
 def _dumps(value: Any) -> str:
     """JSON text for the hot columns (orjson: several times faster than json for events)."""
     return orjson.dumps(value).decode()
+
+
+_INBOX_COLUMNS = "id, conversation_id, payload, received_at, attempts, not_before, last_error, replays"
+
+
+# Lease tokens: unique per claim and per process without a system call per claim.
+_TOKEN_PREFIX = uuid.uuid4().hex[:16]
+_TOKENS = itertools.count(1)
+
+
+def _lease_token() -> str:
+    return f"{_TOKEN_PREFIX}:{next(_TOKENS)}"
 
 
 def _now() -> float:
@@ -182,7 +202,7 @@ class SQLiteStore(Store):
         try:
             leases = db.execute("DELETE FROM leases").rowcount
             outbox = db.execute(
-                "UPDATE outbox SET lease_owner=NULL, lease_until=NULL WHERE lease_owner IS NOT NULL"
+                "UPDATE outbox SET lease_owner=NULL, lease_until=NULL, lease_token=NULL WHERE lease_owner IS NOT NULL"
             ).rowcount
         except BaseException:
             db.execute("ROLLBACK")
@@ -453,7 +473,11 @@ class SQLiteStore(Store):
         )
 
     @staticmethod
-    def _outbox(row: sqlite3.Row) -> OutboxItem:
+    def _outbox(row: sqlite3.Row, token: str | None = None, lease_until: datetime | None = None) -> OutboxItem:
+        """The item as stored, or as just claimed with ``token`` until ``lease_until``."""
+        if token is None:
+            token = row["lease_token"]
+            lease_until = _from_ts(row["lease_until"]) if row["lease_until"] else None
         return OutboxItem(
             outbound=codec.outbound_from_dict(orjson.loads(row["payload"])),
             state=OutboxState(row["state"]),
@@ -461,6 +485,8 @@ class SQLiteStore(Store):
             not_before=_from_ts(row["not_before"]) if row["not_before"] else None,
             last_error=row["last_error"],
             platform_message_id=row["platform_message_id"],
+            lease_token=token,
+            lease_until=lease_until,
         )
 
     # -- contacts ------------------------------------------------------------------
@@ -715,12 +741,14 @@ class SQLiteStore(Store):
     @staticmethod
     def _inbox_item(row: sqlite3.Row) -> InboxItem:
         return InboxItem(row["id"], row["conversation_id"], codec.inbound_from_dict(orjson.loads(row["payload"])),
-                         _from_ts(row["received_at"]))
+                         _from_ts(row["received_at"]), row["attempts"],
+                         _from_ts(row["not_before"]) if row["not_before"] is not None else None,
+                         row["last_error"], row["replays"])
 
     async def pending_inbox(self, conversation_id: str, limit: int = 50) -> list[InboxItem]:
         def unit(db: sqlite3.Connection) -> list[InboxItem]:
             rows = db.execute(
-                "SELECT id, conversation_id, payload, received_at FROM inbox"
+                f"SELECT {_INBOX_COLUMNS} FROM inbox"
                 " WHERE conversation_id=? AND processed=0 ORDER BY id LIMIT ?",
                 (conversation_id, limit),
             ).fetchall()
@@ -730,14 +758,79 @@ class SQLiteStore(Store):
 
     async def conversations_with_pending_inbox(self, limit: int = 100) -> list[str]:
         def unit(db: sqlite3.Connection) -> list[str]:
+            # The grouping reads only the inbox_pending index; the head's row is looked up by id.
             rows = db.execute(
-                "SELECT conversation_id, MIN(id) AS first FROM inbox WHERE processed=0"
-                " GROUP BY conversation_id ORDER BY first LIMIT ?",
-                (limit,),
+                "SELECT g.conversation_id FROM ("
+                "  SELECT conversation_id, MIN(id) AS first FROM inbox WHERE processed=0 GROUP BY conversation_id"
+                ") g WHERE NOT EXISTS (SELECT 1 FROM inbox h WHERE h.id=g.first AND h.not_before>?)"
+                " ORDER BY g.first LIMIT ?",
+                (_now(), limit),
             ).fetchall()
             return [r[0] for r in rows]
 
         return await self._run(unit)
+
+    # -- failed turns and dead letters ----------------------------------------------------
+    async def inbox_retry(self, item_id: int, not_before: datetime, error: str) -> bool:
+        return await self._tx(lambda db: db.execute(
+            "UPDATE inbox SET attempts=attempts+1, not_before=?, last_error=? WHERE id=? AND processed=0",
+            (_ts(not_before), error[:500], item_id),
+        ).rowcount == 1)
+
+    async def dead_letter(
+        self, item_id: int, error: str, *, events: Sequence[Event] = (), outbound: Sequence[Outbound] = ()
+    ) -> bool:
+        def unit(db: sqlite3.Connection) -> bool:
+            row = db.execute(
+                "UPDATE inbox SET processed=1, dead_at=?, attempts=attempts+1, not_before=NULL, last_error=?"
+                " WHERE id=? AND processed=0 RETURNING conversation_id",
+                (_now(), error[:500], item_id),
+            ).fetchone()
+            if row is None:
+                return False
+            self._append(db, row[0], events)
+            self._enqueue(db, outbound)
+            return True
+
+        return await self._tx(unit)
+
+    async def dead_letters(self, *, bot: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        def unit(db: sqlite3.Connection) -> list[DeadLetter]:
+            query = f"SELECT {_INBOX_COLUMNS}, bot, dead_at FROM inbox WHERE dead_at IS NOT NULL"
+            args: tuple[Any, ...] = (limit,)
+            if bot is not None:
+                query += " AND bot=?"
+                args = (bot, limit)
+            rows = db.execute(query + " ORDER BY dead_at, id LIMIT ?", args).fetchall()
+            return [DeadLetter(self._inbox_item(r), r["bot"], r["last_error"] or "", _from_ts(r["dead_at"]))
+                    for r in rows]
+
+        return await self._run(unit)
+
+    async def count_dead_letters(self) -> int:
+        return await self._run(
+            lambda db: int(db.execute("SELECT COUNT(*) FROM inbox WHERE dead_at IS NOT NULL").fetchone()[0]))
+
+    async def replay_dead_letter(self, item_id: int) -> str | None:
+        def unit(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "UPDATE inbox SET processed=0, dead_at=NULL, attempts=0, not_before=NULL, replays=replays+1"
+                " WHERE id=? AND dead_at IS NOT NULL RETURNING conversation_id",
+                (item_id,),
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._tx(unit)
+
+    async def drop_dead_letter(self, item_id: int) -> str | None:
+        def unit(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "UPDATE inbox SET dead_at=NULL WHERE id=? AND dead_at IS NOT NULL RETURNING conversation_id",
+                (item_id,),
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._tx(unit)
 
     # -- turns and transcript --------------------------------------------------------
     @staticmethod
@@ -817,13 +910,12 @@ class SQLiteStore(Store):
             if not self._take_lease(db, lease, owner, lease_seconds):
                 return None
             row = db.execute(
-                "SELECT id, conversation_id, payload, received_at FROM inbox"
-                " WHERE conversation_id=? AND processed=0 ORDER BY id LIMIT 1",
+                f"SELECT {_INBOX_COLUMNS} FROM inbox WHERE conversation_id=? AND processed=0 ORDER BY id LIMIT 1",
                 (conversation_id,),
             ).fetchone()
-            if row is None:
-                self._drop_lease(db, lease, owner)
-                return TurnState(None)
+            if row is None or (row["not_before"] is not None and row["not_before"] > _now()):
+                self._drop_lease(db, lease, owner)  # nothing pending, or the head backs off
+                return TurnState(None, retry_at=_from_ts(row["not_before"]) if row else None)
             item = self._inbox_item(row)
             conv_row = db.execute("SELECT * FROM conversations WHERE id=?", (conversation_id,)).fetchone()
             if conv_row is None:
@@ -878,9 +970,10 @@ class SQLiteStore(Store):
         ).fetchone()
         if head is None or head[0] != first.id:
             return []  # older replies of this conversation go first (the sender claims them)
-        db.execute("UPDATE outbox SET lease_owner=?, lease_until=? WHERE id=?",
-                   (owner, _now() + lease_seconds, first.id))
-        return [OutboxItem(first)]
+        token, until = _lease_token(), _now() + lease_seconds
+        db.execute("UPDATE outbox SET lease_owner=?, lease_until=?, lease_token=? WHERE id=?",
+                   (owner, until, token, first.id))
+        return [OutboxItem(first, lease_token=token, lease_until=_from_ts(until))]
 
     async def append_events(
         self, conversation_id: str, events: Sequence[Event], outbound: Sequence[Outbound] = ()
@@ -922,34 +1015,49 @@ class SQLiteStore(Store):
                 " ORDER BY o.seq LIMIT ?",
                 (now, now, limit),
             ).fetchall()
+            until = _now() + lease_seconds  # read after the query
+            tokens = [_lease_token() for _ in rows]
             db.executemany(
-                "UPDATE outbox SET lease_owner=?, lease_until=? WHERE id=?",
-                [(owner, now + lease_seconds, r["id"]) for r in rows],
+                "UPDATE outbox SET lease_owner=?, lease_until=?, lease_token=? WHERE id=?",
+                [(owner, until, token, r["id"]) for r, token in zip(rows, tokens, strict=True)],
             )
-            return [self._outbox(r) for r in rows]
+            lease_until = _from_ts(until)
+            return [self._outbox(r, token, lease_until) for r, token in zip(rows, tokens, strict=True)]
 
         return await self._tx(unit)
 
-    async def outbox_sent(self, outbound_id: str, platform_message_id: str) -> None:
-        await self._tx(lambda db: db.execute(
+    async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        return await self._tx(lambda db: db.execute(
+            "UPDATE outbox SET lease_until=? WHERE id=? AND lease_token=? AND state='pending'",
+            (_now() + lease_seconds, outbound_id, token),
+        ).rowcount == 1)
+
+    @staticmethod
+    def _fenced(sql: str, args: tuple[Any, ...], token: str | None) -> Callable[[sqlite3.Connection], bool]:
+        """``sql`` (ending in its WHERE clause), and the lease token's check when one is given."""
+        if token is not None:
+            sql, args = sql + " AND lease_token=?", (*args, token)
+        return lambda db: bool(db.execute(sql, args).rowcount == 1)
+
+    async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
+        return await self._tx(self._fenced(
             "UPDATE outbox SET state='sent', platform_message_id=?, lease_owner=NULL, lease_until=NULL,"
-            " attempts=attempts+1, sent_at=? WHERE id=?",
-            (platform_message_id, _now(), outbound_id),
-        ))
+            " lease_token=NULL, attempts=attempts+1, sent_at=? WHERE id=?",
+            (platform_message_id, _now(), outbound_id), token))
 
-    async def outbox_retry(self, outbound_id: str, not_before: datetime, error: str) -> None:
-        await self._tx(lambda db: db.execute(
-            "UPDATE outbox SET not_before=?, last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL"
-            " WHERE id=? AND state='pending'",
-            (_ts(not_before), error[:500], outbound_id),
-        ))
+    async def outbox_retry(
+        self, outbound_id: str, not_before: datetime, error: str, *, token: str | None = None
+    ) -> bool:
+        return await self._tx(self._fenced(
+            "UPDATE outbox SET not_before=?, last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL,"
+            " lease_token=NULL WHERE id=? AND state='pending'",
+            (_ts(not_before), error[:500], outbound_id), token))
 
-    async def outbox_failed(self, outbound_id: str, error: str) -> None:
-        await self._tx(lambda db: db.execute(
-            "UPDATE outbox SET state='failed', last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL"
-            " WHERE id=?",
-            (error[:500], outbound_id),
-        ))
+    async def outbox_failed(self, outbound_id: str, error: str, *, token: str | None = None) -> bool:
+        return await self._tx(self._fenced(
+            "UPDATE outbox SET state='failed', last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL,"
+            " lease_token=NULL WHERE id=?",
+            (error[:500], outbound_id), token))
 
     async def get_outbox_item(self, outbound_id: str) -> OutboxItem | None:
         def unit(db: sqlite3.Connection) -> OutboxItem | None:
@@ -975,6 +1083,55 @@ class SQLiteStore(Store):
             return self._outbox(row) if row else None
 
         return await self._run(unit)
+
+    @staticmethod
+    def _remember(db: sqlite3.Connection, key: str, ttl_seconds: float) -> bool:
+        now = _now()
+        return db.execute(
+            "INSERT INTO seen (key, expires_at) VALUES (?,?)"
+            " ON CONFLICT(key) DO UPDATE SET expires_at=excluded.expires_at WHERE seen.expires_at<=?",
+            (key, now + ttl_seconds, now),
+        ).rowcount == 1
+
+    @staticmethod
+    def _record_receipt(db: sqlite3.Connection, receipt: DeliveryReceipt) -> bool:
+        row = db.execute("SELECT id, conversation_id FROM outbox WHERE platform_message_id=? AND channel=?",
+                         (receipt.platform_message_id, receipt.channel)).fetchone()
+        if row is None:
+            return False
+        SQLiteStore._append(db, row["conversation_id"], [receipt_event(receipt, row["id"])])
+        return True
+
+    async def record_receipt(self, receipt: DeliveryReceipt) -> ReceiptOutcome:
+        key = receipt_key(receipt)
+
+        def unit(db: sqlite3.Connection) -> ReceiptOutcome:
+            now = _now()
+            if db.execute("SELECT 1 FROM seen WHERE key=? AND expires_at>?", (key, now)).fetchone():
+                return ReceiptOutcome.DUPLICATE
+            if self._record_receipt(db, receipt):
+                outcome = ReceiptOutcome.RECORDED
+            else:
+                db.execute("INSERT INTO parked_receipts (channel, platform_message_id, receipt, parked_at)"
+                           " VALUES (?,?,?,?)",
+                           (receipt.channel, receipt.platform_message_id, _dumps(codec.receipt_to_dict(receipt)), now))
+                outcome = ReceiptOutcome.PARKED
+            self._remember(db, key, RECEIPT_TTL_SECONDS)  # last: in the same transaction as the record
+            return outcome
+
+        return await self._tx(unit)
+
+    async def apply_parked_receipts(self, limit: int = 100) -> int:
+        def unit(db: sqlite3.Connection) -> int:
+            db.execute("DELETE FROM parked_receipts WHERE parked_at<?", (_now() - RECEIPT_TTL_SECONDS,))
+            recorded = 0
+            for row in db.execute("SELECT id, receipt FROM parked_receipts ORDER BY id LIMIT ?", (limit,)).fetchall():
+                if self._record_receipt(db, codec.receipt_from_dict(orjson.loads(row["receipt"]))):
+                    db.execute("DELETE FROM parked_receipts WHERE id=?", (row["id"],))
+                    recorded += 1
+            return recorded
+
+        return await self._tx(unit)
 
     # -- coordination ------------------------------------------------------------------
     @staticmethod
@@ -1090,7 +1247,7 @@ class SQLiteStore(Store):
                     "UPDATE inbox SET platform_message_id='forgotten:' || id,"
                     " payload=json_object('bot', bot, 'channel', channel, 'platform_message_id', 'forgotten:' || id,"
                     " 'channel_user_id', '', 'chat_id', '', 'timestamp', '1970-01-01T00:00:00+00:00'),"
-                    " processed=1 WHERE conversation_id=?",
+                    " processed=1, dead_at=NULL, last_error=NULL WHERE conversation_id=?",
                     (conv_id,),
                 )
                 db.execute(

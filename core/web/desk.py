@@ -16,12 +16,15 @@ Agents see and act on their own bots only (``WebAgent.bots``; empty = all).
 API (JSON): ``POST /desk/api/login`` {agent, password}, ``POST /desk/api/logout``,
 ``GET /desk/api/me``, ``GET /desk/api/queue``, ``GET /desk/api/conversations/{id}``,
 ``POST /desk/api/conversations/{id}/{claim|reply|note|back|close}`` ({text} for reply
-and note), ``GET /desk/api/stream`` (server-sent events: ``{"type", "conversation"}``).
+and note), ``GET /desk/api/dead-letters``, ``POST /desk/api/dead-letters/{id}/{replay|drop}``
+(messages whose turn failed for good), ``GET /desk/api/stream`` (server-sent events:
+``{"type", "conversation"}``; ``dead_letter`` when a message fails for good).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -38,12 +41,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from core.config import WebAgent, WebDeskConfig
-from core.desk import HandoffSummary
+from core.desk import DeadLetterNotice, HandoffSummary
 from core.errors import NotFound, SwitchboardError
 from core.handoff.service import AgentNotAllowed, ConversationView, HandoffService, QueueEntry
 from core.model import Contact, Conversation, Event
+from core.pipeline.dead_letters import DeadLetters
 from core.ports import Route
-from core.store.base import Store
+from core.store.base import DeadLetter, Store
 
 log = structlog.get_logger(__name__)
 
@@ -120,10 +124,12 @@ class WebDesk:
         *,
         limiter: LoginLimiter | None = None,
         session_seconds: float = SESSION_SECONDS,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.config = config
         self.actions = actions
         self.store = store
+        self.dead_letters = dead_letters or DeadLetters(store)
         self.agents: dict[str, WebAgent] = {a.id: a for a in config.agents}
         secret = config.session_secret or secrets.token_urlsafe(32)
         self._secret = secret.encode()
@@ -163,6 +169,8 @@ class WebDesk:
             Route("GET", "/desk/api/queue", self._queue),
             Route("GET", "/desk/api/conversations/{id}", self._conversation),
             Route("POST", "/desk/api/conversations/{id}/{action}", self._action),
+            Route("GET", "/desk/api/dead-letters", self._dead_letters),
+            Route("POST", "/desk/api/dead-letters/{id}/{action}", self._dead_letter_action),
             Route("GET", "/desk/api/stream", self._stream),
         )
 
@@ -202,6 +210,12 @@ class WebDesk:
         if agent is None:
             raise web.HTTPUnauthorized(text=json.dumps({"error": "log in first"}), content_type="application/json")
         return agent
+
+    async def authorize(self, request: web.Request, bot: str) -> str | None:
+        """The logged-in agent's id (``web:<id>``) if they may serve ``bot``, else None (for
+        routes other modules mount under ``/desk``, e.g. the web chat's uploaded files)."""
+        agent = await self._agent(request)
+        return AGENT_PREFIX + agent.id if agent is not None and self._may_serve(agent, bot) else None
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
@@ -322,6 +336,45 @@ class WebDesk:
         view = await self.actions.view(conversation_id)
         return _json({"conversation": self._conversation_json(view.conversation, view.contact)})
 
+    # -- dead letters ----------------------------------------------------------------------
+    def _dead_letter_json(self, letter: DeadLetter) -> dict[str, Any]:
+        message = letter.item.inbound
+        return {"id": letter.item.id, "bot": letter.bot, "conversation": letter.item.conversation_id,
+                "channel": message.channel, "attempts": letter.item.attempts, "error": letter.error,
+                "text": self.actions.masker(letter.bot).mask(message.text or message.button_payload or "")[:500],
+                "dead_at": letter.dead_at.isoformat()}
+
+    async def _dead_letters(self, request: web.Request) -> web.StreamResponse:
+        agent = await self._require(request)
+        letters = await self.dead_letters.list(self._bots(agent))
+        return _json({"dead_letters": [self._dead_letter_json(d) for d in letters]})
+
+    async def _dead_letter_action(self, request: web.Request) -> web.StreamResponse:
+        agent = await self._require(request, writes=True)
+        action = request.match_info["action"]
+        if action not in ("replay", "drop"):
+            return _json({"error": "unknown action; use replay or drop"}, 404)
+        try:
+            item_id = int(request.match_info["id"])
+        except ValueError:
+            return _json({"error": "no such dead letter"}, 404)
+        letters = {d.item.id: d for d in await self.dead_letters.list(self._bots(agent), limit=10_000)}
+        if item_id not in letters:
+            return _json({"error": "no such dead letter"}, 404)
+        actor = AGENT_PREFIX + agent.id
+        run = self.dead_letters.replay if action == "replay" else self.dead_letters.drop
+        if await run(item_id, actor=actor) is None:
+            return _json({"error": "no longer a dead letter"}, 409)
+        log.info("web_desk.dead_letter", action=action, inbox=item_id, agent=actor)
+        return _json({"ok": True, "id": item_id, "action": action})
+
+    async def dead_letter(self, notice: DeadLetterNotice) -> None:
+        item = {"type": "dead_letter", "conversation": notice.conversation_id, "bot": notice.bot, "id": notice.id}
+        for queue, agent in list(self._streams.items()):
+            if self._may_serve(agent, notice.bot):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(item)
+
     # -- live updates --------------------------------------------------------------------
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         agent = await self._require(request)
@@ -416,7 +469,8 @@ class WebDesk:
         data = event.data
         base = {"seq": event.seq, "channel": event.channel, "ts": event.timestamp.isoformat()}
         if event.type == "user":
-            return {**base, "role": "customer", "author": None, "text": data.get("text") or ""}
+            return {**base, "role": "customer", "author": None, "text": data.get("text") or "",
+                    "attachments": [a for a in data.get("attachments") or [] if isinstance(a, dict)]}
         if event.type == "bot":
             meta = data.get("metadata") or {}
             role = meta.get("author", "bot")

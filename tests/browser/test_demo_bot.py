@@ -30,5 +30,5 @@ async def test_demo_bot_answers_in_german_and_reload_keeps_history(tmp_path: Pat
         await page.reload()
         await expect(page.locator("#status")).to_have_text("online")
         await expect(page.locator(".msg")).to_have_count(count)
-        await expect(page.locator(".msg.user").first).to_have_text("Hallo")
+        await expect(page.locator(".msg.user .text").first).to_have_text("Hallo")
         await expect(page.locator(".msg.bot").last).to_contain_text("Montag bis Freitag")

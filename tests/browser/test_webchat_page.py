@@ -26,7 +26,7 @@ async def test_chat_shows_replies_buttons_and_keeps_history_on_reload(tmp_path: 
         await page.reload()
         await expect(page.locator("#status")).to_have_text("online")
         await expect(page.locator(".msg")).to_have_count(4)
-        await expect(page.locator(".msg.user").first).to_have_text("show me buttons")
+        await expect(page.locator(".msg.user .text").first).to_have_text("show me buttons")
 
 
 async def test_message_typed_while_offline_is_delivered_after_reconnect(tmp_path: Path, page: Page) -> None:
@@ -45,6 +45,9 @@ async def test_page_fits_a_phone_screen(tmp_path: Path, page: Page) -> None:
     async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm:
         await page.goto(f"{farm.url}/chat/demo")
         await expect(page.locator("h1")).to_have_text("Hostwerk")
+        assert await page.get_attribute("html", "lang") == "en"  # the bot's default language
+        await expect(page.locator("#send")).to_have_text("Send")
+        await expect(page.locator("#typing")).to_be_hidden()
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390
         box = await page.locator("#composer").bounding_box()

@@ -310,6 +310,17 @@ async def test_webhook_mode_registers_webhook_with_secret(fake: FakeTelegramAPI)
     assert fake.webhook is not None
 
 
+async def test_webhook_registration_that_fails_at_start_is_retried(fake: FakeTelegramAPI) -> None:
+    fake.fail_next(2, status=502, method="setWebhook")
+    adapter = make_adapter(fake, RecordingContext(), set_webhook=True)
+    await adapter.start()  # does not wait for the retries
+    try:
+        await fake.wait_for("setWebhook", 3, timeout=5.0)
+        assert fake.webhook is not None
+    finally:
+        await adapter.stop()
+
+
 async def test_fake_delivers_updates_to_the_registered_webhook(fake: FakeTelegramAPI) -> None:
     context = RecordingContext()
     adapter = make_adapter(fake, context)
@@ -357,6 +368,33 @@ async def test_long_text_is_split_under_4096_characters(fake: FakeTelegramAPI) -
     await adapter.send(Outbound("c", "nordhost", "telegram", "1", text=("line\n" * 2000)))
     calls = fake.calls("sendMessage")
     assert len(calls) == 3 and all(len(c["text"]) <= 4096 for c in calls)
+    await adapter.stop()
+
+
+async def test_a_long_text_retried_after_a_failed_chunk_sends_only_the_chunks_not_yet_sent(
+    fake: FakeTelegramAPI,
+) -> None:
+    context = RecordingContext()
+    adapter = make_adapter(fake, context)
+    message = Outbound("c", "nordhost", "telegram", "1", text="".join(f"line {n}\n" for n in range(1500)))
+    fake.fail_next(1, status=502, method="sendMessage", after=1)  # the second of three chunks fails
+    with pytest.raises(TransientError):
+        await adapter.send(message)
+    platform_id = await adapter.send(message)  # the outbox retries the whole message
+    texts = [c["text"] for c in fake.calls("sendMessage")]
+    # chunk 1, chunk 2 (failed), chunk 2 again, the rest: only the failed chunk went twice
+    assert len(texts) >= 4 and texts[1] == texts[2] and len(set(texts)) == len(texts) - 1
+    delivered = [texts[0], *texts[2:]]
+    assert sum(t.count("line ") for t in delivered) == 1500 and delivered[0].startswith("line 0\n")
+    assert platform_id.startswith("telegram:1:")
+    await adapter.stop()
+
+
+async def test_a_short_text_costs_no_progress_bookkeeping(fake: FakeTelegramAPI) -> None:
+    context = RecordingContext()
+    adapter = make_adapter(fake, context)
+    await adapter.send(Outbound("c", "nordhost", "telegram", "1", text="hi"))
+    assert context.kv_writes == 0 and context.kv == {}
     await adapter.stop()
 
 

@@ -15,6 +15,7 @@ class _Entry(Generic[F]):
     target: str | None  # a method or route name; None = any call
     remaining: int | None  # calls left; None = until `until`
     until: float | None
+    skip: int = 0  # calls that pass before the failures start
 
 
 class FailureScript(Generic[F]):
@@ -23,8 +24,9 @@ class FailureScript(Generic[F]):
     def __init__(self) -> None:
         self._entries: list[_Entry[F]] = []
 
-    def next_calls(self, n: int, failure: F, target: str | None = None) -> None:
-        self._entries.append(_Entry(failure, target, n, None))
+    def next_calls(self, n: int, failure: F, target: str | None = None, *, after: int = 0) -> None:
+        """The next ``n`` calls fail, once ``after`` calls have passed."""
+        self._entries.append(_Entry(failure, target, n, None, after))
 
     def for_seconds(self, seconds: float, failure: F, target: str | None = None) -> None:
         self._entries.append(_Entry(failure, target, None, time.monotonic() + seconds))
@@ -43,6 +45,9 @@ class FailureScript(Generic[F]):
                 self._entries.remove(entry)
                 continue
             assert entry.remaining is not None
+            if entry.skip > 0:
+                entry.skip -= 1
+                continue
             entry.remaining -= 1
             if entry.remaining <= 0:
                 self._entries.remove(entry)

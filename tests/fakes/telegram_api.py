@@ -191,14 +191,15 @@ class FakeTelegramAPI:
         return int(update["update_id"])
 
     def fail_next(self, n: int = 1, *, status: int = 429, retry_after: int | None = None,
-                  description: str | None = None, method: str | None = None) -> None:
-        """The next ``n`` calls (of ``method``, or any) answer ``status`` (0 = hang until timeout).
+                  description: str | None = None, method: str | None = None, after: int = 0) -> None:
+        """The next ``n`` calls (of ``method``, or any) answer ``status`` (0 = hang until timeout),
+        once ``after`` such calls have succeeded.
 
         429 without ``retry_after`` uses 5 s. Descriptions default to Telegram's wording.
         """
         if status == 429 and retry_after is None:
             retry_after = 5
-        self._failures.next_calls(n, _Failure(status, retry_after, description), method)
+        self._failures.next_calls(n, _Failure(status, retry_after, description), method, after=after)
 
     def fail_for(self, seconds: float, *, status: int = 500, retry_after: int | None = None,
                  method: str | None = None) -> None:

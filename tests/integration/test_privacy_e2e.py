@@ -71,7 +71,7 @@ async def farm_with_channels(tmp_path: Path) -> AsyncIterator[Setup]:
         }}}
         async with running_farm(tmp_path, bots=bots, port=port, engines={"demo": ForgetDialogueEngine()}) as farm, \
                 aiohttp.ClientSession() as http:
-            install(farm.farm)  # idempotent: a no-op once core.extensions installs the privacy layer
+            install(farm.farm)  # idempotent: a no-op once the farm installed the privacy layer
             yield Setup(farm, tg, wa, http)
 
 

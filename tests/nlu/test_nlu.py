@@ -65,7 +65,8 @@ def test_gibberish_falls_back_with_rasa_semantics(model: NluModel) -> None:
 
 
 def test_ambiguity_threshold_triggers_fallback_when_top_two_are_close() -> None:
-    data = NluData(examples=[Example(t, "a") for t in ("alpha one", "alpha two")] + [Example(t, "b") for t in ("beta one", "beta two")])
+    # "alpha"/"gamma": same length, so "one two" is exactly as close to both intents
+    data = NluData(examples=[Example(t, "a") for t in ("alpha one", "alpha two")] + [Example(t, "b") for t in ("gamma one", "gamma two")])
     model = NluModel.train(data, entities=[], threshold=0.01, ambiguity_threshold=0.5)
     assert model.parse("one two").intent == FALLBACK_INTENT
     model.ambiguity_threshold = 0.0
@@ -174,6 +175,7 @@ def test_saved_model_keeps_temperature_and_pair_features(tmp_path: Path) -> None
     loaded = NluModel.load(model.save(tmp_path / "m"))
     assert loaded.classifier is not None
     assert loaded.classifier.temperature == model.classifier.temperature
+    assert loaded.classifier.reject_margin == model.classifier.reject_margin is not None
     assert loaded.classifier.space.pair_weight == model.classifier.space.pair_weight
     assert loaded.parse("did my parcel ship").ranking == model.parse("did my parcel ship").ranking
 

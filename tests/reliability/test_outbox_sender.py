@@ -348,3 +348,60 @@ async def test_a_due_retry_is_not_starved_by_a_stream_of_submitted_replies(store
         assert "late" in channel.delivered, channel.delivered
     finally:
         await sender.stop(timeout=2)
+
+
+# -- fenced leases and send timeouts ------------------------------------------------------
+
+async def test_a_sender_whose_claim_was_taken_over_does_not_send_it_again(store: SQLiteStore) -> None:
+    """Two senders, one item: the first claim waited past its lease (a slow worker or rate
+    limit) and another sender claimed and sent the item; the first must not send it too."""
+    [out] = await queue(store, "c1", "hello")
+    [stale] = await store.claim_outbox("slow-process", limit=10, lease_seconds=0.2)
+    await asyncio.sleep(0.3)
+    channel = ScriptedChannel()
+    await run_sender(store, channel, config())  # the other process: claims the expired item and sends it
+    assert channel.delivered == ["hello"]
+    late = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0), owner="slow-process")
+    await late.start()
+    try:
+        late.submit([stale])
+        assert await until(lambda: not late._ready and not late._inflight, timeout=2.0)
+    finally:
+        await late.stop(timeout=2)
+    assert channel.delivered == ["hello"], "the stale claim was sent a second time"
+    item = await store.get_outbox_item(out.id)
+    assert item is not None and item.state is OutboxState.SENT and item.attempts == 1
+
+
+async def test_an_old_claim_still_held_is_renewed_and_sent(store: SQLiteStore) -> None:
+    await queue(store, "c1", "hello")
+    [held] = await store.claim_outbox("test", limit=10, lease_seconds=0.2)
+    await asyncio.sleep(0.3)  # expired, but nobody claimed it since: the token still proves it
+    channel = ScriptedChannel()
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0), owner="test")
+    await sender.start()
+    try:
+        sender.submit([held])
+        assert await until(lambda: channel.delivered == ["hello"], timeout=2.0)
+    finally:
+        await sender.stop(timeout=2)
+
+
+class HangingChannel(ScriptedChannel):
+    """The first send never answers (a platform that accepted the connection and hung)."""
+
+    async def send(self, message: Outbound) -> str:
+        if not self.attempts:
+            self.attempts.append((time.monotonic(), message.text))
+            await asyncio.Event().wait()
+        return await super().send(message)
+
+
+async def test_a_hanging_send_times_out_and_is_retried(store: SQLiteStore) -> None:
+    [out] = await queue(store, "c1", "hello")
+    channel = HangingChannel()
+    await run_sender(store, channel, config(send_timeout=0.2), timeout=5.0)
+    assert channel.delivered == ["hello"] and len(channel.attempts) == 2
+    item = await store.get_outbox_item(out.id)
+    assert item is not None and item.state is OutboxState.SENT and item.attempts == 2
+    assert item.last_error is not None and "timed out" in item.last_error

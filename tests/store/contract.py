@@ -30,13 +30,15 @@ from core.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    DeliveryReceipt,
+    DeliveryStatus,
     Event,
     Identity,
     Inbound,
     Outbound,
     utcnow,
 )
-from core.store.base import AuditEntry, OutboxState, Store, TurnCommit, TurnState
+from core.store.base import AuditEntry, OutboxState, ReceiptOutcome, Store, TurnCommit, TurnState
 
 BOT = "acme"
 OTHER_BOT = "globex"
@@ -401,6 +403,101 @@ class StoreContract:
         assert await store.conversations_with_pending_inbox() == [b.id]
         assert c.id not in await store.conversations_with_pending_inbox()
 
+    # -- failed turns and dead letters ------------------------------------------------------
+    async def test_inbox_retry_counts_the_attempt_and_backs_the_conversation_off(self, store: Store) -> None:
+        _, a = await contact_and_conversation(store, "u1")
+        _, b = await contact_and_conversation(store, "u2")
+        await store.ingest(a.id, inbound(1, user="u1"))
+        await store.ingest(a.id, inbound(2, user="u1"))
+        await store.ingest(b.id, inbound(3, user="u2"))
+        head, _ = await store.pending_inbox(a.id)
+        later = utcnow() + timedelta(hours=1)
+        assert await store.inbox_retry(head.id, later, "TypeError: Decimal")
+        (retried, waiting) = await store.pending_inbox(a.id)
+        assert (retried.id, retried.attempts, retried.last_error) == (head.id, 1, "TypeError: Decimal")
+        assert retried.not_before is not None and abs((retried.not_before - later).total_seconds()) < 0.01
+        assert (waiting.attempts, waiting.not_before) == (0, None)
+        # The backing-off conversation leaves the sweeper's window; the other one stays in it.
+        assert await store.conversations_with_pending_inbox() == [b.id]
+        state = await store.next_turn(a.id, lease=f"turn:{a.id}", owner="p1", lease_seconds=30, history=10)
+        assert state is not None and state.item is None and state.retry_at == retried.not_before
+        assert await store.acquire_lease(f"turn:{a.id}", "p2", 30)  # the lease was released
+        await store.inbox_retry(head.id, utcnow() - timedelta(seconds=1), "again")
+        assert await store.conversations_with_pending_inbox() == [a.id, b.id]
+        state = await store.next_turn(a.id, lease=f"turn:{a.id}", owner="p2", lease_seconds=30, history=10)
+        assert state is not None and state.item is not None
+        assert (state.item.id, state.item.attempts) == (head.id, 2)
+
+    async def test_inbox_retry_of_a_processed_item_writes_nothing(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        (item,) = await store.pending_inbox(conv.id)
+        await store.commit_turn(conv, inbox_ids=[item.id])
+        assert not await store.inbox_retry(item.id, utcnow(), "late")
+        assert await store.pending_inbox(conv.id) == []
+
+    async def test_dead_letter_parks_the_item_apologises_and_lets_the_conversation_move_on(
+        self, store: Store
+    ) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        await store.ingest(conv.id, inbound(2))
+        head, _ = await store.pending_inbox(conv.id)
+        await store.inbox_retry(head.id, utcnow() + timedelta(hours=1), "first")
+        apology = outbound(conv, "Sorry")
+        assert await store.dead_letter(head.id, "TypeError: Decimal", events=[event(1, "Sorry", kind="bot")],
+                                       outbound=[apology])
+        (left,) = await store.pending_inbox(conv.id)
+        assert left.inbound.text == "message 2"
+        assert await store.conversations_with_pending_inbox() == [conv.id]
+        (letter,) = await store.dead_letters()
+        assert (letter.item.id, letter.item.attempts, letter.bot, letter.error) == (head.id, 2, BOT,
+                                                                                    "TypeError: Decimal")
+        assert letter.item.inbound.text == "message 1" and letter.dead_at <= utcnow()
+        assert await store.count_dead_letters() == 1
+        assert [e.data["text"] for e in await store.transcript(conv.id)] == ["Sorry"]
+        assert [i.outbound.text for i in await store.claim_outbox("s", limit=5, lease_seconds=30)] == ["Sorry"]
+        # A second dead-lettering of the same item (another process) writes nothing.
+        assert not await store.dead_letter(head.id, "again", outbound=[outbound(conv, "Sorry again")])
+        assert (await store.outbox_counts())[OutboxState.PENDING] == 1
+
+    async def test_replay_makes_a_dead_letter_pending_again_first_in_line(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        (item,) = await store.pending_inbox(conv.id)
+        await store.dead_letter(item.id, "boom")
+        await store.ingest(conv.id, inbound(2))
+        assert await store.replay_dead_letter(item.id) == conv.id
+        first, second = await store.pending_inbox(conv.id)
+        assert (first.id, first.attempts, first.not_before, first.replays) == (item.id, 0, None, 1)
+        assert second.inbound.text == "message 2"
+        assert await store.dead_letters() == [] and await store.count_dead_letters() == 0
+        assert await store.replay_dead_letter(item.id) is None  # no dead letter any more
+        assert await store.drop_dead_letter(item.id) is None
+
+    async def test_drop_ends_a_dead_letter_without_a_turn(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        _, other = await contact_and_conversation(store, "u2", bot=OTHER_BOT)
+        await store.ingest(conv.id, inbound(1))
+        await store.ingest(other.id, inbound(2, user="u2", bot=OTHER_BOT))
+        (item,) = await store.pending_inbox(conv.id)
+        (other_item,) = await store.pending_inbox(other.id)
+        await store.dead_letter(item.id, "boom")
+        await store.dead_letter(other_item.id, "bang")
+        assert [d.item.id for d in await store.dead_letters(bot=BOT)] == [item.id]
+        assert await store.drop_dead_letter(item.id) == conv.id
+        assert [d.item.id for d in await store.dead_letters()] == [other_item.id]
+        assert await store.pending_inbox(conv.id) == []
+        assert await store.replay_dead_letter(item.id) is None
+
+    async def test_forget_contact_ends_its_dead_letters(self, store: Store) -> None:
+        contact, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        (item,) = await store.pending_inbox(conv.id)
+        await store.dead_letter(item.id, "boom")
+        await store.forget_contact(contact.id)
+        assert await store.dead_letters() == []
+
     # -- turns and transcript --------------------------------------------------------
     async def test_commit_turn_saves_marks_appends_and_queues_together(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
@@ -577,6 +674,77 @@ class StoreContract:
         assert {i.outbound.conversation_id for i in claimed} == {c.id for c in convs}
         assert all(i.outbound.text == "one" for i in claimed)
 
+    async def test_a_claim_stamps_a_fresh_lease_token_and_expiry(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        before = utcnow()
+        (claimed,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        assert claimed.lease_token and claimed.lease_until is not None
+        assert before + timedelta(seconds=29) <= claimed.lease_until <= utcnow() + timedelta(seconds=30.5)
+        await store.outbox_retry(item.id, utcnow() - timedelta(seconds=1), "429", token=claimed.lease_token)
+        (again,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        assert again.lease_token and again.lease_token != claimed.lease_token
+
+    async def test_two_senders_racing_on_one_item_record_it_once(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        (held,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        assert held.lease_token is not None
+        # The second sender has no claim (a guessed or stale token); both prove and record at once.
+        renewed = await asyncio.gather(store.outbox_renew(item.id, held.lease_token, 30),
+                                       store.outbox_renew(item.id, "not-the-token", 30))
+        assert renewed == [True, False]
+        recorded = await asyncio.gather(store.outbox_sent(item.id, "telegram:1", token=held.lease_token),
+                                        store.outbox_sent(item.id, "telegram:2", token="not-the-token"))
+        assert recorded == [True, False]
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and stored.state is OutboxState.SENT
+        assert (stored.platform_message_id, stored.attempts) == ("telegram:1", 1)
+        assert not await store.outbox_renew(item.id, held.lease_token, 30)  # sent: nothing left to hold
+
+    async def test_an_expired_then_reclaimed_lease_fences_out_its_old_holder(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        (old,) = await store.claim_outbox("s1", limit=10, lease_seconds=0.2)
+        await asyncio.sleep(0.35)
+        (new,) = await store.claim_outbox("s2", limit=10, lease_seconds=30)
+        assert old.lease_token and new.lease_token and new.lease_token != old.lease_token
+        # The old holder can neither prove its lease before sending nor record any result.
+        assert not await store.outbox_renew(item.id, old.lease_token, 30)
+        assert not await store.outbox_sent(item.id, "telegram:old", token=old.lease_token)
+        assert not await store.outbox_retry(item.id, utcnow(), "late", token=old.lease_token)
+        assert not await store.outbox_failed(item.id, "late", token=old.lease_token)
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and (stored.state, stored.attempts) == (OutboxState.PENDING, 0)
+        assert await store.outbox_sent(item.id, "telegram:new", token=new.lease_token)
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and stored.platform_message_id == "telegram:new"
+
+    async def test_renewing_a_lease_keeps_the_item_from_other_senders(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        (held,) = await store.claim_outbox("s1", limit=10, lease_seconds=0.2)
+        assert held.lease_token is not None
+        assert await store.outbox_renew(item.id, held.lease_token, 30)
+        await asyncio.sleep(0.35)  # past the first lease; the renewed one holds
+        assert await store.claim_outbox("s2", limit=10, lease_seconds=30) == []
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and stored.lease_until is not None
+        assert stored.lease_until > utcnow() + timedelta(seconds=25)
+
+    async def test_a_reply_claimed_at_commit_is_fenced_too(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        (item,) = await store.pending_inbox(conv.id)
+        reply = outbound(conv, "Hi!")
+        commit = await store.finish_turn(conv, inbox_ids=[item.id], outbound=[reply], owner="p1", lease_seconds=30)
+        if not commit.claimed:
+            return  # this store leaves replies to claim_outbox, whose claims are fenced above
+        (claimed,) = commit.claimed
+        assert claimed.lease_token and claimed.lease_until is not None
+        assert not await store.outbox_sent(reply.id, "telegram:9", token="stale")
+        assert await store.outbox_sent(reply.id, "telegram:9", token=claimed.lease_token)
+
     async def test_outbox_retry_counts_the_attempt_and_keeps_it_pending(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         (item,) = await queue(store, conv, "hello")
@@ -601,6 +769,33 @@ class StoreContract:
         assert found is not None and found.outbound.id == item.id
         assert await store.find_by_platform_message("whatsapp", "telegram:777") is None
         assert await store.find_by_platform_message("telegram", "telegram:778") is None
+
+    async def test_a_receipt_is_recorded_once_on_its_messages_transcript(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        await store.outbox_sent(item.id, "telegram:777")
+        receipt = DeliveryReceipt(BOT, "telegram", "telegram:777", DeliveryStatus.DELIVERED, T0, None)
+        assert await store.record_receipt(receipt) is ReceiptOutcome.RECORDED
+        assert await store.record_receipt(receipt) is ReceiptOutcome.DUPLICATE  # platforms resend
+        read = DeliveryReceipt(BOT, "telegram", "telegram:777", DeliveryStatus.READ, T0 + timedelta(seconds=1))
+        assert await store.record_receipt(read) is ReceiptOutcome.RECORDED
+        events = await store.transcript(conv.id)
+        assert [(e.type, e.data["status"], e.data["outbound_id"]) for e in events] == [
+            ("delivery", "delivered", item.id), ("delivery", "read", item.id)]
+        assert events[0].timestamp == T0
+
+    async def test_a_receipt_that_overtakes_its_send_is_parked_and_applied_later(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        receipt = DeliveryReceipt(BOT, "telegram", "telegram:778", DeliveryStatus.SENT, T0, None)
+        assert await store.record_receipt(receipt) is ReceiptOutcome.PARKED
+        assert await store.record_receipt(receipt) is ReceiptOutcome.DUPLICATE
+        assert await store.apply_parked_receipts() == 0  # still no message with that platform id
+        await store.outbox_sent(item.id, "telegram:778")
+        assert await store.apply_parked_receipts() == 1
+        assert await store.apply_parked_receipts() == 0
+        [event] = await store.transcript(conv.id)
+        assert (event.type, event.data["status"], event.data["outbound_id"]) == ("delivery", "sent", item.id)
 
     async def test_outbox_failed_is_final_and_keeps_the_error(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)

@@ -48,7 +48,7 @@
     $("app").hidden = false;
     $("me").textContent = agent.name;
     connect();
-    await refreshQueue();
+    await Promise.all([refreshQueue(), refreshDeadLetters()]);
   }
 
   $("login-form").addEventListener("submit", async (event) => {
@@ -99,6 +99,40 @@
     $("queue-agent").replaceChildren(...withAgent.map(queueItem));
     $("count-waiting").textContent = String(waiting.length);
     $("count-agent").textContent = String(withAgent.length);
+  }
+
+  // -- dead letters (messages whose turn failed for good) ---------------------------------
+  function deadLetterItem(d) {
+    const li = el("li", "dead-letter");
+    li.dataset.id = String(d.id);
+    li.append(el("span", "q-name", d.text || "(no text)"));
+    li.append(el("span", "q-meta", [CHANNELS[d.channel] || d.channel, d.bot, d.attempts + " attempts", since(d.dead_at)].join(" · ")));
+    li.append(el("span", "q-last", d.error));
+    const replay = el("button", "primary", "Replay");
+    replay.type = "button";
+    replay.dataset.action = "replay";
+    replay.addEventListener("click", () => deadLetterAction(d.id, "replay"));
+    const drop = el("button", "danger", "Drop");
+    drop.type = "button";
+    drop.dataset.action = "drop";
+    drop.addEventListener("click", () => deadLetterAction(d.id, "drop"));
+    const buttons = el("div", "actions");
+    buttons.append(replay, drop);
+    li.append(buttons);
+    return li;
+  }
+
+  async function refreshDeadLetters() {
+    if (!me) return;
+    const data = await api("GET", "dead-letters");
+    $("dead-letters").replaceChildren(...data.dead_letters.map(deadLetterItem));
+    $("count-dead").textContent = String(data.dead_letters.length);
+  }
+
+  async function deadLetterAction(id, action) {
+    try { await api("POST", "dead-letters/" + encodeURIComponent(id) + "/" + action, {}); }
+    catch (err) { showError($("action-error"), err.message); }
+    await refreshDeadLetters();
   }
 
   // -- one conversation ----------------------------------------------------------------
@@ -218,13 +252,16 @@
       let item = {};
       try { item = JSON.parse(message.data); } catch (e) { return; }
       if (item.type === "hello") return;
+      if (item.type === "dead_letter") { refreshDeadLetters().catch(() => {}); return; }
       refreshQueue().catch(() => {});
       if (item.conversation && item.conversation === selected) refreshConversation();
     };
   }
   // Live updates come from the farm process that handled the event; with several processes
   // a slow poll keeps every desk current.
-  setInterval(() => { if (me) { refreshQueue().catch(() => {}); refreshConversation(); } }, 20000);
+  setInterval(() => {
+    if (me) { refreshQueue().catch(() => {}); refreshDeadLetters().catch(() => {}); refreshConversation(); }
+  }, 20000);
 
   api("GET", "me").then((data) => showApp(data.agent)).catch(() => showLogin());
 })();
