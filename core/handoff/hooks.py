@@ -40,7 +40,7 @@ from core.handoff.messages import (
 )
 from core.handoff.service import HANDED_OFF, HandoffPlan, HandoffService
 from core.handoff.triggers import asks_for_human, asks_what_i_am, frustration_score
-from core.i18n.turn import catalogue, remember, turn_language
+from core.i18n.turn import catalogue, remember, turn_language, with_language_event
 from core.model import ConversationStatus, Event
 from core.pipeline.hooks import TurnContext
 
@@ -257,8 +257,8 @@ class HandoffInterceptor:
         log.info("handoff.identity_question", conversation=conversation.id,
                  nlu_intent=understanding.intent if understanding else None)
         return TurnOutput(
-            events=(_user_event(ctx, IDENTITY_INTENT, 1.0, understanding),
-                    Event("action", {"name": "action_listen"})),
+            events=with_language_event(ctx, (_user_event(ctx, IDENTITY_INTENT, 1.0, understanding),
+                                             Event("action", {"name": "action_listen"}))),
             replies=tuple(replies), conversation=conversation,  # the intent is bot_challenge, whatever NLU said
         )
 
@@ -300,7 +300,8 @@ class HandoffInterceptor:
         user = _user_event(ctx, understanding.intent if understanding else None,
                            understanding.confidence if understanding else 0.0, understanding)
         ctx.state[STATE] = {"action": "relay", "event": user}
-        return TurnOutput(events=(user,), replies=(), conversation=conversation, understanding=understanding)
+        return TurnOutput(events=with_language_event(ctx, (user,)), replies=(), conversation=conversation,
+                          understanding=understanding)
 
     def _csat(self, ctx: TurnContext, score: int, pending: dict[str, Any]) -> TurnOutput:
         conversation = remember(ctx, ctx.turn.conversation)
@@ -356,7 +357,7 @@ def handoff_output(service: HandoffService, ctx: TurnContext, output: TurnOutput
     log.info("handoff.triggered", conversation=conversation.id, reason=plan.reason, open_now=open_now)
     return replace(
         output,
-        events=tuple(events),
+        events=with_language_event(ctx, tuple(events)),
         replies=(Reply(text=notice),),
         conversation=remember(ctx, conversation).evolve(status=ConversationStatus.WAITING, assigned_agent=None,
                                                         active_form=None, handoff_reason=plan.reason),

@@ -10,7 +10,7 @@ import structlog
 
 from core.engine import TurnOutput
 from core.i18n import Catalogue, builtin, for_bot
-from core.model import Conversation
+from core.model import Conversation, Event
 from core.nlu.language_choice import (
     LanguageChoice,
     LanguageSignals,
@@ -72,6 +72,20 @@ def remember(ctx: TurnContext, conversation: Conversation) -> Conversation:
     if choice.from_evidence and conversation.language != choice.language:
         return conversation.evolve(language=choice.language)
     return conversation
+
+
+def with_language_event(ctx: TurnContext, events: tuple[Event, ...]) -> tuple[Event, ...]:
+    """``events`` plus a ``language`` slot event after the user event when this turn changes the
+    customer's language and nothing set it yet (what the engine does for its own turns), so the
+    transcript, the web chat's page language and custom actions see the change."""
+    choice = choose_for_turn(ctx)
+    if not choice.from_evidence or choice.language == ctx.turn.conversation.language:
+        return events
+    if any(e.type == "slot" and e.data.get("name") == "language" for e in events):
+        return events
+    slot = Event("slot", {"name": "language", "value": choice.language})
+    at = next((i + 1 for i, e in enumerate(events) if e.type == "user"), 0)
+    return (*events[:at], slot, *events[at:])
 
 
 def catalogue(ctx: TurnContext) -> Catalogue:

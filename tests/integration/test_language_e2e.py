@@ -190,3 +190,17 @@ async def whatsapp_says(farm: RunningFarm, whatsapp: FakeWhatsAppAPI, wa_id: str
     await farm.farm.settle()
     await wait_until(lambda: len(received()) > before, f"an answer to {text!r}")
     return "\n".join(received()[before:])
+
+
+async def test_web_chat_page_learns_the_language_of_a_first_message_asking_for_a_person(farm: RunningFarm) -> None:
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{farm.url}/chat/demo/ws")
+        await ws.send_json({"type": "hello", "session": None, "languages": ["de-DE"], "watch": True})
+        await receive(ws, "welcome")
+        await ws.send_json({"type": "message", "id": "m1", "text": "Hello, I want to talk to a human"})
+        reply = await receive(ws, "message", timeout=15)
+        while reply["role"] == "user":
+            reply = await receive(ws, "message", timeout=15)
+        assert EN_HANDOFF in reply["text"]
+        assert (await receive(ws, "language", timeout=15))["language"] == "en"
+        await ws.close()
