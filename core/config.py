@@ -94,13 +94,42 @@ def _default_channels() -> dict[str, dict[str, Any]]:
     return {"webchat": {}}
 
 
+class LanguageConfig(BaseModel):
+    """How a bot picks a customer's language (``bots.<name>.language``); see core.nlu.language_choice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone_prefixes: dict[str, str] | None = Field(
+        default=None, description="Country calling code -> language, a weak prior for customers with a "
+        "verified phone (WhatsApp); {} turns it off; unset: built-in table (49: de, 90: tr, 44: en, ...)")
+
+
 class BotConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("messages")
+    @classmethod
+    def _known_message_keys(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from core.i18n import builtin  # the catalogues name every text a bot may override
+
+        english = builtin()["en"]
+        for language, texts in value.items():
+            for key, text in texts.items():
+                if key not in english:
+                    raise ValueError(f"messages.{language}.{key}: no such text (keys are those of core/i18n/en.yml)")
+                wanted = set(re.findall(r"\{(\w+)\}", english[key]))
+                if not set(re.findall(r"\{(\w+)\}", text)) <= wanted:
+                    raise ValueError(f"messages.{language}.{key}: placeholders must be among {sorted(wanted)}")
+        return value
 
     project: str = Field(description="A Rasa 3.x project directory (domain.yml, data/, ...)")
     name: str | None = Field(default=None, description="Shown to customers.")
     languages: list[str] = Field(default_factory=lambda: ["en"])
     default_language: str = "en"
+    language: LanguageConfig = Field(default_factory=LanguageConfig)
+    messages: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Overrides of the farm's own texts: messages.<lang>.<key> "
+        "(keys as in core/i18n/en.yml)")
     channels: dict[str, dict[str, Any]] = Field(default_factory=_default_channels)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)

@@ -65,6 +65,7 @@ async def load_engine(config: FarmConfig, bot: str) -> Engine:
             )
         except DialogueError as exc:  # name the bot and its project: file names in the message are relative
             raise DialogueError(f"bots.{bot} ({config.project_dir(bot)}): {exc}") from exc
+        engine.phone_prefixes = bot_config.language.phone_prefixes
         engine.detector.warm_up()  # language models load now, not on the first customer's message
         return engine
 

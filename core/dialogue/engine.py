@@ -42,9 +42,17 @@ from core.dialogue.state import OWN_EVENT_TYPES, DialogueState
 from core.dialogue.turn import Policies, Turn
 from core.engine import Reply, TurnInput, TurnOutput, Understanding
 from core.errors import DialogueError
-from core.model import Conversation
+from core.model import Contact, Conversation, Inbound
 from core.nlu.duckling import duckling_from_pipeline
+from core.nlu.features import tokenize
 from core.nlu.language import LanguageDetector
+from core.nlu.language_choice import (
+    LanguageChoice,
+    LanguageSignals,
+    choose_language,
+    explicit_choice,
+    phone_language,
+)
 from core.nlu.model import NluModel, Parse, load_or_train
 from core.rasa.project import RasaProject, load_project
 from core.rasa.validate import check_project
@@ -84,6 +92,7 @@ class RasaEngine:
         self.languages = list(languages) or [default_language]
         self.default_language = default_language
         self.detector: LanguageDetector = nlu.language_detector(self.languages)
+        self.phone_prefixes: dict[str, str] | None = None  # None: core.nlu.language_choice's defaults
         self.runner = runner
         self.rng = random.Random(seed)
         config = project.config
@@ -173,7 +182,8 @@ class RasaEngine:
         state.active_loop = conversation.active_form
         state.slots_changed()
         incoming = self._read(message.button_payload, message.text)
-        language = self._language(incoming, conversation, state, message.language_hint)
+        choice = self._language(incoming, message, conversation, turn.contact)
+        language = choice.language
         runtime = Turn(
             domain=self.domain, domain_dict=self.domain_dict, policies=self.policies, runner=self.runner,
             state=state, sender_id=conversation.id, channel=message.channel, language=language,
@@ -210,7 +220,8 @@ class RasaEngine:
         updated = conversation.evolve(
             slots={k: v for k, v in state.slots.items() if k in self.domain.slots},
             active_form=state.active_loop,
-            language=language,
+            # remembered only when the customer gave evidence; the default alone says nothing about them
+            language=language if choice.from_evidence else conversation.language,
         )
         understanding = Understanding(
             intent=incoming.parse.intent, confidence=incoming.parse.confidence,
@@ -239,19 +250,30 @@ class RasaEngine:
                 return _Message(candidate, parse, True)
         return _Message(text, self.nlu.parse(text), False)
 
-    def _language(self, incoming: _Message, conversation: Conversation, state: DialogueState, hint: str | None) -> str:
-        current: str | None = conversation.language or state.slots.get("language")
-        if not incoming.is_payload and incoming.text:
-            detected = self.detector.detect(incoming.text)
-            if detected in self.languages:
-                return detected
-        if current in self.languages:
-            return str(current)
-        if hint:
-            short = hint.split("-")[0].lower()
-            if short in self.languages:
-                return short
-        return self.default_language
+    def choose_language(self, message: Inbound, conversation: Conversation, contact: Contact | None) -> LanguageChoice:
+        """The reply language for ``message`` (see `core.nlu.language_choice`); also used by the turn hooks."""
+        payload = message.button_payload or (message.text if message.text.startswith("/") else None)
+        return self._choose(message, conversation, contact, None if payload else message.text, payload)
+
+    def _language(self, incoming: _Message, message: Inbound, conversation: Conversation,
+                  contact: Contact | None) -> LanguageChoice:
+        return self._choose(message, conversation, contact, None if incoming.is_payload else incoming.text,
+                            incoming.text if incoming.is_payload else None)
+
+    def _choose(self, message: Inbound, conversation: Conversation, contact: Contact | None,
+                text: str | None, payload: str | None) -> LanguageChoice:
+        detected, confidence = self.detector.detect_confidence(text) if text else (None, 0.0)
+        phone = (contact.phone if contact else None) or message.shared_phone
+        choice = choose_language(LanguageSignals(
+            languages=self.languages, default=self.default_language,
+            explicit=explicit_choice(text, payload), detected=detected, confidence=confidence,
+            words=len(tokenize(text)) if text else None, previous=conversation.language, hint=message.language_hint,
+            phone=phone_language(phone, self.phone_prefixes),
+        ))
+        if choice.language != conversation.language:
+            log.info("language.chosen", bot=self.bot, conversation=conversation.id, language=choice.language,
+                     source=choice.source, previous=conversation.language)
+        return choice
 
     def _session_expired(self, state: DialogueState, now: Any) -> bool:
         minutes = self.domain.session_expiration_minutes

@@ -20,6 +20,7 @@ from core.dialogue.responses import render_response, reply_from_message
 from core.dialogue.state import LISTEN, TWO_STAGE, DialogueState
 from core.engine import HandoffRequest, Reply
 from core.errors import DialogueError
+from core.i18n import DEFAULT as CATALOGUE
 from core.model import Event
 from core.rasa.domain import REQUESTED_SLOT, Domain
 
@@ -32,10 +33,8 @@ BUILTIN_PREFIX = "action_switchboard_"
 HANDOFF_ACTIONS = ("action_switchboard_handoff", "action_handoff")
 FORGET_ACTIONS = ("action_switchboard_forget_contact", "action_forget_contact")
 AFFIRM_INTENTS = {"affirm"}
-DEFAULT_TEXTS = {
-    "utter_default": {"de": "Entschuldigung, das habe ich nicht verstanden.", "en": "Sorry, I didn't get that."},
-    "utter_ask_rephrase": {"de": "Können Sie das bitte anders formulieren?", "en": "Could you rephrase that, please?"},
-}
+# Rasa's built-in fallback responses, when the domain has none: from the message catalogues (core/i18n).
+DEFAULT_RESPONSES = ("utter_default", "utter_ask_rephrase")
 
 
 @dataclass(slots=True)
@@ -89,9 +88,9 @@ class Turn:
         slots = {**self.state.slots, "language": self.language}
         rendered = render_response(self.domain.responses, response, slots, self.channel, self.rng, variables)
         if rendered is None:
-            text = DEFAULT_TEXTS.get(response, {}).get(self.language) or DEFAULT_TEXTS.get(response, {}).get("en")
-            if not text:
+            if response not in DEFAULT_RESPONSES:
                 return False
+            text = CATALOGUE.text(response, self.language)
             rendered = reply_from_message({"text": text}, response, {})
         reply, data = rendered
         self.replies.append(reply)

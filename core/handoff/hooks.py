@@ -40,6 +40,7 @@ from core.handoff.messages import (
 )
 from core.handoff.service import HANDED_OFF, HandoffPlan, HandoffService
 from core.handoff.triggers import asks_for_human, asks_what_i_am, frustration_score
+from core.i18n.turn import catalogue, remember, turn_language, with_language_event
 from core.model import ConversationStatus, Event
 from core.pipeline.hooks import TurnContext
 
@@ -65,11 +66,6 @@ _BACK_TO_BOT = re.compile(
 _RESTART = re.compile(r"^(/restart|/neustart|restart|neustart|neu starten)$", re.IGNORECASE)
 IDENTITY_INTENT = "bot_challenge"  # Rasa's name for "are you a bot?"
 IDENTITY_RESPONSE = "utter_iamabot"
-_IDENTITY_ANSWER = {
-    "de": "Ich bin ein automatischer Assistent, kein Mensch. Wenn Sie lieber mit einer Person sprechen "
-          "möchten, schreiben Sie einfach „{word}“.",
-    "en": "I'm an automated assistant, not a person. If you'd rather talk to a human, just type \"{word}\".",
-}
 _CSAT_TEXT = re.compile(r"^\s*([1-5])\s*(/\s*5)?\s*(sterne?|stars?|points?|punkte?)?\s*[.!]?\s*$", re.IGNORECASE)
 
 
@@ -230,7 +226,8 @@ class HandoffInterceptor:
         if (payload or "").split("{")[0] in HANDOFF_PAYLOADS or (
                 not payload and asks_for_human(text, config.request_words)):
             user = _user_event(ctx, "human_handoff")
-            return self.service_handoff(ctx, TurnOutput(events=(user,), replies=(), conversation=conversation),
+            return self.service_handoff(ctx, TurnOutput(events=(user,), replies=(),
+                                                        conversation=remember(ctx, conversation)),
                                         HandoffPlan(reason="requested", intent=_latest_intent(
                                             ctx.turn.history, frozenset({"human_handoff", FALLBACK_INTENT}))))
         if not payload and asks_what_i_am(text):
@@ -242,9 +239,8 @@ class HandoffInterceptor:
         understanding = _understand(ctx)
         if understanding is not None and understanding.intent == IDENTITY_INTENT:
             return None  # the bot answers it itself (its rules, its wording, forms carry on)
-        conversation = ctx.turn.conversation
-        language = messages.lang((understanding.language if understanding else None) or conversation.language
-                                 or self.service.language(conversation))
+        conversation = remember(ctx, ctx.turn.conversation)
+        language = turn_language(ctx)
         replies: list[Reply] = []
         try:
             replies = ctx.engine.render(IDENTITY_RESPONSE, conversation.evolve(language=language),
@@ -252,17 +248,17 @@ class HandoffInterceptor:
         except Exception:  # a bot without that response: the built-in text says the same
             log.exception("handoff.identity_render_failed", conversation=conversation.id)
         if not replies:
+            texts = catalogue(ctx)
             words = [w.strip() for w in request_words if w.strip()]
-            preferred = "mensch" if language == "de" else "human"
-            word = preferred if preferred in (w.lower() for w in words) else (words[0] if words else preferred)
-            replies = [Reply(text=_IDENTITY_ANSWER[language].format(word=word[:1].upper() + word[1:]
-                                                                    if language == "de" else word))]
+            preferred = texts.raw("handoff_word", language)
+            word = preferred if preferred.lower() in (w.lower() for w in words) else (words[0] if words else preferred)
+            replies = [Reply(text=texts.text("identity_answer", language, word=word))]
         ctx.state.setdefault(STATE, {"action": "identity"})  # a skipped rating stays recorded
         log.info("handoff.identity_question", conversation=conversation.id,
                  nlu_intent=understanding.intent if understanding else None)
         return TurnOutput(
-            events=(_user_event(ctx, IDENTITY_INTENT, 1.0, understanding),
-                    Event("action", {"name": "action_listen"})),
+            events=with_language_event(ctx, (_user_event(ctx, IDENTITY_INTENT, 1.0, understanding),
+                                             Event("action", {"name": "action_listen"}))),
             replies=tuple(replies), conversation=conversation,  # the intent is bot_challenge, whatever NLU said
         )
 
@@ -270,15 +266,16 @@ class HandoffInterceptor:
         return handoff_output(self.service, ctx, output, plan)
 
     async def _handed_off(self, ctx: TurnContext, text: str, payload: str | None) -> TurnOutput | None:
-        conversation = ctx.turn.conversation
-        language = self.service.language(conversation)
+        conversation = remember(ctx, ctx.turn.conversation)  # a customer who switches language is followed
+        language = turn_language(ctx)
+        texts = catalogue(ctx)
         if is_back_to_bot(text, payload):
             user = _user_event(ctx, "back_to_bot")
             status = _status_event(conversation.status, ConversationStatus.BOT, "customer_back_to_bot")
             ctx.state[STATE] = {"action": "status", "detail": "the customer went back to the bot"}
             return TurnOutput(
                 events=(user, status, Event("action", {"name": "action_listen"})),
-                replies=(Reply(text=messages.text("customer_back_to_bot", language)),),
+                replies=(Reply(text=messages.text("customer_back_to_bot", language, texts)),),
                 conversation=conversation.evolve(status=ConversationStatus.BOT, assigned_agent=None),
             )
         if is_restart(text, payload):
@@ -297,23 +294,24 @@ class HandoffInterceptor:
             return TurnOutput(
                 events=(_user_event(ctx, f"handoff_{wish}"), Event("handoff", {"action": "customer_wish",
                                                                                "wish": wish})),
-                replies=(Reply(text=messages.text(f"{wish}_ack" if wish != "wait" else "wait_ack", language)),),
+                replies=(Reply(text=messages.text(f"{wish}_ack" if wish != "wait" else "wait_ack", language, texts)),),
                 conversation=conversation,
             )
         user = _user_event(ctx, understanding.intent if understanding else None,
                            understanding.confidence if understanding else 0.0, understanding)
         ctx.state[STATE] = {"action": "relay", "event": user}
-        return TurnOutput(events=(user,), replies=(), conversation=conversation, understanding=understanding)
+        return TurnOutput(events=with_language_event(ctx, (user,)), replies=(), conversation=conversation,
+                          understanding=understanding)
 
     def _csat(self, ctx: TurnContext, score: int, pending: dict[str, Any]) -> TurnOutput:
-        conversation = ctx.turn.conversation
+        conversation = remember(ctx, ctx.turn.conversation)
         ctx.state[STATE] = {"action": "csat", "score": score}
         return TurnOutput(
             events=(_user_event(ctx, "csat"),
                     Event("csat", {"score": score, "scale": 5, "agent_id": pending.get("agent_id"),
                                    "agent_name": pending.get("agent_name")}),
                     Event("action", {"name": "action_listen"})),
-            replies=(Reply(text=messages.text("csat_thanks", self.service.language(conversation))),),
+            replies=(Reply(text=messages.text("csat_thanks", turn_language(ctx), catalogue(ctx))),),
             conversation=conversation,
         )
 
@@ -336,9 +334,10 @@ def handoff_output(service: HandoffService, ctx: TurnContext, output: TurnOutput
     hours = service.hours(bot)
     open_now = hours.is_open(now)
     plan = replace(plan, open_now=open_now)
-    language = service.language(conversation)
+    language = turn_language(ctx)  # the language of this turn, as the engine chose it (or would have)
     notice = messages.handoff_text(language, minutes=max(1, config.expected_wait_minutes),
-                                   opening=hours.next_opening(now), now=now, open_now=open_now)
+                                   opening=hours.next_opening(now), now=now, open_now=open_now,
+                                   catalogue=catalogue(ctx))
     opening = hours.next_opening(now)
     extra: list[Event] = []
     if conversation.active_form or ctx.turn.conversation.active_form:
@@ -358,10 +357,10 @@ def handoff_output(service: HandoffService, ctx: TurnContext, output: TurnOutput
     log.info("handoff.triggered", conversation=conversation.id, reason=plan.reason, open_now=open_now)
     return replace(
         output,
-        events=tuple(events),
+        events=with_language_event(ctx, tuple(events)),
         replies=(Reply(text=notice),),
-        conversation=conversation.evolve(status=ConversationStatus.WAITING, assigned_agent=None,
-                                         active_form=None, handoff_reason=plan.reason),
+        conversation=remember(ctx, conversation).evolve(status=ConversationStatus.WAITING, assigned_agent=None,
+                                                        active_form=None, handoff_reason=plan.reason),
     )
 
 

@@ -27,6 +27,7 @@ from core.errors import ConcurrencyConflict, NotFound, SwitchboardError
 from core.handoff import messages
 from core.handoff.config import HandoffConfig
 from core.handoff.hours import BusinessHours
+from core.i18n import Catalogue, for_bot
 from core.model import (
     BOT,
     Author,
@@ -145,6 +146,10 @@ class HandoffService:
         settings = self.bots.get(conversation.bot)
         return conversation.language or (settings.default_language if settings else "en")
 
+    def catalogue(self, bot: str) -> Catalogue:
+        """The bot's message catalogue: built-in texts under its ``messages`` overrides."""
+        return for_bot(self.bots.get(bot))
+
     def masker(self, bot: str) -> Masker:
         return self.maskers.get(bot) or self.maskers.setdefault(bot, Masker())
 
@@ -249,7 +254,8 @@ class HandoffService:
             if c.status is ConversationStatus.AGENT and c.assigned_agent not in (None, agent_id):
                 raise HandoffError("another agent has already claimed this conversation")
             events = [self._status_event(c, ConversationStatus.AGENT, "claim", agent_id, agent_name)]
-            said = self._say(c, contact, messages.text("claimed", self.language(c), agent=agent_name),
+            said = self._say(c, contact, messages.text("claimed", self.language(c), self.catalogue(c.bot),
+                                                       agent=agent_name),
                              author=Author("system"))
             return (c.evolve(status=ConversationStatus.AGENT, assigned_agent=agent_id),
                     [*events, *said[0]], said[1])
@@ -302,7 +308,8 @@ class HandoffService:
         def change(c: Conversation, contact: Contact) -> tuple[Conversation, list[Event], list[Outbound]]:
             if c.status not in HANDED_OFF:
                 raise HandoffError("the conversation is already with the bot")
-            said = self._say(c, contact, messages.text("agent_back_to_bot", self.language(c), agent=agent_name),
+            said = self._say(c, contact, messages.text("agent_back_to_bot", self.language(c),
+                                                       self.catalogue(c.bot), agent=agent_name),
                              author=Author("system"))
             events = [self._status_event(c, ConversationStatus.BOT, "back_to_bot", agent_id, agent_name)]
             return c.evolve(status=ConversationStatus.BOT, assigned_agent=None), [*events, *said[0]], said[1]
@@ -325,8 +332,9 @@ class HandoffService:
             events = [self._status_event(c, ConversationStatus.CLOSED, "close", agent_id, agent_name)]
             outbound: list[Outbound] = []
             for words, buttons, author in (
-                (messages.text("closed", language, agent=agent_name), (), Author("system")),
-                *(((messages.text("csat_question", language), messages.csat_buttons(), BOT),) if csat else ()),
+                (messages.text("closed", language, self.catalogue(c.bot), agent=agent_name), (), Author("system")),
+                *(((messages.text("csat_question", language, self.catalogue(c.bot)), messages.csat_buttons(), BOT),)
+                  if csat else ()),
             ):
                 said = self._say(c, contact, words, buttons=buttons, author=author)
                 events += said[0]
@@ -412,8 +420,9 @@ class HandoffService:
             contact = await self.store.get_contact(conversation.contact_id)
             if contact is not None:
                 language = self.language(conversation)
-                said = self._say(conversation, contact, messages.text("still_waiting", language),
-                                 buttons=messages.waiting_buttons(language))
+                said = self._say(conversation, contact,
+                                 messages.text("still_waiting", language, self.catalogue(conversation.bot)),
+                                 buttons=messages.waiting_buttons(language, self.catalogue(conversation.bot)))
                 events += said[0]
                 outbound += said[1]
         await self.store.append_events(conversation.id, events, outbound)

@@ -27,6 +27,7 @@ from core.config import FarmConfig
 from core.errors import ConfigError, StoreError
 from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPostProcessor
 from core.handoff.service import REPING_LEASE, AgentPolicy, HandoffService
+from core.i18n.switch import LanguageSwitchInterceptor
 from core.pipeline.dead_letters import DeadLetters
 from core.privacy.masking import Masker
 
@@ -118,8 +119,10 @@ def install_handoff(farm: Any) -> None:
     interceptor = HandoffInterceptor(service)
     post = HandoffPostProcessor(service)
     after = HandoffAfterCommit(service)
+    switch = LanguageSwitchInterceptor()
     for runtime in farm.runtimes.values():
         runtime.interceptors.insert(0, interceptor)
+        runtime.interceptors.insert(1, switch)  # "English please": after a request for a person, before the bot
         runtime.post.append(post)
         runtime.after.append(after)
     if sender is not None:

@@ -120,6 +120,41 @@ class LanguageDetector:
                 lingua[code] = float(item.value)
         return local, lingua
 
+    def distribution(self, text: str) -> dict[str, float]:
+        """How likely each of the bot's languages is for ``text`` (sums to 1), or {} without evidence.
+
+        The bot's own examples count most on short messages (they know "Moin" and "Hiya");
+        lingua's weight grows with the length of the message.
+        """
+        if len(self.languages) < 2 or not any(ch.isalpha() for ch in text):
+            return {}
+        local, lingua = self.scores(text)
+        lingua = {lang: lingua.get(lang, 0.0) for lang in self.languages}
+        lingua_total = sum(lingua.values())
+        lingua = {lang: v / lingua_total for lang, v in lingua.items()} if lingua_total > 0 else {}
+        words = len(tokenize(text))
+        if local and lingua:
+            weight = min(0.6, 0.15 * words)
+            return {lang: (1 - weight) * local.get(lang, 0.0) + weight * lingua.get(lang, 0.0) for lang in self.languages}
+        if local:
+            return {lang: local.get(lang, 0.0) for lang in self.languages}
+        if lingua and words >= 2:
+            # only lingua: its certainty on a word or two is not worth much
+            shrink = min(1.0, 0.25 * words)
+            uniform = 1.0 / len(self.languages)
+            return {lang: shrink * v + (1 - shrink) * uniform for lang, v in lingua.items()}
+        return {}
+
+    def detect_confidence(self, text: str) -> tuple[str | None, float]:
+        """The most likely of the bot's languages for ``text`` and its probability ((None, 0.0) without evidence)."""
+        if len(self.languages) < 2:
+            return (self.languages[0] if self.languages else None), 1.0
+        dist = self.distribution(text)
+        if not dist:
+            return None, 0.0
+        best = max(dist, key=dist.__getitem__)
+        return best, dist[best]
+
     def detect(self, text: str) -> str | None:
         if len(self.languages) < 2:
             return self.languages[0] if self.languages else None

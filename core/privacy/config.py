@@ -5,21 +5,6 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
-def _disclosure_defaults() -> dict[str, str]:
-    return {
-        "en": 'You are chatting with an automated assistant. Type "human" at any time to reach a person.',
-        "de": "Sie schreiben mit einem automatischen Assistenten. Schreiben Sie jederzeit "
-        "„Mensch“, um eine Person zu erreichen.",
-    }
-
-
-def _forget_defaults() -> dict[str, str]:
-    return {
-        "en": "Your data and this conversation have been deleted. If you write again, we start afresh.",
-        "de": "Ihre Daten und dieser Chatverlauf wurden gelöscht. Wenn Sie wieder schreiben, beginnen wir neu.",
-    }
-
-
 class PrivacyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -29,8 +14,10 @@ class PrivacyConfig(BaseModel):
     link_code_attempts: int = 5
     disclosure: bool = Field(default=True, description="Say 'automated assistant' in the first bot reply.")
     disclosure_text: dict[str, str] = Field(
-        default_factory=_disclosure_defaults, description="Disclosure by language code; 'en' is the fallback."
+        default_factory=dict, description="Disclosure by language code, over the catalogues' 'disclosure' "
+        "(core/i18n/<lang>.yml; bots.<name>.messages.<lang>.disclosure says the same)."
     )
     forget_confirmation_text: dict[str, str] = Field(
-        default_factory=_forget_defaults, description="Told to the customer after their data was erased."
+        default_factory=dict, description="Told to the customer after their data was erased, by language code, "
+        "over the catalogues' 'forget_confirmation'."
     )

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from core.engine import Reply, TurnOutput
+from core.i18n.turn import catalogue, remember, turn_language
 from core.identity import IdentityService, LinkStatus
 from core.model import Event, Outbound
 from core.pipeline.hooks import TurnContext
@@ -39,43 +40,16 @@ _REQUEST = re.compile(
 _COMMAND_CODE = re.compile(r"^/link(?:@\w+)?\s+(\d{3})\s?(\d{3})$", re.IGNORECASE)
 _BARE_CODE = re.compile(r"^(\d{3})\s?(\d{3})$")
 
-_TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "issued": "Your link code is {code}. Within {minutes} minutes, send this code to us in the other "
-        "app (Telegram, WhatsApp or web chat) to join your chats into one. Do not share it with anyone.",
-        "linked": "Done: your chats are linked. We now see your whole conversation, whichever app you use.",
-        "invalid": "This link code is not valid (wrong, expired or already used). Ask for a new one with /link "
-        "in the other app.",
-        "locked": "Too many wrong codes. Please try again in an hour, or type \"human\" to reach a person.",
-        "own_code": "Please send this code in the other app, not here.",
-    },
-    "de": {
-        "issued": "Ihr Verknüpfungscode lautet {code}. Senden Sie diesen Code innerhalb von {minutes} Minuten "
-        "in der anderen App (Telegram, WhatsApp oder Web-Chat), um Ihre Chats zu verbinden. Geben Sie ihn "
-        "an niemanden weiter.",
-        "linked": "Erledigt: Ihre Chats sind verknüpft. Wir sehen jetzt Ihr ganzes Gespräch, egal welche App "
-        "Sie nutzen.",
-        "invalid": "Dieser Verknüpfungscode ist ungültig (falsch, abgelaufen oder schon benutzt). Fordern Sie "
-        "in der anderen App mit /link einen neuen an.",
-        "locked": "Zu viele falsche Codes. Bitte versuchen Sie es in einer Stunde wieder, oder schreiben Sie "
-        "„Mensch“, um eine Person zu erreichen.",
-        "own_code": "Bitte senden Sie diesen Code in der anderen App, nicht hier.",
-    },
-}
-
-
-def turn_language(ctx: TurnContext, output: TurnOutput | None = None) -> str:
-    """The conversation's language (as the engine left it), else the bot's default, else en."""
-    conversation = output.conversation if output is not None else ctx.turn.conversation
-    return conversation.language or getattr(ctx.bot_config, "default_language", None) or "en"
-
-
-def pick(texts: Mapping[str, str], language: str) -> str:
-    """The text for ``language`` (``de-AT`` → ``de``), else English, else any."""
-    for key in (language, language.split("-")[0].lower(), "en"):
-        if key in texts:
-            return texts[key]
-    return next(iter(texts.values()), "")
+def pick(ctx: TurnContext, overrides: Mapping[str, str], key: str, language: str, **values: object) -> str:
+    """A privacy text: the privacy config's own text for ``language`` when it sets one (``de-AT`` → ``de``),
+    else the bot's message catalogue (which falls back to English)."""
+    for code in (language, language.split("-")[0].lower()):
+        if code in overrides:
+            return overrides[code].format(**values)
+    texts = catalogue(ctx)
+    if not texts.has(key, language) and "en" in overrides:
+        return overrides["en"].format(**values)
+    return texts.text(key, language, **values)
 
 
 def _privacy(ctx: TurnContext) -> PrivacyConfig:
@@ -103,7 +77,7 @@ class LinkCodeInterceptor:
         return TurnOutput(
             events=events,
             replies=(Reply(text=text),) if text else (),
-            conversation=ctx.turn.conversation,
+            conversation=remember(ctx, ctx.turn.conversation),
             meta=meta or {},
         )
 
@@ -112,7 +86,8 @@ class LinkCodeInterceptor:
         text = (message.text or "").strip()
         if not text or message.button_payload:
             return None
-        texts = _TEXTS["de" if turn_language(ctx).startswith("de") else "en"]
+        language = turn_language(ctx)
+        texts = catalogue(ctx)
         command = _COMMAND_CODE.match(text)
         bare = _BARE_CODE.match(text)
         if command or bare:
@@ -124,13 +99,13 @@ class LinkCodeInterceptor:
                 # Six digits may be an order or customer number: the failed attempt is counted,
                 # but the bot answers the message as usual.
                 return None
-            return self._output(ctx, texts[claim.status.value])
+            return self._output(ctx, texts.text(f"link_{claim.status.value}", language))
         if _REQUEST.search(text):
             if await self.identity.link_locked(ctx.turn.contact):
-                return self._output(ctx, texts["locked"])
+                return self._output(ctx, texts.text("link_locked", language))
             code = await self.identity.issue_link_code(ctx.turn.contact)
             minutes = max(1, round(_privacy(ctx).link_code_ttl_seconds / 60))
-            return self._output(ctx, texts["issued"].format(code=code, minutes=minutes))
+            return self._output(ctx, texts.text("link_issued", language, code=code, minutes=minutes))
         return None
 
     def has_work(self, ctx: TurnContext, output: TurnOutput) -> bool:
@@ -144,8 +119,8 @@ class LinkCodeInterceptor:
         message = ctx.turn.message
         merged = await self.identity.link(keep_id, ctx.turn.contact.id)
         conversation = await self.store.conversation_for(merged.bot, merged.id)
-        language = conversation.language or turn_language(ctx, output)
-        text = _TEXTS["de" if language.startswith("de") else "en"]["linked"]
+        language = turn_language(ctx, output)
+        text = catalogue(ctx).text("link_linked", language)
         out = Outbound(conversation_id=conversation.id, bot=message.bot, channel=message.channel,
                        chat_id=message.chat_id, text=text)
         bot_event = Event("bot", {"text": text, "data": {"buttons": []},
@@ -162,7 +137,7 @@ class DisclosurePostProcessor:
             return output
         if any(e.type == "bot" for e in ctx.turn.history):
             return output
-        disclosure = pick(config.disclosure_text, turn_language(ctx, output))
+        disclosure = pick(ctx, config.disclosure_text, "disclosure", turn_language(ctx, output))
         if not disclosure:
             return output
         first = output.replies[0]
@@ -190,7 +165,7 @@ class ForgetAfterCommit:
         contact_id = ctx.turn.contact.id
         language = turn_language(ctx, output)
         await self.privacy.forget(contact_id, actor="customer")
-        text = pick(_privacy(ctx).forget_confirmation_text, language)
+        text = pick(ctx, _privacy(ctx).forget_confirmation_text, "forget_confirmation", language)
         # The transcript is gone: queue the confirmation directly, without a transcript event.
         out = Outbound(conversation_id=output.conversation.id, bot=message.bot, channel=message.channel,
                        chat_id=message.chat_id, text=text)

@@ -82,7 +82,7 @@ async def test_asking_for_a_human_inside_form_hands_off_and_ends_form(demo_engin
 async def test_two_stage_fallback_asks_to_rephrase_then_offers_a_person(demo_engine: RasaEngine) -> None:
     talk = Conversator(demo_engine, "fb-1")
     await talk.say("Hello")
-    first = await talk.say("zorp blivet quanx")
+    first = await talk.say("zorp blimpf quanx")
     assert actions_of(first) == ["action_two_stage_fallback"] and first.handoff is None
     assert first.replies[0].response == "utter_ask_rephrase"
     second = await talk.say("florb wibble")
@@ -94,7 +94,7 @@ async def test_two_stage_fallback_asks_to_rephrase_then_offers_a_person(demo_eng
 
 async def test_two_stage_fallback_exhausted_hands_off(demo_engine: RasaEngine) -> None:
     talk = Conversator(demo_engine, "fb-2")
-    for text in ("zorp blivet", "florb wibble"):
+    for text in ("zorp blimpf", "florb wibble"):
         await talk.say(text)
     out = await talk.say("qux quux")
     assert out.handoff is not None and out.handoff.reason == "fallback"
@@ -103,7 +103,7 @@ async def test_two_stage_fallback_exhausted_hands_off(demo_engine: RasaEngine) -
 
 async def test_rephrasing_after_fallback_continues_normally(demo_engine: RasaEngine) -> None:
     talk = Conversator(demo_engine, "fb-3")
-    await talk.say("zorp blivet quanx")
+    await talk.say("zorp blimpf quanx")
     out = await talk.say("How much does hosting cost?")
     assert actions_of(out) == ["action_two_stage_fallback", "utter_pricing"]
     assert out.conversation.active_form is None and out.handoff is None

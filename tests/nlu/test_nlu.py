@@ -58,7 +58,7 @@ def test_demo_intents_are_recognised_in_german_and_english(model: NluModel, case
 
 
 def test_gibberish_falls_back_with_rasa_semantics(model: NluModel) -> None:
-    parse = model.parse("zorp blivet quanx")
+    parse = model.parse("zorp blimpf quanx")
     assert parse.intent == FALLBACK_INTENT
     assert parse.confidence == model.threshold
     assert parse.ranking[0] == (FALLBACK_INTENT, model.threshold) and len(parse.ranking) > 1
