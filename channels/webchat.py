@@ -298,7 +298,8 @@ class WebChatAdapter(ChannelAdapter):
                 return session
             await limiter.acquire()
             try:
-                inbound = self._inbound(frame, session, await self.files.attachments(frame, session))
+                inbound = self._inbound(frame, session, await self.files.attachments(frame, session),
+                                       language_hint=",".join(self.live.browser.get(ws, ())) or None)
             except BadRequest as exc:
                 await ws.send_json(_error("bad_message", str(exc)))
                 return session
@@ -319,7 +320,9 @@ class WebChatAdapter(ChannelAdapter):
         return labels_.page_language(default=self.default_language(), offered=self.offered_languages(),
                                      conversation=conversation, browser=browser)
 
-    def _inbound(self, frame: Mapping[str, Any], session: str, attachments: tuple[Attachment, ...] = ()) -> Inbound:
+    def _inbound(self, frame: Mapping[str, Any], session: str, attachments: tuple[Attachment, ...] = (),
+                 language_hint: str | None = None) -> Inbound:
+        """``language_hint``: the page's browser languages (``navigator.languages``), strongest first."""
         client_id = frame.get("id")
         if not isinstance(client_id, str) or not CLIENT_ID_RE.match(client_id):
             raise BadRequest("'id' must be 1-64 characters of letters, digits, '.', '_', ':', '-'")
@@ -346,6 +349,7 @@ class WebChatAdapter(ChannelAdapter):
             button_payload=button_payload,
             attachments=attachments,
             timestamp=utcnow(),
+            language_hint=language_hint,
         )
 
     async def _sync(self, ws: web.WebSocketResponse, session: str) -> None:

@@ -48,7 +48,6 @@ log = structlog.get_logger(__name__)
 
 STATE = "handoff"
 HANDOFF_PAYLOADS = ("/human_handoff", "/handoff", "/human", "/agent")
-FALLBACK_ACTIONS = frozenset({"action_default_fallback", "action_two_stage_fallback"})
 FALLBACK_INTENT = "nlu_fallback"
 ERASURE_INTENTS = frozenset({"forget_me", "forget_contact", "delete_data", "delete_my_data", "erase_data",
                              "request_deletion"})
@@ -179,8 +178,13 @@ def _turns(events: Sequence[Event]) -> list[list[Event]]:
 
 
 def is_fallback_turn(events: Sequence[Event]) -> bool:
+    """The customer was not understood: the NLU fell back, or the core fallback ran.
+
+    ``action_two_stage_fallback`` also runs to close its loop when the customer rephrased
+    successfully; such a turn was understood and does not count.
+    """
     for event in events:
-        if event.type == "action" and event.data.get("name") in FALLBACK_ACTIONS:
+        if event.type == "action" and event.data.get("name") == "action_default_fallback":
             return True
         if event.type == "user":
             intent = ((event.data.get("parse_data") or {}).get("intent") or {}).get("name")

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from core import metrics
+from core import i18n, metrics
 from core.deadlines import Deadlines
 from core.engine import Engine, Reply, TurnInput, TurnOutput
 from core.errors import ConcurrencyConflict, StoreError, StoreUnavailable
@@ -46,13 +46,6 @@ HISTORY_LIMIT = 60
 WINDOW_CACHE_SIZE = 10_000
 MAX_CONFLICTS = 5  # commits of one message that lost a race before the drain gives up
 DEAD_LETTER_GAUGE_SECONDS = 10.0  # how often the sweeper refreshes the dead-letter gauge
-
-APOLOGY = {
-    "de": "Entschuldigung, Ihre Nachricht konnte nicht verarbeitet werden. Unser Team ist informiert und "
-          "kümmert sich darum.",
-    "en": "Sorry, we could not process your message. Our team has been told and will look into it.",
-}
-
 
 class TurnFailed(Exception):
     """A turn could not run here (unknown bot, conversation gone): counted like a crash."""
@@ -356,7 +349,7 @@ class TurnRunner:
                                           "error": error}, channel=message.channel))
             if bot is not None and item.replays == 0:  # told once, not again after a replay fails
                 default = getattr(bot.config, "default_language", "en")
-                reply = Reply(text=APOLOGY.get(conversation.language or default, APOLOGY["en"]))
+                reply = Reply(text=i18n.for_bot(bot.config).text("unprocessable", conversation.language or default))
                 outbound = to_outbound([reply], conversation.id, message, Author())
                 events.extend(reply_events([reply], outbound, message.channel))
         if not await self.store.dead_letter(item.id, error, events=events, outbound=outbound):
@@ -450,12 +443,8 @@ class TurnRunner:
     @staticmethod
     def _failure_output(ctx: TurnContext) -> TurnOutput:
         turn = ctx.turn
-        german = (turn.conversation.language or getattr(ctx.bot_config, "default_language", "en")) == "de"
-        text = (
-            "Entschuldigung, da ist etwas schiefgelaufen. Schreiben Sie \"Mensch\", um mit einer Person zu sprechen."
-            if german
-            else "Sorry, something went wrong on our side. Type \"human\" to talk to a person."
-        )
+        language = turn.conversation.language or getattr(ctx.bot_config, "default_language", "en")
+        text = i18n.for_bot(ctx.bot_config).text("error", language)
         user = Event("user", {"text": turn.message.text, "message_id": turn.message.platform_message_id,
                               "parse_data": {"intent": {"name": None, "confidence": 0.0}, "entities": []}})
         return TurnOutput(events=(user, Event("error", {"component": "engine"})), replies=(Reply(text=text),),

@@ -122,3 +122,11 @@ def test_fallback_streak_counts_consecutive_fallback_turns_and_resets() -> None:
     assert fallback_streak(fallback_turn, ok_turn) == 0
     handed_back = [*fallback_turn, Event("status", {"status": "bot"})]
     assert fallback_streak(handed_back, fallback_turn) == 1
+
+
+def test_a_successful_rephrase_after_a_two_stage_fallback_is_not_a_second_fallback() -> None:
+    not_understood = [user("nlu_fallback"), Event("action", {"name": "action_two_stage_fallback"})]
+    rephrased = [user("greet"), Event("action", {"name": "action_two_stage_fallback"}),
+                 Event("action", {"name": "utter_greet"})]
+    assert fallback_streak(not_understood, rephrased) == 0
+    assert fallback_streak(not_understood, not_understood) == 2

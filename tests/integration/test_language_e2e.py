@@ -204,3 +204,23 @@ async def test_web_chat_page_learns_the_language_of_a_first_message_asking_for_a
         assert EN_HANDOFF in reply["text"]
         assert (await receive(ws, "language", timeout=15))["language"] == "en"
         await ws.close()
+
+
+async def test_web_chat_from_an_english_browser_answers_hi_in_english_and_follows_a_switch_to_german(
+        farm: RunningFarm) -> None:
+    async def reply_to(ws: aiohttp.ClientWebSocketResponse, message_id: str, text: str) -> str:
+        await ws.send_json({"type": "message", "id": message_id, "text": text})
+        message = await receive(ws, "message", timeout=15)
+        while message["role"] == "user":
+            message = await receive(ws, "message", timeout=15)
+        return str(message["text"])
+
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{farm.url}/chat/demo/ws")
+        await ws.send_json({"type": "hello", "session": None, "languages": ["en-US", "en"]})
+        assert (await receive(ws, "welcome"))["language"] == "en"  # the page's labels
+        # "ok" alone says nothing about a language: the browser's languages decide.
+        assert EN_DISCLOSURE in await reply_to(ws, "m0", "ok")
+        assert "Hi! I'm Hostwerk's digital assistant" in await reply_to(ws, "m1", "hi")
+        assert "Montag bis Freitag von 8 bis 18 Uhr" in await reply_to(ws, "m2", "Wie sind Ihre Öffnungszeiten?")
+        await ws.close()

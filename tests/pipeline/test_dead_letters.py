@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from core.cli import app
-from core.pipeline.turns import APOLOGY
+from core.i18n import builtin
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.handoff.handoff_support import PASSWORDS, desk_config
 from tests.support.farm import running_farm
@@ -143,7 +143,7 @@ async def test_poison_message_is_dead_lettered_told_once_and_replayed_after_the_
         assert greeting.endswith("Hey! How are you?")  # after the automated-assistant disclosure
         told = await next_desk_event(stream, "dead_letter")
         await farm.farm.settle()
-        assert await messages(poisoned) == [APOLOGY["en"]]
+        assert await messages(poisoned) == [builtin()["en"]["unprocessable"]]
         assert (quote_project / "actions" / "runs.log").read_text().count("run") == 3
 
         # Agents are told: on the web desk (live event above, and the list) and in Slack.
@@ -193,7 +193,7 @@ async def test_a_dead_letter_can_be_dropped_from_the_web_desk(tmp_path: Path, qu
         customer = await connect(http, farm.url)
         await say(customer, "p1", "are you a bot?")
         await farm.farm.settle()
-        assert await messages(customer) == [APOLOGY["en"]]
+        assert await messages(customer) == [builtin()["en"]["unprocessable"]]
         async with agent.post(f"{farm.url}/desk/api/login", json={"agent": "ben", "password": PASSWORDS["ben"]},
                               headers=DESK) as response:
             assert response.status == 200
