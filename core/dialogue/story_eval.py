@@ -267,9 +267,9 @@ class _Tracker:
         elif event.kind == "action" and event.name is not None:
             self.actions_since_listen = 0 if event.name in (LISTEN, SESSION_START) else self.actions_since_listen + 1
             self.apply("action", {"name": event.name, "policy": None, "confidence": 1.0})
-        elif event.kind == "action":
+        elif event.kind == "action":  # a `bot:` step: Rasa applies it as an action named by its text
             self.actions_since_listen += 1
-            self.apply("bot", {"text": event.text, "data": {}, "metadata": {}})
+            self.apply("action", {"name": event.text, "action_text": event.text, "policy": None, "confidence": 1.0})
         elif event.kind == "slot":
             self.apply("slot", {"name": event.name, "value": event.value})
         elif event.kind == "active_loop":
