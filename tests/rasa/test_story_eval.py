@@ -187,7 +187,7 @@ def test_bot_text_step_is_predicted_like_an_action_as_rasa_does(tmp_path: Path, 
                                  "  - action: utter_iamabot\n")
     out = tmp_path / "results"
     code, output = _test(MOODBOT, models, "--stories", str(stories), "--mode", "intent", "--out", str(out))
-    assert code == 0 and "predicted 'utter_greet' by MemoizationPolicy, the story has 'Hey! How are you?'" in output
+    assert code == 0 and "predicted 'utter_greet'" in output and "the story has 'Hey! How are you?'" in output
     steps = (out / "failed_test_stories.yml").read_text().split("\n  steps:\n")[1]
     assert steps == ("  - intent: greet\n  - bot: Hey! How are you?  # predicted: utter_greet\n"
                      "  - intent: bot_challenge\n  - action: utter_iamabot\n")
