@@ -155,7 +155,8 @@ class StoryOutcome:
                 by = f" by {check.policy}" if check.policy else ""
                 lines.append(f"{where}: predicted '{check.predicted}'{by}, the story has '{check.expected}'")
             elif isinstance(check, UserCheck) and not check.intent_ok:
-                lines.append(f"{where}: '{check.text}' was understood as '{check.predicted_intent}', the story has '{check.expected_intent}'")
+                wanted = f"the story has '{check.expected_intent}'" if check.expected_intent else "the story gives no intent"
+                lines.append(f"{where}: '{check.text}' was understood as '{check.predicted_intent}', {wanted}")
             elif isinstance(check, UserCheck) and not check.entities_ok:
                 found = ", ".join(e.annotated() for e in check.predicted_entities) or "none"
                 wanted = ", ".join(e.annotated() for e in check.expected_entities) or "none"
