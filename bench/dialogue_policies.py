@@ -5,7 +5,8 @@ by number of story and rule steps) it trains the policy ensemble config.yml asks
 (rules, memoization, the ML policy for TEDPolicy), without the model cache, and then
 replays every training story and every test story step by step, timing one
 ``PolicyEnsemble.predict(state)`` per action (the call the live turn and
-``test stories`` make). It also times whole demo-bot turns (``RasaEngine.handle``,
+``test stories`` make). A made-up project of 300 random stories shows training at
+scale. It also times whole demo-bot turns (``RasaEngine.handle``,
 NLU included) as the farm runs them.
 
     .venv/bin/python -m bench.dialogue_policies [--out FILE] [--project DIR ...]
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import platform
 import statistics
@@ -25,7 +27,7 @@ from typing import Any
 from core.dialogue.dialogue_model import build_ensemble, nlu_intent_of, read_policies
 from core.dialogue.ensemble import PolicyEnsemble
 from core.dialogue.state import DialogueState
-from core.dialogue.training import rule_trackers, story_trackers
+from core.dialogue.training import RULE_SNIPPET, Tracker, rule_trackers, story_trackers
 from core.nlu.model import NluModel, load_or_train
 from core.rasa.project import RasaProject, load_project
 from core.rasa.stories import load_story_file
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "config" / "demo"
 PROJECTS = ROOT / "tests" / "rasa_projects"
 DEFAULT_OUT = Path(__file__).parent / "results" / "dialogue_policies.json"
+ROUNDS = 10
 
 
 def size(project: RasaProject) -> int:
@@ -59,15 +62,26 @@ def prediction_latencies(project: RasaProject, ensemble: PolicyEnsemble, nlu: Nl
     trackers = story_trackers(stories, project.domain, intent_of=intent_of)
     trackers += [t for t in rule_trackers(project.stories.rules, project.domain, intent_of=intent_of)]
     timings: list[float] = []
-    for _ in range(3):
-        for tracker in trackers:
-            state = DialogueState.initial(project.domain)
-            for event in tracker.events:
-                if event.type == "action" and event.data.get("name") != "...":
-                    started = time.perf_counter()
-                    ensemble.predict(state)
-                    timings.append(time.perf_counter() - started)
-                state.apply(event)
+    gc.collect()
+    gc.disable()  # the collector's pauses are the process's, not the policies'
+    try:
+        for _ in range(ROUNDS):
+            timings.extend(_replay(trackers, project, ensemble))
+    finally:
+        gc.enable()
+    return timings
+
+
+def _replay(trackers: list[Tracker], project: RasaProject, ensemble: PolicyEnsemble) -> list[float]:
+    timings: list[float] = []
+    for tracker in trackers:
+        state = DialogueState.initial(project.domain)
+        for event in tracker.events:
+            if event.type == "action" and event.data.get("name") != RULE_SNIPPET:
+                started = time.perf_counter()
+                ensemble.predict(state)
+                timings.append(time.perf_counter() - started)
+            state.apply(event)
     return timings
 
 
@@ -93,6 +107,45 @@ def bench_project(root: Path) -> dict[str, Any]:
     }
 
 
+def bench_synthetic(stories: int, seed: int = 1) -> dict[str, Any]:
+    """A made-up project of ``stories`` random stories (40 intents, 60 responses, 3-6 turns): training at scale."""
+    import random
+
+    from core.rasa.domain import parse_domain
+    from core.rasa.nlu_data import NluData
+    from core.rasa.project import ProjectConfig
+    from core.rasa.stories import parse_story_doc
+    from core.rasa.yamlio import parse_yaml
+
+    rng = random.Random(seed)
+    intents = [f"intent_{n}" for n in range(40)]
+    actions = [f"utter_{n}" for n in range(60)]
+    domain_text = "intents: [" + ", ".join(intents) + "]\nresponses:\n" + "".join(f"  {a}: [{{text: x}}]\n" for a in actions)
+    domain = parse_domain(parse_yaml(domain_text, file="domain.yml"), file="domain.yml")
+    lines = ["stories:"]
+    for number in range(stories):
+        lines.append(f"- story: story {number}\n  steps:")
+        for _ in range(rng.randint(3, 6)):
+            lines.append(f"  - intent: {rng.choice(intents)}")
+            lines.extend(f"  - action: {rng.choice(actions)}" for _ in range(rng.randint(1, 2)))
+    data = parse_story_doc(parse_yaml("\n".join(lines), file="stories.yml"), file="stories.yml")
+    policies = ({"name": "MemoizationPolicy"}, {"name": "RulePolicy"}, {"name": "TEDPolicy"})
+    project = RasaProject(root=ROOT, domain=domain, config=ProjectConfig(policies=policies), nlu=NluData(), stories=data)
+    started = time.perf_counter()
+    ensemble, _ = build_ensemble(project, intent_of=None, model_dir=None)
+    training = time.perf_counter() - started
+    gc.collect()
+    gc.disable()
+    try:
+        timings = [t for _ in range(2) for t in _replay(story_trackers(data.stories, domain), project, ensemble)]
+    finally:
+        gc.enable()
+    return {"project": f"synthetic ({stories} stories)", "stories": stories, "rules": 0, "steps": size(project),
+            "training_seconds": round(training, 3), "predictions": len(timings),
+            "predict_median_us": round(statistics.median(timings) * 1e6, 1),
+            "predict_p99_us": round(percentile(timings, 0.99) * 1e6, 1)}
+
+
 async def demo_turns() -> dict[str, Any]:
     from core.dialogue.engine import RasaEngine
     from core.dialogue.testing import Conversator
@@ -101,12 +154,15 @@ async def demo_turns() -> dict[str, Any]:
     script = ["Hallo", "Wo ist meine Bestellung?", "HW-12", "Was kostet der Pro-Tarif?", "HW-123456", "danke",
               "Wie sind eure Öffnungszeiten?", "tschüss"]
     timings: list[float] = []
+    gc.collect()
+    gc.disable()
     for round_ in range(20):
         talk = Conversator(engine, f"bench-{round_}")
         for text in script:
             started = time.perf_counter()
             await talk.say(text)
             timings.append(time.perf_counter() - started)
+    gc.enable()
     return {"turns": len(timings), "turn_median_ms": round(statistics.median(timings) * 1e3, 3),
             "turn_p99_ms": round(percentile(timings, 0.99) * 1e3, 3)}
 
@@ -115,11 +171,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--project", type=Path, action="append", help="project directories (default: demo + largest test project)")
+    parser.add_argument("--synthetic", type=int, default=300, help="stories of the made-up scale project (0: skip)")
     args = parser.parse_args()
     projects: list[Path] = args.project or [p for p in (DEMO, largest_test_project()) if p is not None]
     results = {
         "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine()},
-        "projects": [bench_project(p) for p in projects],
+        "projects": [bench_project(p) for p in projects] + ([bench_synthetic(args.synthetic)] if args.synthetic else []),
         "demo_turns": asyncio.run(demo_turns()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ DEFAULT_POLICIES: tuple[dict[str, Any], ...] = (
 )
 ML_NAMES = {"TEDPolicy", "UnexpecTEDIntentPolicy"}
 KNOWN = {"RulePolicy", "MemoizationPolicy", "AugmentedMemoizationPolicy", *ML_NAMES}
-FORMAT = 1
+FORMAT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,7 @@ def build_ensemble(project: RasaProject, *, intent_of: IntentOf | None, model_di
             core_fallback_action=str(rule_conf.get("core_fallback_action_name", config.core_fallback_action)),
             enable_fallback_prediction=bool(rule_conf.get("enable_fallback_prediction", True)),
         )
+        rule_policy.learn_story_usage(original)
     memo = None
     if settings.memo is not None:
         memo = MemoizationPolicy(original, max_history=int(settings.memo.get("max_history") or 5),
@@ -115,7 +116,8 @@ def build_ensemble(project: RasaProject, *, intent_of: IntentOf | None, model_di
     trained = False
     if settings.ml is not None:
         ml = MlPolicy(max_history=int(settings.ml.get("max_history") or 5),
-                      epochs=int(settings.ml.get("epochs") or 200), rule_only=rule_only)
+                      epochs=int(settings.ml.get("epochs") or 200), rule_only=rule_only,
+                      slot_names=[n for n, s in domain.slots.items() if s.influence_conversation and s.type != "any"])
         path = model_dir / f"dialogue-{fingerprint(project, nlu_fingerprint)}.npz" if model_dir else None
         if path is not None and path.is_file():
             _load(ml, path)

@@ -3,7 +3,14 @@ the ``core.engine.Engine`` protocol.
 
 ``RasaEngine.load`` is synchronous and may train (seconds): call it off the event loop
 (``await asyncio.to_thread(RasaEngine.load, ...)``). Models are cached in
-``<project>/.switchboard-models/`` (git-ignored) under a hash of the training data.
+``<project>/.switchboard-models/`` (git-ignored) under a hash of the training data:
+the NLU model, and the dialogue ML policy (``dialogue-<hash>.npz``; rules and
+memoization are rebuilt from the stories in milliseconds).
+
+Dialogue: ``RasaEngine.ensemble.predict(state)`` is the one decision point (see
+`core.dialogue.ensemble`): RulePolicy, (Augmented)MemoizationPolicy and the ML policy
+that stands in for TEDPolicy, as config.yml lists them. A project's own custom
+actions win over built-ins of the same name (``action_session_start`` included).
 
 What a turn reports besides replies and events:
 - ``handoff``: reason ``"requested"`` (an intent of ``switchboard.handoff_intents`` in
@@ -155,13 +162,16 @@ class RasaEngine:
         message = turn.message
         conversation = turn.conversation
         history = [e for e in turn.history if e.type not in OWN_EVENT_TYPES]
-        state = DialogueState.from_history(self.domain, history)
+        # a history without a session start is a window into a longer session
+        window = bool(history) and not any(e.type in ("session_started", "restart") for e in history)
+        state = DialogueState.from_history(self.domain, history, window=window)
         for name, value in conversation.slots.items():
             if name in self.domain.slots or name == "language":
                 state.slots[name] = value
         # The conversation record is the source of truth for the form: the history the
         # runner passes is a window and may begin after the form was activated.
         state.active_loop = conversation.active_form
+        state.slots_changed()
         incoming = self._read(message.button_payload, message.text)
         language = self._language(incoming, conversation, state, message.language_hint)
         runtime = Turn(
@@ -179,6 +189,8 @@ class RasaEngine:
         })
         if not history or expired or incoming.parse.intent == "session_start":
             await runtime.begin_session()
+            # a /session_start message only starts the session; Rasa predicts nothing after action_session_start
+            runtime.stop = incoming.parse.intent == "session_start"
         if "language" in self.domain.slots and state.slots.get("language") != language:
             runtime.set_slot("language", language)
         entities = [dict(e) for e in incoming.parse.entities]

@@ -24,6 +24,7 @@ class Prediction:
     policy: str
     confidence: float
     loop_interrupted: bool = False  # the active loop runs after an unhappy path: ask again, do not validate
+    hide_rule_turn: bool = False  # a rule-only turn: log it on the action event, story-trained policies skip it
 
 
 class PolicyEnsemble:
@@ -34,6 +35,7 @@ class PolicyEnsemble:
 
     def votes(self, state: DialogueState) -> list[PolicyVote]:
         states = state.states()
+        hidden = state.hidden_turns()
         rejected = state.rejected_action
         votes: list[PolicyVote] = []
         if self.rules is not None:
@@ -44,11 +46,11 @@ class PolicyEnsemble:
             if vote is not None:
                 votes.append(vote)
         if self.memo is not None:
-            vote = self.memo.predict(states)
+            vote = self.memo.predict(states, hidden)
             if vote is not None:
                 votes.append(vote)
         if self.ml is not None:
-            vote = self.ml.predict(states, exclude=rejected)
+            vote = self.ml.predict(states, hidden, exclude=rejected)
             if vote is not None:
                 votes.append(vote)
         return [v for v in votes if v.action != rejected]
@@ -60,4 +62,4 @@ class PolicyEnsemble:
             return Prediction(LISTEN, "default", 0.0)
         best = max(votes, key=lambda v: (v.confidence, v.priority))
         interrupted = any(v.loop_interrupted for v in votes)
-        return Prediction(best.action, best.policy, round(best.confidence, 4), interrupted)
+        return Prediction(best.action, best.policy, round(best.confidence, 4), interrupted, best.hide_rule_turn)

@@ -40,7 +40,7 @@ def slot_feature(slot: Slot, value: Any) -> tuple[float, ...]:
     if kind == "list":
         return (1.0 if value is not None and len(value) > 0 else 0.0,)
     if kind == "float":
-        low, high = 0.0, 1.0  # Rasa's defaults for min_value / max_value
+        low, high = float(getattr(slot, "min_value", 0.0)), float(getattr(slot, "max_value", 1.0))  # Rasa's defaults
         try:
             capped = max(low, min(high, float(value)))
         except (TypeError, ValueError):

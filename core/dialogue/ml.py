@@ -21,9 +21,12 @@ from core.dialogue.training import Example
 BAG_WEIGHT = 0.5
 
 
-def state_features(states: Sequence[State], max_history: int) -> dict[str, float]:
+def state_features(states: Sequence[State], max_history: int, slot_names: Sequence[str] = ()) -> dict[str, float]:
+    """Sparse features of the last ``max_history`` states; the current one also crossed with its intent,
+    so that a linear model learns what TED's non-linear one does (an intent means X when a slot is set)."""
     features: dict[str, float] = {}
     window = states[-max_history:]
+    current_intent: str | None = None
     for position, state in enumerate(reversed(window)):
         prefix = f"{position}:"
         action = prev_action_of(state)
@@ -35,9 +38,12 @@ def state_features(states: Sequence[State], max_history: int) -> dict[str, float
             if user.get("intent"):
                 features[prefix + "i:" + user["intent"]] = 1.0
                 features["*i:" + user["intent"]] = BAG_WEIGHT
+                if position == 0:
+                    current_intent = user["intent"]
             for entity in user.get("entities") or ():
                 features[prefix + "e:" + entity] = 1.0
-        for slot, value in (state.get(SLOTS) or {}).items():
+        slots = state.get(SLOTS) or {}
+        for slot, value in slots.items():
             if isinstance(value, str):
                 features[f"{prefix}s:{slot}:{value}"] = 1.0
                 continue
@@ -47,8 +53,18 @@ def state_features(states: Sequence[State], max_history: int) -> dict[str, float
         loop = loop_of(state)
         if loop and state.get(ACTIVE_LOOP):
             features[prefix + "l:" + loop] = 1.0
-        if position == 0 and not action:
-            features["0:start"] = 1.0
+        if position == 0:
+            if not action:
+                features["0:start"] = 1.0
+            for slot in slot_names:
+                if slot not in slots:
+                    features[f"0:s:{slot}:unset"] = 1.0
+            if current_intent is not None:
+                crossed = [k[2:] for k in features if k.startswith(("0:s:", "0:l:", "0:e:"))]
+                for name in crossed:
+                    features[f"x:{current_intent}|{name}"] = 1.0
+        elif position == 1 and current_intent is not None and action:
+            features[f"x:{current_intent}|a:{action}"] = 1.0
     return features
 
 
@@ -58,9 +74,10 @@ class MlPolicy:
     name = "TEDPolicy"
     priority = TED_PRIORITY
 
-    def __init__(self, *, max_history: int = 5, epochs: int = 200,
+    def __init__(self, *, max_history: int = 5, epochs: int = 200, slot_names: Sequence[str] = (),
                  rule_only: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())) -> None:
         self.max_history = max_history
+        self.slot_names = tuple(s for s in slot_names if s not in rule_only[0])
         self.epochs = epochs
         self.rule_only = rule_only
         self.vocabulary: dict[str, int] = {}
@@ -71,12 +88,13 @@ class MlPolicy:
     def train(self, examples: Iterable[Example]) -> None:
         from scipy.sparse import csr_matrix
         from sklearn.linear_model import LogisticRegression
+        from threadpoolctl import threadpool_limits
 
         rows: list[dict[str, float]] = []
         labels: list[str] = []
         seen: set[tuple[tuple[tuple[str, float], ...], str]] = set()
         for example in examples:
-            features = state_features(ml_states(example.states, *self.rule_only), self.max_history)
+            features = state_features(ml_states(example.states, *self.rule_only), self.max_history, self.slot_names)
             signature = (tuple(sorted(features.items())), example.action)
             if signature in seen:
                 continue
@@ -97,8 +115,10 @@ class MlPolicy:
             pointers.append(len(indices))
         matrix = csr_matrix((data, indices, pointers), shape=(len(rows), len(self.vocabulary)))
         target = np.array([self.actions.index(label) for label in labels])
-        model = LogisticRegression(C=20.0, max_iter=max(100, self.epochs * 5), tol=1e-4)
-        model.fit(matrix, target)
+        model = LogisticRegression(C=20.0, max_iter=max(100, self.epochs * 5), tol=1e-3)
+        # one BLAS thread: on a busy machine OpenBLAS's threads make L-BFGS several times slower
+        with threadpool_limits(limits=1):
+            model.fit(matrix, target)
         coef = model.coef_
         intercept = model.intercept_
         if len(self.actions) == 2:  # sklearn keeps one row for two classes
@@ -107,12 +127,12 @@ class MlPolicy:
         self.weights = np.ascontiguousarray(coef.T)  # features x actions
         self.bias = intercept
 
-    def probabilities(self, states: Sequence[State]) -> dict[str, float]:
+    def probabilities(self, states: Sequence[State], hidden: Sequence[bool] | None = None) -> dict[str, float]:
         if not self.actions:
             return {}
         if len(self.actions) == 1 or self.weights.size == 0:
             return {self.actions[0]: 1.0}
-        features = state_features(ml_states(states, *self.rule_only), self.max_history)
+        features = state_features(ml_states(states, *self.rule_only, hidden), self.max_history, self.slot_names)
         known = [(self.vocabulary[n], v) for n, v in features.items() if n in self.vocabulary]
         logits = self.bias.copy()
         if known:
@@ -124,8 +144,9 @@ class MlPolicy:
         probs = exp / exp.sum()
         return dict(zip(self.actions, probs.tolist(), strict=True))
 
-    def predict(self, states: Sequence[State], *, exclude: str | None = None) -> PolicyVote | None:
-        probs = self.probabilities(states)
+    def predict(self, states: Sequence[State], hidden: Sequence[bool] | None = None, *,
+                exclude: str | None = None) -> PolicyVote | None:
+        probs = self.probabilities(states, hidden)
         if exclude is not None:
             probs.pop(exclude, None)
         if not probs:

@@ -20,6 +20,7 @@ from core.dialogue.featurize import (
     PREV_ACTION,
     SHOULD_NOT_BE_SET,
     SLOTS,
+    USER,
     State,
     loop_of,
     prev_action_of,
@@ -34,6 +35,7 @@ TED_PRIORITY = 1
 DEFAULT_ACTIONS = {"restart": "action_restart", "back": "action_back", "session_start": "action_session_start"}
 LOOP_WAS_INTERRUPTED = "loop_was_interrupted"
 DO_NOT_PREDICT_LOOP_ACTION = "do_not_predict_loop_action"
+FALLBACK_SOURCE = "fallback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,7 @@ class PolicyVote:
     no_user: bool = False  # loop happy path: overrules every other prediction
     loop_interrupted: bool = False  # the loop returns from an unhappy path (skip validation)
     source: str = ""
+    hide_rule_turn: bool = False  # a rule no story uses: story-trained policies will not see this turn
 
 
 def _is_snippet(state: Mapping[str, Any]) -> bool:
@@ -138,6 +141,7 @@ class RulePolicy:
     def __init__(self, rule_examples: Iterable[Example], story_examples: Iterable[Example] = (), *,
                  core_fallback_threshold: float = 0.3, core_fallback_action: str = "action_default_fallback",
                  enable_fallback_prediction: bool = True) -> None:
+        self.used_sources: set[str] | None = None
         self.core_fallback_threshold = core_fallback_threshold
         self.core_fallback_action = core_fallback_action
         self.enable_fallback_prediction = enable_fallback_prediction
@@ -171,7 +175,25 @@ class RulePolicy:
             lookup[key] = DO_NOT_PREDICT_LOOP_ACTION
 
     def _vote(self, action: str, confidence: float = 1.0, **flags: Any) -> PolicyVote:
-        return PolicyVote(action, confidence, self.name, self.priority, **flags)
+        source = str(flags.get("source", ""))
+        hide = source != FALLBACK_SOURCE and self.used_sources is not None and source not in self.used_sources
+        return PolicyVote(action, confidence, self.name, self.priority, hide_rule_turn=hide, **flags)
+
+    def learn_story_usage(self, story_examples: Iterable[Example]) -> None:
+        """Which rules the stories follow (Rasa's ``rules_not_in_stories`` is every other rule).
+
+        A loop that the story does not run right after the user spoke counts as rejected, as Rasa emulates."""
+        used: set[str] = set()
+        for example in story_examples:
+            states = example.states
+            current = states[-1]
+            loop = loop_of(current)
+            latest = prev_action_of(current)
+            vote = self.predict(states, active_loop=loop, loop_rejected=bool(loop and example.action != loop),
+                                latest_action=latest, intent=(current.get(USER) or {}).get("intent"))
+            if vote is not None and vote.action == example.action and vote.source != FALLBACK_SOURCE:
+                used.add(vote.source)
+        self.used_sources = used
 
     def predict(self, states: Sequence[State], *, active_loop: str | None, loop_rejected: bool,
                 latest_action: str | None, intent: str | None) -> PolicyVote | None:
@@ -198,26 +220,43 @@ class RulePolicy:
         if action is not None:
             return self._vote(action, loop_interrupted=interrupted, source=best.key if best else "")
         if self.enable_fallback_prediction:
-            return self._vote(self.core_fallback_action, self.core_fallback_threshold, loop_interrupted=interrupted, source="fallback")
+            return self._vote(self.core_fallback_action, self.core_fallback_threshold, loop_interrupted=interrupted, source=FALLBACK_SOURCE)
         return None
 
 
-def ml_states(states: Sequence[State], rule_only_slots: frozenset[str], rule_only_loops: frozenset[str]) -> list[State]:
-    """States as story-trained policies see them: slots and loops that only rules use are left out."""
-    if not rule_only_slots and not rule_only_loops:
+def ml_states(states: Sequence[State], rule_only_slots: frozenset[str], rule_only_loops: frozenset[str],
+              hidden: Sequence[bool] | None = None) -> list[State]:
+    """States as story-trained policies see them (Rasa's ``ignore_rule_only_turns``): rule-only turns
+    are left out, the previous action is the last one such a policy saw, and slots and loops that
+    only rules use are dropped."""
+    if not rule_only_slots and not rule_only_loops and (hidden is None or not any(hidden)):
         return list(states)
     out: list[State] = []
-    for state in states:
-        if (rule_only_slots and state.get(SLOTS)) or (rule_only_loops and loop_of(state) in rule_only_loops):
-            state = dict(state)
-            if state.get(SLOTS):
-                slots = {k: v for k, v in state[SLOTS].items() if k not in rule_only_slots}
-                if slots:
-                    state[SLOTS] = slots
-                else:
-                    del state[SLOTS]
-            if loop_of(state) in rule_only_loops:
-                del state[ACTIVE_LOOP]
+    last_action: dict[str, Any] | None = None
+    was_hidden = False
+    for index, original in enumerate(states):
+        if not was_hidden:
+            last_action = original.get(PREV_ACTION)
+        if hidden is not None and not (prev_action_of(original) and prev_action_of(original) == loop_of(original)):
+            was_hidden = hidden[index] if index < len(hidden) else False
+        if was_hidden:
+            continue
+        state = dict(original)
+        if rule_only_slots and state.get(SLOTS):
+            slots = {k: v for k, v in state[SLOTS].items() if k not in rule_only_slots}
+            if slots:
+                state[SLOTS] = slots
+            else:
+                del state[SLOTS]
+        if rule_only_loops and loop_of(state) in rule_only_loops:
+            del state[ACTIVE_LOOP]
+        if out and prev_action_of(state) != LISTEN:
+            if not out[-1].get(USER) and state.get(USER):
+                del state[USER]
+            elif out[-1].get(USER):
+                state[USER] = out[-1][USER]
+        if last_action:
+            state[PREV_ACTION] = last_action
         out.append(state)
     return out
 
@@ -262,8 +301,8 @@ class MemoizationPolicy:
             window = ml_states(example.states, *rule_only)[-max_history:]
             _learn(self.lookup, ambiguous, state_key(window), example.action)
 
-    def recall(self, states: Sequence[State]) -> str | None:
-        states = ml_states(states, *self.rule_only)
+    def recall(self, states: Sequence[State], hidden: Sequence[bool] | None = None) -> str | None:
+        states = ml_states(states, *self.rule_only, hidden)
         found = self.lookup.get(state_key(states[-self.max_history:]))
         if found is not None or not self.augmented:
             return found
@@ -274,6 +313,6 @@ class MemoizationPolicy:
                 return found
         return None
 
-    def predict(self, states: Sequence[State]) -> PolicyVote | None:
-        action = self.recall(states)
+    def predict(self, states: Sequence[State], hidden: Sequence[bool] | None = None) -> PolicyVote | None:
+        action = self.recall(states, hidden)
         return PolicyVote(action, 1.0, self.name, self.priority) if action is not None else None

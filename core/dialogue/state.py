@@ -36,11 +36,13 @@ OWN_EVENT_TYPES = {"handoff", "agent", "note", "delivery", "status", "csat"}
 LISTEN = "action_listen"
 FALLBACK_ACTIONS = {"action_default_fallback", "action_two_stage_fallback"}
 TWO_STAGE = "action_two_stage_fallback"
+WINDOW_START = "action_switchboard_earlier_history"  # what preceded a history window
 
 
 @dataclass(slots=True)
 class _Snapshot:
     past: list[State]
+    hidden: list[bool]
     prev_action: str | None
     user_state: dict[str, Any]
 
@@ -61,6 +63,7 @@ class DialogueState:
     rejected_action: str | None = None  # the action that refused to run, until the next action runs
     events: list[dict[str, Any]] = field(default_factory=list)  # rasa dicts, for rasa-sdk trackers
     past: list[State] = field(default_factory=list)  # Rasa states before each executed action
+    hidden: list[bool] = field(default_factory=list)  # per past state: its action was a rule-only turn (hide_rule_turn)
     prev_action: str | None = None  # the action the current state follows (None: conversation start)
     user_state: dict[str, Any] = field(default_factory=dict)
     slots_set: set[str] = field(default_factory=set)
@@ -75,8 +78,12 @@ class DialogueState:
         return cls(domain, slots={name: copy.deepcopy(s.initial_value) for name, s in domain.slots.items()})
 
     @classmethod
-    def from_history(cls, domain: Domain, history: Iterable[Event]) -> DialogueState:
+    def from_history(cls, domain: Domain, history: Iterable[Event], *, window: bool = False) -> DialogueState:
+        """The state after ``history``; ``window``: the history is the tail of a longer session,
+        so its first state is not a conversation start (no conversation_start rule, no story start)."""
         state = cls.initial(domain)
+        if window:
+            state.prev_action = WINDOW_START
         for event in history:
             state.apply(event)
         return state
@@ -97,6 +104,10 @@ class DialogueState:
             streak += 1
         return streak
 
+    def slots_changed(self) -> None:
+        """Call after assigning ``slots`` directly (not through a slot event)."""
+        self._slot_cache = None
+
     def slot_state(self) -> dict[str, Any]:
         if self._slot_cache is None:
             self._slot_cache = slots_sub_state(self.domain, self.slots, self.slots_set if self.omit_unset_slots else None)
@@ -109,6 +120,10 @@ class DialogueState:
         """Rasa's ``past_states``: the state before every executed action, then the current one."""
         return [*self.past, self.current_state()]
 
+    def hidden_turns(self) -> list[bool]:
+        """Per state of `states()`: the action after it was a rule-only turn (the current state: False)."""
+        return [*self.hidden, False]
+
     # ---- applying events -----------------------------------------------------------------
 
     def _reset(self, *, keep_slots: bool = False) -> None:
@@ -120,13 +135,15 @@ class DialogueState:
         self.two_stage_runs = 0
         self.loop_rejected = self.loop_interrupted = False
         self.past = []
+        self.hidden = []
         self.prev_action = None
         self.user_state = {}
         self._before_fallback = None
         self._slot_cache = None
 
-    def _executed(self, name: str) -> None:
+    def _executed(self, name: str, hide: bool = False) -> None:
         self.past.append(self.current_state())
+        self.hidden.append(hide)
         self.prev_action = name
 
     def _user(self, parse: Mapping[str, Any]) -> None:
@@ -137,7 +154,8 @@ class DialogueState:
             self._before_fallback = None
             if intent == "nlu_fallback":
                 before = self.past[-1] if self.past else {}
-                self._before_fallback = _Snapshot(self.past[:-1], prev_action_of(before), dict(before.get("user") or {}))
+                self._before_fallback = _Snapshot(self.past[:-1], self.hidden[:-1], prev_action_of(before),
+                                                  dict(before.get("user") or {}))
         self.user_state = user_sub_state(self.domain, parse)
 
     def apply(self, event: Event) -> None:
@@ -172,7 +190,7 @@ class DialogueState:
                 self.two_stage_runs = self.two_stage_runs + 1 if self.active_loop == TWO_STAGE else 1
             if name in FALLBACK_ACTIONS and self.turn_fallbacks and (name != TWO_STAGE or self.latest_intent == "nlu_fallback"):
                 self.turn_fallbacks[-1] = True
-            self._executed(name)
+            self._executed(name, bool(data.get("hide_rule_turn")))
         elif kind == "action_execution_rejected":
             self.rejected_action = data.get("name")
             if data.get("name") and data.get("name") == self.active_loop:
@@ -217,6 +235,7 @@ class DialogueState:
         if snapshot is None or self.latest_intent == "nlu_fallback":
             return
         self.past = list(snapshot.past)
+        self.hidden = list(snapshot.hidden)
         self.prev_action = snapshot.prev_action
         user = self.user_state
         self.user_state = snapshot.user_state

@@ -82,6 +82,21 @@ def _entities(step: Step, domain: Domain) -> list[dict[str, object]]:
     return out
 
 
+def entity_slots(entities: Sequence[dict[str, object]], domain: Domain) -> list[Event]:
+    """Rasa's ``Domain.slots_for_entities``: unconditioned ``from_entity`` mappings fill their slots."""
+    events: list[Event] = []
+    for slot in domain.slots.values():
+        values = [
+            e.get("value") for mapping in slot.mappings if mapping.type == "from_entity" and not mapping.conditions
+            for e in entities
+            if e.get("entity") == mapping.entity and e.get("role") == mapping.role and e.get("group") == mapping.group
+        ]
+        values = [FILLED if v is None else v for v in values]
+        if values:
+            events.append(Event("slot", {"name": slot.name, "value": values if slot.type == "list" else values[-1]}))
+    return events
+
+
 def step_events(step: Step, domain: Domain, *, rule: bool, intent_of: IntentOf | None) -> list[Event]:
     """The Rasa events of one story step (user texts without intent go through the NLU)."""
     if step.kind == "intent":
@@ -90,7 +105,7 @@ def step_events(step: Step, domain: Domain, *, rule: bool, intent_of: IntentOf |
             intent, found = intent_of(step.text)
             entities = entities or found
         parse = {"intent": {"name": intent, "confidence": 1.0}, "entities": entities, "text": step.text}
-        return [Event("user", {"text": step.text, "parse_data": parse})]
+        return [Event("user", {"text": step.text, "parse_data": parse}), *entity_slots(entities, domain)]
     if step.kind == "action" and step.name:
         return [Event("action", {"name": step.name})]
     if step.kind == "bot":
@@ -140,6 +155,16 @@ def _pieces(stories: Sequence[Block], domain: Domain, intent_of: IntentOf | None
     return pieces
 
 
+def _first_action_unpredictable(events: list[Event]) -> list[Event]:
+    """Rasa does not learn a story's first action when it comes before any user message: it has no history."""
+    for index, event in enumerate(events):
+        if event.type == "user":
+            break
+        if event.type == "action":
+            return [*events[:index], Event("action", {**event.data, "unpredictable": True}), *events[index + 1:]]
+    return list(events)
+
+
 def story_trackers(stories: Sequence[Block], domain: Domain, *, intent_of: IntentOf | None = None,
                    augmentation_factor: int = 0, seed: int = 42) -> list[Tracker]:
     """Original trackers (checkpoints joined) plus up to ``augmentation_factor * 10`` glued ones."""
@@ -153,6 +178,8 @@ def story_trackers(stories: Sequence[Block], domain: Domain, *, intent_of: Inten
     def walk(name: str, events: list[Event], ends: list[str], depth: int) -> None:
         following = [p for end in ends for p in by_start.get(end, [])]
         if not following or depth >= MAX_CHECKPOINT_DEPTH or len(trackers) >= MAX_TRACKERS:
+            if not ends:  # a story's end: Rasa appends the final action_listen
+                events = [*events, Event("action", {"name": LISTEN})]
             trackers.append(Tracker(name, tuple(events)))
             return
         for piece in following:
@@ -160,14 +187,14 @@ def story_trackers(stories: Sequence[Block], domain: Domain, *, intent_of: Inten
 
     for piece in pieces:
         if not piece.starts:
-            walk(piece.name, list(piece.events), piece.ends, 0)
+            walk(piece.name, _first_action_unpredictable(piece.events), piece.ends, 0)
     if augmentation_factor > 0 and len(trackers) > 1:
         rng = random.Random(seed)
         limit = augmentation_factor * 10
         originals = list(trackers)
         for _ in range(limit):
             first, second = rng.choice(originals), rng.choice(originals)
-            trackers.append(Tracker(f"{first.name} + {second.name}", first.events + (Event("action", {"name": LISTEN}),) + second.events, is_augmented=True))
+            trackers.append(Tracker(f"{first.name} + {second.name}", first.events + second.events, is_augmented=True))
     return trackers
 
 
@@ -198,9 +225,8 @@ def examples(tracker: Tracker, domain: Domain) -> list[Example]:
         state.slots = dict.fromkeys(domain.slots)
     out: list[Example] = []
     for event in tracker.events:
-        if event.type == "action":
-            name = event.data["name"]
-            out.append(Example(tuple(state.states()), name, tracker))
+        if event.type == "action" and not event.data.get("unpredictable"):
+            out.append(Example(tuple(state.states()), event.data["name"], tracker))
         elif event.type == "user" and state.prev_action != LISTEN:
             out.append(Example(tuple(state.states()), LISTEN, tracker))
         state.apply(event)

@@ -63,6 +63,7 @@ class Turn:
     turn_slots: dict[str, Any] = field(default_factory=dict)  # slots set since the user message
     stop: bool = False
     confidence: float = 1.0
+    hide_rule_turn: bool = False
     loop_rejected: bool = False  # unused: the state carries rejection; core/dialogue/testing.py's old fallback still sets it
 
     # ---- logging --------------------------------------------------------------------------
@@ -76,7 +77,10 @@ class Turn:
         return event
 
     def log_action(self, name: str, policy: str | None = None, confidence: float | None = None) -> None:
-        self.log("action", {"name": name, "policy": policy, "confidence": self.confidence if confidence is None else confidence})
+        data = {"name": name, "policy": policy, "confidence": self.confidence if confidence is None else confidence}
+        if self.hide_rule_turn and confidence is None:
+            data["hide_rule_turn"] = True
+        self.log("action", data)
 
     def set_slot(self, name: str, value: Any) -> None:
         self.log("slot", {"name": name, "value": value})
@@ -109,6 +113,7 @@ class Turn:
         if prediction.loop_interrupted and self.state.active_loop and prediction.action == self.state.active_loop:
             self.log("loop_interrupted", {"is_interrupted": True})
         self.confidence = prediction.confidence
+        self.hide_rule_turn = prediction.hide_rule_turn
         return prediction.action, prediction.policy
 
     async def run(self) -> None:
@@ -152,6 +157,7 @@ class Turn:
             self.stop = True
         elif name == "action_session_start":
             await self.begin_session(policy)
+            self.stop = True  # as Rasa, nothing is predicted after a session start
         elif name == "action_default_fallback":
             self.log_action(name, policy)
             self.utter("utter_default")

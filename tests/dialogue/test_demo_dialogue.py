@@ -181,3 +181,22 @@ async def test_form_continues_when_its_activation_is_older_than_the_history_wind
     out = await talk.say("it is 12345")  # only the active form makes this an (invalid) order number
     assert actions_of(out) == ["order_status_form"]
     assert [r.response for r in out.replies] == ["utter_invalid_order_number", "utter_ask_order_number"]
+
+
+async def test_session_start_message_only_starts_a_session(demo_engine: RasaEngine) -> None:
+    talk = Conversator(demo_engine, "ss-1")
+    await talk.say("Hallo")
+    out = await talk.say(payload="/session_start")
+    assert [e.data["name"] for e in out.events if e.type == "action"] == ["action_session_start", "action_listen"]
+    assert out.replies == () and "session_started" in [e.type for e in out.events]
+    after = await talk.say("Wie sind eure Öffnungszeiten?")
+    assert actions_of(after) == ["utter_opening_hours"]
+
+
+async def test_rephrased_message_after_fallback_is_answered_as_if_the_fallback_never_happened(demo_engine: RasaEngine) -> None:
+    talk = Conversator(demo_engine, "ss-2")
+    await talk.say("Hallo")
+    await talk.say(payload="/nlu_fallback")
+    out = await talk.say("Wo ist meine Bestellung?")
+    assert actions_of(out) == ["action_two_stage_fallback", "order_status_form"]
+    assert out.conversation.active_form == "order_status_form"

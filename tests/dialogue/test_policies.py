@@ -370,7 +370,7 @@ def test_training_trackers_glue_checkpoints_and_augment() -> None:
     assert len(originals) == 3 and len(trackers) == 3 + 20
     rules = rule_trackers(blocks(RULES).rules, DOMAIN)
     assert rules[0].events[0].data["name"] == "..." and rules[0].events[-1].data["name"] == "action_listen"
-    assert [e.action for e in examples(originals[0], DOMAIN)] == ["action_listen", "utter_hi", "action_listen", "utter_a"]
+    assert [e.action for e in examples(originals[0], DOMAIN)] == ["action_listen", "utter_hi", "action_listen", "utter_a", "action_listen"]
 
 
 def test_ml_policy_predicts_quickly() -> None:
@@ -388,3 +388,75 @@ def test_ml_policy_predicts_quickly() -> None:
 
 def test_domain_fixture_is_a_domain() -> None:
     assert isinstance(DOMAIN, Domain) and isinstance(RulePolicy, type) and isinstance(MemoizationPolicy, type)
+
+
+def run_turn(policies: PolicyEnsemble, state: DialogueState) -> list[str]:
+    """Predict and apply actions until listening, logging hide_rule_turn as the live turn does."""
+    done = []
+    while True:
+        prediction = policies.predict(state)
+        data: dict[str, Any] = {"name": prediction.action}
+        if prediction.hide_rule_turn:
+            data["hide_rule_turn"] = True
+        state.apply(Event("action", data))
+        done.append(prediction.action)
+        if prediction.action == "action_listen" or len(done) > 5:
+            return done
+
+
+def test_rule_only_turns_are_hidden_from_story_policies() -> None:
+    data = """
+    rules:
+    - rule: chitchat
+      steps: [{intent: chitchat}, {action: utter_chitchat}]
+    stories:
+    - story: ask then inform
+      steps: [{intent: ask}, {action: utter_a}, {intent: inform}, {action: utter_b}]
+    """
+    policies = ensemble(data, (*RULE_ONLY, *MEMO))
+    state = DialogueState.initial(DOMAIN)
+    for intent, expected in (("ask", ["utter_a", "action_listen"]), ("chitchat", ["utter_chitchat", "action_listen"]),
+                             ("inform", ["utter_b", "action_listen"])):
+        state.apply(user(intent))
+        assert run_turn(policies, state) == expected
+    # the chitchat turn (utter_chitchat and the listen after it) is hidden, nothing else
+    assert state.hidden == [False, False, False, True, True, False, False]
+
+
+def test_user_texts_in_stories_get_their_intent_from_the_nlu() -> None:
+    data = blocks("""
+        stories:
+        - story: in words
+          steps:
+          - user: |
+              hi there, I come from [Bern]{"entity": "city", "role": "from"}
+          - action: utter_hi
+        """)
+    seen: list[str] = []
+
+    def intent_of(text: str) -> tuple[str | None, list[dict[str, object]]]:
+        seen.append(text)
+        return "greet", []
+
+    [tracker] = story_trackers(data.stories, DOMAIN, intent_of=intent_of)
+    assert seen == ["hi there, I come from Bern"]
+    [first, *_] = examples(tracker, DOMAIN)[1:]
+    assert first.states[-1]["user"] == {"intent": "greet", "entities": ("city", "city#from")}
+    # as Rasa's slots_for_entities: a mapping without a role does not take an entity with one
+    assert "slots" not in first.states[-1] and first.action == "utter_hi"
+
+
+def test_trained_ml_policy_is_saved_and_reused_until_the_stories_change(tmp_path: Any) -> None:
+    def build(data: str) -> tuple[PolicyEnsemble, bool]:
+        project = RasaProject(root=tmp_path, domain=DOMAIN, config=ProjectConfig(policies=({"name": "TEDPolicy"},)),
+                              nlu=NluData(), stories=blocks(data))
+        return build_ensemble(project, intent_of=None, model_dir=tmp_path / "models")
+
+    first, trained = build(ML_STORIES)
+    again, retrained = build(ML_STORIES)
+    assert trained and not retrained and len(list((tmp_path / "models").glob("dialogue-*.npz"))) == 1
+    state = state_after(user("greet"))
+    assert first.ml is not None and again.ml is not None
+    assert first.ml.probabilities(state.states()) == again.ml.probabilities(state.states())
+    _, changed = build(ML_STORIES.replace("utter_b", "utter_c"))
+    assert changed
