@@ -161,3 +161,6 @@ def main() -> None:
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         sys.exit(2)
+    except SwitchboardError as exc:  # any other user-facing error a command let through: one line
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -5,16 +5,25 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from core import logging as sb_logging
 from core.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 MOODBOT = REPO / "tests" / "rasa_projects" / "moodbot"
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _logging_back_on_real_stderr() -> Iterator[None]:
+    """``run`` configures logging onto the runner's captured stderr, which closes after the call."""
+    yield
+    sb_logging.configure("warning")
 
 
 @pytest.fixture(scope="module")
