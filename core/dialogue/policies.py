@@ -182,17 +182,29 @@ class RulePolicy:
     def learn_story_usage(self, story_examples: Iterable[Example]) -> None:
         """Which rules the stories follow (Rasa's ``rules_not_in_stories`` is every other rule).
 
-        A loop that the story does not run right after the user spoke counts as rejected, as Rasa emulates."""
+        As Rasa's analysis: the stories are replayed in order; where the loop is predicted but the
+        story goes on differently, the loop is rejected until it runs again."""
         used: set[str] = set()
+        rejected, loop_seen, tracker = False, None, None
         for example in story_examples:
+            if example.tracker is not tracker:
+                tracker, rejected, loop_seen = example.tracker, False, None
+                continue  # a tracker's first action is unpredictable
             states = example.states
             current = states[-1]
             loop = loop_of(current)
-            latest = prev_action_of(current)
-            vote = self.predict(states, active_loop=loop, loop_rejected=bool(loop and example.action != loop),
-                                latest_action=latest, intent=(current.get(USER) or {}).get("intent"))
+            if loop != loop_seen:
+                rejected, loop_seen = False, loop
+            inputs = {"active_loop": loop, "latest_action": prev_action_of(current),
+                      "intent": (current.get(USER) or {}).get("intent")}
+            vote = self.predict(states, loop_rejected=rejected, **inputs)
+            if loop and vote is not None and vote.action != example.action and vote.action == loop:
+                rejected = True
+                vote = self.predict(states, loop_rejected=True, **inputs)
             if vote is not None and vote.action == example.action and vote.source != FALLBACK_SOURCE:
                 used.add(vote.source)
+            if example.action == loop:
+                rejected = False
         self.used_sources = used
 
     def predict(self, states: Sequence[State], *, active_loop: str | None, loop_rejected: bool,
