@@ -52,7 +52,7 @@ def project_hash(project: Path) -> str:
 def copy_project(project: Path, target: Path) -> None:
     if target.exists():
         for child in target.iterdir():
-            if child.name not in ("models", ".switchboard-models"):
+            if child.name not in ("models", ".switchboard-models", "rasa-text", "rasa-intent"):  # kept between runs
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
     shutil.copytree(project, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*IGNORED))
 
