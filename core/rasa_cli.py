@@ -196,7 +196,7 @@ def test_stories(
         raise typer.Exit(1)
 
     if stories is not None and not stories.exists():
-        fail(f"The path '{stories}' does not exist. Please make sure to specify it with '--stories'.")
+        fail(f"{stories}: file not found")
     try:
         engine = _engine(project, bot, config, model_dir)
     except typer.Exit as exc:

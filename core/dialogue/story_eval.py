@@ -155,7 +155,8 @@ class StoryOutcome:
                 by = f" by {check.policy}" if check.policy else ""
                 lines.append(f"{where}: predicted '{check.predicted}'{by}, the story has '{check.expected}'")
             elif isinstance(check, UserCheck) and not check.intent_ok:
-                lines.append(f"{where}: '{check.text}' was understood as '{check.predicted_intent}', the story has '{check.expected_intent}'")
+                wanted = f"the story has '{check.expected_intent}'" if check.expected_intent else "the story gives no intent"
+                lines.append(f"{where}: '{check.text}' was understood as '{check.predicted_intent}', {wanted}")
             elif isinstance(check, UserCheck) and not check.entities_ok:
                 found = ", ".join(e.annotated() for e in check.predicted_entities) or "none"
                 wanted = ", ".join(e.annotated() for e in check.expected_entities) or "none"
@@ -267,9 +268,9 @@ class _Tracker:
         elif event.kind == "action" and event.name is not None:
             self.actions_since_listen = 0 if event.name in (LISTEN, SESSION_START) else self.actions_since_listen + 1
             self.apply("action", {"name": event.name, "policy": None, "confidence": 1.0})
-        elif event.kind == "action":
+        elif event.kind == "action":  # a `bot:` step: Rasa applies it as an action named by its text
             self.actions_since_listen += 1
-            self.apply("bot", {"text": event.text, "data": {}, "metadata": {}})
+            self.apply("action", {"name": event.text, "action_text": event.text, "policy": None, "confidence": 1.0})
         elif event.kind == "slot":
             self.apply("slot", {"name": event.name, "value": event.value})
         elif event.kind == "active_loop":

@@ -27,7 +27,7 @@ from core.dialogue.story_eval import (
 REPORT_FILE = "story_report.json"
 FAILED_FILE = "failed_test_stories.yml"
 NO_FAILURES = "# None of the test stories failed - all good!"
-_PLAIN = re.compile(r"^[A-Za-z_][^:#\n\"'{}\[\]&*!|>%@`]*(?<! )$")
+_PLAIN_START = re.compile(r"[A-Za-z_]")  # a plain scalar may not start with YAML's indicator characters
 _YAML_WORDS = {"yes", "no", "on", "off", "true", "false", "null", "y", "n", "~"}
 
 
@@ -98,7 +98,8 @@ def story_report(outcomes: Sequence[StoryOutcome]) -> dict[str, Any]:
 
 def _scalar(value: Any) -> str:
     """A YAML 1.2 scalar (JSON is valid YAML: anything not plainly safe is written as JSON)."""
-    if isinstance(value, str) and _PLAIN.match(value) and value.lower() not in _YAML_WORDS:
+    if (isinstance(value, str) and _PLAIN_START.match(value) and value.lower() not in _YAML_WORDS
+            and not any(bad in value for bad in (": ", " #", "\n", "\t")) and not value.endswith((":", " "))):
         return value
     return json.dumps(value, ensure_ascii=False)
 

@@ -8,13 +8,7 @@ Rasa 3.6 passes every one of these stories too (``python -m bench.rasa_oracle``)
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from core.rasa_cli import app
+from tests.support.action_server import rasa_sdk_server
 
 ROOT = Path(__file__).parents[2]
 CORPUS = ROOT / "tests" / "rasa_projects"
@@ -54,39 +49,12 @@ def test_corpus_project_passes_its_own_test_stories(name: str, mode: str, corpus
     assert (out / "failed_test_stories.yml").read_text().startswith("# None of the test stories failed")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stock_action_server() -> Iterator[str]:
     """``python -m rasa_sdk --actions actions`` in the action_server project, as a Rasa user starts it."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
-        cwd=CORPUS / "action_server", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(CORPUS / "action_server")},
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("action server did not start: " + (process.stderr.read().decode() if process.stderr else "")) from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/webhook"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    project = CORPUS / "action_server"
+    with rasa_sdk_server(project, ["-m", "rasa_sdk", "--actions", "actions", "--port", "{port}"], pythonpath=project) as url:
+        yield url
 
 
 def test_endpoints_yml_project_runs_its_actions_on_the_action_server(stock_action_server: str, tmp_path: Path, corpus_models: Path) -> None:

@@ -178,3 +178,16 @@ def test_slot_named_without_a_value_gets_rasas_default(tmp_path: Path) -> None:
 def test_or_step_makes_one_conversation_per_alternative() -> None:
     stories = load_story_file(CORPUS / "checkpoints_or" / "tests" / "test_stories.yml").stories
     assert [len(story_paths(s)) for s in stories] == [1, 1, 2, 1]
+
+
+def test_bot_text_step_is_predicted_like_an_action_as_rasa_does(tmp_path: Path, models: Path) -> None:
+    # Rasa 3.6 fails this story the same way: `bot:` is an end-to-end action its policies must predict.
+    stories = _stories(tmp_path, "stories:\n- story: bot text\n  steps:\n  - user: |\n      hello there!\n    intent: greet\n"
+                                 "  - bot: Hey! How are you?\n  - user: |\n      are you a bot?\n    intent: bot_challenge\n"
+                                 "  - action: utter_iamabot\n")
+    out = tmp_path / "results"
+    code, output = _test(MOODBOT, models, "--stories", str(stories), "--mode", "intent", "--out", str(out))
+    assert code == 0 and "predicted 'utter_greet'" in output and "the story has 'Hey! How are you?'" in output
+    steps = (out / "failed_test_stories.yml").read_text().split("\n  steps:\n")[1]
+    assert steps == ("  - intent: greet\n  - bot: Hey! How are you?  # predicted: utter_greet\n"
+                     "  - intent: bot_challenge\n  - action: utter_iamabot\n")
