@@ -40,7 +40,7 @@ from core.handoff.messages import (
 )
 from core.handoff.service import HANDED_OFF, HandoffPlan, HandoffService
 from core.handoff.triggers import asks_for_human, asks_what_i_am, frustration_score
-from core.i18n.turn import catalogue, remember, turn_language, with_language_event
+from core.language.turn import catalogue, remember, turn_language, with_language_event
 from core.model import ConversationStatus, Event
 from core.pipeline.hooks import TurnContext
 

@@ -27,7 +27,7 @@ from core.config import FarmConfig
 from core.errors import ConfigError, StoreError
 from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPostProcessor
 from core.handoff.service import REPING_LEASE, AgentPolicy, HandoffService
-from core.i18n.switch import LanguageSwitchInterceptor
+from core.language.switch import LanguageSwitchInterceptor
 from core.pipeline.dead_letters import DeadLetters
 from core.privacy.masking import Masker
 

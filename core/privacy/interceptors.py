@@ -18,8 +18,8 @@ from typing import Any
 import structlog
 
 from core.engine import Reply, TurnOutput
-from core.i18n.turn import catalogue, remember, turn_language
 from core.identity import IdentityService, LinkStatus
+from core.language.turn import catalogue, remember, turn_language
 from core.model import Event, Outbound
 from core.pipeline.hooks import TurnContext
 from core.privacy.config import PrivacyConfig

@@ -49,3 +49,15 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
         yield page
     finally:
         await context.close()
+
+
+@pytest_asyncio.fixture
+async def german_page(browser: Browser) -> AsyncIterator[Page]:
+    """A phone whose browser is set to German (``navigator.languages`` = de-DE, de)."""
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                        locale="de-DE")
+    page = await context.new_page()
+    try:
+        yield page
+    finally:
+        await context.close()

@@ -1,4 +1,8 @@
-"""From the brief: open the demo bot's chat page, talk German, reload, history is still there."""
+"""From the brief: open the demo bot's chat page, talk German, reload, history is still there.
+
+The browser is set to German, as a German customer's would be: the browser's languages are a
+hint for the reply language (an English browser writing "Hallo" is answered in English).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from playwright.async_api import Page, expect
 from tests.support.farm import running_farm
 
 
-async def test_demo_bot_answers_in_german_and_reload_keeps_history(tmp_path: Path, page: Page) -> None:
+async def test_demo_bot_answers_in_german_and_reload_keeps_history(tmp_path: Path, german_page: Page) -> None:
+    page = german_page
     async with running_farm(tmp_path) as farm:  # the real demo bot on the Rasa-compatible engine
         await page.goto(f"{farm.url}/chat/demo")
         await expect(page.locator("#status")).to_have_text("online")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import structlog
 
 from core.engine import Reply, TurnOutput
-from core.i18n.turn import catalogue, choose_for_turn, remember
+from core.language.turn import catalogue, choose_for_turn, remember
 from core.model import Event
 from core.nlu.language_choice import EXPLICIT
 from core.pipeline.hooks import TurnContext

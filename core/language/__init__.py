@@ -1,0 +1,1 @@
+"""Language per turn: the choice hooks share, and the interceptor for an explicit switch."""
