@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from core.rasa_cli import app
@@ -21,11 +22,12 @@ def test_moodbot_from_rasa_init_passes_all_its_test_stories() -> None:
     assert "7 passed, 0 failed" in result.output
 
 
-def test_demo_bot_passes_its_test_stories() -> None:
-    # Intent mode: two of the demo's test messages carry no intent, which `rasa test` (text mode) counts as wrong.
-    result = runner.invoke(app, ["test", "stories", "--project", str(ROOT / "config" / "demo"), "--mode", "intent",
+@pytest.mark.parametrize("mode", ["text", "intent"])
+def test_demo_bot_passes_its_test_stories_in_both_modes(mode: str) -> None:
+    result = runner.invoke(app, ["test", "stories", "--project", str(ROOT / "config" / "demo"), "--mode", mode,
                                  "--fail-on-prediction-errors"])
     assert result.exit_code == 0, result.output
+    assert "0 failed" in result.output
 
 
 def test_nlu_report_has_rasa_keys_and_misclassified_examples(tmp_path: Path) -> None:
