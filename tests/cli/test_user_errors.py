@@ -64,7 +64,7 @@ CASES = [
     (["test", "nlu", "--bot", "x", "--config", "{missing}"], "{missing}: file not found"),
     (["test", "nlu", "--project", str(MOODBOT), "--nlu", "{missing}"], "{missing}: file not found"),
     (["test", "nlu", "--project", str(MOODBOT), "--nlu", "{bad_nlu}"], "{bad_nlu}:5: invalid YAML"),
-    (["test", "stories", "--project", str(MOODBOT), "--stories", "{missing}"], "The path '{missing}' does not exist"),
+    (["test", "stories", "--project", str(MOODBOT), "--stories", "{missing}"], "{missing}: file not found"),
     (["check", "--config", "{bad_farm}"], "{bad_farm}:3: invalid YAML"),
     (["run", "--config", "{bad_farm}"], "{bad_farm}:3: invalid YAML"),
     (["run", "--config", "{farm}", "--port", "0"], "cannot start: bots.bad ({bad}): domain.yml:4: invalid YAML"),
