@@ -14,6 +14,22 @@ from typing import Any, Protocol
 
 from core.model import Contact, Conversation, Event
 
+NOTE_PREFIX = "!"
+"""The one rule for notes in every desk: a text starting with this (after leading space) is an
+internal note. The server enforces it (`core.handoff.service.HandoffService.agent_reply` stores such
+a text as a note and never sends it), so no desk, button or shortcut can leak one to a customer."""
+
+
+def is_note(text: str) -> bool:
+    """Is this agent text an internal note by the prefix rule?"""
+    return text.lstrip().startswith(NOTE_PREFIX)
+
+
+def note_text(text: str) -> str:
+    """The note without its prefix (a text that is not a note is returned stripped)."""
+    stripped = text.strip()
+    return stripped[len(NOTE_PREFIX):].strip() if stripped.startswith(NOTE_PREFIX) else stripped
+
 
 @dataclass(frozen=True, slots=True)
 class HandoffSummary:
@@ -73,7 +89,8 @@ class DeskActions(Protocol):
 
     async def claim(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation: ...
 
-    async def agent_reply(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None: ...
+    async def agent_reply(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None:
+        """Send ``text`` to the customer, unless `is_note` says it is a note: then it is stored as one."""
 
     async def internal_note(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None: ...
 

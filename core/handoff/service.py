@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import structlog
 
 from core import metrics
-from core.desk import DeadLetterNotice, Desk, HandoffSummary
+from core.desk import DeadLetterNotice, Desk, HandoffSummary, is_note, note_text
 from core.errors import ConcurrencyConflict, NotFound, SwitchboardError
 from core.handoff import messages
 from core.handoff.config import HandoffConfig
@@ -263,6 +263,9 @@ class HandoffService:
         return saved
 
     async def agent_reply(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None:
+        if is_note(text):  # the note rule (core.desk.NOTE_PREFIX), whichever desk or button sent it
+            await self.internal_note(conversation_id, agent_id, agent_name, note_text(text))
+            return
         text = text.strip()
         if not text:
             raise HandoffError("the reply is empty")
@@ -286,7 +289,7 @@ class HandoffService:
         await self._activity(saved)
 
     async def internal_note(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None:
-        text = text.strip()
+        text = note_text(text)
         if not text:
             raise HandoffError("the note is empty")
         conversation = await self._allowed(conversation_id, agent_id)

@@ -16,7 +16,8 @@ Agents see and act on their own bots only (``WebAgent.bots``; empty = all).
 API (JSON): ``POST /desk/api/login`` {agent, password}, ``POST /desk/api/logout``,
 ``GET /desk/api/me``, ``GET /desk/api/queue``, ``GET /desk/api/conversations/{id}``,
 ``POST /desk/api/conversations/{id}/{claim|reply|note|back|close}`` ({text} for reply
-and note), ``GET /desk/api/dead-letters``, ``POST /desk/api/dead-letters/{id}/{replay|drop}``
+and note; a reply starting with ``core.desk.NOTE_PREFIX`` is stored as a note, never sent,
+and the answer says ``"note": true``), ``GET /desk/api/dead-letters``, ``POST /desk/api/dead-letters/{id}/{replay|drop}``
 (messages whose turn failed for good), ``GET /desk/api/stream`` (server-sent events:
 ``{"type", "conversation"}``; ``dead_letter`` when a message fails for good).
 """
@@ -41,7 +42,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from core.config import WebAgent, WebDeskConfig
-from core.desk import DeadLetterNotice, HandoffSummary
+from core.desk import NOTE_PREFIX, DeadLetterNotice, HandoffSummary, is_note
 from core.errors import NotFound, SwitchboardError
 from core.handoff.service import AgentNotAllowed, ConversationView, HandoffService, QueueEntry
 from core.model import Contact, Conversation, Event
@@ -268,7 +269,7 @@ class WebDesk:
 
     async def _me(self, request: web.Request) -> web.StreamResponse:
         agent = await self._require(request)
-        return _json({"agent": _agent_json(agent)})
+        return _json({"agent": _agent_json(agent), "note_prefix": NOTE_PREFIX})
 
     # -- reading -----------------------------------------------------------------------
     def _bots(self, agent: WebAgent) -> list[str] | None:
@@ -332,9 +333,12 @@ class WebDesk:
             return _json({"error": str(exc)}, 403)
         except SwitchboardError as exc:
             return _json({"error": str(exc)}, 409)
-        log.info("web_desk.action", action=action, conversation=conversation_id, agent=agent_id)
+        stored_as_note = action == "note" or (action == "reply" and is_note(str(text)))
+        log.info("web_desk.action", action=action, conversation=conversation_id, agent=agent_id,
+                 note=stored_as_note)
         view = await self.actions.view(conversation_id)
-        return _json({"conversation": self._conversation_json(view.conversation, view.contact)})
+        return _json({"conversation": self._conversation_json(view.conversation, view.contact),
+                      "note": stored_as_note})
 
     # -- dead letters ----------------------------------------------------------------------
     def _dead_letter_json(self, letter: DeadLetter) -> dict[str, Any]:

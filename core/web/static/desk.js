@@ -9,6 +9,7 @@
   let selected = null;
   let current = null;
   let stream = null;
+  let notePrefix = "!";
 
   function el(tag, cls, text) {
     const node = document.createElement(tag);
@@ -214,12 +215,21 @@
     }
   }
 
+  function isNote(text) { return text.trimStart().startsWith(notePrefix); }
+
+  function updateHint() {
+    const note = isNote($("composer-text").value);
+    $("composer-hint").hidden = !note;
+    $("btn-reply").textContent = note ? "Save as note" : "Send to customer";
+  }
+
   async function act(action, body) {
     if (!selected) return;
     showError($("action-error"), "");
     try {
+      // A text starting with the note prefix goes to "reply" like any other: the server stores it as a note.
       await api("POST", "conversations/" + encodeURIComponent(selected) + "/" + action, body);
-      if (body) $("composer-text").value = "";
+      if (body) { $("composer-text").value = ""; updateHint(); }
     } catch (err) {
       showError($("action-error"), err.message);
     }
@@ -238,8 +248,12 @@
     const text = $("composer-text").value.trim();
     if (text) act("note", { text });
   });
+  $("composer-text").addEventListener("input", updateHint);
   $("composer-text").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); $("btn-reply").click(); }
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      (event.shiftKey ? $("btn-note") : $("btn-reply")).click();
+    }
   });
 
   // -- live updates --------------------------------------------------------------------
@@ -263,5 +277,5 @@
     if (me) { refreshQueue().catch(() => {}); refreshDeadLetters().catch(() => {}); refreshConversation(); }
   }, 20000);
 
-  api("GET", "me").then((data) => showApp(data.agent)).catch(() => showLogin());
+  api("GET", "me").then((data) => { if (data.note_prefix) notePrefix = data.note_prefix; return showApp(data.agent); }).catch(() => showLogin());
 })();
