@@ -22,7 +22,15 @@ from typing import Any, Protocol
 import structlog
 
 from core import metrics
-from core.desk import DeadLetterNotice, Desk, HandoffSummary, is_note, note_text
+from core.desk import (
+    DeadLetterNotice,
+    Desk,
+    HandoffSummary,
+    event_intent,
+    handoff_trigger,
+    is_note,
+    note_text,
+)
 from core.errors import ConcurrencyConflict, NotFound, SwitchboardError
 from core.handoff import messages
 from core.handoff.config import HandoffConfig
@@ -209,7 +217,7 @@ class HandoffService:
             raise NotFound(f"contact of conversation {conversation.id}")
         history = await self.store.transcript(conversation.id, limit=200)
         previous_agent = contact.last_agent
-        last = next((e for e in reversed(history) if e.type == "handoff" and e.data.get("reason")), None)
+        last, trigger = handoff_trigger(history)
         if last is not None and "previous_agent" in last.data:
             previous_agent = last.data["previous_agent"]  # as it was when this handoff began
         if plan is None:
@@ -219,12 +227,19 @@ class HandoffService:
                                sentiment=data.get("sentiment"), open_now=bool(data.get("open", True)))
         messages_ = [self._summary_event(conversation.bot, e) for e in history if _is_message(e)]
         identity = contact.reply_identity()
+        back_at = (last.data.get("back_at") if last else None) or None
         return HandoffSummary(
             conversation=conversation,
             contact=contact,
             channel=identity.channel if identity else (history[-1].channel or "") if history else "",
             reason=plan.reason if not plan.detail else f"{plan.reason}: {plan.detail}",
-            intent=plan.intent,
+            intent=(event_intent(trigger) if trigger else None) or plan.intent,
+            trigger_text=self.masker(conversation.bot).mask(str(trigger.data.get("text") or ""))
+            if trigger else None,
+            topic=plan.intent,
+            since=last.timestamp if last else None,
+            open_now=plan.open_now,
+            back_at=datetime.fromisoformat(back_at) if isinstance(back_at, str) else None,
             slots={k: self.masker(conversation.bot).mask_value(v) for k, v in conversation.slots.items()},
             sentiment=plan.sentiment,
             last_messages=tuple(messages_[-SUMMARY_MESSAGES:]),

@@ -33,6 +33,7 @@ import secrets
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -42,7 +43,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from core.config import WebAgent, WebDeskConfig
-from core.desk import NOTE_PREFIX, DeadLetterNotice, HandoffSummary, is_note
+from core.desk import (
+    NOTE_PREFIX,
+    DeadLetterNotice,
+    HandoffSummary,
+    customer_name,
+    is_note,
+    priority,
+    priority_label,
+)
 from core.errors import NotFound, SwitchboardError
 from core.handoff.service import AgentNotAllowed, ConversationView, HandoffService, QueueEntry
 from core.model import Contact, Conversation, Event
@@ -281,7 +290,11 @@ class WebDesk:
     async def _queue(self, request: web.Request) -> web.StreamResponse:
         agent = await self._require(request)
         entries = await self.actions.queue(self._bots(agent))
-        return _json({"conversations": [self._entry_json(e) for e in entries]})
+        now = self.actions.clock()
+        # One summary per entry (a transcript read each): fine for a queue of hundreds; a store
+        # query with the handoff facts denormalised would be the next step for more.
+        items = [self._entry_json(e, await self.actions.summary(e.conversation), now) for e in entries]
+        return _json({"conversations": items})
 
     async def _visible(self, agent: WebAgent, conversation_id: str) -> ConversationView:
         try:
@@ -442,25 +455,44 @@ class WebDesk:
             "id": conversation.id, "bot": conversation.bot, "status": conversation.status.value,
             "assigned_agent": conversation.assigned_agent,
             "assigned_name": self._agent_name(conversation.assigned_agent),
-            "customer": (contact.display_name if contact else None) or "Customer",
+            "customer": customer_name(contact, conversation.language or self.actions.language(conversation)),
             "channel": identity.channel if identity else None,
             "channels": sorted({i.channel for i in contact.identities}) if contact else [],
             "language": self.actions.language(conversation), "reason": conversation.handoff_reason,
         }
 
-    def _entry_json(self, entry: QueueEntry) -> dict[str, Any]:
+    def _entry_json(self, entry: QueueEntry, summary: HandoffSummary, now: datetime) -> dict[str, Any]:
         data = self._conversation_json(entry.conversation, entry.contact)
         data["since"] = entry.since.isoformat() if entry.since else None
         data["last_text"] = entry.last_text
+        facts = self._facts(summary, entry.since, now)
+        data.update({k: facts[k] for k in ("intent", "trigger_text", "sentiment", "waited_seconds", "priority",
+                                           "priority_label", "open_now", "back_at")})
         return data
+
+    @staticmethod
+    def _facts(summary: HandoffSummary, since: datetime | None, now: datetime) -> dict[str, Any]:
+        """Wait and priority: the wait of a handoff queued out of hours counts from the opening."""
+        start = since or summary.since
+        if start is not None and summary.back_at is not None and summary.back_at > start:
+            start = summary.back_at
+        waited = max(0.0, (now - start).total_seconds()) if start is not None else 0.0
+        if not summary.open_now and summary.back_at is None and summary.conversation.status.value == "waiting":
+            waited = 0.0  # closed with no known opening: nobody could have answered yet
+        score = priority(summary.sentiment, waited)
+        return {"intent": summary.intent, "trigger_text": summary.trigger_text, "topic": summary.topic,
+                "sentiment": summary.sentiment, "waited_seconds": round(waited), "priority": score,
+                "priority_label": priority_label(score), "open_now": summary.open_now,
+                "since": summary.since.isoformat() if summary.since else None,
+                "back_at": summary.back_at.isoformat() if summary.back_at else None}
 
     def _summary_json(self, summary: HandoffSummary) -> dict[str, Any]:
         return {
-            "customer": summary.contact.display_name or "Customer",
+            **self._facts(summary, None, self.actions.clock()),
+            "customer": summary.customer,
             "channel": summary.channel,
             "language": summary.conversation.language or self.actions.language(summary.conversation),
             "reason": summary.reason,
-            "intent": summary.intent,
             "slots": {_SLOT_LABELS.get(k, k): _short(v) for k, v in summary.slots.items()
                       if v not in (None, "", []) and k not in _HIDDEN_SLOTS},
             "sentiment": summary.sentiment,

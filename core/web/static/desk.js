@@ -76,14 +76,42 @@
     return minutes < 1 ? "just now" : minutes + " min";
   }
 
+  function waited(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    const minutes = Math.floor(seconds / 60);
+    return minutes < 1 ? "just now" : minutes < 60 ? minutes + " min" : Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+
+  function clock(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    const today = new Date().toDateString() === d.toDateString();
+    const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return today ? time : d.toLocaleDateString([], { day: "2-digit", month: "2-digit", year: "numeric" }) + " " + time;
+  }
+
+  function chips(c) {
+    const box = el("span", "chips");
+    if (c.status === "waiting" && c.priority_label) {
+      const chip = el("span", "chip prio-" + c.priority_label, c.priority_label + " " + c.priority);
+      chip.title = "Priority from frustration and waiting time";
+      box.append(chip);
+    }
+    if (c.open_now === false) box.append(el("span", "chip after-hours", "after hours" + (c.back_at ? " · opens " + clock(c.back_at) : "")));
+    return box;
+  }
+
   function queueItem(c) {
     const li = el("li");
     const button = el("button");
     button.type = "button";
     button.dataset.id = c.id;
     button.setAttribute("aria-current", String(c.id === selected));
-    button.append(el("span", "q-name", c.customer));
-    const meta = [CHANNELS[c.channel] || c.channel, c.bot, c.reason, c.status === "agent" ? (c.assigned_name || "") : since(c.since)];
+    const head = el("span", "q-head");
+    head.append(el("span", "q-name", c.customer), chips(c));
+    button.append(head);
+    const meta = [CHANNELS[c.channel] || c.channel, c.language, c.bot, c.reason, c.intent,
+      c.status === "agent" ? (c.assigned_name || "") : waited(c.waited_seconds)];
     button.append(el("span", "q-meta", meta.filter(Boolean).join(" · ")));
     if (c.last_text) button.append(el("span", "q-last", c.last_text));
     button.addEventListener("click", () => select(c.id));
@@ -94,7 +122,10 @@
   async function refreshQueue() {
     if (!me) return;
     const data = await api("GET", "queue");
-    const waiting = data.conversations.filter((c) => c.status === "waiting");
+    const byArrival = (a, b) => String(a.since || "").localeCompare(String(b.since || ""));
+    const order = $("queue-sort").value === "priority"
+      ? (a, b) => (b.priority - a.priority) || byArrival(a, b) : byArrival;
+    const waiting = data.conversations.filter((c) => c.status === "waiting").sort(order);
     const withAgent = data.conversations.filter((c) => c.status === "agent");
     $("queue-waiting").replaceChildren(...waiting.map(queueItem));
     $("queue-agent").replaceChildren(...withAgent.map(queueItem));
@@ -157,14 +188,15 @@
 
   function entry(m) {
     const li = el("li", "entry " + m.role);
-    const who = m.role === "customer" ? "Customer" : m.role === "agent" ? (m.author || "Agent")
+    const who = m.role === "customer" ? (current ? current.customer : "Customer") : m.role === "agent" ? (m.author || "Agent")
       : m.role === "note" ? "Internal note · " + (m.author || "Agent") : m.role === "bot" ? "Bot"
       : m.role === "system" ? "System" : null;
-    if (who) {
-      const label = el("span", "who", who);
-      if (m.channel && m.role !== "note") label.append(el("span", "chan", CHANNELS[m.channel] || m.channel));
-      li.append(label);
-    }
+    const label = el("span", "who", who || "");
+    if (who && m.channel && m.role !== "note") label.append(el("span", "chan", CHANNELS[m.channel] || m.channel));
+    const time = el("time", "ts", clock(m.ts));
+    time.dateTime = m.ts;
+    label.append(time);
+    li.append(label);
     li.append(document.createTextNode(m.text));
     if (m.buttons && m.buttons.length) li.append(el("span", "who", "[" + m.buttons.join("] [") + "]"));
     return li;
@@ -172,7 +204,7 @@
 
   function render(data) {
     const c = data.conversation, s = data.summary;
-    current = c;
+    current = c;  // before the entries: they show the customer's name
     $("empty").hidden = true;
     $("conversation").hidden = false;
     $("conv-customer").textContent = c.customer;
@@ -186,8 +218,14 @@
     fact(facts, "Language", s.language);
     fact(facts, "Bot", c.bot);
     fact(facts, "Reason", s.reason);
-    fact(facts, "Topic", s.intent);
+    fact(facts, "Intent", s.intent);
+    fact(facts, "Asked with", s.trigger_text);
+    if (s.topic && s.topic !== s.intent) fact(facts, "Earlier topic", s.topic);
     fact(facts, "Sentiment", sentiment(s.sentiment));
+    fact(facts, "Handed off", clock(s.since));
+    if (c.status === "waiting") fact(facts, "Waiting", waited(s.waited_seconds));
+    if (c.status === "waiting") fact(facts, "Priority", s.priority_label + " (" + s.priority + ")");
+    if (s.open_now === false) fact(facts, "Hours", "arrived after hours: queued until opening" + (s.back_at ? " (" + clock(s.back_at) + ")" : ""));
     fact(facts, "Helped before by", s.previous_agent);
     const slots = $("summary-slots");
     slots.replaceChildren();
@@ -236,6 +274,7 @@
     await Promise.all([refreshConversation(), refreshQueue()]);
   }
 
+  $("queue-sort").addEventListener("change", () => refreshQueue().catch(() => {}));
   $("btn-claim").addEventListener("click", () => act("claim"));
   $("btn-back").addEventListener("click", () => act("back"));
   $("btn-close").addEventListener("click", () => act("close"));
