@@ -15,6 +15,8 @@ Agents see and act on their own bots only (``WebAgent.bots``; empty = all).
 
 API (JSON): ``POST /desk/api/login`` {agent, password}, ``POST /desk/api/logout``,
 ``GET /desk/api/me``, ``GET /desk/api/queue``, ``GET /desk/api/conversations/{id}``,
+``GET /desk/api/history?text=&agent=&channel=&rating=&since=&until=`` (handed-off conversations,
+closed ones included; see `core.web.desk_search`; every search is audited),
 ``POST /desk/api/conversations/{id}/{claim|reply|note|back|close}`` ({text} for reply
 and note; a reply starting with ``core.desk.NOTE_PREFIX`` is stored as a note, never sent,
 and the answer says ``"note": true``), ``GET /desk/api/dead-letters``, ``POST /desk/api/dead-letters/{id}/{replay|drop}``
@@ -32,8 +34,8 @@ import json
 import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
 from importlib import resources
 from typing import Any
 
@@ -57,7 +59,8 @@ from core.handoff.service import AgentNotAllowed, ConversationView, HandoffServi
 from core.model import Contact, Conversation, Event
 from core.pipeline.dead_letters import DeadLetters
 from core.ports import Route
-from core.store.base import DeadLetter, Store
+from core.store.base import AuditEntry, DeadLetter, Store
+from core.web.desk_search import Hit, SearchQuery, search
 
 log = structlog.get_logger(__name__)
 
@@ -177,6 +180,7 @@ class WebDesk:
             Route("POST", "/desk/api/logout", self._logout),
             Route("GET", "/desk/api/me", self._me),
             Route("GET", "/desk/api/queue", self._queue),
+            Route("GET", "/desk/api/history", self._history),
             Route("GET", "/desk/api/conversations/{id}", self._conversation),
             Route("POST", "/desk/api/conversations/{id}/{action}", self._action),
             Route("GET", "/desk/api/dead-letters", self._dead_letters),
@@ -296,6 +300,27 @@ class WebDesk:
         items = [self._entry_json(e, await self.actions.summary(e.conversation), now) for e in entries]
         return _json({"conversations": items})
 
+    async def _history(self, request: web.Request) -> web.StreamResponse:
+        agent = await self._require(request)
+        try:
+            query = _search_query(request.query)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        bots = [b for b in self.actions.bots if self._may_serve(agent, b)]
+        hits, scanned = await search(self.store, self.actions, bots, query)
+        await self.store.audit(AuditEntry(actor=AGENT_PREFIX + agent.id, action="search", target="history",
+                                          detail={**query.as_detail(), "results": len(hits)}))
+        log.info("web_desk.search", agent=agent.id, results=len(hits), scanned=scanned)
+        return _json({"results": [self._hit_json(h) for h in hits], "scanned": scanned})
+
+    def _hit_json(self, hit: Hit) -> dict[str, Any]:
+        c = hit.conversation
+        return {"id": c.id, "bot": c.bot, "status": c.status.value, "customer": hit.customer,
+                "channels": list(hit.channels), "agents": list(hit.agents), "ratings": list(hit.ratings),
+                "first_at": hit.first_at.isoformat() if hit.first_at else None,
+                "last_at": hit.last_at.isoformat() if hit.last_at else None,
+                "snippet": hit.snippet, "handoffs": hit.handoffs, "matched": list(hit.matched)}
+
     async def _visible(self, agent: WebAgent, conversation_id: str) -> ConversationView:
         try:
             view = await self.actions.view(conversation_id)
@@ -312,8 +337,9 @@ class WebDesk:
         agent = await self._require(request)
         view = await self._visible(agent, request.match_info["id"])
         await self.actions.viewed(view.conversation, AGENT_PREFIX + agent.id)
+        ratings = [e.data["score"] for e in view.transcript if e.type == "csat" and isinstance(e.data.get("score"), int)]
         return _json({
-            "conversation": self._conversation_json(view.conversation, view.contact),
+            "conversation": {**self._conversation_json(view.conversation, view.contact), "ratings": ratings},
             "summary": self._summary_json(view.summary),
             "transcript": [m for m in (self._event_json(e) for e in view.transcript) if m],
         })
@@ -539,6 +565,25 @@ class WebDesk:
                 "WhatsApp window closed: a template was sent instead"
             return {**base, "role": "event", "author": None, "text": text}
         return None
+
+
+def _search_query(params: Mapping[str, str]) -> SearchQuery:
+    """The history filters from the query string; ValueError says which one is wrong."""
+    def day(key: str) -> date | None:
+        raw = params.get(key, "").strip()
+        if not raw:
+            return None
+        try:
+            return date.fromisoformat(raw)
+        except ValueError as exc:
+            raise ValueError(f"'{key}' must be a date like 2026-12-02") from exc
+
+    rating_raw = params.get("rating", "").strip()
+    if rating_raw and (not rating_raw.isdigit() or not 1 <= int(rating_raw) <= 5):
+        raise ValueError("'rating' must be 1-5")
+    return SearchQuery(text=params.get("text", "").strip()[:200], agent=params.get("agent", "").strip()[:100],
+                       channel=params.get("channel", "").strip()[:40],
+                       rating=int(rating_raw) if rating_raw else None, since=day("since"), until=day("until"))
 
 
 def _agent_json(agent: WebAgent) -> dict[str, Any]:

@@ -133,6 +133,49 @@
     $("count-agent").textContent = String(withAgent.length);
   }
 
+  // -- history and search ----------------------------------------------------------------
+  function stars(ratings) {
+    return ratings && ratings.length ? "rated " + ratings.map((r) => r + "/5").join(", ") : "";
+  }
+
+  function hitItem(h) {
+    const li = el("li");
+    const button = el("button");
+    button.type = "button";
+    button.dataset.id = h.id;
+    button.setAttribute("aria-current", String(h.id === selected));
+    const head = el("span", "q-head");
+    head.append(el("span", "q-name", h.customer));
+    head.append(el("span", "chip status-" + h.status, { waiting: "waiting", agent: "with agent", bot: "with bot", closed: "closed" }[h.status] || h.status));
+    if (h.ratings.length) head.append(el("span", "chip rating", stars(h.ratings)));
+    button.append(head);
+    const meta = [h.channels.map((x) => CHANNELS[x] || x).join(", "), h.bot, h.agents.join(", "), clock(h.last_at)];
+    button.append(el("span", "q-meta", meta.filter(Boolean).join(" · ")));
+    if (h.snippet) button.append(el("span", "q-last", h.snippet));
+    button.addEventListener("click", () => select(h.id));
+    li.append(button);
+    return li;
+  }
+
+  async function runSearch() {
+    const params = new URLSearchParams();
+    [["text", "search-text"], ["agent", "search-agent"], ["channel", "search-channel"], ["rating", "search-rating"],
+      ["since", "search-since"], ["until", "search-until"]].forEach(([key, id]) => {
+      const value = $(id).value.trim();
+      if (value) params.set(key, value);
+    });
+    $("search-info").textContent = "Searching…";
+    try {
+      const data = await api("GET", "history?" + params.toString());
+      $("search-results").replaceChildren(...data.results.map(hitItem));
+      $("search-info").textContent = data.results.length + (data.results.length === 1 ? " conversation" : " conversations") + " found";
+    } catch (err) {
+      $("search-info").textContent = err.message;
+    }
+  }
+
+  $("search-form").addEventListener("submit", (event) => { event.preventDefault(); runSearch(); });
+
   // -- dead letters (messages whose turn failed for good) ---------------------------------
   function deadLetterItem(d) {
     const li = el("li", "dead-letter");
@@ -170,7 +213,7 @@
   // -- one conversation ----------------------------------------------------------------
   async function select(id) {
     selected = id;
-    document.querySelectorAll(".queue button").forEach((b) => b.setAttribute("aria-current", String(b.dataset.id === id)));
+    document.querySelectorAll(".queue button[data-id]").forEach((b) => b.setAttribute("aria-current", String(b.dataset.id === id)));
     showError($("action-error"), "");
     await refreshConversation();
   }
@@ -227,6 +270,7 @@
     if (c.status === "waiting") fact(facts, "Priority", s.priority_label + " (" + s.priority + ")");
     if (s.open_now === false) fact(facts, "Hours", "arrived after hours: queued until opening" + (s.back_at ? " (" + clock(s.back_at) + ")" : ""));
     fact(facts, "Helped before by", s.previous_agent);
+    fact(facts, "Rating", stars(c.ratings));
     const slots = $("summary-slots");
     slots.replaceChildren();
     Object.entries(s.slots || {}).forEach(([k, v]) => fact(slots, k, v));
