@@ -16,6 +16,7 @@ from core.model import Conversation, ConversationStatus, Event
 
 STATUS_BLOCK = "handoff_status"
 ACTIONS_BLOCK = "handoff_actions"
+TRANSFER_BLOCK = "handoff_transfer"
 AGENT_PREFIX = "slack:"
 
 _CHANNEL_LABELS = {"whatsapp": "WhatsApp", "telegram": "Telegram", "webchat": "Web chat"}
@@ -172,19 +173,24 @@ def _buttons(conversation: Conversation) -> list[dict[str, Any]]:
         return [button("claim", "Claim", "primary"), button("back_to_bot", "Back to bot"),
                 button("close", "Close", "danger")]
     if conversation.status is ConversationStatus.AGENT:
-        return [button("back_to_bot", "Back to bot"), button("close", "Close", "danger")]
+        return [button("back_to_bot", "Back to bot"), button("close", "Close", "danger"),
+                button("back_to_queue", "Back to queue")]
     return []
 
 
 def card_blocks(base: Sequence[Mapping[str, Any]], conversation: Conversation,
                 detail: str | None = None) -> list[dict[str, Any]]:
     """Fixed part + a status line + the buttons that make sense in this status."""
-    blocks = [dict(b) for b in base if b.get("block_id") not in (STATUS_BLOCK, ACTIONS_BLOCK)]
+    blocks = [dict(b) for b in base if b.get("block_id") not in (STATUS_BLOCK, ACTIONS_BLOCK, TRANSFER_BLOCK)]
     blocks.append({"type": "section", "block_id": STATUS_BLOCK,
                    "text": {"type": "mrkdwn", "text": f"*Status:* {_status_text(conversation, detail)}"}})
     buttons = _buttons(conversation)
     if buttons:
         blocks.append({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": buttons})
+        # The picker has no value: the card's thread names the conversation (SlackDesk._on_transfer).
+        blocks.append({"type": "actions", "block_id": TRANSFER_BLOCK, "elements": [{
+            "type": "users_select", "action_id": "transfer",
+            "placeholder": {"type": "plain_text", "text": "Transfer to…", "emoji": True}}]})
     return blocks
 
 

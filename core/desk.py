@@ -158,3 +158,7 @@ class DeskActions(Protocol):
     async def back_to_bot(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation: ...
 
     async def close(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation: ...
+
+    async def transfer(self, conversation_id: str, agent_id: str, agent_name: str, *, to_agent: str | None,
+                       to_name: str | None = None, note: str = "") -> Conversation:
+        """To another agent (``to_agent`` such as ``web:ben``), or back to the queue (None), with a note."""

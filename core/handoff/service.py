@@ -332,6 +332,51 @@ class HandoffService:
         await self.notify(saved, f"handed back to the bot by {agent_name}")
         return saved
 
+    async def transfer(self, conversation_id: str, agent_id: str, agent_name: str, *, to_agent: str | None,
+                       to_name: str | None = None, note: str = "") -> Conversation:
+        """Hand a conversation to another agent (``to_agent``), or back to the queue (None), with a note.
+
+        Only the assigned agent may transfer a claimed conversation; the new agent must be allowed
+        to serve the bot. The customer is told who answers now (a transfer to the queue says nothing:
+        they are still waiting for a person). The note, if any, is an internal note.
+        """
+        conversation = await self._allowed(conversation_id, agent_id)
+        if to_agent is not None and not self.may_serve(to_agent, conversation.bot):
+            raise AgentNotAllowed(f"agent {to_agent} may not serve bot {conversation.bot}")
+        target = ConversationStatus.AGENT if to_agent else ConversationStatus.WAITING
+        action = "transfer" if to_agent else "transfer_to_queue"
+
+        def change(c: Conversation, contact: Contact) -> tuple[Conversation, list[Event], list[Outbound]]:
+            if c.status not in HANDED_OFF:
+                raise HandoffError("the conversation is not handed off")
+            if c.status is ConversationStatus.AGENT and c.assigned_agent not in (None, agent_id):
+                raise HandoffError("only the assigned agent can transfer this conversation")
+            if to_agent is not None and to_agent == c.assigned_agent:
+                raise HandoffError("the conversation is already assigned to that agent")
+            event = self._status_event(c, target, action, agent_id, agent_name)
+            event.data.update({"to_agent": to_agent, "to_name": to_name})
+            events = [event]
+            if note_text(note):
+                events.append(Event("note", {"text": note_text(note), "agent_id": agent_id, "agent_name": agent_name,
+                                             "transfer": True}))
+            said: tuple[list[Event], list[Outbound]] = ([], [])
+            if to_agent is not None:
+                said = self._say(c, contact, messages.text("claimed", self.language(c), agent=to_name or "—"),
+                                 author=Author("system"))
+            return c.evolve(status=target, assigned_agent=to_agent), [*events, *said[0]], said[1]
+
+        saved = await self._update(conversation_id, change)
+        if to_agent is None:
+            await self.store.kv_set(self._open_key(conversation_id),
+                                    {"since": self.clock().isoformat(), "pings": 0, "last": None})
+        else:
+            await self._remember_agent(saved.contact_id, to_agent)
+        log.info("handoff.transferred", conversation=conversation_id, agent=agent_id, to=to_agent or "queue")
+        await self._audit(agent_id, action, saved)
+        await self.notify(saved, f"transferred to {to_name or to_agent} by {agent_name}" if to_agent
+                          else f"put back in the queue by {agent_name}")
+        return saved
+
     async def close(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation:
         await self._allowed(conversation_id, agent_id)
         csat = self.config((await self._get(conversation_id)).bot).csat

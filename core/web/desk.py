@@ -17,6 +17,7 @@ API (JSON): ``POST /desk/api/login`` {agent, password}, ``POST /desk/api/logout`
 ``GET /desk/api/me``, ``GET /desk/api/queue``, ``GET /desk/api/conversations/{id}``,
 ``GET /desk/api/history?text=&agent=&channel=&rating=&since=&until=`` (handed-off conversations,
 closed ones included; see `core.web.desk_search`; every search is audited),
+``POST /desk/api/conversations/{id}/transfer`` ({to: agent id or null for the queue, note}),
 ``POST /desk/api/conversations/{id}/{claim|reply|note|back|close}`` ({text} for reply
 and note; a reply starting with ``core.desk.NOTE_PREFIX`` is stored as a note, never sent,
 and the answer says ``"note": true``), ``GET /desk/api/dead-letters``, ``POST /desk/api/dead-letters/{id}/{replay|drop}``
@@ -70,7 +71,7 @@ CSRF_HEADER = "X-Desk-Request"
 SESSION_SECONDS = 12 * 3600
 KEEPALIVE_SECONDS = 15.0
 MAX_TEXT = 4000
-_ACTIONS = ("claim", "reply", "note", "back", "close")
+_ACTIONS = ("claim", "reply", "note", "back", "close", "transfer")
 _HIDDEN_SLOTS = frozenset({"language", "session_started_metadata"})  # shown elsewhere or internal
 _SLOT_LABELS = {"requested_slot": "form was asking for"}
 _SECURITY_HEADERS = {
@@ -338,7 +339,10 @@ class WebDesk:
         view = await self._visible(agent, request.match_info["id"])
         await self.actions.viewed(view.conversation, AGENT_PREFIX + agent.id)
         ratings = [e.data["score"] for e in view.transcript if e.type == "csat" and isinstance(e.data.get("score"), int)]
+        colleagues = [{"id": a.id, "name": a.name} for a in self.agents.values()
+                      if a.id != agent.id and self._may_serve(a, view.conversation.bot)]
         return _json({
+            "colleagues": colleagues,
             "conversation": {**self._conversation_json(view.conversation, view.contact), "ratings": ratings},
             "summary": self._summary_json(view.summary),
             "transcript": [m for m in (self._event_json(e) for e in view.transcript) if m],
@@ -352,13 +356,24 @@ class WebDesk:
             return _json({"error": f"unknown action; use one of {', '.join(_ACTIONS)}"}, 404)
         conversation_id = request.match_info["id"]
         await self._visible(agent, conversation_id)
-        body = await _body(request) if action in ("reply", "note") else {}
+        body = await _body(request) if action in ("reply", "note", "transfer") else {}
         text = body.get("text")
         if action in ("reply", "note") and (not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT):
             return _json({"error": f"'text' must be 1-{MAX_TEXT} characters"}, 400)
         agent_id = AGENT_PREFIX + agent.id
+        to = body.get("to")
+        if action == "transfer" and not (to is None or (isinstance(to, str) and to in self.agents)):
+            return _json({"error": "'to' must be an agent id of this desk, or null for the queue"}, 400)
+        note = body.get("note") or ""
+        if action == "transfer" and (not isinstance(note, str) or len(note) > MAX_TEXT):
+            return _json({"error": f"'note' must be at most {MAX_TEXT} characters"}, 400)
         try:
-            if action == "claim":
+            if action == "transfer":
+                target = self.agents[to] if isinstance(to, str) else None
+                await self.actions.transfer(conversation_id, agent_id, agent.name,
+                                            to_agent=AGENT_PREFIX + target.id if target else None,
+                                            to_name=target.name if target else None, note=str(note))
+            elif action == "claim":
                 await self.actions.claim(conversation_id, agent_id, agent.name)
             elif action == "reply":
                 await self.actions.agent_reply(conversation_id, agent_id, agent.name, str(text))
@@ -541,6 +556,10 @@ class WebDesk:
                     "author": meta.get("author_name"), "text": data.get("text") or "", "buttons": buttons}
         if event.type == "note":
             return {**base, "role": "note", "author": data.get("agent_name"), "text": data.get("text") or ""}
+        if event.type == "status" and str(data.get("action", "")).startswith("transfer"):
+            text = (f"transferred to {data.get('to_name') or data.get('to_agent')} by {data.get('agent_name')}"
+                    if data.get("to_agent") else f"put back in the queue by {data.get('agent_name')}")
+            return {**base, "role": "event", "author": None, "text": text}
         if event.type == "status":
             who = data.get("agent_name") or ("customer" if "customer" in str(data.get("action")) else None)
             text = f"status: {data.get('status')}" + (f" ({data.get('action')}" + (f" by {who}" if who else "")

@@ -283,6 +283,14 @@
     $("btn-claim").hidden = !(c.status === "waiting" || (c.status === "agent" && !mine));
     $("btn-claim").disabled = c.status !== "waiting";
     $("btn-back").disabled = !handedOff;
+    $("btn-transfer").disabled = !(c.status === "waiting" || mine);
+    if ($("btn-transfer").disabled) closeTransfer();
+    const options = [el("option", null, "The queue (any agent)")];
+    options[0].value = "";
+    (data.colleagues || []).forEach((a) => { const o = el("option", null, a.name); o.value = a.id; options.push(o); });
+    const chosen = $("transfer-to").value;
+    $("transfer-to").replaceChildren(...options);
+    $("transfer-to").value = options.some((o) => o.value === chosen) ? chosen : "";
     $("btn-close").disabled = !handedOff;
     $("btn-reply").disabled = !(c.status === "waiting" || mine);
   }
@@ -311,13 +319,30 @@
     try {
       // A text starting with the note prefix goes to "reply" like any other: the server stores it as a note.
       await api("POST", "conversations/" + encodeURIComponent(selected) + "/" + action, body);
-      if (body) { $("composer-text").value = ""; updateHint(); }
+      if (body && action !== "transfer") { $("composer-text").value = ""; updateHint(); }
     } catch (err) {
       showError($("action-error"), err.message);
     }
     await Promise.all([refreshConversation(), refreshQueue()]);
   }
 
+  function closeTransfer() {
+    $("transfer-form").hidden = true;
+    $("btn-transfer").setAttribute("aria-expanded", "false");
+  }
+  $("btn-transfer").addEventListener("click", () => {
+    const open = $("transfer-form").hidden;
+    $("transfer-form").hidden = !open;
+    $("btn-transfer").setAttribute("aria-expanded", String(open));
+    if (open) $("transfer-to").focus();
+  });
+  $("btn-transfer-cancel").addEventListener("click", closeTransfer);
+  $("transfer-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const to = $("transfer-to").value || null;
+    await act("transfer", { to, note: $("transfer-note").value.trim() });
+    if ($("action-error").hidden) { $("transfer-note").value = ""; closeTransfer(); }
+  });
   $("queue-sort").addEventListener("change", () => refreshQueue().catch(() => {}));
   $("btn-claim").addEventListener("click", () => act("claim"));
   $("btn-back").addEventListener("click", () => act("back"));
