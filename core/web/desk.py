@@ -45,7 +45,7 @@ from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from core.config import WebAgent, WebDeskConfig
+from core.config import CannedReply, WebAgent, WebDeskConfig
 from core.desk import (
     NOTE_PREFIX,
     DeadLetterNotice,
@@ -139,8 +139,10 @@ class WebDesk:
         limiter: LoginLimiter | None = None,
         session_seconds: float = SESSION_SECONDS,
         dead_letters: DeadLetters | None = None,
+        canned: Sequence[CannedReply] = (),
     ) -> None:
         self.config = config
+        self.canned = tuple(canned)
         self.actions = actions
         self.store = store
         self.dead_letters = dead_letters or DeadLetters(store)
@@ -314,6 +316,13 @@ class WebDesk:
         log.info("web_desk.search", agent=agent.id, results=len(hits), scanned=scanned)
         return _json({"results": [self._hit_json(h) for h in hits], "scanned": scanned})
 
+    def _canned(self, conversation: Conversation) -> list[dict[str, str]]:
+        """The canned replies for this conversation's bot and language (``de-AT`` uses ``de`` ones)."""
+        language = (conversation.language or self.actions.language(conversation)).split("-")[0].lower()
+        return [{"title": c.title, "text": c.text} for c in self.canned
+                if (c.bot is None or c.bot == conversation.bot)
+                and (c.language is None or c.language.split("-")[0].lower() == language)]
+
     def _hit_json(self, hit: Hit) -> dict[str, Any]:
         c = hit.conversation
         return {"id": c.id, "bot": c.bot, "status": c.status.value, "customer": hit.customer,
@@ -343,6 +352,7 @@ class WebDesk:
                       if a.id != agent.id and self._may_serve(a, view.conversation.bot)]
         return _json({
             "colleagues": colleagues,
+            "canned": self._canned(view.conversation),
             "conversation": {**self._conversation_json(view.conversation, view.contact), "ratings": ratings},
             "summary": self._summary_json(view.summary),
             "transcript": [m for m in (self._event_json(e) for e in view.transcript) if m],

@@ -283,6 +283,7 @@
     $("btn-claim").hidden = !(c.status === "waiting" || (c.status === "agent" && !mine));
     $("btn-claim").disabled = c.status !== "waiting";
     $("btn-back").disabled = !handedOff;
+    renderCanned(data.canned || [], c.id);
     $("btn-transfer").disabled = !(c.status === "waiting" || mine);
     if ($("btn-transfer").disabled) closeTransfer();
     const options = [el("option", null, "The queue (any agent)")];
@@ -325,6 +326,40 @@
     }
     await Promise.all([refreshConversation(), refreshQueue()]);
   }
+
+  let cannedFor = null;
+  let cannedTexts = [];
+  function renderCanned(items, id) {
+    $("canned-wrap").hidden = !items.length;
+    const key = id + JSON.stringify(items);
+    if (cannedFor === key) return;  // keep the control stable while the agent uses it
+    cannedFor = key;
+    cannedTexts = items.map((i) => i.text);
+    const first = el("option", null, "Insert…");
+    first.value = "";
+    $("canned").replaceChildren(first, ...items.map((item, n) => { const o = el("option", null, item.title); o.value = String(n); return o; }));
+  }
+
+  function insertCanned(text) {
+    const box = $("composer-text");
+    const start = box.selectionStart ?? box.value.length, end = box.selectionEnd ?? box.value.length;
+    box.value = box.value.slice(0, start) + text + box.value.slice(end);
+    box.focus();
+    box.setSelectionRange(start + text.length, start + text.length);
+    updateHint();
+  }
+
+  $("canned").addEventListener("change", () => {
+    const n = $("canned").value;
+    if (n !== "") insertCanned(cannedTexts[Number(n)]);
+    $("canned").value = "";
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.altKey && (event.key === "c" || event.key === "C" || event.code === "KeyC") && !$("canned-wrap").hidden) {
+      event.preventDefault();
+      $("canned").focus();
+    }
+  });
 
   function closeTransfer() {
     $("transfer-form").hidden = true;
