@@ -51,8 +51,8 @@ async def test_a_closed_conversation_is_found_by_search_with_its_rating(
     await desk.fill("#composer-text", "Ihre Rücksendung ist erfasst.")
     await desk.click("#btn-reply")
     await expect(customer.locator(".msg.agent")).to_contain_text("Rücksendung")
-    desk.once("dialog", lambda dialog: dialog.accept())
     await desk.click("#btn-close")
+    await desk.click("#btn-close-yes")
     await expect(desk.locator("#conv-status")).to_have_text("closed")
     csat = customer.locator(".msg.bot").last
     await csat.locator(".buttons button", has_text="4").click()

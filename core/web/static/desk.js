@@ -212,6 +212,7 @@
 
   // -- one conversation ----------------------------------------------------------------
   async function select(id) {
+    if (id !== selected) closeConfirm();
     selected = id;
     document.querySelectorAll(".queue button[data-id]").forEach((b) => b.setAttribute("aria-current", String(b.dataset.id === id)));
     showError($("action-error"), "");
@@ -294,6 +295,10 @@
     $("transfer-to").value = options.some((o) => o.value === chosen) ? chosen : "";
     $("btn-close").disabled = !handedOff;
     $("btn-reply").disabled = !(c.status === "waiting" || mine);
+    // A closed conversation (or one back with the bot) is read-only history: no actions, no reply box.
+    document.querySelector("#conversation .conv-head .actions").hidden = !handedOff;
+    $("composer").hidden = !handedOff;
+    if (!handedOff) closeConfirm();
   }
 
   async function refreshConversation() {
@@ -381,7 +386,11 @@
   $("queue-sort").addEventListener("change", () => refreshQueue().catch(() => {}));
   $("btn-claim").addEventListener("click", () => act("claim"));
   $("btn-back").addEventListener("click", () => act("back"));
-  $("btn-close").addEventListener("click", () => act("close"));
+  function closeConfirm() { $("close-confirm").hidden = true; }
+  $("btn-close").addEventListener("click", () => { $("close-confirm").hidden = false; $("btn-close-no").focus(); });
+  $("btn-close-no").addEventListener("click", () => { closeConfirm(); $("btn-close").focus(); });
+  $("btn-close-yes").addEventListener("click", async () => { closeConfirm(); await act("close"); });
+  $("close-confirm").addEventListener("keydown", (event) => { if (event.key === "Escape") { closeConfirm(); $("btn-close").focus(); } });
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = $("composer-text").value.trim();
