@@ -353,9 +353,8 @@ class HandoffService:
                 raise HandoffError("only the assigned agent can transfer this conversation")
             if to_agent is not None and to_agent == c.assigned_agent:
                 raise HandoffError("the conversation is already assigned to that agent")
-            event = self._status_event(c, target, action, agent_id, agent_name)
-            event.data.update({"to_agent": to_agent, "to_name": to_name})
-            events = [event]
+            status = self._status_event(c, target, action, agent_id, agent_name)
+            events = [replace(status, data={**status.data, "to_agent": to_agent, "to_name": to_name})]
             if note_text(note):
                 events.append(Event("note", {"text": note_text(note), "agent_id": agent_id, "agent_name": agent_name,
                                              "transfer": True}))
@@ -371,6 +370,7 @@ class HandoffService:
                                     {"since": self.clock().isoformat(), "pings": 0, "last": None})
         else:
             await self._remember_agent(saved.contact_id, to_agent)
+            await self.store.kv_delete(self._open_key(conversation_id))
         log.info("handoff.transferred", conversation=conversation_id, agent=agent_id, to=to_agent or "queue")
         await self._audit(agent_id, action, saved)
         await self.notify(saved, f"transferred to {to_name or to_agent} by {agent_name}" if to_agent

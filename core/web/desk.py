@@ -57,7 +57,7 @@ from core.desk import (
 )
 from core.errors import NotFound, SwitchboardError
 from core.handoff.service import AgentNotAllowed, ConversationView, HandoffService, QueueEntry
-from core.model import Contact, Conversation, Event
+from core.model import Contact, Conversation, ConversationStatus, Event
 from core.pipeline.dead_letters import DeadLetters
 from core.ports import Route
 from core.store.base import AuditEntry, DeadLetter, Store
@@ -528,7 +528,7 @@ class WebDesk:
         if start is not None and summary.back_at is not None and summary.back_at > start:
             start = summary.back_at
         waited = max(0.0, (now - start).total_seconds()) if start is not None else 0.0
-        if not summary.open_now and summary.back_at is None and summary.conversation.status.value == "waiting":
+        if not summary.open_now and summary.back_at is None and summary.conversation.status is ConversationStatus.WAITING:
             waited = 0.0  # closed with no known opening: nobody could have answered yet
         score = priority(summary.sentiment, waited)
         return {"intent": summary.intent, "trigger_text": summary.trigger_text, "topic": summary.topic,
