@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from core.desk import HandoffSummary
@@ -15,6 +16,7 @@ from core.model import Conversation, ConversationStatus, Event
 
 STATUS_BLOCK = "handoff_status"
 ACTIONS_BLOCK = "handoff_actions"
+TRANSFER_BLOCK = "handoff_transfer"
 AGENT_PREFIX = "slack:"
 
 _CHANNEL_LABELS = {"whatsapp": "WhatsApp", "telegram": "Telegram", "webchat": "Web chat"}
@@ -82,7 +84,21 @@ def _transcript_line(event: Event) -> str | None:
 
 
 def customer_name(summary: HandoffSummary) -> str:
-    return summary.contact.display_name or "Customer"
+    return summary.customer
+
+
+def slack_date(when: datetime, fallback: str) -> str:
+    """A time every agent reads in their own timezone (Slack's date formatting)."""
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{escape(fallback)}>"
+
+
+def out_of_hours_text(summary: HandoffSummary) -> str | None:
+    """The mark on a handoff that arrived outside business hours (None during them)."""
+    if summary.open_now:
+        return None
+    when = (f" ({slack_date(summary.back_at, summary.back_at.strftime('%Y-%m-%d %H:%M UTC'))})"
+            if summary.back_at else "")
+    return f"🌙 Outside business hours: queued until opening{when}"
 
 
 def summary_blocks(summary: HandoffSummary) -> list[dict[str, Any]]:
@@ -98,8 +114,17 @@ def summary_blocks(summary: HandoffSummary) -> list[dict[str, Any]]:
             {"type": "mrkdwn", "text": f"*Reason*\n{escape(_clip(summary.reason, 200))}"},
             {"type": "mrkdwn", "text": f"*Intent*\n{escape(summary.intent or '—')}"},
             {"type": "mrkdwn", "text": f"*Sentiment*\n{_sentiment(summary.sentiment)}"},
+            *([{"type": "mrkdwn", "text": f"*Earlier topic*\n{escape(summary.topic)}"}]
+              if summary.topic and summary.topic != summary.intent else []),
         ]},
     ]
+    if summary.trigger_text:
+        blocks.append({"type": "section", "block_id": "handoff_trigger", "text": {
+            "type": "mrkdwn", "text": f"*Asked for a person with*\n> {escape(_clip(summary.trigger_text, _MAX_LINE))}"}})
+    away = out_of_hours_text(summary)
+    if away:
+        blocks.append({"type": "context", "block_id": "handoff_out_of_hours",
+                       "elements": [{"type": "mrkdwn", "text": away}]})
     slots = {k: v for k, v in (summary.slots or conv.slots).items() if v not in (None, "", [])}
     if slots:
         lines = [f"• {escape(k)}: {escape(_clip(_slot_value(v), 120))}" for k, v in list(slots.items())[:_MAX_SLOTS]]
@@ -148,19 +173,24 @@ def _buttons(conversation: Conversation) -> list[dict[str, Any]]:
         return [button("claim", "Claim", "primary"), button("back_to_bot", "Back to bot"),
                 button("close", "Close", "danger")]
     if conversation.status is ConversationStatus.AGENT:
-        return [button("back_to_bot", "Back to bot"), button("close", "Close", "danger")]
+        return [button("back_to_bot", "Back to bot"), button("close", "Close", "danger"),
+                button("back_to_queue", "Back to queue")]
     return []
 
 
 def card_blocks(base: Sequence[Mapping[str, Any]], conversation: Conversation,
                 detail: str | None = None) -> list[dict[str, Any]]:
     """Fixed part + a status line + the buttons that make sense in this status."""
-    blocks = [dict(b) for b in base if b.get("block_id") not in (STATUS_BLOCK, ACTIONS_BLOCK)]
+    blocks = [dict(b) for b in base if b.get("block_id") not in (STATUS_BLOCK, ACTIONS_BLOCK, TRANSFER_BLOCK)]
     blocks.append({"type": "section", "block_id": STATUS_BLOCK,
                    "text": {"type": "mrkdwn", "text": f"*Status:* {_status_text(conversation, detail)}"}})
     buttons = _buttons(conversation)
     if buttons:
         blocks.append({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": buttons})
+        # The picker has no value: the card's thread names the conversation (SlackDesk._on_transfer).
+        blocks.append({"type": "actions", "block_id": TRANSFER_BLOCK, "elements": [{
+            "type": "users_select", "action_id": "transfer",
+            "placeholder": {"type": "plain_text", "text": "Transfer to…", "emoji": True}}]})
     return blocks
 
 
@@ -170,6 +200,8 @@ def card_text(summary: HandoffSummary) -> str:
             f" — {escape(_clip(summary.reason, 200))}")
     if summary.previous_agent:
         text += f" (previously {agent_ref(summary.previous_agent)})"
+    if not summary.open_now:
+        text += " — queued until opening"
     return text
 
 

@@ -294,8 +294,9 @@ class SlackDesk:
     def _register(self) -> None:
         self.app.event("message")(self._on_message)
         self.app.event("app_mention")(self._on_ignored_event)
-        for action_id in ("claim", "back_to_bot", "close"):
+        for action_id in ("claim", "back_to_bot", "close", "back_to_queue"):
             self.app.action(action_id)(self._on_button)
+        self.app.action("transfer")(self._on_transfer)
 
     async def _on_ignored_event(self) -> None:
         """Acked by Bolt; nothing to do."""
@@ -371,6 +372,7 @@ class SlackDesk:
             "claim": self._actions.claim,
             "back_to_bot": self._actions.back_to_bot,
             "close": self._actions.close,
+            "back_to_queue": self._to_queue,
         }[action_id]
         try:
             await handler(conversation_id, agent_id, name)
@@ -379,6 +381,43 @@ class SlackDesk:
             await self._ephemeral(user, _ACTION_FAILED.format(error=exc))
             return
         log.info("slack_desk.action", action=action_id, conversation=conversation_id, agent=agent_id)
+
+    async def _to_queue(self, conversation_id: str, agent_id: str, name: str) -> Conversation:
+        return await self._actions.transfer(conversation_id, agent_id, name, to_agent=None)
+
+    async def _on_transfer(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
+                           action: dict[str, Any]) -> None:
+        """The card's "Transfer to…" user picker: the card's thread names the conversation."""
+        await ack()
+        user = str(body.get("user", {}).get("id", ""))
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        target = str(action.get("selected_user") or "")
+        thread = str((body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts") or "")
+        if channel != self.config.channel or not target or not thread:
+            log.info("slack_desk.action.ignored", reason="other channel, no user or no card", action="transfer")
+            return
+        if await self._is_duplicate(f"slack:action:{user}:{action.get('action_ts')}:transfer"):
+            return
+        if not await self._is_agent(user):
+            await self._ephemeral(user, _NOT_ALLOWED)
+            return
+        if not await self._is_agent(target):
+            await self._ephemeral(user, _ACTION_FAILED.format(error=f"<@{target}> is not an agent of this desk"))
+            return
+        conversation_id = await self._resolve_thread(thread)
+        if conversation_id is None:
+            log.info("slack_desk.action.ignored", reason="unknown card", action="transfer")
+            return
+        agent_id = card.AGENT_PREFIX + user
+        try:
+            await self._actions.transfer(conversation_id, agent_id, await self._display_name(user),
+                                         to_agent=card.AGENT_PREFIX + target, to_name=await self._display_name(target))
+        except SwitchboardError as exc:
+            log.warning("slack_desk.action.failed", action="transfer", conversation=conversation_id, error=str(exc))
+            await self._ephemeral(user, _ACTION_FAILED.format(error=exc))
+            return
+        log.info("slack_desk.action", action="transfer", conversation=conversation_id, agent=agent_id,
+                 to=card.AGENT_PREFIX + target)
 
     # -- agents ----------------------------------------------------------------------
     async def _is_agent(self, user: str) -> bool:

@@ -83,11 +83,23 @@ class SlackDeskConfig(BaseModel):
     api_base: str = "https://slack.com/api/"
 
 
+class CannedReply(BaseModel):
+    """A prepared answer agents insert into the reply box (and edit before sending)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=80)
+    text: str = Field(min_length=1, max_length=4000)
+    bot: str | None = Field(default=None, description="Only for this bot; none = every bot.")
+    language: str | None = Field(default=None, description="Only for this language (de, en); none = every language.")
+
+
 class DeskConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     web: WebDeskConfig = Field(default_factory=WebDeskConfig)
     slack: SlackDeskConfig = Field(default_factory=SlackDeskConfig)
+    canned: list[CannedReply] = Field(default_factory=list, description="Canned replies for agents.")
 
 
 def _default_channels() -> dict[str, dict[str, Any]]:

@@ -22,7 +22,15 @@ from typing import Any, Protocol
 import structlog
 
 from core import metrics
-from core.desk import DeadLetterNotice, Desk, HandoffSummary
+from core.desk import (
+    DeadLetterNotice,
+    Desk,
+    HandoffSummary,
+    event_intent,
+    handoff_trigger,
+    is_note,
+    note_text,
+)
 from core.errors import ConcurrencyConflict, NotFound, SwitchboardError
 from core.handoff import messages
 from core.handoff.config import HandoffConfig
@@ -214,7 +222,7 @@ class HandoffService:
             raise NotFound(f"contact of conversation {conversation.id}")
         history = await self.store.transcript(conversation.id, limit=200)
         previous_agent = contact.last_agent
-        last = next((e for e in reversed(history) if e.type == "handoff" and e.data.get("reason")), None)
+        last, trigger = handoff_trigger(history)
         if last is not None and "previous_agent" in last.data:
             previous_agent = last.data["previous_agent"]  # as it was when this handoff began
         if plan is None:
@@ -224,12 +232,19 @@ class HandoffService:
                                sentiment=data.get("sentiment"), open_now=bool(data.get("open", True)))
         messages_ = [self._summary_event(conversation.bot, e) for e in history if _is_message(e)]
         identity = contact.reply_identity()
+        back_at = (last.data.get("back_at") if last else None) or None
         return HandoffSummary(
             conversation=conversation,
             contact=contact,
             channel=identity.channel if identity else (history[-1].channel or "") if history else "",
             reason=plan.reason if not plan.detail else f"{plan.reason}: {plan.detail}",
-            intent=plan.intent,
+            intent=(event_intent(trigger) if trigger else None) or plan.intent,
+            trigger_text=self.masker(conversation.bot).mask(str(trigger.data.get("text") or ""))
+            if trigger else None,
+            topic=plan.intent,
+            since=last.timestamp if last else None,
+            open_now=plan.open_now,
+            back_at=datetime.fromisoformat(back_at) if isinstance(back_at, str) else None,
             slots={k: self.masker(conversation.bot).mask_value(v) for k, v in conversation.slots.items()},
             sentiment=plan.sentiment,
             last_messages=tuple(messages_[-SUMMARY_MESSAGES:]),
@@ -269,6 +284,9 @@ class HandoffService:
         return saved
 
     async def agent_reply(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None:
+        if is_note(text):  # the note rule (core.desk.NOTE_PREFIX), whichever desk or button sent it
+            await self.internal_note(conversation_id, agent_id, agent_name, note_text(text))
+            return
         text = text.strip()
         if not text:
             raise HandoffError("the reply is empty")
@@ -292,7 +310,7 @@ class HandoffService:
         await self._activity(saved)
 
     async def internal_note(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None:
-        text = text.strip()
+        text = note_text(text)
         if not text:
             raise HandoffError("the note is empty")
         conversation = await self._allowed(conversation_id, agent_id)
@@ -319,6 +337,51 @@ class HandoffService:
         log.info("handoff.back_to_bot", conversation=conversation_id, agent=agent_id)
         await self._audit(agent_id, "back_to_bot", saved)
         await self.notify(saved, f"handed back to the bot by {agent_name}")
+        return saved
+
+    async def transfer(self, conversation_id: str, agent_id: str, agent_name: str, *, to_agent: str | None,
+                       to_name: str | None = None, note: str = "") -> Conversation:
+        """Hand a conversation to another agent (``to_agent``), or back to the queue (None), with a note.
+
+        Only the assigned agent may transfer a claimed conversation; the new agent must be allowed
+        to serve the bot. The customer is told who answers now (a transfer to the queue says nothing:
+        they are still waiting for a person). The note, if any, is an internal note.
+        """
+        conversation = await self._allowed(conversation_id, agent_id)
+        if to_agent is not None and not self.may_serve(to_agent, conversation.bot):
+            raise AgentNotAllowed(f"agent {to_agent} may not serve bot {conversation.bot}")
+        target = ConversationStatus.AGENT if to_agent else ConversationStatus.WAITING
+        action = "transfer" if to_agent else "transfer_to_queue"
+
+        def change(c: Conversation, contact: Contact) -> tuple[Conversation, list[Event], list[Outbound]]:
+            if c.status not in HANDED_OFF:
+                raise HandoffError("the conversation is not handed off")
+            if c.status is ConversationStatus.AGENT and c.assigned_agent not in (None, agent_id):
+                raise HandoffError("only the assigned agent can transfer this conversation")
+            if to_agent is not None and to_agent == c.assigned_agent:
+                raise HandoffError("the conversation is already assigned to that agent")
+            status = self._status_event(c, target, action, agent_id, agent_name)
+            events = [replace(status, data={**status.data, "to_agent": to_agent, "to_name": to_name})]
+            if note_text(note):
+                events.append(Event("note", {"text": note_text(note), "agent_id": agent_id, "agent_name": agent_name,
+                                             "transfer": True}))
+            said: tuple[list[Event], list[Outbound]] = ([], [])
+            if to_agent is not None:
+                said = self._say(c, contact, messages.text("claimed", self.language(c), agent=to_name or "—"),
+                                 author=Author("system"))
+            return c.evolve(status=target, assigned_agent=to_agent), [*events, *said[0]], said[1]
+
+        saved = await self._update(conversation_id, change)
+        if to_agent is None:
+            await self.store.kv_set(self._open_key(conversation_id),
+                                    {"since": self.clock().isoformat(), "pings": 0, "last": None})
+        else:
+            await self._remember_agent(saved.contact_id, to_agent)
+            await self.store.kv_delete(self._open_key(conversation_id))
+        log.info("handoff.transferred", conversation=conversation_id, agent=agent_id, to=to_agent or "queue")
+        await self._audit(agent_id, action, saved)
+        await self.notify(saved, f"transferred to {to_name or to_agent} by {agent_name}" if to_agent
+                          else f"put back in the queue by {agent_name}")
         return saved
 
     async def close(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation:

@@ -15,8 +15,12 @@ Agents see and act on their own bots only (``WebAgent.bots``; empty = all).
 
 API (JSON): ``POST /desk/api/login`` {agent, password}, ``POST /desk/api/logout``,
 ``GET /desk/api/me``, ``GET /desk/api/queue``, ``GET /desk/api/conversations/{id}``,
+``GET /desk/api/history?text=&agent=&channel=&rating=&since=&until=`` (handed-off conversations,
+closed ones included; see `core.web.desk_search`; every search is audited),
+``POST /desk/api/conversations/{id}/transfer`` ({to: agent id or null for the queue, note}),
 ``POST /desk/api/conversations/{id}/{claim|reply|note|back|close}`` ({text} for reply
-and note), ``GET /desk/api/dead-letters``, ``POST /desk/api/dead-letters/{id}/{replay|drop}``
+and note; a reply starting with ``core.desk.NOTE_PREFIX`` is stored as a note, never sent,
+and the answer says ``"note": true``), ``GET /desk/api/dead-letters``, ``POST /desk/api/dead-letters/{id}/{replay|drop}``
 (messages whose turn failed for good), ``GET /desk/api/stream`` (server-sent events:
 ``{"type", "conversation"}``; ``dead_letter`` when a message fails for good).
 """
@@ -31,7 +35,8 @@ import json
 import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
 from importlib import resources
 from typing import Any
 
@@ -40,14 +45,23 @@ from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from core.config import WebAgent, WebDeskConfig
-from core.desk import DeadLetterNotice, HandoffSummary
+from core.config import CannedReply, WebAgent, WebDeskConfig
+from core.desk import (
+    NOTE_PREFIX,
+    DeadLetterNotice,
+    HandoffSummary,
+    customer_name,
+    is_note,
+    priority,
+    priority_label,
+)
 from core.errors import NotFound, SwitchboardError
 from core.handoff.service import AgentNotAllowed, ConversationView, HandoffService, QueueEntry
-from core.model import Contact, Conversation, Event
+from core.model import Contact, Conversation, ConversationStatus, Event
 from core.pipeline.dead_letters import DeadLetters
 from core.ports import Route
-from core.store.base import DeadLetter, Store
+from core.store.base import AuditEntry, DeadLetter, Store
+from core.web.desk_search import Hit, SearchQuery, search
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +71,7 @@ CSRF_HEADER = "X-Desk-Request"
 SESSION_SECONDS = 12 * 3600
 KEEPALIVE_SECONDS = 15.0
 MAX_TEXT = 4000
-_ACTIONS = ("claim", "reply", "note", "back", "close")
+_ACTIONS = ("claim", "reply", "note", "back", "close", "transfer")
 _HIDDEN_SLOTS = frozenset({"language", "session_started_metadata"})  # shown elsewhere or internal
 _SLOT_LABELS = {"requested_slot": "form was asking for"}
 _SECURITY_HEADERS = {
@@ -125,8 +139,10 @@ class WebDesk:
         limiter: LoginLimiter | None = None,
         session_seconds: float = SESSION_SECONDS,
         dead_letters: DeadLetters | None = None,
+        canned: Sequence[CannedReply] = (),
     ) -> None:
         self.config = config
+        self.canned = tuple(canned)
         self.actions = actions
         self.store = store
         self.dead_letters = dead_letters or DeadLetters(store)
@@ -167,6 +183,7 @@ class WebDesk:
             Route("POST", "/desk/api/logout", self._logout),
             Route("GET", "/desk/api/me", self._me),
             Route("GET", "/desk/api/queue", self._queue),
+            Route("GET", "/desk/api/history", self._history),
             Route("GET", "/desk/api/conversations/{id}", self._conversation),
             Route("POST", "/desk/api/conversations/{id}/{action}", self._action),
             Route("GET", "/desk/api/dead-letters", self._dead_letters),
@@ -268,7 +285,7 @@ class WebDesk:
 
     async def _me(self, request: web.Request) -> web.StreamResponse:
         agent = await self._require(request)
-        return _json({"agent": _agent_json(agent)})
+        return _json({"agent": _agent_json(agent), "note_prefix": NOTE_PREFIX})
 
     # -- reading -----------------------------------------------------------------------
     def _bots(self, agent: WebAgent) -> list[str] | None:
@@ -280,7 +297,39 @@ class WebDesk:
     async def _queue(self, request: web.Request) -> web.StreamResponse:
         agent = await self._require(request)
         entries = await self.actions.queue(self._bots(agent))
-        return _json({"conversations": [self._entry_json(e) for e in entries]})
+        now = self.actions.clock()
+        # One summary per entry (a transcript read each): fine for a queue of hundreds; a store
+        # query with the handoff facts denormalised would be the next step for more.
+        items = [self._entry_json(e, await self.actions.summary(e.conversation), now) for e in entries]
+        return _json({"conversations": items})
+
+    async def _history(self, request: web.Request) -> web.StreamResponse:
+        agent = await self._require(request)
+        try:
+            query = _search_query(request.query)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        bots = [b for b in self.actions.bots if self._may_serve(agent, b)]
+        hits, scanned = await search(self.store, self.actions, bots, query)
+        await self.store.audit(AuditEntry(actor=AGENT_PREFIX + agent.id, action="search", target="history",
+                                          detail={**query.as_detail(), "results": len(hits)}))
+        log.info("web_desk.search", agent=agent.id, results=len(hits), scanned=scanned)
+        return _json({"results": [self._hit_json(h) for h in hits], "scanned": scanned})
+
+    def _canned(self, conversation: Conversation) -> list[dict[str, str]]:
+        """The canned replies for this conversation's bot and language (``de-AT`` uses ``de`` ones)."""
+        language = (conversation.language or self.actions.language(conversation)).split("-")[0].lower()
+        return [{"title": c.title, "text": c.text} for c in self.canned
+                if (c.bot is None or c.bot == conversation.bot)
+                and (c.language is None or c.language.split("-")[0].lower() == language)]
+
+    def _hit_json(self, hit: Hit) -> dict[str, Any]:
+        c = hit.conversation
+        return {"id": c.id, "bot": c.bot, "status": c.status.value, "customer": hit.customer,
+                "channels": list(hit.channels), "agents": list(hit.agents), "ratings": list(hit.ratings),
+                "first_at": hit.first_at.isoformat() if hit.first_at else None,
+                "last_at": hit.last_at.isoformat() if hit.last_at else None,
+                "snippet": hit.snippet, "handoffs": hit.handoffs, "matched": list(hit.matched)}
 
     async def _visible(self, agent: WebAgent, conversation_id: str) -> ConversationView:
         try:
@@ -298,8 +347,13 @@ class WebDesk:
         agent = await self._require(request)
         view = await self._visible(agent, request.match_info["id"])
         await self.actions.viewed(view.conversation, AGENT_PREFIX + agent.id)
+        ratings = [e.data["score"] for e in view.transcript if e.type == "csat" and isinstance(e.data.get("score"), int)]
+        colleagues = [{"id": a.id, "name": a.name} for a in self.agents.values()
+                      if a.id != agent.id and self._may_serve(a, view.conversation.bot)]
         return _json({
-            "conversation": self._conversation_json(view.conversation, view.contact),
+            "colleagues": colleagues,
+            "canned": self._canned(view.conversation),
+            "conversation": {**self._conversation_json(view.conversation, view.contact), "ratings": ratings},
             "summary": self._summary_json(view.summary),
             "transcript": [m for m in (self._event_json(e) for e in view.transcript) if m],
         })
@@ -312,13 +366,24 @@ class WebDesk:
             return _json({"error": f"unknown action; use one of {', '.join(_ACTIONS)}"}, 404)
         conversation_id = request.match_info["id"]
         await self._visible(agent, conversation_id)
-        body = await _body(request) if action in ("reply", "note") else {}
+        body = await _body(request) if action in ("reply", "note", "transfer") else {}
         text = body.get("text")
         if action in ("reply", "note") and (not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT):
             return _json({"error": f"'text' must be 1-{MAX_TEXT} characters"}, 400)
         agent_id = AGENT_PREFIX + agent.id
+        to = body.get("to")
+        if action == "transfer" and not (to is None or (isinstance(to, str) and to in self.agents)):
+            return _json({"error": "'to' must be an agent id of this desk, or null for the queue"}, 400)
+        note = body.get("note") or ""
+        if action == "transfer" and (not isinstance(note, str) or len(note) > MAX_TEXT):
+            return _json({"error": f"'note' must be at most {MAX_TEXT} characters"}, 400)
         try:
-            if action == "claim":
+            if action == "transfer":
+                target = self.agents[to] if isinstance(to, str) else None
+                await self.actions.transfer(conversation_id, agent_id, agent.name,
+                                            to_agent=AGENT_PREFIX + target.id if target else None,
+                                            to_name=target.name if target else None, note=str(note))
+            elif action == "claim":
                 await self.actions.claim(conversation_id, agent_id, agent.name)
             elif action == "reply":
                 await self.actions.agent_reply(conversation_id, agent_id, agent.name, str(text))
@@ -332,9 +397,12 @@ class WebDesk:
             return _json({"error": str(exc)}, 403)
         except SwitchboardError as exc:
             return _json({"error": str(exc)}, 409)
-        log.info("web_desk.action", action=action, conversation=conversation_id, agent=agent_id)
+        stored_as_note = action == "note" or (action == "reply" and is_note(str(text)))
+        log.info("web_desk.action", action=action, conversation=conversation_id, agent=agent_id,
+                 note=stored_as_note)
         view = await self.actions.view(conversation_id)
-        return _json({"conversation": self._conversation_json(view.conversation, view.contact)})
+        return _json({"conversation": self._conversation_json(view.conversation, view.contact),
+                      "note": stored_as_note})
 
     # -- dead letters ----------------------------------------------------------------------
     def _dead_letter_json(self, letter: DeadLetter) -> dict[str, Any]:
@@ -438,25 +506,44 @@ class WebDesk:
             "id": conversation.id, "bot": conversation.bot, "status": conversation.status.value,
             "assigned_agent": conversation.assigned_agent,
             "assigned_name": self._agent_name(conversation.assigned_agent),
-            "customer": (contact.display_name if contact else None) or "Customer",
+            "customer": customer_name(contact, conversation.language or self.actions.language(conversation)),
             "channel": identity.channel if identity else None,
             "channels": sorted({i.channel for i in contact.identities}) if contact else [],
             "language": self.actions.language(conversation), "reason": conversation.handoff_reason,
         }
 
-    def _entry_json(self, entry: QueueEntry) -> dict[str, Any]:
+    def _entry_json(self, entry: QueueEntry, summary: HandoffSummary, now: datetime) -> dict[str, Any]:
         data = self._conversation_json(entry.conversation, entry.contact)
         data["since"] = entry.since.isoformat() if entry.since else None
         data["last_text"] = entry.last_text
+        facts = self._facts(summary, entry.since, now)
+        data.update({k: facts[k] for k in ("intent", "trigger_text", "sentiment", "waited_seconds", "priority",
+                                           "priority_label", "open_now", "back_at")})
         return data
+
+    @staticmethod
+    def _facts(summary: HandoffSummary, since: datetime | None, now: datetime) -> dict[str, Any]:
+        """Wait and priority: the wait of a handoff queued out of hours counts from the opening."""
+        start = since or summary.since
+        if start is not None and summary.back_at is not None and summary.back_at > start:
+            start = summary.back_at
+        waited = max(0.0, (now - start).total_seconds()) if start is not None else 0.0
+        if not summary.open_now and summary.back_at is None and summary.conversation.status is ConversationStatus.WAITING:
+            waited = 0.0  # closed with no known opening: nobody could have answered yet
+        score = priority(summary.sentiment, waited)
+        return {"intent": summary.intent, "trigger_text": summary.trigger_text, "topic": summary.topic,
+                "sentiment": summary.sentiment, "waited_seconds": round(waited), "priority": score,
+                "priority_label": priority_label(score), "open_now": summary.open_now,
+                "since": summary.since.isoformat() if summary.since else None,
+                "back_at": summary.back_at.isoformat() if summary.back_at else None}
 
     def _summary_json(self, summary: HandoffSummary) -> dict[str, Any]:
         return {
-            "customer": summary.contact.display_name or "Customer",
+            **self._facts(summary, None, self.actions.clock()),
+            "customer": summary.customer,
             "channel": summary.channel,
             "language": summary.conversation.language or self.actions.language(summary.conversation),
             "reason": summary.reason,
-            "intent": summary.intent,
             "slots": {_SLOT_LABELS.get(k, k): _short(v) for k, v in summary.slots.items()
                       if v not in (None, "", []) and k not in _HIDDEN_SLOTS},
             "sentiment": summary.sentiment,
@@ -479,6 +566,10 @@ class WebDesk:
                     "author": meta.get("author_name"), "text": data.get("text") or "", "buttons": buttons}
         if event.type == "note":
             return {**base, "role": "note", "author": data.get("agent_name"), "text": data.get("text") or ""}
+        if event.type == "status" and str(data.get("action", "")).startswith("transfer"):
+            text = (f"transferred to {data.get('to_name') or data.get('to_agent')} by {data.get('agent_name')}"
+                    if data.get("to_agent") else f"put back in the queue by {data.get('agent_name')}")
+            return {**base, "role": "event", "author": None, "text": text}
         if event.type == "status":
             who = data.get("agent_name") or ("customer" if "customer" in str(data.get("action")) else None)
             text = f"status: {data.get('status')}" + (f" ({data.get('action')}" + (f" by {who}" if who else "")
@@ -503,6 +594,25 @@ class WebDesk:
                 "WhatsApp window closed: a template was sent instead"
             return {**base, "role": "event", "author": None, "text": text}
         return None
+
+
+def _search_query(params: Mapping[str, str]) -> SearchQuery:
+    """The history filters from the query string; ValueError says which one is wrong."""
+    def day(key: str) -> date | None:
+        raw = params.get(key, "").strip()
+        if not raw:
+            return None
+        try:
+            return date.fromisoformat(raw)
+        except ValueError as exc:
+            raise ValueError(f"'{key}' must be a date like 2026-12-02") from exc
+
+    rating_raw = params.get("rating", "").strip()
+    if rating_raw and (not rating_raw.isdigit() or not 1 <= int(rating_raw) <= 5):
+        raise ValueError("'rating' must be 1-5")
+    return SearchQuery(text=params.get("text", "").strip()[:200], agent=params.get("agent", "").strip()[:100],
+                       channel=params.get("channel", "").strip()[:40],
+                       rating=int(rating_raw) if rating_raw else None, since=day("since"), until=day("until"))
 
 
 def _agent_json(agent: WebAgent) -> dict[str, Any]:

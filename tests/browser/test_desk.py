@@ -90,6 +90,7 @@ async def test_agent_takes_over_answers_notes_and_closes_while_the_customer_watc
     await expect(desk.locator("#transcript .entry.customer").last).to_contain_text("HW-123456")
 
     await desk.click("#btn-close")
+    await desk.click("#btn-close-yes")
     await expect(desk.locator("#conv-status")).to_have_text("closed")
     await expect(desk.locator("#queue-agent button")).to_have_count(0)
 

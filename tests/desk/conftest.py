@@ -72,6 +72,12 @@ class RecordingActions:
         self._record("close", conversation_id, agent_id, agent_name)
         return self._conversation(conversation_id, ConversationStatus.CLOSED, None)
 
+    async def transfer(self, conversation_id: str, agent_id: str, agent_name: str, *, to_agent: str | None,
+                       to_name: str | None = None, note: str = "") -> Conversation:
+        self._record("transfer", conversation_id, agent_id, agent_name, to_agent, to_name, note)
+        status = ConversationStatus.AGENT if to_agent else ConversationStatus.WAITING
+        return self._conversation(conversation_id, status, to_agent)
+
 
 class Seen:
     """An in-memory is_duplicate (the farm uses the store)."""

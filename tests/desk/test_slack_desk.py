@@ -148,7 +148,7 @@ async def test_claimed_status_updates_card_buttons_and_thread(desk: SlackDesk, s
     card = slack.message(CHANNEL, ts)
     assert "Claimed by <@U0AGENTANNA>" in all_text(card["blocks"])
     assert "Anna Schmidt" in all_text(card["blocks"])  # the summary stays
-    assert set(buttons(card["blocks"])) == {"back_to_bot", "close"}
+    assert set(buttons(card["blocks"])) == {"back_to_bot", "close", "back_to_queue"}
     assert slack.posted(CHANNEL, thread_ts=ts)[-1]["text"].endswith("claimed by Anna")
 
 

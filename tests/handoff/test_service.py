@@ -46,7 +46,9 @@ async def test_request_words_mid_form_hand_off_at_once_with_the_form_details(tmp
         assert engine.handled == ["Wo ist meine Bestellung?"]  # the request never reached the form
         [summary] = desk.summaries
         assert summary.reason == "requested"
-        assert summary.intent == "order_status"
+        assert summary.topic == "order_status"  # what the customer was doing with the bot
+        assert summary.intent == "human_handoff"  # the message that caused the handoff
+        assert summary.trigger_text == "Ich will sofort mit einem Mitarbeiter sprechen"
         assert summary.channel == "webchat"
         assert [e.data["text"] for e in summary.last_messages if e.type == "user"] == [
             "Wo ist meine Bestellung?", "Ich will sofort mit einem Mitarbeiter sprechen"]
@@ -342,7 +344,7 @@ async def test_outside_business_hours_the_customer_learns_when_people_are_back(t
         notice = texts(await customer.received())[-1]
         assert "nicht erreichbar" in notice and "am Montag um 08:00 Uhr" in notice
         [summary] = desk.summaries  # queued with everything captured
-        assert summary.reason == "requested" and summary.intent == "order_status"
+        assert summary.reason == "requested" and summary.topic == "order_status"
         conversation = await conversation_of(farm, customer)
         assert conversation.status is ConversationStatus.WAITING
         [handoff] = await events_of(farm, conversation.id, "handoff")

@@ -126,7 +126,9 @@ async def test_conversation_view_has_summary_and_masked_transcript_with_channels
         assert await login(http, farm.url, "ben") == 200
         async with http.get(f"{farm.url}/desk/api/conversations/{conversation_id}") as response:
             view = await response.json()
-        assert view["summary"]["reason"] == "requested" and view["summary"]["intent"] == "order_status"
+        assert view["summary"]["reason"] == "requested" and view["summary"]["topic"] == "order_status"
+        assert view["summary"]["intent"] == "human_handoff"
+        assert view["summary"]["trigger_text"] == "Mitarbeiter bitte, Karte •••• •••• •••• 1111"
         customer_lines = [m for m in view["transcript"] if m["role"] == "customer"]
         assert [m["channel"] for m in customer_lines] == ["webchat", "webchat"]
         assert "4111 1111 1111 1111" not in json.dumps(view)

@@ -59,7 +59,7 @@ async def test_customer_asks_for_a_person_mid_form_and_is_served_by_a_named_agen
         assert conversation.handoff_reason == "requested"
 
         [summary] = recording.summaries
-        assert summary.reason == "requested" and summary.intent == "order_status"
+        assert summary.reason == "requested" and summary.topic == "order_status"
         assert summary.channel == "webchat" and summary.conversation.language == "de"
         assert [e.data["text"] for e in summary.last_messages if e.type == "user"][-2:] == [
             "Wo ist meine Bestellung?", "Ich möchte lieber mit einem Mitarbeiter sprechen"]

@@ -9,6 +9,7 @@
   let selected = null;
   let current = null;
   let stream = null;
+  let notePrefix = "!";
 
   function el(tag, cls, text) {
     const node = document.createElement(tag);
@@ -75,14 +76,42 @@
     return minutes < 1 ? "just now" : minutes + " min";
   }
 
+  function waited(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    const minutes = Math.floor(seconds / 60);
+    return minutes < 1 ? "just now" : minutes < 60 ? minutes + " min" : Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+
+  function clock(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    const today = new Date().toDateString() === d.toDateString();
+    const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return today ? time : d.toLocaleDateString([], { day: "2-digit", month: "2-digit", year: "numeric" }) + " " + time;
+  }
+
+  function chips(c) {
+    const box = el("span", "chips");
+    if (c.status === "waiting" && c.priority_label) {
+      const chip = el("span", "chip prio-" + c.priority_label, c.priority_label + " " + c.priority);
+      chip.title = "Priority from frustration and waiting time";
+      box.append(chip);
+    }
+    if (c.open_now === false) box.append(el("span", "chip after-hours", "after hours" + (c.back_at ? " · opens " + clock(c.back_at) : "")));
+    return box;
+  }
+
   function queueItem(c) {
     const li = el("li");
     const button = el("button");
     button.type = "button";
     button.dataset.id = c.id;
     button.setAttribute("aria-current", String(c.id === selected));
-    button.append(el("span", "q-name", c.customer));
-    const meta = [CHANNELS[c.channel] || c.channel, c.bot, c.reason, c.status === "agent" ? (c.assigned_name || "") : since(c.since)];
+    const head = el("span", "q-head");
+    head.append(el("span", "q-name", c.customer), chips(c));
+    button.append(head);
+    const meta = [CHANNELS[c.channel] || c.channel, c.language, c.bot, c.reason, c.intent,
+      c.status === "agent" ? (c.assigned_name || "") : waited(c.waited_seconds)];
     button.append(el("span", "q-meta", meta.filter(Boolean).join(" · ")));
     if (c.last_text) button.append(el("span", "q-last", c.last_text));
     button.addEventListener("click", () => select(c.id));
@@ -93,13 +122,59 @@
   async function refreshQueue() {
     if (!me) return;
     const data = await api("GET", "queue");
-    const waiting = data.conversations.filter((c) => c.status === "waiting");
+    const byArrival = (a, b) => String(a.since || "").localeCompare(String(b.since || ""));
+    const order = $("queue-sort").value === "priority"
+      ? (a, b) => (b.priority - a.priority) || byArrival(a, b) : byArrival;
+    const waiting = data.conversations.filter((c) => c.status === "waiting").sort(order);
     const withAgent = data.conversations.filter((c) => c.status === "agent");
     $("queue-waiting").replaceChildren(...waiting.map(queueItem));
     $("queue-agent").replaceChildren(...withAgent.map(queueItem));
     $("count-waiting").textContent = String(waiting.length);
     $("count-agent").textContent = String(withAgent.length);
   }
+
+  // -- history and search ----------------------------------------------------------------
+  function stars(ratings) {
+    return ratings && ratings.length ? "rated " + ratings.map((r) => r + "/5").join(", ") : "";
+  }
+
+  function hitItem(h) {
+    const li = el("li");
+    const button = el("button");
+    button.type = "button";
+    button.dataset.id = h.id;
+    button.setAttribute("aria-current", String(h.id === selected));
+    const head = el("span", "q-head");
+    head.append(el("span", "q-name", h.customer));
+    head.append(el("span", "chip status-" + h.status, { waiting: "waiting", agent: "with agent", bot: "with bot", closed: "closed" }[h.status] || h.status));
+    if (h.ratings.length) head.append(el("span", "chip rating", stars(h.ratings)));
+    button.append(head);
+    const meta = [h.channels.map((x) => CHANNELS[x] || x).join(", "), h.bot, h.agents.join(", "), clock(h.last_at)];
+    button.append(el("span", "q-meta", meta.filter(Boolean).join(" · ")));
+    if (h.snippet) button.append(el("span", "q-last", h.snippet));
+    button.addEventListener("click", () => select(h.id));
+    li.append(button);
+    return li;
+  }
+
+  async function runSearch() {
+    const params = new URLSearchParams();
+    [["text", "search-text"], ["agent", "search-agent"], ["channel", "search-channel"], ["rating", "search-rating"],
+      ["since", "search-since"], ["until", "search-until"]].forEach(([key, id]) => {
+      const value = $(id).value.trim();
+      if (value) params.set(key, value);
+    });
+    $("search-info").textContent = "Searching…";
+    try {
+      const data = await api("GET", "history?" + params.toString());
+      $("search-results").replaceChildren(...data.results.map(hitItem));
+      $("search-info").textContent = data.results.length + (data.results.length === 1 ? " conversation" : " conversations") + " found";
+    } catch (err) {
+      $("search-info").textContent = err.message;
+    }
+  }
+
+  $("search-form").addEventListener("submit", (event) => { event.preventDefault(); runSearch(); });
 
   // -- dead letters (messages whose turn failed for good) ---------------------------------
   function deadLetterItem(d) {
@@ -137,8 +212,9 @@
 
   // -- one conversation ----------------------------------------------------------------
   async function select(id) {
+    if (id !== selected) closeConfirm();
     selected = id;
-    document.querySelectorAll(".queue button").forEach((b) => b.setAttribute("aria-current", String(b.dataset.id === id)));
+    document.querySelectorAll(".queue button[data-id]").forEach((b) => b.setAttribute("aria-current", String(b.dataset.id === id)));
     showError($("action-error"), "");
     await refreshConversation();
   }
@@ -156,14 +232,15 @@
 
   function entry(m) {
     const li = el("li", "entry " + m.role);
-    const who = m.role === "customer" ? "Customer" : m.role === "agent" ? (m.author || "Agent")
+    const who = m.role === "customer" ? (current ? current.customer : "Customer") : m.role === "agent" ? (m.author || "Agent")
       : m.role === "note" ? "Internal note · " + (m.author || "Agent") : m.role === "bot" ? "Bot"
       : m.role === "system" ? "System" : null;
-    if (who) {
-      const label = el("span", "who", who);
-      if (m.channel && m.role !== "note") label.append(el("span", "chan", CHANNELS[m.channel] || m.channel));
-      li.append(label);
-    }
+    const label = el("span", "who", who || "");
+    if (who && m.channel && m.role !== "note") label.append(el("span", "chan", CHANNELS[m.channel] || m.channel));
+    const time = el("time", "ts", clock(m.ts));
+    time.dateTime = m.ts;
+    label.append(time);
+    li.append(label);
     li.append(document.createTextNode(m.text));
     if (m.buttons && m.buttons.length) li.append(el("span", "who", "[" + m.buttons.join("] [") + "]"));
     return li;
@@ -171,7 +248,7 @@
 
   function render(data) {
     const c = data.conversation, s = data.summary;
-    current = c;
+    current = c;  // before the entries: they show the customer's name
     $("empty").hidden = true;
     $("conversation").hidden = false;
     $("conv-customer").textContent = c.customer;
@@ -185,9 +262,16 @@
     fact(facts, "Language", s.language);
     fact(facts, "Bot", c.bot);
     fact(facts, "Reason", s.reason);
-    fact(facts, "Topic", s.intent);
+    fact(facts, "Intent", s.intent);
+    fact(facts, "Asked with", s.trigger_text);
+    if (s.topic && s.topic !== s.intent) fact(facts, "Earlier topic", s.topic);
     fact(facts, "Sentiment", sentiment(s.sentiment));
+    fact(facts, "Handed off", clock(s.since));
+    if (c.status === "waiting") fact(facts, "Waiting", waited(s.waited_seconds));
+    if (c.status === "waiting") fact(facts, "Priority", s.priority_label + " (" + s.priority + ")");
+    if (s.open_now === false) fact(facts, "Hours", "arrived after hours: queued until opening" + (s.back_at ? " (" + clock(s.back_at) + ")" : ""));
     fact(facts, "Helped before by", s.previous_agent);
+    fact(facts, "Rating", stars(c.ratings));
     const slots = $("summary-slots");
     slots.replaceChildren();
     Object.entries(s.slots || {}).forEach(([k, v]) => fact(slots, k, v));
@@ -200,8 +284,21 @@
     $("btn-claim").hidden = !(c.status === "waiting" || (c.status === "agent" && !mine));
     $("btn-claim").disabled = c.status !== "waiting";
     $("btn-back").disabled = !handedOff;
+    renderCanned(data.canned || [], c.id);
+    $("btn-transfer").disabled = !(c.status === "waiting" || mine);
+    if ($("btn-transfer").disabled) closeTransfer();
+    const options = [el("option", null, "The queue (any agent)")];
+    options[0].value = "";
+    (data.colleagues || []).forEach((a) => { const o = el("option", null, a.name); o.value = a.id; options.push(o); });
+    const chosen = $("transfer-to").value;
+    $("transfer-to").replaceChildren(...options);
+    $("transfer-to").value = options.some((o) => o.value === chosen) ? chosen : "";
     $("btn-close").disabled = !handedOff;
     $("btn-reply").disabled = !(c.status === "waiting" || mine);
+    // A closed conversation (or one back with the bot) is read-only history: no actions, no reply box.
+    document.querySelector("#conversation .conv-head .actions").hidden = !handedOff;
+    $("composer").hidden = !handedOff;
+    if (!handedOff) closeConfirm();
   }
 
   async function refreshConversation() {
@@ -214,21 +311,86 @@
     }
   }
 
+  function isNote(text) { return text.trimStart().startsWith(notePrefix); }
+
+  function updateHint() {
+    const note = isNote($("composer-text").value);
+    $("composer-hint").hidden = !note;
+    $("btn-reply").textContent = note ? "Save as note" : "Send to customer";
+  }
+
   async function act(action, body) {
     if (!selected) return;
     showError($("action-error"), "");
     try {
+      // A text starting with the note prefix goes to "reply" like any other: the server stores it as a note.
       await api("POST", "conversations/" + encodeURIComponent(selected) + "/" + action, body);
-      if (body) $("composer-text").value = "";
+      if (body && action !== "transfer") { $("composer-text").value = ""; updateHint(); }
     } catch (err) {
       showError($("action-error"), err.message);
     }
     await Promise.all([refreshConversation(), refreshQueue()]);
   }
 
+  let cannedFor = null;
+  let cannedTexts = [];
+  function renderCanned(items, id) {
+    $("canned-wrap").hidden = !items.length;
+    const key = id + JSON.stringify(items);
+    if (cannedFor === key) return;  // keep the control stable while the agent uses it
+    cannedFor = key;
+    cannedTexts = items.map((i) => i.text);
+    const first = el("option", null, "Insert…");
+    first.value = "";
+    $("canned").replaceChildren(first, ...items.map((item, n) => { const o = el("option", null, item.title); o.value = String(n); return o; }));
+  }
+
+  function insertCanned(text) {
+    const box = $("composer-text");
+    const start = box.selectionStart ?? box.value.length, end = box.selectionEnd ?? box.value.length;
+    box.value = box.value.slice(0, start) + text + box.value.slice(end);
+    box.focus();
+    box.setSelectionRange(start + text.length, start + text.length);
+    updateHint();
+  }
+
+  $("canned").addEventListener("change", () => {
+    const n = $("canned").value;
+    if (n !== "") insertCanned(cannedTexts[Number(n)]);
+    $("canned").value = "";
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.altKey && (event.key === "c" || event.key === "C" || event.code === "KeyC") && !$("canned-wrap").hidden) {
+      event.preventDefault();
+      $("canned").focus();
+    }
+  });
+
+  function closeTransfer() {
+    $("transfer-form").hidden = true;
+    $("btn-transfer").setAttribute("aria-expanded", "false");
+  }
+  $("btn-transfer").addEventListener("click", () => {
+    const open = $("transfer-form").hidden;
+    $("transfer-form").hidden = !open;
+    $("btn-transfer").setAttribute("aria-expanded", String(open));
+    if (open) $("transfer-to").focus();
+  });
+  $("btn-transfer-cancel").addEventListener("click", closeTransfer);
+  $("transfer-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const to = $("transfer-to").value || null;
+    await act("transfer", { to, note: $("transfer-note").value.trim() });
+    if ($("action-error").hidden) { $("transfer-note").value = ""; closeTransfer(); }
+  });
+  $("queue-sort").addEventListener("change", () => refreshQueue().catch(() => {}));
   $("btn-claim").addEventListener("click", () => act("claim"));
   $("btn-back").addEventListener("click", () => act("back"));
-  $("btn-close").addEventListener("click", () => act("close"));
+  function closeConfirm() { $("close-confirm").hidden = true; }
+  $("btn-close").addEventListener("click", () => { $("close-confirm").hidden = false; $("btn-close-no").focus(); });
+  $("btn-close-no").addEventListener("click", () => { closeConfirm(); $("btn-close").focus(); });
+  $("btn-close-yes").addEventListener("click", async () => { closeConfirm(); await act("close"); });
+  $("close-confirm").addEventListener("keydown", (event) => { if (event.key === "Escape") { closeConfirm(); $("btn-close").focus(); } });
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = $("composer-text").value.trim();
@@ -238,8 +400,12 @@
     const text = $("composer-text").value.trim();
     if (text) act("note", { text });
   });
+  $("composer-text").addEventListener("input", updateHint);
   $("composer-text").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); $("btn-reply").click(); }
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      (event.shiftKey ? $("btn-note") : $("btn-reply")).click();
+    }
   });
 
   // -- live updates --------------------------------------------------------------------
@@ -263,5 +429,5 @@
     if (me) { refreshQueue().catch(() => {}); refreshDeadLetters().catch(() => {}); refreshConversation(); }
   }, 20000);
 
-  api("GET", "me").then((data) => showApp(data.agent)).catch(() => showLogin());
+  api("GET", "me").then((data) => { if (data.note_prefix) notePrefix = data.note_prefix; return showApp(data.agent); }).catch(() => showLogin());
 })();
