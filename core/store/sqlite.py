@@ -1,25 +1,8 @@
 """The embedded default store: one SQLite file in WAL mode.
 
-Every unit of work is one plain function of a `sqlite3.Connection`; units never
-interleave, so each is atomic without an asyncio lock. Units submitted within two
-event-loop iterations, or while a batch runs, go together (group commit): one
-``BEGIN IMMEDIATE ... COMMIT`` for the batch, a savepoint per writing unit, and
-results handed out only after the COMMIT.
-
-Where a batch runs:
-
-- **On the event loop**, the hot path (ingest, turns, outbox). These units are
-  indexed look-ups and small writes; in WAL mode with ``synchronous=NORMAL`` a COMMIT
-  does not wait for the disk, so a batch takes tens of microseconds, less than
-  handing it to a thread and back. Running them inline also spares the GIL
-  hand-offs between the loop and a worker thread that stretched every store call
-  under load (``bench/``: p50 at half of peak 9.5 ms -> 1.7 ms).
-- **On the store's worker thread**: bulk units (export, forget, purge, merges,
-  counts over whole tables), set-up, and any batch that finds the write lock taken
-  by another process (``switchboard forget`` from a shell): there it waits up to
-  ``busy_timeout`` while the loop keeps serving. Inline batches never wait for a lock.
-- **Checkpoints** (the only ``fsync`` in WAL mode) run on a second connection in a
-  background thread every ``checkpoint_interval`` seconds, never inside a commit.
+Every method is one unit of work (a plain function of a `sqlite3.Connection`) run by
+`SQLiteEngine` (``core/store/sqlite_engine.py``): group commit, savepoints, the worker
+thread for bulk units and lock waits, checkpoints. This module holds the SQL.
 
 A farm on SQLite is one process (use MongoDB to scale out). The store that holds
 the file's OS lock is that process: it keeps the named leases (turns, pollers) in
@@ -30,10 +13,6 @@ file refuses to start (`serve_check`). Other openers (``switchboard export``,
 
 from __future__ import annotations
 
-import asyncio
-import enum
-import fcntl
-import functools
 import itertools
 import json
 import sqlite3
@@ -41,11 +20,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any
 
 import orjson
 import structlog
@@ -80,9 +57,9 @@ from core.store.base import (
     receipt_key,
 )
 from core.store.migrations import MIGRATIONS
+from core.store.sqlite_engine import SQLiteEngine
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 
 def _dumps(value: Any) -> str:
@@ -119,82 +96,30 @@ class SQLiteStore(Store):
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, checkpoint_interval: float = 0.1) -> None:
         self.path = str(path)
-        self.busy_timeout = busy_timeout  # seconds to wait for another process's write lock
-        # Seconds between WAL checkpoints (skipped when nothing was written). Short, so each
-        # one is small: a checkpoint of a second's writes under load stalled commits for
-        # ~25 ms (its fsync), one of 0.1 s's is unnoticeable (bench: p99 27 ms -> 5 ms).
-        self.checkpoint_interval = checkpoint_interval
-        self._db: sqlite3.Connection | None = None
-        self._thread: ThreadPoolExecutor | None = None  # one thread: bulk units and lock waits
-        # Group commit: units submitted while a batch is being run wait here and then
-        # run together in one transaction (see `_submit`).
-        self._queue: list[_Unit] = []
-        self._busy = False
-        self._in_thread: asyncio.Future[Any] | None = None  # the batch on the worker thread
-        self._commits = 0  # write batches since the last checkpoint
-        self._checkpointer: asyncio.Task[None] | None = None
-        self._checkpoint_db: sqlite3.Connection | None = None
-        self._checkpointing: asyncio.Future[None] | None = None
-        self._checkpoint_lock = asyncio.Lock()
-        self._lock_file: IO[bytes] | None = None
+        # Connection, group commit, worker thread, checkpoints and the file's OS lock.
+        self._engine = SQLiteEngine(self.path, busy_timeout=busy_timeout, checkpoint_interval=checkpoint_interval)
         # The named leases, in memory when this store is its file's only farm process
         # (`serve_check`); None: in the leases table, shared with whoever else opened it.
         self._leases: _MemoryLeases | None = None
 
     # -- plumbing ------------------------------------------------------------------
+    @property
+    def _db(self) -> sqlite3.Connection | None:
+        """The engine's connection while open (tests reach the file through it)."""
+        return self._engine.db
+
     async def open(self) -> None:
-        if self._db is not None:
+        if self._engine.is_open:
             return
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        loop = asyncio.get_running_loop()
-        try:
-            # Used from the loop and from the worker thread, never from both at once
-            # (`_busy`), hence check_same_thread=False.
-            db = await loop.run_in_executor(thread, functools.partial(
-                sqlite3.connect, self.path, isolation_level=None, check_same_thread=False))
-            db.row_factory = sqlite3.Row
-            await loop.run_in_executor(thread, self._configure, db)
-            version = await loop.run_in_executor(thread, self._migrate, db)
-        except sqlite3.Error as exc:
-            thread.shutdown(wait=False)
-            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
-        self._db, self._thread = db, thread
-        owns_file = self._take_process_lock()
+        version = await self._engine.open(MIGRATIONS)
+        owns_file = self._engine.owns_file
         if owns_file:
-            cleared = await self._direct(self._clear_stale_leases)
+            cleared = await self._engine.direct(self._clear_stale_leases)
             if cleared:
                 log.info("store.stale_leases_cleared", count=cleared)
         if owns_file or self.path == ":memory:":
             self._leases = _MemoryLeases()
-        if self.path != ":memory:" and self.checkpoint_interval > 0:
-            self._checkpoint_db = await loop.run_in_executor(thread, functools.partial(
-                sqlite3.connect, self.path, isolation_level=None, check_same_thread=False))
-            self._checkpointer = loop.create_task(self._checkpoints(self._checkpoint_db))
         log.info("store.opened", kind="sqlite", path=self.path, schema_version=version)
-
-    def _take_process_lock(self) -> bool:
-        """True if no other process has this file open as a store (an OS lock; freed when a process dies).
-
-        A farm on SQLite is one process. The process that holds the lock knows that every
-        lease in the file (turns, outbox, pollers) belongs to a process that is gone, e.g.
-        one killed with SIGKILL, so it can take the work over at once instead of waiting
-        for the leases to expire. A second opener (``switchboard export``) does not clear.
-        """
-        if self.path == ":memory:" or self.path.startswith("file:"):
-            return False
-        try:
-            handle = open(f"{self.path}.lock", "wb")  # noqa: SIM115 - held until close()
-        except OSError:
-            return False
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            return False
-        self._lock_file = handle
-        return True
 
     @staticmethod
     def _clear_stale_leases(db: sqlite3.Connection) -> int:
@@ -210,65 +135,8 @@ class SQLiteStore(Store):
         db.execute("COMMIT")
         return int(leases + outbox)
 
-    @staticmethod
-    def _configure(db: sqlite3.Connection) -> None:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        # Inline batches never wait for a lock (a batch that finds it taken moves to the
-        # worker thread, which waits busy_timeout); checkpoints are the checkpointer's job.
-        db.execute("PRAGMA busy_timeout=0")
-        db.execute("PRAGMA wal_autocheckpoint=0")
-        # Erased personal data is overwritten on disk, not just unlinked (GDPR forget).
-        db.execute("PRAGMA secure_delete=ON")
-
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> int:
-        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        current = row[0] or 0
-        for version, script in MIGRATIONS:
-            if version <= current:
-                continue
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in script:
-                    db.execute(statement)
-                db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            current = version
-        return int(current)
-
     async def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            await asyncio.gather(self._checkpointer, return_exceptions=True)
-            self._checkpointer = None
-        if self._checkpointing is not None:  # the thread may still be using the connection
-            await asyncio.gather(self._checkpointing, return_exceptions=True)
-            self._checkpointing = None
-        if self._db is not None:
-            db, self._db = self._db, None
-            queued, self._queue = self._queue, []
-            for unit in queued:
-                if not unit.future.done():
-                    unit.future.set_exception(StoreUnavailable("store closed"))
-            if self._in_thread is not None:  # let the batch on the worker thread finish
-                await asyncio.gather(self._in_thread, return_exceptions=True)
-            thread, self._thread = self._thread, None
-            assert thread is not None
-            loop = asyncio.get_running_loop()
-            if self._checkpoint_db is not None:
-                await loop.run_in_executor(thread, self._checkpoint_db.close)
-                self._checkpoint_db = None
-            await loop.run_in_executor(thread, db.close)
-            thread.shutdown(wait=True)
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        await self._engine.close()
         self._leases = None
 
     def serve_check(self) -> None:
@@ -289,140 +157,7 @@ class SQLiteStore(Store):
     async def ping(self) -> None:
         # Ready means able to take writes: an empty write transaction, which waits for
         # (and fails on) a write lock another process holds, as an ingest would.
-        await self._tx(lambda db: None)
-
-    async def _checkpoints(self, conn: sqlite3.Connection) -> None:
-        """Copy the WAL into the database file now and then, on a second connection.
-
-        ``PASSIVE`` never blocks the writer; it is the only step that waits for the disk
-        (fsync), so it runs on the worker thread, off the event loop and out of every
-        commit. ``conn`` is the store's; `close` closes it once no checkpoint runs.
-        """
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.checkpoint_interval)
-            if not self._commits or self._thread is None:
-                continue
-            self._commits = 0
-            async with self._checkpoint_lock:
-                self._checkpointing = loop.run_in_executor(self._thread, _checkpoint, conn)
-                try:
-                    await asyncio.shield(self._checkpointing)  # a cancelled task leaves it to close()
-                except sqlite3.Error as exc:
-                    log.warning("store.checkpoint_failed", error=str(exc))
-
-    async def _direct(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` alone on the worker thread, outside any batch transaction (it manages its own)."""
-        result: T = await self._submit(fn, write=False, where=_Where.DIRECT)
-        return result
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, bulk: bool = False) -> T:
-        """Run read-only ``fn`` (batched with whatever else is queued); ``bulk``: on the worker thread."""
-        result: T = await self._submit(fn, write=False, where=_Where.THREAD if bulk else _Where.LOOP)
-        return result
-
-    async def _tx(self, fn: Callable[[sqlite3.Connection], T], *, bulk: bool = False) -> T:
-        """Run ``fn`` atomically: all of it is committed before this returns, or none of it."""
-        result: T = await self._submit(fn, write=True, where=_Where.THREAD if bulk else _Where.LOOP)
-        return result
-
-    def _submit(self, fn: Callable[[sqlite3.Connection], Any], *, write: bool, where: _Where) -> asyncio.Future[Any]:
-        """Queue a unit; units queued together run as one batch, in submission order.
-
-        A batch is, if any unit writes, one ``BEGIN IMMEDIATE ... COMMIT`` with a savepoint
-        per writing unit: a unit that raises is rolled back alone, and every unit's result
-        is handed out only after the COMMIT, so an acknowledged write is durable.
-        """
-        if self._db is None:
-            raise StoreUnavailable("store is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append(_Unit(fn, write, future, where))
-        if not self._busy:
-            self._busy = True
-            # Run the batch in the loop iteration after next: units submitted by this
-            # iteration's callbacks and by the next one's join it, so under load more
-            # units share a COMMIT (bench: about 3% more messages/s, p99 unchanged).
-            loop.call_soon(loop.call_soon, self._dispatch)
-        return future
-
-    def _dispatch(self) -> None:
-        db = self._db
-        if not self._queue or db is None:
-            self._busy = False
-            queued, self._queue = self._queue, []
-            for unit in queued:
-                if not unit.future.done():
-                    unit.future.set_exception(StoreUnavailable("store is not open"))
-            return
-        head = self._queue[0]
-        if head.where is _Where.LOOP:
-            # The leading run of hot units, at most MAX_INLINE_BATCH: the loop is not held longer.
-            count = 1
-            while count < min(len(self._queue), MAX_INLINE_BATCH) and self._queue[count].where is _Where.LOOP:
-                count += 1
-            batch, self._queue = self._queue[:count], self._queue[count:]
-            try:
-                outcomes = _run_batch(db, batch, inline=True)
-            except _LockTaken:
-                self._on_thread(db, batch)  # wait for the other process's lock off the loop
-                return
-            except BaseException as exc:  # noqa: BLE001 - handed to every caller
-                self._complete(batch, exc)
-                return
-            self._complete(batch, outcomes)
-            return
-        self._queue.pop(0)
-        self._on_thread(db, [head])
-
-    def _on_thread(self, db: sqlite3.Connection, batch: list[_Unit]) -> None:
-        busy_ms = int(self.busy_timeout * 1000)
-        direct = batch[0].where is _Where.DIRECT
-
-        def work() -> list[tuple[bool, Any]] | BaseException:
-            try:
-                db.execute(f"PRAGMA busy_timeout={busy_ms}")
-                try:
-                    if direct:
-                        try:
-                            return [(True, batch[0].fn(db))]
-                        except Exception as exc:  # noqa: BLE001 - handed to the caller
-                            return [(False, _error(exc))]
-                    return _run_batch(db, batch, inline=False)
-                finally:
-                    db.execute("PRAGMA busy_timeout=0")
-            except BaseException as exc:  # noqa: BLE001 - handed to every caller
-                return exc
-
-        assert self._thread is not None
-        self._in_thread = asyncio.get_running_loop().run_in_executor(self._thread, work)
-
-        def done(future: asyncio.Future[list[tuple[bool, Any]] | BaseException]) -> None:
-            self._in_thread = None
-            self._complete(batch, future.exception() or future.result())
-
-        self._in_thread.add_done_callback(done)
-
-    def _complete(self, batch: list[_Unit], outcomes: list[tuple[bool, Any]] | BaseException) -> None:
-        if isinstance(outcomes, BaseException):
-            error = outcomes if isinstance(outcomes, StoreUnavailable) else StoreUnavailable(
-                f"{type(outcomes).__name__}: {outcomes}")
-            outcomes = [(False, error)] * len(batch)
-        if any(unit.write for unit in batch):
-            self._commits += 1
-        for unit, (ok, value) in zip(batch, outcomes, strict=True):
-            if unit.future.done():  # the caller was cancelled; the unit ran anyway
-                continue
-            if ok:
-                unit.future.set_result(value)
-            else:
-                unit.future.set_exception(value)
-        # The next batch: what queued meanwhile, after the callbacks just scheduled have run
-        # (they often submit the next unit, which then joins it), or idle.
-        if self._queue:
-            asyncio.get_running_loop().call_soon(self._dispatch)
-        else:
-            self._busy = False
+        await self._engine.tx(lambda db: None)
 
     # -- row mapping -----------------------------------------------------------------
     @staticmethod
@@ -527,14 +262,14 @@ class SQLiteStore(Store):
             contact_id = self._resolve_contact(db, bot, identity, display_name)
             return self._contact(db, db.execute("SELECT * FROM contacts WHERE id=?", (contact_id,)).fetchone())
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     async def get_contact(self, contact_id: str) -> Contact | None:
         def unit(db: sqlite3.Connection) -> Contact | None:
             row = db.execute("SELECT * FROM contacts WHERE id=?", (contact_id,)).fetchone()
             return self._contact(db, row) if row else None
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     async def save_contact(self, contact: Contact) -> None:
         def unit(db: sqlite3.Connection) -> None:
@@ -557,7 +292,7 @@ class SQLiteStore(Store):
                 [(contact.bot, i.channel, i.channel_user_id, i.chat_id, contact.id) for i in contact.identities],
             )
 
-        await self._tx(unit)
+        await self._engine.tx(unit)
 
     async def find_contacts(
         self, bot: str, *, phone: str | None = None, identity: Identity | None = None
@@ -578,7 +313,7 @@ class SQLiteStore(Store):
                 self._contact(db, db.execute("SELECT * FROM contacts WHERE id=?", (i,)).fetchone()) for i in unique
             ]
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     async def merge_contacts(self, keep_id: str, drop_id: str) -> Contact:
         def unit(db: sqlite3.Connection) -> Contact:
@@ -611,7 +346,7 @@ class SQLiteStore(Store):
             db.execute("DELETE FROM contacts WHERE id=?", (drop_id,))
             return self._contact(db, db.execute("SELECT * FROM contacts WHERE id=?", (keep_id,)).fetchone())
 
-        return await self._tx(unit, bulk=True)
+        return await self._engine.tx(unit, bulk=True)
 
     @staticmethod
     def _merge_transcripts(db: sqlite3.Connection, keep_conv: str, drop_conv: str) -> None:
@@ -651,14 +386,14 @@ class SQLiteStore(Store):
         def unit(db: sqlite3.Connection) -> Conversation:
             return self._conversation_for(db, bot, contact_id)
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         def unit(db: sqlite3.Connection) -> Conversation | None:
             row = db.execute("SELECT * FROM conversations WHERE id=?", (conversation_id,)).fetchone()
             return self._conversation(row) if row else None
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     async def find_conversation_by_thread(self, bot: str, desk_thread: str) -> Conversation | None:
         def unit(db: sqlite3.Connection) -> Conversation | None:
@@ -667,7 +402,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return self._conversation(row) if row else None
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     async def list_conversations(
         self,
@@ -688,7 +423,7 @@ class SQLiteStore(Store):
             args.append(limit)
             return [self._conversation(r) for r in db.execute(sql, args)]
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     @staticmethod
     def _save_conversation(db: sqlite3.Connection, c: Conversation, appended: int = 0) -> tuple[Conversation, int]:
@@ -707,7 +442,7 @@ class SQLiteStore(Store):
         return c.evolve(version=c.version + 1, updated_at=_from_ts(now)), int(row[0])
 
     async def save_conversation(self, conversation: Conversation) -> Conversation:
-        return await self._tx(lambda db: self._save_conversation(db, conversation)[0])
+        return await self._engine.tx(lambda db: self._save_conversation(db, conversation)[0])
 
     # -- inbox -----------------------------------------------------------------------
     @staticmethod
@@ -721,7 +456,7 @@ class SQLiteStore(Store):
 
     async def ingest(self, conversation_id: str, inbound: Inbound) -> bool:
         payload = _dumps(codec.inbound_to_dict(inbound))
-        return await self._tx(lambda db: self._ingest(db, conversation_id, inbound, payload))
+        return await self._engine.tx(lambda db: self._ingest(db, conversation_id, inbound, payload))
 
     async def accept_inbound(self, inbound: Inbound, *, phone: str | None = None) -> Accepted | None:
         payload = _dumps(codec.inbound_to_dict(inbound))
@@ -736,7 +471,7 @@ class SQLiteStore(Store):
             conversation_id = self._conversation_id_for(db, inbound.bot, contact_id)
             return Accepted(conversation_id, self._ingest(db, conversation_id, inbound, payload))
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     @staticmethod
     def _inbox_item(row: sqlite3.Row) -> InboxItem:
@@ -754,7 +489,7 @@ class SQLiteStore(Store):
             ).fetchall()
             return [self._inbox_item(r) for r in rows]
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     async def conversations_with_pending_inbox(self, limit: int = 100) -> list[str]:
         def unit(db: sqlite3.Connection) -> list[str]:
@@ -768,11 +503,11 @@ class SQLiteStore(Store):
             ).fetchall()
             return [r[0] for r in rows]
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     # -- failed turns and dead letters ----------------------------------------------------
     async def inbox_retry(self, item_id: int, not_before: datetime, error: str) -> bool:
-        return await self._tx(lambda db: db.execute(
+        return await self._engine.tx(lambda db: db.execute(
             "UPDATE inbox SET attempts=attempts+1, not_before=?, last_error=? WHERE id=? AND processed=0",
             (_ts(not_before), error[:500], item_id),
         ).rowcount == 1)
@@ -792,7 +527,7 @@ class SQLiteStore(Store):
             self._enqueue(db, outbound)
             return True
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     async def dead_letters(self, *, bot: str | None = None, limit: int = 100) -> list[DeadLetter]:
         def unit(db: sqlite3.Connection) -> list[DeadLetter]:
@@ -805,10 +540,10 @@ class SQLiteStore(Store):
             return [DeadLetter(self._inbox_item(r), r["bot"], r["last_error"] or "", _from_ts(r["dead_at"]))
                     for r in rows]
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     async def count_dead_letters(self) -> int:
-        return await self._run(
+        return await self._engine.run(
             lambda db: int(db.execute("SELECT COUNT(*) FROM inbox WHERE dead_at IS NOT NULL").fetchone()[0]))
 
     async def replay_dead_letter(self, item_id: int) -> str | None:
@@ -820,7 +555,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return str(row[0]) if row else None
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     async def drop_dead_letter(self, item_id: int) -> str | None:
         def unit(db: sqlite3.Connection) -> str | None:
@@ -830,7 +565,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return str(row[0]) if row else None
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     # -- turns and transcript --------------------------------------------------------
     @staticmethod
@@ -877,7 +612,7 @@ class SQLiteStore(Store):
         events: Sequence[Event] = (),
         outbound: Sequence[Outbound] = (),
     ) -> Conversation:
-        return await self._tx(lambda db: self._commit_turn(db, conversation, inbox_ids, events, outbound)[0])
+        return await self._engine.tx(lambda db: self._commit_turn(db, conversation, inbox_ids, events, outbound)[0])
 
     def _commit_turn(
         self,
@@ -934,7 +669,7 @@ class SQLiteStore(Store):
             return TurnState(item, conversation, contact, [self._event(r) for r in rows])
 
         # With the leases in memory the unit only reads: no write transaction for it.
-        return await (self._run(unit) if self._leases is not None else self._tx(unit))
+        return await (self._engine.run(unit) if self._leases is not None else self._engine.tx(unit))
 
     async def finish_turn(
         self,
@@ -959,7 +694,7 @@ class SQLiteStore(Store):
                 released = True
             return TurnCommit(saved, claimed, released, stored)
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     @staticmethod
     def _claim_head(db: sqlite3.Connection, first: Outbound, owner: str, lease_seconds: float) -> list[OutboxItem]:
@@ -983,7 +718,7 @@ class SQLiteStore(Store):
             self._enqueue(db, outbound)
             return stored
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     async def transcript(
         self, conversation_id: str, *, after_seq: int = 0, limit: int | None = None
@@ -1001,7 +736,7 @@ class SQLiteStore(Store):
                 ).fetchall()
             return [self._event(r) for r in rows]
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     # -- outbox ----------------------------------------------------------------------
     async def claim_outbox(self, owner: str, *, limit: int, lease_seconds: float) -> list[OutboxItem]:
@@ -1024,10 +759,10 @@ class SQLiteStore(Store):
             lease_until = _from_ts(until)
             return [self._outbox(r, token, lease_until) for r, token in zip(rows, tokens, strict=True)]
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
-        return await self._tx(lambda db: db.execute(
+        return await self._engine.tx(lambda db: db.execute(
             "UPDATE outbox SET lease_until=? WHERE id=? AND lease_token=? AND state='pending'",
             (_now() + lease_seconds, outbound_id, token),
         ).rowcount == 1)
@@ -1040,7 +775,7 @@ class SQLiteStore(Store):
         return lambda db: bool(db.execute(sql, args).rowcount == 1)
 
     async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
-        return await self._tx(self._fenced(
+        return await self._engine.tx(self._fenced(
             "UPDATE outbox SET state='sent', platform_message_id=?, lease_owner=NULL, lease_until=NULL,"
             " lease_token=NULL, attempts=attempts+1, sent_at=? WHERE id=?",
             (platform_message_id, _now(), outbound_id), token))
@@ -1048,13 +783,13 @@ class SQLiteStore(Store):
     async def outbox_retry(
         self, outbound_id: str, not_before: datetime, error: str, *, token: str | None = None
     ) -> bool:
-        return await self._tx(self._fenced(
+        return await self._engine.tx(self._fenced(
             "UPDATE outbox SET not_before=?, last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL,"
             " lease_token=NULL WHERE id=? AND state='pending'",
             (_ts(not_before), error[:500], outbound_id), token))
 
     async def outbox_failed(self, outbound_id: str, error: str, *, token: str | None = None) -> bool:
-        return await self._tx(self._fenced(
+        return await self._engine.tx(self._fenced(
             "UPDATE outbox SET state='failed', last_error=?, attempts=attempts+1, lease_owner=NULL, lease_until=NULL,"
             " lease_token=NULL WHERE id=?",
             (error[:500], outbound_id), token))
@@ -1064,7 +799,7 @@ class SQLiteStore(Store):
             row = db.execute("SELECT * FROM outbox WHERE id=?", (outbound_id,)).fetchone()
             return self._outbox(row) if row else None
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     async def outbox_counts(self) -> dict[OutboxState, int]:
         def unit(db: sqlite3.Connection) -> dict[OutboxState, int]:
@@ -1073,7 +808,7 @@ class SQLiteStore(Store):
                 counts[OutboxState(row[0])] = row[1]
             return counts
 
-        return await self._run(unit, bulk=True)
+        return await self._engine.run(unit, bulk=True)
 
     async def find_by_platform_message(self, channel: str, platform_message_id: str) -> OutboxItem | None:
         def unit(db: sqlite3.Connection) -> OutboxItem | None:
@@ -1082,7 +817,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return self._outbox(row) if row else None
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     @staticmethod
     def _remember(db: sqlite3.Connection, key: str, ttl_seconds: float) -> bool:
@@ -1119,7 +854,7 @@ class SQLiteStore(Store):
             self._remember(db, key, RECEIPT_TTL_SECONDS)  # last: in the same transaction as the record
             return outcome
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     async def apply_parked_receipts(self, limit: int = 100) -> int:
         def unit(db: sqlite3.Connection) -> int:
@@ -1131,7 +866,7 @@ class SQLiteStore(Store):
                     recorded += 1
             return recorded
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     # -- coordination ------------------------------------------------------------------
     @staticmethod
@@ -1161,7 +896,7 @@ class SQLiteStore(Store):
             if self._db is None:
                 raise StoreUnavailable("store is not open")
             return self._leases.acquire(name, owner, ttl_seconds)
-        return await self._tx(lambda db: self._acquire_lease_row(db, name, owner, ttl_seconds))
+        return await self._engine.tx(lambda db: self._acquire_lease_row(db, name, owner, ttl_seconds))
 
     async def release_lease(self, name: str, owner: str) -> None:
         if self._leases is not None:
@@ -1169,7 +904,7 @@ class SQLiteStore(Store):
                 raise StoreUnavailable("store is not open")
             self._leases.release(name, owner)
             return
-        await self._tx(lambda db: self._drop_lease(db, name, owner))
+        await self._engine.tx(lambda db: self._drop_lease(db, name, owner))
 
     async def remember(self, key: str, ttl_seconds: float) -> bool:
         def unit(db: sqlite3.Connection) -> bool:
@@ -1181,7 +916,7 @@ class SQLiteStore(Store):
             )
             return cursor.rowcount == 1
 
-        return await self._tx(unit)
+        return await self._engine.tx(unit)
 
     async def kv_get(self, key: str) -> Any | None:
         def unit(db: sqlite3.Connection) -> Any | None:
@@ -1190,19 +925,19 @@ class SQLiteStore(Store):
             ).fetchone()
             return json.loads(row[0]) if row else None
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
         expires = _now() + ttl_seconds if ttl_seconds is not None else None
         encoded = json.dumps(value)
-        await self._tx(lambda db: db.execute(
+        await self._engine.tx(lambda db: db.execute(
             "INSERT INTO kv (key, value, expires_at) VALUES (?,?,?)"
             " ON CONFLICT(key) DO UPDATE SET value=excluded.value, expires_at=excluded.expires_at",
             (key, encoded, expires),
         ))
 
     async def kv_delete(self, key: str) -> None:
-        await self._tx(lambda db: db.execute("DELETE FROM kv WHERE key=?", (key,)))
+        await self._engine.tx(lambda db: db.execute("DELETE FROM kv WHERE key=?", (key,)))
 
     # -- privacy ------------------------------------------------------------------------
     async def export_contact(self, contact_id: str) -> dict[str, Any]:
@@ -1230,7 +965,7 @@ class SQLiteStore(Store):
                 })
             return {"contact": codec.contact_to_dict(contact), "conversations": conversations}
 
-        return await self._run(unit, bulk=True)
+        return await self._engine.run(unit, bulk=True)
 
     async def forget_contact(self, contact_id: str) -> None:
         def unit(db: sqlite3.Connection) -> None:
@@ -1262,20 +997,10 @@ class SQLiteStore(Store):
                     (conv_id,),
                 )
 
-        await self._tx(unit, bulk=True)
+        await self._engine.tx(unit, bulk=True)
         # Push the overwritten pages out of the WAL into the main file and truncate the WAL,
         # so no copy of the erased text stays on disk.
-        await self._truncate_wal()
-
-    async def _truncate_wal(self) -> None:
-        """Checkpoint everything and truncate the WAL file (old frames would survive a mere reset)."""
-        async with self._checkpoint_lock:  # one checkpoint at a time, or this one fails at once
-            for _ in range(50):
-                busy = await self._direct(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
-                if not busy:
-                    return
-                await asyncio.sleep(0.02)  # a reader of another process still needs the old frames
-        raise StoreUnavailable("could not truncate the write-ahead log: it is still in use")
+        await self._engine.truncate_wal()
 
     async def purge_transcripts(self, bot: str, older_than: datetime) -> int:
         def unit(db: sqlite3.Connection) -> int:
@@ -1296,11 +1021,11 @@ class SQLiteStore(Store):
                 (cutoff, bot),
             ).rowcount
 
-        return await self._tx(unit, bulk=True)
+        return await self._engine.tx(unit, bulk=True)
 
     async def audit(self, entry: AuditEntry) -> None:
         at = entry.at or utcnow()
-        await self._tx(lambda db: db.execute(
+        await self._engine.tx(lambda db: db.execute(
             "INSERT INTO audit (bot, actor, action, target, detail, at) VALUES (?,?,?,?,?,?)",
             (entry.bot, entry.actor, entry.action, entry.target, json.dumps(entry.detail), _ts(at)),
         ))
@@ -1316,7 +1041,7 @@ class SQLiteStore(Store):
                 for r in rows
             ]
 
-        return await self._run(unit)
+        return await self._engine.run(unit)
 
     async def count_conversations(self, bot: str | None = None) -> int:
         def unit(db: sqlite3.Connection) -> int:
@@ -1324,24 +1049,7 @@ class SQLiteStore(Store):
                 return int(db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0])
             return int(db.execute("SELECT COUNT(*) FROM conversations WHERE bot=?", (bot,)).fetchone()[0])
 
-        return await self._run(unit, bulk=True)
-
-
-MAX_INLINE_BATCH = 64  # units per batch run on the event loop
-
-
-class _Where(enum.Enum):
-    LOOP = "loop"  # in a batch on the event loop (the hot path)
-    THREAD = "thread"  # in a batch of its own on the worker thread (bulk work)
-    DIRECT = "direct"  # alone on the worker thread, outside any batch transaction (set-up, checkpoints)
-
-
-@dataclass(slots=True)
-class _Unit:
-    fn: Callable[[sqlite3.Connection], Any]
-    write: bool
-    future: asyncio.Future[Any]
-    where: _Where
+        return await self._engine.run(unit, bulk=True)
 
 
 class _MemoryLeases:
@@ -1373,81 +1081,3 @@ class _MemoryLeases:
             held = self._held.get(name)
             if held is not None and held[0] == owner:
                 del self._held[name]
-
-
-class _LockTaken(Exception):
-    """An inline batch found the write lock held by another connection; nothing was written."""
-
-
-def _lock_taken(exc: sqlite3.Error) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode in (
-        sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
-def _checkpoint(db: sqlite3.Connection) -> None:
-    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-
-
-def _error(exc: BaseException) -> BaseException:
-    return StoreUnavailable(str(exc)) if isinstance(exc, sqlite3.OperationalError) else exc
-
-
-def _run_batch(db: sqlite3.Connection, batch: Sequence[_Unit], *, inline: bool) -> list[tuple[bool, Any]]:
-    """Run ``batch`` in order; one transaction if any unit writes.
-
-    ``inline``: the connection does not wait for locks; if one is taken, everything is
-    rolled back and `_LockTaken` raised, so the caller can run the batch again elsewhere.
-    """
-    try:
-        return _run_units(db, batch, inline)
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
-
-def _run_units(db: sqlite3.Connection, batch: Sequence[_Unit], inline: bool) -> list[tuple[bool, Any]]:
-    outcomes: list[tuple[bool, Any]] = []
-    writes = any(unit.write for unit in batch)
-    savepoints = len(batch) > 1
-    if writes:
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            if inline and _lock_taken(exc):
-                raise _LockTaken from exc
-            return [(False, _error(exc))] * len(batch)
-    for unit in batch:
-        if unit.write and savepoints:
-            db.execute("SAVEPOINT unit")
-        try:
-            value = unit.fn(db)
-        except Exception as exc:
-            if inline and isinstance(exc, sqlite3.Error) and _lock_taken(exc):
-                raise _LockTaken from exc  # _run_batch rolls back
-            if writes and not db.in_transaction:
-                # SQLite rolled the whole transaction back itself (disk full, I/O error):
-                # nothing of this batch is durable and reads may have seen its writes.
-                return [(False, StoreUnavailable(f"transaction rolled back: {exc}"))] * len(batch)
-            if unit.write and savepoints:
-                db.execute("ROLLBACK TO unit")
-                db.execute("RELEASE unit")
-            elif unit.write:
-                db.execute("ROLLBACK")
-                return [(False, _error(exc))]
-            outcomes.append((False, _error(exc)))
-            continue
-        if unit.write and savepoints:
-            db.execute("RELEASE unit")
-        outcomes.append((True, value))
-    if writes:
-        try:
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if inline and _lock_taken(exc):
-                raise _LockTaken from exc
-            # Nothing of this batch is durable, and reads may have seen its writes: all fail.
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            return [(False, _error(exc))] * len(batch)
-    return outcomes
