@@ -2,7 +2,7 @@
 
 `Store` is the sum of the ports by concern (``core/store/ports/``): contacts,
 conversations (and desk threads), inbox (and dead letters), transcript, outbox (fenced
-leases, receipts), leases, key-value, privacy, audit, and the hot path's units of work
+leases), delivery receipts, leases, key-value, privacy, audit, and the hot path's units of work
 (`TurnUnitOfWork`). A caller that needs one concern can type its argument with that port.
 
 Two implementations pass the same conformance suite (``tests/store/``): SQLite
@@ -27,6 +27,7 @@ from core.store.ports import (
     LeaseStore,
     OutboxStore,
     PrivacyStore,
+    ReceiptStore,
     TranscriptStore,
     TurnUnitOfWork,
 )
@@ -68,6 +69,7 @@ class Store(
     InboxStore,
     TranscriptStore,
     OutboxStore,
+    ReceiptStore,
     LeaseStore,
     KeyValueStore,
     PrivacyStore,

@@ -4,7 +4,7 @@ from core.store.ports.contacts import ContactStore
 from core.store.ports.conversations import ConversationStore
 from core.store.ports.coordination import KeyValueStore, LeaseStore
 from core.store.ports.inbox import InboxStore
-from core.store.ports.outbox import OutboxStore
+from core.store.ports.outbox import OutboxStore, ReceiptStore
 from core.store.ports.privacy import AuditStore, PrivacyStore
 from core.store.ports.transcript import TranscriptStore
 from core.store.ports.turns import TurnUnitOfWork
@@ -18,6 +18,7 @@ __all__ = [
     "LeaseStore",
     "OutboxStore",
     "PrivacyStore",
+    "ReceiptStore",
     "TranscriptStore",
     "TurnUnitOfWork",
 ]

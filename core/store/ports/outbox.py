@@ -1,4 +1,4 @@
-"""`OutboxStore`: the outbox: replies in order per conversation, fenced leases of senders, delivery receipts."""
+"""`OutboxStore` (replies in order per conversation, fenced leases of senders) and `ReceiptStore`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from core.store.records import OutboxItem, OutboxState, ReceiptOutcome
 
 
 class OutboxStore(ABC):
-    """The outbox: replies in order per conversation, fenced leases of senders, delivery receipts."""
+    """The outbox: replies in order per conversation, fenced leases of senders."""
 
     @abstractmethod
     async def claim_outbox(self, owner: str, *, limit: int, lease_seconds: float) -> list[OutboxItem]:
@@ -48,6 +48,10 @@ class OutboxStore(ABC):
 
     @abstractmethod
     async def outbox_counts(self) -> dict[OutboxState, int]: ...
+
+
+class ReceiptStore(ABC):
+    """Delivery receipts of platforms, put on the transcript of the message they are about."""
 
     @abstractmethod
     async def find_by_platform_message(self, channel: str, platform_message_id: str) -> OutboxItem | None:
