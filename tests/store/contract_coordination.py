@@ -1,0 +1,87 @@
+"""The store contract for `LeaseStore` and `KeyValueStore`: named leases, remember, kv (run on every backend by ``test_store_contract.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from core.store.base import Store
+
+
+class CoordinationContract:
+    """Behaviour every store must show for `LeaseStore` and `KeyValueStore`; tests need an async ``store`` fixture."""
+
+    # -- leases --------------------------------------------------------------------------
+    async def test_lease_is_exclusive_between_owners(self, store: Store) -> None:
+        assert await store.acquire_lease("telegram-poller:acme", "p1", 30)
+        assert not await store.acquire_lease("telegram-poller:acme", "p2", 30)
+        assert await store.acquire_lease("other-lease", "p2", 30)
+
+    async def test_owner_renews_its_lease(self, store: Store) -> None:
+        assert await store.acquire_lease("poller", "p1", 0.3)
+        await asyncio.sleep(0.2)
+        assert await store.acquire_lease("poller", "p1", 0.3)  # renewed until now + 0.3
+        await asyncio.sleep(0.2)
+        assert not await store.acquire_lease("poller", "p2", 30)
+
+    async def test_expired_lease_goes_to_another_owner(self, store: Store) -> None:
+        assert await store.acquire_lease("poller", "p1", 0.2)
+        await asyncio.sleep(0.35)
+        assert await store.acquire_lease("poller", "p2", 30)
+        assert not await store.acquire_lease("poller", "p1", 30)
+
+    async def test_release_frees_the_lease_only_for_its_owner(self, store: Store) -> None:
+        assert await store.acquire_lease("poller", "p1", 30)
+        await store.release_lease("poller", "p2")
+        assert not await store.acquire_lease("poller", "p2", 30)
+        await store.release_lease("poller", "p1")
+        assert await store.acquire_lease("poller", "p2", 30)
+
+    async def test_concurrent_acquires_have_one_winner(self, store: Store) -> None:
+        results = await asyncio.gather(*(store.acquire_lease("poller", f"p{n}", 30) for n in range(6)))
+        assert results.count(True) == 1
+
+    # -- remember and kv -----------------------------------------------------------------
+    async def test_remember_is_true_only_the_first_time(self, store: Store) -> None:
+        assert await store.remember("slack:event:Ev1", 60)
+        assert not await store.remember("slack:event:Ev1", 60)
+        assert await store.remember("slack:event:Ev2", 60)
+
+    async def test_remember_forgets_after_the_ttl(self, store: Store) -> None:
+        assert await store.remember("k", 0.2)
+        await asyncio.sleep(0.35)
+        assert await store.remember("k", 60)
+        assert not await store.remember("k", 60)
+
+    async def test_concurrent_remember_has_one_first(self, store: Store) -> None:
+        results = await asyncio.gather(*(store.remember("slack:event:Ev9", 60) for _ in range(6)))
+        assert results.count(True) == 1
+
+    @pytest.mark.parametrize(
+        "value", [{"offset": 17, "nested": {"a": [1, 2.5, None, True]}, "$weird.key": "x"}, [1, "two"], "text", 42, 0.5,
+                  False],
+    )
+    async def test_kv_round_trips_json_values(self, store: Store, value: Any) -> None:
+        await store.kv_set("telegram:offset:acme", value)
+        assert await store.kv_get("telegram:offset:acme") == value
+
+    async def test_kv_set_overwrites_and_delete_removes(self, store: Store) -> None:
+        assert await store.kv_get("missing") is None
+        await store.kv_set("k", {"v": 1})
+        await store.kv_set("k", {"v": 2})
+        assert await store.kv_get("k") == {"v": 2}
+        await store.kv_delete("k")
+        assert await store.kv_get("k") is None
+        await store.kv_delete("k")  # deleting twice is fine
+
+    async def test_kv_value_expires_after_its_ttl(self, store: Store) -> None:
+        await store.kv_set("short", "x", ttl_seconds=0.2)
+        await store.kv_set("long", "y", ttl_seconds=60)
+        assert await store.kv_get("short") == "x"
+        await asyncio.sleep(0.35)
+        assert await store.kv_get("short") is None
+        assert await store.kv_get("long") == "y"
+        await store.kv_set("short", "z")  # no ttl: kept
+        assert await store.kv_get("short") == "z"
