@@ -24,6 +24,7 @@ What a turn reports besides replies and events:
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -92,6 +93,8 @@ class RasaEngine:
         self.languages = list(languages) or [default_language]
         self.default_language = default_language
         self.detector: LanguageDetector = nlu.language_detector(self.languages)
+        # The turn hooks and the engine both ask for a message's language: detect each text once.
+        self._detect_confidence = functools.lru_cache(maxsize=1024)(self.detector.detect_confidence)
         self.phone_prefixes: dict[str, str] | None = None  # None: core.nlu.language_choice's defaults
         self.runner = runner
         self.rng = random.Random(seed)
@@ -262,7 +265,7 @@ class RasaEngine:
 
     def _choose(self, message: Inbound, conversation: Conversation, contact: Contact | None,
                 text: str | None, payload: str | None) -> LanguageChoice:
-        detected, confidence = self.detector.detect_confidence(text) if text else (None, 0.0)
+        detected, confidence = self._detect_confidence(text) if text else (None, 0.0)
         phone = (contact.phone if contact else None) or message.shared_phone
         choice = choose_language(LanguageSignals(
             languages=self.languages, default=self.default_language,
