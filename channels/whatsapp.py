@@ -81,6 +81,9 @@ class WhatsAppConfig(AdapterConfig):
     template_language: str = "en_US"
     list_button: str = Field(default="Options", max_length=20, description="Label that opens a list message")
     buttons_prompt: str = Field(default="Please choose:", description="Body when buttons come without text")
+    read_receipts: bool = Field(default=True, description="Mark each customer message read when its turn starts")
+    typing_indicator: bool = Field(
+        default=True, description="Show WhatsApp's typing indicator with the read receipt (cleared by the reply or 25 s)")
     timeout: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=64, ge=1)
 
@@ -166,6 +169,7 @@ class WhatsAppAdapter(ChannelAdapter):
         super().__init__(bot, config, context)
         self._session: aiohttp.ClientSession | None = None
         self._last_inbound: dict[str, str] = {}  # chat (wa_id) -> last wamid, for typing indicators
+        self._typing_shown: dict[str, str] = {}  # chat (wa_id) -> the wamid whose typing indicator is on
 
     @property
     def messages_url(self) -> str:
@@ -323,9 +327,10 @@ class WhatsAppAdapter(ChannelAdapter):
                     url=f"tel:+{phone}" if phone else None,
                 ))
             attachments = tuple(cards)
-        elif kind == "unsupported":
-            codes = [e.get("code") for e in message.get("errors") or [] if isinstance(e, Mapping)]
-            return None, f"unsupported message type (errors {codes})"
+        elif kind == "unsupported":  # answered "couldn't read that message type", never silence
+            errors = [e for e in message.get("errors") or [] if isinstance(e, Mapping)]
+            title = _str(errors[0], "title") if errors else None
+            attachments = (Attachment(kind="unsupported", name=title or _str(_obj(message, "unsupported"), "type")),)
         else:
             return None, f"message type {str(kind)[:40]!r} not handled"
         if not text and not attachments and payload is None:
@@ -464,23 +469,30 @@ class WhatsAppAdapter(ChannelAdapter):
         assert first is not None
         return self.namespaced(first)
 
+    def _read_body(self, wamid: str, *, typing: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+        if typing:
+            body["typing_indicator"] = {"type": "text"}
+        return body
+
     async def mark_read(self, message: Inbound) -> None:
-        """Blue ticks plus a typing indicator (cleared by our reply or after 25 s)."""
-        await self._post({
-            "messaging_product": "whatsapp", "status": "read",
-            "message_id": message.platform_message_id.removeprefix("whatsapp:"),
-            "typing_indicator": {"type": "text"},
-        })
+        """Blue ticks (``read_receipts``) plus, with ``typing_indicator``, the typing indicator
+        (cleared by our reply or after 25 s); called as the message's turn starts."""
+        if not self.config.read_receipts:
+            return
+        wamid = message.platform_message_id.removeprefix("whatsapp:")
+        await self._post(self._read_body(wamid, typing=self.config.typing_indicator))
+        if self.config.typing_indicator:
+            self._typing_shown[message.chat_id] = wamid
 
     async def typing(self, chat_id: str) -> None:
-        """WhatsApp ties typing to a received message; without one known here, nothing to show."""
+        """WhatsApp ties typing to a received message (and marks it read); without one known here,
+        or when the read receipt already showed it, nothing to do."""
         wamid = self._last_inbound.get(chat_id)
-        if wamid is None:
+        if wamid is None or not self.config.typing_indicator or self._typing_shown.get(chat_id) == wamid:
             return
-        await self._post({
-            "messaging_product": "whatsapp", "status": "read", "message_id": wamid,
-            "typing_indicator": {"type": "text"},
-        })
+        await self._post(self._read_body(wamid, typing=True))
+        self._typing_shown[chat_id] = wamid
 
     def in_service_window(self, last_customer_message_age_seconds: float) -> bool:
         return last_customer_message_age_seconds < SERVICE_WINDOW_SECONDS

@@ -26,6 +26,8 @@ import structlog
 from core.config import FarmConfig
 from core.errors import ConfigError, StoreError
 from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPostProcessor
+from core.handoff.media import MediaInterceptor, ReadReceipts
+from core.handoff.no_desk import NoDeskPostProcessor, bots_without_agents
 from core.handoff.service import REPING_LEASE, AgentPolicy, HandoffService
 from core.language.switch import LanguageSwitchInterceptor
 from core.pipeline.dead_letters import DeadLetters
@@ -120,10 +122,18 @@ def install_handoff(farm: Any) -> None:
     post = HandoffPostProcessor(service)
     after = HandoffAfterCommit(service)
     switch = LanguageSwitchInterceptor()
+    media = MediaInterceptor()
+    receipts = ReadReceipts(lambda m: farm.channels.get((m.bot, m.channel)))
+    farm.services["read_receipts"] = receipts
+    unserved = bots_without_agents(config)
+    no_desk = NoDeskPostProcessor(unserved)
     for runtime in farm.runtimes.values():
         runtime.interceptors.insert(0, interceptor)
         runtime.interceptors.insert(1, switch)  # "English please": after a request for a person, before the bot
+        runtime.interceptors.insert(2, media)  # photos, voice notes, locations...: an honest answer, no fallback
+        runtime.interceptors.insert(0, receipts)  # blue ticks as the turn starts; never answers
         runtime.post.append(post)
+        runtime.post.append(no_desk)  # right after the handoff decision: no promise nobody can keep
         runtime.after.append(after)
     if sender is not None:
         sender.listeners.append(service)
@@ -166,6 +176,10 @@ def install_handoff(farm: Any) -> None:
         farm.services["slack_desk"] = slack_desk
     if not service.desks:
         log.warning("handoff.no_desk", hint="enable desk.web or desk.slack; handoffs will wait unseen")
+    if unserved:
+        log.warning("handoff.no_agent_channel", bots=sorted(unserved),
+                    hint="no web-desk agent and no Slack desk serve these bots; customers asking for a "
+                         "person are told so and offered bots.<name>.handoff.contact_email / contact_phone / callback")
 
     for channel in farm.channels.values():  # e.g. the web chat's waiting state and desk-only file route
         attach = getattr(channel, "attach_handoff", None)

@@ -123,7 +123,10 @@ class TestWhatsAppContract(AdapterContract):
                 attachments=(Attachment(kind="image", file_id="1003383421387256", mime_type="image/jpeg",
                                         caption="Taj Mahal"),),
                 timestamp=datetime.fromtimestamp(1744344496, UTC)),)),
-            (load("official/wa_message_unsupported.json"), None),
+            (load("official/wa_message_unsupported.json"), (Inbound(
+                **SHEENA, platform_message_id="whatsapp:wamid.HBgLMTQyMDU1NTA3NDkVAgASGBI5N0MwRjg0RTVBNUI1RDA2OTkA",
+                attachments=(Attachment(kind="unsupported", name="Message type unknown"),),
+                timestamp=datetime.fromtimestamp(1750090702, UTC)),)),
             (load("official/wa_message_reaction.json"), None),
         ]
 
@@ -155,8 +158,8 @@ EXPECTED: dict[str, Any] = {
     "message_text.json": ("message", "Body Text", None, ()),
     "message_unreaction_empty.json": ("ignored", "reaction"),
     "message_unreaction_no_emoji.json": ("ignored", "reaction"),
-    "message_unsupported.json": ("ignored", "131051"),
-    "message_unsupported_with_type.json": ("ignored", "131051"),
+    "message_unsupported.json": ("message", "", None, ("unsupported",)),
+    "message_unsupported_with_type.json": ("message", "", None, ("unsupported",)),
     "message_video.json": ("message", "caption", None, ("video",)),
     "message_voice.json": ("message", "", None, ("voice",)),
     "status_delivered.json": ("receipt", DeliveryStatus.DELIVERED, False),
@@ -175,7 +178,7 @@ EXPECTED: dict[str, Any] = {
     "official/wa_message_template_quick_reply_button.json": ("message", "Unsubscribe", "Unsubscribe", ()),
     "official/wa_message_text.json": ("message", "Does it come in another color?", None, ()),
     "official/wa_message_text_with_context.json": ("message", "Is this still available?", None, ()),
-    "official/wa_message_unsupported.json": ("ignored", "131051"),
+    "official/wa_message_unsupported.json": ("message", "", None, ("unsupported",)),
     "official/wa_status_delivered.json": ("receipt", DeliveryStatus.DELIVERED, False),
     "official/wa_status_failed.json": ("receipt", DeliveryStatus.FAILED, True),
     "official/wa_status_read.json": ("receipt", DeliveryStatus.READ, False),
