@@ -327,6 +327,24 @@ class WhatsAppAdapter(ChannelAdapter):
                     url=f"tel:+{phone}" if phone else None,
                 ))
             attachments = tuple(cards)
+        elif kind in ("edit", "revoke"):  # a version of an earlier message, not a new one
+            change = _obj(message, kind)
+            original = _str(change, "original_message_id")
+            if not original:
+                return None, f"{kind} without original_message_id"
+            edited = _obj(change, "message")
+            text = _str(_obj(edited, "text"), "body") or ""
+            if not text:
+                text = next((c for m in ("image", "video", "document") if (c := _str(_obj(edited, m), "caption"))), "")
+            return self._inbound(message, sender, names, value, timestamp, text=text, edited=True,
+                                 wamid=f"{kind}:{original}:{wamid}"), ""
+        elif kind == "system":  # "user changed number": the contact's WhatsApp identity moves
+            system = _obj(message, "system")
+            new_id = _str(system, "new_wa_id") or _str(system, "wa_id")
+            if _str(system, "type") not in ("user_changed_number", "customer_changed_number") or not new_id:
+                return None, f"system message {str(system.get('type'))[:40]!r} not handled"
+            attachments = (Attachment(kind="number_changed", url=f"tel:+{re.sub(r'[^0-9]', '', new_id)}",
+                                      file_id=new_id, name=_str(system, "body")),)
         elif kind == "unsupported":  # answered "couldn't read that message type", never silence
             errors = [e for e in message.get("errors") or [] if isinstance(e, Mapping)]
             title = _str(errors[0], "title") if errors else None
@@ -335,6 +353,16 @@ class WhatsAppAdapter(ChannelAdapter):
             return None, f"message type {str(kind)[:40]!r} not handled"
         if not text and not attachments and payload is None:
             return None, f"empty {kind} message"
+        return self._inbound(message, sender, names, value, timestamp, text=text, payload=payload,
+                             attachments=attachments, wamid=wamid), ""
+
+    def _inbound(
+        self, message: Mapping[str, Any], sender: str, names: Mapping[str, str], value: Mapping[str, Any],
+        timestamp: datetime, *, wamid: str, text: str = "", payload: str | None = None,
+        attachments: tuple[Attachment, ...] = (), edited: bool = False,
+    ) -> Inbound:
+        """An edit or revoke has the id ``whatsapp:edit:<original wamid>:<wamid>`` (``revoke:``) and
+        ``edited``: the core keeps it as a version of the original, not as a new message."""
         digits = re.sub(r"\D", "", sender)
         return Inbound(
             bot=self.bot,
@@ -348,8 +376,9 @@ class WhatsAppAdapter(ChannelAdapter):
             shared_phone=digits or None,  # WhatsApp verified the number itself
             display_name=names.get(sender),
             timestamp=timestamp,
+            edited=edited,
             raw=dict(value),
-        ), ""
+        )
 
     def _receipt(self, status: Mapping[str, Any]) -> tuple[DeliveryReceipt | None, str]:
         wamid, state = _str(status, "id"), _str(status, "status")
@@ -369,7 +398,8 @@ class WhatsAppAdapter(ChannelAdapter):
 
     async def after_accept(self, payload: Mapping[str, Any], parsed: Parsed) -> None:
         for message in parsed.messages:
-            self._last_inbound[message.chat_id] = message.platform_message_id.removeprefix("whatsapp:")
+            if not message.edited:  # an edit's id is ours, not a wamid to show typing on
+                self._last_inbound[message.chat_id] = message.platform_message_id.removeprefix("whatsapp:")
 
     # -- outbound --------------------------------------------------------------------
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,13 @@ stored as structured data (``location`` / ``contacts``). A photo with a caption 
 ordinary turn: the engine understands the caption. Sharing one's own phone number
 (Telegram's request-contact; the identity is linked by the pipeline) is acknowledged.
 
+Edits and revokes (WhatsApp; the adapter marks them ``edited`` with the id
+``whatsapp:edit:<original>:<wamid>``) are kept as ``note`` events referencing the original
+message (``kind: customer_edit | customer_revoke``) and not answered as new messages. A
+WhatsApp "user changed number" system message is noted too and `NumberChange` (after
+commit) moves the contact's WhatsApp identity to the new number: the same contact, so the
+history is kept.
+
 `ReadReceipts` (first interceptor, never answers): marks the inbound message read on
 channels with read receipts (WhatsApp's blue ticks and typing indicator) when its turn
 starts, in the background so the turn does not wait for the platform.
@@ -20,14 +27,16 @@ starts, in the background so the turn does not wait for the platform.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
 
 from core.engine import Reply, TurnOutput
 from core.language.turn import catalogue, remember, turn_language, with_language_event
-from core.model import Attachment, Event, Inbound
+from core.model import Attachment, Event, Identity, Inbound
 from core.pipeline.hooks import TurnContext
 
 log = structlog.get_logger(__name__)
@@ -104,11 +113,55 @@ def user_event(message: Inbound, intent: str) -> Event:
     return Event("user", data, channel=message.channel)
 
 
+def version_of(message: Inbound) -> tuple[str, str] | None:
+    """``("edit" | "revoke", original platform message id)`` for an edit or revoke the adapter
+    marked so (``<channel>:edit:<original>:<id>``), else None."""
+    if not message.edited:
+        return None
+    parts = message.platform_message_id.split(":", 3)
+    if len(parts) == 4 and parts[1] in ("edit", "revoke") and parts[2]:
+        return parts[1], f"{parts[0]}:{parts[2]}"
+    return None
+
+
+def version_event(message: Inbound, kind: str, original: str) -> Event:
+    """An edit or revoke as a transcript note that references the original message."""
+    if kind == "edit":
+        text = f"customer edited message {original}: {message.text}"
+    else:
+        text = f"customer deleted message {original}"
+    return Event("note", {"kind": f"customer_{kind}", "text": text, "original_message_id": original,
+                          "message_id": message.platform_message_id,
+                          "new_text": message.text if kind == "edit" else None,
+                          "agent_id": None, "agent_name": None}, channel=message.channel)
+
+
+NUMBER_CHANGED = "number_changed"
+
+
+def number_change_event(message: Inbound, item: Attachment) -> Event:
+    return Event("note", {"kind": "customer_number_changed", "text": item.name or "customer changed number",
+                          "old_id": message.channel_user_id, "new_id": item.file_id,
+                          "message_id": message.platform_message_id, "agent_id": None, "agent_name": None},
+                 channel=message.channel)
+
+
 class MediaInterceptor:
-    """Answers media and non-text messages honestly, without the engine."""
+    """Answers media and non-text messages honestly, without the engine; keeps edits and
+    revokes as versions and records number changes (no answer to either)."""
 
     async def intercept(self, ctx: TurnContext) -> TurnOutput | None:
         message = ctx.turn.message
+        version = version_of(message)
+        if version is not None:
+            log.info("media.version_kept", conversation=ctx.turn.conversation.id, kind=version[0])
+            return TurnOutput(events=(version_event(message, *version),), replies=(),
+                              conversation=ctx.turn.conversation)
+        changed = next((a for a in message.attachments if a.kind == NUMBER_CHANGED), None)
+        if changed is not None and changed.file_id:
+            ctx.state[NUMBER_CHANGED] = changed.file_id
+            return TurnOutput(events=(number_change_event(message, changed),), replies=(),
+                              conversation=ctx.turn.conversation)
         kind = media_kind(message)
         if kind is None:
             return None
@@ -126,6 +179,40 @@ class MediaInterceptor:
             replies=(Reply(text=text),),
             conversation=conversation,
         )
+
+
+class NumberChange:
+    """After the turn: a WhatsApp "user changed number" moves the contact's identity to the new
+    number (same contact, so the history is kept); a contact already known under the new number
+    is merged into it (`core.identity.IdentityService.link`, found in ``farm.services``)."""
+
+    def __init__(self, store: Any, identity: Callable[[], Any | None]) -> None:
+        self.store = store
+        self.identity = identity
+
+    def has_work(self, ctx: TurnContext, output: TurnOutput) -> bool:
+        return NUMBER_CHANGED in ctx.state
+
+    async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
+        if NUMBER_CHANGED not in ctx.state:
+            return
+        new_id = str(ctx.state[NUMBER_CHANGED])
+        message = ctx.turn.message
+        moved = Identity(message.channel, new_id, new_id)
+        contact_id = ctx.turn.contact.id
+        others = [c for c in await self.store.find_contacts(ctx.turn.contact.bot, identity=moved) if c.id != contact_id]
+        service = self.identity()
+        for other in others:  # the customer wrote from the new number already: one person, one history
+            if service is not None:
+                await service.link(contact_id, other.id, actor="platform", via="number_change")
+        contact = await self.store.get_contact(contact_id) or ctx.turn.contact
+        identities = tuple(i for i in contact.identities
+                           if not (i.channel == message.channel and i.channel_user_id == message.channel_user_id))
+        if moved not in identities:
+            identities = (*identities, moved)
+        await self.store.save_contact(replace(contact, identities=identities,
+                                              phone=re.sub(r"\D", "", new_id) or contact.phone))  # a wa_id is E.164 digits
+        log.info("identity.number_changed", contact=contact.id, merged=len(others))
 
 
 class ReadReceipts:

@@ -26,7 +26,7 @@ import structlog
 from core.config import FarmConfig
 from core.errors import ConfigError, StoreError
 from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPostProcessor
-from core.handoff.media import MediaInterceptor, ReadReceipts
+from core.handoff.media import MediaInterceptor, NumberChange, ReadReceipts
 from core.handoff.no_desk import NoDeskPostProcessor, bots_without_agents
 from core.handoff.service import REPING_LEASE, AgentPolicy, HandoffService
 from core.language.switch import LanguageSwitchInterceptor
@@ -127,6 +127,7 @@ def install_handoff(farm: Any) -> None:
     farm.services["read_receipts"] = receipts
     unserved = bots_without_agents(config)
     no_desk = NoDeskPostProcessor(unserved)
+    number_change = NumberChange(store, lambda: farm.services.get("identity"))  # WhatsApp "changed number"
     for runtime in farm.runtimes.values():
         runtime.interceptors.insert(0, interceptor)
         runtime.interceptors.insert(1, switch)  # "English please": after a request for a person, before the bot
@@ -134,6 +135,7 @@ def install_handoff(farm: Any) -> None:
         runtime.interceptors.insert(0, receipts)  # blue ticks as the turn starts; never answers
         runtime.post.append(post)
         runtime.post.append(no_desk)  # right after the handoff decision: no promise nobody can keep
+        runtime.after.append(number_change)
         runtime.after.append(after)
     if sender is not None:
         sender.listeners.append(service)

@@ -458,3 +458,45 @@ def test_parse_never_raises_anything_but_bad_request(payload: dict[str, Any]) ->
         adapter.parse(payload)
     except BadRequest:
         pass
+
+
+def _one_message(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": PHONE_ID},
+        "messages": [{"from": "16505551234", "id": "wamid.NEW", "timestamp": "1750090702", "type": kind,
+                      kind: body}]}}]}]}
+
+
+def test_edit_revoke_and_number_change_parse_to_versions_and_an_identity_move() -> None:
+    adapter = WhatsAppAdapter.from_config("nordhost", config(), RecordingContext())
+    [edit] = adapter.parse(_one_message("edit", {"original_message_id": "wamid.OLD", "message": {
+        "type": "text", "text": {"body": "fixed typo"}}})).messages
+    assert (edit.platform_message_id, edit.text, edit.edited) == ("whatsapp:edit:wamid.OLD:wamid.NEW", "fixed typo", True)
+    [revoke] = adapter.parse(_one_message("revoke", {"original_message_id": "wamid.OLD"})).messages
+    assert (revoke.platform_message_id, revoke.text, revoke.edited) == ("whatsapp:revoke:wamid.OLD:wamid.NEW", "", True)
+    [system] = adapter.parse(_one_message("system", {"body": "User A changed from 16505551234 to 16505559999",
+                                                     "new_wa_id": "16505559999",
+                                                     "type": "user_changed_number"})).messages
+    assert system.attachments == (Attachment(kind="number_changed", url="tel:+16505559999", file_id="16505559999",
+                                             name="User A changed from 16505551234 to 16505559999"),)
+    assert adapter.parse(_one_message("system", {"type": "user_identity_changed"})).ignored
+
+
+async def test_mark_read_sends_read_and_typing_and_respects_the_switches() -> None:
+    async with FakeWhatsAppAPI(TOKEN, PHONE_ID) as api:
+        message = Inbound(**SHEENA, platform_message_id="whatsapp:wamid.A", text="hi")
+        on = WhatsAppAdapter.from_config("nordhost", config(api.url), RecordingContext())
+        quiet = WhatsAppAdapter.from_config("nordhost", config(api.url, typing_indicator=False), RecordingContext())
+        off = WhatsAppAdapter.from_config("nordhost", config(api.url, read_receipts=False), RecordingContext())
+        try:
+            await on.mark_read(message)
+            await quiet.mark_read(message)
+            await off.mark_read(message)
+        finally:
+            for adapter in (on, quiet, off):
+                await adapter.stop()
+        assert api.receipts() == [
+            {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.A",
+             "typing_indicator": {"type": "text"}},
+            {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.A"},
+        ]

@@ -292,3 +292,62 @@ async def test_a_farm_with_desk_agents_keeps_the_ordinary_handoff_notice(
     customer = Telegram(farm, telegram, 4715)
     answer = await customer.sends(text_update(4715, "Ich will einen Menschen sprechen", update_id=next(_ids)))
     assert "Person aus unserem Team" in answer and "niemand" not in answer, answer
+
+
+def edit_payload(wa_id: str, kind: str, original: str, text: str | None = None) -> dict[str, Any]:
+    """A WhatsApp ``edit`` / ``revoke`` message in the shape of Meta's webhook reference."""
+    payload = text_webhook(wa_id, "x", phone_number_id=WA_PHONE)
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    message["type"] = kind
+    message[kind] = {"original_message_id": original}
+    if text is not None:
+        message[kind]["message"] = {"type": "text", "text": {"body": text}}
+    return payload
+
+
+async def test_whatsapp_edits_and_revokes_are_kept_as_versions_and_not_answered(
+    farm: RunningFarm, whatsapp: FakeWhatsAppAPI,
+) -> None:
+    customer = WhatsApp(farm, whatsapp, "491704711003")
+    first = text_webhook(customer.wa_id, "Wie sind eure Öffnungszeiten?", phone_number_id=WA_PHONE)
+    original = first["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    await customer.sends(first)
+    answered = len(customer.received())
+    for payload in (edit_payload(customer.wa_id, "edit", original, "Wie sind eure Öffnungszeiten am Samstag?"),
+                    edit_payload(customer.wa_id, "revoke", original)):
+        assert await post_webhook(f"{farm.url}/webhooks/demo/whatsapp", payload, app_secret=WA_SECRET) == 200
+        await farm.farm.settle()
+    conversation = await customer.conversation()
+    notes = [e.data for e in await farm.store.transcript(conversation.id, limit=100) if e.type == "note"]
+    assert [(n["kind"], n["original_message_id"]) for n in notes] == [
+        ("customer_edit", f"whatsapp:{original}"), ("customer_revoke", f"whatsapp:{original}")]
+    assert notes[0]["new_text"] == "Wie sind eure Öffnungszeiten am Samstag?"
+    assert len(customer.received()) == answered  # neither was answered as a new message
+    assert len(await user_events(farm, conversation)) == 1
+
+
+async def test_whatsapp_number_change_moves_the_identity_and_keeps_the_history(
+    farm: RunningFarm, whatsapp: FakeWhatsAppAPI,
+) -> None:
+    old, new = "491704711004", "491704711005"
+    customer = WhatsApp(farm, whatsapp, old)
+    await customer.sends(text_webhook(old, "Wie sind eure Öffnungszeiten?", phone_number_id=WA_PHONE))
+    before = await customer.conversation()
+    payload = text_webhook(old, "x", phone_number_id=WA_PHONE)
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    message["type"] = "system"
+    message["system"] = {"body": f"User A changed from {old} to {new}", "new_wa_id": new,
+                         "type": "user_changed_number"}
+    assert await post_webhook(f"{farm.url}/webhooks/demo/whatsapp", payload, app_secret=WA_SECRET) == 200
+    await farm.farm.settle()
+
+    moved = WhatsApp(farm, whatsapp, new)
+    assert await farm.store.find_contacts("demo", identity=Identity("whatsapp", old, old)) == []
+    after = await moved.conversation()
+    assert after.id == before.id and after.contact_id == before.contact_id  # same contact, same history
+    assert "Bestellnummer" in await moved.sends(text_webhook(new, "Wo ist meine Bestellung?", phone_number_id=WA_PHONE))
+    notes = [e.data for e in await farm.store.transcript(after.id, limit=100) if e.type == "note"]
+    assert [n["kind"] for n in notes] == ["customer_number_changed"]
+    assert len(await user_events(farm, after)) == 2
