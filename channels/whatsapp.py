@@ -293,9 +293,19 @@ class WhatsAppAdapter(ChannelAdapter):
         elif kind == "interactive":
             interactive = _obj(message, "interactive")
             reply = _obj(interactive, str(interactive.get("type")))
-            if interactive.get("type") not in ("button_reply", "list_reply") or not _str(reply, "id"):
+            if interactive.get("type") == "nfm_reply":  # a WhatsApp Flow was completed: kept, answered
+                attachments = (Attachment(kind="form_reply", name=_str(reply, "name"),
+                                          caption=_str(reply, "response_json")),)
+            elif interactive.get("type") not in ("button_reply", "list_reply") or not _str(reply, "id"):
                 return None, "interactive message without a button or list reply"
-            payload, text = _str(reply, "id"), _str(reply, "title") or ""
+            else:
+                payload, text = _str(reply, "id"), _str(reply, "title") or ""
+        elif kind == "order":  # a cart from the catalogue: kept for the team, answered
+            order = _obj(message, "order")
+            items = [i for i in order.get("product_items") or [] if isinstance(i, Mapping)]
+            summary = ", ".join(f"{i.get('quantity')}× {i.get('product_retailer_id')}" for i in items)
+            attachments = (Attachment(kind="order", file_id=_str(order, "catalog_id"), name=summary or None,
+                                      caption=_str(order, "text") or None),)
         elif kind == "button":
             button = _obj(message, "button")
             payload, text = _str(button, "payload"), _str(button, "text") or ""

@@ -42,7 +42,7 @@ from core.pipeline.hooks import TurnContext
 log = structlog.get_logger(__name__)
 
 KINDS = frozenset({"image", "video", "audio", "voice", "document", "sticker", "location", "contact",
-                   "unsupported"})
+                   "unsupported", "order", "form_reply"})
 CONTACT_SHARED_INTENT = "contact_shared"
 
 

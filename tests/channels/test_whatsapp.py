@@ -150,7 +150,7 @@ EXPECTED: dict[str, Any] = {
     "message_image.json": ("message", "", None, ("image",)),
     "message_interactive_message_with_err.json": ("ignored", "interactive"),
     "message_media_with_url.json": ("message", "", None, ("image",)),
-    "message_order.json": ("ignored", "order"),
+    "message_order.json": ("message", "", None, ("order",)),
     "message_reaction.json": ("ignored", "reaction"),
     "message_referral.json": ("message", "BODY", None, ()),
     "message_reply.json": ("message", "replied text", None, ()),

@@ -351,3 +351,24 @@ async def test_whatsapp_number_change_moves_the_identity_and_keeps_the_history(
     notes = [e.data for e in await farm.store.transcript(after.id, limit=100) if e.type == "note"]
     assert [n["kind"] for n in notes] == ["customer_number_changed"]
     assert len(await user_events(farm, after)) == 2
+
+
+async def test_whatsapp_order_and_completed_flow_are_answered_and_kept(
+    farm: RunningFarm, whatsapp: FakeWhatsAppAPI,
+) -> None:
+    customer = WhatsApp(farm, whatsapp, "491704711006")
+    answer = await customer.sends(whatsapp_payload("whatsapp/message_order.json", customer.wa_id))
+    assert "Bestellung erhalten" in answer, answer
+    flow = text_webhook(customer.wa_id, "x", phone_number_id=WA_PHONE)
+    message = flow["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    message["type"] = "interactive"
+    message["interactive"] = {"type": "nfm_reply", "nfm_reply": {
+        "name": "flow", "body": "Sent", "response_json": '{"flow_token": "t1", "email": "a@example.org"}'}}
+    assert "Formular erhalten" in await customer.sends(flow)
+    conversation = await customer.conversation()
+    assert conversation.status is ConversationStatus.BOT
+    events = await user_events(farm, conversation)
+    assert [intent(e) for e in events] == ["media_order", "media_form_reply"]
+    assert events[0].data["attachments"][0]["name"] == "3× HAMBURGER, 2× FRENCH_FRIES, 2× SODA"
+    assert "a@example.org" in events[1].data["attachments"][0]["caption"]
