@@ -5,7 +5,7 @@ handoff, so "a person will answer, about 5 minutes" would be a lie. `NoDeskPostP
 (after the handoff post-processor) replaces that notice with the honest one and the
 alternatives configured under ``bots.<name>.handoff`` (``contact_email``, ``contact_phone``,
 ``callback``). The handoff itself stays recorded (status waiting, so a desk added later
-sees it), and what the customer writes next (their phone number for a call back) is kept
+sees it; no re-pings, which would say "everyone is still busy"), and what the customer writes next (their phone number for a call back) is kept
 in the transcript like any message while waiting. The offer is recorded as a ``handoff``
 event with ``action: no_desk``. `install_handoff` logs ``handoff.no_agent_channel`` at start.
 """
@@ -72,6 +72,8 @@ class NoDeskPostProcessor:
             parts = [texts.text("no_desk_none", language)]
         text = texts.text("no_desk", language, alternatives=" ".join(parts))
         log.warning("handoff.no_agent_channel", conversation=output.conversation.id, offered=offered)
+        # Not "open": no desk to tell, and no re-ping telling the customer "everyone is still busy".
+        ctx.state[STATE] = {"action": "no_desk", "plan": state.get("plan")}
         events = list(output.events)
         at = next((i for i, e in enumerate(events) if e.type == "handoff"), len(events) - 1) + 1
         events.insert(at, Event("handoff", {"action": "no_desk", "offered": offered}))

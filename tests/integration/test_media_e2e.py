@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,11 @@ async def test_a_farm_without_an_agent_channel_says_so_and_offers_the_alternativ
             conversation = await customer.conversation()
             handoffs = [e for e in await running.store.transcript(conversation.id, limit=100) if e.type == "handoff"]
             assert {"action": "no_desk", "offered": ["email", "phone", "callback"]} in [e.data for e in handoffs]
+
+            # Nobody re-pings "everyone is still busy" later either, however long it waits.
+            service = running.farm.services["handoff"]
+            service.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
+            assert await service.reping_due() == 0
 
             # The phone number for the call back is kept in the transcript.
             update = text_update(4714, "0171 2345678", update_id=next(_ids))
