@@ -4,7 +4,10 @@
 are built, before routes are mounted). Per bot it puts `HandoffInterceptor` in front of
 the interceptors installed so far (a request for a person works from any state, mid-form
 too; privacy's link-code interceptor may go in front of it, it never takes such a request)
-and appends the post-processor and the after-commit hook. Desks: the built-in web desk at ``/desk``
+and appends the post-processor and the after-commit hook. Also per bot: `ReadReceipts` first
+(marks each message read as its turn starts), `MediaInterceptor` after the language switch
+(media, edits, number changes; `core.handoff.media`), `NoDeskPostProcessor` after the
+handoff post-processor (`core.handoff.no_desk`) and `NumberChange` after commit. Desks: the built-in web desk at ``/desk``
 (``desk.web.enabled``) and, with ``desk.slack.enabled``, the Slack desk found through
 the ``switchboard.desks`` entry point ``slack`` (the core never imports ``channels``);
 Slack is then the primary desk (its thread id is stored on the conversation).
