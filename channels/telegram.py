@@ -383,7 +383,10 @@ class TelegramAdapter(ChannelAdapter):
                                         mime_type=getattr(media, "mime_type", None), caption=caption))
         if message.location is not None:
             loc = message.location
-            found.append(Attachment(kind="location", url=f"geo:{loc.latitude},{loc.longitude}"))
+            venue = message.venue  # a shared place: its title and address come with the location
+            found.append(Attachment(kind="location", url=f"geo:{loc.latitude},{loc.longitude}",
+                                    name=venue.title if venue is not None else None,
+                                    caption=venue.address if venue is not None else None))
         return tuple(found)
 
     async def after_accept(self, payload: Mapping[str, Any], parsed: Parsed) -> None:

@@ -81,6 +81,9 @@ class WhatsAppConfig(AdapterConfig):
     template_language: str = "en_US"
     list_button: str = Field(default="Options", max_length=20, description="Label that opens a list message")
     buttons_prompt: str = Field(default="Please choose:", description="Body when buttons come without text")
+    read_receipts: bool = Field(default=True, description="Mark each customer message read when its turn starts")
+    typing_indicator: bool = Field(
+        default=True, description="Show WhatsApp's typing indicator with the read receipt (cleared by the reply or 25 s)")
     timeout: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=64, ge=1)
 
@@ -166,6 +169,7 @@ class WhatsAppAdapter(ChannelAdapter):
         super().__init__(bot, config, context)
         self._session: aiohttp.ClientSession | None = None
         self._last_inbound: dict[str, str] = {}  # chat (wa_id) -> last wamid, for typing indicators
+        self._typing_shown: dict[str, str] = {}  # chat (wa_id) -> the wamid whose typing indicator is on
 
     @property
     def messages_url(self) -> str:
@@ -289,9 +293,19 @@ class WhatsAppAdapter(ChannelAdapter):
         elif kind == "interactive":
             interactive = _obj(message, "interactive")
             reply = _obj(interactive, str(interactive.get("type")))
-            if interactive.get("type") not in ("button_reply", "list_reply") or not _str(reply, "id"):
+            if interactive.get("type") == "nfm_reply":  # a WhatsApp Flow was completed: kept, answered
+                attachments = (Attachment(kind="form_reply", name=_str(reply, "name"),
+                                          caption=_str(reply, "response_json")),)
+            elif interactive.get("type") not in ("button_reply", "list_reply") or not _str(reply, "id"):
                 return None, "interactive message without a button or list reply"
-            payload, text = _str(reply, "id"), _str(reply, "title") or ""
+            else:
+                payload, text = _str(reply, "id"), _str(reply, "title") or ""
+        elif kind == "order":  # a cart from the catalogue: kept for the team, answered
+            order = _obj(message, "order")
+            items = [i for i in order.get("product_items") or [] if isinstance(i, Mapping)]
+            summary = ", ".join(f"{i.get('quantity')}× {i.get('product_retailer_id')}" for i in items)
+            attachments = (Attachment(kind="order", file_id=_str(order, "catalog_id"), name=summary or None,
+                                      caption=_str(order, "text") or None),)
         elif kind == "button":
             button = _obj(message, "button")
             payload, text = _str(button, "payload"), _str(button, "text") or ""
@@ -323,13 +337,42 @@ class WhatsAppAdapter(ChannelAdapter):
                     url=f"tel:+{phone}" if phone else None,
                 ))
             attachments = tuple(cards)
-        elif kind == "unsupported":
-            codes = [e.get("code") for e in message.get("errors") or [] if isinstance(e, Mapping)]
-            return None, f"unsupported message type (errors {codes})"
+        elif kind in ("edit", "revoke"):  # a version of an earlier message, not a new one
+            change = _obj(message, kind)
+            original = _str(change, "original_message_id")
+            if not original:
+                return None, f"{kind} without original_message_id"
+            edited = _obj(change, "message")
+            text = _str(_obj(edited, "text"), "body") or ""
+            if not text:
+                text = next((c for m in ("image", "video", "document") if (c := _str(_obj(edited, m), "caption"))), "")
+            return self._inbound(message, sender, names, value, timestamp, text=text, edited=True,
+                                 wamid=f"{kind}:{original}:{wamid}"), ""
+        elif kind == "system":  # "user changed number": the contact's WhatsApp identity moves
+            system = _obj(message, "system")
+            new_id = _str(system, "new_wa_id") or _str(system, "wa_id")
+            if _str(system, "type") not in ("user_changed_number", "customer_changed_number") or not new_id:
+                return None, f"system message {str(system.get('type'))[:40]!r} not handled"
+            attachments = (Attachment(kind="number_changed", url=f"tel:+{re.sub(r'[^0-9]', '', new_id)}",
+                                      file_id=new_id, name=_str(system, "body")),)
+        elif kind == "unsupported":  # answered "couldn't read that message type", never silence
+            errors = [e for e in message.get("errors") or [] if isinstance(e, Mapping)]
+            title = _str(errors[0], "title") if errors else None
+            attachments = (Attachment(kind="unsupported", name=title or _str(_obj(message, "unsupported"), "type")),)
         else:
             return None, f"message type {str(kind)[:40]!r} not handled"
         if not text and not attachments and payload is None:
             return None, f"empty {kind} message"
+        return self._inbound(message, sender, names, value, timestamp, text=text, payload=payload,
+                             attachments=attachments, wamid=wamid), ""
+
+    def _inbound(
+        self, message: Mapping[str, Any], sender: str, names: Mapping[str, str], value: Mapping[str, Any],
+        timestamp: datetime, *, wamid: str, text: str = "", payload: str | None = None,
+        attachments: tuple[Attachment, ...] = (), edited: bool = False,
+    ) -> Inbound:
+        """An edit or revoke has the id ``whatsapp:edit:<original wamid>:<wamid>`` (``revoke:``) and
+        ``edited``: the core keeps it as a version of the original, not as a new message."""
         digits = re.sub(r"\D", "", sender)
         return Inbound(
             bot=self.bot,
@@ -343,8 +386,9 @@ class WhatsAppAdapter(ChannelAdapter):
             shared_phone=digits or None,  # WhatsApp verified the number itself
             display_name=names.get(sender),
             timestamp=timestamp,
+            edited=edited,
             raw=dict(value),
-        ), ""
+        )
 
     def _receipt(self, status: Mapping[str, Any]) -> tuple[DeliveryReceipt | None, str]:
         wamid, state = _str(status, "id"), _str(status, "status")
@@ -364,7 +408,8 @@ class WhatsAppAdapter(ChannelAdapter):
 
     async def after_accept(self, payload: Mapping[str, Any], parsed: Parsed) -> None:
         for message in parsed.messages:
-            self._last_inbound[message.chat_id] = message.platform_message_id.removeprefix("whatsapp:")
+            if not message.edited:  # an edit's id is ours, not a wamid to show typing on
+                self._last_inbound[message.chat_id] = message.platform_message_id.removeprefix("whatsapp:")
 
     # -- outbound --------------------------------------------------------------------
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -464,23 +509,30 @@ class WhatsAppAdapter(ChannelAdapter):
         assert first is not None
         return self.namespaced(first)
 
+    def _read_body(self, wamid: str, *, typing: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+        if typing:
+            body["typing_indicator"] = {"type": "text"}
+        return body
+
     async def mark_read(self, message: Inbound) -> None:
-        """Blue ticks plus a typing indicator (cleared by our reply or after 25 s)."""
-        await self._post({
-            "messaging_product": "whatsapp", "status": "read",
-            "message_id": message.platform_message_id.removeprefix("whatsapp:"),
-            "typing_indicator": {"type": "text"},
-        })
+        """Blue ticks (``read_receipts``) plus, with ``typing_indicator``, the typing indicator
+        (cleared by our reply or after 25 s); called as the message's turn starts."""
+        if not self.config.read_receipts:
+            return
+        wamid = message.platform_message_id.removeprefix("whatsapp:")
+        await self._post(self._read_body(wamid, typing=self.config.typing_indicator))
+        if self.config.typing_indicator:
+            self._typing_shown[message.chat_id] = wamid
 
     async def typing(self, chat_id: str) -> None:
-        """WhatsApp ties typing to a received message; without one known here, nothing to show."""
+        """WhatsApp ties typing to a received message (and marks it read); without one known here,
+        or when the read receipt already showed it, nothing to do."""
         wamid = self._last_inbound.get(chat_id)
-        if wamid is None:
+        if wamid is None or not self.config.typing_indicator or self._typing_shown.get(chat_id) == wamid:
             return
-        await self._post({
-            "messaging_product": "whatsapp", "status": "read", "message_id": wamid,
-            "typing_indicator": {"type": "text"},
-        })
+        await self._post(self._read_body(wamid, typing=True))
+        self._typing_shown[chat_id] = wamid
 
     def in_service_window(self, last_customer_message_age_seconds: float) -> bool:
         return last_customer_message_age_seconds < SERVICE_WINDOW_SECONDS

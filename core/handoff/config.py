@@ -22,3 +22,9 @@ class HandoffConfig(BaseModel):
         default_factory=lambda: {d: "08:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")},
     )
     csat: bool = True
+    contact_email: str | None = Field(
+        default=None, description="Offered to the customer when no agent channel (web desk agent, Slack) serves the bot.")
+    contact_phone: str | None = Field(
+        default=None, description="Offered to the customer when no agent channel serves the bot.")
+    callback: bool = Field(
+        default=True, description="Without an agent channel, offer to take a phone number for a call back.")

@@ -4,7 +4,10 @@
 are built, before routes are mounted). Per bot it puts `HandoffInterceptor` in front of
 the interceptors installed so far (a request for a person works from any state, mid-form
 too; privacy's link-code interceptor may go in front of it, it never takes such a request)
-and appends the post-processor and the after-commit hook. Desks: the built-in web desk at ``/desk``
+and appends the post-processor and the after-commit hook. Also per bot: `ReadReceipts` first
+(marks each message read as its turn starts), `MediaInterceptor` after the language switch
+(media, edits, number changes; `core.handoff.media`), `NoDeskPostProcessor` after the
+handoff post-processor (`core.handoff.no_desk`) and `NumberChange` after commit. Desks: the built-in web desk at ``/desk``
 (``desk.web.enabled``) and, with ``desk.slack.enabled``, the Slack desk found through
 the ``switchboard.desks`` entry point ``slack`` (the core never imports ``channels``);
 Slack is then the primary desk (its thread id is stored on the conversation).
@@ -26,6 +29,8 @@ import structlog
 from core.config import FarmConfig
 from core.errors import ConfigError, StoreError
 from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPostProcessor
+from core.handoff.media import MediaInterceptor, NumberChange, ReadReceipts
+from core.handoff.no_desk import NoDeskPostProcessor, bots_without_agents
 from core.handoff.service import REPING_LEASE, AgentPolicy, HandoffService
 from core.language.switch import LanguageSwitchInterceptor
 from core.pipeline.dead_letters import DeadLetters
@@ -120,10 +125,20 @@ def install_handoff(farm: Any) -> None:
     post = HandoffPostProcessor(service)
     after = HandoffAfterCommit(service)
     switch = LanguageSwitchInterceptor()
+    media = MediaInterceptor()
+    receipts = ReadReceipts(lambda m: farm.channels.get((m.bot, m.channel)))
+    farm.services["read_receipts"] = receipts
+    unserved = bots_without_agents(config)
+    no_desk = NoDeskPostProcessor(unserved)
+    number_change = NumberChange(store, lambda: farm.services.get("identity"))  # WhatsApp "changed number"
     for runtime in farm.runtimes.values():
         runtime.interceptors.insert(0, interceptor)
         runtime.interceptors.insert(1, switch)  # "English please": after a request for a person, before the bot
+        runtime.interceptors.insert(2, media)  # photos, voice notes, locations...: an honest answer, no fallback
+        runtime.interceptors.insert(0, receipts)  # blue ticks as the turn starts; never answers
         runtime.post.append(post)
+        runtime.post.append(no_desk)  # right after the handoff decision: no promise nobody can keep
+        runtime.after.append(number_change)
         runtime.after.append(after)
     if sender is not None:
         sender.listeners.append(service)
@@ -166,6 +181,10 @@ def install_handoff(farm: Any) -> None:
         farm.services["slack_desk"] = slack_desk
     if not service.desks:
         log.warning("handoff.no_desk", hint="enable desk.web or desk.slack; handoffs will wait unseen")
+    if unserved:
+        log.warning("handoff.no_agent_channel", bots=sorted(unserved),
+                    hint="no web-desk agent and no Slack desk serve these bots; customers asking for a "
+                         "person are told so and offered bots.<name>.handoff.contact_email / contact_phone / callback")
 
     for channel in farm.channels.values():  # e.g. the web chat's waiting state and desk-only file route
         attach = getattr(channel, "attach_handoff", None)

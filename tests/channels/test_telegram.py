@@ -555,3 +555,13 @@ def test_parse_never_raises_anything_but_bad_request(payload: dict[str, Any]) ->
         adapter.parse(payload)
     except BadRequest:
         pass
+
+
+def test_a_shared_place_keeps_its_title_and_address_with_the_location() -> None:
+    adapter = TelegramAdapter.from_config("nordhost", {"token": TOKEN}, RecordingContext())
+    update = load("location.json")
+    location = update["message"]["location"]
+    update["message"]["venue"] = {"location": location, "title": "Fernsehturm", "address": "Panoramastraße 1A"}
+    [message] = adapter.parse(update).messages
+    assert message.attachments == (Attachment(kind="location", url="geo:52.520008,13.404954", name="Fernsehturm",
+                                              caption="Panoramastraße 1A"),)

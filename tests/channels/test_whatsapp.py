@@ -123,7 +123,10 @@ class TestWhatsAppContract(AdapterContract):
                 attachments=(Attachment(kind="image", file_id="1003383421387256", mime_type="image/jpeg",
                                         caption="Taj Mahal"),),
                 timestamp=datetime.fromtimestamp(1744344496, UTC)),)),
-            (load("official/wa_message_unsupported.json"), None),
+            (load("official/wa_message_unsupported.json"), (Inbound(
+                **SHEENA, platform_message_id="whatsapp:wamid.HBgLMTQyMDU1NTA3NDkVAgASGBI5N0MwRjg0RTVBNUI1RDA2OTkA",
+                attachments=(Attachment(kind="unsupported", name="Message type unknown"),),
+                timestamp=datetime.fromtimestamp(1750090702, UTC)),)),
             (load("official/wa_message_reaction.json"), None),
         ]
 
@@ -147,7 +150,7 @@ EXPECTED: dict[str, Any] = {
     "message_image.json": ("message", "", None, ("image",)),
     "message_interactive_message_with_err.json": ("ignored", "interactive"),
     "message_media_with_url.json": ("message", "", None, ("image",)),
-    "message_order.json": ("ignored", "order"),
+    "message_order.json": ("message", "", None, ("order",)),
     "message_reaction.json": ("ignored", "reaction"),
     "message_referral.json": ("message", "BODY", None, ()),
     "message_reply.json": ("message", "replied text", None, ()),
@@ -155,8 +158,8 @@ EXPECTED: dict[str, Any] = {
     "message_text.json": ("message", "Body Text", None, ()),
     "message_unreaction_empty.json": ("ignored", "reaction"),
     "message_unreaction_no_emoji.json": ("ignored", "reaction"),
-    "message_unsupported.json": ("ignored", "131051"),
-    "message_unsupported_with_type.json": ("ignored", "131051"),
+    "message_unsupported.json": ("message", "", None, ("unsupported",)),
+    "message_unsupported_with_type.json": ("message", "", None, ("unsupported",)),
     "message_video.json": ("message", "caption", None, ("video",)),
     "message_voice.json": ("message", "", None, ("voice",)),
     "status_delivered.json": ("receipt", DeliveryStatus.DELIVERED, False),
@@ -175,7 +178,7 @@ EXPECTED: dict[str, Any] = {
     "official/wa_message_template_quick_reply_button.json": ("message", "Unsubscribe", "Unsubscribe", ()),
     "official/wa_message_text.json": ("message", "Does it come in another color?", None, ()),
     "official/wa_message_text_with_context.json": ("message", "Is this still available?", None, ()),
-    "official/wa_message_unsupported.json": ("ignored", "131051"),
+    "official/wa_message_unsupported.json": ("message", "", None, ("unsupported",)),
     "official/wa_status_delivered.json": ("receipt", DeliveryStatus.DELIVERED, False),
     "official/wa_status_failed.json": ("receipt", DeliveryStatus.FAILED, True),
     "official/wa_status_read.json": ("receipt", DeliveryStatus.READ, False),
@@ -455,3 +458,45 @@ def test_parse_never_raises_anything_but_bad_request(payload: dict[str, Any]) ->
         adapter.parse(payload)
     except BadRequest:
         pass
+
+
+def _one_message(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": PHONE_ID},
+        "messages": [{"from": "16505551234", "id": "wamid.NEW", "timestamp": "1750090702", "type": kind,
+                      kind: body}]}}]}]}
+
+
+def test_edit_revoke_and_number_change_parse_to_versions_and_an_identity_move() -> None:
+    adapter = WhatsAppAdapter.from_config("nordhost", config(), RecordingContext())
+    [edit] = adapter.parse(_one_message("edit", {"original_message_id": "wamid.OLD", "message": {
+        "type": "text", "text": {"body": "fixed typo"}}})).messages
+    assert (edit.platform_message_id, edit.text, edit.edited) == ("whatsapp:edit:wamid.OLD:wamid.NEW", "fixed typo", True)
+    [revoke] = adapter.parse(_one_message("revoke", {"original_message_id": "wamid.OLD"})).messages
+    assert (revoke.platform_message_id, revoke.text, revoke.edited) == ("whatsapp:revoke:wamid.OLD:wamid.NEW", "", True)
+    [system] = adapter.parse(_one_message("system", {"body": "User A changed from 16505551234 to 16505559999",
+                                                     "new_wa_id": "16505559999",
+                                                     "type": "user_changed_number"})).messages
+    assert system.attachments == (Attachment(kind="number_changed", url="tel:+16505559999", file_id="16505559999",
+                                             name="User A changed from 16505551234 to 16505559999"),)
+    assert adapter.parse(_one_message("system", {"type": "user_identity_changed"})).ignored
+
+
+async def test_mark_read_sends_read_and_typing_and_respects_the_switches() -> None:
+    async with FakeWhatsAppAPI(TOKEN, PHONE_ID) as api:
+        message = Inbound(**SHEENA, platform_message_id="whatsapp:wamid.A", text="hi")
+        on = WhatsAppAdapter.from_config("nordhost", config(api.url), RecordingContext())
+        quiet = WhatsAppAdapter.from_config("nordhost", config(api.url, typing_indicator=False), RecordingContext())
+        off = WhatsAppAdapter.from_config("nordhost", config(api.url, read_receipts=False), RecordingContext())
+        try:
+            await on.mark_read(message)
+            await quiet.mark_read(message)
+            await off.mark_read(message)
+        finally:
+            for adapter in (on, quiet, off):
+                await adapter.stop()
+        assert api.receipts() == [
+            {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.A",
+             "typing_indicator": {"type": "text"}},
+            {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.A"},
+        ]

@@ -230,7 +230,8 @@ async def test_uploads_are_typed_by_content_limited_in_size_and_private_to_their
         async with http.get(f"{farm.url}/desk/api/webchat/demo/files/{stored['id']}") as response:
             assert response.status == 401  # no desk login
 
-        await ws.send_json({"type": "message", "id": "p1", "text": "", "attachments": [stored["id"]]})
+        # With a caption the photo is an ordinary turn (a bare photo gets the media answer, core/handoff/media.py).
+        await ws.send_json({"type": "message", "id": "p1", "text": "mein Zähler", "attachments": [stored["id"]]})
         assert (await receive(ws, "ack"))["id"] == "p1"
         history_after = await receive(ws, "message")
         assert history_after["role"] == "bot"
