@@ -15,6 +15,8 @@ class HandoffConfig(BaseModel):
     always_human_intents: list[str] = Field(default_factory=list)
     fallbacks_before_handoff: int = 2
     frustration_threshold: float = 0.7
+    upset_threshold: float = Field(
+        default=0.4, description="From this frustration score the `mood` slot is `upset` (calmer answers), below a handoff.")
     repings_after_seconds: float = 300.0
     expected_wait_minutes: int = 5
     timezone: str = "Europe/Berlin"

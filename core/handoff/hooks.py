@@ -401,7 +401,11 @@ class HandoffPostProcessor:
                                frozenset({"human_handoff", FALLBACK_INTENT}))
         message = ctx.turn.message
         text = "" if message.button_payload else message.text or ""  # a button's title is our own text
-        signal = frustration_score(text, self._earlier_in_issue(ctx, output)) if text else None
+        new_session = any(e.type == "session_started" for e in output.events)
+        if "frustration_signal" in ctx.state and not new_session:  # scored before the engine (MoodPreparer)
+            signal = ctx.state["frustration_signal"]
+        else:
+            signal = frustration_score(text, self._earlier_in_issue(ctx, output)) if text else None
         sentiment = -round(signal.score, 2) if signal is not None else None
         if output.handoff is not None:
             return HandoffPlan(reason=output.handoff.reason, detail=output.handoff.detail, intent=topic,

@@ -30,6 +30,7 @@ from core.config import FarmConfig
 from core.errors import ConfigError, StoreError
 from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPostProcessor
 from core.handoff.media import MediaInterceptor, NumberChange, ReadReceipts
+from core.handoff.mood import MoodPreparer
 from core.handoff.no_desk import NoDeskPostProcessor, bots_without_agents
 from core.handoff.service import REPING_LEASE, AgentPolicy, HandoffService
 from core.language.switch import LanguageSwitchInterceptor
@@ -125,6 +126,7 @@ def install_handoff(farm: Any) -> None:
     post = HandoffPostProcessor(service)
     after = HandoffAfterCommit(service)
     switch = LanguageSwitchInterceptor()
+    mood = MoodPreparer(service)
     media = MediaInterceptor()
     receipts = ReadReceipts(lambda m: farm.channels.get((m.bot, m.channel)))
     farm.services["read_receipts"] = receipts
@@ -136,6 +138,7 @@ def install_handoff(farm: Any) -> None:
         runtime.interceptors.insert(1, switch)  # "English please": after a request for a person, before the bot
         runtime.interceptors.insert(2, media)  # photos, voice notes, locations...: an honest answer, no fallback
         runtime.interceptors.insert(0, receipts)  # blue ticks as the turn starts; never answers
+        runtime.preparers.append(mood)  # the customer's mood as slots, for calmer answers before any handoff
         runtime.post.append(post)
         runtime.post.append(no_desk)  # right after the handoff decision: no promise nobody can keep
         runtime.after.append(number_change)

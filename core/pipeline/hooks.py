@@ -2,8 +2,9 @@
 
 A turn runs: interceptors (in order; the first that returns an output ends the
 turn, e.g. an explicit request for a person, a link code, a message relayed to
-an agent) → the bot's engine → post-processors (in order; each may amend the
-output, e.g. handoff triggers, the automated-assistant disclosure, erasure).
+an agent) → preparers (slot values the engine sees for this message, e.g. the
+customer's mood) → the bot's engine → post-processors (in order; each may amend
+the output, e.g. handoff triggers, the automated-assistant disclosure, erasure).
 
 Hooks receive everything as arguments and return new values; they never write
 to the store themselves except through the `TurnServices` they are given.
@@ -11,7 +12,7 @@ to the store themselves except through the `TurnServices` they are given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +33,11 @@ class TurnContext:
 class Interceptor(Protocol):
     async def intercept(self, ctx: TurnContext) -> TurnOutput | None:
         """Handle the message instead of the engine, or return None to pass it on."""
+
+
+class Preparer(Protocol):
+    def prepare(self, ctx: TurnContext) -> Mapping[str, Any]:
+        """Slot values the engine sees for this message (slots its domain lacks are ignored)."""
 
 
 class PostProcessor(Protocol):

@@ -34,7 +34,7 @@ from core.engine import Engine, Reply, TurnInput, TurnOutput
 from core.errors import ConcurrencyConflict, StoreError, StoreUnavailable
 from core.model import Author, Conversation, Event, Inbound, Outbound, utcnow
 from core.pipeline.config import TurnsConfig
-from core.pipeline.hooks import AfterCommit, Interceptor, PostProcessor, TurnContext
+from core.pipeline.hooks import AfterCommit, Interceptor, PostProcessor, Preparer, TurnContext
 from core.store.base import DeadLetter, OutboxItem, Store, TurnState
 
 log = structlog.get_logger(__name__)
@@ -85,6 +85,7 @@ class BotRuntime:
     engine: Engine
     config: Any  # core.config.BotConfig
     interceptors: list[Interceptor] = field(default_factory=list)
+    preparers: list[Preparer] = field(default_factory=list)
     post: list[PostProcessor] = field(default_factory=list)
     after: list[AfterCommit] = field(default_factory=list)
 
@@ -450,6 +451,17 @@ class TurnRunner:
         return TurnOutput(events=(user, Event("error", {"component": "engine"})), replies=(Reply(text=text),),
                           conversation=turn.conversation)
 
+    @staticmethod
+    def _prepared(bot: BotRuntime, ctx: TurnContext) -> TurnInput:
+        """The engine's input with the preparers' slot values on the conversation."""
+        slots: dict[str, Any] = {}
+        for preparer in bot.preparers:
+            slots.update(preparer.prepare(ctx))
+        turn = ctx.turn
+        if not slots or all(turn.conversation.slots.get(k) == v for k, v in slots.items()):
+            return turn
+        return replace(turn, conversation=turn.conversation.evolve(slots={**turn.conversation.slots, **slots}))
+
     async def _run_hooks(self, bot: BotRuntime, ctx: TurnContext) -> TurnOutput:
         output: TurnOutput | None = None
         for interceptor in bot.interceptors:
@@ -457,7 +469,7 @@ class TurnRunner:
             if output is not None:
                 break
         if output is None:
-            output = await bot.engine.handle(ctx.turn)
+            output = await bot.engine.handle(self._prepared(bot, ctx))
         for post in bot.post:
             output = await post.process(ctx, output)
         return output
