@@ -371,16 +371,17 @@ class TelegramAdapter(ChannelAdapter):
         caption = message.caption
         if message.photo:
             largest = message.photo[-1]
-            found.append(Attachment(kind="image", file_id=largest.file_id, caption=caption))
+            found.append(Attachment(kind="image", file_id=largest.file_id, caption=caption, size=largest.file_size))
         if message.document is not None:
             doc = message.document
             found.append(Attachment(kind="document", file_id=doc.file_id, mime_type=doc.mime_type,
-                                    name=doc.file_name, caption=caption))
+                                    name=doc.file_name, caption=caption, size=doc.file_size))
         for kind in ("voice", "audio", "video", "video_note", "sticker"):
             media = getattr(message, kind)
             if media is not None:
                 found.append(Attachment(kind="video" if kind == "video_note" else kind, file_id=media.file_id,
-                                        mime_type=getattr(media, "mime_type", None), caption=caption))
+                                        mime_type=getattr(media, "mime_type", None), caption=caption,
+                                        size=media.file_size))
         if message.location is not None:
             loc = message.location
             venue = message.venue  # a shared place: its title and address come with the location

@@ -216,5 +216,6 @@ class FileRoutes:
             if stored is None or stored.session != session:
                 raise BadRequest("unknown attachment; upload it first")
             found.append(Attachment(kind=stored.kind, url=f"/desk/api/webchat/{self.bot}/files/{stored.id}",
-                                    file_id=stored.id, mime_type=stored.mime_type, name=stored.name))
+                                    file_id=stored.id, mime_type=stored.mime_type, name=stored.name,
+                                    size=stored.size))
         return tuple(found)

@@ -44,6 +44,7 @@ class Attachment:
     mime_type: str | None = None
     name: str | None = None
     caption: str | None = None
+    size: int | None = None  # bytes, where the platform says
 
 
 def _check_text(name: str, value: object) -> None:

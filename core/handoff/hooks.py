@@ -106,7 +106,7 @@ def _user_event(ctx: TurnContext, intent: str | None, confidence: float = 1.0,
         data["payload"] = message.button_payload
     if message.attachments:
         data["attachments"] = [{"kind": a.kind, "name": a.name, "mime_type": a.mime_type, "url": a.url,
-                                "file_id": a.file_id} for a in message.attachments]
+                                "file_id": a.file_id, "size": a.size} for a in message.attachments]
     return Event("user", data, channel=message.channel)
 
 

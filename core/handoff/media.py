@@ -72,7 +72,7 @@ def contact_data(item: Attachment) -> dict[str, Any]:
 def attachment_data(item: Attachment) -> dict[str, Any]:
     """The media reference an agent needs to open it later."""
     return {"kind": item.kind, "url": item.url, "file_id": item.file_id, "mime_type": item.mime_type,
-            "name": item.name, "caption": item.caption}
+            "name": item.name, "caption": item.caption, "size": item.size}
 
 
 def media_kind(message: Inbound) -> str | None:

@@ -39,14 +39,14 @@ def str_to_dt(value: str | datetime) -> datetime:
 def _attachment_to_dict(a: Attachment) -> dict[str, Any]:
     return {k: v for k, v in (
         ("kind", a.kind), ("url", a.url), ("file_id", a.file_id), ("mime_type", a.mime_type),
-        ("name", a.name), ("caption", a.caption),
+        ("name", a.name), ("caption", a.caption), ("size", a.size),
     ) if v is not None}
 
 
 def _attachment_from_dict(d: dict[str, Any]) -> Attachment:
     return Attachment(
         kind=d["kind"], url=d.get("url"), file_id=d.get("file_id"), mime_type=d.get("mime_type"),
-        name=d.get("name"), caption=d.get("caption"),
+        name=d.get("name"), caption=d.get("caption"), size=d.get("size"),
     )
 
 

@@ -126,11 +126,12 @@ class TestTelegramContract(AdapterContract):
             (load("photo_with_caption.json"), (Inbound(
                 **ANNA, platform_message_id="telegram:900000009", text="Fehlermeldung im Control Panel",
                 timestamp=at(1763820019), attachments=(Attachment(
-                    kind="image", file_id="AgACAgIAAxkBAAIBQ2Vlarge", caption="Fehlermeldung im Control Panel"),)),)),
+                    kind="image", file_id="AgACAgIAAxkBAAIBQ2Vlarge", caption="Fehlermeldung im Control Panel",
+                    size=58012),)),)),
             (load("document.json"), (Inbound(
                 **ANNA, platform_message_id="telegram:900000010", timestamp=at(1763820020), attachments=(Attachment(
                     kind="document", file_id="BQACAgIAAxkBAAIBRGVdoc", mime_type="application/pdf",
-                    name="rechnung-2025-11.pdf"),)),)),
+                    name="rechnung-2025-11.pdf", size=81234),)),)),
             (load("group_message.json"), None),
             (load("my_chat_member_blocked.json"), None),
         ]

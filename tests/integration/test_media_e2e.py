@@ -179,6 +179,7 @@ async def test_telegram_photo_voice_and_location_get_their_answers_and_never_han
     assert [intent(e) for e in events] == ["media_voice", "media_location", "media_sticker"]
     assert events[0].data["attachments"][0]["file_id"] == "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX"
     assert events[0].data["attachments"][0]["mime_type"] == "audio/ogg"
+    assert events[0].data["attachments"][0]["size"] == 23000  # bytes, as Telegram states them
     assert events[1].data["location"] == {"latitude": 52.520008, "longitude": 13.404954,
                                           "name": None, "address": None}
 
