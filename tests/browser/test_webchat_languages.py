@@ -12,6 +12,7 @@ import pytest_asyncio
 import yaml
 from playwright.async_api import Browser, Page, expect
 
+from tests.handoff.handoff_support import desk_config
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
 
 FARM_YML = Path(__file__).resolve().parents[2] / "config" / "farm.yml"
@@ -28,7 +29,7 @@ def demo_webchat() -> dict[str, Any]:
 async def farm(tmp_path: Path) -> AsyncIterator[RunningFarm]:
     bots = {"demo": {"project": str(DEMO_PROJECT), "languages": ["de", "en", "tr"], "default_language": "de",
                      "handoff": {"business_hours": {}}, "channels": {"webchat": demo_webchat()}}}
-    async with running_farm(tmp_path, bots=bots) as running:
+    async with running_farm(tmp_path, bots=bots, desk=desk_config()) as running:  # agents exist: a person can come
         yield running
 
 
