@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,8 +17,8 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.contrast import assert_contrast
-from tests.handoff.handoff_support import PASSWORDS, Customer, bots, desk_config
-from tests.support.farm import RunningFarm, running_farm
+from tests.handoff.handoff_support import PASSWORDS, Customer
+from tests.support.farm import RunningFarm
 from tests.support.images import png
 
 CLOCK = re.compile(r"^\d{2}:\d{2}$")
@@ -34,12 +33,6 @@ async def german_phone(browser: Browser) -> AsyncIterator[Page]:
         yield page
     finally:
         await context.close()
-
-
-@pytest_asyncio.fixture
-async def farm(tmp_path: Path) -> AsyncIterator[RunningFarm]:
-    async with running_farm(tmp_path, bots=bots(), desk=desk_config()) as running:
-        yield running
 
 
 async def test_german_demo_page_is_german_timestamped_accessible_and_offers_the_greeting_topics(
