@@ -19,8 +19,8 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.handoff.handoff_support import bots, desk_config
-from tests.support.desk import DESKTOP
 from tests.support.farm import RunningFarm, running_farm
+from tests.support.pages import DESKTOP, PHONE, open_page
 
 CHROMIUM = os.environ.get("SWITCHBOARD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -51,35 +51,22 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest_asyncio.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page = await context.new_page()
-    try:
+    async with open_page(browser, **PHONE) as page:
         yield page
-    finally:
-        await context.close()
 
 
 @pytest_asyncio.fixture
 async def german_page(browser: Browser) -> AsyncIterator[Page]:
     """A phone whose browser is set to German (``navigator.languages`` = de-DE, de)."""
-    context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                        locale="de-DE")
-    page = await context.new_page()
-    try:
+    async with open_page(browser, **PHONE, locale="de-DE") as page:
         yield page
-    finally:
-        await context.close()
 
 
 @pytest_asyncio.fixture
 async def desk_page(browser: Browser) -> AsyncIterator[Page]:
     """A desktop-sized page for the agent's desk."""
-    context = await browser.new_context(viewport=DESKTOP)
-    page = await context.new_page()
-    try:
+    async with open_page(browser, **DESKTOP) as page:
         yield page
-    finally:
-        await context.close()
 
 
 @pytest.fixture

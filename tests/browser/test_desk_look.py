@@ -16,6 +16,7 @@ from tests.browser.contrast import assert_contrast
 from tests.handoff.handoff_support import PASSWORDS
 from tests.support.desk import claim_first_waiting, log_in
 from tests.support.farm import RunningFarm
+from tests.support.pages import open_page
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 860}
@@ -24,12 +25,8 @@ CANNED = [{"title": "Danke", "text": "Danke für Ihre Geduld!"}]
 
 @pytest_asyncio.fixture
 async def desk_page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    page = await context.new_page()
-    try:
+    async with open_page(browser, viewport=PHONE, is_mobile=True, has_touch=True) as page:
         yield page
-    finally:
-        await context.close()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
-DESKTOP = {"width": 1280, "height": 860}
-
 
 async def log_in(desk: Page, url: str, agent: str, password: str) -> None:
     await desk.goto(f"{url}/desk")
