@@ -101,14 +101,7 @@ class Store(
 
     # -- the hot path, composed of single calls ---------------------------------------
     async def accept_inbound(self, inbound: Inbound, *, phone: str | None = None) -> Accepted | None:
-        """`resolve_contact` + `conversation_for` + `ingest`: the hot path of every webhook.
-
-        ``phone``: the number the message verifies as its sender's. If the contact does
-        not have it as its verified phone yet, only the contact is resolved and None is
-        returned: the caller links contacts by that number first, then ingests (so the
-        message lands in the linked conversation). This default makes the single calls;
-        a store may override it to do them in one round trip.
-        """
+        """`TurnUnitOfWork.accept_inbound` by the single calls; a store may override it to do them in one round trip."""
         identity = Identity(inbound.channel, inbound.channel_user_id, inbound.chat_id)
         contact = await self.resolve_contact(inbound.bot, identity, display_name=inbound.display_name)
         if phone is not None and contact.phone != phone:
@@ -126,16 +119,7 @@ class Store(
         history: int,
         cached: tuple[int, int] | None = None,
     ) -> TurnState | None:
-        """Take or renew ``lease`` for ``owner``, then read what the next turn needs.
-
-        None if another owner holds the lease. Otherwise the oldest pending inbox item (none
-        while it backs off after a failed turn)
-        with the conversation, its contact and the transcript: the newest ``history``
-        events, or, when ``cached=(version, seq)`` names the conversation's current
-        version, only the events after ``seq``. When nothing is pending the lease is
-        released and the state has no item. This default composes the single calls;
-        a store may override it to do them in one round trip.
-        """
+        """`TurnUnitOfWork.next_turn` by the single calls; a store may override it to do them in one round trip."""
         if not await self.acquire_lease(lease, owner, lease_seconds):
             return None
         items = await self.pending_inbox(conversation_id, limit=1)
@@ -162,17 +146,8 @@ class Store(
         claim: bool = True,
         release: str | None = None,
     ) -> TurnCommit:
-        """`commit_turn`, then, in the same unit where the store can:
-
-        - ``claim``: claim for ``owner`` the first of ``outbound`` if it is now its
-          conversation's next item to send (as `claim_outbox` would, leased for
-          ``lease_seconds``), so the sender sends it without another round trip;
-        - ``release``: when no inbox item of the conversation is left pending, release
-          that turn lease of ``owner`` (the turn loop then ends without another call).
-
-        This default composes the single calls and claims nothing (the sender's
-        `claim_outbox` finds the items); a store that can do it atomically overrides it.
-        """
+        """`TurnUnitOfWork.finish_turn` by the single calls, claiming nothing (the sender's `claim_outbox` finds
+        the items); a store that can do it atomically overrides it."""
         saved = await self.commit_turn(conversation, inbox_ids=inbox_ids, events=events, outbound=outbound)
         released = False
         if release is not None and not await self.pending_inbox(conversation.id, limit=1):

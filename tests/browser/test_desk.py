@@ -7,37 +7,11 @@ bot) sees the named agent reply, never the note, and then the CSAT buttons.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
+from playwright.async_api import Page, expect
 
-import pytest_asyncio
-from playwright.async_api import Browser, Page, expect
-
-from tests.handoff.handoff_support import PASSWORDS, bots, desk_config
-from tests.support.farm import RunningFarm, running_farm
-
-
-@pytest_asyncio.fixture
-async def desk_page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 860})
-    page = await context.new_page()
-    try:
-        yield page
-    finally:
-        await context.close()
-
-
-@pytest_asyncio.fixture
-async def farm(tmp_path: Path) -> AsyncIterator[RunningFarm]:
-    async with running_farm(tmp_path, bots=bots(), desk=desk_config()) as running:
-        yield running
-
-
-async def log_in(desk: Page, url: str, agent: str, password: str) -> None:
-    await desk.goto(f"{url}/desk")
-    await desk.fill("#login-agent", agent)
-    await desk.fill("#login-password", password)
-    await desk.click("#login-form button[type=submit]")
+from tests.handoff.handoff_support import PASSWORDS
+from tests.support.desk import log_in
+from tests.support.farm import RunningFarm
 
 
 async def test_agent_takes_over_answers_notes_and_closes_while_the_customer_watches(

@@ -9,11 +9,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest_asyncio
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
 from core.engine import TurnInput, TurnOutput
-from tests.browser.test_desk import log_in
 from tests.handoff.handoff_support import PASSWORDS, bots, desk_config
+from tests.support.desk import log_in
 from tests.support.engines import EchoEngine
 from tests.support.farm import RunningFarm, running_farm
 
@@ -29,16 +29,6 @@ class PoisonedEngine(EchoEngine):
             return TurnOutput(events=output.events, replies=output.replies,
                               conversation=output.conversation.evolve(slots={"price": Decimal("9.99")}))
         return output
-
-
-@pytest_asyncio.fixture
-async def desk_page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 860})
-    page = await context.new_page()
-    try:
-        yield page
-    finally:
-        await context.close()
 
 
 @pytest_asyncio.fixture

@@ -8,46 +8,21 @@ word of her reply, sees it closed and rated, narrows by rating and opens it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
+from playwright.async_api import Page, expect
 
-import pytest_asyncio
-from playwright.async_api import Browser, Page, expect
-
-from tests.browser.test_desk import log_in
-from tests.handoff.handoff_support import PASSWORDS, bots, desk_config
-from tests.support.farm import RunningFarm, running_farm
-
-
-@pytest_asyncio.fixture
-async def desk_page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 860})
-    page = await context.new_page()
-    try:
-        yield page
-    finally:
-        await context.close()
-
-
-@pytest_asyncio.fixture
-async def farm(tmp_path: Path) -> AsyncIterator[RunningFarm]:
-    async with running_farm(tmp_path, bots=bots(), desk=desk_config()) as running:
-        yield running
+from tests.handoff.handoff_support import PASSWORDS
+from tests.support.desk import ask_for_a_person, claim_first_waiting, log_in
+from tests.support.farm import RunningFarm
 
 
 async def test_a_closed_conversation_is_found_by_search_with_its_rating(
     farm: RunningFarm, page: Page, desk_page: Page
 ) -> None:
     customer, desk = page, desk_page
-    await customer.goto(f"{farm.url}/chat/demo")
-    await expect(customer.locator("#status")).to_have_text("online")
-    await customer.fill("#input", "Ich möchte mit einem Mitarbeiter sprechen")
-    await customer.press("#input", "Enter")
-    await expect(customer.locator(".msg.bot").last).to_contain_text("Person aus unserem Team")
+    await ask_for_a_person(customer, farm.url)
 
     await log_in(desk, farm.url, "anna", PASSWORDS["anna"])
-    await desk.locator("#queue-waiting button").click()
-    await desk.click("#btn-claim")
+    await claim_first_waiting(desk)
     await desk.fill("#composer-text", "Ihre Rücksendung ist erfasst.")
     await desk.click("#btn-reply")
     await expect(customer.locator(".msg.agent")).to_contain_text("Rücksendung")

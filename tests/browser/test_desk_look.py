@@ -6,15 +6,17 @@ the reply box stay in view while the transcript scrolls; shortcuts are shown; Cl
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
+import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.contrast import assert_contrast
-from tests.browser.test_desk import log_in
-from tests.handoff.handoff_support import PASSWORDS, bots, desk_config
-from tests.support.farm import RunningFarm, running_farm
+from tests.handoff.handoff_support import PASSWORDS
+from tests.support.desk import claim_first_waiting, log_in
+from tests.support.farm import RunningFarm
+from tests.support.pages import open_page
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 860}
@@ -23,18 +25,13 @@ CANNED = [{"title": "Danke", "text": "Danke für Ihre Geduld!"}]
 
 @pytest_asyncio.fixture
 async def desk_page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    page = await context.new_page()
-    try:
+    async with open_page(browser, viewport=PHONE, is_mobile=True, has_touch=True) as page:
         yield page
-    finally:
-        await context.close()
 
 
-@pytest_asyncio.fixture
-async def farm(tmp_path: Path) -> AsyncIterator[RunningFarm]:
-    async with running_farm(tmp_path, bots=bots(), desk={**desk_config(), "canned": CANNED}) as running:
-        yield running
+@pytest.fixture
+def desk_settings() -> dict[str, Any]:
+    return {"canned": CANNED}
 
 
 async def test_desk_meets_aa_contrast_keeps_bars_in_view_on_a_phone_and_confirms_close(
@@ -58,8 +55,7 @@ async def test_desk_meets_aa_contrast_keeps_bars_in_view_on_a_phone_and_confirms
     await expect(desk.locator("#queue-waiting button")).to_have_count(1)
     await assert_contrast(desk, at_least=10)  # the queue, nothing selected
 
-    await desk.locator("#queue-waiting button").click()
-    await desk.click("#btn-claim")
+    await claim_first_waiting(desk)
     await expect(desk.locator("#conv-status")).to_have_text("with agent")
     for n in range(8):
         await desk.fill("#composer-text", f"!Notiz {n}: bitte prüfen")

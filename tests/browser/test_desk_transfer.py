@@ -8,14 +8,13 @@ now and gets his reply. Ben puts it back in the queue and Anna sees it waiting a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.test_desk import log_in
-from tests.handoff.handoff_support import PASSWORDS, bots, desk_config
-from tests.support.farm import RunningFarm, running_farm
+from tests.handoff.handoff_support import PASSWORDS
+from tests.support.desk import ask_for_a_person, claim_first_waiting, log_in
+from tests.support.farm import RunningFarm
 
 
 @pytest_asyncio.fixture
@@ -29,27 +28,16 @@ async def agents(browser: Browser) -> AsyncIterator[tuple[Page, Page]]:
         await second.close()
 
 
-@pytest_asyncio.fixture
-async def farm(tmp_path: Path) -> AsyncIterator[RunningFarm]:
-    async with running_farm(tmp_path, bots=bots(), desk=desk_config()) as running:
-        yield running
-
-
 async def test_anna_transfers_to_ben_with_a_note_and_ben_puts_it_back_in_the_queue(
     farm: RunningFarm, page: Page, agents: tuple[Page, Page]
 ) -> None:
     customer, (anna, ben) = page, agents
-    await customer.goto(f"{farm.url}/chat/demo")
-    await expect(customer.locator("#status")).to_have_text("online")
-    await customer.fill("#input", "Ich möchte mit einem Mitarbeiter sprechen")
-    await customer.press("#input", "Enter")
-    await expect(customer.locator(".msg.bot").last).to_contain_text("Person aus unserem Team")
+    await ask_for_a_person(customer, farm.url)
 
     await log_in(anna, farm.url, "anna", PASSWORDS["anna"])
     await log_in(ben, farm.url, "ben", PASSWORDS["ben"])
     await expect(ben.locator("#live")).to_have_text("live")
-    await anna.locator("#queue-waiting button").click()
-    await anna.click("#btn-claim")
+    await claim_first_waiting(anna)
     await expect(anna.locator("#conv-assigned")).to_have_text("assigned to Anna Schmidt")
 
     await anna.click("#btn-transfer")

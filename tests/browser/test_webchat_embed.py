@@ -12,6 +12,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.browser.contrast import assert_contrast
 from tests.support.engines import EchoEngine
 from tests.support.farm import free_port, running_farm
+from tests.support.pages import open_page
 
 SHOP_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title></head>
 <body><h1>Hostwerk shop</h1><p>Our products.</p>
@@ -20,12 +21,8 @@ SHOP_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title
 
 @pytest_asyncio.fixture
 async def desktop(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="de-DE")
-    page = await context.new_page()
-    try:
+    async with open_page(browser, viewport={"width": 1280, "height": 800}, locale="de-DE") as page:
         yield page
-    finally:
-        await context.close()
 
 
 @pytest_asyncio.fixture

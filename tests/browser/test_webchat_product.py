@@ -9,43 +9,23 @@ waiting, photo upload that reaches the transcript and the agent, gone once an ag
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest_asyncio
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
 from tests.browser.contrast import assert_contrast
-from tests.handoff.handoff_support import PASSWORDS, Customer, bots, desk_config
-from tests.support.farm import RunningFarm, running_farm
+from tests.handoff.handoff_support import PASSWORDS, Customer
+from tests.support.farm import RunningFarm
 from tests.support.images import png
 
 CLOCK = re.compile(r"^\d{2}:\d{2}$")
 
 
-@pytest_asyncio.fixture
-async def german_phone(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                        locale="de-DE")
-    page = await context.new_page()
-    try:
-        yield page
-    finally:
-        await context.close()
-
-
-@pytest_asyncio.fixture
-async def farm(tmp_path: Path) -> AsyncIterator[RunningFarm]:
-    async with running_farm(tmp_path, bots=bots(), desk=desk_config()) as running:
-        yield running
-
-
 async def test_german_demo_page_is_german_timestamped_accessible_and_offers_the_greeting_topics(
-    farm: RunningFarm, german_phone: Page
+    farm: RunningFarm, german_page: Page
 ) -> None:
-    page = german_phone
+    page = german_page
     await page.goto(f"{farm.url}/chat/demo")
     assert await page.get_attribute("html", "lang") == "de"
     await expect(page.locator("#status")).to_have_text("online")
@@ -99,9 +79,9 @@ async def _waiting(http: aiohttp.ClientSession, url: str) -> list[dict[str, Any]
 
 
 async def test_waiting_state_moves_up_acknowledges_messages_takes_a_photo_and_ends_when_an_agent_claims(
-    farm: RunningFarm, german_phone: Page
+    farm: RunningFarm, german_page: Page
 ) -> None:
-    page = german_phone
+    page = german_page
     async with aiohttp.ClientSession() as other_http, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as desk:
         first = await Customer.connect(other_http, farm.url)  # someone else is queued first
         await first.say("Ich will einen Menschen sprechen")

@@ -10,19 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from core.errors import ConcurrencyConflict, StoreError
-from core.model import Conversation, Event, Identity, Inbound, Outbound, utcnow
+from core.model import Conversation, Event, Outbound
 from core.store.mongo.connection import MongoConnection, Session, guarded
 from core.store.mongo.contacts import MongoContactStore
 from core.store.mongo.conversations import MongoConversationStore, save
 from core.store.mongo.coordination import MongoLeaseStore
 from core.store.mongo.inbox import MongoInboxStore
 from core.store.mongo.transcript import MongoTranscriptStore, write_turn
-from core.store.ports import TurnUnitOfWork
-from core.store.records import Accepted, TurnCommit, TurnState
+from core.store.ports.turns import ComposedTurns
 
 
-class MongoTurnUnitOfWork(TurnUnitOfWork):
-    """`TurnUnitOfWork` on the connection's database, through the concern stores."""
+class MongoTurnUnitOfWork(ComposedTurns):
+    """`TurnUnitOfWork` on the connection's database: its own turn commit; accept, next and finish
+    turn as `ComposedTurns`, through the concern stores (one round trip each)."""
 
     def __init__(
         self,
@@ -83,80 +83,3 @@ class MongoTurnUnitOfWork(TurnUnitOfWork):
             return saved
 
         return await self._conn.atomic(unit)
-
-    async def accept_inbound(self, inbound: Inbound, *, phone: str | None = None) -> Accepted | None:
-        """`resolve_contact` + `conversation_for` + `ingest`: the hot path of every webhook.
-
-        ``phone``: the number the message verifies as its sender's. If the contact does
-        not have it as its verified phone yet, only the contact is resolved and None is
-        returned: the caller links contacts by that number first, then ingests (so the
-        message lands in the linked conversation). Single calls: one round trip each.
-        """
-        identity = Identity(inbound.channel, inbound.channel_user_id, inbound.chat_id)
-        contact = await self._contacts.resolve_contact(inbound.bot, identity, display_name=inbound.display_name)
-        if phone is not None and contact.phone != phone:
-            return None
-        conversation = await self._conversations.conversation_for(inbound.bot, contact.id)
-        return Accepted(conversation.id, await self._inbox.ingest(conversation.id, inbound))
-
-    async def next_turn(
-        self,
-        conversation_id: str,
-        *,
-        lease: str,
-        owner: str,
-        lease_seconds: float,
-        history: int,
-        cached: tuple[int, int] | None = None,
-    ) -> TurnState | None:
-        """Take or renew ``lease`` for ``owner``, then read what the next turn needs.
-
-        None if another owner holds the lease. Otherwise the oldest pending inbox item (none
-        while it backs off after a failed turn)
-        with the conversation, its contact and the transcript: the newest ``history``
-        events, or, when ``cached=(version, seq)`` names the conversation's current
-        version, only the events after ``seq``. When nothing is pending the lease is
-        released and the state has no item. Single calls, as `Store`'s default.
-        """
-        if not await self._leases.acquire_lease(lease, owner, lease_seconds):
-            return None
-        items = await self._inbox.pending_inbox(conversation_id, limit=1)
-        if not items or not items[0].due(utcnow()):
-            await self._leases.release_lease(lease, owner)
-            return TurnState(None, retry_at=items[0].not_before if items else None)
-        conversation = await self._conversations.get_conversation(conversation_id)
-        contact = await self._contacts.get_contact(conversation.contact_id) if conversation else None
-        if conversation is not None and cached is not None and cached[0] == conversation.version:
-            events = await self._transcripts.transcript(conversation_id, after_seq=cached[1])
-            return TurnState(items[0], conversation, contact, events, cached[1])
-        events = await self._transcripts.transcript(conversation_id, limit=history)
-        return TurnState(items[0], conversation, contact, events)
-
-    async def finish_turn(
-        self,
-        conversation: Conversation,
-        *,
-        inbox_ids: Sequence[int] = (),
-        events: Sequence[Event] = (),
-        outbound: Sequence[Outbound] = (),
-        owner: str,
-        lease_seconds: float,
-        claim: bool = True,
-        release: str | None = None,
-    ) -> TurnCommit:
-        """`commit_turn`, then, in the same unit where the store can:
-
-        - ``claim``: claim for ``owner`` the first of ``outbound`` if it is now its
-          conversation's next item to send (as `claim_outbox` would, leased for
-          ``lease_seconds``), so the sender sends it without another round trip;
-        - ``release``: when no inbox item of the conversation is left pending, release
-          that turn lease of ``owner`` (the turn loop then ends without another call).
-
-        Claims nothing: the sender's `claim_outbox` finds the items.
-        """
-        saved = await self.commit_turn(conversation, inbox_ids=inbox_ids, events=events, outbound=outbound)
-        released = False
-        if release is not None and not await self._inbox.pending_inbox(conversation.id, limit=1):
-            await self._leases.release_lease(release, owner)
-            released = True
-        return TurnCommit(saved, [], released)

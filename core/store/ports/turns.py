@@ -4,7 +4,7 @@ accept (contact + conversation + inbox), next turn (turn lease + inbox head + co
 contact + transcript window) and finish turn (conversation + inbox + transcript + outbox claim
 + lease release) span several concerns; an implementation composes the concern stores'
 operations in one transaction / round trip where it can (``core/store/sqlite/hotpath.py``),
-or calls them one by one (`core.store.base.Store`'s defaults).
+or calls them one by one (`ComposedTurns`, `core.store.base.Store`'s defaults).
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from core.model import Conversation, Event, Inbound, Outbound
+from core.model import Conversation, Event, Identity, Inbound, Outbound, utcnow
+from core.store.ports.contacts import ContactStore
+from core.store.ports.conversations import ConversationStore
+from core.store.ports.coordination import LeaseStore
+from core.store.ports.inbox import InboxStore
+from core.store.ports.transcript import TranscriptStore
 from core.store.records import Accepted, TurnCommit, TurnState
 
 
@@ -87,3 +92,66 @@ class TurnUnitOfWork(ABC):
         - ``release``: when no inbox item of the conversation is left pending, release
           that turn lease of ``owner`` (the turn loop then ends without another call).
         """
+
+
+class ComposedTurns(TurnUnitOfWork):
+    """Accept, next and finish turn composed of the concern stores' single calls, one round trip
+    each (for stores shared by several processes); the finish claims nothing (the sender's
+    `claim_outbox` finds the items). A subclass sets the stores and implements `commit_turn`."""
+
+    _contacts: ContactStore
+    _conversations: ConversationStore
+    _inbox: InboxStore
+    _transcripts: TranscriptStore
+    _leases: LeaseStore
+
+    async def accept_inbound(self, inbound: Inbound, *, phone: str | None = None) -> Accepted | None:
+        identity = Identity(inbound.channel, inbound.channel_user_id, inbound.chat_id)
+        contact = await self._contacts.resolve_contact(inbound.bot, identity, display_name=inbound.display_name)
+        if phone is not None and contact.phone != phone:
+            return None
+        conversation = await self._conversations.conversation_for(inbound.bot, contact.id)
+        return Accepted(conversation.id, await self._inbox.ingest(conversation.id, inbound))
+
+    async def next_turn(
+        self,
+        conversation_id: str,
+        *,
+        lease: str,
+        owner: str,
+        lease_seconds: float,
+        history: int,
+        cached: tuple[int, int] | None = None,
+    ) -> TurnState | None:
+        if not await self._leases.acquire_lease(lease, owner, lease_seconds):
+            return None
+        items = await self._inbox.pending_inbox(conversation_id, limit=1)
+        if not items or not items[0].due(utcnow()):
+            await self._leases.release_lease(lease, owner)
+            return TurnState(None, retry_at=items[0].not_before if items else None)
+        conversation = await self._conversations.get_conversation(conversation_id)
+        contact = await self._contacts.get_contact(conversation.contact_id) if conversation else None
+        if conversation is not None and cached is not None and cached[0] == conversation.version:
+            events = await self._transcripts.transcript(conversation_id, after_seq=cached[1])
+            return TurnState(items[0], conversation, contact, events, cached[1])
+        events = await self._transcripts.transcript(conversation_id, limit=history)
+        return TurnState(items[0], conversation, contact, events)
+
+    async def finish_turn(
+        self,
+        conversation: Conversation,
+        *,
+        inbox_ids: Sequence[int] = (),
+        events: Sequence[Event] = (),
+        outbound: Sequence[Outbound] = (),
+        owner: str,
+        lease_seconds: float,
+        claim: bool = True,
+        release: str | None = None,
+    ) -> TurnCommit:
+        saved = await self.commit_turn(conversation, inbox_ids=inbox_ids, events=events, outbound=outbound)
+        released = False
+        if release is not None and not await self._inbox.pending_inbox(conversation.id, limit=1):
+            await self._leases.release_lease(release, owner)
+            released = True
+        return TurnCommit(saved, [], released)
