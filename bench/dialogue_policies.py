@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core import logging as sb_logging
 from core.dialogue.dialogue_model import build_ensemble, nlu_intent_of, read_policies
 from core.dialogue.ensemble import PolicyEnsemble
 from core.dialogue.state import DialogueState
@@ -173,6 +174,7 @@ def main() -> None:
     parser.add_argument("--project", type=Path, action="append", help="project directories (default: demo + largest test project)")
     parser.add_argument("--synthetic", type=int, default=300, help="stories of the made-up scale project (0: skip)")
     args = parser.parse_args()
+    sb_logging.configure("warning")  # the engine logs every turn at info: the figures would drown
     projects: list[Path] = args.project or [p for p in (DEMO, largest_test_project()) if p is not None]
     results = {
         "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine()},
