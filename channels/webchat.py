@@ -27,8 +27,8 @@ answered after it. Messages are acknowledged only after the core stored them; th
 resends unacknowledged messages after a reconnect and the core de-duplicates them.
 
 Typing: the core calls `typing` when a turn takes a moment; it is shown only while the bot
-answers (not while the conversation waits for or is with a person). `agent_typing` is the
-hook for a desk that reports agents' typing (no desk does yet); the page hides the dots on
+answers (not while the conversation waits for or is with a person). `agent_typing` is called
+by the web desk while the agent in charge types a reply (``POST /desk/api/conversations/{id}/typing``); the page hides the dots on
 the next message, or after 8 s without one.
 """
 

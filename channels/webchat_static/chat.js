@@ -260,6 +260,7 @@
         break;
       case "typing":
         typingText.textContent = f.who === "agent" ? t("typing_agent", { name: f.name || t("agent") }) : t("typing_bot");
+        typingText.classList.toggle("visually-hidden", f.who !== "agent");  // "Anna is typing…" is shown; the bot's dots speak for themselves
         typingEl.hidden = false; scroll();
         clearTimeout(typingTimer);
         typingTimer = setTimeout(hideTyping, 8000);

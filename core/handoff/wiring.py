@@ -154,7 +154,8 @@ def install_handoff(farm: Any) -> None:
     if config.desk.web.enabled:
         from core.web.desk import WebDesk
 
-        web_desk = WebDesk(config.desk.web, service, store, dead_letters=dead_letters, canned=config.desk.canned)
+        web_desk = WebDesk(config.desk.web, service, store, dead_letters=dead_letters, canned=config.desk.canned,
+                           channel_for=lambda bot, channel: farm.channels.get((bot, channel)))  # agent typing
         service.add_desk(web_desk)
         farm.extra_routes.extend(web_desk.routes())
         farm.services["web_desk"] = web_desk

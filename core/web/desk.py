@@ -20,7 +20,9 @@ closed ones included; see `core.web.desk_search`; every search is audited),
 ``POST /desk/api/conversations/{id}/transfer`` ({to: agent id or null for the queue, note}),
 ``POST /desk/api/conversations/{id}/{claim|reply|note|back|close}`` ({text} for reply
 and note; a reply starting with ``core.desk.NOTE_PREFIX`` is stored as a note, never sent,
-and the answer says ``"note": true``), ``GET /desk/api/dead-letters``, ``POST /desk/api/dead-letters/{id}/{replay|drop}``
+and the answer says ``"note": true``), ``POST /desk/api/conversations/{id}/typing`` (the assigned agent is typing a reply: the web chat
+shows "<name> is typing…", Telegram/WhatsApp their own indicator; 403 for any other agent),
+``GET /desk/api/dead-letters``, ``POST /desk/api/dead-letters/{id}/{replay|drop}``
 (messages whose turn failed for good), ``GET /desk/api/stream`` (server-sent events:
 ``{"type", "conversation"}``; ``dead_letter`` when a message fails for good).
 """
@@ -55,7 +57,7 @@ from core.desk import (
     priority,
     priority_label,
 )
-from core.errors import NotFound, SwitchboardError
+from core.errors import ChannelError, NotFound, SwitchboardError
 from core.handoff.service import AgentNotAllowed, ConversationView, HandoffService, QueueEntry
 from core.model import Contact, Conversation, ConversationStatus, Event
 from core.pipeline.dead_letters import DeadLetters
@@ -72,6 +74,7 @@ SESSION_SECONDS = 12 * 3600
 KEEPALIVE_SECONDS = 15.0
 MAX_TEXT = 4000
 _ACTIONS = ("claim", "reply", "note", "back", "close", "transfer")
+_PLAIN_TYPING_CHANNELS = frozenset({"telegram", "whatsapp"})  # their adapters' typing(chat_id), no agent name
 _HIDDEN_SLOTS = frozenset({"language", "session_started_metadata"})  # shown elsewhere or internal
 _SLOT_LABELS = {"requested_slot": "form was asking for"}
 _SECURITY_HEADERS = {
@@ -140,9 +143,11 @@ class WebDesk:
         session_seconds: float = SESSION_SECONDS,
         dead_letters: DeadLetters | None = None,
         canned: Sequence[CannedReply] = (),
+        channel_for: Callable[[str, str], Any | None] | None = None,
     ) -> None:
         self.config = config
         self.canned = tuple(canned)
+        self.channel_for = channel_for  # (bot, channel name) -> the farm's adapter, for typing signals
         self.actions = actions
         self.store = store
         self.dead_letters = dead_letters or DeadLetters(store)
@@ -185,6 +190,7 @@ class WebDesk:
             Route("GET", "/desk/api/queue", self._queue),
             Route("GET", "/desk/api/history", self._history),
             Route("GET", "/desk/api/conversations/{id}", self._conversation),
+            Route("POST", "/desk/api/conversations/{id}/typing", self._typing),
             Route("POST", "/desk/api/conversations/{id}/{action}", self._action),
             Route("GET", "/desk/api/dead-letters", self._dead_letters),
             Route("POST", "/desk/api/dead-letters/{id}/{action}", self._dead_letter_action),
@@ -403,6 +409,31 @@ class WebDesk:
         view = await self.actions.view(conversation_id)
         return _json({"conversation": self._conversation_json(view.conversation, view.contact),
                       "note": stored_as_note})
+
+    async def _typing(self, request: web.Request) -> web.StreamResponse:
+        """The assigned agent is typing a reply: show it where the customer is (best effort)."""
+        agent = await self._require(request, writes=True)
+        view = await self._visible(agent, request.match_info["id"])
+        conversation = view.conversation
+        if conversation.status is not ConversationStatus.AGENT or conversation.assigned_agent != AGENT_PREFIX + agent.id:
+            return _json({"error": "only the agent in charge of the conversation can signal typing"}, 403)
+        identity = view.contact.reply_identity() if view.contact else None
+        adapter = self.channel_for(conversation.bot, identity.channel) if identity and self.channel_for else None
+        sent = False
+        if identity is not None and adapter is not None:
+            agent_typing = getattr(adapter, "agent_typing", None)
+            typing = getattr(adapter, "typing", None)
+            try:
+                if callable(agent_typing):
+                    await agent_typing(identity.chat_id, agent.name)
+                    sent = True
+                elif identity.channel in _PLAIN_TYPING_CHANNELS and callable(typing):
+                    await typing(identity.chat_id)  # the platform's own "typing…" (no name there)
+                    sent = True
+            except (ChannelError, ConnectionError) as exc:  # cosmetic: never an error for the agent
+                log.info("web_desk.typing_failed", conversation=conversation.id, channel=identity.channel,
+                         error=str(exc))
+        return _json({"ok": True, "sent": sent})
 
     # -- dead letters ----------------------------------------------------------------------
     def _dead_letter_json(self, letter: DeadLetter) -> dict[str, Any]:

@@ -400,7 +400,18 @@
     const text = $("composer-text").value.trim();
     if (text) act("note", { text });
   });
-  $("composer-text").addEventListener("input", updateHint);
+  // Typing: the agent in charge tells the customer at most every 3 s while writing a reply; never for a note.
+  let lastTyping = 0;
+  function signalTyping() {
+    const text = $("composer-text").value;
+    if (!selected || !current || !me || !text.trim() || isNote(text)) return;
+    if (current.id !== selected || current.status !== "agent" || current.assigned_agent !== "web:" + me.id) return;
+    const now = Date.now();
+    if (now - lastTyping < 3000) return;
+    lastTyping = now;
+    api("POST", "conversations/" + encodeURIComponent(selected) + "/typing", {}).catch(() => { /* cosmetic */ });
+  }
+  $("composer-text").addEventListener("input", () => { updateHint(); signalTyping(); });
   $("composer-text").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
