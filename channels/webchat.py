@@ -9,6 +9,8 @@ client → server
                                                                attachments are ids from ``POST /chat/{bot}/upload``)
   ``{"type": "button", "id": "<client id>", "payload": "/intent", "title": "..."}``
   ``{"type": "history"}``                                      ask for the transcript again
+  ``{"type": "typing"}``                                       the customer is typing (shown in the web desk
+                                                               while an agent is in charge; no answer)
 server → client
   ``{"type": "welcome", "session": "<id>", "bot": "<name>", "title": "...", "language": "de"}``
   ``{"type": "history", "messages": [<message>...]}``
@@ -82,6 +84,7 @@ from core.model import (
 log = structlog.get_logger(__name__)
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+TYPING_EVERY = 2.0  # seconds between customer-typing signals to the desk, per session
 
 
 class WebChatConfig(AdapterConfig):
@@ -141,6 +144,7 @@ class WebChatAdapter(ChannelAdapter):
         self.settings: WebChatConfig = config  # type: ignore[assignment]
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self._handoff: HandoffView | None = None
+        self._typing_seen: dict[str, float] = {}  # session -> loop time of the last typing signal to the desk
         self.live = LiveState(bot, self.name, context, self._sockets, self._language)
         self.files = FileRoutes(bot, context, max_bytes=self.settings.max_upload_bytes,
                                 allowed_types=self.settings.allowed_types, origin_allowed=self._origin_allowed,
@@ -292,6 +296,9 @@ class WebChatAdapter(ChannelAdapter):
         if kind == "history":
             await self._send_history(ws, await self.context.history(self.bot, self.name, session))
             return session
+        if kind == "typing":
+            await self._customer_typing(session)
+            return session
         if kind in ("message", "button"):
             if not limiter.has_capacity():
                 await ws.send_json(_error("slow_down", "too many messages; wait a moment"))
@@ -315,6 +322,23 @@ class WebChatAdapter(ChannelAdapter):
             return session
         await ws.send_json(_error("unknown_type", f"unknown frame type '{kind[:40]}'"))
         return session
+
+    async def _customer_typing(self, session: str) -> None:
+        """The customer is typing: tell the web desk, only while an agent is in charge (no reply)."""
+        shown = self.live.state_of(session)
+        notify = getattr(self.files.desk, "customer_typing", None)
+        if shown is None or shown.state != "agent" or not callable(notify):
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._typing_seen.get(session, -TYPING_EVERY) < TYPING_EVERY:
+            return  # at most one signal per session every TYPING_EVERY seconds, whatever the page sends
+        self._typing_seen[session] = now
+        if len(self._typing_seen) > 10_000:
+            self._typing_seen.clear()
+        try:
+            await notify(self.bot, self.name, session)
+        except StoreUnavailable:
+            log.debug("webchat.typing_unavailable", bot=self.bot)
 
     def _language(self, conversation: str | None, browser: Iterable[str]) -> str:
         return labels_.page_language(default=self.default_language(), offered=self.offered_languages(),

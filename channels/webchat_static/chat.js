@@ -291,6 +291,14 @@
     });
   }
 
+  // The customer typing: at most one signal every 3 s, only while a person answers (the desk shows it).
+  let lastTyping = 0;
+  input.addEventListener("input", () => {
+    const now = Date.now();
+    if (!input.value.trim() || !chatState || chatState.state !== "agent" || now - lastTyping < 3000) return;
+    if (ws && ws.readyState === WebSocket.OPEN) { lastTyping = now; ws.send(JSON.stringify({ type: "typing" })); }
+  });
+
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const text = input.value.trim();

@@ -24,7 +24,8 @@ and the answer says ``"note": true``), ``POST /desk/api/conversations/{id}/typin
 shows "<name> is typing…", Telegram/WhatsApp their own indicator; 403 for any other agent),
 ``GET /desk/api/dead-letters``, ``POST /desk/api/dead-letters/{id}/{replay|drop}``
 (messages whose turn failed for good), ``GET /desk/api/stream`` (server-sent events:
-``{"type", "conversation"}``; ``dead_letter`` when a message fails for good).
+``{"type", "conversation"}``; ``dead_letter`` when a message fails for good; ``typing`` to the agent
+in charge while their web-chat customer types, see `WebDesk.customer_typing`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from core.desk import (
 )
 from core.errors import ChannelError, NotFound, SwitchboardError
 from core.handoff.service import AgentNotAllowed, ConversationView, HandoffService, QueueEntry
-from core.model import Contact, Conversation, ConversationStatus, Event
+from core.model import Contact, Conversation, ConversationStatus, Event, Identity
 from core.pipeline.dead_letters import DeadLetters
 from core.ports import Route
 from core.store.base import AuditEntry, DeadLetter, Store
@@ -508,6 +509,21 @@ class WebDesk:
                     queue.put_nowait(item)
                 except asyncio.QueueFull:
                     log.debug("web_desk.stream_full", agent=agent.id)
+
+    async def customer_typing(self, bot: str, channel: str, chat_id: str) -> None:
+        """A customer is typing (the web chat calls this; its user id is its chat id): the agent in
+        charge of their conversation sees "customer is typing…" live (an SSE ``typing`` item)."""
+        contacts = await self.store.find_contacts(bot, identity=Identity(channel, chat_id, chat_id))
+        if not contacts:
+            return
+        conversation = await self.store.conversation_for(bot, contacts[0].id)
+        if conversation.status is not ConversationStatus.AGENT or not conversation.assigned_agent:
+            return
+        item = {"type": "typing", "conversation": conversation.id, "bot": bot}
+        for queue, agent in list(self._streams.items()):
+            if AGENT_PREFIX + agent.id == conversation.assigned_agent:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(item)
 
     # -- Desk ----------------------------------------------------------------------------
     async def open_handoff(self, summary: HandoffSummary) -> str | None:

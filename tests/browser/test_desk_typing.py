@@ -42,3 +42,25 @@ async def test_customer_sees_the_agent_typing_a_reply_but_not_a_note(
     await desk.press("#composer-text", "Control+Enter")
     await expect(customer.locator(".msg.agent")).to_contain_text(reply)
     await expect(typing).to_be_hidden()  # the message replaces the dots
+
+
+async def test_agent_sees_the_customer_typing_until_the_message_arrives(
+    farm: RunningFarm, page: Page, desk_page: Page
+) -> None:
+    customer, desk = page, desk_page
+    await ask_for_a_person(customer, farm.url)
+    await log_in(desk, farm.url, "anna", PASSWORDS["anna"])
+    await claim_first_waiting(desk)
+    await expect(desk.locator("#conv-status")).to_have_text("with agent")
+    await desk.fill("#composer-text", "Guten Tag, wie kann ich helfen?")
+    await desk.press("#composer-text", "Control+Enter")
+    await expect(customer.locator(".msg.agent")).to_have_count(1)
+
+    typing = desk.locator("#customer-typing")
+    await expect(typing).to_be_hidden()
+    await customer.locator("#input").press_sequentially("Meine Bestellung")
+    await expect(typing).to_be_visible()
+    await expect(typing).to_contain_text("is typing…")
+    await customer.press("#input", "Enter")
+    await expect(desk.locator("#transcript .entry.customer").last).to_contain_text("Meine Bestellung")
+    await expect(typing).to_be_hidden()

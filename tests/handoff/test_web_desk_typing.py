@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -48,3 +51,46 @@ async def test_only_the_assigned_agent_can_signal_typing_and_the_customer_sees_t
             assert (await response.json())["sent"] is True
         frame = await receive(customer.ws, "typing")
         assert frame == {"type": "typing", "who": "agent", "name": "Anna Schmidt"}
+
+
+async def events_until(stream: aiohttp.StreamReader, kind: str) -> list[dict[str, Any]]:
+    """Server-sent items up to and including the first of type ``kind``."""
+    items: list[dict[str, Any]] = []
+    async with asyncio.timeout(5):
+        while not items or items[-1]["type"] != kind:
+            line = (await stream.readline()).decode()
+            if line.startswith("data: "):
+                items.append(json.loads(line[6:]))
+    return items
+
+
+async def test_customer_typing_reaches_the_agent_in_charge_only(tmp_path: Path) -> None:
+    async with handoff_farm(tmp_path) as (farm, _), agent_session() as anna, agent_session() as ben, \
+            aiohttp.ClientSession() as chat:
+        ws = await chat.ws_connect(f"{farm.url}/chat/demo/ws")
+        await ws.send_json({"type": "hello", "session": None, "watch": True})
+        session = (await receive(ws, "welcome"))["session"]
+        await ws.send_json({"type": "message", "id": "m1", "text": "Mitarbeiter bitte"})
+        await receive(ws, "ack")
+        await farm.farm.settle()
+        customer = Customer(ws, session)
+        conversation_id = (await conversation_of(farm, customer)).id
+        await login(anna, farm.url, "anna")
+        await login(ben, farm.url, "ben")
+        async with anna.post(f"{farm.url}/desk/api/conversations/{conversation_id}/claim", json={},
+                             headers=H) as response:
+            assert response.status == 200
+        state = await receive(ws, "state")
+        while state["state"] != "agent":
+            state = await receive(ws, "state")
+
+        async with anna.get(f"{farm.url}/desk/api/stream") as anna_stream, \
+                ben.get(f"{farm.url}/desk/api/stream") as ben_stream:
+            await events_until(anna_stream.content, "hello")
+            await events_until(ben_stream.content, "hello")
+            await ws.send_json({"type": "typing"})
+            typing = (await events_until(anna_stream.content, "typing"))[-1]
+            assert typing["conversation"] == conversation_id
+            await ws.send_json({"type": "message", "id": "m2", "text": "Hallo?"})
+            seen_by_ben = await events_until(ben_stream.content, "message")
+            assert "typing" not in [item["type"] for item in seen_by_ben]

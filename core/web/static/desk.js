@@ -248,6 +248,7 @@
 
   function render(data) {
     const c = data.conversation, s = data.summary;
+    if (!current || current.id !== c.id) hideCustomerTyping();
     current = c;  // before the entries: they show the customer's name
     $("empty").hidden = true;
     $("conversation").hidden = false;
@@ -419,6 +420,16 @@
     }
   });
 
+  // Customer typing (web chat, while this agent is in charge): shown until their message or 6 s of quiet.
+  let customerTypingTimer = null;
+  function hideCustomerTyping() { $("customer-typing").hidden = true; clearTimeout(customerTypingTimer); }
+  function showCustomerTyping() {
+    $("customer-typing").textContent = ((current && current.customer) || "Customer") + " is typing…";
+    $("customer-typing").hidden = false;
+    clearTimeout(customerTypingTimer);
+    customerTypingTimer = setTimeout(hideCustomerTyping, 6000);
+  }
+
   // -- live updates --------------------------------------------------------------------
   function connect() {
     if (stream) stream.close();
@@ -430,6 +441,8 @@
       try { item = JSON.parse(message.data); } catch (e) { return; }
       if (item.type === "hello") return;
       if (item.type === "dead_letter") { refreshDeadLetters().catch(() => {}); return; }
+      if (item.type === "typing") { if (item.conversation === selected) showCustomerTyping(); return; }
+      if (item.conversation === selected && item.type === "message") hideCustomerTyping();
       refreshQueue().catch(() => {});
       if (item.conversation && item.conversation === selected) refreshConversation();
     };
