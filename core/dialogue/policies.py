@@ -98,8 +98,12 @@ def rule_state_matches(rule_state: Mapping[str, Any], state: Mapping[str, Any]) 
 @dataclass(frozen=True, slots=True)
 class _Rule:
     key: str
-    states: tuple[State, ...]  # reversed: the latest first
+    states: tuple[State, ...]  # reversed: the latest first; list values as tuples (as `rule_state_matches` compares)
     action: str
+
+
+def _prepared(state: State) -> State:
+    return {kind: {key: _as_tuple(value) for key, value in sub.items()} for kind, sub in state.items()}
 
 
 class _RuleIndex:
@@ -108,28 +112,39 @@ class _RuleIndex:
     def __init__(self, lookup: Mapping[str, str]) -> None:
         self.lookup = dict(lookup)
         self.by_action: dict[str | None, list[_Rule]] = {}
+        self._candidates: dict[str | None, tuple[_Rule, ...]] = {}
         for key, action in lookup.items():
-            states = tuple(reversed(json.loads(key)))
+            states = tuple(_prepared(s) for s in reversed(json.loads(key)))
             self.by_action.setdefault(prev_action_of(states[0]), []).append(_Rule(key, states, action))
 
     def matching(self, states: Sequence[State]) -> list[_Rule]:
-        current = states[-1]
-        candidates = self.by_action.get(prev_action_of(current), []) + self.by_action.get(None, [])
-        found = []
-        for rule in candidates:
-            if all(_applicable(rule.states, i, states[-1 - i]) for i in range(min(len(rule.states), len(states)))):
-                found.append(rule)
-        return found
+        action = prev_action_of(states[-1])
+        candidates = self._candidates.get(action)
+        if candidates is None:
+            candidates = (*self.by_action.get(action, []), *self.by_action.get(None, []))
+            self._candidates[action] = candidates
+        latest_first = states[::-1]
+        return [rule for rule in candidates
+                if all(_applicable(rule_state, state) for rule_state, state in zip(rule.states, latest_first))]
 
 
-def _applicable(rule_states: Sequence[State], index: int, state: Mapping[str, Any]) -> bool:
-    rule_state = rule_states[index]
+def _applicable(rule_state: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
     rule_prev, prev = rule_state.get(PREV_ACTION), state.get(PREV_ACTION)
     if not rule_prev and not prev:
         return True
     if not rule_prev or not prev:
         return False
-    return rule_state_matches(rule_state, state)
+    # `rule_state_matches` on a prepared rule state (its lists already tuples)
+    for kind, rule_sub in rule_state.items():
+        sub = state.get(kind) or {}
+        for key, expected in rule_sub.items():
+            actual = sub.get(key)
+            if expected == SHOULD_NOT_BE_SET:
+                if actual and actual != SHOULD_NOT_BE_SET:
+                    return False
+            elif expected and actual != expected:
+                return False
+    return True
 
 
 class RulePolicy:
@@ -313,8 +328,10 @@ class MemoizationPolicy:
             window = ml_states(example.states, *rule_only)[-max_history:]
             _learn(self.lookup, ambiguous, state_key(window), example.action)
 
-    def recall(self, states: Sequence[State], hidden: Sequence[bool] | None = None) -> str | None:
-        states = ml_states(states, *self.rule_only, hidden)
+    def recall(self, states: Sequence[State], hidden: Sequence[bool] | None = None, *,
+               seen: Sequence[State] | None = None) -> str | None:
+        """``seen``: ``ml_states(states, *self.rule_only, hidden)`` if the caller already has it."""
+        states = ml_states(states, *self.rule_only, hidden) if seen is None else seen
         found = self.lookup.get(state_key(states[-self.max_history:]))
         if found is not None or not self.augmented:
             return found
@@ -325,6 +342,7 @@ class MemoizationPolicy:
                 return found
         return None
 
-    def predict(self, states: Sequence[State], hidden: Sequence[bool] | None = None) -> PolicyVote | None:
-        action = self.recall(states, hidden)
+    def predict(self, states: Sequence[State], hidden: Sequence[bool] | None = None, *,
+                seen: Sequence[State] | None = None) -> PolicyVote | None:
+        action = self.recall(states, hidden, seen=seen)
         return PolicyVote(action, 1.0, self.name, self.priority) if action is not None else None
