@@ -107,25 +107,42 @@ def _prepared(state: State) -> State:
 
 
 class _RuleIndex:
-    """Rule keys bucketed by the previous action of their last state, for fast matching."""
+    """Rule keys bucketed by the previous action and intent of their last state, for fast matching."""
 
     def __init__(self, lookup: Mapping[str, str]) -> None:
         self.lookup = dict(lookup)
         self.by_action: dict[str | None, list[_Rule]] = {}
-        self._candidates: dict[str | None, tuple[_Rule, ...]] = {}
+        self._candidates: dict[tuple[str | None, str | None], tuple[_Rule, ...]] = {}
         for key, action in lookup.items():
             states = tuple(_prepared(s) for s in reversed(json.loads(key)))
             self.by_action.setdefault(prev_action_of(states[0]), []).append(_Rule(key, states, action))
 
     def matching(self, states: Sequence[State]) -> list[_Rule]:
-        action = prev_action_of(states[-1])
-        candidates = self._candidates.get(action)
+        current = states[-1]
+        action = prev_action_of(current)
+        intent = (current.get(USER) or {}).get("intent")
+        candidates = self._candidates.get((action, intent))
         if candidates is None:
-            candidates = (*self.by_action.get(action, []), *self.by_action.get(None, []))
-            self._candidates[action] = candidates
+            every = (*self.by_action.get(action, []), *self.by_action.get(None, []))
+            candidates = tuple(rule for rule in every if _may_match_intent(rule.states[0], intent))
+            self._candidates[(action, intent)] = candidates
         latest_first = states[::-1]
-        return [rule for rule in candidates
-                if all(_applicable(rule_state, state) for rule_state, state in zip(rule.states, latest_first))]
+        found = []
+        for rule in candidates:
+            for rule_state, state in zip(rule.states, latest_first):
+                if not _applicable(rule_state, state):
+                    break
+            else:
+                found.append(rule)
+        return found
+
+
+def _may_match_intent(rule_state: Mapping[str, Any], intent: str | None) -> bool:
+    """False only where `_applicable` must fail on the intent: the rule state has a previous action and asks for another intent."""
+    expected = (rule_state.get(USER) or {}).get("intent")
+    if not rule_state.get(PREV_ACTION) or not isinstance(expected, str) or not expected or expected == SHOULD_NOT_BE_SET:
+        return True
+    return intent == expected
 
 
 def _applicable(rule_state: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
