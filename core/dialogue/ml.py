@@ -137,11 +137,18 @@ class MlPolicy:
         if seen is None:
             seen = ml_states(states, *self.rule_only, hidden)
         features = state_features(seen, self.max_history, self.slot_names)
-        known = [(self.vocabulary[n], v) for n, v in features.items() if n in self.vocabulary]
+        vocabulary = self.vocabulary
+        columns: list[int] = []
+        amounts: list[float] = []
+        for name, value in features.items():
+            column = vocabulary.get(name)
+            if column is not None:
+                columns.append(column)
+                amounts.append(value)
         logits = self.bias.copy()
-        if known:
-            index = np.fromiter((i for i, _ in known), dtype=np.intp, count=len(known))
-            values = np.fromiter((v for _, v in known), dtype=float, count=len(known))
+        if columns:
+            index = np.array(columns, dtype=np.intp)
+            values = np.array(amounts, dtype=float)
             logits += values @ self.weights[index]
         logits -= logits.max()
         exp = np.exp(logits)

@@ -278,11 +278,14 @@ def ml_states(states: Sequence[State], rule_only_slots: frozenset[str], rule_onl
     out: list[State] = []
     last_action: dict[str, Any] | None = None
     was_hidden = False
+    hidden_count = len(hidden) if hidden is not None else 0
     for index, original in enumerate(states):
         if not was_hidden:
             last_action = original.get(PREV_ACTION)
-        if hidden is not None and not (prev_action_of(original) and prev_action_of(original) == loop_of(original)):
-            was_hidden = hidden[index] if index < len(hidden) else False
+        action = prev_action_of(original)
+        loop = loop_of(original)
+        if hidden is not None and not (action and action == loop):
+            was_hidden = hidden[index] if index < hidden_count else False
         if was_hidden:
             continue
         state = dict(original)
@@ -292,9 +295,9 @@ def ml_states(states: Sequence[State], rule_only_slots: frozenset[str], rule_onl
                 state[SLOTS] = slots
             else:
                 del state[SLOTS]
-        if rule_only_loops and loop_of(state) in rule_only_loops:
+        if rule_only_loops and loop in rule_only_loops:
             del state[ACTIVE_LOOP]
-        if out and prev_action_of(state) != LISTEN:
+        if out and action != LISTEN:
             if not out[-1].get(USER) and state.get(USER):
                 del state[USER]
             elif out[-1].get(USER):
