@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.dialogue.ml import MlPolicy
-from core.dialogue.policies import MemoizationPolicy, PolicyVote, RulePolicy
+from core.dialogue.policies import MemoizationPolicy, PolicyVote, RulePolicy, ml_states
 from core.dialogue.state import LISTEN, DialogueState
 
 
@@ -45,12 +45,16 @@ class PolicyEnsemble:
                 return [vote]
             if vote is not None:
                 votes.append(vote)
+        # story-trained policies see the same states when they drop the same rule-only features: compute them once
+        seen = None
+        if self.memo is not None and self.ml is not None and self.memo.rule_only == self.ml.rule_only:
+            seen = ml_states(states, *self.memo.rule_only, hidden)
         if self.memo is not None:
-            vote = self.memo.predict(states, hidden)
+            vote = self.memo.predict(states, hidden, seen=seen)
             if vote is not None:
                 votes.append(vote)
         if self.ml is not None:
-            vote = self.ml.predict(states, hidden, exclude=rejected)
+            vote = self.ml.predict(states, hidden, exclude=rejected, seen=seen)
             if vote is not None:
                 votes.append(vote)
         return [v for v in votes if v.action != rejected]

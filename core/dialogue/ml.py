@@ -127,17 +127,28 @@ class MlPolicy:
         self.weights = np.ascontiguousarray(coef.T)  # features x actions
         self.bias = intercept
 
-    def probabilities(self, states: Sequence[State], hidden: Sequence[bool] | None = None) -> dict[str, float]:
+    def probabilities(self, states: Sequence[State], hidden: Sequence[bool] | None = None, *,
+                      seen: Sequence[State] | None = None) -> dict[str, float]:
+        """``seen``: ``ml_states(states, *self.rule_only, hidden)`` if the caller already has it."""
         if not self.actions:
             return {}
         if len(self.actions) == 1 or self.weights.size == 0:
             return {self.actions[0]: 1.0}
-        features = state_features(ml_states(states, *self.rule_only, hidden), self.max_history, self.slot_names)
-        known = [(self.vocabulary[n], v) for n, v in features.items() if n in self.vocabulary]
+        if seen is None:
+            seen = ml_states(states, *self.rule_only, hidden)
+        features = state_features(seen, self.max_history, self.slot_names)
+        vocabulary = self.vocabulary
+        columns: list[int] = []
+        amounts: list[float] = []
+        for name, value in features.items():
+            column = vocabulary.get(name)
+            if column is not None:
+                columns.append(column)
+                amounts.append(value)
         logits = self.bias.copy()
-        if known:
-            index = np.fromiter((i for i, _ in known), dtype=np.intp, count=len(known))
-            values = np.fromiter((v for _, v in known), dtype=float, count=len(known))
+        if columns:
+            index = np.array(columns, dtype=np.intp)
+            values = np.array(amounts, dtype=float)
             logits += values @ self.weights[index]
         logits -= logits.max()
         exp = np.exp(logits)
@@ -145,8 +156,8 @@ class MlPolicy:
         return dict(zip(self.actions, probs.tolist(), strict=True))
 
     def predict(self, states: Sequence[State], hidden: Sequence[bool] | None = None, *,
-                exclude: str | None = None) -> PolicyVote | None:
-        probs = self.probabilities(states, hidden)
+                exclude: str | None = None, seen: Sequence[State] | None = None) -> PolicyVote | None:
+        probs = self.probabilities(states, hidden, seen=seen)
         if exclude is not None:
             probs.pop(exclude, None)
         if not probs:

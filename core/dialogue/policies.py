@@ -98,38 +98,70 @@ def rule_state_matches(rule_state: Mapping[str, Any], state: Mapping[str, Any]) 
 @dataclass(frozen=True, slots=True)
 class _Rule:
     key: str
-    states: tuple[State, ...]  # reversed: the latest first
+    states: tuple[State, ...]  # reversed: the latest first; list values as tuples (as `rule_state_matches` compares)
     action: str
 
 
+def _prepared(state: State) -> State:
+    return {kind: {key: _as_tuple(value) for key, value in sub.items()} for kind, sub in state.items()}
+
+
 class _RuleIndex:
-    """Rule keys bucketed by the previous action of their last state, for fast matching."""
+    """Rule keys bucketed by the previous action and intent of their last state, for fast matching."""
 
     def __init__(self, lookup: Mapping[str, str]) -> None:
         self.lookup = dict(lookup)
         self.by_action: dict[str | None, list[_Rule]] = {}
+        self._candidates: dict[tuple[str | None, str | None], tuple[_Rule, ...]] = {}
         for key, action in lookup.items():
-            states = tuple(reversed(json.loads(key)))
+            states = tuple(_prepared(s) for s in reversed(json.loads(key)))
             self.by_action.setdefault(prev_action_of(states[0]), []).append(_Rule(key, states, action))
 
     def matching(self, states: Sequence[State]) -> list[_Rule]:
         current = states[-1]
-        candidates = self.by_action.get(prev_action_of(current), []) + self.by_action.get(None, [])
+        action = prev_action_of(current)
+        intent = (current.get(USER) or {}).get("intent")
+        candidates = self._candidates.get((action, intent))
+        if candidates is None:
+            every = (*self.by_action.get(action, []), *self.by_action.get(None, []))
+            candidates = tuple(rule for rule in every if _may_match_intent(rule.states[0], intent))
+            self._candidates[(action, intent)] = candidates
+        latest_first = states[::-1]
         found = []
         for rule in candidates:
-            if all(_applicable(rule.states, i, states[-1 - i]) for i in range(min(len(rule.states), len(states)))):
+            for rule_state, state in zip(rule.states, latest_first):
+                if not _applicable(rule_state, state):
+                    break
+            else:
                 found.append(rule)
         return found
 
 
-def _applicable(rule_states: Sequence[State], index: int, state: Mapping[str, Any]) -> bool:
-    rule_state = rule_states[index]
+def _may_match_intent(rule_state: Mapping[str, Any], intent: str | None) -> bool:
+    """False only where `_applicable` must fail on the intent: the rule state has a previous action and asks for another intent."""
+    expected = (rule_state.get(USER) or {}).get("intent")
+    if not rule_state.get(PREV_ACTION) or not isinstance(expected, str) or not expected or expected == SHOULD_NOT_BE_SET:
+        return True
+    return intent == expected
+
+
+def _applicable(rule_state: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
     rule_prev, prev = rule_state.get(PREV_ACTION), state.get(PREV_ACTION)
     if not rule_prev and not prev:
         return True
     if not rule_prev or not prev:
         return False
-    return rule_state_matches(rule_state, state)
+    # `rule_state_matches` on a prepared rule state (its lists already tuples)
+    for kind, rule_sub in rule_state.items():
+        sub = state.get(kind) or {}
+        for key, expected in rule_sub.items():
+            actual = sub.get(key)
+            if expected == SHOULD_NOT_BE_SET:
+                if actual and actual != SHOULD_NOT_BE_SET:
+                    return False
+            elif expected and actual != expected:
+                return False
+    return True
 
 
 class RulePolicy:
@@ -246,11 +278,14 @@ def ml_states(states: Sequence[State], rule_only_slots: frozenset[str], rule_onl
     out: list[State] = []
     last_action: dict[str, Any] | None = None
     was_hidden = False
+    hidden_count = len(hidden) if hidden is not None else 0
     for index, original in enumerate(states):
         if not was_hidden:
             last_action = original.get(PREV_ACTION)
-        if hidden is not None and not (prev_action_of(original) and prev_action_of(original) == loop_of(original)):
-            was_hidden = hidden[index] if index < len(hidden) else False
+        action = prev_action_of(original)
+        loop = loop_of(original)
+        if hidden is not None and not (action and action == loop):
+            was_hidden = hidden[index] if index < hidden_count else False
         if was_hidden:
             continue
         state = dict(original)
@@ -260,9 +295,9 @@ def ml_states(states: Sequence[State], rule_only_slots: frozenset[str], rule_onl
                 state[SLOTS] = slots
             else:
                 del state[SLOTS]
-        if rule_only_loops and loop_of(state) in rule_only_loops:
+        if rule_only_loops and loop in rule_only_loops:
             del state[ACTIVE_LOOP]
-        if out and prev_action_of(state) != LISTEN:
+        if out and action != LISTEN:
             if not out[-1].get(USER) and state.get(USER):
                 del state[USER]
             elif out[-1].get(USER):
@@ -313,8 +348,10 @@ class MemoizationPolicy:
             window = ml_states(example.states, *rule_only)[-max_history:]
             _learn(self.lookup, ambiguous, state_key(window), example.action)
 
-    def recall(self, states: Sequence[State], hidden: Sequence[bool] | None = None) -> str | None:
-        states = ml_states(states, *self.rule_only, hidden)
+    def recall(self, states: Sequence[State], hidden: Sequence[bool] | None = None, *,
+               seen: Sequence[State] | None = None) -> str | None:
+        """``seen``: ``ml_states(states, *self.rule_only, hidden)`` if the caller already has it."""
+        states = ml_states(states, *self.rule_only, hidden) if seen is None else seen
         found = self.lookup.get(state_key(states[-self.max_history:]))
         if found is not None or not self.augmented:
             return found
@@ -325,6 +362,7 @@ class MemoizationPolicy:
                 return found
         return None
 
-    def predict(self, states: Sequence[State], hidden: Sequence[bool] | None = None) -> PolicyVote | None:
-        action = self.recall(states, hidden)
+    def predict(self, states: Sequence[State], hidden: Sequence[bool] | None = None, *,
+                seen: Sequence[State] | None = None) -> PolicyVote | None:
+        action = self.recall(states, hidden, seen=seen)
         return PolicyVote(action, 1.0, self.name, self.priority) if action is not None else None

@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import structlog
@@ -36,6 +37,10 @@ class LocalLanguageModel:
     log_prior: dict[str, float]
     log_prob: dict[str, dict[str, float]]
     log_unseen: dict[str, float]
+    _vocab: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._vocab = frozenset().union(*(self.log_prob[lang] for lang in self.languages))
 
     @staticmethod
     def grams(text: str) -> list[str]:
@@ -62,11 +67,12 @@ class LocalLanguageModel:
 
     def predict(self, text: str) -> dict[str, float]:
         grams = self.grams(text)
-        known = [g for g in grams if any(g in self.log_prob[lang] for lang in self.languages)]
+        vocab = self._vocab
+        known = [g for g in grams if g in vocab]
         if not any(g.startswith("w:") for g in known):
             return {}  # no word this bot has seen: character n-grams alone are too weak
         scores = {
-            lang: self.log_prior[lang] + sum(self.log_prob[lang].get(g, self.log_unseen[lang]) for g in known)
+            lang: self.log_prior[lang] + sum(map(self.log_prob[lang].get, known, repeat(self.log_unseen[lang], len(known))))
             for lang in self.languages
         }
         top = max(scores.values())

@@ -126,6 +126,21 @@ def test_model_is_saved_loaded_and_retrained_when_data_changes(tmp_path: Path) -
     assert retrained and sorted(p.name for p in tmp_path.iterdir()) == ["nlu-bbb"]
 
 
+def test_saved_language_model_scores_exactly_as_the_trained_one(tmp_path: Path) -> None:
+    data = NluData(examples=[
+        Example("hallo zusammen", "greet", language="de"), Example("guten morgen", "greet", language="de"),
+        Example("tschüss bis bald", "goodbye", language="de"), Example("hello there", "greet", language="en"),
+        Example("good morning", "greet", language="en"), Example("bye see you soon", "goodbye", language="en"),
+    ])
+    first, trained = load_or_train(data, fingerprint="lang", model_dir=tmp_path, entities=[], threshold=0.3, ambiguity_threshold=0.1)
+    again, trained_again = load_or_train(data, fingerprint="lang", model_dir=tmp_path, entities=[], threshold=0.3, ambiguity_threshold=0.1)
+    assert trained and not trained_again
+    assert first.language_model is not None and again.language_model is not None
+    for text in ("hallo", "good morning everyone", "guten morgen hello", "zorp"):
+        assert again.language_model.predict(text) == first.language_model.predict(text)
+    assert again.language_model.predict("hallo")["de"] > 0.5
+
+
 def test_fingerprint_changes_with_training_data(project: RasaProject) -> None:
     before = project.nlu_fingerprint()
     project.nlu.examples.append(Example("new example", "greet"))
