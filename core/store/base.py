@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 
-from core.model import Conversation, Event, Identity, Inbound, Outbound, utcnow
+from core.model import Conversation, Event, Inbound, Outbound
 from core.store.ports import (
     AuditStore,
     ContactStore,
@@ -31,6 +31,7 @@ from core.store.ports import (
     TranscriptStore,
     TurnUnitOfWork,
 )
+from core.store.ports.turns import ComposedTurns
 from core.store.records import (
     RECEIPT_TTL_SECONDS,
     Accepted,
@@ -101,13 +102,9 @@ class Store(
 
     # -- the hot path, composed of single calls ---------------------------------------
     async def accept_inbound(self, inbound: Inbound, *, phone: str | None = None) -> Accepted | None:
-        """`TurnUnitOfWork.accept_inbound` by the single calls; a store may override it to do them in one round trip."""
-        identity = Identity(inbound.channel, inbound.channel_user_id, inbound.chat_id)
-        contact = await self.resolve_contact(inbound.bot, identity, display_name=inbound.display_name)
-        if phone is not None and contact.phone != phone:
-            return None
-        conversation = await self.conversation_for(inbound.bot, contact.id)
-        return Accepted(conversation.id, await self.ingest(conversation.id, inbound))
+        """`TurnUnitOfWork.accept_inbound` by the single calls (`ComposedTurns`); a store may override it to do
+        them in one round trip."""
+        return await _SingleCalls(self).accept_inbound(inbound, phone=phone)
 
     async def next_turn(
         self,
@@ -119,20 +116,10 @@ class Store(
         history: int,
         cached: tuple[int, int] | None = None,
     ) -> TurnState | None:
-        """`TurnUnitOfWork.next_turn` by the single calls; a store may override it to do them in one round trip."""
-        if not await self.acquire_lease(lease, owner, lease_seconds):
-            return None
-        items = await self.pending_inbox(conversation_id, limit=1)
-        if not items or not items[0].due(utcnow()):
-            await self.release_lease(lease, owner)
-            return TurnState(None, retry_at=items[0].not_before if items else None)
-        conversation = await self.get_conversation(conversation_id)
-        contact = await self.get_contact(conversation.contact_id) if conversation else None
-        if conversation is not None and cached is not None and cached[0] == conversation.version:
-            events = await self.transcript(conversation_id, after_seq=cached[1])
-            return TurnState(items[0], conversation, contact, events, cached[1])
-        events = await self.transcript(conversation_id, limit=history)
-        return TurnState(items[0], conversation, contact, events)
+        """`TurnUnitOfWork.next_turn` by the single calls (`ComposedTurns`); a store may override it to do them
+        in one round trip."""
+        return await _SingleCalls(self).next_turn(
+            conversation_id, lease=lease, owner=owner, lease_seconds=lease_seconds, history=history, cached=cached)
 
     async def finish_turn(
         self,
@@ -146,11 +133,30 @@ class Store(
         claim: bool = True,
         release: str | None = None,
     ) -> TurnCommit:
-        """`TurnUnitOfWork.finish_turn` by the single calls, claiming nothing (the sender's `claim_outbox` finds
-        the items); a store that can do it atomically overrides it."""
-        saved = await self.commit_turn(conversation, inbox_ids=inbox_ids, events=events, outbound=outbound)
-        released = False
-        if release is not None and not await self.pending_inbox(conversation.id, limit=1):
-            await self.release_lease(release, owner)
-            released = True
-        return TurnCommit(saved, [], released)
+        """`TurnUnitOfWork.finish_turn` by the single calls (`ComposedTurns`), claiming nothing (the sender's
+        `claim_outbox` finds the items); a store that can do it atomically overrides it."""
+        return await _SingleCalls(self).finish_turn(
+            conversation, inbox_ids=inbox_ids, events=events, outbound=outbound, owner=owner,
+            lease_seconds=lease_seconds, claim=claim, release=release)
+
+
+class _SingleCalls(ComposedTurns):
+    """`ComposedTurns` over one store's own single calls: the one implementation of `Store`'s defaults."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._contacts = store
+        self._conversations = store
+        self._inbox = store
+        self._transcripts = store
+        self._leases = store
+
+    async def commit_turn(
+        self,
+        conversation: Conversation,
+        *,
+        inbox_ids: Sequence[int] = (),
+        events: Sequence[Event] = (),
+        outbound: Sequence[Outbound] = (),
+    ) -> Conversation:
+        return await self._store.commit_turn(conversation, inbox_ids=inbox_ids, events=events, outbound=outbound)
