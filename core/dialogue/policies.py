@@ -82,10 +82,14 @@ def _as_tuple(value: Any) -> Any:
 
 def rule_state_matches(rule_state: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
     """Rasa's ``_does_rule_match_state``: every feature of the rule is in the state; ``null`` means unset."""
+    return _prepared_state_matches(_prepared(rule_state), state)
+
+
+def _prepared_state_matches(rule_state: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
+    """`rule_state_matches` on a prepared rule state (its lists already tuples, see `_prepared`)."""
     for kind, rule_sub in rule_state.items():
         sub = state.get(kind) or {}
         for key, expected in rule_sub.items():
-            expected = _as_tuple(expected)
             actual = sub.get(key)
             if expected == SHOULD_NOT_BE_SET:
                 if actual and actual != SHOULD_NOT_BE_SET:
@@ -102,7 +106,7 @@ class _Rule:
     action: str
 
 
-def _prepared(state: State) -> State:
+def _prepared(state: Mapping[str, Any]) -> State:
     return {kind: {key: _as_tuple(value) for key, value in sub.items()} for kind, sub in state.items()}
 
 
@@ -151,17 +155,7 @@ def _applicable(rule_state: Mapping[str, Any], state: Mapping[str, Any]) -> bool
         return True
     if not rule_prev or not prev:
         return False
-    # `rule_state_matches` on a prepared rule state (its lists already tuples)
-    for kind, rule_sub in rule_state.items():
-        sub = state.get(kind) or {}
-        for key, expected in rule_sub.items():
-            actual = sub.get(key)
-            if expected == SHOULD_NOT_BE_SET:
-                if actual and actual != SHOULD_NOT_BE_SET:
-                    return False
-            elif expected and actual != expected:
-                return False
-    return True
+    return _prepared_state_matches(rule_state, state)
 
 
 class RulePolicy:
