@@ -84,21 +84,21 @@ def list_command(
         typer.echo("no dead letters", err=True)
 
 
-@app.command("replay")
-def replay_command(item: IdArgument, config: ConfigOption = None) -> None:
-    """Queue the message again (first in its conversation's line); the running farm retries it."""
-    conversation = _run(config, lambda dead: dead.replay(item, actor=_actor()))
+def _report(item: int, conversation: str | None, done: str) -> None:
+    """``done`` with the conversation, or exit 1 when ``item`` is no dead letter."""
     if conversation is None:
         typer.echo(f"error: no dead letter {item}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"replaying {item} (conversation {conversation})")
+    typer.echo(f"{done} {item} (conversation {conversation})")
+
+
+@app.command("replay")
+def replay_command(item: IdArgument, config: ConfigOption = None) -> None:
+    """Queue the message again (first in its conversation's line); the running farm retries it."""
+    _report(item, _run(config, lambda dead: dead.replay(item, actor=_actor())), "replaying")
 
 
 @app.command("drop")
 def drop_command(item: IdArgument, config: ConfigOption = None) -> None:
     """Give the message up for good (it stays in the inbox as processed)."""
-    conversation = _run(config, lambda dead: dead.drop(item, actor=_actor()))
-    if conversation is None:
-        typer.echo(f"error: no dead letter {item}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"dropped {item} (conversation {conversation})")
+    _report(item, _run(config, lambda dead: dead.drop(item, actor=_actor())), "dropped")
