@@ -30,6 +30,7 @@ import structlog
 
 from core.engine import Reply, TurnOutput, Understanding
 from core.handoff import messages
+from core.handoff.assist import prepare_suggestions
 from core.handoff.frustration import HISTORY_WINDOW
 from core.handoff.messages import (
     BACK_TO_BOT_PAYLOAD,
@@ -444,6 +445,11 @@ class HandoffAfterCommit:
         state = ctx.state.get(STATE) or {}
         action = state.get("action")
         conversation = output.conversation
+        message = ctx.turn.message
+        if action in ("open", "relay") and message.text and not message.button_payload:
+            # Before the desks hear of it: the Slack thread shows the suggestions with the message.
+            await prepare_suggestions(self.service.store, ctx.engine, conversation, message.channel, message.text,
+                                      output.understanding)
         if action == "open":
             await self.service.opened(conversation.id, state["plan"])
         elif action == "relay":

@@ -60,6 +60,7 @@ from core.web.desk_http import (
     SESSION_SECONDS,
     json_body,
     json_response,
+    static_bytes,
     static_text,
 )
 from core.web.desk_live import DeskLive
@@ -124,6 +125,7 @@ class WebDesk(DeskApi, DeskLive):
             Route("GET", "/desk", self._page, name="desk"),
             Route("GET", "/desk/desk.js", self._asset),
             Route("GET", "/desk/desk.css", self._asset),
+            Route("GET", "/desk/notify.wav", self._sound),
             Route("POST", "/desk/api/login", self._login),
             Route("POST", "/desk/api/logout", self._logout),
             Route("GET", "/desk/api/me", self._me),
@@ -139,6 +141,11 @@ class WebDesk(DeskApi, DeskLive):
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         return web.Response(text=static_text("desk.html"), content_type="text/html", headers=SECURITY_HEADERS)
+
+    async def _sound(self, request: web.Request) -> web.StreamResponse:
+        """The new-handoff chime (a 0.4 s two-tone WAV made for this desk; no CDN)."""
+        return web.Response(body=static_bytes("notify.wav"), content_type="audio/wav",
+                            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=86400"})
 
     async def _asset(self, request: web.Request) -> web.StreamResponse:
         filename = request.path.rsplit("/", 1)[-1]

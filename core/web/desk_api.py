@@ -13,6 +13,7 @@ from aiohttp import web
 from core.config import WebAgent
 from core.desk import is_note
 from core.errors import ChannelError, NotFound, SwitchboardError
+from core.handoff.assist import assistance
 from core.handoff.service import AgentNotAllowed, ConversationView
 from core.model import ConversationStatus
 from core.pipeline.dead_letters import DeadLetters
@@ -20,7 +21,7 @@ from core.store.base import AuditEntry
 from core.web.desk_auth import DeskAuth
 from core.web.desk_http import AGENT_PREFIX, MAX_TEXT, json_body, json_response
 from core.web.desk_search import search
-from core.web.desk_views import DeskViews, search_query
+from core.web.desk_views import DeskViews, search_query, with_versions
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +81,10 @@ class DeskApi(DeskAuth, DeskViews):
             "canned": self._canned(view.conversation),
             "conversation": {**self._conversation_json(view.conversation, view.contact), "ratings": ratings},
             "summary": self._summary_json(view.summary),
-            "transcript": [m for m in (self._event_json(e) for e in view.transcript) if m],
+            "assist": (await assistance(self.store, view.summary,
+                                        mask=self.actions.masker(view.conversation.bot).mask)).as_dict(),
+            "transcript": with_versions([m for m in (self._event_json(e) for e in view.transcript) if m],
+                                        self.actions.masker(view.conversation.bot).mask),
         })
 
     # -- acting ------------------------------------------------------------------------

@@ -54,3 +54,13 @@ def static_text(name: str) -> str:
     if name not in _CACHE:
         _CACHE[name] = resources.files("core").joinpath("web", "static", name).read_text("utf-8")
     return _CACHE[name]
+
+
+def static_bytes(name: str) -> bytes:
+    """A binary file of ``core/web/static`` (the alert sound), read once."""
+    if name not in _BYTES:
+        _BYTES[name] = resources.files("core").joinpath("web", "static", name).read_bytes()
+    return _BYTES[name]
+
+
+_BYTES: dict[str, bytes] = {}

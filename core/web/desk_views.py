@@ -3,7 +3,7 @@ transcript events, search hits, dead letters."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from core.web.desk_search import Hit, SearchQuery
 
 _HIDDEN_SLOTS = frozenset({"language", "session_started_metadata"})  # shown elsewhere or internal
 _SLOT_LABELS = {"requested_slot": "form was asking for"}
+_VERSION_KINDS = frozenset({"customer_edit", "customer_revoke"})  # core.handoff.media.version_event
 
 
 class DeskViews:
@@ -111,14 +112,19 @@ class DeskViews:
         data = event.data
         base = {"seq": event.seq, "channel": event.channel, "ts": event.timestamp.isoformat()}
         if event.type == "user":
+            message_id = str(data.get("message_id") or "")
             return {**base, "role": "customer", "author": None, "text": data.get("text") or "",
-                    "attachments": [a for a in data.get("attachments") or [] if isinstance(a, dict)]}
+                    "attachments": [a for a in data.get("attachments") or [] if isinstance(a, dict)],
+                    "message_id": message_id, "edited": ":edit:" in message_id}
         if event.type == "bot":
             meta = data.get("metadata") or {}
             role = meta.get("author", "bot")
             buttons = [b.get("title") for b in (data.get("data") or {}).get("buttons") or []]
             return {**base, "role": role if role in ("agent", "system") else "bot",
                     "author": meta.get("author_name"), "text": data.get("text") or "", "buttons": buttons}
+        if event.type == "note" and data.get("kind") in _VERSION_KINDS:
+            return {**base, "role": "version", "author": None, "kind": data["kind"],
+                    "original": data.get("original_message_id"), "text": data.get("new_text") or ""}
         if event.type == "note":
             return {**base, "role": "note", "author": data.get("agent_name"), "text": data.get("text") or ""}
         if event.type == "status" and str(data.get("action", "")).startswith("transfer"):
@@ -149,6 +155,32 @@ class DeskViews:
                 "WhatsApp window closed: a template was sent instead"
             return {**base, "role": "event", "author": None, "text": text}
         return None
+
+
+def with_versions(entries: list[dict[str, Any]], mask: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Edits and deletions by the customer (WhatsApp) shown on the message they change: its
+    ``versions`` (earlier texts first, masked) and ``revoked``; an edit whose original is not in
+    view stays an entry of its own ("edited an earlier message")."""
+    by_id = {e["message_id"]: e for e in entries if e.get("role") == "customer" and e.get("message_id")}
+    shown: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry.get("role") != "version":
+            shown.append(entry)
+            continue
+        original = by_id.get(str(entry.get("original") or ""))
+        text = mask(str(entry.get("text") or ""))
+        if original is None:
+            label = "edited an earlier message: " if entry["kind"] == "customer_edit" else "deleted an earlier message"
+            shown.append({**entry, "role": "customer", "text": label + text, "edited": True})
+            continue
+        if entry["kind"] == "customer_revoke":
+            original["revoked"] = entry["ts"]
+            continue
+        versions = original.setdefault("versions", [{"text": original["text"], "ts": original["ts"]}])
+        versions.append({"text": text, "ts": entry["ts"]})
+        original["text"] = text
+        original["edited"] = True
+    return shown
 
 
 def search_query(params: Mapping[str, str]) -> SearchQuery:
