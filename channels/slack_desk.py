@@ -13,6 +13,7 @@ checked by Bolt: forged or older than 5 minutes -> 401). Socket Mode: set ``app_
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -72,6 +73,9 @@ _AUTH_ERRORS = frozenset({
     "missing_scope", "not_allowed_token_type", "no_permission",
 })
 _TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+_CANNOT_POST = ("channel_not_found", "not_in_channel", "is_archived", "channel_is_archived")
+PROBE_AFTER = 30.0  # seconds between reachability checks while Slack is failing
+PROBE_TIMEOUT = 3.0  # a check runs inside a customer's turn: never longer than this
 _NOT_ALLOWED = "Sorry, only agents of this desk can do that."
 _ACTION_FAILED = "That did not work: {error}"
 
@@ -166,6 +170,8 @@ class SlackDesk:
         self._socket: AsyncSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None
         self.bot_user_id: str | None = None
+        self._clock = clock
+        self._health: tuple[bool, float] = (True, clock())  # the last Web API call: (worked, when)
         self._register()
 
     @classmethod
@@ -532,21 +538,47 @@ class SlackDesk:
         except ChannelError as exc:
             log.warning("slack_desk.ephemeral.failed", error=str(exc))
 
+    async def reachable(self, bot: str, *, presence: bool = False) -> bool:
+        """Whether Slack answers: the last Web API call's result; after a failure, at most every
+        `PROBE_AFTER` seconds an ``auth.test`` (bounded by `PROBE_TIMEOUT`) checks again."""
+        worked, at = self._health
+        if worked:
+            return True
+        if self._clock() - at < PROBE_AFTER:
+            return False
+        try:
+            await asyncio.wait_for(self._call("auth_test"), PROBE_TIMEOUT)
+        except (ChannelError, TimeoutError):
+            self._health = (False, self._clock())
+            return False
+        return True
+
     async def _call(self, method: str, **kwargs: Any) -> Any:
-        """Every Web API call goes through here: errors mapped to the core's types."""
+        """Every Web API call goes through here: errors mapped to the core's types; the result
+        is the desk's reachability signal (a rate limit still means Slack is there)."""
         if method == "chat_postMessage":
             # Slack allows about one message per second per channel (short bursts pass);
             # pace posts here rather than collecting 429s.
             await self._post_pace.acquire()
         try:
-            return await getattr(self.client, method)(**kwargs)
+            result = await getattr(self.client, method)(**kwargs)
         except SlackApiError as exc:
             mapped = map_slack_error(exc)
             log.warning("slack_desk.api.error", method=method, error=str(mapped))
+            self._health = (isinstance(mapped, RateLimited | BadRequest) and not _cannot_post(mapped),
+                            self._clock())
             raise mapped from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("slack_desk.api.unreachable", method=method, error=type(exc).__name__)
+            self._health = (False, self._clock())
             raise TransientError(f"slack: {type(exc).__name__}") from exc
+        self._health = (True, self._clock())
+        return result
+
+
+def _cannot_post(error: ChannelError) -> bool:
+    """A Slack error that keeps every card out of the agents' channel (not one bad request)."""
+    return any(code in str(error) for code in _CANNOT_POST)
 
 
 def _first(value: Any) -> Any:

@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from core.desk import DeadLetterNotice, HandoffSummary
+from core.errors import StoreError
 from core.model import Conversation, ConversationStatus, Event, Identity
 from core.web.desk_auth import DeskAuth
 from core.web.desk_http import AGENT_PREFIX, KEEPALIVE_SECONDS
 
 log = structlog.get_logger(__name__)
+
+PRESENCE_PREFIX = "desk:online:"
+PRESENCE_SECONDS = KEEPALIVE_SECONDS * 3
 
 
 class DeskLive(DeskAuth):
@@ -47,12 +52,14 @@ class DeskLive(DeskAuth):
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=200)
         self._streams[queue] = agent
         try:
+            await self._present(agent)
             await response.write(b"retry: 2000\ndata: {\"type\": \"hello\"}\n\n")
             while not self._closing:
                 try:
                     item = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
                 except TimeoutError:
                     await response.write(b": keepalive\n\n")
+                    await self._present(agent)
                     continue
                 if item is None:
                     break
@@ -61,7 +68,28 @@ class DeskLive(DeskAuth):
             pass
         finally:
             self._streams.pop(queue, None)
+            if not any(a.id == agent.id for a in self._streams.values()):
+                with contextlib.suppress(StoreError):
+                    await self.store.kv_delete(PRESENCE_PREFIX + agent.id)
         return response
+
+    async def _present(self, agent: Any) -> None:
+        """The agent has the desk open: seen by every farm process (`reachable`) until the
+        stream ends or keepalives stop for `PRESENCE_SECONDS`."""
+        await self.store.kv_set(PRESENCE_PREFIX + agent.id, {"at": time.time()}, ttl_seconds=PRESENCE_SECONDS)
+
+    async def reachable(self, bot: str, *, presence: bool = False) -> bool:
+        """Whether the web desk can bring a handoff of ``bot`` to a person: always, unless
+        ``presence`` asks for an agent who serves the bot to have the desk open right now."""
+        if not presence:
+            return True
+        for agent in self.agents.values():
+            if not self._may_serve(agent, bot):
+                continue
+            if any(a.id == agent.id for a in self._streams.values()) \
+                    or await self.store.kv_get(PRESENCE_PREFIX + agent.id) is not None:
+                return True
+        return False
 
     def _push(self, conversation: Conversation, kind: str) -> None:
         item = {"type": kind, "conversation": conversation.id, "bot": conversation.bot,
