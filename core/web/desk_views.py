@@ -113,6 +113,10 @@ class DeskViews:
         base = {"seq": event.seq, "channel": event.channel, "ts": event.timestamp.isoformat()}
         if event.type == "user":
             message_id = str(data.get("message_id") or "")
+            parts = message_id.split(":", 3)  # <channel>:edit|revoke:<original>:<id> (adapters' version ids)
+            if len(parts) == 4 and parts[1] in ("edit", "revoke") and parts[2]:  # relayed while handed off
+                return {**base, "role": "version", "author": None, "kind": f"customer_{parts[1]}",
+                        "original": f"{parts[0]}:{parts[2]}", "text": data.get("text") or ""}
             return {**base, "role": "customer", "author": None, "text": data.get("text") or "",
                     "attachments": [a for a in data.get("attachments") or [] if isinstance(a, dict)],
                     "message_id": message_id, "edited": ":edit:" in message_id}
