@@ -325,7 +325,7 @@ class TelegramAdapter(ChannelAdapter):
             text=text,
             attachments=attachments,
             shared_phone=shared_phone,
-            display_name=user.full_name or None,
+            display_name=_display_name(user.full_name, user.username),
             language_hint=user.language_code,
             timestamp=when.astimezone(UTC),
             edited=edited,
@@ -358,7 +358,7 @@ class TelegramAdapter(ChannelAdapter):
             platform_message_id=self.namespaced(update.update_id),
             text=title,
             button_payload=query.data,
-            display_name=user.full_name or None,
+            display_name=_display_name(user.full_name, user.username),
             language_hint=user.language_code,
             timestamp=utcnow(),  # a button press carries no date; the time we received it
             raw=raw,
@@ -568,3 +568,11 @@ class TelegramAdapter(ChannelAdapter):
 
 
 __all__ = ["TelegramAdapter", "TelegramConfig", "map_telegram_error"]
+
+
+def _display_name(full_name: str | None, username: str | None) -> str | None:
+    """What agents see: the name with the @username that finds the person in Telegram
+    (``Anna Schmidt (@anna_s)``); either alone if the other is missing."""
+    if full_name and username:
+        return f"{full_name} (@{username})"
+    return full_name or (f"@{username}" if username else None)

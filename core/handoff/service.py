@@ -33,6 +33,7 @@ from core.desk import (
 )
 from core.errors import ConcurrencyConflict, NotFound, SwitchboardError
 from core.handoff import messages
+from core.handoff.assist import Assistance, assistance
 from core.handoff.config import HandoffConfig
 from core.handoff.hours import BusinessHours
 from core.i18n import Catalogue, for_bot
@@ -561,6 +562,28 @@ class HandoffService:
         shown = [self.mask_event(conversation.bot, e) for e in events
                  if e.type in ("user", "bot", "note", "status", "handoff", "csat", "delivery")]
         return ConversationView(conversation, contact, await self.summary(conversation), shown)
+
+    async def reachable(self, bot: str) -> bool:
+        """Can any desk bring this bot's handoff to a person now? A desk without a ``reachable``
+        signal counts as reachable; the web desk asks for an online agent only with
+        ``handoff.require_agent_online``; a desk whose check fails counts as unreachable."""
+        presence = self.config(bot).require_agent_online
+        for desk in self.desks:
+            check = getattr(desk, "reachable", None)
+            if not callable(check):
+                return True
+            try:
+                if await check(bot, presence=presence):
+                    return True
+            except Exception:
+                metrics.ERRORS.labels("desk").inc()
+                log.exception("handoff.reachable_failed", desk=desk.name, bot=bot)
+        return False
+
+    async def assistance(self, conversation_id: str) -> Assistance:
+        """The bot's help for the agent: suggested replies, a one-line summary, previous cases."""
+        conversation = await self._get(conversation_id)
+        return await assistance(self.store, await self.summary(conversation), mask=self.masker(conversation.bot).mask)
 
     async def viewed(self, conversation: Conversation, agent_id: str) -> None:
         """An agent opened the transcript: recorded in the audit log (who saw what, when)."""

@@ -103,6 +103,7 @@ class FakeSlackAPI:
         # channel -> ts -> message (top-level and replies; replies carry thread_ts)
         self.messages: dict[str, dict[str, dict[str, Any]]] = {}
         self.ephemerals: list[dict[str, Any]] = []
+        self.views: list[dict[str, Any]] = []  # modals opened with views.open
         self.acks: list[dict[str, Any]] = []
         self._rate_limits: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
         self._errors: dict[str, list[str]] = {}  # method -> queued error codes
@@ -399,6 +400,27 @@ class FakeSlackAPI:
         limit = int(params.get("limit") or 1000)
         return _ok({"messages": ([parent] + replies)[:limit], "has_more": False})
 
+    def _m_views_open(self, params: dict[str, Any]) -> web.Response:
+        """A modal for the user whose click gave the trigger_id (Slack: expired after 3 s)."""
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not params.get("trigger_id"):
+            return _error("invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            return _error("invalid_arguments")
+        title = (view.get("title") or {}).get("text", "")
+        if not title or len(title) > 24 or len(view.get("private_metadata") or "") > 3000:
+            return _error("invalid_arguments")
+        for block in view.get("blocks") or []:
+            element = block.get("element") or {}
+            if element.get("type") == "plain_text_input" and len(element.get("initial_value") or "") > \
+                    int(element.get("max_length") or 3000):
+                return _error("invalid_arguments")
+        view_id = f"V{len(self.views) + 1:08d}"
+        self.views.append({**view, "id": view_id, "trigger_id": params["trigger_id"]})
+        return _ok({"view": {**view, "id": view_id}})
+
     def _m_apps_connections_open(self, params: dict[str, Any]) -> web.Response:
         return _ok({"url": f"ws://127.0.0.1:{self.port}/link"})
 
@@ -502,6 +524,34 @@ def block_actions_payload(
             "text": {"type": "plain_text", "text": titles.get(action_id, action_id), "emoji": True},
             "value": value, "type": "button", "action_ts": f"{time.time():.6f}",
         }],
+    }
+
+
+def suggestion_click_payload(button: dict[str, Any], *, thread_ts: str, user: str = "U0AGENTANNA",
+                             channel: str = "C0AGENTS01", message_ts: str = "1763820100.000200") -> dict[str, Any]:
+    """A ``block_actions`` payload for a button inside a thread reply (e.g. "Use 1")."""
+    payload = block_actions_payload(str(button["action_id"]), str(button["value"]), user=user, channel=channel,
+                                    message_ts=message_ts)
+    payload["container"]["thread_ts"] = thread_ts
+    payload["message"]["thread_ts"] = thread_ts
+    payload["actions"][0]["block_id"] = "assist"
+    payload["actions"][0]["text"] = button["text"]
+    return payload
+
+
+def view_submission_payload(view: dict[str, Any], values: dict[str, dict[str, str]], *,
+                            user: str = "U0AGENTANNA") -> dict[str, Any]:
+    """A ``view_submission`` payload: the modal ``view`` submitted with ``values`` typed in
+    (block_id -> action_id -> text), as Slack posts it to the interactivity URL."""
+    state = {block: {action: {"type": "plain_text_input", "value": text} for action, text in actions.items()}
+             for block, actions in values.items()}
+    return {
+        "type": "view_submission", "team": {"id": TEAM_ID, "domain": "nordhost-support"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
+        "api_app_id": APP_ID, "token": "XXYYZZ", "trigger_id": f"{int(time.time())}.1234567890.{uuid.uuid4().hex[:16]}",
+        "view": {**view, "team_id": TEAM_ID, "state": {"values": state}, "hash": "1763820200.abcdef",
+                 "app_id": APP_ID, "bot_id": "B0SWITCHB"},
+        "response_urls": [], "is_enterprise_install": False, "enterprise": None,
     }
 
 
