@@ -48,7 +48,6 @@ from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from core.config import CannedReply, WebAgent, WebDeskConfig
 from core.desk import (
     NOTE_PREFIX,
     DeadLetterNotice,
@@ -58,6 +57,7 @@ from core.desk import (
     priority,
     priority_label,
 )
+from core.desk_config import CannedReply, WebAgent, WebDeskConfig
 from core.errors import ChannelError, NotFound, SwitchboardError
 from core.handoff.service import AgentNotAllowed, ConversationView, HandoffService, QueueEntry
 from core.model import Contact, Conversation, ConversationStatus, Event, Identity
