@@ -72,7 +72,7 @@ class DeskParts:
     routes: Sequence[Route] = ()
     services: Sequence[Service] = ()
     on_http_shutdown: Sequence[HttpShutdown] = ()
-    agent_login: Any | None = None  # the desk that signs agents in for desk-only routes (web chat files)
+    agent_login: object | None = None  # the desk that signs agents in for desk-only routes (web chat files)
 
 
 class DeskPlugin(Protocol):
@@ -94,7 +94,8 @@ def agent_policy(desk: DeskConfig) -> AgentPolicy:
         if agent_id.startswith("web:"):
             agent = web_agents.get(agent_id)
             return agent is not None and (not agent.bots or bot in agent.bots)
-        return agent_id.partition(":")[0] in installed
+        desk, colon, _ = agent_id.partition(":")
+        return bool(colon) and desk in installed
 
     return may_serve
 
