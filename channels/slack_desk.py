@@ -26,6 +26,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 from aiolimiter import AsyncLimiter
+from pydantic import ValidationError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
@@ -40,7 +41,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels import slack_assist as assist
 from channels import slack_card as card
-from core.config import SlackDeskConfig
+from channels.slack_desk_config import SlackDeskConfig
 from core.desk import DeadLetterNotice, DeskActions, HandoffSummary
 from core.errors import (
     BadRequest,
@@ -122,6 +123,7 @@ class SlackDesk:
     """`core.desk.Desk` on Slack. Build it with the config and the core's callbacks."""
 
     name = "slack"
+    Config = SlackDeskConfig  # the ``desk.slack`` block; `switchboard check` validates it with this
 
     def __init__(
         self,
@@ -175,8 +177,16 @@ class SlackDesk:
         self._register()
 
     @classmethod
-    def from_config(cls, config: SlackDeskConfig, actions: DeskActions, resolve_thread: ResolveThread,
-                    is_duplicate: IsDuplicate) -> SlackDesk:
+    def from_config(cls, config: SlackDeskConfig | Mapping[str, Any], actions: DeskActions,
+                    resolve_thread: ResolveThread, is_duplicate: IsDuplicate) -> SlackDesk:
+        """Build from the ``desk.slack`` block of farm.yml (validated here) or a ready `SlackDeskConfig`."""
+        if not isinstance(config, SlackDeskConfig):
+            try:
+                config = SlackDeskConfig.model_validate(dict(config))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in ("desk", "slack", *first["loc"]))
+                raise ConfigError(first["msg"], key=where) from None
         return cls(config, actions, resolve_thread, is_duplicate)
 
     # -- lifecycle -------------------------------------------------------------------

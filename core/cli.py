@@ -250,8 +250,7 @@ def hash_password(
 
 
 def _mount_subcommands() -> None:
-    from core import bench_cli, dead_letters_cli, rasa_cli
-    from core.privacy import cli as privacy_cli
+    from core import bench_cli, dead_letters_cli, privacy_cli, rasa_cli
 
     project_errors = "2 the project, farm.yml or a file named is missing or invalid."
     app.command("train", epilog=f"Exit status: 0 the model is ready; {project_errors}")(rasa_cli.train)

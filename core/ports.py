@@ -56,7 +56,7 @@ class Route:
 
 
 class AdapterContext(Protocol):
-    """What the core offers an adapter (implemented by ``core.pipeline.ingest``)."""
+    """What the core offers an adapter (implemented by ``core.pipeline.context``)."""
 
     async def accept(self, parsed: Parsed) -> None:
         """Store messages and receipts durably; raises `StoreUnavailable` (answer 503)."""

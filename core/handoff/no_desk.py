@@ -10,17 +10,18 @@ in the transcript like any message while waiting. The offer is recorded as a ``h
 event with ``action: no_desk`` (and ``why: unreachable`` when desks are
 configured but none can answer now: the Slack desk's Web API calls failing, and the web desk
 off or, with ``handoff.require_agent_online``, no agent of the bot online; see
-`HandoffService.reachable`). `install_handoff` logs ``handoff.no_agent_channel`` at start.
+`HandoffService.reachable`). `core.handoff.wiring.HandoffPlugin` logs ``handoff.no_agent_channel`` at start.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
 import structlog
 
-from core.config import FarmConfig
+from core.desk_config import DeskConfig
 from core.engine import Reply, TurnOutput
 from core.handoff.hooks import STATE
 from core.language.turn import catalogue, turn_language
@@ -30,16 +31,16 @@ from core.pipeline.hooks import TurnContext
 log = structlog.get_logger(__name__)
 
 
-def bots_without_agents(config: FarmConfig) -> set[str]:
-    """The bots no agent channel serves: no web-desk agent for them and no Slack desk."""
-    if config.desk.slack.enabled:
+def bots_without_agents(desk: DeskConfig, bots: Iterable[str]) -> set[str]:
+    """The bots no agent channel serves: no web-desk agent for them and no other desk (Slack) enabled."""
+    if desk.enabled_desks():
         return set()
-    agents = config.desk.web.agents if config.desk.web.enabled else []
+    agents = desk.web.agents if desk.web.enabled else []
     served_all = any(not agent.bots for agent in agents)
     if served_all:
         return set()
     served = {bot for agent in agents for bot in agent.bots}
-    return {bot for bot in config.bots if bot not in served}
+    return {bot for bot in bots if bot not in served}
 
 
 def alternatives(handoff: Any) -> list[str]:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from core.model import Event, Identity
-from core.pipeline.ingest import Ingest
 from core.ports import Parsed
 from core.store.base import Store
+
+
+class Accepts(Protocol):
+    """Where an adapter's parsed input goes: ingest (`core.pipeline.path.MessagePath.accept`)."""
+
+    async def accept(self, parsed: Parsed) -> None: ...
 
 
 class FarmAdapterContext:
     """Ingest, transcript look-up, adapter state and leases, scoped to one adapter."""
 
-    def __init__(self, store: Store, ingest: Ingest, *, owner: str, scope: str) -> None:
+    def __init__(self, store: Store, ingest: Accepts, *, owner: str, scope: str) -> None:
         self.store = store
         self.ingest = ingest
         self.owner = owner

@@ -44,7 +44,7 @@ import structlog
 from aiohttp import web
 from argon2 import PasswordHasher
 
-from core.config import CannedReply, WebAgent, WebDeskConfig
+from core.desk_config import CannedReply, WebAgent, WebDeskConfig
 from core.handoff.service import HandoffService
 from core.pipeline.dead_letters import DeadLetters
 from core.ports import Route

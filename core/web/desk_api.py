@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from core.config import WebAgent
 from core.desk import is_note
+from core.desk_config import WebAgent
 from core.errors import ChannelError, NotFound, SwitchboardError
 from core.handoff.assist import assistance
 from core.handoff.service import AgentNotAllowed, ConversationView

@@ -17,8 +17,8 @@ from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from core.config import WebAgent
 from core.desk import NOTE_PREFIX
+from core.desk_config import WebAgent
 from core.store.base import Store
 from core.web.desk_http import (
     AGENT_PREFIX,

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from core.config import WebAgent
+from core.desk_config import WebAgent
 
 AGENT_PREFIX = "web:"
 COOKIE = "sb_desk"

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from core.config import CannedReply, WebAgent
 from core.desk import HandoffSummary, customer_name, priority, priority_label
+from core.desk_config import CannedReply, WebAgent
 from core.handoff.service import HandoffService, QueueEntry
 from core.model import Contact, Conversation, ConversationStatus, Event
 from core.store.base import DeadLetter

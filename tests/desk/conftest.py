@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from channels.slack_desk import SlackDesk
-from core.config import SlackDeskConfig
+from channels.slack_desk_config import SlackDeskConfig
 from core.errors import NotFound
 from core.model import Conversation, ConversationStatus
 from tests.fakes.slack_api import FakeSlackAPI

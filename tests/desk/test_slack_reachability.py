@@ -5,7 +5,7 @@ answer): the last Web API call's result; after a failure, a bounded ``auth.test`
 from __future__ import annotations
 
 from channels.slack_desk import PROBE_AFTER, SlackDesk
-from core.config import SlackDeskConfig
+from channels.slack_desk_config import SlackDeskConfig
 from core.desk import DeadLetterNotice
 from core.errors import ChannelError
 from tests.desk.conftest import RecordingActions, Seen, make_config
