@@ -37,6 +37,8 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels import slack_card as card
+from channels.slack_commands import QueueSource, SlashCommands
+from channels.slack_files import SlackFiles
 from core.config import SlackDeskConfig
 from core.desk import DeadLetterNotice, DeskActions, HandoffSummary
 from core.errors import (
@@ -48,7 +50,8 @@ from core.errors import (
     TransientError,
     Unauthorized,
 )
-from core.model import Conversation, Event
+from core.files import FileStore
+from core.model import Attachment, Conversation, Event
 from core.ports import Route
 
 __all__ = ["IsDuplicate", "ResolveThread", "SlackDesk"]
@@ -127,6 +130,8 @@ class SlackDesk:
         rate_limit_retries: int = 3,
         cache_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        files: FileStore | None = None,
+        queue: QueueSource | None = None,
     ) -> None:
         if not config.bot_token:
             raise ConfigError("a bot token (xoxb-...) is required", key="desk.slack.bot_token")
@@ -164,12 +169,16 @@ class SlackDesk:
         self._socket: AsyncSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None
         self.bot_user_id: str | None = None
+        self.files = SlackFiles(files, config.bot_token, self._call, lambda: self._session) if files else None
+        self.commands = SlashCommands(config.command, actions, queue, is_agent=self._is_agent,
+                                      display_name=self._display_name, agent_ids=self._agent_ids)
         self._register()
 
     @classmethod
     def from_config(cls, config: SlackDeskConfig, actions: DeskActions, resolve_thread: ResolveThread,
-                    is_duplicate: IsDuplicate) -> SlackDesk:
-        return cls(config, actions, resolve_thread, is_duplicate)
+                    is_duplicate: IsDuplicate, *, files: FileStore | None = None,
+                    queue: QueueSource | None = None) -> SlackDesk:
+        return cls(config, actions, resolve_thread, is_duplicate, files=files, queue=queue)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -249,6 +258,9 @@ class SlackDesk:
         name = self._customers.get(thread, "Customer")
         await self._call("chat_postMessage", channel=self.config.channel, thread_ts=thread,
                          text=card.customer_line(name, event.channel, event), unfurl_links=False)
+        if self.files is not None and event.data.get("attachments"):
+            await self.files.outgoing(self.config.channel, thread, conversation.bot, event.channel,
+                                      event.data["attachments"])
 
     async def status_changed(self, conversation: Conversation, detail: str | None = None) -> None:
         """Update the card (status, buttons) and say what happened in the thread."""
@@ -297,6 +309,7 @@ class SlackDesk:
         for action_id in ("claim", "back_to_bot", "close", "back_to_queue"):
             self.app.action(action_id)(self._on_button)
         self.app.action("transfer")(self._on_transfer)
+        self.app.command(self.config.command)(self.commands.handle)
 
     async def _on_ignored_event(self) -> None:
         """Acked by Bolt; nothing to do."""
@@ -322,17 +335,33 @@ class SlackDesk:
         name = await self._display_name(user)
         text = card.to_plain(str(event.get("text") or "")).strip()
         agent_id = card.AGENT_PREFIX + user
+        attachments: list[Attachment] = []
+        if event.get("files"):
+            attachments = await self._agent_files(user, str(event["thread_ts"]), event["files"])
+            if not attachments and not text:
+                return
         try:
             if text.startswith(self.config.note_prefix):
                 await self._actions.internal_note(conversation_id, agent_id, name,
-                                                  text[len(self.config.note_prefix):].strip())
+                                                  text[len(self.config.note_prefix):].strip(), attachments=attachments)
                 log.info("slack_desk.note", conversation=conversation_id, agent=agent_id)
             else:
-                await self._actions.agent_reply(conversation_id, agent_id, name, text)
-                log.info("slack_desk.reply", conversation=conversation_id, agent=agent_id)
+                await self._actions.agent_reply(conversation_id, agent_id, name, text, attachments=attachments)
+                log.info("slack_desk.reply", conversation=conversation_id, agent=agent_id, files=len(attachments))
         except SwitchboardError as exc:
             log.warning("slack_desk.reply.failed", conversation=conversation_id, agent=agent_id, error=str(exc))
             await self._ephemeral(user, _ACTION_FAILED.format(error=exc), thread=str(event["thread_ts"]))
+
+    async def _agent_files(self, user: str, thread: str, files: Any) -> list[Attachment]:
+        """The files an agent shared in the thread, kept for sending; refusals told to the agent."""
+        if self.files is None:
+            await self._ephemeral(user, "Files cannot be sent from Slack on this desk; the text (if any) was "
+                                        "sent without them.", thread=thread)
+            return []
+        kept, refused = await self.files.incoming(files if isinstance(files, list) else [])
+        if refused:
+            await self._ephemeral(user, "Not sent to the customer: " + " ".join(refused), thread=thread)
+        return kept
 
     def _noise(self, event: Mapping[str, Any]) -> str | None:
         """Why a message event is not an agent's thread reply in our channel (None if it is)."""
@@ -423,19 +452,27 @@ class SlackDesk:
     async def _is_agent(self, user: str) -> bool:
         if user in self.config.agents:
             return True
+        return user in await self._group_members()
+
+    async def _group_members(self) -> frozenset[str]:
         group = self.config.agent_group
         if not group:
-            return False
+            return frozenset()
         members = self._groups.get(group)
         if members is None:
             try:
                 result = await self._call("usergroups_users_list", usergroup=group)
             except ChannelError as exc:
                 log.warning("slack_desk.agent_group.failed", group=group, error=str(exc))
-                return False
+                return frozenset()
             members = frozenset(result.get("users") or ())
             self._groups.put(group, members)
-        return user in members
+        return frozenset(members)
+
+    async def _agent_ids(self) -> list[str]:
+        """Slack users who are agents: the configured ones and the agent group's members."""
+        ids = list(self.config.agents)
+        return ids + sorted(u for u in await self._group_members() if u not in ids)
 
     async def _display_name(self, user: str) -> str:
         cached = self._names.get(user)

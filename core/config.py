@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.delivery.config import DeliveryConfig
 from core.errors import ConfigError
+from core.files import DeskFilesConfig
 from core.handoff.config import HandoffConfig
 from core.pipeline.config import TurnsConfig
 from core.privacy.config import PrivacyConfig
@@ -81,6 +82,8 @@ class SlackDeskConfig(BaseModel):
     agent_group: str | None = Field(default=None, description="A Slack user group id of agents.")
     note_prefix: str = "!"
     api_base: str = "https://slack.com/api/"
+    command: str = Field(default="/switchboard", pattern=r"^/[a-z0-9_-]{1,31}$",
+                         description="The slash command agents type (queue, claim N, transfer).")
 
 
 class CannedReply(BaseModel):
@@ -100,6 +103,7 @@ class DeskConfig(BaseModel):
     web: WebDeskConfig = Field(default_factory=WebDeskConfig)
     slack: SlackDeskConfig = Field(default_factory=SlackDeskConfig)
     canned: list[CannedReply] = Field(default_factory=list, description="Canned replies for agents.")
+    files: DeskFilesConfig = Field(default_factory=DeskFilesConfig, description="Attachment limits.")
 
 
 def _default_channels() -> dict[str, dict[str, Any]]:

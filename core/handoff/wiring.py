@@ -28,6 +28,7 @@ import structlog
 
 from core.config import FarmConfig
 from core.errors import ConfigError, StoreError
+from core.files import FileStore
 from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPostProcessor
 from core.handoff.media import MediaInterceptor, NumberChange, ReadReceipts
 from core.handoff.mood import MoodPreparer
@@ -151,13 +152,17 @@ def install_handoff(farm: Any) -> None:
     dead_letters = DeadLetters(store, schedule=turns.schedule if turns is not None else (lambda c: None),
                                changed=turns.refresh_dead_letters if turns is not None else _nothing)
 
+    files = FileStore(store, config.desk.files, channel_for=lambda bot, channel: farm.channels.get((bot, channel)))
+    farm.services["files"] = files  # agents' files and customers' media (core.files)
     if config.desk.web.enabled:
         from core.web.desk import WebDesk
+        from core.web.desk_files import DeskFiles
 
         web_desk = WebDesk(config.desk.web, service, store, dead_letters=dead_letters, canned=config.desk.canned,
                            channel_for=lambda bot, channel: farm.channels.get((bot, channel)))  # agent typing
         service.add_desk(web_desk)
         farm.extra_routes.extend(web_desk.routes())
+        farm.extra_routes.extend(DeskFiles(web_desk, service, files).routes())  # attachments both ways
         farm.services["web_desk"] = web_desk
         if not config.desk.web.agents:
             log.warning("handoff.web_desk_without_agents", hint="add desk.web.agents to farm.yml")
@@ -177,7 +182,8 @@ def install_handoff(farm: Any) -> None:
         async def is_duplicate(key: str) -> bool:
             return not await store.remember(key, 86400)
 
-        slack_desk = cls.from_config(config.desk.slack, service, resolve_thread, is_duplicate)
+        slack_desk = cls.from_config(config.desk.slack, service, resolve_thread, is_duplicate,
+                                     files=files, queue=service.queue)  # files in threads; /switchboard
         service.add_desk(slack_desk, primary=True)
         routes = getattr(slack_desk, "routes", None)
         if callable(routes):

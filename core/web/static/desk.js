@@ -242,6 +242,7 @@
     label.append(time);
     li.append(label);
     li.append(document.createTextNode(m.text));
+    if (m.attachments && m.attachments.length && window.deskFiles) li.append(window.deskFiles.render(m, selected));
     if (m.buttons && m.buttons.length) li.append(el("span", "who", "[" + m.buttons.join("] [") + "]"));
     return li;
   }
@@ -250,6 +251,7 @@
     const c = data.conversation, s = data.summary;
     if (!current || current.id !== c.id) hideCustomerTyping();
     current = c;  // before the entries: they show the customer's name
+    $("conversation").dataset.id = c.id;  // desk_files.js sends files to this conversation
     $("empty").hidden = true;
     $("conversation").hidden = false;
     $("conv-customer").textContent = c.customer;
