@@ -533,7 +533,7 @@ class WhatsAppAdapter(ChannelAdapter):
         key = f"media:{item.file_id}"
         media_id = await self.context.kv_get(key)
         if not isinstance(media_id, str):
-            form = aiohttp.FormData()
+            form = aiohttp.FormData(quote_fields=False)  # the file name as it is (not percent-encoded)
             form.add_field("messaging_product", "whatsapp")
             form.add_field("type", stored.mime_type)
             form.add_field("file", stored.data, filename=stored.name, content_type=stored.mime_type)
