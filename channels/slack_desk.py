@@ -340,13 +340,14 @@ class SlackDesk:
             attachments = await self._agent_files(user, str(event["thread_ts"]), event["files"])
             if not attachments and not text:
                 return
+        files: dict[str, Any] = {"attachments": attachments} if attachments else {}  # older DeskActions too
         try:
             if text.startswith(self.config.note_prefix):
                 await self._actions.internal_note(conversation_id, agent_id, name,
-                                                  text[len(self.config.note_prefix):].strip(), attachments=attachments)
+                                                  text[len(self.config.note_prefix):].strip(), **files)
                 log.info("slack_desk.note", conversation=conversation_id, agent=agent_id)
             else:
-                await self._actions.agent_reply(conversation_id, agent_id, name, text, attachments=attachments)
+                await self._actions.agent_reply(conversation_id, agent_id, name, text, **files)
                 log.info("slack_desk.reply", conversation=conversation_id, agent=agent_id, files=len(attachments))
         except SwitchboardError as exc:
             log.warning("slack_desk.reply.failed", conversation=conversation_id, agent=agent_id, error=str(exc))
