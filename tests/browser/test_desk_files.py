@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.async_api import Page, expect
+from playwright.async_api import FilePayload, Page, expect
 
 from tests.handoff.handoff_support import PASSWORDS
 from tests.support.desk import ask_for_a_person, claim_first_waiting, log_in
@@ -35,15 +35,13 @@ async def test_files_go_both_ways_between_the_web_desk_and_the_web_chat(
     await expect(desk.locator("#conv-status")).to_have_text("with agent")
 
     # the customer's photo: inline in the desk
-    await customer.set_input_files("#file", files=[{"name": "kaputt.png", "mimeType": "image/png",
-                                                    "buffer": PHOTO}])
+    await customer.set_input_files("#file", files=[FilePayload(name="kaputt.png", mimeType="image/png", buffer=PHOTO)])
     await expect(desk.locator("#transcript .entry.customer .files img.thumb")).to_have_count(1)
     await image_loaded(desk, "#transcript .entry.customer .files img.thumb", 8)
 
     # the agent's PDF with a caption: the customer sees the text and a file they can save
     await desk.fill("#composer-text", "Hier ist Ihre Rechnung")
-    await desk.set_input_files("#file-input", files=[{"name": "Rechnung 4711.pdf", "mimeType": "application/pdf",
-                                                      "buffer": pdf()}])
+    await desk.set_input_files("#file-input", files=[FilePayload(name="Rechnung 4711.pdf", mimeType="application/pdf", buffer=pdf())])
     message = customer.locator(".msg.agent").filter(has_text="Hier ist Ihre Rechnung")
     await expect(message).to_have_count(1)
     link = message.locator("a.file")
@@ -57,19 +55,16 @@ async def test_files_go_both_ways_between_the_web_desk_and_the_web_chat(
     await expect(desk.locator("#transcript .entry.agent .files a.file")).to_contain_text("Rechnung 4711.pdf")
 
     # the agent's photo shows in the customer's page
-    await desk.set_input_files("#file-input", files=[{"name": "so-gehts.png", "mimeType": "image/png",
-                                                      "buffer": PHOTO}])
+    await desk.set_input_files("#file-input", files=[FilePayload(name="so-gehts.png", mimeType="image/png", buffer=PHOTO)])
     await expect(customer.locator(".msg.agent img")).to_have_count(1)
     await image_loaded(customer, ".msg.agent img", 8)
 
     # refused: not a type customers are sent; the agent reads why
-    await desk.set_input_files("#file-input", files=[{"name": "tools.zip", "mimeType": "application/zip",
-                                                      "buffer": b"PK\x03\x04 not for customers"}])
+    await desk.set_input_files("#file-input", files=[FilePayload(name="tools.zip", mimeType="application/zip", buffer=b"PK\x03\x04 not for customers")])
     await expect(desk.locator("#action-error")).to_contain_text("File not sent: “tools.zip” is not a PNG")
 
     # a note's file stays with the agents
     await desk.fill("#composer-text", "!Foto vom Kunden, Router defekt")
-    await desk.set_input_files("#file-input", files=[{"name": "intern.png", "mimeType": "image/png",
-                                                      "buffer": PHOTO}])
+    await desk.set_input_files("#file-input", files=[FilePayload(name="intern.png", mimeType="image/png", buffer=PHOTO)])
     await expect(desk.locator("#transcript .entry.note .files img.thumb")).to_have_count(1)
     await expect(customer.locator(".msg.agent img")).to_have_count(1)  # still only the first photo

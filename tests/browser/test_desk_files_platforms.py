@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from playwright.async_api import Page, expect
+from playwright.async_api import FilePayload, Page, expect
 
 from tests.fakes.telegram_api import FakeTelegramAPI, photo_update, text_update
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook, webhook
@@ -104,8 +104,7 @@ async def test_telegram_and_whatsapp_files_go_both_ways_through_the_web_desk(
     assert telegram.count("getFile") == 1
 
     await desk.fill("#composer-text", "Bitte so anschließen")
-    await desk.set_input_files("#file-input", files=[{"name": "anschluss.png", "mimeType": "image/png",
-                                                      "buffer": PHOTO}])
+    await desk.set_input_files("#file-input", files=[FilePayload(name="anschluss.png", mimeType="image/png", buffer=PHOTO)])
     await wait_until(lambda: bool(telegram.uploads), "the photo sent to Telegram")
     [upload] = telegram.uploads
     assert (upload.method, upload.filename, upload.data) == ("sendPhoto", "anschluss.png", PHOTO)
@@ -122,8 +121,7 @@ async def test_telegram_and_whatsapp_files_go_both_ways_through_the_web_desk(
     }, phone_number_id=WA_PHONE))
     await image_loaded(desk, "#transcript .entry.customer .files img.thumb", 10)
 
-    await desk.set_input_files("#file-input", files=[{"name": "Vertrag.pdf", "mimeType": "application/pdf",
-                                                      "buffer": pdf("Vertrag")}])
+    await desk.set_input_files("#file-input", files=[FilePayload(name="Vertrag.pdf", mimeType="application/pdf", buffer=pdf("Vertrag"))])
     await wait_until(lambda: any(m.get("type") == "document" for m in whatsapp.messages()), "the document")
     assert whatsapp.uploaded() == [("application/pdf", pdf("Vertrag"), "Vertrag.pdf")]
     [document] = [m for m in whatsapp.messages() if m.get("type") == "document"]

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from core.model import ConversationStatus
+from channels.slack_desk import SlackDesk
+from core.handoff.service import QueueEntry
+from core.model import Contact, Conversation, ConversationStatus, Identity
+from tests.desk.conftest import RecordingActions, Seen, make_config
 from tests.fakes.slack_api import FakeSlackAPI, signed_command_request
-from tests.handoff.handoff_support import Customer, conversation_of, desk_config, events_of, handoff_farm
+from tests.handoff.handoff_support import (
+    Customer,
+    conversation_of,
+    desk_config,
+    events_of,
+    handoff_farm,
+)
 from tests.support.farm import RunningFarm
 
 SECRET = "slack-signing-secret"
@@ -111,3 +121,34 @@ async def test_forged_slash_command_is_rejected(tmp_path: Path) -> None:
                                                               headers=headers) as response:
             assert response.status == 401
         assert slack.responses == []
+
+
+async def test_slash_command_over_socket_mode_is_acked_then_answered() -> None:
+    waiting = QueueEntry(Conversation(id="conv_socket", bot="demo", contact_id="contact_1",
+                                      status=ConversationStatus.WAITING, desk_thread="1763820100.000100"),
+                         Contact(id="contact_1", bot="demo", identities=(Identity("telegram", "42", "42"),),
+                                 display_name="Greta Kunde"), "requested", None, "Hilfe!")
+
+    async def queue(bots: Collection[str] | None = None) -> list[QueueEntry]:
+        return [waiting]
+
+    async def resolve(thread: str) -> str | None:
+        return None
+
+    async with FakeSlackAPI() as slack:
+        actions = RecordingActions()
+        desk = SlackDesk(make_config(slack, app_token=slack.app_token, signing_secret=""), actions, resolve, Seen(),
+                         queue=queue)
+        await desk.start()
+        try:
+            ack = await slack.wait_for_ack(await slack.push_command(slack.command_payload("queue")))
+            assert "payload" not in ack  # acked at once, the answer goes to response_url
+            [listing] = await slack.wait_for_responses(1)
+            assert "1. *Greta Kunde* (Telegram)" in listing["text"] and "“Hilfe!”" in listing["text"]
+            await slack.wait_for_ack(await slack.push_command(slack.command_payload("claim 1")))
+            await actions.wait(1)
+            assert actions.calls == [("claim", ("conv_socket", "slack:U0AGENTANNA", "Anna"))]
+            await slack.wait_for_responses(2)
+            assert "You claimed *Greta Kunde*" in slack.responses[1]["text"]
+        finally:
+            await desk.stop()

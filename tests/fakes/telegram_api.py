@@ -297,12 +297,12 @@ class FakeTelegramAPI:
         if request.can_read_body:
             form = await request.post()
             for key, value in form.items():
-                if isinstance(value, str):
-                    params[key] = value
-                else:  # a multipart file part
-                    params[key] = getattr(value, "filename", "file")
-                    self.uploads.append(Upload(request.match_info["method"], key, str(params[key]),
+                if isinstance(value, web.FileField):  # a multipart file part
+                    params[key] = value.filename
+                    self.uploads.append(Upload(request.match_info["method"], key, value.filename,
                                                value.content_type, value.file.read()))
+                else:
+                    params[key] = value if isinstance(value, str) else bytes(value).decode()
         for key, value in list(params.items()):
             if key not in STRING_PARAMS and isinstance(value, str):
                 try:

@@ -330,7 +330,7 @@ class FakeWhatsAppAPI:
         form = await request.post()
         file = form.get("file")
         mime = form.get("type")
-        if form.get("messaging_product") != "whatsapp" or file is None or isinstance(file, str) \
+        if form.get("messaging_product") != "whatsapp" or not isinstance(file, web.FileField) \
                 or not isinstance(mime, str):
             self.requests.append(GraphCall("POST", request.path, {}, auth))
             return self._error(100, message="(#100) The parameters messaging_product, file and type are required.")

@@ -24,7 +24,12 @@ import aiohttp
 import pytest
 
 from core.model import Conversation, Identity
-from tests.fakes.slack_api import FakeSlackAPI, event_callback, file_share_event, signed_event_request
+from tests.fakes.slack_api import (
+    FakeSlackAPI,
+    event_callback,
+    file_share_event,
+    signed_event_request,
+)
 from tests.fakes.telegram_api import FakeTelegramAPI, photo_update, text_update
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook, webhook
 from tests.handoff.handoff_support import Customer, conversation_of, desk_config
