@@ -142,7 +142,7 @@ class SlashCommands:
             parts.append(f"“{card.escape(entry.last_text[:80])}”")
         return " — ".join(p for p in parts if p)
 
-    async def _pick(self, reference: str, entries: list[QueueEntry]) -> QueueEntry | str:
+    def _pick(self, reference: str, entries: list[QueueEntry]) -> QueueEntry | str:
         """The entry a number or ``conv_...`` id names, or the error to show."""
         if reference.startswith("conv_"):
             found = next((e for e in entries if e.conversation.id == reference), None)
@@ -160,7 +160,7 @@ class SlashCommands:
         if len(args) != 1:
             return f"Which one? Use `{self.command} claim N` with a number from `{self.command} queue`."
         entries = await self._entries()
-        picked = await self._pick(args[0], entries)
+        picked = self._pick(args[0], entries)
         if isinstance(picked, str):
             return picked
         conversation = picked.conversation
@@ -193,7 +193,7 @@ class SlashCommands:
                 return f"You have {len(mine)} conversations ({numbers}); say which: `{self.command} transfer N …`."
             picked: QueueEntry | str = mine[0]
         else:
-            picked = await self._pick(reference, entries)
+            picked = self._pick(reference, entries)
         if isinstance(picked, str):
             return picked
         conversation = picked.conversation

@@ -201,3 +201,17 @@ async def test_agent_files_from_slack_reach_customers_on_every_channel_and_custo
         assert "is not a PNG, JPEG, GIF, WebP, PDF file" in slack.ephemerals[-1]["text"]
         await farm.farm.settle()
         assert (len(telegram.uploads), len(whatsapp.uploaded())) == before
+
+        # a file shared with a "!" text is an internal note: kept on the transcript, never sent
+        await share(farm, slack, tg_thread, IMAGE, "intern.png", "image/png", text="!Foto für die Technik")
+        tg_conversation = await conversation(farm, "telegram", str(TG_CUSTOMER))
+
+        async def noted() -> bool:
+            notes = [e for e in await farm.store.transcript(tg_conversation.id) if e.type == "note"]
+            return any(n.data.get("attachments") for n in notes)
+
+        async with asyncio.timeout(5):
+            while not await noted():
+                await asyncio.sleep(0.02)
+        await farm.farm.settle()
+        assert len(telegram.uploads) == before[0]
