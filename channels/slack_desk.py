@@ -6,7 +6,10 @@ config, 429s retried after ``Retry-After``). Listeners are thin: they filter Sla
 handled) and hand every decision to `core.desk.DeskActions`. Agent ids given to the core
 are namespaced: ``slack:U0AGENTANNA``. Masking is the core's job; texts arrive masked.
 
-HTTP mode: `routes` gives ``POST /slack/events`` (events and interactivity, signature
+The slash command (``/switchboard`` by default: queue, claim N, transfer) is
+`channels.slack_commands`; files in threads both ways are `channels.slack_files`.
+
+HTTP mode: `routes` gives ``POST /slack/events`` (events, interactivity and commands, signature
 checked by Bolt: forged or older than 5 minutes -> 401). Socket Mode: set ``app_token``;
 `start` connects, `stop` disconnects.
 """
