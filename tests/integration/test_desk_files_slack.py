@@ -7,8 +7,10 @@ slack-sdk on the wire):
   WhatsApp an upload to ``/media`` then an ``image`` message by id, the web chat a frame whose
   file the page fetches with its session;
 - a file over the size limit or of a type not allowed is refused with a message to the agent;
-- a customer's photo reaches the thread as a Slack file upload (``files.getUploadURLExternal``,
-  the bytes, ``files.completeUploadExternal`` with ``thread_ts``).
+- a customer's photo (Telegram, WhatsApp, a web chat upload) reaches the thread as a Slack file
+  upload (``files.getUploadURLExternal``, the bytes, ``files.completeUploadExternal`` with
+  ``thread_ts``);
+- a file shared with a ``!`` text is an internal note and never sent.
 """
 
 from __future__ import annotations
@@ -189,6 +191,16 @@ async def test_agent_files_from_slack_reach_customers_on_every_channel_and_custo
         async with chat.get(f"{farm.url}/chat/demo/files/{attachment['id']}",
                             headers={"X-Chat-Session": customer.session}) as response:
             assert response.status == 200 and await response.read() == IMAGE
+
+        # the web chat customer's upload goes into the thread too
+        async with chat.post(f"{farm.url}/chat/demo/upload", data=IMAGE,
+                             headers={"X-Chat-Session": customer.session, "X-File-Name": "mein-router.png"}) as r:
+            assert r.status == 201
+            upload_id = (await r.json())["id"]
+        await customer.ws.send_json({"type": "message", "id": "up1", "text": "", "attachments": [upload_id]})
+        await wait_until(lambda: bool(slack.uploaded(CHANNEL, web_thread)), "the web chat upload in the thread")
+        [web_upload] = slack.uploaded(CHANNEL, web_thread)
+        assert web_upload["data"] == IMAGE and web_upload["name"] == "mein-router.png"
 
         # refused: too large, and a type customers are not sent; the agent is told, nothing goes out
         before = (len(telegram.uploads), len(whatsapp.uploaded()))
