@@ -6,7 +6,10 @@ config, 429s retried after ``Retry-After``). Listeners are thin: they filter Sla
 handled) and hand every decision to `core.desk.DeskActions`. Agent ids given to the core
 are namespaced: ``slack:U0AGENTANNA``. Masking is the core's job; texts arrive masked.
 
-HTTP mode: `routes` gives ``POST /slack/events`` (events and interactivity, signature
+The slash command (``/switchboard`` by default: queue, claim N, transfer) is
+`channels.slack_commands`; files in threads both ways are `channels.slack_files`.
+
+HTTP mode: `routes` gives ``POST /slack/events`` (events, interactivity and commands, signature
 checked by Bolt: forged or older than 5 minutes -> 401). Socket Mode: set ``app_token``;
 `start` connects, `stop` disconnects.
 """
@@ -41,7 +44,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels import slack_assist as assist
 from channels import slack_card as card
+from channels.slack_commands import QueueSource, SlashCommands
 from channels.slack_desk_config import SlackDeskConfig
+from channels.slack_files import SlackFiles
 from core.desk import DeadLetterNotice, DeskActions, HandoffSummary
 from core.errors import (
     BadRequest,
@@ -52,7 +57,8 @@ from core.errors import (
     TransientError,
     Unauthorized,
 )
-from core.model import Conversation, Event
+from core.files import FileStore
+from core.model import Attachment, Conversation, Event
 from core.ports import Route
 
 __all__ = ["IsDuplicate", "ResolveThread", "SlackDesk"]
@@ -135,6 +141,8 @@ class SlackDesk:
         rate_limit_retries: int = 3,
         cache_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        files: FileStore | None = None,
+        queue: QueueSource | None = None,
     ) -> None:
         if not config.bot_token:
             raise ConfigError("a bot token (xoxb-...) is required", key="desk.slack.bot_token")
@@ -174,11 +182,15 @@ class SlackDesk:
         self.bot_user_id: str | None = None
         self._clock = clock
         self._health: tuple[bool, float] = (True, clock())  # the last Web API call: (worked, when)
+        self.files = SlackFiles(files, config.bot_token, self._call, lambda: self._session) if files else None
+        self.commands = SlashCommands(config.command, actions, queue, is_agent=self._is_agent,
+                                      display_name=self._display_name, agent_ids=self._agent_ids)
         self._register()
 
     @classmethod
     def from_config(cls, config: SlackDeskConfig | Mapping[str, Any], actions: DeskActions,
-                    resolve_thread: ResolveThread, is_duplicate: IsDuplicate) -> SlackDesk:
+                    resolve_thread: ResolveThread, is_duplicate: IsDuplicate, *,
+                    files: FileStore | None = None, queue: QueueSource | None = None) -> SlackDesk:
         """Build from the ``desk.slack`` block of farm.yml (validated here) or a ready `SlackDeskConfig`."""
         if not isinstance(config, SlackDeskConfig):
             try:
@@ -187,7 +199,7 @@ class SlackDesk:
                 first = exc.errors()[0]
                 where = ".".join(str(part) for part in ("desk", "slack", *first["loc"]))
                 raise ConfigError(first["msg"], key=where) from None
-        return cls(config, actions, resolve_thread, is_duplicate)
+        return cls(config, actions, resolve_thread, is_duplicate, files=files, queue=queue)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -276,6 +288,9 @@ class SlackDesk:
         blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": line[:2900]}}, *extra] if extra else None
         await self._call("chat_postMessage", channel=self.config.channel, thread_ts=thread,
                          text=line, unfurl_links=False, **({"blocks": blocks} if blocks else {}))
+        if self.files is not None and event.data.get("attachments"):
+            await self.files.outgoing(self.config.channel, thread, conversation.bot, event.channel,
+                                      event.data["attachments"])
 
     async def _assistance(self, conversation_id: str) -> Any | None:
         """The core's assistant output (`core.handoff.assist.Assistance`), if it offers one; its
@@ -338,6 +353,7 @@ class SlackDesk:
         self.app.action("transfer")(self._on_transfer)
         self.app.action(re.compile(f"^{assist.USE_ACTION}[1-3]$"))(self._on_use_suggestion)
         self.app.view(assist.VIEW_CALLBACK)(self._on_send_suggestion)
+        self.app.command(self.config.command)(self.commands.handle)
 
     async def _on_ignored_event(self) -> None:
         """Acked by Bolt; nothing to do."""
@@ -363,17 +379,34 @@ class SlackDesk:
         name = await self._display_name(user)
         text = card.to_plain(str(event.get("text") or "")).strip()
         agent_id = card.AGENT_PREFIX + user
+        attachments: list[Attachment] = []
+        if event.get("files"):
+            attachments = await self._agent_files(user, str(event["thread_ts"]), event["files"])
+            if not attachments and not text:
+                return
+        files: dict[str, Any] = {"attachments": attachments} if attachments else {}  # older DeskActions too
         try:
             if text.startswith(self.config.note_prefix):
                 await self._actions.internal_note(conversation_id, agent_id, name,
-                                                  text[len(self.config.note_prefix):].strip())
+                                                  text[len(self.config.note_prefix):].strip(), **files)
                 log.info("slack_desk.note", conversation=conversation_id, agent=agent_id)
             else:
-                await self._actions.agent_reply(conversation_id, agent_id, name, text)
-                log.info("slack_desk.reply", conversation=conversation_id, agent=agent_id)
+                await self._actions.agent_reply(conversation_id, agent_id, name, text, **files)
+                log.info("slack_desk.reply", conversation=conversation_id, agent=agent_id, files=len(attachments))
         except SwitchboardError as exc:
             log.warning("slack_desk.reply.failed", conversation=conversation_id, agent=agent_id, error=str(exc))
             await self._ephemeral(user, _ACTION_FAILED.format(error=exc), thread=str(event["thread_ts"]))
+
+    async def _agent_files(self, user: str, thread: str, files: Any) -> list[Attachment]:
+        """The files an agent shared in the thread, kept for sending; refusals told to the agent."""
+        if self.files is None:
+            await self._ephemeral(user, "Files cannot be sent from Slack on this desk; the text (if any) was "
+                                        "sent without them.", thread=thread)
+            return []
+        kept, refused = await self.files.incoming(files if isinstance(files, list) else [])
+        if refused:
+            await self._ephemeral(user, "Not sent to the customer: " + " ".join(refused), thread=thread)
+        return kept
 
     def _noise(self, event: Mapping[str, Any]) -> str | None:
         """Why a message event is not an agent's thread reply in our channel (None if it is)."""
@@ -509,19 +542,27 @@ class SlackDesk:
     async def _is_agent(self, user: str) -> bool:
         if user in self.config.agents:
             return True
+        return user in await self._group_members()
+
+    async def _group_members(self) -> frozenset[str]:
         group = self.config.agent_group
         if not group:
-            return False
+            return frozenset()
         members = self._groups.get(group)
         if members is None:
             try:
                 result = await self._call("usergroups_users_list", usergroup=group)
             except ChannelError as exc:
                 log.warning("slack_desk.agent_group.failed", group=group, error=str(exc))
-                return False
+                return frozenset()
             members = frozenset(result.get("users") or ())
             self._groups.put(group, members)
-        return user in members
+        return frozenset(members)
+
+    async def _agent_ids(self) -> list[str]:
+        """Slack users who are agents: the configured ones and the agent group's members."""
+        ids = list(self.config.agents)
+        return ids + sorted(u for u in await self._group_members() if u not in ids)
 
     async def _display_name(self, user: str) -> str:
         cached = self._names.get(user)

@@ -17,3 +17,5 @@ class SlackDeskConfig(BaseModel):
     agent_group: str | None = Field(default=None, description="A Slack user group id of agents.")
     note_prefix: str = "!"
     api_base: str = "https://slack.com/api/"
+    command: str = Field(default="/switchboard", pattern=r"^/[a-z0-9_-]{1,31}$",
+                         description="The slash command agents type (queue, claim N, transfer).")

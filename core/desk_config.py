@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from core.files import DeskFilesConfig
+
 #: The entry-point group desks other than the built-in web desk register in.
 DESKS_GROUP = "switchboard.desks"
 
@@ -44,12 +46,13 @@ class CannedReply(BaseModel):
 
 
 class DeskConfig(BaseModel):
-    """``desk``: ``web`` and ``canned`` here; any other key (``slack``) is an installed desk's block."""
+    """``desk``: ``web``, ``canned`` and ``files`` here; any other key (``slack``) is an installed desk's block."""
 
     model_config = ConfigDict(extra="allow")
 
     web: WebDeskConfig = Field(default_factory=WebDeskConfig)
     canned: list[CannedReply] = Field(default_factory=list, description="Canned replies for agents.")
+    files: DeskFilesConfig = Field(default_factory=DeskFilesConfig, description="Attachment limits.")
 
     @model_validator(mode="after")
     def _installed_blocks_are_mappings(self) -> DeskConfig:

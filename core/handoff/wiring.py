@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -30,6 +31,7 @@ import structlog
 from core.desk import Desk
 from core.desk_config import DESKS_GROUP, DeskConfig
 from core.errors import ConfigError, StoreError
+from core.files import FileStore
 from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPostProcessor
 from core.handoff.media import MediaInterceptor, NumberChange, ReadReceipts
 from core.handoff.mood import MoodPreparer
@@ -80,7 +82,8 @@ class DeskPlugin(Protocol):
 
     name: str
 
-    def build(self, ctx: PluginContext, handoff: HandoffService, dead_letters: DeadLetters) -> DeskParts: ...
+    def build(self, ctx: PluginContext, handoff: HandoffService, dead_letters: DeadLetters,
+              files: FileStore) -> DeskParts: ...
 
 
 def agent_policy(desk: DeskConfig) -> AgentPolicy:
@@ -141,7 +144,8 @@ class EntryPointDesk:
         self.name = name
         self.settings = settings
 
-    def build(self, ctx: PluginContext, handoff: HandoffService, dead_letters: DeadLetters) -> DeskParts:
+    def build(self, ctx: PluginContext, handoff: HandoffService, dead_letters: DeadLetters,
+              files: FileStore) -> DeskParts:
         found = [ep for ep in entry_points(group=DESKS_GROUP) if ep.name == self.name]
         if not found:
             raise ConfigError(f"desk.{self.name}.enabled is true but no '{self.name}' desk is installed "
@@ -158,7 +162,10 @@ class EntryPointDesk:
         async def is_duplicate(key: str) -> bool:
             return not await store.remember(key, 86400)
 
-        desk = found[0].load().from_config(self.settings, handoff, resolve_thread, is_duplicate)
+        cls = found[0].load()
+        accepts = inspect.signature(cls.from_config).parameters  # files in threads, /switchboard: if the desk takes them
+        extra = {key: value for key, value in (("files", files), ("queue", handoff.queue)) if key in accepts}
+        desk = cls.from_config(self.settings, handoff, resolve_thread, is_duplicate, **extra)
         routes = getattr(desk, "routes", None)
         return DeskParts(desk, provides=f"{self.name}_desk", primary=True,
                          routes=tuple(routes()) if callable(routes) else (), services=(desk,))
@@ -208,7 +215,8 @@ class HandoffPlugin:
             ),
         )
         dead_letters = DeadLetters(ctx.store, schedule=ctx.turns.schedule, changed=ctx.turns.refresh_dead_letters)
-        desks = [plugin.build(ctx, service, dead_letters) for plugin in self.desks]
+        files = FileStore(ctx.store, self.desk.files, channel_for=ctx.channels.channel)  # agents' files, customers' media
+        desks = [plugin.build(ctx, service, dead_letters, files) for plugin in self.desks]
         for parts in desks:
             service.add_desk(parts.desk, primary=parts.primary)
         if not service.desks:
@@ -232,6 +240,6 @@ class HandoffPlugin:
             delivery_listeners=(service,),
             dead_letter_listeners=(service,),  # desks hear of messages that failed for good
             on_http_shutdown=tuple(f for parts in desks for f in parts.on_http_shutdown),
-            provides={"handoff": service, "read_receipts": receipts,
+            provides={"handoff": service, "read_receipts": receipts, "files": files,
                       **{parts.provides: parts.desk for parts in desks}, "handoff_background": background},
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from core.files import FileStore, StoredFile
 from core.model import Event, Identity
 from core.ports import Parsed
 from core.store.base import Store
@@ -39,6 +40,9 @@ class FarmAdapterContext:
 
     async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
         await self.store.kv_set(f"adapter:{self.scope}:{key}", value, ttl_seconds)
+
+    async def read_file(self, file_id: str) -> StoredFile | None:
+        return await FileStore(self.store).get(file_id)
 
     async def acquire_lease(self, name: str, ttl_seconds: float) -> bool:
         return await self.store.acquire_lease(name, self.owner, ttl_seconds)

@@ -125,12 +125,14 @@ class DeskViews:
             role = meta.get("author", "bot")
             buttons = [b.get("title") for b in (data.get("data") or {}).get("buttons") or []]
             return {**base, "role": role if role in ("agent", "system") else "bot",
-                    "author": meta.get("author_name"), "text": data.get("text") or "", "buttons": buttons}
+                    "author": meta.get("author_name"), "text": data.get("text") or "", "buttons": buttons,
+                    "attachments": [a for a in data.get("attachments") or [] if isinstance(a, dict)]}
         if event.type == "note" and data.get("kind") in _VERSION_KINDS:
             return {**base, "role": "version", "author": None, "kind": data["kind"],
                     "original": data.get("original_message_id"), "text": data.get("new_text") or ""}
         if event.type == "note":
-            return {**base, "role": "note", "author": data.get("agent_name"), "text": data.get("text") or ""}
+            return {**base, "role": "note", "author": data.get("agent_name"), "text": data.get("text") or "",
+                    "attachments": [a for a in data.get("attachments") or [] if isinstance(a, dict)]}
         if event.type == "status" and str(data.get("action", "")).startswith("transfer"):
             text = (f"transferred to {data.get('to_name') or data.get('to_agent')} by {data.get('agent_name')}"
                     if data.get("to_agent") else f"put back in the queue by {data.get('agent_name')}")

@@ -251,6 +251,7 @@
       });
       li.append(earlier);
     } else if (m.edited) li.append(el("span", "edited", "edited"));
+    if (m.attachments && m.attachments.length && window.deskFiles) li.append(window.deskFiles.render(m, selected));
     if (m.buttons && m.buttons.length) li.append(el("span", "who", "[" + m.buttons.join("] [") + "]"));
     return li;
   }
@@ -259,6 +260,7 @@
     const c = data.conversation, s = data.summary;
     if (!current || current.id !== c.id) hideCustomerTyping();
     current = c;  // before the entries: they show the customer's name
+    $("conversation").dataset.id = c.id;  // desk_files.js sends files to this conversation
     $("empty").hidden = true;
     $("conversation").hidden = false;
     $("conv-customer").textContent = c.customer;
