@@ -41,6 +41,8 @@ from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
+from tests.support.wait import eventually
+
 __all__ = [
     "Call",
     "FakeSlackAPI",
@@ -182,13 +184,12 @@ class FakeSlackAPI:
 
     async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
         """Wait until ``method`` was called (and answered) at least ``count`` times."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            done = [c for c in self.calls(method) if c.status == 200]
-            if len(done) >= count:
-                return done
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"{method} called {self.count(method)} times, expected {count}")
+        def done() -> list[Call]:
+            answered = [c for c in self.calls(method) if c.status == 200]
+            return answered if len(answered) >= count else []
+
+        return await eventually(done, timeout=timeout,
+                                message=lambda: f"{method} called {self.count(method)} times, expected {count}")
 
     # -- Socket Mode -----------------------------------------------------------------
     async def wait_for_socket(self, timeout: float = 5.0) -> None:

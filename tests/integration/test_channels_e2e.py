@@ -4,7 +4,6 @@ the bot's reply out at the fake platform API, 429s retried by the outbox after r
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from tests.fakes.telegram_api import FakeTelegramAPI, callback_update, text_upda
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook
 from tests.support.engines import EchoEngine
 from tests.support.farm import DEMO_PROJECT, running_farm
+from tests.support.wait import eventually
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
@@ -51,10 +51,7 @@ def bots(telegram: FakeTelegramAPI, whatsapp: FakeWhatsAppAPI) -> dict[str, Any]
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
+    await eventually(predicate, timeout=timeout, message="condition not reached")
 
 
 async def test_telegram_update_in_reply_with_buttons_out(

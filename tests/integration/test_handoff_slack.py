@@ -28,6 +28,7 @@ from tests.fakes.slack_api import (
 )
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
+from tests.support.wait import eventually
 
 WA_TOKEN = "EAAG-handoff"
 WA_SECRET = "wa-app-secret"
@@ -51,10 +52,7 @@ async def whatsapp() -> AsyncIterator[FakeWhatsAppAPI]:
 
 
 async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.02)
+    await eventually(predicate, timeout=timeout, message=f"timed out waiting for: {what}")
 
 
 def texts(whatsapp: FakeWhatsAppAPI) -> list[str]:
