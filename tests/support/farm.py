@@ -19,10 +19,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from core.clock import Clock
 from core.config import FarmConfig, load_farm_config
 from core.engine import Engine
 from core.farm import Farm
 from core.store.base import Store
+from core.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_PROJECT = REPO / "config" / "demo"
@@ -78,10 +80,16 @@ async def running_farm(
     *,
     engines: Mapping[str, Engine] | None = None,
     store: Store | None = None,
+    clock: Clock | None = None,
     **config_kwargs: Any,
 ) -> AsyncIterator[RunningFarm]:
+    """``clock``: the farm's time (its SQLite store's clock, which the sender, turns and
+    handoff read too), e.g. a `tests.support.clock.FakeClock` to reach an expiry at once."""
     path = write_config(tmp_path, **config_kwargs)
     config = load_farm_config(path)
+    if clock is not None:
+        assert store is None and config.store.kind == "sqlite", "clock= builds the farm's SQLite store"
+        store = SQLiteStore(config.store.path, clock=clock)
     farm = Farm(config, store=store, engines=dict(engines or {}))
     app = await farm.start()
     runner = web.AppRunner(app, access_log=None)
