@@ -35,12 +35,16 @@ async def eventually(
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def settled(condition: Callable[[], object], *, rounds: int = 20) -> None:
-    """Let the event loop run ``rounds`` times and assert ``condition()`` still holds each time.
-
-    For "nothing more happens" checks: whatever is already runnable gets its turn, without
-    waiting for the wall clock.
-    """
-    for _ in range(rounds):
-        assert condition(), "condition stopped holding"
-        await asyncio.sleep(0)
+def eventually_sync(
+    condition: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.05, message: str | Callable[[], str] = ""
+) -> T:
+    """`eventually` outside the event loop (e.g. a subprocess answering its health check)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = message() if callable(message) else message
+            raise AssertionError(f"condition not met within {timeout:g} s" + (f": {detail}" if detail else ""))
+        time.sleep(interval)
