@@ -17,6 +17,17 @@ TESTS = Path(__file__).resolve().parent
 # (file under tests/, enclosing function as Class.method or function) -> why it may sleep.
 ALLOWED: dict[tuple[str, str], str] = {
     ("support/wait.py", "eventually"): "the polling helper itself: a few ms between checks of the condition",
+    ("support/wait.py", "eventually_sync"): "the same outside the event loop (a subprocess's health check)",
+    ("fakes/telegram_api.py", "FakeTelegramAPI._handle"): "a hung Bot API: the request hangs until the client's timeout",
+    ("fakes/whatsapp_api.py", "FakeWhatsAppAPI._messages"): "a hung Graph API: the request hangs until the client's timeout",
+    ("reliability/test_outbox_sender.py", "SlowChannel.send"): "a slow platform: each send takes `delay` seconds",
+    ("reliability/support.py", "post_until_acked"): "the platform's own retry cadence for a webhook it could not deliver",
+    ("reliability/test_platform_outage.py", "outage"): (
+        "the fault scenario: a platform outage of OUTAGE_SECONDS in three phases (as bench.faults runs it)"
+    ),
+    ("reliability/test_platform_outage.py", "test_api_outage_then_recovery_delivers_every_reply_once_in_order"): (
+        "customers keep writing at a human pace for as long as the outage lasts"
+    ),
 }
 
 

@@ -24,11 +24,10 @@ async def eventually(
     """
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
-        if inspect.isawaitable(value):
-            value = await value
+        result = condition()
+        value: T = await result if inspect.isawaitable(result) else result
         if value:
-            return value  # type: ignore[return-value]
+            return value
         if time.monotonic() > deadline:
             detail = message() if callable(message) else message
             raise AssertionError(f"condition not met within {timeout:g} s" + (f": {detail}" if detail else ""))
