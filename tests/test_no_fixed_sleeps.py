@@ -9,6 +9,7 @@ each with the reason it is not a wait for time to pass.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,13 +78,22 @@ def fixed_sleeps(path: Path) -> Iterator[tuple[str, int, str]]:
     yield from visit(tree, [])
 
 
+@functools.cache
+def every_sleep() -> list[tuple[str, str, int, str]]:
+    """(file under tests/, scope, line, source) of every sleep in the test tree."""
+    return [
+        (path.relative_to(TESTS).as_posix(), scope, line, source)
+        for path in sorted(TESTS.rglob("*.py"))
+        for scope, line, source in fixed_sleeps(path)
+    ]
+
+
 def test_no_test_sleeps_to_wait_for_time() -> None:
-    found = []
-    for path in sorted(TESTS.rglob("*.py")):
-        relative = path.relative_to(TESTS).as_posix()
-        for scope, line, source in fixed_sleeps(path):
-            if (relative, scope) not in ALLOWED:
-                found.append(f"tests/{relative}:{line} in {scope}: {source}")
+    found = [
+        f"tests/{relative}:{line} in {scope}: {source}"
+        for relative, scope, line, source in every_sleep()
+        if (relative, scope) not in ALLOWED
+    ]
     assert not found, (
         "fixed sleeps in tests: advance a FakeClock (tests/support/clock.py) for expiry, await "
         "tests.support.wait.eventually(...) or an event for background work, or (for a fake that "
@@ -93,11 +103,7 @@ def test_no_test_sleeps_to_wait_for_time() -> None:
 
 def test_every_allowed_sleep_still_exists() -> None:
     """An entry whose sleep is gone is removed, so the list stays the list of real exceptions."""
-    present = {
-        (path.relative_to(TESTS).as_posix(), scope)
-        for path in TESTS.rglob("*.py")
-        for scope, _, _ in fixed_sleeps(path)
-    }
+    present = {(relative, scope) for relative, scope, _, _ in every_sleep()}
     assert set(ALLOWED) <= present, sorted(set(ALLOWED) - present)
 
 

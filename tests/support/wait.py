@@ -10,7 +10,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-POLL_SECONDS = 0.005
+POLL_SECONDS = 0.01
 
 
 async def eventually(
