@@ -29,7 +29,7 @@ from typing import Protocol
 import structlog
 
 from core.errors import NotFound
-from core.model import Contact, Identity, Inbound, new_id, utcnow
+from core.model import Contact, Identity, Inbound, new_id
 from core.store.base import AuditEntry, Store
 
 log = structlog.get_logger(__name__)
@@ -177,7 +177,7 @@ class IdentityService:
                 break
         else:  # pragma: no cover - a million codes in use at once
             raise RuntimeError("no free link code")
-        record = {"contact_id": contact.id, "nonce": new_id("lc"), "issued_at": utcnow().isoformat()}
+        record = {"contact_id": contact.id, "nonce": new_id("lc"), "issued_at": self.store.clock.now().isoformat()}
         await self.store.kv_set(self._code_key(contact.bot, code), record, ttl_seconds=ttl)
         await self.store.kv_set(self._active_key(contact.id), code, ttl_seconds=ttl)
         await self._audit(contact.bot, "customer", "link_code_issued", contact.id, channel=contact.last_channel)

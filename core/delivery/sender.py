@@ -24,11 +24,12 @@ from typing import Protocol
 import structlog
 
 from core import metrics
+from core.clock import Clock
 from core.deadlines import Deadlines
 from core.delivery.config import DeliveryConfig
 from core.delivery.ratelimit import SendLimiter
 from core.errors import ChannelError, OutsideServiceWindow, RateLimited, StoreError, TransientError
-from core.model import Event, Outbound, utcnow
+from core.model import Event, Outbound
 from core.ports import Channel
 from core.store.base import OutboxItem, OutboxState, Store
 
@@ -50,8 +51,12 @@ class OutboxSender:
         *,
         owner: str,
         listeners: list[DeliveryListener] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.store = store
+        # Lease ages and retry times are read from the store's clock (unless given another):
+        # the store stamps and expires the leases by it.
+        self.clock = clock or store.clock
         self.channels = channels
         self.config = config
         self.owner = owner
@@ -80,7 +85,7 @@ class OutboxSender:
         ``more``: their conversation has further items queued behind them, to be claimed
         once these are sent.
         """
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self._ready.extend((item, more, now) for item in items)
         self._wake.set()
 
@@ -133,7 +138,7 @@ class OutboxSender:
             try:
                 while self._ready:
                     item, more, claimed_at = self._ready[0]
-                    if time.monotonic() - claimed_at <= self.config.lease_seconds / 2:
+                    if self.clock.monotonic() - claimed_at <= self.config.lease_seconds / 2:
                         await self._start(item, claim_after=more)  # waits for a free worker
                     else:
                         # Waited too long for a worker: its lease may run out mid-send and
@@ -205,7 +210,7 @@ class OutboxSender:
         """
         if item.attempts + 1 < self.config.max_attempts:
             return False
-        age = (utcnow() - item.outbound.created_at).total_seconds()
+        age = (self.clock.now() - item.outbound.created_at).total_seconds()
         return age >= self.config.min_retry_seconds
 
     def _delay(self, attempts: int) -> float:
@@ -238,7 +243,7 @@ class OutboxSender:
         except RateLimited as exc:
             metrics.OUTBOUND.labels(out.bot, out.channel, "rate_limited").inc()
             log.info("outbox.rate_limited", outbound=out.id, channel=out.channel, retry_after=exc.retry_after)
-            await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=exc.retry_after), str(exc),
+            await self.store.outbox_retry(out.id, self.clock.now() + timedelta(seconds=exc.retry_after), str(exc),
                                           token=token)
             return
         except OutsideServiceWindow as exc:
@@ -264,7 +269,7 @@ class OutboxSender:
                 delay = self._delay(item.attempts + 1)
                 metrics.OUTBOUND.labels(out.bot, out.channel, "retry").inc()
                 log.info("outbox.retry", outbound=out.id, channel=out.channel, delay=round(delay, 3), error=str(exc))
-                await self.store.outbox_retry(out.id, utcnow() + timedelta(seconds=delay), str(exc), token=token)
+                await self.store.outbox_retry(out.id, self.clock.now() + timedelta(seconds=delay), str(exc), token=token)
             else:
                 await self._fail(item, f"{type(exc).__name__}: {exc}")
             return
@@ -273,7 +278,7 @@ class OutboxSender:
             log.exception("outbox.adapter_error", outbound=out.id, channel=out.channel)
             if not self._exhausted(item):
                 await self.store.outbox_retry(
-                    out.id, utcnow() + timedelta(seconds=self._delay(item.attempts + 1)), repr(exc), token=token
+                    out.id, self.clock.now() + timedelta(seconds=self._delay(item.attempts + 1)), repr(exc), token=token
                 )
             else:
                 await self._fail(item, repr(exc))
@@ -291,7 +296,7 @@ class OutboxSender:
         older claim (it waited for a worker or the rate limit) is renewed in the store (`_renew`).
         """
         until = item.lease_until
-        return until is not None and (until - utcnow()).total_seconds() > self.config.lease_seconds / 2
+        return until is not None and (until - self.clock.now()).total_seconds() > self.config.lease_seconds / 2
 
     async def _renew(self, item: OutboxItem) -> bool:
         """Prove and extend an older claim in the store; False if another sender claimed the item since."""

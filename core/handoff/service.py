@@ -48,7 +48,6 @@ from core.model import (
     ConversationStatus,
     Event,
     Outbound,
-    utcnow,
 )
 from core.privacy.masking import Masker
 from core.store.base import AuditEntry, DeadLetter, OutboxItem, Store
@@ -120,7 +119,7 @@ class HandoffService:
         agent_policy: AgentPolicy,
         maskers: Mapping[str, Masker] | None = None,
         on_outbound: Callable[[], None] = lambda: None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
         owner: str = "handoff",
     ) -> None:
         self.store = store
@@ -128,7 +127,7 @@ class HandoffService:
         self.agent_policy = agent_policy
         self.maskers = dict(maskers or {})
         self.on_outbound = on_outbound
-        self.clock = clock
+        self.clock = clock or store.clock.now  # re-ping waits and business hours; the store's clock by default
         self.owner = owner
         self.desks: list[Desk] = []
         #: Called with a conversation whose handoff state changed (opened, claimed, relayed,

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Collection
 
 import structlog
 
-from core.model import utcnow
 from core.store.base import AuditEntry, DeadLetter, Store
 
 log = structlog.get_logger(__name__)
@@ -57,7 +56,7 @@ class DeadLetters:
 
     async def _record(self, actor: str, action: str, item_id: int, conversation_id: str) -> None:
         conversation = await self.store.get_conversation(conversation_id)
-        await self.store.audit(AuditEntry(actor, action, conversation_id, {"inbox": item_id}, utcnow(),
+        await self.store.audit(AuditEntry(actor, action, conversation_id, {"inbox": item_id}, self.store.clock.now(),
                                           conversation.bot if conversation else None))
         log.info(action, inbox=item_id, conversation=conversation_id, actor=actor)
         await self.changed()

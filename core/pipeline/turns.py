@@ -29,10 +29,11 @@ from typing import Any, Protocol
 import structlog
 
 from core import i18n, metrics
+from core.clock import Clock
 from core.deadlines import Deadlines
 from core.engine import Engine, Reply, TurnInput, TurnOutput
 from core.errors import ConcurrencyConflict, StoreError, StoreUnavailable
-from core.model import Author, Conversation, Event, Inbound, Outbound, utcnow
+from core.model import Author, Conversation, Event, Inbound, Outbound
 from core.pipeline.config import TurnsConfig
 from core.pipeline.hooks import AfterCommit, Interceptor, PostProcessor, Preparer, TurnContext
 from core.store.base import DeadLetter, OutboxItem, Store, TurnState
@@ -172,8 +173,10 @@ class TurnRunner:
         sweep_interval: float = 2.0,
         typing_delay: float = 0.4,
         config: TurnsConfig | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.store = store
+        self.clock = clock or store.clock  # backoff is stored and compared by the store's clock
         self.bots = bots
         self.owner = owner
         self.outbox = outbox
@@ -302,7 +305,7 @@ class TurnRunner:
                 if state is None or state.item is None:
                     holding = False
                     if state is not None and state.retry_at is not None:  # the next message backs off
-                        self._retry_at(conversation_id, (state.retry_at - utcnow()).total_seconds() + 0.01)
+                        self._retry_at(conversation_id, (state.retry_at - self.clock.now()).total_seconds() + 0.01)
                     return  # another process has it (the sweeper retries if it dies), or all done
                 holding = True
                 step = await self._process(state, window, lease)
@@ -369,7 +372,7 @@ class TurnRunner:
         self._windows.pop(item.conversation_id, None)
         if attempts < self.config.max_attempts:
             delay = self._backoff(attempts)
-            if await self.store.inbox_retry(item.id, utcnow() + timedelta(seconds=delay), error):
+            if await self.store.inbox_retry(item.id, self.clock.now() + timedelta(seconds=delay), error):
                 self._retry_at(item.conversation_id, delay + 0.01)
             return _Step.STOP  # the lease is released; later messages wait behind this one
         await self._dead_letter(state, bot, error, attempts)
@@ -398,7 +401,7 @@ class TurnRunner:
         if outbound and self.outbox is not None:
             self.outbox.notify()
         letter = DeadLetter(replace(item, attempts=attempts, not_before=None, last_error=error), message.bot, error,
-                            utcnow())
+                            self.clock.now())
         for listener in self.dead_letter_listeners:
             try:
                 await listener.dead_lettered(letter, bool(outbound))

@@ -19,7 +19,6 @@ from typing import Any
 import structlog
 
 from core.errors import NotFound, SwitchboardError
-from core.model import utcnow
 from core.privacy.config import PrivacyConfig
 from core.store.base import AuditEntry, Store
 
@@ -62,7 +61,7 @@ class PrivacyService:
 
     async def purge(self, bot: str, retention_days: int, *, actor: str = "system") -> int:
         """Delete ``bot``'s transcript events older than ``retention_days``; return how many."""
-        older_than = utcnow() - timedelta(days=retention_days)
+        older_than = self.store.clock.now() - timedelta(days=retention_days)
         count = await self.store.purge_transcripts(bot, older_than)
         await self.store.audit(AuditEntry(
             actor=actor, action="purge", target=bot, bot=bot,

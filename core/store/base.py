@@ -17,6 +17,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 
+from core.clock import SYSTEM_CLOCK, Clock
 from core.model import Conversation, Event, Inbound, Outbound
 from core.store.ports import (
     AuditStore,
@@ -82,6 +83,10 @@ class Store(
     The hot path's defaults here compose the single calls; a store that can do each in one
     round trip overrides them.
     """
+
+    # The time every expiry decision of the store is made by (leases, claims, TTLs, backoff);
+    # an implementation takes it as its constructor's ``clock``.
+    clock: Clock = SYSTEM_CLOCK
 
     # -- lifecycle -----------------------------------------------------------------
     @abstractmethod
@@ -150,6 +155,7 @@ class _SingleCalls(ComposedTurns):
         self._inbox = store
         self._transcripts = store
         self._leases = store
+        self._clock = store.clock
 
     async def commit_turn(
         self,

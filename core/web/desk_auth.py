@@ -94,7 +94,7 @@ class DeskAuth:
         if not sid or not hmac.compare_digest(signature, self._sign(sid)):
             return None
         session = await self.store.kv_get(f"desk:session:{sid}")
-        if not isinstance(session, dict) or session.get("expires", 0) < time.time():
+        if not isinstance(session, dict) or session.get("expires", 0) < self.store.clock.time():
             return None
         return self.agents.get(str(session.get("agent")))
 
@@ -151,7 +151,7 @@ class DeskAuth:
             return json_response({"error": "wrong agent or password"}, 401)
         self.limiter.succeeded(account)
         sid = secrets.token_urlsafe(24)
-        await self.store.kv_set(f"desk:session:{sid}", {"agent": agent.id, "expires": time.time()
+        await self.store.kv_set(f"desk:session:{sid}", {"agent": agent.id, "expires": self.store.clock.time()
                                                         + self.session_seconds}, ttl_seconds=self.session_seconds)
         response = json_response({"agent": agent_json(agent)})
         response.set_cookie(COOKIE, f"{sid}.{self._sign(sid)}", max_age=int(self.session_seconds), path="/desk",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from typing import Any
 
 import structlog
@@ -76,7 +75,7 @@ class DeskLive(DeskAuth):
     async def _present(self, agent: Any) -> None:
         """The agent has the desk open: seen by every farm process (`reachable`) until the
         stream ends or keepalives stop for `PRESENCE_SECONDS`."""
-        await self.store.kv_set(PRESENCE_PREFIX + agent.id, {"at": time.time()}, ttl_seconds=PRESENCE_SECONDS)
+        await self.store.kv_set(PRESENCE_PREFIX + agent.id, {"at": self.store.clock.time()}, ttl_seconds=PRESENCE_SECONDS)
 
     async def reachable(self, bot: str, *, presence: bool = False) -> bool:
         """Whether the web desk can bring a handoff of ``bot`` to a person: always, unless

@@ -5,7 +5,6 @@ platform's media API (Telegram sendPhoto multipart; WhatsApp upload to /media, t
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +23,7 @@ from tests.handoff.scripted_engine import ScriptedEngine
 from tests.support.desk import log_in
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
 from tests.support.files import pdf, png
+from tests.support.wait import eventually
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
@@ -40,10 +40,7 @@ _ids = itertools.count(990_000)
 
 
 async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.02)
+    await eventually(predicate, timeout=timeout, message=what)
 
 
 @pytest_asyncio.fixture

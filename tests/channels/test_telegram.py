@@ -28,6 +28,7 @@ from core.errors import (
 )
 from core.model import Attachment, Button, Inbound, Outbound
 from tests.fakes.telegram_api import FakeTelegramAPI, text_update
+from tests.support.wait import eventually
 
 # The adapter fetches raw updates through do_api_request on purpose (one parse path).
 pytestmark = [
@@ -423,10 +424,7 @@ def polling_adapter(fake: FakeTelegramAPI, context: RecordingContext) -> Telegra
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
+    await eventually(predicate, timeout=timeout, message="condition not reached")
 
 
 async def test_polling_accepts_updates_and_persists_offset(fake: FakeTelegramAPI) -> None:
@@ -454,14 +452,28 @@ async def test_no_update_is_processed_twice_across_a_restart(fake: FakeTelegramA
     second = polling_adapter(fake, context)
     await second.start()
     await wait_until(lambda: len(context.messages) == 3)
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: any(c.get("offset") == third + 1 for c in fake.calls("getUpdates")))  # confirmed
     await second.stop()
     assert [m.text for m in context.messages] == ["a", "b", "c"]
     assert context.kv["telegram:offset:nordhost"] == third + 1
 
 
+class CountingLeaseBoard(LeaseBoard):
+    """A `LeaseBoard` that counts the refused attempts of each holder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: dict[str, int] = {}
+
+    def acquire(self, name: str, holder: str, ttl: float) -> bool:
+        taken = super().acquire(name, holder, ttl)
+        if not taken:
+            self.refused[holder] = self.refused.get(holder, 0) + 1
+        return taken
+
+
 async def test_only_the_lease_holder_polls_and_another_process_takes_over(fake: FakeTelegramAPI) -> None:
-    board = LeaseBoard()
+    board = CountingLeaseBoard()
     ctx_a, ctx_b = RecordingContext("a", board), RecordingContext("b", board)
     a, b = polling_adapter(fake, ctx_a), polling_adapter(fake, ctx_b)
     await a.start()
@@ -469,7 +481,8 @@ async def test_only_the_lease_holder_polls_and_another_process_takes_over(fake: 
     await b.start()
     fake.push_update(text_update(5, "one"))
     await wait_until(lambda: len(ctx_a.messages) == 1)
-    await asyncio.sleep(0.2)
+    refused = board.refused.get("b", 0)
+    await wait_until(lambda: board.refused.get("b", 0) >= refused + 2)  # b kept asking, and was kept out
     assert ctx_b.accepted == [] and board.holders["telegram-poll:nordhost"][0] == "a"
     await a.stop()  # releases the lease
     ctx_b.kv.update(ctx_a.kv)  # both processes share one store

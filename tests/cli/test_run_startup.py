@@ -9,12 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.wait import eventually_sync
 
 REPO = Path(__file__).resolve().parents[2]
 MOODBOT = REPO / "tests" / "rasa_projects" / "moodbot"
@@ -106,16 +107,15 @@ def test_the_farm_started_from_another_directory_uses_the_database_next_to_farm_
     farm = subprocess.Popen([*COMMAND, "run", "--config", str(deployment), "--port", str(port)], cwd=elsewhere,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
+        def healthy() -> bool:
             assert farm.poll() is None, farm.communicate()[1]
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    assert response.status == 200
-                    break
+                    return response.status == 200
             except OSError:
-                assert time.monotonic() < deadline, "the farm did not answer /healthz in 90 s"
-                time.sleep(0.1)  # polling a readiness condition, not waiting for time to pass
+                return False
+
+        eventually_sync(healthy, timeout=90, message="the farm did not answer /healthz in 90 s")
     finally:
         farm.send_signal(signal.SIGTERM)
         _, stderr = farm.communicate(timeout=60)

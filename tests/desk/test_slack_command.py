@@ -6,7 +6,6 @@ or back to the queue with a note; bad input gets a clear answer."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Collection
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.handoff.handoff_support import (
     handoff_farm,
 )
 from tests.support.farm import RunningFarm
+from tests.support.wait import eventually
 
 SECRET = "slack-signing-secret"
 CHANNEL = "C0AGENTS01"
@@ -54,9 +54,7 @@ async def command(farm: RunningFarm, slack: FakeSlackAPI, text: str, user: str =
 
 
 async def until(check: Any) -> None:
-    async with asyncio.timeout(5):
-        while not await check():
-            await asyncio.sleep(0.02)
+    await eventually(check)
 
 
 async def test_slash_command_lists_claims_and_transfers(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from tests.fakes.slack_api import (
     signed_action_request,
     signed_event_request,
 )
+from tests.support.wait import eventually
 
 
 def summary(**overrides: Any) -> HandoffSummary:
@@ -79,10 +80,19 @@ async def post_event(server: Server, event: dict[str, Any], *, event_id: str | N
     return status
 
 
+def _bolt_listener_running() -> bool:
+    for task in asyncio.all_tasks():
+        coro = task.get_coro()
+        code = getattr(coro, "cr_code", None)
+        if not task.done() and code is not None and "slack_bolt" in code.co_filename:
+            return True
+    return False
+
+
 async def settle() -> None:
-    """Let Bolt's after-ack listener tasks finish (they run after the 200)."""
-    for _ in range(20):
-        await asyncio.sleep(0.01)
+    """Wait until Bolt's after-ack listener tasks finished (they run after the 200)."""
+    await asyncio.sleep(0)  # a listener scheduled by the ack starts
+    await eventually(lambda: not _bolt_listener_running(), message="a Slack listener still runs")
 
 
 # -- core -> Slack -----------------------------------------------------------------------

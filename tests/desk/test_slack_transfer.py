@@ -4,7 +4,6 @@ user picker hands the conversation to another agent (the customer is told who an
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import aiohttp
 from core.model import ConversationStatus
 from tests.fakes.slack_api import FakeSlackAPI, block_actions_payload, signed_action_request
 from tests.handoff.handoff_support import Customer, conversation_of, desk_config, handoff_farm
+from tests.support.wait import eventually
 
 SECRET = "slack-signing-secret"
 CHANNEL = "C0AGENTS01"
@@ -33,9 +33,7 @@ async def post(url: str, payload: dict[str, Any]) -> None:
 
 
 async def until(check: Any, what: str) -> None:
-    async with asyncio.timeout(5):
-        while not await check():
-            await asyncio.sleep(0.02)
+    await eventually(check, message=what)
 
 
 async def test_slack_agent_transfers_to_a_colleague_who_puts_it_back_in_the_queue(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from core.dialogue.actions import InProcessActions, RemoteActions, import_action
 from core.dialogue.engine import RasaEngine
 from core.dialogue.testing import Conversator, actions_of
 from core.errors import DialogueError
+from tests.support.wait import eventually_sync
 
 ROOT = Path(__file__).parents[2]
 DEMO = ROOT / "config" / "demo"
@@ -269,16 +270,16 @@ def action_server() -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        def healthy() -> bool:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
+                    return response.status == 200
             except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
+                if process.poll() is not None:
                     raise RuntimeError(f"action server did not start: {process.stderr.read().decode() if process.stderr else ''}") from None
-                time.sleep(0.1)
+                return False
+
+        eventually_sync(healthy, timeout=30, message="action server did not start")
         yield f"http://127.0.0.1:{port}/webhook"
     finally:
         process.terminate()

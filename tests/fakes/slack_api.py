@@ -47,6 +47,8 @@ from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
+from tests.support.wait import eventually
+
 __all__ = [
     "Call",
     "FakeSlackAPI",
@@ -200,13 +202,12 @@ class FakeSlackAPI:
 
     async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
         """Wait until ``method`` was called (and answered) at least ``count`` times."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            done = [c for c in self.calls(method) if c.status == 200]
-            if len(done) >= count:
-                return done
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"{method} called {self.count(method)} times, expected {count}")
+        def done() -> list[Call]:
+            answered = [c for c in self.calls(method) if c.status == 200]
+            return answered if len(answered) >= count else []
+
+        return await eventually(done, timeout=timeout,
+                                message=lambda: f"{method} called {self.count(method)} times, expected {count}")
 
     # -- files -----------------------------------------------------------------------
     def _file_object(self, file_id: str, name: str, mimetype: str, size: int, user: str) -> dict[str, Any]:
@@ -281,11 +282,8 @@ class FakeSlackAPI:
         return web.Response(text="ok")
 
     async def wait_for_responses(self, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.responses) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(self.responses)} slash-command responses, expected {count}")
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(self.responses) >= count, timeout=timeout,
+                         message=lambda: f"{len(self.responses)} slash-command responses, expected {count}")
         return self.responses
 
     # -- Socket Mode -----------------------------------------------------------------

@@ -33,6 +33,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.fakes.scripting import FailureScript
+from tests.support.wait import eventually
 
 __all__ = [
     "Call",
@@ -262,11 +263,8 @@ class FakeTelegramAPI:
 
     async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Wait until ``count`` calls of ``method`` arrived; returns their parameters."""
-        deadline = time.monotonic() + timeout
-        while self.count(method) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {count} {method} call(s), got {self.count(method)}")
-            await asyncio.sleep(0.01)
+        await eventually(lambda: self.count(method) >= count, timeout=timeout,
+                         message=lambda: f"expected {count} {method} call(s), got {self.count(method)}")
         return self.calls(method)
 
     async def deliver_webhook(self, update: dict[str, Any], *, session: aiohttp.ClientSession | None = None,

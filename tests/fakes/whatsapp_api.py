@@ -39,6 +39,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.fakes.scripting import FailureScript
+from tests.support.wait import eventually
 
 __all__ = [
     "FakeWhatsAppAPI",
@@ -251,11 +252,8 @@ class FakeWhatsAppAPI:
         return len(self.requests)
 
     async def wait_for_messages(self, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.messages()) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {count} message(s), got {len(self.messages())}")
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(self.messages()) >= count, timeout=timeout,
+                         message=lambda: f"expected {count} message(s), got {len(self.messages())}")
         return self.messages()
 
     # -- server ----------------------------------------------------------------------

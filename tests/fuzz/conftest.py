@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from bench import load
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.support.engines import EchoEngine
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
+from tests.support.wait import eventually
 
 BOT = "demo"
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -57,14 +57,11 @@ class FuzzFarm:
         """
         farm = self.farm.farm
         assert farm.turns is not None and farm.sender is not None and farm.store is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            await farm.turns.idle()
-            if not await farm.store.conversations_with_pending_inbox(limit=1) and not farm.sender._inflight:
-                return
-            await asyncio.sleep(0.01)
-        raise TimeoutError("farm did not quiesce")
+        async def quiet() -> bool:
+            await farm.turns.idle()  # type: ignore[union-attr]
+            return not await farm.store.conversations_with_pending_inbox(limit=1) and not farm.sender._inflight  # type: ignore[union-attr]
+
+        await eventually(quiet, timeout=timeout, message="farm did not quiesce")
 
     async def healthy(self) -> bool:
         async with self.http.get(self.url + "/healthz") as response:

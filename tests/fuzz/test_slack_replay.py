@@ -4,7 +4,6 @@ on once, so the customer gets the agent's reply once."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -15,6 +14,7 @@ from core.model import ConversationStatus, Identity
 from tests.fakes.slack_api import event_callback, message_event, signed_headers
 from tests.fakes.telegram_api import text_update
 from tests.fuzz.conftest import BOT, SLACK_CHANNEL, SLACK_SECRET, FuzzFarm
+from tests.support.wait import eventually
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
 
@@ -32,7 +32,7 @@ async def test_signed_request_replayed_after_five_minutes_is_rejected(fuzz_farm:
     status, _ = await fuzz_farm.request("POST", "/slack/events", body,
                                         signed_headers(body, SLACK_SECRET, timestamp=int(time.time()) - 301))
     assert status == 401
-    await asyncio.sleep(0.2)  # nothing runs in the background either
+    await fuzz_farm.quiesce()  # nothing runs in the background either
     assert fuzz_farm.stored() == before
     status, _ = await fuzz_farm.request("POST", "/slack/events", body,
                                         signed_headers(body, SLACK_SECRET, timestamp=int(time.time()) - 240))
@@ -69,9 +69,6 @@ async def test_retried_slack_event_reaches_the_customer_once(fuzz_farm: FuzzFarm
         return sum("Your invoice is on its way" in str(c.params.get("text", ""))
                    for c in fuzz_farm.fakes.telegram.requests if c.method == "sendMessage")
 
-    deadline = time.monotonic() + 10
-    while delivered() == 0 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    await fuzz_farm.farm.farm.settle()
-    await asyncio.sleep(0.3)
+    await eventually(delivered, timeout=10)
+    await fuzz_farm.farm.farm.settle()  # every turn done and every reply sent: a second copy would be out now
     assert delivered() == 1

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from argon2 import PasswordHasher
 
+from core.clock import Clock
 from core.desk import HandoffSummary
 from core.handoff.service import HandoffService
 from core.model import Conversation, ConversationStatus, Event
@@ -119,10 +120,11 @@ class Customer:
 
 @contextlib.asynccontextmanager
 async def handoff_farm(tmp_path: Path, *, engine: Any | None = None, handoff: Mapping[str, Any] | None = None,
-                       desk: Mapping[str, Any] | None = None) -> AsyncIterator[tuple[RunningFarm, RecordingDesk]]:
+                       desk: Mapping[str, Any] | None = None,
+                       clock: Clock | None = None) -> AsyncIterator[tuple[RunningFarm, RecordingDesk]]:
     engines = {"demo": engine or ScriptedEngine()}
     async with running_farm(tmp_path, bots=bots(**dict(handoff or {})), engines=engines,
-                            desk=dict(desk or desk_config())) as farm:
+                            desk=dict(desk or desk_config()), clock=clock) as farm:
         recording = RecordingDesk()
         service(farm).add_desk(recording)
         yield farm, recording

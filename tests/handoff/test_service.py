@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tests.handoff.handoff_support import (
     texts,
 )
 from tests.handoff.scripted_engine import ORDER_QUESTION, ScriptedEngine
+from tests.support.clock import FakeClock
 
 
 async def test_request_words_mid_form_hand_off_at_once_with_the_form_details(tmp_path: Path) -> None:
@@ -366,13 +366,15 @@ async def test_english_conversation_is_told_in_english(tmp_path: Path) -> None:
 
 
 async def test_unclaimed_handoff_is_repinged_and_the_customer_offered_a_callback(tmp_path: Path) -> None:
-    async with handoff_farm(tmp_path, handoff={"repings_after_seconds": 1.0}) as (farm, desk), \
+    clock = FakeClock()
+    async with handoff_farm(tmp_path, handoff={"repings_after_seconds": 60.0}, clock=clock) as (farm, desk), \
             aiohttp.ClientSession() as http:
         customer, conversation_id = await start_handoff(farm, http)
+        clock.advance(59)
+        assert await service(farm).reping_due() == 0
         assert desk.statuses == []  # not before the configured time
-        async with asyncio.timeout(5):
-            while not desk.statuses:
-                await asyncio.sleep(0.05)
+        clock.advance(2)
+        assert await service(farm).reping_due() == 1
         assert "re-ping 1" in desk.details()[0]
         await farm.farm.settle()
         [offer] = await customer.received()
@@ -384,7 +386,8 @@ async def test_unclaimed_handoff_is_repinged_and_the_customer_offered_a_callback
         # Claimed conversations are not re-pinged any more.
         await service(farm).claim(conversation_id, "web:anna", "Anna Schmidt")
         pings = len([d for d in desk.details() if "re-ping" in d])
-        await asyncio.sleep(1.5)
+        clock.advance(120)
+        assert await service(farm).reping_due() == 0
         assert len([d for d in desk.details() if "re-ping" in d]) == pings
 
 

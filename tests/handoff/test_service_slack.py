@@ -3,7 +3,6 @@ desk is found through the ``switchboard.desks`` entry point and is the primary d
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -11,14 +10,13 @@ import aiohttp
 from core.model import ConversationStatus
 from tests.fakes.slack_api import FakeSlackAPI, block_actions_payload, event_callback, message_event
 from tests.handoff.handoff_support import Customer, conversation_of, desk_config, handoff_farm
+from tests.support.wait import eventually
 
 CHANNEL = "C0AGENTS01"
 
 
 async def wait_until(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.05)
+    await eventually(check, timeout=timeout)
 
 
 async def test_slack_agent_claims_and_replies_in_the_thread_and_the_customer_gets_it(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tests.privacy.support import (
     whatsapp,
     whatsapp_text,
 )
+from tests.support.clock import FakeClock
 
 ANNA_PHONE = "491701234567"  # the number in telegram/contact_shared_own.json
 BERND_PHONE = "491709999999"  # shared by Anna for Bernd in contact_shared_other_person.json
@@ -27,7 +27,7 @@ BERND_PHONE = "491709999999"  # shared by Anna for Bernd in contact_shared_other
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    instance = SQLiteStore(tmp_path / "switchboard.db")
+    instance = SQLiteStore(tmp_path / "switchboard.db", clock=FakeClock())
     await instance.open()
     try:
         yield instance
@@ -140,7 +140,9 @@ async def test_link_code_expires(store: SQLiteStore) -> None:
     asker = await receive(store, identity, webchat("demo", "a", "hi"))
     other = await receive(store, identity, webchat("demo", "b", "hi"))
     code = await identity.issue_link_code(asker)
-    await asyncio.sleep(1.2)
+    clock = store.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(1.5)
     assert await identity.redeem_link_code(other, code) is None
     assert (await store.get_contact(other.id)) is not None
 

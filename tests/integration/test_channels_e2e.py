@@ -3,19 +3,21 @@ the bot's reply out at the fake platform API, 429s retried by the outbox after r
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from core.store.base import OutboxItem
 from tests.fakes.telegram_api import FakeTelegramAPI, callback_update, text_update
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook
+from tests.support.clock import FakeClock
 from tests.support.engines import EchoEngine
-from tests.support.farm import DEMO_PROJECT, running_farm
+from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
+from tests.support.wait import eventually
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
@@ -51,10 +53,7 @@ def bots(telegram: FakeTelegramAPI, whatsapp: FakeWhatsAppAPI) -> dict[str, Any]
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
+    await eventually(predicate, timeout=timeout, message="condition not reached")
 
 
 async def test_telegram_update_in_reply_with_buttons_out(
@@ -102,21 +101,39 @@ async def test_whatsapp_message_in_reply_with_buttons_out(
             {"id": "/affirm", "title": "Yes"}, {"id": "/deny", "title": "No"}]
 
 
+async def refused_reply(farm: RunningFarm) -> OutboxItem:
+    """The farm's one reply once its first send was refused: it waits in the outbox for its retry."""
+    async def waiting() -> OutboxItem | None:
+        conversations = await farm.store.list_conversations("demo")
+        events = [e for c in conversations for e in await farm.store.transcript(c.id) if e.type == "bot"]
+        if not events:
+            return None
+        item = await farm.store.get_outbox_item(events[0].data["metadata"]["outbound_id"])
+        return item if item is not None and item.attempts == 1 and item.not_before is not None else None
+
+    return await eventually(waiting, message="the refused reply was not put back for a retry")
+
+
 async def test_telegram_429_is_retried_after_retry_after_and_delivered_once(
     tmp_path: Path, telegram: FakeTelegramAPI, whatsapp: FakeWhatsAppAPI
 ) -> None:
     telegram.fail_next(1, status=429, retry_after=1, method="sendMessage")
-    async with running_farm(tmp_path, bots=bots(telegram, whatsapp), engines={"demo": EchoEngine()}) as farm:
+    clock = FakeClock()
+    async with running_farm(tmp_path, bots=bots(telegram, whatsapp), engines={"demo": EchoEngine()},
+                            clock=clock) as farm:
         async with aiohttp.ClientSession() as session, \
                 session.post(f"{farm.url}/webhooks/demo/telegram", json=text_update(77, "hello", update_id=9),
                              headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}) as r:
             assert r.status == 200
+        item = await refused_reply(farm)
+        assert item.not_before is not None and item.not_before - clock.now() >= timedelta(seconds=0.9), \
+            "the outbox waits retry_after"
+        assert telegram.count("sendMessage") == 1
+        clock.advance(1)
         await wait_for(lambda: telegram.count("sendMessage") >= 2)
         await farm.farm.settle()
-        await asyncio.sleep(0.3)
         attempts = [c for c in telegram.requests if c.method == "sendMessage"]
         assert len(attempts) == 2, "one refused attempt, then exactly one delivery"
-        assert attempts[1].at - attempts[0].at >= 0.95, "the outbox waited retry_after"
         assert attempts[1].params["text"].endswith("echo: hello")
 
 
@@ -124,12 +141,17 @@ async def test_whatsapp_rate_limit_is_retried_and_delivered_once(
     tmp_path: Path, telegram: FakeTelegramAPI, whatsapp: FakeWhatsAppAPI
 ) -> None:
     whatsapp.fail_next(1, code=130429, target="messages")
-    async with running_farm(tmp_path, bots=bots(telegram, whatsapp), engines={"demo": EchoEngine()}) as farm:
+    clock = FakeClock()
+    async with running_farm(tmp_path, bots=bots(telegram, whatsapp), engines={"demo": EchoEngine()},
+                            clock=clock) as farm:
         url = f"{farm.url}/webhooks/demo/whatsapp"
         assert await post_webhook(url, text_webhook("491709999999", "hi"), app_secret=WA_SECRET) == 200
+        item = await refused_reply(farm)
+        assert item.not_before is not None and item.not_before - clock.now() >= timedelta(seconds=0.9), \
+            "the outbox waits (130429 → retry after 1 s)"
+        assert len(whatsapp.messages()) == 1
+        clock.advance(1)
         await wait_for(lambda: len(whatsapp.messages()) >= 2)
         await farm.farm.settle()
-        await asyncio.sleep(0.3)
         sends = [c for c in whatsapp.requests if "to" in c.body]
         assert len(sends) == 2 and sends[0].body == sends[1].body, "one refused attempt, then exactly one delivery"
-        assert sends[1].at - sends[0].at >= 0.95, "the outbox waited (130429 → retry after 1 s)"

@@ -38,6 +38,7 @@ from tests.handoff.handoff_support import Customer, conversation_of, desk_config
 from tests.handoff.scripted_engine import ScriptedEngine
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
 from tests.support.files import pdf, png
+from tests.support.wait import eventually
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
@@ -57,10 +58,7 @@ IMAGE = png(6, 4)
 
 
 async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.02)
+    await eventually(predicate, timeout=timeout, message=what)
 
 
 def farm_config(slack: FakeSlackAPI, telegram: FakeTelegramAPI, whatsapp: FakeWhatsAppAPI) -> dict[str, Any]:
@@ -111,13 +109,10 @@ async def conversation(farm: RunningFarm, channel: str, user: str) -> Conversati
 
 
 async def thread_of(farm: RunningFarm, channel: str, user: str) -> str:
-    deadline = time.monotonic() + 5
-    while True:
-        found = await conversation(farm, channel, user)
-        if found.desk_thread:
-            return found.desk_thread
-        assert time.monotonic() < deadline, "no Slack thread"
-        await asyncio.sleep(0.02)
+    async def thread() -> str | None:
+        return (await conversation(farm, channel, user)).desk_thread
+
+    return await eventually(thread, message="no Slack thread")
 
 
 async def share(farm: RunningFarm, slack: FakeSlackAPI, thread: str, data: bytes, name: str, mime: str,
@@ -222,8 +217,6 @@ async def test_agent_files_from_slack_reach_customers_on_every_channel_and_custo
             notes = [e for e in await farm.store.transcript(tg_conversation.id) if e.type == "note"]
             return any(n.data.get("attachments") for n in notes)
 
-        async with asyncio.timeout(5):
-            while not await noted():
-                await asyncio.sleep(0.02)
+        await eventually(noted)
         await farm.farm.settle()
         assert len(telegram.uploads) == before[0]

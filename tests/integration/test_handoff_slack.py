@@ -7,9 +7,7 @@ WhatsApp and Slack are the local fakes. Slack's requests are signed like Slack s
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from tests.fakes.slack_api import (
 )
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
+from tests.support.wait import eventually
 
 WA_TOKEN = "EAAG-handoff"
 WA_SECRET = "wa-app-secret"
@@ -51,10 +50,7 @@ async def whatsapp() -> AsyncIterator[FakeWhatsAppAPI]:
 
 
 async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.02)
+    await eventually(predicate, timeout=timeout, message=f"timed out waiting for: {what}")
 
 
 def texts(whatsapp: FakeWhatsAppAPI) -> list[str]:
@@ -146,15 +142,14 @@ async def test_whatsapp_customer_reaches_a_slack_agent_and_rates_the_help(
         count = len(whatsapp.messages())
         await slack_post(farm, body, headers)
         conversation_id = _conversation_id(card)
-        deadline = time.monotonic() + 5
-        while not any(e.type == "note" for e in await farm.store.transcript(conversation_id, limit=200)):
-            assert time.monotonic() < deadline, "the note never reached the transcript"
-            await asyncio.sleep(0.02)
+        async def noted() -> bool:
+            return any(e.type == "note" for e in await farm.store.transcript(conversation_id, limit=200))
+
+        await eventually(noted, message="the note never reached the transcript")
         note_event = next(e for e in await farm.store.transcript(conversation_id, limit=200) if e.type == "note")
         assert note_event.data["text"] == note[1:]
         assert note_event.data["agent_name"] == "Anna"
-        await farm.farm.settle()
-        await asyncio.sleep(0.2)
+        await farm.farm.settle()  # had the note become a reply, it would have been sent by now
         assert len(whatsapp.messages()) == count
         assert not any("Express" in t for t in texts(whatsapp))
 

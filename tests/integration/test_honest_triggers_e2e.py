@@ -5,7 +5,6 @@ over (mid-form too), and ordinary repetition (a question after a closed handoff 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import time
@@ -21,6 +20,7 @@ from tests.fakes.telegram_api import FakeTelegramAPI, text_update
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook
 from tests.handoff.handoff_support import PASSWORDS, RecordingDesk, desk_config, service
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
+from tests.support.wait import eventually
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
@@ -70,10 +70,7 @@ async def farm(tmp_path: Path, telegram: FakeTelegramAPI,
 
 
 async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.02)
+    await eventually(predicate, timeout=timeout, message=f"timed out waiting for: {what}")
 
 
 class TelegramCustomer:

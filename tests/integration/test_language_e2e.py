@@ -4,9 +4,7 @@ first message, system messages (disclosure, handoff) included, and followed when
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from tests.fakes.telegram_api import FakeTelegramAPI, text_update
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook
 from tests.handoff.handoff_support import desk_config
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
+from tests.support.wait import eventually
 from tests.support.webchat import receive
 
 pytestmark = [
@@ -67,10 +66,7 @@ async def farm(tmp_path: Path, telegram: FakeTelegramAPI, whatsapp: FakeWhatsApp
 
 
 async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.02)
+    await eventually(predicate, timeout=timeout, message=f"timed out waiting for: {what}")
 
 
 async def telegram_says(farm: RunningFarm, api: FakeTelegramAPI, chat_id: int, text: str,

@@ -6,7 +6,6 @@ a farm with no agent channel says so honestly and warns at start."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 import json
@@ -25,6 +24,7 @@ from tests.fakes.telegram_api import FakeTelegramAPI, text_update
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook
 from tests.handoff.handoff_support import desk_config
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
+from tests.support.wait import eventually
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
@@ -73,10 +73,7 @@ def whatsapp_payload(name: str, wa_id: str) -> dict[str, Any]:
 
 
 async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.02)
+    await eventually(predicate, timeout=timeout, message=f"timed out waiting for: {what}")
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ then the customer receives it, signed with the agent's name.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from tests.integration.test_handoff_slack import (
     wait_until,
 )
 from tests.support.farm import DEMO_PROJECT, running_farm
+from tests.support.wait import eventually
 
 HOURS = "Unser Support ist Montag bis Freitag von 8 bis 18 Uhr erreichbar."
 
@@ -144,9 +143,6 @@ async def test_a_suggestion_turned_into_a_note_in_the_modal_never_reaches_the_cu
         async def noted() -> bool:
             return any(e.type == "note" and "Preisliste" in str(e.data.get("text"))
                        for e in await farm.store.transcript(conversation.id, limit=100))
-        deadline = time.monotonic() + 5
-        while not await noted():
-            assert time.monotonic() < deadline, "the note never reached the transcript"
-            await asyncio.sleep(0.02)
+        await eventually(noted, message="the note never reached the transcript")
         await farm.farm.settle()
         assert len(whatsapp.messages()) == before

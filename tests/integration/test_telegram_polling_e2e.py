@@ -69,11 +69,15 @@ async def test_polling_starts_and_answers_after_delete_webhook_failed_twice(
     assert telegram.webhook is None
 
 
-class SlowEchoEngine(EchoEngine):
-    """Takes long enough that the customer sees a typing indicator first."""
+class GatedEchoEngine(EchoEngine):
+    """Echo once ``gate`` is set: the turn runs until the test saw the typing indicator go out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
 
     async def handle(self, turn: Any) -> Any:
-        await asyncio.sleep(0.6)
+        await self.gate.wait()
         return await super().handle(turn)
 
 
@@ -82,8 +86,11 @@ async def test_a_failed_typing_indicator_is_logged_as_a_warning_and_the_reply_st
 ) -> None:
     telegram.fail_next(1, status=400, method="sendChatAction")
     with caplog.at_level(logging.WARNING):
-        async with running_farm(tmp_path, bots=bots(telegram), engines={"demo": SlowEchoEngine()}) as farm:
+        engine = GatedEchoEngine()
+        async with running_farm(tmp_path, bots=bots(telegram), engines={"demo": engine}) as farm:
             telegram.push_update(text_update(5151, "slow one", update_id=300))
+            await telegram.wait_for("sendChatAction", 1, timeout=10.0)  # the typing indicator was tried
+            engine.gate.set()
             [reply] = await telegram.wait_for("sendMessage", 1, timeout=10.0)
             assert reply["text"].endswith("echo: slow one")
             await farm.farm.settle()

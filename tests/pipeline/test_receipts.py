@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from core.model import DeliveryReceipt, DeliveryStatus, Identity, Outbound
 from core.pipeline.ingest import Ingest
 from core.ports import Parsed
 from core.store.sqlite import SQLiteStore
+from tests.support.wait import eventually
 
 
 async def test_receipt_for_a_message_sent_before_a_merge_is_recorded_on_the_kept_conversation(
@@ -85,9 +85,10 @@ async def test_a_receipt_before_the_send_was_recorded_lands_once_the_sender_reco
         sender = OutboxSender(store, {}, DeliveryConfig(metrics_interval=0.02), owner="test")
         await sender.start()
         try:
-            async with asyncio.timeout(5):
-                while not [e for e in await store.transcript(conv.id) if e.type == "delivery"]:
-                    await asyncio.sleep(0.02)
+            async def delivery_recorded() -> bool:
+                return any(e.type == "delivery" for e in await store.transcript(conv.id))
+
+            await eventually(delivery_recorded)
         finally:
             await sender.stop(timeout=1)
         [event] = [e for e in await store.transcript(conv.id) if e.type == "delivery"]

@@ -14,6 +14,7 @@ from core.pipeline.config import TurnsConfig
 from core.pipeline.turns import BotRuntime, TurnRunner
 from core.store.sqlite import SQLiteStore
 from tests.support.engines import EchoEngine
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -60,9 +61,7 @@ async def test_no_more_conversations_run_at_once_than_configured(store: SQLiteSt
     conversations = [await customer(store, f"u{n}", f"hello {n}") for n in range(10)]
     for conversation_id in conversations:
         runner.schedule(conversation_id)
-    async with asyncio.timeout(5):
-        while engine.running < 3:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: engine.running >= 3)
     assert len(runner._active) == 3  # the other seven wait without a task of their own
     engine.gate.set()
     await runner.idle()

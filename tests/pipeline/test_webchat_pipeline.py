@@ -154,29 +154,44 @@ async def test_replies_queued_by_another_process_reach_an_open_page_with_sync(tm
         await ws.close()
 
 
-class SlowEcho(EchoEngine):
+class GatedEcho(EchoEngine):
+    """Echo once ``gate`` is set: a turn that takes as long as the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
     async def handle(self, turn: Any) -> Any:
-        await asyncio.sleep(0.8)
+        await self.gate.wait()
         return await super().handle(turn)
 
 
-async def frames_until_reply(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
+async def frames_until(ws: aiohttp.ClientWebSocketResponse, kind: str) -> list[str]:
     kinds: list[str] = []
     async with asyncio.timeout(5):
-        while not kinds or kinds[-1] != "message":
+        while not kinds or kinds[-1] != kind:
             kinds.append((await ws.receive_json())["type"])
     return kinds
 
 
 async def test_typing_indicator_shows_only_when_the_answer_takes_a_while(tmp_path: Path) -> None:
-    for engine, expect_typing in ((EchoEngine(), False), (SlowEcho(), True)):
-        (tmp_path / type(engine).__name__).mkdir()
-        async with running_farm(tmp_path / type(engine).__name__, bots=BOTS, engines={"demo": engine}) as farm, \
-                aiohttp.ClientSession() as http:
-            ws, _, _ = await hello(http, farm.url)
-            await ws.send_json({"type": "message", "id": "t", "text": "hello"})
-            assert ("typing" in await frames_until_reply(ws)) is expect_typing
-            await ws.close()
+    (tmp_path / "fast").mkdir()
+    async with running_farm(tmp_path / "fast", bots=BOTS, engines={"demo": EchoEngine()}) as farm, \
+            aiohttp.ClientSession() as http:
+        ws, _, _ = await hello(http, farm.url)
+        await ws.send_json({"type": "message", "id": "t", "text": "hello"})
+        assert "typing" not in await frames_until(ws, "message")
+        await ws.close()
+    (tmp_path / "slow").mkdir()
+    slow = GatedEcho()
+    async with running_farm(tmp_path / "slow", bots=BOTS, engines={"demo": slow}) as farm, \
+            aiohttp.ClientSession() as http:
+        ws, _, _ = await hello(http, farm.url)
+        await ws.send_json({"type": "message", "id": "t", "text": "hello"})
+        assert "message" not in await frames_until(ws, "typing")  # shown while the turn still runs
+        slow.gate.set()
+        assert "message" in await frames_until(ws, "message")
+        await ws.close()
 
 
 # -- product grade: uploads, language, labels -----------------------------------------------------

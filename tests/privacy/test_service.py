@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.privacy.support import (
     whatsapp,
     whatsapp_text,
 )
+from tests.support.wait import eventually
 
 PHRASE = "Quittenmarmelade-Zebrastreifen-7731"
 NAME = "Zebulon Quartzfeld"
@@ -147,18 +147,12 @@ async def test_retention_scheduler_purges_on_its_interval(store: SQLiteStore) ->
                                            "keep": PrivacyConfig(retention_days=None)}, interval_seconds=0.05)
     await scheduler.start()
     try:
-        for _ in range(100):
-            if scheduler.runs >= 1:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: scheduler.runs >= 1)
         assert [e.data["text"] for e in await store.transcript(conversation_id) if e.type == "user"] == ["neu"]
         await store.append_events(conversation_id, [Event("user", {"text": "alt 2"}, channel="webchat",
                                                           timestamp=old)])
         runs = scheduler.runs
-        for _ in range(100):
-            if scheduler.runs > runs:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: scheduler.runs > runs)
         assert "alt 2" not in [e.data.get("text") for e in await store.transcript(conversation_id)]
     finally:
         await scheduler.stop()

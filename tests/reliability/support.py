@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import load
+from tests.support.wait import eventually
 
 #: Length of the simulated platform-API outage; CI keeps it short, bench/ runs it for 60 s.
 OUTAGE_SECONDS = float(os.environ.get("SWITCHBOARD_OUTAGE_SECONDS", "3"))
@@ -74,12 +76,13 @@ async def post_until_acked(session: aiohttp.ClientSession, base_url: str, messag
 async def wait_for_replies(replies: load.Replies, keys: Iterable[str], timeout: float) -> list[str]:
     """Wait until every key's reply arrived at a fake API; returns the keys still missing."""
     wanted = set(keys)
-    deadline = time.monotonic() + timeout
-    while True:
-        missing = sorted(k for k in wanted if replies.arrivals.get(k, 0) == 0)
-        if not missing or time.monotonic() > deadline:
-            return missing
-        await asyncio.sleep(0.05)
+
+    def missing() -> list[str]:
+        return sorted(k for k in wanted if replies.arrivals.get(k, 0) == 0)
+
+    with contextlib.suppress(AssertionError):
+        await eventually(lambda: not missing(), timeout=timeout)
+    return missing()
 
 
 def stored_inbox(db_path: Path) -> Counter[str]:

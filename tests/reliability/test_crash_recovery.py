@@ -20,6 +20,7 @@ from tests.reliability.support import (
     transcript_user_messages,
     wait_for_replies,
 )
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,7 +42,6 @@ async def customer_loop(
         else:
             unacked.append(message)  # the platform will retry this one
             return
-        await asyncio.sleep(0.01)
 
 
 async def test_kill9_under_load_then_restart_loses_no_acknowledged_message(
@@ -56,8 +56,7 @@ async def test_kill9_under_load_then_restart_loses_no_acknowledged_message(
         async with aiohttp.ClientSession() as session:
             loops = [asyncio.create_task(customer_loop(session, farm.url, c, acked, unacked, stop))
                      for c in load.customers(30)]
-            await asyncio.sleep(1.5)
-            assert len(acked) > 50, "the load did not get going"
+            await eventually(lambda: len(acked) > 50, timeout=30, message="the load did not get going")
             await asyncio.to_thread(farm.kill)  # SIGKILL: no drain, no cleanup
             stop.set()
             await asyncio.wait_for(asyncio.gather(*loops), timeout=20)

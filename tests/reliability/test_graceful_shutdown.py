@@ -13,6 +13,7 @@ import pytest
 
 from bench import load, procs
 from tests.reliability.support import make_message, post_until_acked, stored_inbox, wait_for_replies
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,7 +36,8 @@ async def test_sigterm_drains_turns_in_flight_and_loses_nothing(tmp_path: Path, 
     async with aiohttp.ClientSession() as session:
         deadline = time.monotonic() + 10
         await asyncio.gather(*(post_until_acked(session, farm.url, m, deadline=deadline) for m in messages))
-    await asyncio.sleep(0.1)  # the first turns are now inside the (slow) engine
+    # once the first turn is done, the customers' other turns are inside the (slow) engine or queued
+    await eventually(lambda: processed(db_path) >= 1, timeout=10)
     done_before = processed(db_path)
     started = time.monotonic()
     code = await asyncio.to_thread(farm.stop, 20.0)  # SIGTERM, SIGKILL only after 20 s

@@ -20,6 +20,9 @@ from core.model import Identity, Inbound, Outbound
 from core.ports import Capabilities, RateLimits
 from core.store.base import OutboxItem, OutboxState
 from core.store.sqlite import SQLiteStore
+from tests.store.contract_support import advance
+from tests.support.clock import FakeClock
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -47,9 +50,20 @@ class ScriptedChannel:
         return f"scripted:{len(self.delivered)}"
 
 
+class CountingStore(SQLiteStore):
+    """The SQLite store, counting the sender's polls (`claim_outbox` calls that returned)."""
+
+    claims = 0
+
+    async def claim_outbox(self, owner: str, *, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        items = await super().claim_outbox(owner, limit=limit, lease_seconds=lease_seconds)
+        self.claims += 1
+        return items
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "outbox.db")
+async def store(tmp_path: Path) -> AsyncIterator[CountingStore]:
+    store = CountingStore(tmp_path / "outbox.db", clock=FakeClock())
     await store.open()
     yield store
     await store.close()
@@ -120,8 +134,8 @@ async def test_permanent_failure_is_final_visible_in_transcript_and_metrics(stor
     await sender.start()
     try:
         assert await sender.drain(timeout=10)
-        await asyncio.sleep(0.2)  # the sender refreshes the outbox gauge on its own
-        assert metrics.OUTBOX.labels("failed")._value.get() >= 1
+        # the sender refreshes the outbox gauge on its own
+        await eventually(lambda: metrics.OUTBOX.labels("failed")._value.get() >= 1)
     finally:
         await sender.stop()
     item = await store.get_outbox_item(out.id)
@@ -220,12 +234,17 @@ async def turn(store: SQLiteStore, chat: str, *texts: str, n: int = 1,
 
 
 async def until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.005)
+    try:
+        await eventually(condition, timeout=timeout)
+    except AssertionError:
+        return False
     return True
+
+
+async def idle(sender_store: CountingStore, polls: int = 1) -> None:
+    """Wait until the sender polled ``polls`` more times: it then waits for work (its poll interval)."""
+    target = sender_store.claims + polls
+    await eventually(lambda: sender_store.claims >= target)
 
 
 class SlowChannel(ScriptedChannel):
@@ -253,7 +272,7 @@ async def test_a_reply_claimed_at_commit_is_sent_once_without_waiting_for_the_po
     sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0), owner="test")
     await sender.start()
     try:
-        await asyncio.sleep(0.05)  # the first poll found nothing: the sender now waits up to 5 s
+        await idle(store)  # the first poll found nothing: the sender now waits up to 5 s
         [out], claimed = await turn(store, "c1", "hello")
         assert [i.outbound.id for i in claimed] == [out.id], "SQLite claims the head reply at commit"
         started = time.monotonic()
@@ -263,8 +282,9 @@ async def test_a_reply_claimed_at_commit_is_sent_once_without_waiting_for_the_po
         assert await until(lambda: not sender._inflight, timeout=1.0)
         item = await store.get_outbox_item(out.id)
         assert item is not None and item.state is OutboxState.SENT and item.platform_message_id == "scripted:1"
+        polls = store.claims
         sender.notify()  # a poll now must not find it again
-        await asyncio.sleep(0.1)
+        await eventually(lambda: store.claims > polls)
     finally:
         await sender.stop(timeout=2)
     assert channel.delivered == ["hello"] and len(channel.attempts) == 1
@@ -275,7 +295,7 @@ async def test_the_second_reply_of_a_turn_is_claimed_and_sent_after_the_first(st
     sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0), owner="test")
     await sender.start()
     try:
-        await asyncio.sleep(0.05)
+        await idle(store)
         out, claimed = await turn(store, "c1", "one", "two", "three")
         assert [i.outbound.id for i in claimed] == [out[0].id]
         assert await store.claim_outbox("other", limit=10, lease_seconds=30) == []  # "two" waits behind "one"
@@ -294,7 +314,7 @@ async def test_stop_sends_replies_submitted_but_not_started(store: SQLiteStore) 
     channel = ScriptedChannel()
     sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0), owner="test")
     await sender.start()
-    await asyncio.sleep(0.05)  # the loop is idle, waiting for work
+    await idle(store)  # the loop is idle, waiting for work
     [a1, a2], claimed_a = await turn(store, "c1", "a1", "a2")
     [b1], claimed_b = await turn(store, "c2", "b1")
     assert len(claimed_a) == len(claimed_b) == 1
@@ -318,13 +338,14 @@ async def test_stop_sends_submitted_replies_while_every_worker_is_busy(store: SQ
     sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0, workers=1), owner="test")
     await sender.start()
     try:
-        await asyncio.sleep(0.05)
+        await idle(store)
         _, first = await turn(store, "c1", "busy")
         sender.submit(first)
         assert await until(lambda: len(channel.attempts) == 0 and bool(channel.busy), timeout=1.0)
         _, second = await turn(store, "c2", "queued")
         sender.submit(second)
-        await asyncio.sleep(0.01)
+        for _ in range(10):  # the loop gets its turns; "busy" is still being sent
+            await asyncio.sleep(0)
         assert channel.delivered == []  # "queued" waits for the only worker
     finally:
         await asyncio.wait_for(sender.stop(timeout=2), timeout=3)
@@ -338,14 +359,18 @@ async def test_a_due_retry_is_not_starved_by_a_stream_of_submitted_replies(store
     await sender.start()
     try:
         assert await until(lambda: len(channel.attempts) == 1, timeout=1.0)
-        for n in range(25):  # single-reply turns every 30 ms, each claimed at commit
-            _, claimed = await turn(store, f"s{n}", f"r{n}")
+        streamed = 0
+
+        async def one_more_reply() -> bool:  # single-reply turns without a pause, each claimed at commit
+            nonlocal streamed
+            _, claimed = await turn(store, f"s{streamed}", f"r{streamed}")
+            streamed += 1
             sender.submit(claimed)
-            await asyncio.sleep(0.03)
-            if "late" in channel.delivered:
-                break
-        # due after 50 ms and found by the next poll at the latest, not after the stream ends
-        assert "late" in channel.delivered, channel.delivered
+            return "late" in channel.delivered
+
+        # due after 50 ms and found by the next poll at the latest, while the stream goes on
+        await eventually(one_more_reply, timeout=5.0, message=lambda: str(channel.delivered))
+        assert streamed > 1
     finally:
         await sender.stop(timeout=2)
 
@@ -356,8 +381,8 @@ async def test_a_sender_whose_claim_was_taken_over_does_not_send_it_again(store:
     """Two senders, one item: the first claim waited past its lease (a slow worker or rate
     limit) and another sender claimed and sent the item; the first must not send it too."""
     [out] = await queue(store, "c1", "hello")
-    [stale] = await store.claim_outbox("slow-process", limit=10, lease_seconds=0.2)
-    await asyncio.sleep(0.3)
+    [stale] = await store.claim_outbox("slow-process", limit=10, lease_seconds=10)
+    advance(store, 11)
     channel = ScriptedChannel()
     await run_sender(store, channel, config())  # the other process: claims the expired item and sends it
     assert channel.delivered == ["hello"]
@@ -375,8 +400,8 @@ async def test_a_sender_whose_claim_was_taken_over_does_not_send_it_again(store:
 
 async def test_an_old_claim_still_held_is_renewed_and_sent(store: SQLiteStore) -> None:
     await queue(store, "c1", "hello")
-    [held] = await store.claim_outbox("test", limit=10, lease_seconds=0.2)
-    await asyncio.sleep(0.3)  # expired, but nobody claimed it since: the token still proves it
+    [held] = await store.claim_outbox("test", limit=10, lease_seconds=10)
+    advance(store, 11)  # expired, but nobody claimed it since: the token still proves it
     channel = ScriptedChannel()
     sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0), owner="test")
     await sender.start()

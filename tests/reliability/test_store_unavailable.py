@@ -21,6 +21,7 @@ from core.store.sqlite import SQLiteStore
 from tests.reliability.support import (
     PlatformMessage,
     make_message,
+    post,
     post_until_acked,
     stored_inbox,
     transcript_user_messages,
@@ -33,7 +34,6 @@ pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore::teleg
 
 BOT = "demo"
 BUSY_TIMEOUT = 0.5  # how long the store waits for another process's lock before giving up
-LOCK_SECONDS = 3.0
 
 
 def bots(fakes: load.Fakes) -> dict[str, Any]:
@@ -43,13 +43,13 @@ def bots(fakes: load.Fakes) -> dict[str, Any]:
                   "channels": channels}}
 
 
-def hold_write_lock(db_path: Path, seconds: float, taken: threading.Event) -> None:
-    """What a backup tool or a stray second process does: an exclusive transaction, held."""
+def hold_write_lock(db_path: Path, taken: threading.Event, release: threading.Event) -> None:
+    """What a backup tool or a stray second process does: an exclusive transaction, held until ``release``."""
     db = sqlite3.connect(db_path, isolation_level=None, timeout=10)
     try:
         db.execute("BEGIN EXCLUSIVE")
         taken.set()
-        time.sleep(seconds)
+        release.wait(60)
         db.execute("ROLLBACK")
     finally:
         db.close()
@@ -69,18 +69,26 @@ async def test_store_unavailable_answers_503_and_loses_nothing(
         before = [make_message(BOT, c, f"{c.user}-before") for c in people]
         for message in before:
             statuses.update(await post_until_acked(session, farm.url, message, deadline=time.monotonic() + 10))
-        taken = threading.Event()
-        locker = asyncio.create_task(asyncio.to_thread(hold_write_lock, farm.db_path, LOCK_SECONDS, taken))
+        taken, release = threading.Event(), threading.Event()
+        locker = asyncio.create_task(asyncio.to_thread(hold_write_lock, farm.db_path, taken, release))
         await asyncio.to_thread(taken.wait, 5)
         during = [make_message(BOT, c, f"{c.user}-during") for c in people]
-        ready_status = asyncio.create_task(_get_status(session, f"{farm.url}/readyz"))
+        try:
+            # While the lock is held every webhook waits busy_timeout, then answers 503 (the
+            # platform retries it later), and the farm reports itself not ready.
+            readiness, *refused = await asyncio.gather(
+                _get_status(session, f"{farm.url}/readyz"), *(post(session, farm.url, m) for m in during)
+            )
+            assert set(refused) == {503}, refused
+            statuses.update(refused)
+        finally:
+            release.set()
+            await locker
         results = await asyncio.gather(*(
             post_until_acked(session, farm.url, m, deadline=time.monotonic() + 30, pause=0.3) for m in during
         ))
         for seen in results:
             statuses.update(seen)
-        await locker
-        readiness = await ready_status
         after = [make_message(BOT, c, f"{c.user}-after") for c in people]
         for message in after:
             statuses.update(await post_until_acked(session, farm.url, message, deadline=time.monotonic() + 10))
@@ -97,7 +105,7 @@ async def test_store_unavailable_answers_503_and_loses_nothing(
     for message in every:
         assert inbox[message.platform_id] == 1 and transcript[message.platform_id] == 1, message.key
     record_property("statuses", dict(statuses))
-    print(f"\nstore locked {LOCK_SECONDS} s: webhook answers {dict(statuses)}, /readyz {readiness}; "
+    print(f"\nstore locked: webhook answers {dict(statuses)}, /readyz {readiness}; "
           f"{len(every)} messages stored and answered once")
 
 

@@ -9,12 +9,13 @@ import pytest
 
 from core.store.base import Store
 from tests.store.mongo_server import mongo_database, mongo_url  # noqa: F401  (fixtures)
+from tests.support.clock import FakeClock
 
 
-def _sqlite(path: Path) -> Store:
+def _sqlite(path: Path, clock: FakeClock) -> Store:
     from core.store.sqlite import SQLiteStore
 
-    return SQLiteStore(str(path / "switchboard.db"))
+    return SQLiteStore(str(path / "switchboard.db"), clock=clock)
 
 
 @pytest.fixture(params=["sqlite", "sqlite-second-opener", pytest.param("mongodb", marks=pytest.mark.mongo)])
@@ -25,17 +26,18 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     opens the file a farm serves): its leases live in the file instead of in memory.
     """
     holder: Store | None = None
+    clock = FakeClock()  # expiry is reached with store.clock.advance(...) (see contract_support.advance)
     if request.param == "sqlite":
-        instance = _sqlite(tmp_path)
+        instance = _sqlite(tmp_path, clock)
     elif request.param == "sqlite-second-opener":
-        holder = _sqlite(tmp_path)
+        holder = _sqlite(tmp_path, clock)
         await holder.open()
-        instance = _sqlite(tmp_path)
+        instance = _sqlite(tmp_path, clock)
     else:
         from core.store.mongo import MongoStore
 
         url = request.getfixturevalue("mongo_url")
-        instance = MongoStore(url, database=request.getfixturevalue("mongo_database"))
+        instance = MongoStore(url, database=request.getfixturevalue("mongo_database"), clock=clock)
     await instance.open()
     try:
         yield instance

@@ -8,7 +8,10 @@ fixture that yields an opened, empty store::
     class TestMyStore(StoreContract):
         @pytest.fixture
         async def store(self, tmp_path):
-            s = MyStore(...); await s.open(); yield s; await s.close()
+            s = MyStore(..., clock=FakeClock()); await s.open(); yield s; await s.close()
+
+Expiry tests move the store's clock on (``contract_support.advance``) instead of sleeping,
+so the store must be built with a `tests.support.clock.FakeClock`.
 
 Tests that race use ``asyncio.gather`` on one store; the MongoDB-specific tests in
 ``tests/store/test_mongo_store.py`` add races between separate clients.

@@ -16,6 +16,7 @@ from core.store.base import Store
 from tests.store.contract_support import (
     BOT,
     OTHER_BOT,
+    advance,
     contact_and_conversation,
     identity,
     inbound,
@@ -88,7 +89,7 @@ class ConversationContract:
     async def test_list_conversations_most_recently_updated_first(self, store: Store) -> None:
         convs = [(await contact_and_conversation(store, f"u{i}"))[1] for i in range(3)]
         for conv in (convs[1], convs[0], convs[2]):
-            await asyncio.sleep(0.002)
+            advance(store, 1)
             await store.save_conversation(conv.evolve(language="en"))
         listed = await store.list_conversations(BOT)
         assert [c.id for c in listed] == [convs[2].id, convs[0].id, convs[1].id]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from core.store.base import Store
+from tests.store.contract_support import advance
 
 
 class CoordinationContract:
@@ -20,15 +21,19 @@ class CoordinationContract:
         assert await store.acquire_lease("other-lease", "p2", 30)
 
     async def test_owner_renews_its_lease(self, store: Store) -> None:
-        assert await store.acquire_lease("poller", "p1", 0.3)
-        await asyncio.sleep(0.2)
-        assert await store.acquire_lease("poller", "p1", 0.3)  # renewed until now + 0.3
-        await asyncio.sleep(0.2)
-        assert not await store.acquire_lease("poller", "p2", 30)
+        assert await store.acquire_lease("poller", "p1", 30)
+        advance(store, 20)
+        assert await store.acquire_lease("poller", "p1", 30)  # renewed until now + 30
+        advance(store, 20)
+        assert not await store.acquire_lease("poller", "p2", 30)  # past the first lease; the renewed one holds
+        advance(store, 11)
+        assert await store.acquire_lease("poller", "p2", 30)
 
     async def test_expired_lease_goes_to_another_owner(self, store: Store) -> None:
-        assert await store.acquire_lease("poller", "p1", 0.2)
-        await asyncio.sleep(0.35)
+        assert await store.acquire_lease("poller", "p1", 30)
+        advance(store, 29)
+        assert not await store.acquire_lease("poller", "p2", 30)
+        advance(store, 2)
         assert await store.acquire_lease("poller", "p2", 30)
         assert not await store.acquire_lease("poller", "p1", 30)
 
@@ -50,8 +55,10 @@ class CoordinationContract:
         assert await store.remember("slack:event:Ev2", 60)
 
     async def test_remember_forgets_after_the_ttl(self, store: Store) -> None:
-        assert await store.remember("k", 0.2)
-        await asyncio.sleep(0.35)
+        assert await store.remember("k", 60)
+        advance(store, 59)
+        assert not await store.remember("k", 60)
+        advance(store, 2)
         assert await store.remember("k", 60)
         assert not await store.remember("k", 60)
 
@@ -77,10 +84,10 @@ class CoordinationContract:
         await store.kv_delete("k")  # deleting twice is fine
 
     async def test_kv_value_expires_after_its_ttl(self, store: Store) -> None:
-        await store.kv_set("short", "x", ttl_seconds=0.2)
+        await store.kv_set("short", "x", ttl_seconds=30)
         await store.kv_set("long", "y", ttl_seconds=60)
         assert await store.kv_get("short") == "x"
-        await asyncio.sleep(0.35)
+        advance(store, 31)
         assert await store.kv_get("short") is None
         assert await store.kv_get("long") == "y"
         await store.kv_set("short", "z")  # no ttl: kept

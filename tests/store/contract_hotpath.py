@@ -11,11 +11,11 @@ import pytest
 from core.errors import ConcurrencyConflict
 from core.model import (
     Conversation,
-    utcnow,
 )
 from core.store.base import OutboxState, Store, TurnCommit
 from tests.store.contract_support import (
     BOT,
+    advance,
     contact_and_conversation,
     event,
     identity,
@@ -141,10 +141,10 @@ class TurnUnitOfWorkContract:
         _, conv = await contact_and_conversation(store)
         await store.ingest(conv.id, inbound(1))
         lease = f"turn:{conv.id}"
-        first = await store.next_turn(conv.id, lease=lease, owner="w1", lease_seconds=0.2, history=10)
+        first = await store.next_turn(conv.id, lease=lease, owner="w1", lease_seconds=10, history=10)
         assert first is not None and first.item is not None
         assert await store.next_turn(conv.id, lease=lease, owner="w2", lease_seconds=30, history=10) is None
-        await asyncio.sleep(0.35)
+        advance(store, 11)
         taken = await store.next_turn(conv.id, lease=lease, owner="w2", lease_seconds=30, history=10)
         assert taken is not None and taken.item is not None and taken.item.id == first.item.id
         assert await store.next_turn(conv.id, lease=lease, owner="w1", lease_seconds=30, history=10) is None
@@ -246,13 +246,13 @@ class TurnUnitOfWorkContract:
         (item,) = await store.pending_inbox(conv.id)
         reply = outbound(conv, "Hi!")
         commit = await store.finish_turn(
-            conv, inbox_ids=[item.id], outbound=[reply], owner="s1", lease_seconds=0.2
+            conv, inbox_ids=[item.id], outbound=[reply], owner="s1", lease_seconds=10
         )
         claimed = commit.claimed
         if claimed:
             assert [i.outbound.id for i in claimed] == [reply.id]
             assert await store.claim_outbox("s2", limit=10, lease_seconds=30) == []
-            await asyncio.sleep(0.35)  # s1 died before sending: the item goes to another sender
+            advance(store, 11)  # s1 died before sending: the item goes to another sender
         reclaimed = await store.claim_outbox("s2", limit=10, lease_seconds=30)
         assert [i.outbound.id for i in reclaimed] == [reply.id]
 
@@ -279,7 +279,7 @@ class TurnUnitOfWorkContract:
             assert len(await store.claim_outbox("s0", limit=10, lease_seconds=30)) == 1
         elif older_state == "retrying":
             assert len(await store.claim_outbox("s0", limit=10, lease_seconds=30)) == 1
-            await store.outbox_retry(older.id, utcnow() + timedelta(seconds=0.3), "429")
+            await store.outbox_retry(older.id, store.clock.now() + timedelta(seconds=10), "429")
         await store.ingest(conv.id, inbound(1))
         (item,) = await store.pending_inbox(conv.id)
         newer, newest = outbound(conv, "newer"), outbound(conv, "newest")
@@ -292,7 +292,7 @@ class TurnUnitOfWorkContract:
         newer_item = await store.get_outbox_item(newer.id)
         assert newer_item is not None and newer_item.state is OutboxState.PENDING
         if older_state == "retrying":
-            await asyncio.sleep(0.35)
+            advance(store, 11)
         if older_state == "leased":
             assert await store.claim_outbox("s2", limit=10, lease_seconds=30) == []
         else:

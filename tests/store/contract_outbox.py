@@ -11,12 +11,12 @@ from core.model import (
     Button,
     DeliveryReceipt,
     DeliveryStatus,
-    utcnow,
 )
 from core.store.base import AuditEntry, OutboxState, ReceiptOutcome, Store
 from tests.store.contract_support import (
     BOT,
     T0,
+    advance,
     contact_and_conversation,
     event,
     inbound,
@@ -65,9 +65,9 @@ class OutboxContract:
         _, a = await contact_and_conversation(store, "u1")
         a1, _ = await queue(store, a, "a1", "a2")
         (claimed,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
-        await store.outbox_retry(claimed.outbound.id, utcnow() + timedelta(hours=1), "429 retry later")
+        await store.outbox_retry(claimed.outbound.id, store.clock.now() + timedelta(hours=1), "429 retry later")
         assert await store.claim_outbox("s1", limit=10, lease_seconds=30) == []  # not due, and a2 must wait
-        await store.outbox_retry(a1.id, utcnow() - timedelta(seconds=1), "429 retry later")
+        await store.outbox_retry(a1.id, store.clock.now() - timedelta(seconds=1), "429 retry later")
         again = await store.claim_outbox("s1", limit=10, lease_seconds=30)
         assert [i.outbound.id for i in again] == [a1.id]
         assert again[0].attempts == 2
@@ -81,8 +81,10 @@ class OutboxContract:
     async def test_expired_outbox_lease_makes_the_item_claimable_again(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         (item,) = await queue(store, conv, "hello")
-        assert len(await store.claim_outbox("s1", limit=10, lease_seconds=0.2)) == 1
-        await asyncio.sleep(0.35)
+        assert len(await store.claim_outbox("s1", limit=10, lease_seconds=10)) == 1
+        advance(store, 9)
+        assert await store.claim_outbox("s2", limit=10, lease_seconds=30) == []
+        advance(store, 2)
         reclaimed = await store.claim_outbox("s2", limit=10, lease_seconds=30)
         assert [i.outbound.id for i in reclaimed] == [item.id]
 
@@ -102,11 +104,11 @@ class OutboxContract:
     async def test_a_claim_stamps_a_fresh_lease_token_and_expiry(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         (item,) = await queue(store, conv, "hello")
-        before = utcnow()
+        before = store.clock.now()
         (claimed,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
         assert claimed.lease_token and claimed.lease_until is not None
-        assert before + timedelta(seconds=29) <= claimed.lease_until <= utcnow() + timedelta(seconds=30.5)
-        await store.outbox_retry(item.id, utcnow() - timedelta(seconds=1), "429", token=claimed.lease_token)
+        assert before + timedelta(seconds=29) <= claimed.lease_until <= store.clock.now() + timedelta(seconds=30.5)
+        await store.outbox_retry(item.id, store.clock.now() - timedelta(seconds=1), "429", token=claimed.lease_token)
         (again,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
         assert again.lease_token and again.lease_token != claimed.lease_token
 
@@ -130,14 +132,14 @@ class OutboxContract:
     async def test_an_expired_then_reclaimed_lease_fences_out_its_old_holder(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         (item,) = await queue(store, conv, "hello")
-        (old,) = await store.claim_outbox("s1", limit=10, lease_seconds=0.2)
-        await asyncio.sleep(0.35)
+        (old,) = await store.claim_outbox("s1", limit=10, lease_seconds=10)
+        advance(store, 11)
         (new,) = await store.claim_outbox("s2", limit=10, lease_seconds=30)
         assert old.lease_token and new.lease_token and new.lease_token != old.lease_token
         # The old holder can neither prove its lease before sending nor record any result.
         assert not await store.outbox_renew(item.id, old.lease_token, 30)
         assert not await store.outbox_sent(item.id, "telegram:old", token=old.lease_token)
-        assert not await store.outbox_retry(item.id, utcnow(), "late", token=old.lease_token)
+        assert not await store.outbox_retry(item.id, store.clock.now(), "late", token=old.lease_token)
         assert not await store.outbox_failed(item.id, "late", token=old.lease_token)
         stored = await store.get_outbox_item(item.id)
         assert stored is not None and (stored.state, stored.attempts) == (OutboxState.PENDING, 0)
@@ -148,14 +150,14 @@ class OutboxContract:
     async def test_renewing_a_lease_keeps_the_item_from_other_senders(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         (item,) = await queue(store, conv, "hello")
-        (held,) = await store.claim_outbox("s1", limit=10, lease_seconds=0.2)
+        (held,) = await store.claim_outbox("s1", limit=10, lease_seconds=10)
         assert held.lease_token is not None
         assert await store.outbox_renew(item.id, held.lease_token, 30)
-        await asyncio.sleep(0.35)  # past the first lease; the renewed one holds
+        advance(store, 11)  # past the first lease; the renewed one holds
         assert await store.claim_outbox("s2", limit=10, lease_seconds=30) == []
         stored = await store.get_outbox_item(item.id)
         assert stored is not None and stored.lease_until is not None
-        assert stored.lease_until > utcnow() + timedelta(seconds=25)
+        assert stored.lease_until > store.clock.now() + timedelta(seconds=15)
 
     async def test_a_reply_claimed_at_commit_is_fenced_too(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
@@ -174,7 +176,7 @@ class OutboxContract:
         _, conv = await contact_and_conversation(store)
         (item,) = await queue(store, conv, "hello")
         await store.claim_outbox("s1", limit=10, lease_seconds=30)
-        later = utcnow() + timedelta(seconds=30)
+        later = store.clock.now() + timedelta(seconds=30)
         await store.outbox_retry(item.id, later, "x" * 2000)
         stored = await store.get_outbox_item(item.id)
         assert stored is not None

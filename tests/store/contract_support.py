@@ -14,6 +14,7 @@ from core.model import (
     Outbound,
 )
 from core.store.base import Store, TurnState
+from tests.support.clock import FakeClock
 
 BOT = "acme"
 OTHER_BOT = "globex"
@@ -47,6 +48,14 @@ def event(n: int, text: str | None = None, *, kind: str = "user", at: datetime |
 
 def outbound(conv: Conversation, text: str, **kwargs: Any) -> Outbound:
     return Outbound(conversation_id=conv.id, bot=conv.bot, channel="telegram", chat_id="chat-u1", text=text, **kwargs)
+
+
+def advance(store: Store, seconds: float) -> None:
+    """Move the store's clock ``seconds`` on: how a contract test reaches an expiry."""
+    clock = store.clock
+    if not isinstance(clock, FakeClock):
+        raise TypeError("the store fixture must build its store with clock=FakeClock()")
+    clock.advance(seconds)
 
 
 async def contact_and_conversation(

@@ -28,6 +28,7 @@ from tests.store.contract import (
     outbound,
     queue,
 )
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.mongo
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,7 @@ class TestMongoStoreWithoutTransactions(StoreContract):
 
     @pytest.fixture
     async def store(self, mongo_url: str, mongo_database: str) -> AsyncIterator[MongoStore]:
-        instance = MongoStore(mongo_url, database=mongo_database, transactions=False)
+        instance = MongoStore(mongo_url, database=mongo_database, transactions=False, clock=FakeClock())
         await instance.open()
         assert instance.transactions is False
         try:

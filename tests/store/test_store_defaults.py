@@ -11,6 +11,7 @@ import pytest
 from core.store.base import Store
 from core.store.sqlite import SQLiteStore
 from tests.store.contract_hotpath import TurnUnitOfWorkContract
+from tests.support.clock import FakeClock
 
 
 class SingleCallsStore(SQLiteStore):
@@ -23,7 +24,7 @@ class SingleCallsStore(SQLiteStore):
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    instance = SingleCallsStore(str(tmp_path / "switchboard.db"))
+    instance = SingleCallsStore(str(tmp_path / "switchboard.db"), clock=FakeClock())
     await instance.open()
     try:
         yield instance

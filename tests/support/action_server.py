@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.farm import free_port
+from tests.support.wait import eventually_sync
 
 
 @contextmanager
@@ -22,17 +22,17 @@ def rasa_sdk_server(cwd: Path, command: Sequence[str], *, pythonpath: Path, time
     process = subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                env={**os.environ, "PYTHONPATH": str(pythonpath)})
     try:
-        deadline = time.monotonic() + timeout
-        while True:
+        def healthy() -> bool:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
+                    return response.status == 200
             except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    error = process.stderr.read().decode() if process.stderr and process.poll() is not None else ""
+                if process.poll() is not None:
+                    error = process.stderr.read().decode() if process.stderr else ""
                     raise RuntimeError(f"action server did not start: {error}") from None
-                time.sleep(0.1)
+                return False
+
+        eventually_sync(healthy, timeout=timeout, message="action server did not start")
         yield f"http://127.0.0.1:{port}/webhook"
     finally:
         process.terminate()

@@ -19,11 +19,13 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from core.clock import Clock
 from core.config import FarmConfig, load_farm_config
 from core.engine import Engine
 from core.farm import Farm
 from core.plugins import Plugin
 from core.store.base import Store
+from core.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_PROJECT = REPO / "config" / "demo"
@@ -80,11 +82,17 @@ async def running_farm(
     engines: Mapping[str, Engine] | None = None,
     store: Store | None = None,
     plugins: Callable[[FarmConfig], Sequence[Plugin]] | None = None,
+    clock: Clock | None = None,
     **config_kwargs: Any,
 ) -> AsyncIterator[RunningFarm]:
-    """A farm serving on 127.0.0.1; ``plugins`` (from the config): instead of the built-in ones."""
+    """A farm serving on 127.0.0.1; ``plugins`` (from the config): instead of the built-in ones.
+    ``clock``: the farm's time (its SQLite store's clock, which the sender, turns and handoff
+    read too), e.g. a `tests.support.clock.FakeClock` to reach an expiry at once."""
     path = write_config(tmp_path, **config_kwargs)
     config = load_farm_config(path)
+    if clock is not None:
+        assert store is None and config.store.kind == "sqlite", "clock= builds the farm's SQLite store"
+        store = SQLiteStore(config.store.path, clock=clock)
     farm = Farm(config, store=store, engines=dict(engines or {}), plugins=plugins(config) if plugins else None)
     app = await farm.start()
     runner = web.AppRunner(app, access_log=None)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from core.clock import SYSTEM_CLOCK, Clock
 from core.store.composed import ComposedStore
 from core.store.mongo.connection import Doc, MongoConnection
 from core.store.mongo.contacts import MongoContactStore
@@ -45,8 +46,11 @@ class MongoStore(ComposedStore):
     are used when the server is a replica set member or mongos (``hello``).
     """
 
-    def __init__(self, url: str, database: str = "switchboard", *, transactions: bool | None = None) -> None:
-        self._conn = conn = MongoConnection(url, database, transactions=transactions)
+    def __init__(
+        self, url: str, database: str = "switchboard", *, transactions: bool | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.clock = clock  # leases, claims, TTLs and timestamps read the time from it
+        self._conn = conn = MongoConnection(url, database, transactions=transactions, clock=clock)
         contacts = MongoContactStore(conn)
         conversations = MongoConversationStore(conn)
         inbox = MongoInboxStore(conn)

@@ -17,8 +17,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
+from core.clock import SYSTEM_CLOCK, Clock
 from core.errors import StoreError, StoreUnavailable
-from core.model import utcnow
 
 log = structlog.get_logger("core.store.mongo")
 
@@ -41,10 +41,6 @@ def us(value: datetime) -> int:
 
 def dt(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
-
-
-def now_us() -> int:
-    return us(utcnow())
 
 
 def guarded(
@@ -73,8 +69,13 @@ class MongoConnection:
     are used when the server is a replica set member or mongos (``hello``).
     """
 
-    def __init__(self, url: str, database: str = "switchboard", *, transactions: bool | None = None) -> None:
+    def __init__(
+        self, url: str, database: str = "switchboard", *, transactions: bool | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.url = url
+        # The store's time: leases, claims, TTLs and timestamps are stamped and compared with it
+        # (the client's clock, not the server's; expiry-only TTL indexes merely clean up).
+        self.clock = clock
         self.database = database
         self._transactions_wanted = transactions
         self.transactions = False
@@ -145,6 +146,10 @@ class MongoConnection:
             with contextlib.suppress(DuplicateKeyError):
                 await db.counters.update_one({"_id": counter}, {"$setOnInsert": {"n": 0}}, upsert=True)
         # "leases" needs only its _id index (the lease name), which MongoDB always has.
+
+    def now_us(self) -> int:
+        """The store clock's time as int microseconds since the epoch."""
+        return us(self.clock.now())
 
     @property
     def client(self) -> AsyncMongoClient[Doc] | None:

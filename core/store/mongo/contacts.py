@@ -7,7 +7,7 @@ from pymongo.errors import DuplicateKeyError
 
 from core.errors import NotFound, StoreError
 from core.model import Contact, Identity, new_id
-from core.store.mongo.connection import Doc, MongoConnection, Session, dt, guarded, now_us, us
+from core.store.mongo.connection import Doc, MongoConnection, Session, dt, guarded, us
 from core.store.mongo.conversations import conversation_for
 from core.store.ports import ContactStore
 
@@ -91,7 +91,7 @@ class MongoContactStore(ContactStore):
             contact_id = new_id("ct")
             await db.contacts.insert_one({
                 "_id": contact_id, "bot": bot, "display_name": display_name, "phone": None, "last_agent": None,
-                "last_channel": identity.channel, "consent": True, "deleted": False, "created_at": now_us(),
+                "last_channel": identity.channel, "consent": True, "deleted": False, "created_at": self._conn.now_us(),
             })
             try:
                 await db.identities.insert_one({**key, "chat_id": identity.chat_id, "contact_id": contact_id})

@@ -10,7 +10,7 @@ from pymongo.errors import DuplicateKeyError
 
 from core.errors import ConcurrencyConflict
 from core.model import Conversation, ConversationStatus, new_id
-from core.store.mongo.connection import Doc, MongoConnection, Session, dt, guarded, now_us
+from core.store.mongo.connection import Doc, MongoConnection, Session, dt, guarded
 from core.store.ports import ConversationStore
 
 
@@ -48,7 +48,7 @@ async def conversation_for(conn: MongoConnection, bot: str, contact_id: str, ses
     db = conn.require()
     doc = await db.conversations.find_one({"bot": bot, "contact_id": contact_id}, session=session)
     if doc is None:
-        now = now_us()
+        now = conn.now_us()
         fresh = Conversation(id=new_id("conv"), bot=bot, contact_id=contact_id)
         doc = {
             "_id": fresh.id, "bot": bot, "contact_id": contact_id, **conversation_fields(fresh),
@@ -64,7 +64,7 @@ async def conversation_for(conn: MongoConnection, bot: str, contact_id: str, ses
 
 async def save(conn: MongoConnection, c: Conversation, inc: Doc, session: Session) -> tuple[Conversation, Doc]:
     """The version-checked write every turn goes through; raises `ConcurrencyConflict`."""
-    now = now_us()
+    now = conn.now_us()
     doc = await conn.require().conversations.find_one_and_update(
         {"_id": c.id, "version": c.version},
         {"$set": {**conversation_fields(c), "updated_at": now}, "$inc": {"version": 1, **inc}},

@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from core.store.mongo.connection import Doc, MongoConnection, dt, guarded, now_us
+from core.store.mongo.connection import Doc, MongoConnection, dt, guarded
 from core.store.ports import KeyValueStore, LeaseStore
 
 
@@ -20,7 +20,7 @@ async def claim_key(conn: MongoConnection, collection: str, key: str, doc: Doc, 
     (DuplicateKeyError): someone else holds the key. A fresh token tells whether the
     stored document is ours when the server answers without one.
     """
-    now = now_us()
+    now = conn.now_us()
     token = uuid.uuid4().hex
     coll = conn.require()[collection]
     try:
@@ -42,7 +42,7 @@ class MongoLeaseStore(LeaseStore):
 
     @guarded
     async def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
-        expires = now_us() + int(ttl_seconds * 1_000_000)
+        expires = self._conn.now_us() + int(ttl_seconds * 1_000_000)
         return await claim_key(self._conn, "leases", name, {"owner": owner, "expires_at": expires}, {"owner": owner})
 
     @guarded
@@ -58,7 +58,7 @@ class MongoKeyValueStore(KeyValueStore):
 
     @guarded
     async def remember(self, key: str, ttl_seconds: float) -> bool:
-        expires = now_us() + int(ttl_seconds * 1_000_000)
+        expires = self._conn.now_us() + int(ttl_seconds * 1_000_000)
         # ``holder`` never matches (no document has _never), so only an expired key is taken over.
         return await claim_key(self._conn, 
             "seen", key, {"expires_at": expires, "expire_at": dt(expires)}, {"_never": True}
@@ -67,13 +67,13 @@ class MongoKeyValueStore(KeyValueStore):
     @guarded
     async def kv_get(self, key: str) -> Any | None:
         doc = await self._conn.require().kv.find_one(
-            {"_id": key, "$or": [{"expires_at": None}, {"expires_at": {"$gt": now_us()}}]}
+            {"_id": key, "$or": [{"expires_at": None}, {"expires_at": {"$gt": self._conn.now_us()}}]}
         )
         return json.loads(doc["value"]) if doc else None
 
     @guarded
     async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
-        expires = now_us() + int(ttl_seconds * 1_000_000) if ttl_seconds is not None else None
+        expires = self._conn.now_us() + int(ttl_seconds * 1_000_000) if ttl_seconds is not None else None
         await self._conn.require().kv.replace_one(
             {"_id": key},
             {"value": json.dumps(value), "expires_at": expires,

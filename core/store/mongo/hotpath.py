@@ -34,6 +34,7 @@ class MongoTurnUnitOfWork(ComposedTurns):
         leases: MongoLeaseStore,
     ) -> None:
         self._conn = conn
+        self._clock = conn.clock
         self._contacts = contacts
         self._conversations = conversations
         self._inbox = inbox

@@ -18,7 +18,6 @@ from core.store.mongo.connection import (
     Session,
     dt,
     guarded,
-    now_us,
     us,
 )
 from core.store.mongo.transcript import write_turn
@@ -48,7 +47,7 @@ class MongoInboxStore(InboxStore):
         try:
             await db.inbox.insert_one({
                 "_id": item_id, **key, "conversation_id": conversation_id,
-                "inbound": codec.inbound_to_dict(inbound), "received_at": now_us(), "processed": False,
+                "inbound": codec.inbound_to_dict(inbound), "received_at": self._conn.now_us(), "processed": False,
             })
         except DuplicateKeyError:
             return False
@@ -71,7 +70,7 @@ class MongoInboxStore(InboxStore):
             {"$group": {"_id": "$conversation_id", "first": {"$first": "$_id"},
                         "not_before": {"$first": "$not_before"}}},
             # A conversation whose oldest item backs off after a failed turn waits (missing = due).
-            {"$match": {"$or": [{"not_before": None}, {"not_before": {"$lte": now_us()}}]}},
+            {"$match": {"$or": [{"not_before": None}, {"not_before": {"$lte": self._conn.now_us()}}]}},
             {"$sort": {"first": 1}},
             {"$limit": limit},
         ])
@@ -93,7 +92,7 @@ class MongoInboxStore(InboxStore):
             db = self._conn.require()
             item = await db.inbox.find_one_and_update(
                 {"_id": item_id, "processed": False},
-                {"$set": {"processed": True, "dead_at": now_us(), "not_before": None, "last_error": error[:ERROR_MAX]},
+                {"$set": {"processed": True, "dead_at": self._conn.now_us(), "not_before": None, "last_error": error[:ERROR_MAX]},
                  "$inc": {"attempts": 1}},
                 session=session,
             )

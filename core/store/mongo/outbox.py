@@ -8,7 +8,7 @@ from datetime import datetime
 from pymongo import ReturnDocument
 
 from core.store import codec
-from core.store.mongo.connection import ERROR_MAX, Doc, MongoConnection, dt, guarded, now_us, us
+from core.store.mongo.connection import ERROR_MAX, Doc, MongoConnection, dt, guarded, us
 from core.store.ports import OutboxStore
 from core.store.records import OutboxItem, OutboxState
 
@@ -36,7 +36,7 @@ class MongoOutboxStore(OutboxStore):
         if limit <= 0:
             return []
         db = self._conn.require()
-        now = now_us()
+        now = self._conn.now_us()
         # Each conversation's head is its oldest pending item; only a due, unleased head is claimable.
         cursor = await db.outbox.aggregate([
             {"$match": {"state": OutboxState.PENDING.value}},
@@ -56,7 +56,7 @@ class MongoOutboxStore(OutboxStore):
             # The conditional update decides races between senders: one of them gets the item.
             # The lease is stamped with a time read now, after the (possibly slow) search, and
             # a fresh token fences what the sender later records.
-            stamp = now_us()
+            stamp = self._conn.now_us()
             doc = await db.outbox.find_one_and_update(
                 {"_id": item_id, "state": OutboxState.PENDING.value,
                  "not_before": {"$lte": stamp}, "lease_until": {"$lte": stamp}},
@@ -70,7 +70,7 @@ class MongoOutboxStore(OutboxStore):
 
     @guarded
     async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
-        stamp = now_us()
+        stamp = self._conn.now_us()
         result = await self._conn.require().outbox.update_one(
             {"_id": outbound_id, "lease_token": token, "state": OutboxState.PENDING.value},
             {"$set": {"lease_until": stamp + int(lease_seconds * 1_000_000)}},
@@ -88,7 +88,7 @@ class MongoOutboxStore(OutboxStore):
         return await self._record(
             {"_id": outbound_id},
             {"$set": {"state": OutboxState.SENT.value, "platform_message_id": platform_message_id,
-                      "lease_owner": None, "lease_until": 0, "lease_token": None, "sent_at": now_us()},
+                      "lease_owner": None, "lease_until": 0, "lease_token": None, "sent_at": self._conn.now_us()},
              "$inc": {"attempts": 1}},
             token,
         )

@@ -8,9 +8,9 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
-from core.model import ConversationStatus, utcnow
+from core.model import ConversationStatus
 from core.store import codec
-from core.store.mongo.connection import MongoConnection, Session, dt, guarded, now_us, us
+from core.store.mongo.connection import MongoConnection, Session, dt, guarded, us
 from core.store.mongo.contacts import contact_from_doc
 from core.store.mongo.conversations import conversation_from_doc
 from core.store.mongo.transcript import event_from_doc
@@ -89,7 +89,7 @@ class MongoPrivacyStore(PrivacyStore):
             await db.conversations.update_many(
                 {"_id": {"$in": conv_ids}},
                 {"$set": {"slots": "{}", "language": None, "active_form": None, "desk_thread": None,
-                          "status": ConversationStatus.CLOSED.value, "updated_at": now_us()},
+                          "status": ConversationStatus.CLOSED.value, "updated_at": self._conn.now_us()},
                  "$inc": {"version": 1}},
                 session=session,
             )
@@ -121,7 +121,7 @@ class MongoAuditStore(AuditStore):
 
     @guarded
     async def audit(self, entry: AuditEntry) -> None:
-        at = entry.at or utcnow()
+        at = entry.at or self._conn.clock.now()
         await self._conn.require().audit.insert_one({
             "_id": await self._conn.next_id("audit"), "bot": entry.bot, "actor": entry.actor, "action": entry.action,
             "target": entry.target, "detail": json.dumps(entry.detail), "at": us(at),

@@ -10,7 +10,7 @@ from pymongo import ASCENDING, ReturnDocument
 from core.errors import NotFound
 from core.model import DeliveryReceipt
 from core.store import codec
-from core.store.mongo.connection import MongoConnection, Session, guarded, now_us
+from core.store.mongo.connection import MongoConnection, Session, guarded
 from core.store.mongo.coordination import MongoKeyValueStore
 from core.store.mongo.outbox import outbox_from_doc
 from core.store.mongo.transcript import write_turn
@@ -63,7 +63,7 @@ class MongoReceiptStore(ReceiptStore):
     async def record_receipt(self, receipt: DeliveryReceipt) -> ReceiptOutcome:
         key = receipt_key(receipt)
         db = self._conn.require()
-        if await db.seen.find_one({"_id": key, "expires_at": {"$gt": now_us()}}, {"_id": 1}) is not None:
+        if await db.seen.find_one({"_id": key, "expires_at": {"$gt": self._conn.now_us()}}, {"_id": 1}) is not None:
             return ReceiptOutcome.DUPLICATE
 
         async def unit(session: Session) -> ReceiptOutcome:
@@ -71,7 +71,7 @@ class MongoReceiptStore(ReceiptStore):
                 return ReceiptOutcome.RECORDED
             await db.parked_receipts.insert_one(
                 {"channel": receipt.channel, "platform_message_id": receipt.platform_message_id,
-                 "receipt": codec.receipt_to_dict(receipt), "parked_at": now_us()},
+                 "receipt": codec.receipt_to_dict(receipt), "parked_at": self._conn.now_us()},
                 session=session,
             )
             return ReceiptOutcome.PARKED
@@ -86,7 +86,7 @@ class MongoReceiptStore(ReceiptStore):
     @guarded
     async def apply_parked_receipts(self, limit: int = 100) -> int:
         db = self._conn.require()
-        await db.parked_receipts.delete_many({"parked_at": {"$lt": now_us() - int(RECEIPT_TTL_SECONDS * 1_000_000)}})
+        await db.parked_receipts.delete_many({"parked_at": {"$lt": self._conn.now_us() - int(RECEIPT_TTL_SECONDS * 1_000_000)}})
         recorded = 0
         async for parked in db.parked_receipts.find().sort("_id", ASCENDING).limit(limit):
             receipt = codec.receipt_from_dict(parked["receipt"])

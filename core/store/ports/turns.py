@@ -12,7 +12,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from core.model import Conversation, Event, Identity, Inbound, Outbound, utcnow
+from core.clock import SYSTEM_CLOCK, Clock
+from core.model import Conversation, Event, Identity, Inbound, Outbound
 from core.store.ports.contacts import ContactStore
 from core.store.ports.conversations import ConversationStore
 from core.store.ports.coordination import LeaseStore
@@ -104,6 +105,7 @@ class ComposedTurns(TurnUnitOfWork):
     _inbox: InboxStore
     _transcripts: TranscriptStore
     _leases: LeaseStore
+    _clock: Clock = SYSTEM_CLOCK  # the store's clock: when a backing-off inbox item is due
 
     async def accept_inbound(self, inbound: Inbound, *, phone: str | None = None) -> Accepted | None:
         identity = Identity(inbound.channel, inbound.channel_user_id, inbound.chat_id)
@@ -126,7 +128,7 @@ class ComposedTurns(TurnUnitOfWork):
         if not await self._leases.acquire_lease(lease, owner, lease_seconds):
             return None
         items = await self._inbox.pending_inbox(conversation_id, limit=1)
-        if not items or not items[0].due(utcnow()):
+        if not items or not items[0].due(self._clock.now()):
             await self._leases.release_lease(lease, owner)
             return TurnState(None, retry_at=items[0].not_before if items else None)
         conversation = await self._conversations.get_conversation(conversation_id)

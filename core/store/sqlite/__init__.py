@@ -20,6 +20,7 @@ from pathlib import Path
 
 import structlog
 
+from core.clock import SYSTEM_CLOCK, Clock
 from core.errors import StoreUnavailable
 from core.store.composed import ComposedStore
 from core.store.migrations import MIGRATIONS
@@ -50,9 +51,19 @@ class SQLiteStore(ComposedStore):
     leases: SQLiteLeaseStore
     turns: SQLiteTurnUnitOfWork
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, checkpoint_interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 5.0,
+        checkpoint_interval: float = 0.1,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.path = str(path)
-        self._engine = SQLiteEngine(self.path, busy_timeout=busy_timeout, checkpoint_interval=checkpoint_interval)
+        self.clock = clock  # leases, claims, TTLs and timestamps read the time from it
+        self._engine = SQLiteEngine(
+            self.path, busy_timeout=busy_timeout, checkpoint_interval=checkpoint_interval, clock=clock
+        )
         engine = self._engine
         leases = SQLiteLeaseStore(engine)
         super().__init__(
@@ -85,7 +96,7 @@ class SQLiteStore(ComposedStore):
             if cleared:
                 log.info("store.stale_leases_cleared", count=cleared)
         if owns_file or self.path == ":memory:":
-            self.leases.memory = MemoryLeases()
+            self.leases.memory = MemoryLeases(self.clock)
         log.info("store.opened", kind="sqlite", path=self.path, schema_version=version)
 
     async def close(self) -> None:

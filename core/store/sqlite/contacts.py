@@ -8,7 +8,7 @@ from core.errors import NotFound
 from core.model import Contact, Identity, new_id
 from core.store.ports import ContactStore
 from core.store.sqlite.conversations import conversation_for
-from core.store.sqlite.encoding import from_ts, now, ts
+from core.store.sqlite.encoding import from_ts, ts
 from core.store.sqlite.engine import SQLiteEngine
 from core.store.sqlite.transcript import merge_transcripts
 
@@ -37,8 +37,8 @@ def read_contact(db: sqlite3.Connection, contact_id: str) -> Contact | None:
     return contact_from_row(db, row) if row else None
 
 
-def resolve(db: sqlite3.Connection, bot: str, identity: Identity, display_name: str | None) -> str:
-    """The id of the contact owning ``identity``, created if new; marks the channel as last used."""
+def resolve(db: sqlite3.Connection, bot: str, identity: Identity, display_name: str | None, *, at: float) -> str:
+    """The id of the contact owning ``identity``, created (at ``at``) if new; marks the channel as last used."""
     row = db.execute(
         "SELECT contact_id, chat_id FROM identities WHERE bot=? AND channel=? AND channel_user_id=?",
         (bot, identity.channel, identity.channel_user_id),
@@ -47,7 +47,7 @@ def resolve(db: sqlite3.Connection, bot: str, identity: Identity, display_name: 
         contact_id = new_id("ct")
         db.execute(
             "INSERT INTO contacts (id, bot, display_name, last_channel, created_at) VALUES (?,?,?,?,?)",
-            (contact_id, bot, display_name, identity.channel, now()),
+            (contact_id, bot, display_name, identity.channel, at),
         )
         db.execute(
             "INSERT INTO identities (bot, channel, channel_user_id, chat_id, contact_id) VALUES (?,?,?,?,?)",
@@ -83,7 +83,7 @@ class SQLiteContactStore(ContactStore):
         self, bot: str, identity: Identity, *, display_name: str | None = None
     ) -> Contact:
         def unit(db: sqlite3.Connection) -> Contact:
-            contact_id = resolve(db, bot, identity, display_name)
+            contact_id = resolve(db, bot, identity, display_name, at=self._engine.clock.time())
             return contact_from_row(db, db.execute("SELECT * FROM contacts WHERE id=?", (contact_id,)).fetchone())
 
         return await self._engine.tx(unit)
@@ -154,7 +154,7 @@ class SQLiteContactStore(ContactStore):
                 "SELECT * FROM conversations WHERE bot=? AND contact_id=?", (bot, drop_id)
             ).fetchone()
             if dropped_conv is not None:
-                kept_conv = conversation_for(db, bot, keep_id)
+                kept_conv = conversation_for(db, bot, keep_id, at=self._engine.clock.time())
                 merge_transcripts(db, kept_conv.id, dropped_conv["id"])
                 db.execute("UPDATE inbox SET conversation_id=? WHERE conversation_id=?", (kept_conv.id, dropped_conv["id"]))
                 db.execute(

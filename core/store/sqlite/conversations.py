@@ -10,7 +10,7 @@ import orjson
 from core.errors import ConcurrencyConflict
 from core.model import Conversation, ConversationStatus, new_id
 from core.store.ports import ConversationStore
-from core.store.sqlite.encoding import dumps, from_ts, now
+from core.store.sqlite.encoding import dumps, from_ts
 from core.store.sqlite.engine import SQLiteEngine
 
 
@@ -37,12 +37,11 @@ def read_conversation(db: sqlite3.Connection, conversation_id: str) -> Conversat
     return conversation_from_row(row) if row else None
 
 
-def conversation_id_for(db: sqlite3.Connection, bot: str, contact_id: str) -> str:
-    """The id of the contact's conversation with ``bot``, created on first use."""
+def conversation_id_for(db: sqlite3.Connection, bot: str, contact_id: str, *, at: float) -> str:
+    """The id of the contact's conversation with ``bot``, created (at ``at``) on first use."""
     row = db.execute("SELECT id FROM conversations WHERE bot=? AND contact_id=?", (bot, contact_id)).fetchone()
     if row is not None:
         return str(row[0])
-    at = now()
     db.execute(
         "INSERT OR IGNORE INTO conversations (id, bot, contact_id, status, slots, version, created_at, updated_at)"
         " VALUES (?,?,?,?,?,0,?,?)",
@@ -52,15 +51,14 @@ def conversation_id_for(db: sqlite3.Connection, bot: str, contact_id: str) -> st
     return str(row[0])
 
 
-def conversation_for(db: sqlite3.Connection, bot: str, contact_id: str) -> Conversation:
-    conversation_id = conversation_id_for(db, bot, contact_id)
+def conversation_for(db: sqlite3.Connection, bot: str, contact_id: str, *, at: float) -> Conversation:
+    conversation_id = conversation_id_for(db, bot, contact_id, at=at)
     return conversation_from_row(db.execute("SELECT * FROM conversations WHERE id=?", (conversation_id,)).fetchone())
 
 
-def save(db: sqlite3.Connection, c: Conversation, appended: int = 0) -> tuple[Conversation, int]:
-    """Write ``c`` if it is still the stored version, reserving ``appended`` event seqs;
-    the saved conversation and its last seq."""
-    at = now()
+def save(db: sqlite3.Connection, c: Conversation, appended: int = 0, *, at: float) -> tuple[Conversation, int]:
+    """Write ``c`` (updated ``at``) if it is still the stored version, reserving ``appended``
+    event seqs; the saved conversation and its last seq."""
     row = db.execute(
         "UPDATE conversations SET status=?, assigned_agent=?, desk_thread=?, language=?, slots=?,"
         " active_form=?, handoff_reason=?, version=version+1, last_seq=last_seq+?, updated_at=?"
@@ -80,7 +78,7 @@ class SQLiteConversationStore(ConversationStore):
         self._engine = engine
 
     async def conversation_for(self, bot: str, contact_id: str) -> Conversation:
-        return await self._engine.tx(lambda db: conversation_for(db, bot, contact_id))
+        return await self._engine.tx(lambda db: conversation_for(db, bot, contact_id, at=self._engine.clock.time()))
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         return await self._engine.run(lambda db: read_conversation(db, conversation_id))
@@ -116,7 +114,7 @@ class SQLiteConversationStore(ConversationStore):
         return await self._engine.run(unit)
 
     async def save_conversation(self, conversation: Conversation) -> Conversation:
-        return await self._engine.tx(lambda db: save(db, conversation)[0])
+        return await self._engine.tx(lambda db: save(db, conversation, at=self._engine.clock.time())[0])
 
     async def count_conversations(self, bot: str | None = None) -> int:
         def unit(db: sqlite3.Connection) -> int:

@@ -7,15 +7,14 @@ import sqlite3
 import threading
 from typing import Any
 
+from core.clock import Clock
 from core.errors import StoreUnavailable
 from core.store.ports import KeyValueStore, LeaseStore
-from core.store.sqlite.encoding import now
 from core.store.sqlite.engine import SQLiteEngine
 
 
-def remember(db: sqlite3.Connection, key: str, ttl_seconds: float) -> bool:
-    """Record ``key``; True the first time, False while it is remembered."""
-    at = now()
+def remember(db: sqlite3.Connection, key: str, ttl_seconds: float, *, at: float) -> bool:
+    """Record ``key`` at ``at``; True the first time, False while it is remembered."""
     return db.execute(
         "INSERT INTO seen (key, expires_at) VALUES (?,?)"
         " ON CONFLICT(key) DO UPDATE SET expires_at=excluded.expires_at WHERE seen.expires_at<=?",
@@ -23,8 +22,7 @@ def remember(db: sqlite3.Connection, key: str, ttl_seconds: float) -> bool:
     ).rowcount == 1
 
 
-def _acquire_row(db: sqlite3.Connection, name: str, owner: str, ttl_seconds: float) -> bool:
-    at = now()
+def _acquire_row(db: sqlite3.Connection, name: str, owner: str, ttl_seconds: float, *, at: float) -> bool:
     cursor = db.execute(
         "INSERT INTO leases (name, owner, expires_at) VALUES (?,?,?)"
         " ON CONFLICT(name) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at"
@@ -57,13 +55,14 @@ class MemoryLeases:
     on the store's worker thread while the loop takes a lease.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._held: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._prune_at = 1024
 
     def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
-        at = now()
+        at = self._clock.time()
         with self._lock:
             held = self._held.get(name)
             if held is not None and held[0] != owner and held[1] > at:
@@ -93,7 +92,7 @@ class SQLiteLeaseStore(LeaseStore):
         """`acquire_lease` inside a unit of work."""
         if self.memory is not None:
             return self.memory.acquire(name, owner, ttl_seconds)
-        return _acquire_row(db, name, owner, ttl_seconds)
+        return _acquire_row(db, name, owner, ttl_seconds, at=self._engine.clock.time())
 
     def drop(self, db: sqlite3.Connection, name: str, owner: str) -> None:
         """`release_lease` inside a unit of work."""
@@ -107,7 +106,7 @@ class SQLiteLeaseStore(LeaseStore):
             if not self._engine.is_open:
                 raise StoreUnavailable("store is not open")
             return self.memory.acquire(name, owner, ttl_seconds)
-        return await self._engine.tx(lambda db: _acquire_row(db, name, owner, ttl_seconds))
+        return await self._engine.tx(lambda db: _acquire_row(db, name, owner, ttl_seconds, at=self._engine.clock.time()))
 
     async def release_lease(self, name: str, owner: str) -> None:
         if self.memory is not None:
@@ -125,19 +124,19 @@ class SQLiteKeyValueStore(KeyValueStore):
         self._engine = engine
 
     async def remember(self, key: str, ttl_seconds: float) -> bool:
-        return await self._engine.tx(lambda db: remember(db, key, ttl_seconds))
+        return await self._engine.tx(lambda db: remember(db, key, ttl_seconds, at=self._engine.clock.time()))
 
     async def kv_get(self, key: str) -> Any | None:
         def unit(db: sqlite3.Connection) -> Any | None:
             row = db.execute(
-                "SELECT value FROM kv WHERE key=? AND (expires_at IS NULL OR expires_at>?)", (key, now())
+                "SELECT value FROM kv WHERE key=? AND (expires_at IS NULL OR expires_at>?)", (key, self._engine.clock.time())
             ).fetchone()
             return json.loads(row[0]) if row else None
 
         return await self._engine.run(unit)
 
     async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
-        expires = now() + ttl_seconds if ttl_seconds is not None else None
+        expires = self._engine.clock.time() + ttl_seconds if ttl_seconds is not None else None
         encoded = json.dumps(value)
         await self._engine.tx(lambda db: db.execute(
             "INSERT INTO kv (key, value, expires_at) VALUES (?,?,?)"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,10 +11,6 @@ import orjson
 def dumps(value: Any) -> str:
     """JSON text for the hot columns (orjson: several times faster than json for events)."""
     return orjson.dumps(value).decode()
-
-
-def now() -> float:
-    return time.time()
 
 
 def ts(value: datetime) -> float:

@@ -40,6 +40,7 @@ from typing import IO, Any, TypeVar
 
 import structlog
 
+from core.clock import SYSTEM_CLOCK, Clock
 from core.errors import StoreUnavailable
 
 log = structlog.get_logger(__name__)
@@ -51,8 +52,11 @@ Migrations = Sequence[tuple[int, Sequence[str]]]
 class SQLiteEngine:
     """Units of work on one SQLite file (``path``; ``:memory:`` works for throwaway use)."""
 
-    def __init__(self, path: str, *, busy_timeout: float = 5.0, checkpoint_interval: float = 0.1) -> None:
+    def __init__(
+        self, path: str, *, busy_timeout: float = 5.0, checkpoint_interval: float = 0.1, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.path = path
+        self.clock = clock  # the store's time: every concern store reads expiry and timestamps from it
         self.busy_timeout = busy_timeout  # seconds to wait for another process's write lock
         # Seconds between WAL checkpoints (skipped when nothing was written). Short, so each
         # one is small: a checkpoint of a second's writes under load stalled commits for

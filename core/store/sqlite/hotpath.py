@@ -19,7 +19,7 @@ from core.store.records import Accepted, TurnCommit, TurnState
 from core.store.sqlite.contacts import phone_of, read_contact, resolve
 from core.store.sqlite.conversations import conversation_id_for, read_conversation, save
 from core.store.sqlite.coordination import SQLiteLeaseStore
-from core.store.sqlite.encoding import from_ts, now
+from core.store.sqlite.encoding import from_ts
 from core.store.sqlite.engine import SQLiteEngine
 from core.store.sqlite.inbox import INBOX_COLUMNS, encode_inbound, inbox_item_from_row, ingest
 from core.store.sqlite.outbox import claim_head, enqueue
@@ -32,10 +32,12 @@ def commit(
     inbox_ids: Sequence[int],
     events: Sequence[Event],
     outbound: Sequence[Outbound],
+    *,
+    at: float,
 ) -> tuple[Conversation, list[Event]]:
-    """Save the conversation, mark the inbox items processed, append the events and queue
-    the replies; the saved conversation and the events as stored (with their seq)."""
-    saved, last_seq = save(db, conversation, len(events))
+    """Save the conversation (updated ``at``), mark the inbox items processed, append the events
+    and queue the replies; the saved conversation and the events as stored (with their seq)."""
+    saved, last_seq = save(db, conversation, len(events), at=at)
     for inbox_id in inbox_ids:
         if db.execute("UPDATE inbox SET processed=1 WHERE id=? AND processed=0", (inbox_id,)).rowcount != 1:
             raise ConcurrencyConflict(f"inbox item {inbox_id} was already processed")
@@ -57,11 +59,12 @@ class SQLiteTurnUnitOfWork(TurnUnitOfWork):
         identity = Identity(inbound.channel, inbound.channel_user_id, inbound.chat_id)
 
         def unit(db: sqlite3.Connection) -> Accepted | None:
-            contact_id = resolve(db, inbound.bot, identity, inbound.display_name)
+            at = self._engine.clock.time()
+            contact_id = resolve(db, inbound.bot, identity, inbound.display_name, at=at)
             if phone is not None and phone_of(db, contact_id) != phone:
                 return None
-            conversation_id = conversation_id_for(db, inbound.bot, contact_id)
-            return Accepted(conversation_id, ingest(db, conversation_id, inbound, payload))
+            conversation_id = conversation_id_for(db, inbound.bot, contact_id, at=at)
+            return Accepted(conversation_id, ingest(db, conversation_id, inbound, payload, at=at))
 
         return await self._engine.tx(unit)
 
@@ -73,7 +76,7 @@ class SQLiteTurnUnitOfWork(TurnUnitOfWork):
         events: Sequence[Event] = (),
         outbound: Sequence[Outbound] = (),
     ) -> Conversation:
-        return await self._engine.tx(lambda db: commit(db, conversation, inbox_ids, events, outbound)[0])
+        return await self._engine.tx(lambda db: commit(db, conversation, inbox_ids, events, outbound, at=self._engine.clock.time())[0])
 
     async def next_turn(
         self,
@@ -94,7 +97,7 @@ class SQLiteTurnUnitOfWork(TurnUnitOfWork):
                 f"SELECT {INBOX_COLUMNS} FROM inbox WHERE conversation_id=? AND processed=0 ORDER BY id LIMIT 1",
                 (conversation_id,),
             ).fetchone()
-            if row is None or (row["not_before"] is not None and row["not_before"] > now()):
+            if row is None or (row["not_before"] is not None and row["not_before"] > self._engine.clock.time()):
                 leases.drop(db, lease, owner)  # nothing pending, or the head backs off
                 return TurnState(None, retry_at=from_ts(row["not_before"]) if row else None)
             item = inbox_item_from_row(row)
@@ -130,8 +133,9 @@ class SQLiteTurnUnitOfWork(TurnUnitOfWork):
         leases = self._leases
 
         def unit(db: sqlite3.Connection) -> TurnCommit:
-            saved, stored = commit(db, conversation, inbox_ids, events, outbound)
-            claimed = claim_head(db, outbound[0], owner, lease_seconds) if claim and outbound else []
+            at = self._engine.clock.time()
+            saved, stored = commit(db, conversation, inbox_ids, events, outbound, at=at)
+            claimed = claim_head(db, outbound[0], owner, lease_seconds, at=at) if claim and outbound else []
             released = False
             if release is not None and db.execute(
                 "SELECT 1 FROM inbox WHERE conversation_id=? AND processed=0 LIMIT 1", (conversation.id,)

@@ -13,7 +13,7 @@ from core.model import Event, Inbound, Outbound
 from core.store import codec
 from core.store.ports import InboxStore
 from core.store.records import DeadLetter, InboxItem
-from core.store.sqlite.encoding import dumps, from_ts, now, ts
+from core.store.sqlite.encoding import dumps, from_ts, ts
 from core.store.sqlite.engine import SQLiteEngine
 from core.store.sqlite.outbox import enqueue
 from core.store.sqlite.transcript import append
@@ -33,12 +33,12 @@ def encode_inbound(inbound: Inbound) -> str:
     return dumps(codec.inbound_to_dict(inbound))
 
 
-def ingest(db: sqlite3.Connection, conversation_id: str, inbound: Inbound, payload: str) -> bool:
-    """Insert the message unless (bot, channel, platform id) was seen before; True if inserted."""
+def ingest(db: sqlite3.Connection, conversation_id: str, inbound: Inbound, payload: str, *, at: float) -> bool:
+    """Insert the message (received ``at``) unless (bot, channel, platform id) was seen before; True if inserted."""
     cursor = db.execute(
         "INSERT OR IGNORE INTO inbox (conversation_id, bot, channel, platform_message_id, payload, received_at)"
         " VALUES (?,?,?,?,?,?)",
-        (conversation_id, inbound.bot, inbound.channel, inbound.platform_message_id, payload, now()),
+        (conversation_id, inbound.bot, inbound.channel, inbound.platform_message_id, payload, at),
     )
     return cursor.rowcount == 1
 
@@ -51,7 +51,7 @@ class SQLiteInboxStore(InboxStore):
 
     async def ingest(self, conversation_id: str, inbound: Inbound) -> bool:
         payload = encode_inbound(inbound)
-        return await self._engine.tx(lambda db: ingest(db, conversation_id, inbound, payload))
+        return await self._engine.tx(lambda db: ingest(db, conversation_id, inbound, payload, at=self._engine.clock.time()))
 
     async def pending_inbox(self, conversation_id: str, limit: int = 50) -> list[InboxItem]:
         def unit(db: sqlite3.Connection) -> list[InboxItem]:
@@ -72,7 +72,7 @@ class SQLiteInboxStore(InboxStore):
                 "  SELECT conversation_id, MIN(id) AS first FROM inbox WHERE processed=0 GROUP BY conversation_id"
                 ") g WHERE NOT EXISTS (SELECT 1 FROM inbox h WHERE h.id=g.first AND h.not_before>?)"
                 " ORDER BY g.first LIMIT ?",
-                (now(), limit),
+                (self._engine.clock.time(), limit),
             ).fetchall()
             return [r[0] for r in rows]
 
@@ -92,7 +92,7 @@ class SQLiteInboxStore(InboxStore):
             row = db.execute(
                 "UPDATE inbox SET processed=1, dead_at=?, attempts=attempts+1, not_before=NULL, last_error=?"
                 " WHERE id=? AND processed=0 RETURNING conversation_id",
-                (now(), error[:500], item_id),
+                (self._engine.clock.time(), error[:500], item_id),
             ).fetchone()
             if row is None:
                 return False

@@ -15,7 +15,7 @@ from core.model import Outbound
 from core.store import codec
 from core.store.ports import OutboxStore
 from core.store.records import OutboxItem, OutboxState
-from core.store.sqlite.encoding import dumps, from_ts, now, ts
+from core.store.sqlite.encoding import dumps, from_ts, ts
 from core.store.sqlite.engine import SQLiteEngine
 
 # Lease tokens: unique per claim and per process without a system call per claim.
@@ -53,15 +53,17 @@ def enqueue(db: sqlite3.Connection, outbound: Sequence[Outbound]) -> None:
     )
 
 
-def claim_head(db: sqlite3.Connection, first: Outbound, owner: str, lease_seconds: float) -> list[OutboxItem]:
-    """Lease ``first`` to ``owner`` if it is its conversation's next item to send."""
+def claim_head(
+    db: sqlite3.Connection, first: Outbound, owner: str, lease_seconds: float, *, at: float
+) -> list[OutboxItem]:
+    """Lease ``first`` to ``owner`` (from ``at`` for ``lease_seconds``) if it is its conversation's next item to send."""
     head = db.execute(
         "SELECT id FROM outbox WHERE state='pending' AND conversation_id=? ORDER BY seq LIMIT 1",
         (first.conversation_id,),
     ).fetchone()
     if head is None or head[0] != first.id:
         return []  # older replies of this conversation go first (the sender claims them)
-    token, until = lease_token(), now() + lease_seconds
+    token, until = lease_token(), at + lease_seconds
     db.execute("UPDATE outbox SET lease_owner=?, lease_until=?, lease_token=? WHERE id=?",
                (owner, until, token, first.id))
     return [OutboxItem(first, lease_token=token, lease_until=from_ts(until))]
@@ -82,7 +84,7 @@ class SQLiteOutboxStore(OutboxStore):
 
     async def claim_outbox(self, owner: str, *, limit: int, lease_seconds: float) -> list[OutboxItem]:
         def unit(db: sqlite3.Connection) -> list[OutboxItem]:
-            at = now()
+            at = self._engine.clock.time()
             rows = db.execute(
                 "SELECT o.* FROM outbox o JOIN ("
                 "  SELECT conversation_id, MIN(seq) AS head FROM outbox WHERE state='pending' GROUP BY conversation_id"
@@ -91,7 +93,7 @@ class SQLiteOutboxStore(OutboxStore):
                 " ORDER BY o.seq LIMIT ?",
                 (at, at, limit),
             ).fetchall()
-            until = now() + lease_seconds  # read after the query
+            until = self._engine.clock.time() + lease_seconds  # read after the query
             tokens = [lease_token() for _ in rows]
             db.executemany(
                 "UPDATE outbox SET lease_owner=?, lease_until=?, lease_token=? WHERE id=?",
@@ -105,14 +107,14 @@ class SQLiteOutboxStore(OutboxStore):
     async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
         return await self._engine.tx(lambda db: db.execute(
             "UPDATE outbox SET lease_until=? WHERE id=? AND lease_token=? AND state='pending'",
-            (now() + lease_seconds, outbound_id, token),
+            (self._engine.clock.time() + lease_seconds, outbound_id, token),
         ).rowcount == 1)
 
     async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
         return await self._engine.tx(_fenced(
             "UPDATE outbox SET state='sent', platform_message_id=?, lease_owner=NULL, lease_until=NULL,"
             " lease_token=NULL, attempts=attempts+1, sent_at=? WHERE id=?",
-            (platform_message_id, now(), outbound_id), token))
+            (platform_message_id, self._engine.clock.time(), outbound_id), token))
 
     async def outbox_retry(
         self, outbound_id: str, not_before: datetime, error: str, *, token: str | None = None

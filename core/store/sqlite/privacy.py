@@ -7,7 +7,6 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from core.model import utcnow
 from core.store import codec
 from core.store.ports import AuditStore, PrivacyStore
 from core.store.records import AuditEntry
@@ -115,7 +114,7 @@ class SQLiteAuditStore(AuditStore):
         self._engine = engine
 
     async def audit(self, entry: AuditEntry) -> None:
-        at = entry.at or utcnow()
+        at = entry.at or self._engine.clock.now()
         await self._engine.tx(lambda db: db.execute(
             "INSERT INTO audit (bot, actor, action, target, detail, at) VALUES (?,?,?,?,?,?)",
             (entry.bot, entry.actor, entry.action, entry.target, json.dumps(entry.detail), ts(at)),

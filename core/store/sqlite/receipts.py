@@ -17,7 +17,7 @@ from core.store.records import (
     receipt_key,
 )
 from core.store.sqlite.coordination import remember
-from core.store.sqlite.encoding import dumps, now
+from core.store.sqlite.encoding import dumps
 from core.store.sqlite.engine import SQLiteEngine
 from core.store.sqlite.outbox import outbox_from_row
 from core.store.sqlite.transcript import append
@@ -51,7 +51,7 @@ class SQLiteReceiptStore(ReceiptStore):
         key = receipt_key(receipt)
 
         def unit(db: sqlite3.Connection) -> ReceiptOutcome:
-            at = now()
+            at = self._engine.clock.time()
             if db.execute("SELECT 1 FROM seen WHERE key=? AND expires_at>?", (key, at)).fetchone():
                 return ReceiptOutcome.DUPLICATE
             if _record(db, receipt):
@@ -61,14 +61,14 @@ class SQLiteReceiptStore(ReceiptStore):
                            " VALUES (?,?,?,?)",
                            (receipt.channel, receipt.platform_message_id, dumps(codec.receipt_to_dict(receipt)), at))
                 outcome = ReceiptOutcome.PARKED
-            remember(db, key, RECEIPT_TTL_SECONDS)  # last: in the same transaction as the record
+            remember(db, key, RECEIPT_TTL_SECONDS, at=at)  # last: in the same transaction as the record
             return outcome
 
         return await self._engine.tx(unit)
 
     async def apply_parked_receipts(self, limit: int = 100) -> int:
         def unit(db: sqlite3.Connection) -> int:
-            db.execute("DELETE FROM parked_receipts WHERE parked_at<?", (now() - RECEIPT_TTL_SECONDS,))
+            db.execute("DELETE FROM parked_receipts WHERE parked_at<?", (self._engine.clock.time() - RECEIPT_TTL_SECONDS,))
             recorded = 0
             for row in db.execute("SELECT id, receipt FROM parked_receipts ORDER BY id LIMIT ?", (limit,)).fetchall():
                 if _record(db, codec.receipt_from_dict(orjson.loads(row["receipt"]))):
