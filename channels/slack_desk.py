@@ -37,6 +37,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels import slack_card as card
+from channels.slack_erase import SlackEraser
 from core.config import SlackDeskConfig
 from core.desk import DeadLetterNotice, DeskActions, HandoffSummary
 from core.errors import (
@@ -50,6 +51,7 @@ from core.errors import (
 )
 from core.model import Conversation, Event
 from core.ports import Route
+from core.privacy.erasure import ErasureCount
 
 __all__ = ["IsDuplicate", "ResolveThread", "SlackDesk"]
 
@@ -164,12 +166,24 @@ class SlackDesk:
         self._socket: AsyncSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None
         self.bot_user_id: str | None = None
+        self.eraser = SlackEraser(config)
         self._register()
 
     @classmethod
     def from_config(cls, config: SlackDeskConfig, actions: DeskActions, resolve_thread: ResolveThread,
                     is_duplicate: IsDuplicate) -> SlackDesk:
         return cls(config, actions, resolve_thread, is_duplicate)
+
+    @staticmethod
+    def eraser_from_config(config: SlackDeskConfig) -> SlackEraser:
+        """What ``switchboard forget`` uses to erase Slack copies without running a desk."""
+        return SlackEraser(config)
+
+    async def erase_thread(self, thread: str) -> ErasureCount:
+        """`core.privacy.erasure.ErasureTarget`: delete or blank the card and its thread."""
+        self._cards.pop(thread, None)
+        self._customers.pop(thread, None)
+        return await self.eraser.erase_thread(thread)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:

@@ -81,6 +81,9 @@ class SlackDeskConfig(BaseModel):
     agent_group: str | None = Field(default=None, description="A Slack user group id of agents.")
     note_prefix: str = "!"
     api_base: str = "https://slack.com/api/"
+    erasure_token: str | None = Field(
+        default=None, description="A workspace admin's user token (xoxp-, chat:write): lets forget and "
+        "retention delete agents' own thread replies, which the bot token may not touch.")
 
 
 class CannedReply(BaseModel):

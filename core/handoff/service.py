@@ -47,6 +47,7 @@ from core.model import (
     Outbound,
     utcnow,
 )
+from core.privacy.erasure import record_copy
 from core.privacy.masking import Masker
 from core.store.base import AuditEntry, DeadLetter, OutboxItem, Store
 
@@ -186,6 +187,8 @@ class HandoffService:
                 metrics.ERRORS.labels("desk").inc()
                 log.exception("handoff.desk_open_failed", desk=desk.name, conversation=conversation_id)
                 continue
+            if got and desk.name != "web":  # the web desk shows the store itself; others hold copies
+                await record_copy(self.store, conversation_id, desk.name, got)
             thread = thread or got
         metrics.HANDOFFS.labels(conversation.bot, plan.reason).inc()
         log.info("handoff.opened", conversation=conversation_id, reason=plan.reason, thread=thread,

@@ -2,7 +2,9 @@
 
 Call `install(farm)` from ``Farm._install_extensions``; it is idempotent. It adds per bot:
 the `LinkCodeInterceptor` (first interceptor and an after-commit hook), the
-`DisclosurePostProcessor` (last post-processor) and `ForgetAfterCommit`; and farm-wide the
+`DisclosurePostProcessor` (last post-processor), `ForgetAfterCommit` and the
+`DeskErasureChannel` (``farm.channels[(bot, "desk-erasure")]``: the outbox delivers desk
+erasure jobs through it to the desks that can erase, e.g. Slack); and farm-wide the
 ``privacy`` service and the ``retention`` scheduler in ``farm.services`` (the farm starts
 and stops services that have ``start``/``stop``).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.identity import IdentityService
+from core.privacy.erasure import ERASURE_CHANNEL, DeskErasureChannel, ErasureTarget
 from core.privacy.interceptors import (
     DisclosurePostProcessor,
     ForgetAfterCommit,
@@ -36,6 +39,13 @@ def install(farm: Any, *, retention_interval: float = RETENTION_INTERVAL_SECONDS
         farm.services["privacy"] = privacy
     if "retention" not in farm.services:
         farm.services["retention"] = RetentionScheduler(store, configs, interval_seconds=retention_interval)
+    handoff = farm.services.get("handoff")
+    targets: dict[str, ErasureTarget] = {
+        desk.name: desk for desk in getattr(handoff, "desks", ()) if callable(getattr(desk, "erase_thread", None))
+    }
+    for bot in farm.config.bots:  # erasure jobs in the outbox are delivered through this "channel"
+        if (bot, ERASURE_CHANNEL) not in farm.channels:
+            farm.channels[(bot, ERASURE_CHANNEL)] = DeskErasureChannel(bot, targets, store)
     for runtime in farm.runtimes.values():
         link = next((h for h in runtime.interceptors if isinstance(h, LinkCodeInterceptor)), None)
         if link is None:
