@@ -117,7 +117,7 @@ def install_handoff(farm: Any) -> None:
         store,
         config.bots,
         agent_policy=agent_policy(config),
-        maskers={bot: Masker(c.privacy.mask_patterns) for bot, c in config.bots.items()},
+        maskers={bot: Masker.for_agents(c.privacy) for bot, c in config.bots.items()},
         on_outbound=sender.notify if sender is not None else (lambda: None),
         owner=farm.owner,
     )

@@ -35,6 +35,8 @@ class Ingest:
         self.store = store
         self.resolver = resolver
         self.on_accepted = on_accepted
+        #: Applied to each message before it is stored (core.privacy: its text sealed at rest).
+        self.prepare: Callable[[Inbound], Inbound] | None = None
 
     async def accept(self, parsed: Parsed) -> None:
         for reason in parsed.ignored:
@@ -46,6 +48,8 @@ class Ingest:
 
     async def accept_message(self, message: Inbound) -> str | None:
         """Store one message; return its conversation id, or None if it was a duplicate."""
+        if self.prepare is not None:
+            message = self.prepare(message)
         # The common case is one store call: contact, conversation and inbox together.
         accepted = await self.store.accept_inbound(message, phone=self.resolver.verified_phone(message))
         if accepted is not None:

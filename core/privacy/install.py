@@ -14,12 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from core.identity import IdentityService
+from core.privacy.at_rest import AtRest, farm_sealer
 from core.privacy.erasure import ERASURE_CHANNEL, DeskErasureChannel, ErasureTarget
 from core.privacy.interceptors import (
     DisclosurePostProcessor,
     ForgetAfterCommit,
     LinkCodeInterceptor,
 )
+from core.privacy.masking import register_unsealer
 from core.privacy.service import PrivacyService, RetentionScheduler
 
 RETENTION_INTERVAL_SECONDS = 3600.0
@@ -46,6 +48,16 @@ def install(farm: Any, *, retention_interval: float = RETENTION_INTERVAL_SECONDS
     for bot in farm.config.bots:  # erasure jobs in the outbox are delivered through this "channel"
         if (bot, ERASURE_CHANNEL) not in farm.channels:
             farm.channels[(bot, ERASURE_CHANNEL)] = DeskErasureChannel(bot, targets, store)
+    at_rest = farm.services.get("at_rest")
+    if not isinstance(at_rest, AtRest):
+        at_rest = AtRest(farm_sealer(farm.config), configs)
+        farm.services["at_rest"] = at_rest
+        if at_rest.sealer is not None:
+            register_unsealer(at_rest.sealer.open_text)  # dead letters on the desks show the text, masked
+    if getattr(farm, "turns", None) is not None:
+        farm.turns.at_rest = at_rest
+    if getattr(farm, "ingest", None) is not None:
+        farm.ingest.prepare = at_rest.seal_inbound
     for runtime in farm.runtimes.values():
         link = next((h for h in runtime.interceptors if isinstance(h, LinkCodeInterceptor)), None)
         if link is None:
