@@ -62,6 +62,7 @@ class PrivacyService:
     async def export(self, contact_id: str, actor: str) -> dict[str, Any]:
         """Everything held about the contact (JSON-serialisable); {} if unknown or forgotten."""
         data = await self.store.export_contact(contact_id)
+        data = await self._with_copies(contact_id, data)
         bot = data.get("contact", {}).get("bot") if data else None
         if bot is None:
             contact = await self.store.get_contact(contact_id)
@@ -72,6 +73,23 @@ class PrivacyService:
         ))
         log.info("privacy.exported", contact=contact_id, actor=actor, found=bool(data))
         return data
+
+    async def _with_copies(self, contact_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Where copies went (desk threads, stored media) and how their erasure stands."""
+        jobs = [j.as_dict() for j in await job_status(self.store, contact_id)]
+        if not data:
+            return {"contact": {"id": contact_id, "deleted": True}, "erasure": jobs} if jobs else {}
+        threads: list[dict[str, Any]] = []
+        media: list[dict[str, Any]] = []
+        bot = str(data["contact"]["bot"])
+        for conversation in data.get("conversations", ()):
+            for copy in await copies_of(self.store, conversation["id"], conversation.get("desk_thread")):
+                threads.append({**copy.as_dict(), "conversation": conversation["id"], "status": "held"})
+            for channel, file_id in media_refs(conversation.get("transcript", ())):
+                held = await self.store.kv_get(media_key(bot, channel, file_id)) is not None
+                media.append({"conversation": conversation["id"], "channel": channel, "file_id": file_id,
+                              "stored": held})
+        return {**data, "copies": {"desk_threads": threads, "media": media}, "erasure": jobs}
 
     async def forget(self, contact_id: str, actor: str) -> ForgetReport:
         """Erase the contact's personal data, transcript text, stored media and desk copies;

@@ -107,6 +107,9 @@ async def test_forget_deletes_the_card_and_the_thread_in_slack_and_audits_the_co
             contact_id, card = await handed_off_with_thread(farm, slack, http)
             privacy = farm.farm.services["privacy"]
             assert isinstance(privacy, PrivacyService)
+            exported = await privacy.export(contact_id, actor="admin:test")  # DSAR: where copies went
+            assert [(t["desk"], t["thread"], t["status"]) for t in exported["copies"]["desk_threads"]] == [
+                ("slack", card, "held")]
             report = await privacy.forget(contact_id, actor="admin:test")
             assert [(j.desk, j.thread) for j in report.jobs] == [("slack", card)]
 
@@ -191,3 +194,24 @@ async def test_forget_while_slack_is_down_stays_pending_and_completes_after_it_r
             assert NAME not in everything_slack_holds(slack) and "Leipzig" not in everything_slack_holds(slack)
             code, out = await _cli("forget", "--status", "--contact", contact_id, "--config", str(farm.config_path))
             assert "1 erased, 0 pending, 0 failed" in out and f"slack thread {card}: erased" in out, out
+            code, out = await _cli("export", "--contact", contact_id, "--config", str(farm.config_path))
+            [job] = json.loads(out[out.index("{"):out.rindex("}") + 1])["erasure"]
+            assert (job["desk"], job["thread"], job["status"]) == ("slack", card, "erased")
+            assert job["attempts"] >= 2 and job["counts"]["left"] == 0
+
+
+async def test_retention_purge_erases_the_slack_threads_of_purged_handoffs(tmp_path: Path) -> None:
+    async with slack_farm(tmp_path, admin=True) as (slack, farm, http):
+        await handed_off_with_thread(farm, slack, http)
+        privacy = farm.farm.services["privacy"]
+        assert await privacy.purge("demo", 0) > 0  # retention 0 days: everything so far is older
+
+        async def erased() -> bool:
+            status = await privacy.erasure_status("purge:demo")
+            return bool(status) and all(j.state == "sent" for j in status)
+
+        await wait_until(erased)
+        assert slack.messages.get(CHANNEL, {}) == {}
+        [purge] = [a for a in await farm.store.audit_log(bot="demo")
+                   if a.action == "purge" and a.detail["retention_days"] == 0]  # not the scheduler's own run
+        assert purge.detail["desk_copies"] == 1
