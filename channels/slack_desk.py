@@ -38,16 +38,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels import slack_card as card
 from channels.slack_erase import SlackEraser
+from channels.slack_errors import map_slack_error
 from core.config import SlackDeskConfig
 from core.desk import DeadLetterNotice, DeskActions, HandoffSummary
 from core.errors import (
     BadRequest,
     ChannelError,
     ConfigError,
-    RateLimited,
     SwitchboardError,
     TransientError,
-    Unauthorized,
 )
 from core.model import Conversation, Event
 from core.ports import Route
@@ -67,11 +66,6 @@ IsDuplicate = Callable[[str], Awaitable[bool]]
 
 # Agents may attach files or "also send to channel"; everything else is noise.
 _AGENT_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
-_AUTH_ERRORS = frozenset({
-    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-    "missing_scope", "not_allowed_token_type", "no_permission",
-})
-_TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 _NOT_ALLOWED = "Sorry, only agents of this desk can do that."
 _ACTION_FAILED = "That did not work: {error}"
 
@@ -91,27 +85,6 @@ class _TTLCache:
 
     def put(self, key: str, value: Any) -> None:
         self._data[key] = (self._clock() + self._ttl, value)
-
-
-def map_slack_error(exc: SlackApiError) -> ChannelError:
-    """One place that turns a Slack answer into the core's error types."""
-    response = exc.response
-    status = getattr(response, "status_code", 200)
-    error = str(response.get("error", "")) if hasattr(response, "get") else ""
-    if status == 429 or error == "ratelimited":
-        raw = (getattr(response, "headers", None) or {}).get("Retry-After") or \
-            (getattr(response, "headers", None) or {}).get("retry-after") or "1"
-        value = raw[0] if isinstance(raw, list) else raw
-        try:
-            retry_after = float(value)
-        except ValueError:
-            retry_after = 1.0
-        return RateLimited(f"slack: {error or 'ratelimited'}", retry_after=retry_after)
-    if error in _AUTH_ERRORS:
-        return Unauthorized(f"slack: {error}")
-    if status >= 500 or error in _TRANSIENT_ERRORS:
-        return TransientError(f"slack: {error or status}")
-    return BadRequest(f"slack: {error or status}")
 
 
 class SlackDesk:

@@ -26,6 +26,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from channels.slack_errors import map_slack_error
 from core.config import SlackDeskConfig
 from core.errors import BadRequest, TransientError
 from core.privacy.erasure import ErasureCount
@@ -120,8 +121,6 @@ class SlackEraser:
 
     @staticmethod
     async def _api(client: AsyncWebClient, method: str, **kwargs: Any) -> Any:
-        from channels.slack_desk import map_slack_error
-
         try:
             return await getattr(client, method)(**kwargs)
         except SlackApiError as exc:

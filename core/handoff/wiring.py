@@ -35,7 +35,7 @@ from core.handoff.no_desk import NoDeskPostProcessor, bots_without_agents
 from core.handoff.service import REPING_LEASE, AgentPolicy, HandoffService
 from core.language.switch import LanguageSwitchInterceptor
 from core.pipeline.dead_letters import DeadLetters
-from core.privacy.masking import Masker
+from core.privacy.masking import Masker, contact_details
 
 log = structlog.get_logger(__name__)
 
@@ -158,6 +158,11 @@ def install_handoff(farm: Any) -> None:
                            channel_for=lambda bot, channel: farm.channels.get((bot, channel)))  # agent typing
         service.add_desk(web_desk)
         farm.extra_routes.extend(web_desk.routes())
+        from core.web.desk_reveal import (
+            RevealRoutes,  # an audited click shows a masked e-mail or phone
+        )
+
+        farm.extra_routes.extend(RevealRoutes(store, web_desk, contact_details).routes())
         farm.services["web_desk"] = web_desk
         if not config.desk.web.agents:
             log.warning("handoff.web_desk_without_agents", hint="add desk.web.agents to farm.yml")

@@ -11,6 +11,7 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -67,10 +68,8 @@ def _erasure_targets(farm: FarmConfig) -> dict[str, ErasureTarget]:
     """The desks this command can erase copies in itself (Slack, when configured)."""
     if not farm.desk.slack.enabled:
         return {}
-    from core.handoff.wiring import _slack_desk_class
-
-    cls = _slack_desk_class()
-    make = getattr(cls, "eraser_from_config", None)
+    found = [ep for ep in entry_points(group="switchboard.desks") if ep.name == "slack"]
+    make = getattr(found[0].load(), "eraser_from_config", None) if found else None
     return {"slack": make(farm.desk.slack)} if callable(make) else {}
 
 

@@ -48,14 +48,6 @@ def install(farm: Any, *, retention_interval: float = RETENTION_INTERVAL_SECONDS
     for bot in farm.config.bots:  # erasure jobs in the outbox are delivered through this "channel"
         if (bot, ERASURE_CHANNEL) not in farm.channels:
             farm.channels[(bot, ERASURE_CHANNEL)] = DeskErasureChannel(bot, targets, store)
-    web_desk = farm.services.get("web_desk")
-    if web_desk is not None and "desk_reveal" not in farm.services:
-        from core.web.desk_reveal import RevealRoutes
-
-        reveal = RevealRoutes(store, web_desk, enabled_for=frozenset(
-            bot for bot, c in configs.items() if c.mask_contacts_for_agents))
-        farm.services["desk_reveal"] = reveal
-        farm.extra_routes.extend(reveal.routes())  # an audited click shows a masked e-mail or phone
     at_rest = farm.services.get("at_rest")
     if not isinstance(at_rest, AtRest):
         at_rest = AtRest(farm_sealer(farm.config), configs)
