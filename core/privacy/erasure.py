@@ -24,8 +24,10 @@ from typing import Any, ClassVar, Protocol
 
 import structlog
 
+from core.engine import TurnOutput
 from core.errors import BadRequest, ChannelError
-from core.model import Inbound, Outbound, new_id, utcnow
+from core.model import Event, Inbound, Outbound, new_id, utcnow
+from core.pipeline.hooks import TurnContext
 from core.ports import Capabilities, RateLimits, Route
 from core.store.base import AuditEntry, OutboxItem, Store
 
@@ -34,6 +36,7 @@ log = structlog.get_logger(__name__)
 ERASURE_CHANNEL = "desk-erasure"
 COPIES_PREFIX = "privacy:copies:"
 JOBS_PREFIX = "privacy:erasure:"
+MEDIA_PREFIX = "privacy:media:"
 _COUNT = re.compile(r"(deleted|blanked|gone|left)=(\d+)")
 
 
@@ -274,3 +277,36 @@ async def retry_failed(store: Store, subject: str) -> int:
         await store.kv_set(JOBS_PREFIX + subject, kept)
     await queue_jobs(store, subject, jobs)
     return len(jobs)
+
+
+async def record_media(store: Store, conversation_id: str, refs: Iterable[tuple[str, str]]) -> None:
+    """Remember media a conversation received (channel, file id): a caption's turn keeps no
+    attachment in its transcript event, and `forget` must still find the stored file."""
+    key = MEDIA_PREFIX + conversation_id
+    held = await store.kv_get(key)
+    known = [tuple(r) for r in held if isinstance(r, list) and len(r) == 2] if isinstance(held, list) else []
+    new = [list(r) for r in refs if tuple(r) not in known]
+    if new:
+        await store.kv_set(key, [*(list(k) for k in known), *new])
+
+
+async def media_of(store: Store, conversation_id: str) -> list[tuple[str, str]]:
+    held = await store.kv_get(MEDIA_PREFIX + conversation_id)
+    return [(str(r[0]), str(r[1])) for r in held if isinstance(r, list) and len(r) == 2] \
+        if isinstance(held, list) else []
+
+
+class MediaRecorder:
+    """After-commit hook: records the file ids of a turn's attachments (`record_media`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def has_work(self, ctx: TurnContext, output: TurnOutput) -> bool:
+        return any(a.file_id for a in ctx.turn.message.attachments)
+
+    async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
+        message = ctx.turn.message
+        refs = [(message.channel, str(a.file_id)) for a in message.attachments if a.file_id]
+        if refs:
+            await record_media(self.store, ctx.turn.conversation.id, refs)

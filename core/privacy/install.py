@@ -15,7 +15,7 @@ from typing import Any
 
 from core.identity import IdentityService
 from core.privacy.at_rest import AtRest, farm_sealer
-from core.privacy.erasure import ERASURE_CHANNEL, DeskErasureChannel, ErasureTarget
+from core.privacy.erasure import ERASURE_CHANNEL, DeskErasureChannel, ErasureTarget, MediaRecorder
 from core.privacy.interceptors import (
     DisclosurePostProcessor,
     ForgetAfterCommit,
@@ -67,5 +67,7 @@ def install(farm: Any, *, retention_interval: float = RETENTION_INTERVAL_SECONDS
             runtime.after.append(link)
         if not any(isinstance(h, DisclosurePostProcessor) for h in runtime.post):
             runtime.post.append(DisclosurePostProcessor())
+        if not any(isinstance(h, MediaRecorder) for h in runtime.after):
+            runtime.after.append(MediaRecorder(store))  # where uploads went, for forget and export
         if not any(isinstance(h, ForgetAfterCommit) for h in runtime.after):
             runtime.after.append(ForgetAfterCommit(privacy, store))

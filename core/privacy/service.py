@@ -24,11 +24,13 @@ from core.model import utcnow
 from core.privacy.config import PrivacyConfig
 from core.privacy.erasure import (
     COPIES_PREFIX,
+    MEDIA_PREFIX,
     JobStatus,
     copies_of,
     job_for,
     job_status,
     media_key,
+    media_of,
     media_refs,
     queue_jobs,
 )
@@ -85,7 +87,9 @@ class PrivacyService:
         for conversation in data.get("conversations", ()):
             for copy in await copies_of(self.store, conversation["id"], conversation.get("desk_thread")):
                 threads.append({**copy.as_dict(), "conversation": conversation["id"], "status": "held"})
-            for channel, file_id in media_refs(conversation.get("transcript", ())):
+            refs = media_refs(conversation.get("transcript", ()))
+            refs += [r for r in await media_of(self.store, conversation["id"]) if r not in refs]
+            for channel, file_id in refs:
                 held = await self.store.kv_get(media_key(bot, channel, file_id)) is not None
                 media.append({"conversation": conversation["id"], "channel": channel, "file_id": file_id,
                               "stored": held})
@@ -104,6 +108,8 @@ class PrivacyService:
         for conversation in conversations:
             copies += await copies_of(self.store, conversation["id"], conversation.get("desk_thread"))
         media = [ref for conversation in conversations for ref in media_refs(conversation.get("transcript", ()))]
+        for conversation in conversations:
+            media += [ref for ref in await media_of(self.store, conversation["id"]) if ref not in media]
         await self.store.forget_contact(contact_id)
         for key in (f"link:active:{contact_id}", f"link:fail:{contact_id}", f"link:no-phone-link:{contact_id}"):
             await self.store.kv_delete(key)
@@ -115,6 +121,7 @@ class PrivacyService:
                 erased_media += 1
         for conversation in conversations:
             await self.store.kv_delete(COPIES_PREFIX + conversation["id"])
+            await self.store.kv_delete(MEDIA_PREFIX + conversation["id"])
         jobs = [job_for(contact.bot, copy) for copy in copies]
         await queue_jobs(self.store, contact_id, jobs)
         report = ForgetReport(
