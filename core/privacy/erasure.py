@@ -6,8 +6,8 @@ conversation's key ``privacy:copies:<conversation id>``. `forget` and retention 
 each copy into an *erasure job*: an outbox item on the pseudo channel `ERASURE_CHANNEL`
 (``chat_id`` = ``<desk>:<thread>``), so the outbox sender retries it with backoff until the
 desk is reachable, and a job that fails for good stays visible as a failed item (dead letter).
-Each job has an outbox queue of its own (``conversation_id`` ``erase_<id>``), so a Slack
-outage never holds back the customer's own messages.
+A bot's jobs share one outbox queue of their own (`queue_jobs`), so a Slack outage never
+holds back customers' messages.
 
 `DeskErasureChannel` is the "adapter" the sender delivers such jobs through: it asks the
 desk's `ErasureTarget` to erase the thread and audits the counts; the counts become the
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 
 import structlog
@@ -37,6 +37,7 @@ ERASURE_CHANNEL = "desk-erasure"
 COPIES_PREFIX = "privacy:copies:"
 JOBS_PREFIX = "privacy:erasure:"
 MEDIA_PREFIX = "privacy:media:"
+QUEUE_CONTACT = "privacy:erasure-queue"  # the pseudo contact whose conversation holds a bot's erasure jobs
 _COUNT = re.compile(r"(deleted|blanked|gone|left)=(\d+)")
 
 
@@ -127,21 +128,28 @@ async def copies_of(store: Store, conversation_id: str, desk_thread: str | None 
 
 
 def job_for(bot: str, copy: Copy) -> Outbound:
-    """The outbox item that erases ``copy``: its own queue, so it waits for nobody."""
-    job_id = new_id("erase")
-    return Outbound(conversation_id=job_id, bot=bot, channel=ERASURE_CHANNEL, chat_id=f"{copy.desk}:{copy.thread}",
-                    id=job_id)
+    """The outbox item that erases ``copy`` (its queue is set by `queue_jobs`)."""
+    return Outbound(conversation_id="", bot=bot, channel=ERASURE_CHANNEL, chat_id=f"{copy.desk}:{copy.thread}",
+                    id=new_id("erase"))
 
 
-async def queue_jobs(store: Store, subject: str, jobs: Sequence[Outbound]) -> None:
-    """Queue erasure jobs durably and list them under ``subject`` (a contact id or ``purge:<bot>``)."""
-    if not jobs:
-        return
-    await store.append_events(jobs[0].conversation_id, [], list(jobs))
-    key = JOBS_PREFIX + subject
-    held = await store.kv_get(key)
-    listed = list(held) if isinstance(held, list) else []
-    await store.kv_set(key, [*listed, *(j.id for j in jobs)])
+async def queue_jobs(store: Store, subject: str, jobs: Sequence[Outbound]) -> list[Outbound]:
+    """Queue erasure jobs durably, in their bot's erasure queue, and list them under ``subject``
+    (a contact id or ``purge:<bot>``). Each bot has one queue: a conversation of the pseudo
+    contact `QUEUE_CONTACT` (no transcript, never handed off, so no desk lists it), so an
+    outage of Slack holds back no customer's messages, only the next erasures."""
+    queued: list[Outbound] = []
+    for bot in dict.fromkeys(j.bot for j in jobs):
+        queue = await store.conversation_for(bot, QUEUE_CONTACT)
+        mine = [replace(j, conversation_id=queue.id) for j in jobs if j.bot == bot]
+        await store.append_events(queue.id, [], mine)
+        queued += mine
+    if queued:
+        key = JOBS_PREFIX + subject
+        held = await store.kv_get(key)
+        listed = list(held) if isinstance(held, list) else []
+        await store.kv_set(key, [*listed, *(j.id for j in queued)])
+    return queued
 
 
 async def job_status(store: Store, subject: str) -> list[JobStatus]:
