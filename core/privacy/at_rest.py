@@ -98,6 +98,9 @@ class AtRest:
         self.sealer = sealer
         self.configs = configs
         self.maskers = {bot: (maskers or {}).get(bot) or Masker(c.mask_patterns) for bot, c in configs.items()}
+        self._memo: dict[str, str] = {}  # per commit
+        # (conversation, slot) -> (value, token): an unchanged sensitive slot keeps its token, no re-encryption
+        self._tokens: dict[tuple[str, str], tuple[Any, str]] = {}
 
     def _config(self, bot: str) -> PrivacyConfig:
         return self.configs.get(bot) or PrivacyConfig()
@@ -118,7 +121,17 @@ class AtRest:
         """Sensitive slots readable, for the engine and actions of this turn only."""
         if self.sealer is None or not any(is_sealed(v) for v in conversation.slots.values()):
             return conversation
-        return replace(conversation, slots={k: self.sealer.unseal(v) for k, v in conversation.slots.items()})
+        slots = {}
+        for name, value in conversation.slots.items():
+            slots[name] = self.sealer.unseal(value)
+            if is_sealed(value):
+                self._remember(conversation.id, name, slots[name], str(value))
+        return replace(conversation, slots=slots)
+
+    def _remember(self, conversation_id: str, name: str, value: Any, token: str) -> None:
+        self._tokens[(conversation_id, name)] = (value, token)
+        if len(self._tokens) > 10_000:
+            self._tokens.pop(next(iter(self._tokens)))
 
     # -- commit ---------------------------------------------------------------------------
     def commit(self, conversation: Conversation, events: Sequence[Event],
@@ -127,10 +140,20 @@ class AtRest:
         config = self._config(conversation.bot)
         if not config.mask_at_rest and not config.sensitive_slots:
             return conversation, list(events), list(outbound)
-        slots = {name: self._slot(conversation.bot, name, value) for name, value in conversation.slots.items()}
+        self._memo = {}
+        slots = {name: self._stored_slot(conversation, name, value) for name, value in conversation.slots.items()}
         stored = conversation if slots == conversation.slots else replace(conversation, slots=slots)
         return stored, [self._event(conversation.bot, e) for e in events], \
             [self._outbound(conversation.bot, o) for o in outbound]
+
+    def _stored_slot(self, conversation: Conversation, name: str, value: Any) -> Any:
+        known = self._tokens.get((conversation.id, name))
+        if known is not None and known[0] == value and value is not None:
+            return known[1]
+        stored = self._slot(conversation.bot, name, value)
+        if is_sealed(stored) and not is_sealed(value):
+            self._remember(conversation.id, name, value, str(stored))
+        return stored
 
     def _slot(self, bot: str, name: str, value: Any) -> Any:
         config = self._config(bot)
@@ -143,8 +166,11 @@ class AtRest:
     def _mask(self, bot: str, text: Any) -> Any:
         if not self._config(bot).mask_at_rest or not isinstance(text, str):
             return text
+        if text in self._memo:  # a turn repeats its texts (user text in parse_data, reply in event and outbox)
+            return self._memo[text]
         masker = self.maskers.get(bot) or Masker()
-        return masker.mask(text)
+        masked = self._memo[text] = masker.mask(text)
+        return masked
 
     def _event(self, bot: str, event: Event) -> Event:
         data = event.data
