@@ -4,7 +4,7 @@ encrypted, the customer's words encrypted while they wait in the inbox.
 The turn sees the original: ingest seals the message text (`AtRest.seal_inbound`) before it
 reaches the inbox, the turn runner unseals it (`inbound`) and the conversation's sensitive
 slots (`conversation`) in memory; at commit (`commit`) the text of user and bot events, NLU
-entity values, non-sensitive slot values and outgoing texts are masked (`core.privacy.masking`)
+entity values and non-sensitive slot values are masked (`core.privacy.masking`)
 and sensitive slots are sealed. So a card number typed into a chat reaches the NLU and the
 actions of its turn, and is on disk only as ``•••• •••• •••• 1111`` — or, in a slot the bot
 declares in ``privacy.sensitive_slots``, encrypted (Fernet, AES-128-CBC + HMAC-SHA256) with
@@ -143,8 +143,9 @@ class AtRest:
         self._memo = {}
         slots = {name: self._stored_slot(conversation, name, value) for name, value in conversation.slots.items()}
         stored = conversation if slots == conversation.slots else replace(conversation, slots=slots)
-        return stored, [self._event(conversation.bot, e) for e in events], \
-            [self._outbound(conversation.bot, o) for o in outbound]
+        # Replies queued for sending keep their text: the customer gets what the bot said (a
+        # checksum false positive must not change a delivered message); their transcript copy is masked.
+        return stored, [self._event(conversation.bot, e) for e in events], list(outbound)
 
     def _stored_slot(self, conversation: Conversation, name: str, value: Any) -> Any:
         known = self._tokens.get((conversation.id, name))
@@ -190,10 +191,6 @@ class AtRest:
             if "text" in parse:
                 new["parse_data"]["text"] = self._mask(bot, parse["text"])
         return event if new == data else replace(event, data=new)
-
-    def _outbound(self, bot: str, out: Outbound) -> Outbound:
-        text = self._mask(bot, out.text)
-        return out if text == out.text else replace(out, text=text)
 
 
 def farm_sealer(config: FarmConfig) -> Sealer | None:
