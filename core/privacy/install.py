@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import ConfigError
 from core.identity import IdentityService
 from core.privacy.at_rest import AtRest, farm_sealer
+from core.privacy.config import PrivacyConfig
 from core.privacy.erasure import ERASURE_CHANNEL, DeskErasureChannel, ErasureTarget, MediaRecorder
 from core.privacy.interceptors import (
     DisclosurePostProcessor,
@@ -59,6 +61,7 @@ def install(farm: Any, *, retention_interval: float = RETENTION_INTERVAL_SECONDS
     if getattr(farm, "ingest", None) is not None:
         farm.ingest.prepare = at_rest.seal_inbound
     for runtime in farm.runtimes.values():
+        _check_sensitive_slots(runtime.name, runtime.engine, configs.get(runtime.name))
         link = next((h for h in runtime.interceptors if isinstance(h, LinkCodeInterceptor)), None)
         if link is None:
             link = LinkCodeInterceptor(identity, store)
@@ -71,3 +74,15 @@ def install(farm: Any, *, retention_interval: float = RETENTION_INTERVAL_SECONDS
             runtime.after.append(MediaRecorder(store))  # where uploads went, for forget and export
         if not any(isinstance(h, ForgetAfterCommit) for h in runtime.after):
             runtime.after.append(ForgetAfterCommit(privacy, store))
+
+
+def _check_sensitive_slots(bot: str, engine: Any, config: PrivacyConfig | None) -> None:
+    """Fail fast on a sensitive slot the bot's domain does not declare (a typo would store it in clear)."""
+    domain = getattr(engine, "domain", None)
+    slots = getattr(domain, "slots", None)
+    if config is None or slots is None:
+        return  # an engine without a Rasa domain (tests, plugins): nothing to check against
+    unknown = [name for name in config.sensitive_slots if name not in slots]
+    if unknown:
+        raise ConfigError(f"sensitive slot(s) {unknown} are not slots of the bot's domain",
+                          key=f"bots.{bot}.privacy.sensitive_slots")

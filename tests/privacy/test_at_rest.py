@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from cryptography.fernet import Fernet
 
+from core.errors import ConfigError
 from core.handoff.service import HandoffService
 from tests.handoff.handoff_support import Customer, bots, conversation_of
 from tests.support.farm import running_farm
@@ -67,3 +68,11 @@ async def test_card_and_iban_are_never_in_clear_on_disk_and_the_payment_action_s
         assert summary.slots["iban"] == "[sensitive]"  # agents never see it
         users = [e.data["text"] for e in await farm.store.transcript(conversation.id) if e.type == "user"]
         assert users[-1] == "DE89 •••• … 3000"
+
+
+async def test_a_sensitive_slot_the_domain_lacks_stops_the_farm(tmp_path: Path) -> None:
+    settings = bots()
+    settings["demo"]["privacy"] = {"sensitive_slots": ["ibn"]}  # a typo would otherwise be stored in clear
+    with pytest.raises(ConfigError, match=r"\['ibn'\]"):
+        async with running_farm(tmp_path, bots=settings):
+            pass
