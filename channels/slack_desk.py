@@ -254,15 +254,17 @@ class SlackDesk:
                          text=card.status_line(conversation, detail))
         log.info("slack_desk.status.updated", conversation=conversation.id, status=str(conversation.status))
 
-    async def dead_letter(self, notice: DeadLetterNotice) -> None:
-        """A customer message failed for good: one line in the desk channel (not a thread)."""
+    async def dead_letter(self, notice: DeadLetterNotice) -> str:
+        """A customer message failed for good: one line in the desk channel (not a thread).
+        Returns its ``ts``: the core records it as a copy, erased by forget and retention."""
         told = "The customer was told." if notice.customer_told else "The customer was not told."
         text = (f":warning: A message to *{card.escape(notice.bot)}* ({card.channel_label(notice.channel)}) could "
                 f"not be processed after {notice.attempts} attempts: `{card.escape(notice.error[:200])}`\n"
                 f"> {card.escape(notice.text[:300])}\n{told} Replay or drop it on the web desk or with "
                 f"`switchboard dead-letters replay {notice.id}` / `drop {notice.id}`.")
-        await self._call("chat_postMessage", channel=self.config.channel, text=text, unfurl_links=False)
+        result = await self._call("chat_postMessage", channel=self.config.channel, text=text, unfurl_links=False)
         log.info("slack_desk.dead_letter.posted", inbox=notice.id, conversation=notice.conversation_id)
+        return str(result["ts"])
 
     async def _fetch_card(self, thread: str) -> list[dict[str, Any]]:
         """The card's blocks after a restart (or from another farm process)."""

@@ -14,11 +14,13 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from core.engine import TurnInput, TurnOutput
 from core.model import ConversationStatus
 from core.privacy.service import PrivacyService
 from tests.fakes.slack_api import FakeSlackAPI, block_actions_payload, event_callback
@@ -29,6 +31,7 @@ from tests.handoff.handoff_support import (
     handoff_farm,
     service,
 )
+from tests.handoff.scripted_engine import ScriptedEngine
 from tests.support.farm import RunningFarm
 
 CHANNEL = "C0AGENTS01"
@@ -49,12 +52,22 @@ def slack_desk(slack: FakeSlackAPI, **extra: Any) -> dict[str, Any]:
                                        **extra}}
 
 
+class PoisonEngine(ScriptedEngine):
+    """The scripted engine, except that "poison" yields a slot value the store cannot encode."""
+
+    async def handle(self, turn: TurnInput) -> TurnOutput:
+        output = await super().handle(turn)
+        if "poison" in turn.message.text:
+            return replace(output, conversation=output.conversation.evolve(slots={"quote": Decimal("9.99")}))
+        return output
+
+
 @contextlib.asynccontextmanager
 async def slack_farm(tmp_path: Path, *, admin: bool) -> AsyncIterator[tuple[FakeSlackAPI, RunningFarm,
                                                                            aiohttp.ClientSession]]:
     async with FakeSlackAPI() as slack:
         extra = {"erasure_token": slack.admin_token} if admin else {}
-        async with handoff_farm(tmp_path, desk=slack_desk(slack, **extra)) as (farm, _), \
+        async with handoff_farm(tmp_path, desk=slack_desk(slack, **extra), engine=PoisonEngine()) as (farm, _), \
                 aiohttp.ClientSession() as http:
             yield slack, farm, http
 
@@ -215,3 +228,26 @@ async def test_retention_purge_erases_the_slack_threads_of_purged_handoffs(tmp_p
         [purge] = [a for a in await farm.store.audit_log(bot="demo")
                    if a.action == "purge" and a.detail["retention_days"] == 0]  # not the scheduler's own run
         assert purge.detail["desk_copies"] == 1
+
+
+async def test_a_dead_letter_posted_in_slack_is_erased_with_the_contact(tmp_path: Path) -> None:
+    async with slack_farm(tmp_path, admin=False) as (slack, farm, http):
+        farm.farm.turns.config = farm.config.turns.model_copy(  # quick retries for the test
+            update={"max_attempts": 2, "backoff_initial": 0.05, "backoff_max": 0.1})
+        customer = await Customer.connect(http, farm.url)
+        await customer.say("poison, meine Nummer ist 0341 12345678")
+
+        async def posted() -> bool:
+            return any("could not be processed" in m.get("text", "") for m in slack.posted(CHANNEL))
+
+        await wait_until(posted)
+        contact_id = (await conversation_of(farm, customer)).contact_id
+        privacy = farm.farm.services["privacy"]
+        report = await privacy.forget(contact_id, actor="admin:test")
+        assert [j.desk for j in report.jobs] == ["slack"]
+
+        async def erased() -> bool:
+            return all(j.state == "sent" for j in await privacy.erasure_status(contact_id))
+
+        await wait_until(erased)
+        assert not any("could not be processed" in m.get("text", "") for m in slack.posted(CHANNEL))
