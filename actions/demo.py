@@ -2,7 +2,10 @@
 
 ``validate_order_status_form`` normalises and checks the order number (HW-123456);
 ``action_lookup_order`` looks it up in a small in-code order table and answers in the
-conversation's language. Both run in-process or on a rasa-sdk action server alike.
+conversation's language. ``validate_payment_form`` checks an IBAN (ISO 13616 mod 97) and
+``action_save_payment`` "files" the direct-debit mandate: the ``iban`` slot is declared sensitive
+in farm.yml, so Switchboard stores it encrypted, yet these actions see it as typed. All run
+in-process or on a rasa-sdk action server alike.
 """
 
 from __future__ import annotations
@@ -67,3 +70,43 @@ class ActionLookupOrder(Action):
             status = order["status"].get(language, order["status"]["en"])
             dispatcher.utter_message(response="utter_order_found", order_number=number, product=order["product"], status=status)
         return [SlotSet("order_number", None)]
+
+
+IBAN = re.compile(r"\b([A-Z]{2}\d{2}(?:\s?[A-Z0-9]){11,30})\b", re.IGNORECASE)
+
+
+def normalise_iban(text: str | None) -> str | None:
+    """The IBAN in ``text`` without spaces, upper case, if its mod-97 check holds; else None."""
+    match = IBAN.search(str(text or ""))
+    if not match:
+        return None
+    iban = re.sub(r"\s", "", match.group(1)).upper()
+    number = "".join(str(int(ch, 36)) for ch in iban[4:] + iban[:4])
+    return iban if int(number) % 97 == 1 else None
+
+
+class ValidatePaymentForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_payment_form"
+
+    def validate_iban(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict,
+    ) -> dict[str, Any]:
+        iban = normalise_iban(slot_value if isinstance(slot_value, str) else None)
+        if iban is None:
+            dispatcher.utter_message(response="utter_invalid_iban")
+        return {"iban": iban}
+
+
+class ActionSavePayment(Action):
+    def name(self) -> str:
+        return "action_save_payment"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[dict[str, Any]]:
+        iban = normalise_iban(tracker.get_slot("iban"))
+        if iban is None:  # only a readable, valid IBAN gets this far; a masked one would not
+            dispatcher.utter_message(response="utter_invalid_iban")
+            return [SlotSet("iban", None)]
+        bank_code = iban[4:12] if iban.startswith("DE") else iban[4:8]
+        dispatcher.utter_message(response="utter_payment_saved", bank_code=bank_code, last4=iban[-4:])
+        return []

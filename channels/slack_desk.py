@@ -46,6 +46,8 @@ from channels import slack_assist as assist
 from channels import slack_card as card
 from channels.slack_commands import QueueSource, SlashCommands
 from channels.slack_desk_config import SlackDeskConfig
+from channels.slack_erase import SlackEraser
+from channels.slack_errors import map_slack_error
 from channels.slack_files import SlackFiles
 from core.desk import DeadLetterNotice, DeskActions, HandoffSummary
 from core.errors import (
@@ -55,11 +57,11 @@ from core.errors import (
     RateLimited,
     SwitchboardError,
     TransientError,
-    Unauthorized,
 )
 from core.files import FileStore
 from core.model import Attachment, Conversation, Event
 from core.ports import Route
+from core.privacy.erasure import ErasureCount
 
 __all__ = ["IsDuplicate", "ResolveThread", "SlackDesk"]
 
@@ -75,11 +77,6 @@ IsDuplicate = Callable[[str], Awaitable[bool]]
 
 # Agents may attach files or "also send to channel"; everything else is noise.
 _AGENT_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
-_AUTH_ERRORS = frozenset({
-    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-    "missing_scope", "not_allowed_token_type", "no_permission",
-})
-_TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 _CANNOT_POST = ("channel_not_found", "not_in_channel", "is_archived", "channel_is_archived")
 PROBE_AFTER = 30.0  # seconds between reachability checks while Slack is failing
 PROBE_TIMEOUT = 3.0  # a check runs inside a customer's turn: never longer than this
@@ -102,27 +99,6 @@ class _TTLCache:
 
     def put(self, key: str, value: Any) -> None:
         self._data[key] = (self._clock() + self._ttl, value)
-
-
-def map_slack_error(exc: SlackApiError) -> ChannelError:
-    """One place that turns a Slack answer into the core's error types."""
-    response = exc.response
-    status = getattr(response, "status_code", 200)
-    error = str(response.get("error", "")) if hasattr(response, "get") else ""
-    if status == 429 or error == "ratelimited":
-        raw = (getattr(response, "headers", None) or {}).get("Retry-After") or \
-            (getattr(response, "headers", None) or {}).get("retry-after") or "1"
-        value = raw[0] if isinstance(raw, list) else raw
-        try:
-            retry_after = float(value)
-        except ValueError:
-            retry_after = 1.0
-        return RateLimited(f"slack: {error or 'ratelimited'}", retry_after=retry_after)
-    if error in _AUTH_ERRORS:
-        return Unauthorized(f"slack: {error}")
-    if status >= 500 or error in _TRANSIENT_ERRORS:
-        return TransientError(f"slack: {error or status}")
-    return BadRequest(f"slack: {error or status}")
 
 
 class SlackDesk:
@@ -185,6 +161,7 @@ class SlackDesk:
         self.files = SlackFiles(files, config.bot_token, self._call, lambda: self._session) if files else None
         self.commands = SlashCommands(config.command, actions, queue, is_agent=self._is_agent,
                                       display_name=self._display_name, agent_ids=self._agent_ids)
+        self.eraser = SlackEraser(config)
         self._register()
 
     @classmethod
@@ -200,6 +177,18 @@ class SlackDesk:
                 where = ".".join(str(part) for part in ("desk", "slack", *first["loc"]))
                 raise ConfigError(first["msg"], key=where) from None
         return cls(config, actions, resolve_thread, is_duplicate, files=files, queue=queue)
+
+    @staticmethod
+    def eraser_from_config(config: SlackDeskConfig | Mapping[str, Any]) -> SlackEraser:
+        """What ``switchboard forget`` uses to erase Slack copies without running a desk (``config``:
+        the ``desk.slack`` block of farm.yml, or a ready `SlackDeskConfig`)."""
+        return SlackEraser(config if isinstance(config, SlackDeskConfig) else SlackDeskConfig.model_validate(dict(config)))
+
+    async def erase_thread(self, thread: str) -> ErasureCount:
+        """`core.privacy.erasure.ErasureTarget`: delete or blank the card and its thread."""
+        self._cards.pop(thread, None)
+        self._customers.pop(thread, None)
+        return await self.eraser.erase_thread(thread)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -321,15 +310,17 @@ class SlackDesk:
                          text=card.status_line(conversation, detail))
         log.info("slack_desk.status.updated", conversation=conversation.id, status=str(conversation.status))
 
-    async def dead_letter(self, notice: DeadLetterNotice) -> None:
-        """A customer message failed for good: one line in the desk channel (not a thread)."""
+    async def dead_letter(self, notice: DeadLetterNotice) -> str:
+        """A customer message failed for good: one line in the desk channel (not a thread).
+        Returns its ``ts``: the core records it as a copy, erased by forget and retention."""
         told = "The customer was told." if notice.customer_told else "The customer was not told."
         text = (f":warning: A message to *{card.escape(notice.bot)}* ({card.channel_label(notice.channel)}) could "
                 f"not be processed after {notice.attempts} attempts: `{card.escape(notice.error[:200])}`\n"
                 f"> {card.escape(notice.text[:300])}\n{told} Replay or drop it on the web desk or with "
                 f"`switchboard dead-letters replay {notice.id}` / `drop {notice.id}`.")
-        await self._call("chat_postMessage", channel=self.config.channel, text=text, unfurl_links=False)
+        result = await self._call("chat_postMessage", channel=self.config.channel, text=text, unfurl_links=False)
         log.info("slack_desk.dead_letter.posted", inbox=notice.id, conversation=notice.conversation_id)
+        return str(result["ts"])
 
     async def _fetch_card(self, thread: str) -> list[dict[str, Any]]:
         """The card's blocks after a restart (or from another farm process)."""

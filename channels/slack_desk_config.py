@@ -19,3 +19,6 @@ class SlackDeskConfig(BaseModel):
     api_base: str = "https://slack.com/api/"
     command: str = Field(default="/switchboard", pattern=r"^/[a-z0-9_-]{1,31}$",
                          description="The slash command agents type (queue, claim N, transfer).")
+    erasure_token: str | None = Field(
+        default=None, description="A workspace admin's user token (xoxp-, chat:write): lets forget and "
+        "retention delete agents' own thread replies, which the bot token may not touch.")

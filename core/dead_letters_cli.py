@@ -19,6 +19,7 @@ import typer
 from core.config import EnvSettings, load_farm_config
 from core.errors import SwitchboardError
 from core.pipeline.dead_letters import DeadLetters
+from core.privacy.at_rest import Sealer, farm_sealer, open_queued
 from core.store.base import DeadLetter, Store
 from core.store.factory import open_store
 
@@ -56,10 +57,10 @@ def _run(config: Path | None, work: Callable[[DeadLetters], Awaitable[T]]) -> T:
         raise typer.Exit(2) from exc
 
 
-def _json(letter: DeadLetter) -> dict[str, Any]:
+def _json(letter: DeadLetter, sealer: Sealer | None = None) -> dict[str, Any]:
     message = letter.item.inbound
     return {"id": letter.item.id, "bot": letter.bot, "conversation": letter.item.conversation_id,
-            "channel": message.channel, "text": message.text, "attempts": letter.item.attempts,
+            "channel": message.channel, "text": open_queued(message.text, sealer), "attempts": letter.item.attempts,
             "replays": letter.item.replays, "error": letter.error, "dead_at": letter.dead_at.isoformat()}
 
 
@@ -72,8 +73,11 @@ def list_command(
 ) -> None:
     """Dead letters, oldest first."""
     letters = _run(config, lambda dead: dead.list([bot] if bot else None, limit=limit))
+    farm_config = load_farm_config(config or Path(EnvSettings().config))
+    # queued texts wait encrypted: opened with the farm's data key
+    sealer = farm_sealer({bot: b.privacy for bot, b in farm_config.bots.items()}, farm_config.store)
     for letter in letters:
-        row = _json(letter)
+        row = _json(letter, sealer)
         if as_json:
             typer.echo(json.dumps(row, ensure_ascii=False))
         else:

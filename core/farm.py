@@ -33,8 +33,9 @@ from core.identity import IdentityService
 from core.pipeline.ingest import Ingest
 from core.pipeline.path import ContextFor, MessagePath
 from core.pipeline.turns import BotRuntime, TurnRunner
-from core.plugins import Plugin, PluginContext, Services, hooks_for
+from core.plugins import Plugin, PluginContext, Services, build_plugins, hooks_for
 from core.ports import Channel
+from core.privacy.at_rest import farm_sealer
 from core.privacy.install import PrivacyPlugin
 from core.store import factory as store_factory
 from core.store.base import Store
@@ -102,7 +103,8 @@ def farm_plugins(config: FarmConfig) -> list[Plugin]:
     if config.desk.web.enabled:
         desks.append(WebDeskPlugin(config.desk.web, config.desk.canned))
     desks.extend(installed_desks(config.desk))
-    return [HandoffPlugin(config.bots, config.desk, desks), PrivacyPlugin(config.bots)]
+    sealer = farm_sealer({bot: c.privacy for bot, c in config.bots.items()}, config.store)  # the data key
+    return [HandoffPlugin(config.bots, config.desk, desks), PrivacyPlugin(config.bots, sealer=sealer)]
 
 
 @dataclass
@@ -180,8 +182,15 @@ class Farm:
         self.channels, self.sender, self.turns, self.ingest = path.channels, path.outbox, path.turns, path.ingest
         # The plugins: each declares its routes, hooks, services and listeners; composed here.
         context = PluginContext(store, self.owner, tuple(config.bots), path.channels, path.outbox, path.turns,
-                                identity)
-        parts = [plugin.build(context) for plugin in (farm_plugins(config) if self.plugins is None else self.plugins)]
+                                identity, engines=MappingProxyType(dict(self.engines)))
+        parts = build_plugins(farm_plugins(config) if self.plugins is None else self.plugins, context)
+        path.channels.add_outbound({key: dest for p in parts for key, dest in p.outbound.items()})
+        at_rest = [p.at_rest for p in parts if p.at_rest is not None]
+        if len(at_rest) > 1:
+            raise ConfigError("more than one plugin declares at_rest (what is stored of a turn)", key="plugins")
+        if at_rest:  # what is stored differs from what the turn sees: masked texts, sealed slots
+            path.turns.at_rest = at_rest[0]
+            path.ingest.prepare = at_rest[0].seal_inbound
         for bot, runtime in self.runtimes.items():
             hooks = hooks_for(bot, parts)
             runtime.interceptors, runtime.preparers, runtime.post, runtime.after = (

@@ -11,7 +11,12 @@ in one place everything it adds:
   failed start stops what was started;
 - listeners the outbox (``delivery_listeners``) and the turns (``dead_letter_listeners``) call;
 - ``on_http_shutdown``: run when the HTTP server shuts down (end live streams);
-- ``provides``: named objects for tests and tools (``Farm.services``, read-only).
+- ``provides``: named objects for tests and tools (``Farm.services``, read-only), and for the
+  plugins built after this one (`PluginContext.provided`);
+- ``outbound``: destinations the outbox delivers through that are not customer adapters
+  (privacy's ``desk-erasure`` jobs), by ``(bot, name)``;
+- ``at_rest``: what is stored of a turn differs from what the turn saw (privacy: masked
+  texts, sealed sensitive slots); at most one plugin declares it.
 
 The farm composes a declared list of plugins (`core.farm.farm_plugins`); no plugin reaches
 into the farm. The built-in orders are below; a new hook picks a number between them.
@@ -20,18 +25,20 @@ into the farm. The built-in orders are below; a new hook picks a number between 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Generic, Protocol, TypeVar
 
 import structlog
 from aiohttp import web
 
 from core.delivery.sender import DeliveryListener
+from core.engine import Engine
 from core.identity import IdentityService
 from core.pipeline.channels import ChannelRegistry
 from core.pipeline.hooks import AfterCommit, Interceptor, PostProcessor, Preparer
-from core.pipeline.turns import DeadLetterListener
-from core.ports import Route
+from core.pipeline.turns import AtRestHook, DeadLetterListener
+from core.ports import Channel, Route
 from core.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -65,6 +72,7 @@ class AfterCommitOrder:
     NUMBER_CHANGE = 100  # handoff: a WhatsApp number change moves the identity
     HANDOFF = 200  # handoff: desks told of what the turn decided
     LINK_CODE = 300  # privacy: contacts merged after a redeemed link code
+    MEDIA_RECORD = 350  # privacy: where a turn's uploads went, for forget and export
     FORGET = 400  # privacy: erasure on request, once the turn is recorded
 
 
@@ -112,6 +120,8 @@ class PluginParts:
     dead_letter_listeners: Sequence[DeadLetterListener] = ()
     on_http_shutdown: Sequence[HttpShutdown] = ()
     provides: Mapping[str, object] = field(default_factory=dict)
+    outbound: Mapping[tuple[str, str], Channel] = field(default_factory=dict)
+    at_rest: AtRestHook | None = None
 
 
 class Outbox(Protocol):
@@ -139,6 +149,8 @@ class PluginContext:
     outbox: Outbox
     turns: Turns
     identity: IdentityService
+    engines: Mapping[str, Engine] = field(default_factory=dict)  # each bot's engine (e.g. its domain's slots)
+    provided: Mapping[str, object] = field(default_factory=dict)  # what the plugins built before provide
 
 
 class Plugin(Protocol):
@@ -198,3 +210,14 @@ class Services:
                 await service.stop()
             except Exception:
                 log.exception("farm.service_stop_failed", service=type(service).__name__)
+
+
+def build_plugins(plugins: Sequence[Plugin], context: PluginContext) -> list[PluginParts]:
+    """Build each plugin in order; each sees what the ones before it provide (`PluginContext.provided`)."""
+    provided: dict[str, object] = {}
+    parts = []
+    for plugin in plugins:
+        built = plugin.build(replace(context, provided=MappingProxyType(dict(provided))))
+        provided.update(built.provides)
+        parts.append(built)
+    return parts

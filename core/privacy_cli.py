@@ -11,15 +11,18 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from core.config import EnvSettings, load_farm_config
+from core.config import EnvSettings, FarmConfig, load_farm_config
+from core.desk_config import DESKS_GROUP
 from core.errors import NotFound, StoreUnavailable, SwitchboardError
 from core.identity import IdentityService
-from core.privacy.service import PrivacyService
+from core.privacy.erasure import ErasureTarget, JobStatus, attempt_pending, describe, retry_failed
+from core.privacy.service import ForgetReport, PrivacyService
 from core.store.base import Store
 from core.store.factory import open_store as store_for
 
@@ -58,8 +61,37 @@ async def _export(config: Path | None, contact: str) -> dict[str, Any]:
     return await _with_store(config, lambda store: PrivacyService(store).export(contact, actor=_actor()))
 
 
-async def _forget(config: Path | None, contact: str) -> None:
-    await _with_store(config, lambda store: PrivacyService(store).forget(contact, actor=_actor()))
+def _farm_config(config: Path | None) -> FarmConfig:
+    return load_farm_config(config or Path(EnvSettings().config))
+
+
+def _erasure_targets(farm: FarmConfig) -> dict[str, ErasureTarget]:
+    """The desks this command can erase copies in itself (Slack, when configured)."""
+    targets: dict[str, ErasureTarget] = {}
+    for name, block in farm.desk.enabled_desks().items():  # validated by the desk's own eraser_from_config
+        found = [ep for ep in entry_points(group=DESKS_GROUP) if ep.name == name]
+        make = getattr(found[0].load(), "eraser_from_config", None) if found else None
+        if callable(make):
+            targets[name] = make(block)
+    return targets
+
+
+async def _forget(config: Path | None, contact: str) -> tuple[ForgetReport, list[JobStatus]]:
+    targets = _erasure_targets(_farm_config(config))
+
+    async def work(store: Store) -> tuple[ForgetReport, list[JobStatus]]:
+        report = await PrivacyService(store).forget(contact, actor=_actor())
+        return report, await attempt_pending(store, targets, contact, actor=_actor())
+
+    return await _with_store(config, work)
+
+
+async def _status(config: Path | None, contact: str, retry: bool) -> tuple[int, list[JobStatus]]:
+    async def work(store: Store) -> tuple[int, list[JobStatus]]:
+        queued = await retry_failed(store, contact) if retry else 0
+        return queued, await PrivacyService(store).erasure_status(contact)
+
+    return await _with_store(config, work)
 
 
 @app.command("export")
@@ -92,13 +124,37 @@ def forget_command(
     contact: ContactOption,
     config: ConfigOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+    status: Annotated[bool, typer.Option("--status", help="Only show where the erasure of the contact's "
+                                         "desk copies (Slack) stands")] = False,
+    retry: Annotated[bool, typer.Option("--retry", help="Queue erasures that failed for good again")] = False,
 ) -> None:
-    """Erase a contact's personal data and transcript text (anonymous counts stay)."""
+    """Erase a contact's personal data, transcript text, stored files and desk copies (anonymous counts stay).
+
+    Prints what was erased where (also kept in the audit log). Slack copies are erased by
+    outbox jobs; if Slack is unreachable they stay pending and the running farm retries them:
+    `--status` shows them.
+    """
+    if status or retry:
+        try:
+            queued, jobs = asyncio.run(_status(config, contact, retry))
+        except SwitchboardError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1 if isinstance(exc, StoreUnavailable) else 2) from exc
+        if retry:
+            typer.echo(f"queued {queued} failed erasure(s) again")
+        if not jobs:
+            typer.echo(f"no desk copies to erase for {contact}")
+        for job in jobs:
+            typer.echo(describe(job))
+        pending = sum(j.state == "pending" for j in jobs)
+        failed = sum(j.state == "failed" for j in jobs)
+        typer.echo(f"{len(jobs) - pending - failed} erased, {pending} pending, {failed} failed")
+        return
     if not yes and not typer.confirm(f"Erase all personal data of {contact}? This cannot be undone."):
         typer.echo("aborted", err=True)
         raise typer.Exit(1)
     try:
-        asyncio.run(_forget(config, contact))
+        report, jobs = asyncio.run(_forget(config, contact))
     except NotFound as exc:
         typer.echo(f"error: unknown contact {contact}", err=True)
         raise typer.Exit(1) from exc
@@ -109,6 +165,13 @@ def forget_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"forgot {contact}")
+    typer.echo(f"  store: contact and {report.conversations} conversation(s) erased, "
+               f"{report.events} transcript event(s) blanked")
+    typer.echo(f"  stored files: {report.media} deleted")
+    for job in jobs:
+        typer.echo(f"  {describe(job)}")
+    if any(j.state == "pending" for j in jobs):
+        typer.echo(f"  see `switchboard forget --status --contact {contact}`")
 
 
 @app.command("unlink")

@@ -49,6 +49,7 @@ from core.model import (
     Event,
     Outbound,
 )
+from core.privacy.erasure import record_copy
 from core.privacy.masking import Masker
 from core.store.base import AuditEntry, DeadLetter, OutboxItem, Store
 
@@ -188,6 +189,8 @@ class HandoffService:
                 metrics.ERRORS.labels("desk").inc()
                 log.exception("handoff.desk_open_failed", desk=desk.name, conversation=conversation_id)
                 continue
+            if got and desk.name != "web":  # the web desk shows the store itself; others hold copies
+                await record_copy(self.store, conversation_id, desk.name, got)
             thread = thread or got
         metrics.HANDOFFS.labels(conversation.bot, plan.reason).inc()
         log.info("handoff.opened", conversation=conversation_id, reason=plan.reason, thread=thread,
@@ -524,7 +527,9 @@ class HandoffService:
         )
         for desk in self.desks:
             if callable(getattr(desk, "dead_letter", None)):
-                await self._desk_call(desk, "dead_letter", notice)
+                posted = await self._desk_call(desk, "dead_letter", notice)
+                if isinstance(posted, str) and desk.name != "web":  # a copy of the text, erased with the rest
+                    await record_copy(self.store, letter.item.conversation_id, desk.name, posted)
 
     async def service_window_closed(self, item: OutboxItem) -> None:
         conversation = await self.store.get_conversation(item.outbound.conversation_id)
@@ -675,12 +680,13 @@ class HandoffService:
             if callable(getattr(desk, "transcript_changed", None)):
                 await self._desk_call(desk, "transcript_changed", conversation)
 
-    async def _desk_call(self, desk: Desk, method: str, *args: Any) -> None:
+    async def _desk_call(self, desk: Desk, method: str, *args: Any) -> Any:
         try:
-            await getattr(desk, method)(*args)
+            return await getattr(desk, method)(*args)
         except Exception:
             metrics.ERRORS.labels("desk").inc()
             log.exception("handoff.desk_call_failed", desk=desk.name, method=method)
+            return None
 
 
 def _is_message(event: Event) -> bool:

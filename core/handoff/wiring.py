@@ -191,7 +191,7 @@ class HandoffPlugin:
             ctx.store,
             self.bots,
             agent_policy=agent_policy(self.desk),
-            maskers={bot: Masker(c.privacy.mask_patterns) for bot, c in self.bots.items()},
+            maskers={bot: Masker.for_agents(c.privacy) for bot, c in self.bots.items()},
             on_outbound=ctx.outbox.notify,
             owner=ctx.owner,
         )

@@ -15,13 +15,31 @@ from core.ports import Channel
 
 
 class ChannelRegistry(Mapping[tuple[str, str], Channel]):
-    """Adapters by ``(bot, channel)``; a read-only mapping."""
+    """Adapters by ``(bot, channel)``; a read-only mapping.
+
+    Besides the adapters, the outbox may deliver to destinations that are not customer
+    channels (privacy's ``desk-erasure`` jobs): plugins declare them (`PluginParts.outbound`)
+    and the farm adds them once, before anything starts (`add_outbound`). Looking one up by
+    key finds it; iterating lists the adapters only (what is started, routed and shown).
+    """
 
     def __init__(self, channels: Mapping[tuple[str, str], Channel]) -> None:
         self._channels = MappingProxyType(dict(channels))
+        self._outbound: dict[tuple[str, str], Channel] = {}
+
+    def add_outbound(self, destinations: Mapping[tuple[str, str], Channel]) -> None:
+        """Destinations the plugins declared (called by the farm before start); never an adapter's key."""
+        clash = sorted(f"{bot}/{name}" for bot, name in destinations if (bot, name) in self._channels
+                       or (bot, name) in self._outbound)
+        if clash:
+            raise ValueError(f"outbound destinations already taken: {', '.join(clash)}")
+        self._outbound.update(destinations)
 
     def __getitem__(self, key: tuple[str, str]) -> Channel:
-        return self._channels[key]
+        found = self._channels.get(key)
+        if found is None:
+            return self._outbound[key]
+        return found
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._channels)

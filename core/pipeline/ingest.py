@@ -7,6 +7,7 @@ acknowledge the platform. Delivery receipts are recorded on the transcript.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -41,6 +42,9 @@ class Ingest:
         self.store = store
         self.resolver = resolver
         self.turns = turns
+        #: Applied to each message before it is stored (privacy: its text sealed at rest; set by the farm
+        #: from the plugins' `PluginParts.at_rest`).
+        self.prepare: Callable[[Inbound], Inbound] | None = None
 
     async def accept(self, parsed: Parsed) -> None:
         for reason in parsed.ignored:
@@ -52,6 +56,8 @@ class Ingest:
 
     async def accept_message(self, message: Inbound) -> str | None:
         """Store one message; return its conversation id, or None if it was a duplicate."""
+        if self.prepare is not None:
+            message = self.prepare(message)
         # The common case is one store call: contact, conversation and inbox together.
         accepted = await self.store.accept_inbound(message, phone=self.resolver.verified_phone(message))
         if accepted is not None:

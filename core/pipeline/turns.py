@@ -156,6 +156,20 @@ class Typing(Protocol):
     async def typing(self, message: Inbound) -> None: ...
 
 
+class AtRestHook(Protocol):
+    """What is stored of a turn differs from what the turn saw (core.privacy.at_rest.AtRest)."""
+
+    def seal_inbound(self, message: Inbound) -> Inbound:
+        """The message as it waits in the inbox (ingest stores this)."""
+
+    def inbound(self, message: Inbound) -> Inbound: ...
+
+    def conversation(self, conversation: Conversation) -> Conversation: ...
+
+    def commit(self, conversation: Conversation, events: Sequence[Event],
+               outbound: Sequence[Outbound]) -> tuple[Conversation, list[Event], list[Outbound]]: ...
+
+
 class TurnRunner:
     """Runs turns: ``outbox`` takes the replies (None: committed, not claimed, for tests), ``typing``
     shows the bot typing when a turn takes longer than ``typing_delay``."""
@@ -197,6 +211,7 @@ class TurnRunner:
         self._waiting: OrderedDict[str, None] = OrderedDict()
         self._deadlines = Deadlines()
         self._typing_tasks: set[asyncio.Task[None]] = set()  # indicators on their way; cancelled on stop
+        self.at_rest: AtRestHook | None = None  # from the plugins' `PluginParts.at_rest`, set by the farm
 
     # -- scheduling ---------------------------------------------------------------------
     def schedule(self, conversation_id: str) -> None:
@@ -430,6 +445,8 @@ class TurnRunner:
         item, conversation, contact = state.item, state.conversation, state.contact
         assert item is not None and conversation is not None and contact is not None
         message = item.inbound
+        if self.at_rest is not None:  # the turn sees the original text and sensitive slots, in memory
+            message, conversation = self.at_rest.inbound(message), self.at_rest.conversation(conversation)
         history = self._history(state, window)
         ctx = TurnContext(TurnInput(conversation, contact, message, history), bot.engine, bot.config)
         try:
@@ -448,13 +465,16 @@ class TurnRunner:
         replies = [r for r in output.replies if r.text or r.buttons or r.attachments]
         events = merge_events(output.events, reply_events(replies, outbound, message.channel))
         events = [e if e.channel else Event(e.type, e.data, message.channel, e.timestamp) for e in events]
+        at_rest = output.conversation
+        if self.at_rest is not None:  # what is stored: masked texts, sealed sensitive slots
+            at_rest, events, outbound = self.at_rest.commit(output.conversation, events, outbound)
         try:
             # One store call: the commit, the first reply claimed for this process's sender,
             # and the lease released if this was the last pending message (unless an
             # after-commit hook still has work, which it does under the lease).
             after = any(hook.has_work(ctx, output) for hook in bot.after)
             commit = await self.store.finish_turn(
-                output.conversation, inbox_ids=[item.id], events=events, outbound=outbound,
+                at_rest, inbox_ids=[item.id], events=events, outbound=outbound,
                 owner=self.owner, lease_seconds=self.send_lease_seconds,
                 claim=self.outbox is not None, release=None if after else lease,
             )

@@ -12,6 +12,16 @@ class PrivacyConfig(BaseModel):
 
     retention_days: int | None = Field(default=365, description="Purge transcripts older than this.")
     mask_patterns: list[str] = Field(default_factory=list, description="Extra regexes to mask.")
+    mask_at_rest: bool = Field(
+        default=True, description="Mask card numbers and IBANs (and the patterns) before text is stored; the "
+        "turn's NLU and actions still see the original. Needs the data key (SWITCHBOARD_DATA_KEY) to keep "
+        "messages encrypted while they wait in the inbox.")
+    sensitive_slots: list[str] = Field(
+        default_factory=list, description="Slots whose values are stored encrypted with the data key, never "
+        "shown to agents, never logged, erased with the conversation (e.g. [iban]).")
+    mask_contacts_for_agents: bool = Field(
+        default=True, description="Mask e-mail addresses and phone numbers in customer text in the desks "
+        "(the web desk reveals one on an audited click).")
     link_code_ttl_seconds: int = LINK_CODE_TTL_SECONDS
     link_code_attempts: int = LINK_CODE_ATTEMPTS
     disclosure: bool = Field(default=True, description="Say 'automated assistant' in the first bot reply.")

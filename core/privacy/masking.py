@@ -5,7 +5,12 @@
   Luhn-valid) with ``•••• •••• •••• 1234`` (last four kept);
 - IBANs (country code, check digits, BBAN of the country's length, optional single
   spaces, ISO 13616 mod-97 valid) with ``DE89 •••• … 3000`` (first and last four kept);
-- matches of the configured regexes with ``[redacted]``.
+- matches of the configured regexes with ``[redacted]``;
+- values sealed at rest (``sealed:v1:…``, `core.privacy.at_rest`) with ``[sensitive]``;
+- with ``contacts=True`` (what agents see, `for_agents`): e-mail addresses with ``j•••@•••.de``
+  (first letter and top-level domain kept) and phone numbers written with ``+`` or a leading
+  ``0`` (7-15 digits) with ``+•••••••67`` (last two digits kept). Numbers not starting with
+  ``+``/``0`` (order numbers, dates, amounts) are left: a desk must stay usable.
 
 Callers may rely on: `mask` never raises on any ``str``, masking is idempotent for the
 built-in rules, and numbers that fail the checksums (order numbers, phone numbers with
@@ -17,7 +22,7 @@ never masked again.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +34,58 @@ BULLET = "•"
 CARD_MASK = f"{BULLET * 4} {BULLET * 4} {BULLET * 4} "
 IBAN_MASK = f" {BULLET * 4} … "
 REDACTED = "[redacted]"
+SENSITIVE = "[sensitive]"
+SEALED_PREFIX = "sealed:v1:"  # a sensitive slot value: never shown
+QUEUED_PREFIX = "queued:v1:"  # a message text waiting in the inbox: shown (masked) where the key is known
+_SEALED = re.compile(r"sealed:v1:[A-Za-z0-9_=-]+")
+_QUEUED = re.compile(r"queued:v1:[A-Za-z0-9_=-]+")
+_unseal_queued: Callable[[str], str] | None = None
+
+
+def register_unsealer(unseal: Callable[[str], str] | None) -> None:
+    """How this process opens queued message texts (set by core.privacy.install with the data key);
+    without one they show as ``[encrypted]``."""
+    global _unseal_queued
+    _unseal_queued = unseal
+
+
+def _open_queued(match: re.Match[str]) -> str:
+    if _unseal_queued is None:
+        return "[encrypted]"
+    return _unseal_queued(match.group(0))
+EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.([A-Za-z]{2,24})\b")
+PHONE = re.compile(r"(?<![\w•+])(?:\+|0)\d(?:[ \-/().]{0,2}\d){5,16}(?![\w•])")
+EMAIL_MASK = f"{BULLET * 3}@{BULLET * 3}."
+PHONE_MASK = BULLET * 7
+# What a masked e-mail address or phone number looks like (the web desk finds them to offer "reveal").
+MASKED_CONTACT = re.compile(r"[^\s•@]?•••@•••\.[A-Za-z]{2,24}|\+?•••••••\d{2}")
+
+
+def is_sealed(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith((SEALED_PREFIX, QUEUED_PREFIX))
+
+
+def _mask_email(match: re.Match[str]) -> str:
+    return match.group(0)[0] + EMAIL_MASK + match.group(1)
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    number = match.group(0)
+    digits = re.sub(r"\D", "", number)
+    if not 7 <= len(digits) <= 15:
+        return number
+    return ("+" if number.startswith("+") else "") + PHONE_MASK + digits[-2:]
+
+
+def contact_details(text: str) -> list[str]:
+    """E-mail addresses and phone numbers in ``text``, in the order `Masker.mask` masks them
+    (what a desk's "reveal" refers to by index); payment data stays masked."""
+    text = mask_cards(mask_ibans(text))
+    found = [(m.start(), m.group(0)) for m in EMAIL.finditer(text)]
+    without_emails = EMAIL.sub(lambda m: " " * len(m.group(0)), text)
+    found += [(m.start(), m.group(0)) for m in PHONE.finditer(without_emails)
+              if 7 <= len(re.sub(r"\D", "", m.group(0))) <= 15]
+    return [value for _, value in sorted(found)]
 
 # A run of digits separated by at most one space or dash. It may not start right after a
 # digit, a bullet or '+' (phone numbers), nor after one of those plus a separator.
@@ -117,6 +174,12 @@ def mask_cards(text: str) -> str:
     return _DIGIT_RUN.sub(lambda m: _mask_card_run(m.group(0)), text)
 
 
+def mask_contacts(text: str) -> str:
+    """E-mail addresses and phone numbers masked (see the module docstring)."""
+    masked = EMAIL.sub(_mask_email, text)
+    return PHONE.sub(_mask_phone, masked)
+
+
 def mask_ibans(text: str) -> str:
     out: list[str] = []
     pos = 0
@@ -160,7 +223,8 @@ def _iban_end(text: str, start: int, bban_length: int) -> int | None:
 class Masker:
     """Masks cards, IBANs and the operator's extra patterns (regex strings) in text."""
 
-    def __init__(self, extra_patterns: Iterable[str] = ()) -> None:
+    def __init__(self, extra_patterns: Iterable[str] = (), *, contacts: bool = False) -> None:
+        self.contacts = contacts
         compiled: list[re.Pattern[str]] = []
         for pattern in extra_patterns:
             try:
@@ -168,6 +232,12 @@ class Masker:
             except re.error as exc:
                 raise ConfigError(f"invalid mask pattern {pattern!r}: {exc}", key="privacy.mask_patterns") from exc
         self._patterns = tuple(compiled)
+
+    @classmethod
+    def for_agents(cls, config: PrivacyConfig) -> Masker:
+        """What desks show of a bot's conversations: its patterns, and e-mail addresses and
+        phone numbers unless ``privacy.mask_contacts_for_agents`` is off."""
+        return cls(config.mask_patterns, contacts=config.mask_contacts_for_agents)
 
     @classmethod
     def for_bots(cls, configs: Iterable[PrivacyConfig]) -> Masker:
@@ -178,7 +248,15 @@ class Masker:
         """``text`` with payment data and configured patterns masked; never raises."""
         if not text:
             return text
-        masked = mask_cards(mask_ibans(text))
+        masked = text
+        if "ed:v1:" in masked:  # sealed:v1: / queued:v1:
+            masked = _SEALED.sub(SENSITIVE, _QUEUED.sub(_open_queued, masked))
+        if _IBAN_START.search(masked):  # cheap tests first: most texts hold neither
+            masked = mask_ibans(masked)
+        if sum(map(str.isdigit, masked)) >= 13:
+            masked = mask_cards(masked)
+        if self.contacts:
+            masked = mask_contacts(masked)
         for pattern in self._patterns:
             masked = pattern.sub(REDACTED, masked)
         return masked

@@ -13,16 +13,45 @@ import contextlib
 import os
 import socket
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from core.errors import NotFound, SwitchboardError
 from core.privacy.config import PrivacyConfig
+from core.privacy.erasure import (
+    COPIES_PREFIX,
+    MEDIA_PREFIX,
+    JobStatus,
+    copies_of,
+    job_for,
+    job_status,
+    media_key,
+    media_of,
+    media_refs,
+    queue_jobs,
+)
 from core.store.base import AuditEntry, Store
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetReport:
+    """What `PrivacyService.forget` erased where (ids and counts only; kept in the audit log)."""
+
+    contact: str
+    bot: str
+    conversations: int = 0
+    events: int = 0
+    media: int = 0
+    jobs: tuple[JobStatus, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"contact": self.contact, "bot": self.bot, "conversations": self.conversations,
+                "events": self.events, "media": self.media, "desk_copies": [j.as_dict() for j in self.jobs]}
 
 
 class PrivacyService:
@@ -34,6 +63,7 @@ class PrivacyService:
     async def export(self, contact_id: str, actor: str) -> dict[str, Any]:
         """Everything held about the contact (JSON-serialisable); {} if unknown or forgotten."""
         data = await self.store.export_contact(contact_id)
+        data = await self._with_copies(contact_id, data)
         bot = data.get("contact", {}).get("bot") if data else None
         if bot is None:
             contact = await self.store.get_contact(contact_id)
@@ -45,30 +75,101 @@ class PrivacyService:
         log.info("privacy.exported", contact=contact_id, actor=actor, found=bool(data))
         return data
 
-    async def forget(self, contact_id: str, actor: str) -> None:
-        """Erase the contact's personal data and transcript text; raise `NotFound` if unknown."""
+    async def _with_copies(self, contact_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Where copies went (desk threads, stored media) and how their erasure stands."""
+        jobs = [j.as_dict() for j in await job_status(self.store, contact_id)]
+        if not data:
+            return {"contact": {"id": contact_id, "deleted": True}, "erasure": jobs} if jobs else {}
+        threads: list[dict[str, Any]] = []
+        media: list[dict[str, Any]] = []
+        bot = str(data["contact"]["bot"])
+        for conversation in data.get("conversations", ()):
+            for copy in await copies_of(self.store, conversation["id"], conversation.get("desk_thread")):
+                threads.append({**copy.as_dict(), "conversation": conversation["id"], "status": "held"})
+            refs = media_refs(conversation.get("transcript", ()))
+            refs += [r for r in await media_of(self.store, conversation["id"]) if r not in refs]
+            for channel, file_id in refs:
+                held = await self.store.kv_get(media_key(bot, channel, file_id)) is not None
+                media.append({"conversation": conversation["id"], "channel": channel, "file_id": file_id,
+                              "stored": held})
+        return {**data, "copies": {"desk_threads": threads, "media": media}, "erasure": jobs}
+
+    async def forget(self, contact_id: str, actor: str) -> ForgetReport:
+        """Erase the contact's personal data, transcript text, stored media and desk copies;
+        raise `NotFound` if unknown. Desk copies (Slack) are erased by outbox jobs queued here
+        (retried until done); the report lists them as they stand right after queueing."""
         contact = await self.store.get_contact(contact_id)
         if contact is None:
             raise NotFound(f"contact {contact_id}")
+        held = await self.store.export_contact(contact_id)
+        conversations = [c for c in held.get("conversations", ())] if held else []
+        copies = []
+        for conversation in conversations:
+            copies += await copies_of(self.store, conversation["id"], conversation.get("desk_thread"))
+        media = [ref for conversation in conversations for ref in media_refs(conversation.get("transcript", ()))]
+        for conversation in conversations:
+            media += [ref for ref in await media_of(self.store, conversation["id"]) if ref not in media]
         await self.store.forget_contact(contact_id)
         for key in (f"link:active:{contact_id}", f"link:fail:{contact_id}", f"link:no-phone-link:{contact_id}"):
             await self.store.kv_delete(key)
+        erased_media = 0
+        for channel, file_id in media:
+            key = media_key(contact.bot, channel, file_id)
+            if await self.store.kv_get(key) is not None:
+                await self.store.kv_delete(key)
+                erased_media += 1
+        for conversation in conversations:
+            await self.store.kv_delete(COPIES_PREFIX + conversation["id"])
+            await self.store.kv_delete(MEDIA_PREFIX + conversation["id"])
+        jobs = [job_for(contact.bot, copy) for copy in copies]
+        await queue_jobs(self.store, contact_id, jobs)
+        report = ForgetReport(
+            contact=contact_id, bot=contact.bot, conversations=len(conversations),
+            events=sum(len(c.get("transcript", ())) for c in conversations), media=erased_media,
+            jobs=tuple(await job_status(self.store, contact_id)),
+        )
         await self.store.audit(AuditEntry(
             actor=actor, action="forget", target=contact_id, bot=contact.bot,
-            detail={"already_deleted": contact.deleted},
+            detail={"already_deleted": contact.deleted, "conversations": report.conversations,
+                    "events": report.events, "media": erased_media,
+                    "desk_copies": [{"desk": c.desk, "thread": c.thread, "job": j.id} for c, j in zip(copies, jobs)]},
         ))
-        log.info("privacy.forgotten", contact=contact_id, bot=contact.bot, actor=actor)
+        log.info("privacy.forgotten", contact=contact_id, bot=contact.bot, actor=actor,
+                 desk_copies=len(jobs), media=erased_media)
+        return report
+
+    async def erasure_status(self, subject: str) -> list[JobStatus]:
+        """The desk erasure jobs queued for a contact (or ``purge:<bot>``): pending, done or failed."""
+        return await job_status(self.store, subject)
 
     async def purge(self, bot: str, retention_days: int, *, actor: str = "system") -> int:
         """Delete ``bot``'s transcript events older than ``retention_days``; return how many."""
         older_than = self.store.clock.now() - timedelta(days=retention_days)
         count = await self.store.purge_transcripts(bot, older_than)
+        jobs = await self._purge_copies(bot, older_than)
         await self.store.audit(AuditEntry(
             actor=actor, action="purge", target=bot, bot=bot,
-            detail={"events": count, "retention_days": retention_days},
+            detail={"events": count, "retention_days": retention_days, "desk_copies": len(jobs)},
         ))
-        log.info("privacy.purged", bot=bot, events=count, retention_days=retention_days)
+        log.info("privacy.purged", bot=bot, events=count, retention_days=retention_days, desk_copies=len(jobs))
         return count
+
+    async def _purge_copies(self, bot: str, older_than: datetime) -> list[str]:
+        """Queue erasure of desk threads opened before ``older_than`` (copies of purged text)."""
+        jobs = []
+        for conversation in await self.store.list_conversations(bot, limit=100_000):
+            copies = await copies_of(self.store, conversation.id)
+            old = [c for c in copies if c.at and datetime.fromisoformat(c.at) < older_than]
+            if not old:
+                continue
+            kept = [c.as_dict() for c in copies if c not in old]
+            if kept:
+                await self.store.kv_set(COPIES_PREFIX + conversation.id, kept)
+            else:
+                await self.store.kv_delete(COPIES_PREFIX + conversation.id)
+            jobs += [job_for(bot, c) for c in old]
+        await queue_jobs(self.store, f"purge:{bot}", jobs)
+        return [j.id for j in jobs]
 
     async def audit_view(self, conversation_id: str, agent: str, *, desk: str | None = None) -> None:
         """Record that ``agent`` (an agent id) opened the transcript of a conversation."""

@@ -12,8 +12,10 @@ from core.handoff.service import HandoffService
 from core.handoff.wiring import DeskParts
 from core.pipeline.dead_letters import DeadLetters
 from core.plugins import PluginContext
+from core.privacy.masking import contact_details
 from core.web.desk import WebDesk
 from core.web.desk_files import DeskFiles
+from core.web.desk_reveal import RevealRoutes
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +33,7 @@ class WebDeskPlugin:
                        channel_for=ctx.channels.channel)  # agent typing goes to the customer's adapter
         if not self.config.agents:
             log.warning("handoff.web_desk_without_agents", hint="add desk.web.agents to farm.yml")
-        return DeskParts(desk, provides="web_desk", routes=(*desk.routes(), *DeskFiles(desk, handoff, files).routes()), services=(desk,),
+        return DeskParts(desk, provides="web_desk", routes=(*desk.routes(), *DeskFiles(desk, handoff, files).routes(),  # attachments both ways
+                                 *RevealRoutes(ctx.store, desk, contact_details).routes()),  # audited reveal services=(desk,),
                          on_http_shutdown=(desk.on_app_shutdown,),  # live-update streams end before the server waits
                          agent_login=desk)

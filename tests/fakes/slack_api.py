@@ -23,6 +23,12 @@ recorded as a `Call`. Errors are Slack's: HTTP 200 with ``{"ok": false, "error":
 (``invalid_auth``, ``not_authed``, ``channel_not_found``, ``user_not_found``,
 ``message_not_found``), HTTP 429 with ``Retry-After`` and ``{"ok":false,"error":"ratelimited"}``.
 
+Messages are kept per channel (`messages`): ``chat.delete`` removes one (a thread parent with
+replies left becomes a tombstone, as on Slack), ``chat.update`` edits one; with the bot token
+both work only on the app's own messages (``cant_delete_message`` / ``cant_update_message``
+otherwise), with ``admin_token`` (a workspace admin's user token) on any. `agent_says` keeps an
+agent's thread reply as Slack would. ``down = True`` answers every call with HTTP 503.
+
 Helpers build what Slack sends us: `message_event`, `file_share_event`, `event_callback`,
 `FakeSlackAPI.command_payload` with `signed_command_request` (a slash command, form-encoded and
 signed) or `FakeSlackAPI.push_command` (Socket Mode),
@@ -99,8 +105,12 @@ class FakeSlackAPI:
         channels: dict[str, str] | None = None,
         users: dict[str, str] | None = None,
         usergroups: dict[str, list[str]] | None = None,
+        admin_token: str = "xoxp-admin-token",
     ) -> None:
         self.bot_token = bot_token
+        # A workspace admin's user token: may delete and edit any message, as on Slack.
+        self.admin_token = admin_token
+        self.down = False  # True: every Web API call answers HTTP 503 (an outage)
         self.app_token = app_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -114,6 +124,7 @@ class FakeSlackAPI:
         self.messages: dict[str, dict[str, dict[str, Any]]] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.views: list[dict[str, Any]] = []  # modals opened with views.open
+        self.deleted: list[tuple[str, str]] = []  # (channel, ts) of chat.delete calls that succeeded
         self.acks: list[dict[str, Any]] = []
         self._rate_limits: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
         self._errors: dict[str, list[str]] = {}  # method -> queued error codes
@@ -389,13 +400,16 @@ class FakeSlackAPI:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
         if not token:
             return _error("not_authed")
+        if self.down:
+            return web.json_response({"ok": False, "error": "service_unavailable"}, status=503)
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
-        if token != expected:
+        admin = method in _ADMIN_METHODS and token == self.admin_token
+        if token != expected and not admin:
             return _error("invalid_auth")
         queued = self._errors.get(method)
         if queued:
             return _error(queued.pop(0))
-        result: web.Response = handler(params)
+        result: web.Response = handler(params, admin) if method in _ADMIN_METHODS else handler(params)
         return result
 
     def _next_ts(self) -> str:
@@ -435,13 +449,15 @@ class FakeSlackAPI:
         self.messages.setdefault(channel, {})[ts] = message
         return _ok({"channel": channel, "ts": ts, "message": message})
 
-    def _m_chat_update(self, params: dict[str, Any]) -> web.Response:
+    def _m_chat_update(self, params: dict[str, Any], admin: bool = False) -> web.Response:
         channel, ts = params.get("channel"), params.get("ts")
         if channel not in self.channels:
             return _error("channel_not_found")
         existing = self.messages.get(channel, {}).get(str(ts))
-        if existing is None:
+        if existing is None or existing.get("subtype") == "tombstone":
             return _error("message_not_found")
+        if not admin and existing.get("user") != self.bot_user_id:
+            return _error("cant_update_message")  # a bot token edits only the app's own messages
         if params.get("blocks") is not None and _blocks_error(params["blocks"]):
             return _error("invalid_blocks")
         if "text" in params:
@@ -451,6 +467,35 @@ class FakeSlackAPI:
             existing["blocks"] = json.loads(blocks) if isinstance(blocks, str) else blocks
         existing["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
         return _ok({"channel": channel, "ts": ts, "text": existing["text"], "message": existing})
+
+    def _m_chat_delete(self, params: dict[str, Any], admin: bool = False) -> web.Response:
+        """Like Slack: a bot token deletes only the app's own messages (``cant_delete_message``
+        otherwise); a thread parent that still has replies stays as a content-free tombstone."""
+        channel, ts = params.get("channel"), str(params.get("ts"))
+        if channel not in self.channels:
+            return _error("channel_not_found")
+        existing = self.messages.get(channel, {}).get(ts)
+        if existing is None or existing.get("subtype") == "tombstone":
+            return _error("message_not_found")
+        if not admin and existing.get("user") != self.bot_user_id:
+            return _error("cant_delete_message")
+        replies = [m for m in self.messages[channel].values() if m.get("thread_ts") == ts and m["ts"] != ts]
+        if replies:
+            self.messages[channel][ts] = {"type": "message", "subtype": "tombstone", "ts": ts, "thread_ts": ts,
+                                          "text": "This message was deleted.", "user": "USLACKBOT"}
+        else:
+            del self.messages[channel][ts]
+        self.deleted.append((channel, ts))
+        return _ok({"channel": channel, "ts": ts})
+
+    def agent_says(self, text: str, *, thread_ts: str, user: str = "U0AGENTANNA",
+                   channel: str = "C0AGENTS01") -> dict[str, Any]:
+        """An agent's reply typed in Slack: kept in the channel like Slack does; returns the
+        ``message`` event Slack then sends the app (push it with `signed_event_request` or a socket)."""
+        event = message_event(text, user=user, channel=channel, thread_ts=thread_ts, ts=self._next_ts())
+        self.messages.setdefault(channel, {})[event["ts"]] = {
+            "type": "message", "text": text, "ts": event["ts"], "user": user, "thread_ts": thread_ts}
+        return event
 
     def _m_chat_postEphemeral(self, params: dict[str, Any]) -> web.Response:
         if params.get("channel") not in self.channels:
@@ -484,7 +529,7 @@ class FakeSlackAPI:
             return _error("channel_not_found")
         return _ok({"channel": {"id": channel, "name": self.channels[channel], "is_channel": True, "is_member": True}})
 
-    def _m_conversations_replies(self, params: dict[str, Any]) -> web.Response:
+    def _m_conversations_replies(self, params: dict[str, Any], admin: bool = False) -> web.Response:
         channel, ts = params.get("channel"), str(params.get("ts"))
         if channel not in self.channels:
             return _error("channel_not_found")
@@ -561,6 +606,9 @@ class FakeSlackAPI:
 
     def _m_apps_connections_open(self, params: dict[str, Any]) -> web.Response:
         return _ok({"url": f"ws://127.0.0.1:{self.port}/link"})
+
+
+_ADMIN_METHODS = frozenset({"chat.delete", "chat.update", "conversations.replies"})
 
 
 def _blocks_error(blocks: Any) -> str | None:

@@ -136,7 +136,7 @@ async def test_purge_removes_only_events_older_than_retention(store: SQLiteStore
     assert [e.data["text"] for e in await store.transcript(conversation_id) if e.type == "user"] == ["neu"]
     assert len(await store.transcript(other_conv)) == 3  # another bot keeps its own retention
     [entry] = [a for a in await store.audit_log(bot="demo") if a.action == "purge"]
-    assert entry.actor == "system" and entry.detail == {"events": 1, "retention_days": 30}
+    assert entry.actor == "system" and entry.detail == {"events": 1, "retention_days": 30, "desk_copies": 0}
 
 
 async def test_retention_scheduler_purges_on_its_interval(store: SQLiteStore) -> None:

@@ -232,6 +232,7 @@
 
   function entry(m) {
     const li = el("li", "entry " + m.role);
+    li.dataset.seq = String(m.seq);  // desk_reveal.js: which event a masked detail belongs to
     const who = m.role === "customer" ? (current ? current.customer : "Customer") : m.role === "agent" ? (m.author || "Agent")
       : m.role === "note" ? "Internal note · " + (m.author || "Agent") : m.role === "bot" ? "Bot"
       : m.role === "system" ? "System" : null;
@@ -289,6 +290,7 @@
     Object.entries(s.slots || {}).forEach(([k, v]) => fact(slots, k, v));
     $("summary-slots-wrap").hidden = !slots.children.length;
     const list = $("transcript");
+    list.dataset.conversation = c.id;
     list.replaceChildren(...data.transcript.map(entry));
     list.scrollTop = list.scrollHeight;
     const handedOff = c.status === "waiting" || c.status === "agent";
