@@ -1,0 +1,216 @@
+"""Service cases on SQLite: `SQLiteAnalyticsStore` (tables ``cases``, ``case_totals``, ``agent_activity``).
+
+A case update is one unit of work (read the latest case, open a new one if due, apply),
+so it is atomic without further care: a farm on SQLite is one process. Reports are
+``GROUP BY`` queries over the ``cases_started`` index, run on the engine's worker thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from core.store.ports.analytics import (
+    AnalyticsStore,
+    CaseCell,
+    CaseDurations,
+    CaseQuery,
+    CaseTotal,
+    CaseUpdate,
+    LiveCases,
+)
+from core.store.sqlite.encoding import ts
+from core.store.sqlite.engine import SQLiteEngine
+
+# SQL for each group of a report (``CaseQuery.by``); the intent of a handed-over case is the
+# one that caused the handoff.
+_GROUP_SQL = {
+    None: "NULL",
+    "day": "day",
+    "channel": "channel",
+    "language": "language",
+    "agent": "agent",
+    "intent": "COALESCE(handoff_intent, intent)",
+}
+_COUNTERS = ("customer_messages", "bot_messages", "agent_messages", "fallbacks", "frustration_peaks",
+             "dead_letters")
+
+
+def _where(query: CaseQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if query.bot is not None:
+        clauses.append("bot=?")
+        args.append(query.bot)
+    if query.since is not None:
+        clauses.append("started_at>=?")
+        args.append(ts(query.since))
+    if query.until is not None:
+        clauses.append("started_at<?")
+        args.append(ts(query.until))
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def _add_total(db: sqlite3.Connection, bot: str, name: str, label: str, value: int) -> None:
+    if value:
+        db.execute(
+            "INSERT INTO case_totals (bot, name, label, value) VALUES (?,?,?,?)"
+            " ON CONFLICT (bot, name, label) DO UPDATE SET value=value+excluded.value",
+            (bot, name, label, value),
+        )
+
+
+def record(db: sqlite3.Connection, u: CaseUpdate) -> None:
+    """Apply one `CaseUpdate` (see `AnalyticsStore.record_case`)."""
+    at = ts(u.at)
+    row = db.execute(
+        "SELECT * FROM cases WHERE conversation_id=? ORDER BY n DESC LIMIT 1", (u.conversation_id,)
+    ).fetchone()
+    if u.opens and (row is None or row["closed_at"] is not None
+                    or (u.expiry_seconds > 0 and at - row["last_customer_at"] > u.expiry_seconds)):
+        n = 1 if row is None else row["n"] + 1
+        db.execute(
+            "INSERT INTO cases (conversation_id, n, bot, day, started_at, last_customer_at, channel)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (u.conversation_id, n, u.bot, u.at.strftime("%Y-%m-%d"), at, at, u.channel),
+        )
+        _add_total(db, u.bot, "cases", "", 1)
+        row = db.execute("SELECT * FROM cases WHERE conversation_id=? AND n=?", (u.conversation_id, n)).fetchone()
+    if row is None:
+        return  # nothing to attach to (an agent action on a conversation without cases)
+    sets: dict[str, Any] = {}
+    if u.opens or u.customer_messages:
+        sets["last_customer_at"] = max(at, row["last_customer_at"])
+        sets["expires_at"] = sets["last_customer_at"] + u.expiry_seconds if u.expiry_seconds > 0 else None
+    if u.language:
+        sets["language"] = u.language
+    if u.intent and row["intent"] is None:
+        sets["intent"] = u.intent
+    if u.handoff_reason and row["handoff_at"] is None:
+        sets.update(handoff_at=at, handoff_reason=u.handoff_reason, handoff_intent=u.handoff_intent)
+        _add_total(db, u.bot, "handoffs", u.handoff_reason, 1)
+    if u.claimed_by and row["claimed_at"] is None:
+        sets.update(claimed_at=at, agent=u.claimed_by)
+    if u.agent_replied and row["first_reply_at"] is None:
+        sets["first_reply_at"] = at
+    if u.agent_done and row["ended_at"] is None:
+        sets["ended_at"] = at
+    if u.closed:
+        sets["closed_at"] = at
+    if u.csat is not None and row["csat"] is None:
+        sets["csat"] = u.csat
+        _add_total(db, u.bot, "csat_responses", "", 1)
+        _add_total(db, u.bot, "csat_score_sum", "", u.csat)
+    _add_total(db, u.bot, "fallbacks", "", u.fallbacks)
+    _add_total(db, u.bot, "dead_letters", "", u.dead_letters)
+    parts = [f"{name}=?" for name in sets]
+    args: list[Any] = list(sets.values())
+    for name in _COUNTERS:
+        value = getattr(u, name)
+        if value:
+            parts.append(f"{name}={name}+?")
+            args.append(value)
+    if parts:
+        db.execute(f"UPDATE cases SET {', '.join(parts)} WHERE id=?", (*args, row["id"]))  # noqa: S608 - fixed names
+
+
+class SQLiteAnalyticsStore(AnalyticsStore):
+    """`AnalyticsStore` on the engine's file."""
+
+    def __init__(self, engine: SQLiteEngine) -> None:
+        self._engine = engine
+
+    async def record_case(self, update: CaseUpdate) -> None:
+        await self._engine.tx(lambda db: record(db, update))
+
+    async def case_cells(self, query: CaseQuery) -> list[CaseCell]:
+        where, args = _where(query)
+        key = _GROUP_SQL[query.by]
+        sql = (
+            f"SELECT bot, {key} AS key, handoff_reason, csat, COUNT(*) AS cases,"  # noqa: S608 - fixed SQL
+            " SUM(fallbacks>0), SUM(fallbacks), SUM(frustration_peaks), SUM(dead_letters),"
+            " SUM(customer_messages), SUM(bot_messages), SUM(agent_messages),"
+            " SUM(claimed_at IS NOT NULL), SUM(closed_at IS NOT NULL)"
+            f" FROM cases{where} GROUP BY bot, key, handoff_reason, csat"
+        )
+
+        def unit(db: sqlite3.Connection) -> list[CaseCell]:
+            return [CaseCell(r[0], None if r[1] is None else str(r[1]), r[2], r[3], *(int(v) for v in r[4:]))
+                    for r in db.execute(sql, args)]
+
+        return await self._engine.run(unit, bulk=True)
+
+    async def case_durations(self, query: CaseQuery) -> list[CaseDurations]:
+        where, args = _where(query)
+        where = f"{where} AND handoff_at IS NOT NULL" if where else " WHERE handoff_at IS NOT NULL"
+        sql = (
+            f"SELECT bot, {_GROUP_SQL[query.by]} AS key, claimed_at-handoff_at,"  # noqa: S608 - fixed SQL
+            " first_reply_at-handoff_at, ended_at-claimed_at"
+            f" FROM cases{where}"
+        )
+
+        def unit(db: sqlite3.Connection) -> list[CaseDurations]:
+            groups: dict[tuple[str, str | None], CaseDurations] = {}
+            for bot, key, claim, reply, handle in db.execute(sql, args):
+                found = groups.get((bot, key))
+                if found is None:
+                    found = groups[(bot, key)] = CaseDurations(bot, None if key is None else str(key))
+                if claim is not None:
+                    found.to_claim.append(max(0.0, claim))
+                if reply is not None:
+                    found.to_first_reply.append(max(0.0, reply))
+                if handle is not None:
+                    found.handle.append(max(0.0, handle))
+            for found in groups.values():
+                found.to_claim.sort()
+                found.to_first_reply.sort()
+                found.handle.sort()
+            return list(groups.values())
+
+        return await self._engine.run(unit, bulk=True)
+
+    async def case_totals(self) -> list[CaseTotal]:
+        def unit(db: sqlite3.Connection) -> list[CaseTotal]:
+            return [CaseTotal(r[0], r[1], r[2], int(r[3]))
+                    for r in db.execute("SELECT bot, name, label, value FROM case_totals ORDER BY bot, name, label")]
+
+        return await self._engine.run(unit)
+
+    async def live_cases(self, now: datetime) -> list[LiveCases]:
+        at = ts(now)
+
+        def unit(db: sqlite3.Connection) -> list[LiveCases]:
+            waiting = {r[0]: (int(r[1]), r[2]) for r in db.execute(
+                "SELECT bot, COUNT(*), MIN(handoff_at) FROM cases WHERE handoff_at IS NOT NULL AND ended_at IS NULL"
+                " AND closed_at IS NULL AND claimed_at IS NULL GROUP BY bot")}
+            opened: dict[str, int] = {}
+            for sql, args in (
+                ("closed_at IS NULL AND expires_at>?", (at,)),
+                ("closed_at IS NULL AND expires_at IS NULL", ()),
+                ("handoff_at IS NOT NULL AND ended_at IS NULL AND closed_at IS NULL AND expires_at<=?", (at,)),
+            ):
+                for bot, count in db.execute(f"SELECT bot, COUNT(*) FROM cases WHERE {sql} GROUP BY bot", args):  # noqa: S608
+                    opened[bot] = opened.get(bot, 0) + int(count)
+            return [
+                LiveCases(bot, waiting[bot][0] if bot in waiting else 0,
+                          max(0.0, at - waiting[bot][1]) if bot in waiting and waiting[bot][1] else 0.0,
+                          opened.get(bot, 0))
+                for bot in sorted(set(waiting) | set(opened))
+            ]
+
+        return await self._engine.run(unit, bulk=True)
+
+    async def agent_seen(self, bot: str, agent_id: str, at: datetime) -> None:
+        await self._engine.tx(lambda db: db.execute(
+            "INSERT INTO agent_activity (bot, agent, last_at) VALUES (?,?,?)"
+            " ON CONFLICT (bot, agent) DO UPDATE SET last_at=MAX(last_at, excluded.last_at)",
+            (bot, agent_id, ts(at)),
+        ))
+
+    async def agents_active(self, since: datetime) -> dict[str, int]:
+        def unit(db: sqlite3.Connection) -> dict[str, int]:
+            return {r[0]: int(r[1]) for r in db.execute(
+                "SELECT bot, COUNT(*) FROM agent_activity WHERE last_at>=? GROUP BY bot", (ts(since),))}
+
+        return await self._engine.run(unit)
