@@ -59,6 +59,8 @@ class WebAgent(BaseModel):
     name: str
     password_hash: str = Field(description="argon2 hash; make one with `switchboard hash-password`")
     bots: list[str] = Field(default_factory=list, description="Bots this agent serves; empty = all.")
+    role: Literal["agent", "lead"] = Field(
+        default="agent", description="lead: also sees the insights page (/desk/insights) for their bots.")
 
 
 class WebDeskConfig(BaseModel):

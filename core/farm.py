@@ -233,11 +233,13 @@ class Farm:
         from any state), then privacy puts link codes in front of it and the disclosure
         last among the post-processors.
         """
+        from core.analytics.install import install_analytics
         from core.handoff.wiring import install_handoff
         from core.privacy.install import install as install_privacy
 
         install_handoff(self)
         install_privacy(self)
+        install_analytics(self)  # last: it reads what the others commit
 
     def _typing(self, message: Inbound) -> None:
         channel = self.channels.get((message.bot, message.channel))

@@ -131,6 +131,9 @@ class HandoffService:
         #: Called with a conversation whose handoff state changed (opened, claimed, relayed,
         #: closed...): the web chat shows the customer's waiting state live. Must not raise.
         self.watchers: list[Callable[[Conversation, str], Awaitable[None]]] = []
+        #: Called with each agent action's committed conversation and events (claim, reply, close, back to
+        #: the bot, transfer): e.g. the case analytics (`core.analytics`). Must not raise.
+        self.observers: list[Callable[[Conversation, Sequence[Event]], Awaitable[None]]] = []
         self._hours = {bot: BusinessHours.from_config(cfg.handoff) for bot, cfg in bots.items()}
 
     # -- configuration ------------------------------------------------------------------
@@ -603,6 +606,12 @@ class HandoffService:
                 continue
             if outbound:
                 self.on_outbound()
+            for observer in self.observers:
+                try:
+                    await observer(saved, events)
+                except Exception:
+                    metrics.ERRORS.labels("handoff_observer").inc()
+                    log.exception("handoff.observer_failed", conversation=conversation_id)
             return saved
         raise ConcurrencyConflict(f"conversation {conversation_id}: gave up after repeated conflicts")
 

@@ -48,7 +48,14 @@ from core.store.ports import (
     TranscriptStore,
     TurnUnitOfWork,
 )
-from core.store.ports.analytics import CaseCell, CaseDurations, CaseQuery, CaseTotal, CaseUpdate, LiveCases
+from core.store.ports.analytics import (
+    CaseCell,
+    CaseDurations,
+    CaseQuery,
+    CaseTotal,
+    CaseUpdate,
+    LiveCases,
+)
 
 __all__ = ["ComposedStore"]
 

@@ -183,8 +183,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
             "CREATE INDEX cases_started ON cases (bot, started_at)",
             "CREATE INDEX cases_started_all ON cases (started_at)",
-            "CREATE INDEX cases_with_agents ON cases (bot, handoff_at)"
-            " WHERE handoff_at IS NOT NULL AND ended_at IS NULL AND closed_at IS NULL",
+            ("CREATE INDEX cases_with_agents ON cases (bot, handoff_at)"
+            " WHERE handoff_at IS NOT NULL AND ended_at IS NULL AND closed_at IS NULL"),
             "CREATE INDEX cases_open ON cases (expires_at) WHERE closed_at IS NULL",
             """CREATE TABLE case_totals (
                 bot TEXT NOT NULL,

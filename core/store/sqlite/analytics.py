@@ -112,7 +112,7 @@ def record(db: sqlite3.Connection, u: CaseUpdate) -> None:
             parts.append(f"{name}={name}+?")
             args.append(value)
     if parts:
-        db.execute(f"UPDATE cases SET {', '.join(parts)} WHERE id=?", (*args, row["id"]))  # noqa: S608 - fixed names
+        db.execute(f"UPDATE cases SET {', '.join(parts)} WHERE id=?", (*args, row["id"]))
 
 
 class SQLiteAnalyticsStore(AnalyticsStore):
@@ -128,7 +128,7 @@ class SQLiteAnalyticsStore(AnalyticsStore):
         where, args = _where(query)
         key = _GROUP_SQL[query.by]
         sql = (
-            f"SELECT bot, {key} AS key, handoff_reason, csat, COUNT(*) AS cases,"  # noqa: S608 - fixed SQL
+            f"SELECT bot, {key} AS key, handoff_reason, csat, COUNT(*) AS cases,"
             " SUM(fallbacks>0), SUM(fallbacks), SUM(frustration_peaks), SUM(dead_letters),"
             " SUM(customer_messages), SUM(bot_messages), SUM(agent_messages),"
             " SUM(claimed_at IS NOT NULL), SUM(closed_at IS NOT NULL)"
@@ -145,7 +145,7 @@ class SQLiteAnalyticsStore(AnalyticsStore):
         where, args = _where(query)
         where = f"{where} AND handoff_at IS NOT NULL" if where else " WHERE handoff_at IS NOT NULL"
         sql = (
-            f"SELECT bot, {_GROUP_SQL[query.by]} AS key, claimed_at-handoff_at,"  # noqa: S608 - fixed SQL
+            f"SELECT bot, {_GROUP_SQL[query.by]} AS key, claimed_at-handoff_at,"
             " first_reply_at-handoff_at, ended_at-claimed_at"
             f" FROM cases{where}"
         )
@@ -190,7 +190,7 @@ class SQLiteAnalyticsStore(AnalyticsStore):
                 ("closed_at IS NULL AND expires_at IS NULL", ()),
                 ("handoff_at IS NOT NULL AND ended_at IS NULL AND closed_at IS NULL AND expires_at<=?", (at,)),
             ):
-                for bot, count in db.execute(f"SELECT bot, COUNT(*) FROM cases WHERE {sql} GROUP BY bot", args):  # noqa: S608
+                for bot, count in db.execute(f"SELECT bot, COUNT(*) FROM cases WHERE {sql} GROUP BY bot", args):
                     opened[bot] = opened.get(bot, 0) + int(count)
             return [
                 LiveCases(bot, waiting[bot][0] if bot in waiting else 0,
