@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.analytics.insights import InsightsPage
 from core.analytics.prometheus import StoreMetrics
 from core.analytics.recorder import CaseRecorder, session_expiry_seconds
 
@@ -37,6 +38,4 @@ def install_analytics(farm: Any) -> None:
     farm.services["analytics_metrics"] = StoreMetrics(store, tuple(config.bots))
     desk = farm.services.get("web_desk")
     if desk is not None:
-        from core.web.insights import InsightsPage
-
         farm.extra_routes.extend(InsightsPage(desk, store, tuple(config.bots)).routes())

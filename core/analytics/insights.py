@@ -1,6 +1,6 @@
 """The team lead's insights page at ``/desk/insights``: the service figures of one bot over a date range.
 
-A page rendered on the server (no script): charts over time as SVG (`core.web.charts`) —
+A page rendered on the server (no script): charts over time as SVG (`core.analytics.charts`) —
 containment, handoffs by reason, waiting times, CSAT — tables by channel, language, agent
 and intent, a date range form and CSV downloads. Every figure comes from
 `core.analytics.report.build_report`, so the CSV of ``/desk/insights/report.csv`` is byte for
@@ -19,12 +19,12 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from core.analytics.charts import COLOURS, Series, bar_chart
 from core.analytics.report import GROUPINGS, build_report, to_csv
 from core.config import WebAgent
 from core.model import utcnow
 from core.ports import Route
 from core.store.ports.analytics import AnalyticsStore
-from core.web.charts import COLOURS, Series, bar_chart
 
 DEFAULT_DAYS = 30
 MAX_DAILY_BARS = 62  # a longer range is charted per ISO week
