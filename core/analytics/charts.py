@@ -7,12 +7,14 @@ screen reader and a hover both tell the value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 40
+MAX_AXIS_LABELS = 10
 COLOURS = ("#1f6feb", "#d97706", "#16a34a", "#b91c1c", "#7c3aed", "#0891b2", "#6b7280")
 
 
@@ -47,6 +49,7 @@ def bar_chart(chart_id: str, title: str, labels: Sequence[str], series: Sequence
                      f"{escape(_tick(value))}{escape(unit)}</text>")
     slot = plot_w / max(1, len(labels))
     bar_w = slot * 0.7 / (1 if stacked else max(1, len(series)))
+    every = max(1, math.ceil(len(labels) / MAX_AXIS_LABELS))  # a label per bar while they fit
     for i, label in enumerate(labels):
         x0 = LEFT + slot * i + slot * 0.15
         base = 0.0
@@ -64,8 +67,9 @@ def bar_chart(chart_id: str, title: str, labels: Sequence[str], series: Sequence
                          f"{escape(_tick(value))}{escape(unit)}</title></rect>")
             if stacked:
                 base += value
-        parts.append(f'<text x="{x0 + slot * 0.35:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
-                     f'font-size="11" fill="#4b5563">{escape(label)}</text>')
+        if i % every == 0 or i == len(labels) - 1:
+            parts.append(f'<text x="{x0 + slot * 0.35:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
+                         f'font-size="11" fill="#4b5563">{escape(label)}</text>')
     for j, s in enumerate(series):
         x = LEFT + j * 130
         parts.append(f'<rect x="{x}" y="{HEIGHT - 14}" width="10" height="10" fill="{s.colour}"/>'
