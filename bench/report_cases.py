@@ -5,7 +5,8 @@
 
 1. Builds a fresh SQLite store (the real migrations) and fills its ``cases`` table with
    generated cases in bulk: 60 % solved by the bot, handoffs by reason, claims, replies,
-   closes, ratings, two channels, three languages, 20 agents, 12 intents.
+   closes, ratings, two channels, three languages, 20 agents, 12 intents; then their daily
+   aggregates (``case_days``) as `record_case` would have added them.
 2. Measures the write side too: ``--updates`` incremental `record_case` calls through the
    store (one per customer turn in the farm), per second.
 3. Runs ``switchboard report --format json`` (the real CLI, in its own process) once per
@@ -100,9 +101,26 @@ def generate(path: Path, cases: int, days: int, seed: int = 17) -> None:
     if rows:
         db.executemany(sql, rows)
         db.commit()
+    backfill_days(db)
     db.execute("ANALYZE")
     db.commit()
     db.close()
+
+
+def backfill_days(db: sqlite3.Connection) -> None:
+    """The daily aggregates of the generated cases, as `record_case` would have added them one by one."""
+    group = "bot, day, COALESCE(channel, '')"
+    sums = {"cases": "COUNT(*)", "with_fallback": "SUM(fallbacks>0)", "claimed": "SUM(claimed_at IS NOT NULL)",
+            "closed": "SUM(closed_at IS NOT NULL)",
+            **{name: f"SUM({name})" for name in ("fallbacks", "frustration_peaks", "dead_letters",
+                                                 "customer_messages", "bot_messages", "agent_messages")}}
+    for name, expression in sums.items():
+        db.execute(f"INSERT INTO case_days SELECT {group}, '{name}', {expression} FROM cases GROUP BY {group}"
+                   f" HAVING {expression} > 0")
+    for column, prefix in (("handoff_reason", "handoffs:"), ("csat", "csat:")):
+        db.execute(f"INSERT INTO case_days SELECT {group}, '{prefix}' || {column}, COUNT(*) FROM cases"
+                   f" WHERE {column} IS NOT NULL GROUP BY {group}, {column}")
+    db.commit()
 
 
 async def record_rate(path: Path, updates: int) -> float:
@@ -150,7 +168,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--by", default="-,day,agent", help="groupings to time, comma-separated ('-' = none)")
+    parser.add_argument("--by", default="-,week,channel,agent",
+                        help="groupings to time, comma-separated ('-' = none); day, week and channel are read from "
+                             "the daily aggregates, language, agent and intent from the cases")
     parser.add_argument("--updates", type=int, default=20_000, help="incremental record_case calls to time")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "report_cases.json")
     options = parser.parse_args()

@@ -37,12 +37,11 @@ class _Sums:
 
     def add(self, cell: CaseCell) -> None:
         self.cases += cell.cases
-        if cell.handoff_reason is None:
-            self.bot_only += cell.cases
-        else:
-            self.by_reason[cell.handoff_reason] = self.by_reason.get(cell.handoff_reason, 0) + cell.cases
-        if cell.csat is not None:
-            self.csat[cell.csat] = self.csat.get(cell.csat, 0) + cell.cases
+        self.bot_only += cell.cases - sum(cell.handoffs.values())
+        for reason, n in cell.handoffs.items():
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + n
+        for score, n in cell.csat.items():
+            self.csat[score] = self.csat.get(score, 0) + n
         self.with_fallback += cell.with_fallback
         self.fallbacks += cell.fallbacks
         self.dead_letters += cell.dead_letters

@@ -31,9 +31,10 @@ def test_a_percentile_is_one_of_the_values_with_at_least_p_percent_at_or_below(v
 
 def test_weeks_fold_the_days_counts_and_durations() -> None:
     cells = [
-        CaseCell("shop", "2026-11-30", None, None, cases=3, customer_messages=3),  # Monday, week 49
-        CaseCell("shop", "2026-12-02", "requested", 5, cases=1, customer_messages=2, claimed=1, closed=1),
-        CaseCell("shop", "2026-12-07", "fallback", None, cases=1, customer_messages=4, fallbacks=2),  # week 50
+        CaseCell("shop", "2026-11-30", cases=3, customer_messages=3),  # Monday, week 49
+        CaseCell("shop", "2026-12-02", cases=1, handoffs={"requested": 1}, csat={5: 1}, customer_messages=2,
+                 claimed=1, closed=1),
+        CaseCell("shop", "2026-12-07", cases=1, handoffs={"fallback": 1}, customer_messages=4, fallbacks=2),  # week 50
     ]
     spans = [CaseDurations("shop", "2026-12-02", to_claim=[30.0]), CaseDurations("shop", "2026-12-07", to_claim=[10.0])]
     report = fold(cells, spans, "week")
@@ -49,7 +50,7 @@ def test_weeks_fold_the_days_counts_and_durations() -> None:
 
 
 def test_the_csv_has_a_row_per_bot_and_group_with_every_reason_seen() -> None:
-    cells = [CaseCell("shop", "telegram", "media", None, cases=1), CaseCell("shop", None, None, None, cases=2)]
+    cells = [CaseCell("shop", "telegram", cases=1, handoffs={"media": 1}), CaseCell("shop", None, cases=2)]
     rows = list(csv.DictReader(io.StringIO(to_csv(fold(cells, [], "channel")))))
     assert [(r["bot"], r["group"], r["cases"]) for r in rows] == [
         ("shop", "all", "3"), ("shop", "(none)", "2"), ("shop", "telegram", "1")]
@@ -66,7 +67,7 @@ def test_an_empty_range_says_so() -> None:
 
 @pytest.mark.parametrize("by", [None, "day"])
 def test_rates_are_null_without_cases_to_divide_by(by: str | None) -> None:
-    report = fold([CaseCell("shop", "2026-12-01", None, None, cases=1)], [], by)
+    report = fold([CaseCell("shop", "2026-12-01", cases=1)], [], by)
     shop = report["bots"]["shop"]
     assert shop["csat"]["average"] is None and shop["csat"]["response_rate"] is None
     assert shop["fallback_rate"] is None  # no customer message counted in this cell

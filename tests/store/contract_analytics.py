@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from core.store.base import Store
-from core.store.ports.analytics import CaseCell, CaseQuery, CaseUpdate
+from core.store.ports.analytics import CELL_COUNTERS, CaseCell, CaseQuery, CaseUpdate
 from tests.store.contract_support import BOT, OTHER_BOT, T0, contact_and_conversation
 
 HOUR = 3600.0
@@ -28,6 +28,14 @@ def step(conversation: str, seconds: float, **changes: object) -> CaseUpdate:
 
 def total(cells: list[CaseCell], name: str) -> int:
     return sum(int(getattr(cell, name)) for cell in cells)
+
+
+def handoffs(cells: list[CaseCell]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for cell in cells:
+        for reason, n in cell.handoffs.items():
+            found[reason] = found.get(reason, 0) + n
+    return found
 
 
 class AnalyticsContract:
@@ -53,14 +61,13 @@ class AnalyticsContract:
         await store.record_case(step("c1", 90, agent_done=True, closed=True))
         await store.record_case(step("c1", 100, csat=4, customer_messages=1))  # the answer to the rating question
         await store.record_case(customer("c1", 200))
-        cells = await store.case_cells(CaseQuery())
-        assert total(cells, "cases") == 2
-        handed = [c for c in cells if c.handoff_reason == "requested"]
-        assert [(c.cases, c.csat, c.claimed, c.closed, c.agent_messages) for c in handed] == [(1, 4, 1, 1, 1)]
+        (cell,) = await store.case_cells(CaseQuery())
+        assert (cell.cases, cell.handoffs, cell.csat, cell.claimed, cell.closed, cell.agent_messages) == (
+            2, {"requested": 1}, {4: 1}, 1, 1, 1)
         (durations,) = await store.case_durations(CaseQuery())
         assert (durations.to_claim, durations.to_first_reply, durations.handle) == ([30.0], [45.0], [60.0])
-        (by_agent,) = [c for c in await store.case_cells(CaseQuery(by="agent")) if c.handoff_reason]
-        assert by_agent.key == "web:anna"
+        by_agent = {c.key: c.cases for c in await store.case_cells(CaseQuery(by="agent"))}
+        assert by_agent == {"web:anna": 1, None: 1}
 
     async def test_only_the_first_handoff_claim_and_rating_of_a_case_count(self, store: Store) -> None:
         await store.record_case(customer("c1", 0, handoff_reason="frustration"))
@@ -70,7 +77,7 @@ class AnalyticsContract:
         await store.record_case(step("c1", 40, agent_done=True, closed=True, csat=5))
         await store.record_case(step("c1", 50, csat=1))
         (cell,) = await store.case_cells(CaseQuery(by="agent"))
-        assert (cell.key, cell.handoff_reason, cell.csat) == ("web:anna", "frustration", 5)
+        assert (cell.key, cell.handoffs, cell.csat, cell.closed) == ("web:anna", {"frustration": 1}, {5: 1}, 1)
         totals = {(t.name, t.label): t.value for t in await store.case_totals()}
         assert totals == {("cases", ""): 1, ("handoffs", "frustration"): 1, ("csat_responses", ""): 1,
                           ("csat_score_sum", ""): 5}
@@ -90,10 +97,11 @@ class AnalyticsContract:
         assert total(cells, "cases") == 9
         assert total(cells, "with_fallback") == 3 and total(cells, "fallbacks") == 3
         assert total(cells, "frustration_peaks") == 1 and total(cells, "dead_letters") == 1
-        assert sorted((c.handoff_reason or "", c.cases) for c in cells) == [("", 7), ("intent", 1), ("requested", 1)]
-        by_channel = {c.key: c.cases for c in await store.case_cells(CaseQuery(by="channel")) if c.handoff_reason is None}
-        assert by_channel == {"webchat": 3, "telegram": 4}
-        intents = {c.key for c in await store.case_cells(CaseQuery(by="intent")) if c.handoff_reason == "intent"}
+        assert handoffs(cells) == {"intent": 1, "requested": 1}
+        by_channel = {c.key: (c.cases, c.cases - sum(c.handoffs.values()))
+                      for c in await store.case_cells(CaseQuery(by="channel"))}
+        assert by_channel == {"webchat": (3, 3), "telegram": (6, 4)}
+        intents = {c.key for c in await store.case_cells(CaseQuery(by="intent")) if c.handoffs.get("intent")}
         assert intents == {"cancel"}
 
     async def test_a_query_selects_by_bot_and_start_time(self, store: Store) -> None:
@@ -105,6 +113,34 @@ class AnalyticsContract:
         assert total(await store.case_cells(CaseQuery(until=T0 + timedelta(hours=1))), "cases") == 2
         days = sorted((c.bot, c.key) for c in await store.case_cells(CaseQuery(by="day")))
         assert days == [(BOT, "2026-03-01"), (BOT, "2026-03-02"), (OTHER_BOT, "2026-03-01")]
+
+    async def test_daily_aggregates_and_the_cases_themselves_give_the_same_sums(self, store: Store) -> None:
+        await store.record_case(customer("a", 0, language="de", handoff_reason="requested", fallbacks=1))
+        await store.record_case(step("a", 5, claimed_by="web:anna"))
+        await store.record_case(step("a", 9, agent_replied=True, agent_messages=2, agent_done=True, closed=True))
+        await store.record_case(step("a", 12, csat=2, customer_messages=1, fallbacks=1))
+        await store.record_case(customer("b", 86400, channel="webchat", language="en", dead_letters=1))
+        await store.record_case(customer("c", 86401, channel="webchat", language="en", frustration_peaks=1))
+
+        def summed(cells: list[CaseCell]) -> CaseCell:
+            out = CaseCell(BOT, None)
+            for cell in cells:
+                for name in CELL_COUNTERS:
+                    out.add(name, getattr(cell, name))
+                for reason, n in cell.handoffs.items():
+                    out.add(f"handoffs:{reason}", n)
+                for score, n in cell.csat.items():
+                    out.add(f"csat:{score}", n)
+            return out
+
+        whole_days = CaseQuery(since=T0.replace(hour=0, minute=0, second=0, microsecond=0))
+        assert whole_days.by_day and not CaseQuery(by="language").by_day
+        from_days = summed(await store.case_cells(whole_days))
+        from_cases = summed(await store.case_cells(CaseQuery(by="language")))
+        assert from_days == from_cases
+        assert (from_days.cases, from_days.with_fallback, from_days.fallbacks, from_days.closed) == (3, 1, 2, 1)
+        by_channel = {c.key: c.cases for c in await store.case_cells(CaseQuery(by="channel"))}
+        assert by_channel == {"telegram": 1, "webchat": 2}
 
     async def test_a_query_rejects_an_unknown_group(self) -> None:
         with pytest.raises(ValueError, match="group by"):

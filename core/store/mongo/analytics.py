@@ -3,10 +3,12 @@
 Several farm processes may update one case at once (a customer's turn in one, an agent's
 claim in another), so nothing here reads, changes and writes back: a new case is an upsert
 of ``<conversation>:<n>`` (two processes opening the same case meet on that ``_id``);
-counters are ``$inc``; "the first" of something (handoff, claim, reply, rating) is an
+counters are ``$inc``; "the first" of something (handoff, claim, close, rating) is an
 update conditional on the field still being null, and only the process whose update
-matched adds to the all-time totals. Reports are aggregation pipelines (``$match`` on the
-``bot, started_at`` index, ``$group``) that return sums, never the cases themselves.
+matched adds it to the daily aggregate (``case_days``, one document per bot, day and
+channel, ``$inc`` of its ``counts``). Reports read those aggregates, or for language, agent
+and intent an aggregation pipeline (``$match`` on the ``bot, started_at`` index, ``$group``)
+that returns sums, never the cases themselves.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from core.store.mongo.connection import Doc, MongoConnection, guarded, us
 from core.store.ports.analytics import (
+    CELL_COUNTERS,
     AnalyticsStore,
     CaseCell,
     CaseDurations,
@@ -27,6 +30,7 @@ from core.store.ports.analytics import (
     CaseTotal,
     CaseUpdate,
     LiveCases,
+    totals_from_counts,
 )
 
 _SECOND = 1_000_000  # stored times are microseconds
@@ -49,6 +53,7 @@ INDEXES = {
         IndexModel([("closed_at", ASCENDING), ("expires_at", ASCENDING)], name="case_open"),
         IndexModel([("with_agents", ASCENDING), ("bot", ASCENDING)], sparse=True, name="case_with_agents"),
     ],
+    "case_days": [IndexModel([("bot", ASCENDING), ("day", ASCENDING)], name="case_day")],
 }
 
 
@@ -85,25 +90,28 @@ class MongoAnalyticsStore(AnalyticsStore):
             self._indexed = True
         return db
 
-    async def _total(self, db: Any, bot: str, name: str, label: str, value: int) -> None:
-        if not value:
+    @staticmethod
+    async def _add_days(db: Any, bot: str, day: str, channel: str | None, deltas: dict[str, int]) -> None:
+        counts = {f"counts.{name.replace('.', '_')}": value for name, value in deltas.items() if value}
+        if not counts:
             return
         for _ in range(3):
             try:
-                await db.case_totals.update_one(
-                    {"_id": f"{bot}|{name}|{label}"},
-                    {"$inc": {"value": value}, "$setOnInsert": {"bot": bot, "name": name, "label": label}},
+                await db.case_days.update_one(
+                    {"_id": f"{bot}|{day}|{channel or ''}"},
+                    {"$inc": counts, "$setOnInsert": {"bot": bot, "day": day, "channel": channel or ""}},
                     upsert=True,
                 )
                 return
             except DuplicateKeyError:
-                continue  # two first upserts raced; the counter exists now
+                continue  # two first upserts raced; the day exists now
 
     @guarded
     async def record_case(self, update: CaseUpdate) -> None:
         u = update
         db = await self._db()
         at = us(u.at)
+        deltas: dict[str, int] = {}
         latest = await db.cases.find_one({"conversation_id": u.conversation_id}, sort=[("n", DESCENDING)])
         if u.opens and (latest is None or latest.get("closed_at") is not None
                         or (u.expiry_seconds > 0 and at - latest["last_customer_at"] > u.expiry_seconds * _SECOND)):
@@ -116,54 +124,63 @@ class MongoAnalyticsStore(AnalyticsStore):
             with contextlib.suppress(DuplicateKeyError):  # another process opened it: use that one
                 result = await db.cases.update_one({"_id": case_id}, {"$setOnInsert": base}, upsert=True)
                 if result.upserted_id is not None:
-                    await self._total(db, u.bot, "cases", "", 1)
+                    deltas["cases"] = 1
         elif latest is None:
             return  # nothing to attach to (an agent action on a conversation without cases)
         else:
             case_id = latest["_id"]
-        change: Doc = {}
+        # One atomic update of the counters; the document as it was says which day the case
+        # belongs to and whether this is its first fallback.
+        change: Doc = {"$max": {"touched_at": at}}
         incs = {name: getattr(u, name) for name in _COUNTERS if getattr(u, name)}
         if incs:
             change["$inc"] = incs
+            deltas.update(incs)
         if u.opens or u.customer_messages:
-            change["$max"] = {"last_customer_at": at}
+            change["$max"]["last_customer_at"] = at
             if u.expiry_seconds > 0:
                 change["$max"]["expires_at"] = at + int(u.expiry_seconds * _SECOND)
         if u.language:
             change["$set"] = {"language": u.language}
-        if u.closed:
-            change.setdefault("$set", {})["closed_at"] = at
-            change["$unset"] = {"with_agents": ""}
-        if change:
-            await db.cases.update_one({"_id": case_id}, change)
+        before = await db.cases.find_one_and_update(
+            {"_id": case_id}, change, projection={"bot": 1, "day": 1, "channel": 1, "fallbacks": 1},
+            return_document=ReturnDocument.BEFORE)
+        if before is None:
+            return
+        if u.fallbacks and not before.get("fallbacks"):
+            deltas["with_fallback"] = 1
+
+        async def first(field: str, changes: Doc, unset: bool = False) -> bool:
+            """Set ``changes`` if ``field`` is still null; whether this call did."""
+            update: Doc = {"$set": changes}
+            if unset:
+                update["$unset"] = {"with_agents": ""}
+            result = await db.cases.update_one({"_id": case_id, field: None}, update)
+            return bool(result.modified_count)
+
         if u.intent:
-            await db.cases.update_one({"_id": case_id, "intent": None}, {"$set": {"intent": u.intent}})
-        if u.handoff_reason:
-            result = await db.cases.update_one(
-                {"_id": case_id, "handoff_at": None},
-                {"$set": {"handoff_at": at, "handoff_reason": u.handoff_reason, "handoff_intent": u.handoff_intent,
-                          "with_agents": True}})
-            if result.modified_count:
-                await self._total(db, u.bot, "handoffs", u.handoff_reason, 1)
-        if u.claimed_by:
-            await db.cases.update_one({"_id": case_id, "claimed_at": None},
-                                      {"$set": {"claimed_at": at, "agent": u.claimed_by}})
+            await first("intent", {"intent": u.intent})
+        if u.handoff_reason and await first("handoff_at", {
+                "handoff_at": at, "handoff_reason": u.handoff_reason, "handoff_intent": u.handoff_intent,
+                "with_agents": True}):
+            deltas[f"handoffs:{u.handoff_reason}"] = 1
+        if u.claimed_by and await first("claimed_at", {"claimed_at": at, "agent": u.claimed_by}):
+            deltas["claimed"] = 1
         if u.agent_replied:
-            await db.cases.update_one({"_id": case_id, "first_reply_at": None}, {"$set": {"first_reply_at": at}})
+            await first("first_reply_at", {"first_reply_at": at})
         if u.agent_done:
-            await db.cases.update_one({"_id": case_id, "ended_at": None},
-                                      {"$set": {"ended_at": at}, "$unset": {"with_agents": ""}})
-        if u.csat is not None:
-            result = await db.cases.update_one({"_id": case_id, "csat": None}, {"$set": {"csat": u.csat}})
-            if result.modified_count:
-                await self._total(db, u.bot, "csat_responses", "", 1)
-                await self._total(db, u.bot, "csat_score_sum", "", u.csat)
-        await self._total(db, u.bot, "fallbacks", "", u.fallbacks)
-        await self._total(db, u.bot, "dead_letters", "", u.dead_letters)
+            await first("ended_at", {"ended_at": at}, unset=True)
+        if u.closed and await first("closed_at", {"closed_at": at}, unset=True):
+            deltas["closed"] = 1
+        if u.csat is not None and await first("csat", {"csat": u.csat}):
+            deltas[f"csat:{u.csat}"] = 1
+        await self._add_days(db, before["bot"], before["day"], before.get("channel"), deltas)
 
     @guarded
     async def case_cells(self, query: CaseQuery) -> list[CaseCell]:
         db = await self._db()
+        if query.by_day:
+            return await self._from_days(db, query)
 
         def flag(name: str) -> Doc:
             return {"$sum": {"$cond": [{"$ifNull": [f"${name}", False]}, 1, 0]}}
@@ -179,16 +196,42 @@ class MongoAnalyticsStore(AnalyticsStore):
                 "closed": flag("closed_at"),
             }},
         ]
-        cells = []
+        cells: dict[tuple[str, str | None], CaseCell] = {}
         async for doc in await db.cases.aggregate(pipeline):
             group = doc["_id"]
-            cells.append(CaseCell(
-                group["bot"], _key(group.get("key")), group.get("reason"), group.get("csat"), int(doc["cases"]),
-                int(doc["with_fallback"]), int(doc["fallbacks"]), int(doc["frustration_peaks"]),
-                int(doc["dead_letters"]), int(doc["customer_messages"]), int(doc["bot_messages"]),
-                int(doc["agent_messages"]), int(doc["claimed"]), int(doc["closed"]),
-            ))
-        return cells
+            key = _key(group.get("key"))
+            cell = cells.get((group["bot"], key))
+            if cell is None:
+                cell = cells[(group["bot"], key)] = CaseCell(group["bot"], key)
+            if group.get("reason") is not None:
+                cell.add(f"handoffs:{group['reason']}", int(doc["cases"]))
+            if group.get("csat") is not None:
+                cell.add(f"csat:{group['csat']}", int(doc["cases"]))
+            for name in CELL_COUNTERS:
+                cell.add(name, int(doc[name]))
+        return list(cells.values())
+
+    @staticmethod
+    async def _from_days(db: Any, query: CaseQuery) -> list[CaseCell]:
+        match: Doc = {}
+        if query.bot is not None:
+            match["bot"] = query.bot
+        days: Doc = {}
+        if query.since is not None:
+            days["$gte"] = query.since.strftime("%Y-%m-%d")
+        if query.until is not None:
+            days["$lt"] = query.until.strftime("%Y-%m-%d")
+        if days:
+            match["day"] = days
+        cells: dict[tuple[str, str | None], CaseCell] = {}
+        async for doc in db.case_days.find(match):
+            key = None if query.by is None else (doc.get(query.by) or None)
+            cell = cells.get((doc["bot"], key))
+            if cell is None:
+                cell = cells[(doc["bot"], key)] = CaseCell(doc["bot"], key)
+            for name, value in (doc.get("counts") or {}).items():
+                cell.add(name, int(value))
+        return list(cells.values())
 
     @guarded
     async def case_durations(self, query: CaseQuery) -> list[CaseDurations]:
@@ -224,8 +267,11 @@ class MongoAnalyticsStore(AnalyticsStore):
     @guarded
     async def case_totals(self) -> list[CaseTotal]:
         db = await self._db()
-        totals = [CaseTotal(d["bot"], d["name"], d["label"], int(d["value"])) async for d in db.case_totals.find({})]
-        return sorted(totals, key=lambda t: (t.bot, t.name, t.label))
+        sums: dict[tuple[str, str], int] = {}
+        async for doc in db.case_days.find({}, {"bot": 1, "counts": 1}):
+            for name, value in (doc.get("counts") or {}).items():
+                sums[(doc["bot"], name)] = sums.get((doc["bot"], name), 0) + int(value)
+        return totals_from_counts((bot, name, value) for (bot, name), value in sums.items())
 
     @guarded
     async def live_cases(self, now: datetime) -> list[LiveCases]:

@@ -9,13 +9,17 @@ and ``forget`` leave them, and every figure, as they were.
 Writes are incremental (`record_case`: one small update per turn or agent action) and
 commutative where two processes may race (counters are added, first times are kept, a
 new case is created under a unique key), so several farm processes on one MongoDB count
-every case once. Reads (`case_cells`, `case_durations`) aggregate inside the store over an
-index on the start time, so a report over a million cases never loads them as objects.
+every case once. Reads (`case_cells`) come from daily aggregates per (bot, day, channel) that `record_case`
+keeps (each counter is added exactly once, by the update that changed the case), or for
+the groups that change during a case (language, agent, intent) from a ``GROUP BY`` over an
+index on the start time; `case_durations` reads the handed-over cases only. A report over a
+million cases never loads them as objects.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -68,16 +72,23 @@ class CaseQuery:
         if self.by is not None and self.by not in CASE_GROUPS:
             raise ValueError(f"cases group by one of {', '.join(CASE_GROUPS)}, not {self.by!r}")
 
+    @property
+    def by_day(self) -> bool:
+        """Whether the daily aggregates answer it: grouped by nothing, day or channel, whole UTC days."""
+        return self.by in (None, "day", "channel") and all(
+            bound is None or bound == bound.replace(hour=0, minute=0, second=0, microsecond=0)
+            for bound in (self.since, self.until))
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class CaseCell:
-    """Sums over the cases of one (bot, group key, handoff reason, CSAT score)."""
+    """Sums over the cases of one (bot, group key): counts, handoffs by reason, ratings by score."""
 
     bot: str
     key: str | None
-    handoff_reason: str | None  # None: bot-only cases
-    csat: int | None
     cases: int = 0
+    handoffs: dict[str, int] = field(default_factory=dict)  # reason of the first handoff -> cases
+    csat: dict[int, int] = field(default_factory=dict)  # score -> rated cases
     with_fallback: int = 0  # cases with at least one fallback
     fallbacks: int = 0
     frustration_peaks: int = 0
@@ -87,6 +98,21 @@ class CaseCell:
     agent_messages: int = 0
     claimed: int = 0
     closed: int = 0
+
+    def add(self, name: str, value: int) -> None:
+        """Add ``value`` to the counter ``name`` (``handoffs:<reason>`` and ``csat:<score>`` included)."""
+        kind, _, label = name.partition(":")
+        if kind == "handoffs":
+            self.handoffs[label] = self.handoffs.get(label, 0) + value
+        elif kind == "csat":
+            self.csat[int(label)] = self.csat.get(int(label), 0) + value
+        else:
+            setattr(self, name, getattr(self, name) + value)
+
+
+# The counters of a `CaseCell` as the stores keep them per (bot, day, channel).
+CELL_COUNTERS = ("cases", "with_fallback", "fallbacks", "frustration_peaks", "dead_letters", "customer_messages",
+                 "bot_messages", "agent_messages", "claimed", "closed")
 
 
 @dataclass(slots=True)
@@ -121,6 +147,19 @@ class LiveCases:
     open: int
 
 
+def totals_from_counts(counts: Iterable[tuple[str, str, int]]) -> list[CaseTotal]:
+    """`CaseTotal`s from (bot, counter name, all-time sum) of the daily aggregates."""
+    totals: dict[tuple[str, str, str], int] = {}
+    for bot, name, value in counts:
+        kind, _, label = name.partition(":")
+        if kind == "csat":
+            for total_name, add in (("csat_responses", value), ("csat_score_sum", int(label) * value)):
+                totals[(bot, total_name, "")] = totals.get((bot, total_name, ""), 0) + add
+        elif kind in ("cases", "handoffs", "fallbacks", "dead_letters"):
+            totals[(bot, kind, label)] = totals.get((bot, kind, label), 0) + value
+    return [CaseTotal(bot, name, label, value) for (bot, name, label), value in sorted(totals.items()) if value]
+
+
 class AnalyticsStore(ABC):
     """Cases and their figures: incremental writes, aggregated reads."""
 
@@ -130,7 +169,11 @@ class AnalyticsStore(ABC):
 
     @abstractmethod
     async def case_cells(self, query: CaseQuery) -> list[CaseCell]:
-        """The sums of the cases ``query`` selects, one cell per (bot, key, handoff reason, CSAT)."""
+        """The sums of the cases ``query`` selects, one cell per (bot, group key).
+
+        Per bot, day or channel they come from daily aggregates kept up to date by `record_case`
+        (a few rows per day, whatever the number of cases); by language, agent or intent, which
+        change during a case, from the cases themselves (an indexed range of start times)."""
 
     @abstractmethod
     async def case_durations(self, query: CaseQuery) -> list[CaseDurations]:
@@ -138,7 +181,7 @@ class AnalyticsStore(ABC):
 
     @abstractmethod
     async def case_totals(self) -> list[CaseTotal]:
-        """All-time counters per bot (they only grow; for Prometheus)."""
+        """All-time counters per bot (they only grow; for Prometheus): the daily aggregates summed."""
 
     @abstractmethod
     async def live_cases(self, now: datetime) -> list[LiveCases]:

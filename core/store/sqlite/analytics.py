@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from core.store.ports.analytics import (
+    CELL_COUNTERS,
     AnalyticsStore,
     CaseCell,
     CaseDurations,
@@ -19,6 +20,7 @@ from core.store.ports.analytics import (
     CaseTotal,
     CaseUpdate,
     LiveCases,
+    totals_from_counts,
 )
 from core.store.sqlite.encoding import ts
 from core.store.sqlite.engine import SQLiteEngine
@@ -52,21 +54,21 @@ def _where(query: CaseQuery) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-def _add_total(db: sqlite3.Connection, bot: str, name: str, label: str, value: int) -> None:
-    if value:
-        db.execute(
-            "INSERT INTO case_totals (bot, name, label, value) VALUES (?,?,?,?)"
-            " ON CONFLICT (bot, name, label) DO UPDATE SET value=value+excluded.value",
-            (bot, name, label, value),
-        )
+def _add_days(db: sqlite3.Connection, bot: str, day: str, channel: str | None, deltas: dict[str, int]) -> None:
+    db.executemany(
+        "INSERT INTO case_days (bot, day, channel, name, value) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (bot, day, channel, name) DO UPDATE SET value=value+excluded.value",
+        [(bot, day, channel or "", name, value) for name, value in deltas.items() if value],
+    )
 
 
 def record(db: sqlite3.Connection, u: CaseUpdate) -> None:
-    """Apply one `CaseUpdate` (see `AnalyticsStore.record_case`)."""
+    """Apply one `CaseUpdate` (see `AnalyticsStore.record_case`) and add what it changed to the case's day."""
     at = ts(u.at)
     row = db.execute(
         "SELECT * FROM cases WHERE conversation_id=? ORDER BY n DESC LIMIT 1", (u.conversation_id,)
     ).fetchone()
+    deltas: dict[str, int] = {}
     if u.opens and (row is None or row["closed_at"] is not None
                     or (u.expiry_seconds > 0 and at - row["last_customer_at"] > u.expiry_seconds)):
         n = 1 if row is None else row["n"] + 1
@@ -75,7 +77,7 @@ def record(db: sqlite3.Connection, u: CaseUpdate) -> None:
             " VALUES (?,?,?,?,?,?,?)",
             (u.conversation_id, n, u.bot, u.at.strftime("%Y-%m-%d"), at, at, u.channel),
         )
-        _add_total(db, u.bot, "cases", "", 1)
+        deltas["cases"] = 1
         row = db.execute("SELECT * FROM cases WHERE conversation_id=? AND n=?", (u.conversation_id, n)).fetchone()
     if row is None:
         return  # nothing to attach to (an agent action on a conversation without cases)
@@ -89,21 +91,22 @@ def record(db: sqlite3.Connection, u: CaseUpdate) -> None:
         sets["intent"] = u.intent
     if u.handoff_reason and row["handoff_at"] is None:
         sets.update(handoff_at=at, handoff_reason=u.handoff_reason, handoff_intent=u.handoff_intent)
-        _add_total(db, u.bot, "handoffs", u.handoff_reason, 1)
+        deltas[f"handoffs:{u.handoff_reason}"] = 1
     if u.claimed_by and row["claimed_at"] is None:
         sets.update(claimed_at=at, agent=u.claimed_by)
+        deltas["claimed"] = 1
     if u.agent_replied and row["first_reply_at"] is None:
         sets["first_reply_at"] = at
     if u.agent_done and row["ended_at"] is None:
         sets["ended_at"] = at
-    if u.closed:
+    if u.closed and row["closed_at"] is None:
         sets["closed_at"] = at
+        deltas["closed"] = 1
     if u.csat is not None and row["csat"] is None:
         sets["csat"] = u.csat
-        _add_total(db, u.bot, "csat_responses", "", 1)
-        _add_total(db, u.bot, "csat_score_sum", "", u.csat)
-    _add_total(db, u.bot, "fallbacks", "", u.fallbacks)
-    _add_total(db, u.bot, "dead_letters", "", u.dead_letters)
+        deltas[f"csat:{u.csat}"] = 1
+    if u.fallbacks and row["fallbacks"] == 0:
+        deltas["with_fallback"] = 1
     parts = [f"{name}=?" for name in sets]
     args: list[Any] = list(sets.values())
     for name in _COUNTERS:
@@ -111,8 +114,21 @@ def record(db: sqlite3.Connection, u: CaseUpdate) -> None:
         if value:
             parts.append(f"{name}={name}+?")
             args.append(value)
+            deltas[name] = value
     if parts:
         db.execute(f"UPDATE cases SET {', '.join(parts)} WHERE id=?", (*args, row["id"]))
+    _add_days(db, row["bot"], row["day"], row["channel"], deltas)
+
+
+def _cells_from_days(rows: Any) -> list[CaseCell]:
+    cells: dict[tuple[str, str | None], CaseCell] = {}
+    for bot, key, name, value in rows:
+        key = None if key is None or key == "" else str(key)
+        cell = cells.get((bot, key))
+        if cell is None:
+            cell = cells[(bot, key)] = CaseCell(bot, key)
+        cell.add(name, int(value))
+    return list(cells.values())
 
 
 class SQLiteAnalyticsStore(AnalyticsStore):
@@ -125,6 +141,8 @@ class SQLiteAnalyticsStore(AnalyticsStore):
         await self._engine.tx(lambda db: record(db, update))
 
     async def case_cells(self, query: CaseQuery) -> list[CaseCell]:
+        if query.by_day:
+            return await self._engine.run(lambda db: self._from_days(db, query), bulk=True)
         where, args = _where(query)
         key = _GROUP_SQL[query.by]
         sql = (
@@ -136,10 +154,39 @@ class SQLiteAnalyticsStore(AnalyticsStore):
         )
 
         def unit(db: sqlite3.Connection) -> list[CaseCell]:
-            return [CaseCell(r[0], None if r[1] is None else str(r[1]), r[2], r[3], *(int(v) for v in r[4:]))
-                    for r in db.execute(sql, args)]
+            cells: dict[tuple[str, str | None], CaseCell] = {}
+            for r in db.execute(sql, args):
+                key = None if r[1] is None else str(r[1])
+                cell = cells.get((r[0], key))
+                if cell is None:
+                    cell = cells[(r[0], key)] = CaseCell(r[0], key)
+                if r[2] is not None:
+                    cell.add(f"handoffs:{r[2]}", int(r[4]))
+                if r[3] is not None:
+                    cell.add(f"csat:{r[3]}", int(r[4]))
+                for name, value in zip(CELL_COUNTERS, r[4:], strict=True):
+                    cell.add(name, int(value))
+            return list(cells.values())
 
         return await self._engine.run(unit, bulk=True)
+
+    @staticmethod
+    def _from_days(db: sqlite3.Connection, query: CaseQuery) -> list[CaseCell]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        if query.bot is not None:
+            clauses.append("bot=?")
+            args.append(query.bot)
+        if query.since is not None:
+            clauses.append("day>=?")
+            args.append(query.since.strftime("%Y-%m-%d"))
+        if query.until is not None:
+            clauses.append("day<?")
+            args.append(query.until.strftime("%Y-%m-%d"))
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        key = {None: "NULL", "day": "day", "channel": "channel"}[query.by]
+        return _cells_from_days(db.execute(
+            f"SELECT bot, {key} AS key, name, SUM(value) FROM case_days{where} GROUP BY bot, key, name", args))
 
     async def case_durations(self, query: CaseQuery) -> list[CaseDurations]:
         where, args = _where(query)
@@ -172,8 +219,8 @@ class SQLiteAnalyticsStore(AnalyticsStore):
 
     async def case_totals(self) -> list[CaseTotal]:
         def unit(db: sqlite3.Connection) -> list[CaseTotal]:
-            return [CaseTotal(r[0], r[1], r[2], int(r[3]))
-                    for r in db.execute("SELECT bot, name, label, value FROM case_totals ORDER BY bot, name, label")]
+            rows = db.execute("SELECT bot, name, SUM(value) FROM case_days GROUP BY bot, name").fetchall()
+            return totals_from_counts((r[0], r[1], int(r[2])) for r in rows)
 
         return await self._engine.run(unit)
 
