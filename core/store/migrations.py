@@ -187,8 +187,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             " WHERE handoff_at IS NOT NULL AND ended_at IS NULL AND closed_at IS NULL"),
             "CREATE INDEX cases_open ON cases (expires_at) WHERE closed_at IS NULL",
             # Covers the waiting and handle times of a report (handed-over cases only).
-            "CREATE INDEX cases_handed ON cases (bot, started_at, handoff_at, claimed_at, first_reply_at, ended_at,"
-            " day, channel) WHERE handoff_at IS NOT NULL",
+            ("CREATE INDEX cases_handed ON cases (bot, started_at, handoff_at, claimed_at, first_reply_at, ended_at,"
+            " day, channel) WHERE handoff_at IS NOT NULL"),
             # Daily aggregates: each counter of a case is added once, to its (bot, day, channel).
             """CREATE TABLE case_days (
                 bot TEXT NOT NULL,
