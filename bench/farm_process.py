@@ -26,6 +26,7 @@ from core import logging as sb_logging
 from core.config import load_farm_config
 from core.engine import Engine
 from core.farm import Farm, serve
+from core.pipeline.channels import ChannelRegistry
 
 
 class SlowEngine:
@@ -47,7 +48,10 @@ async def run(config_path: Path, engine: str, delay: float = 0.0) -> None:
     config = load_farm_config(config_path)
     sb_logging.configure(config.log_level, config.log_format)
     if os.environ.get("SWITCHBOARD_BENCH_NO_TYPING"):  # measure what the typing indicators cost
-        Farm._typing = lambda self, message: None  # type: ignore[method-assign]
+        async def no_typing(self: ChannelRegistry, message: Any) -> None:
+            return None
+
+        ChannelRegistry.typing = no_typing  # type: ignore[method-assign]
     engines: dict[str, Engine] = {}
     if engine == "echo":
         from tests.support.engines import EchoEngine

@@ -6,15 +6,20 @@ config, 429s retried after ``Retry-After``). Listeners are thin: they filter Sla
 handled) and hand every decision to `core.desk.DeskActions`. Agent ids given to the core
 are namespaced: ``slack:U0AGENTANNA``. Masking is the core's job; texts arrive masked.
 
-HTTP mode: `routes` gives ``POST /slack/events`` (events and interactivity, signature
+The slash command (``/switchboard`` by default: queue, claim N, transfer) is
+`channels.slack_commands`; files in threads both ways are `channels.slack_files`.
+
+HTTP mode: `routes` gives ``POST /slack/events`` (events, interactivity and commands, signature
 checked by Bolt: forged or older than 5 minutes -> 401). Socket Mode: set ``app_token``;
 `start` connects, `stop` disconnects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -24,6 +29,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 from aiolimiter import AsyncLimiter
+from pydantic import ValidationError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
@@ -36,8 +42,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from channels import slack_assist as assist
 from channels import slack_card as card
-from core.config import SlackDeskConfig
+from channels.slack_commands import QueueSource, SlashCommands
+from channels.slack_desk_config import SlackDeskConfig
+from channels.slack_files import SlackFiles
 from core.desk import DeadLetterNotice, DeskActions, HandoffSummary
 from core.errors import (
     BadRequest,
@@ -48,7 +57,8 @@ from core.errors import (
     TransientError,
     Unauthorized,
 )
-from core.model import Conversation, Event
+from core.files import FileStore
+from core.model import Attachment, Conversation, Event
 from core.ports import Route
 
 __all__ = ["IsDuplicate", "ResolveThread", "SlackDesk"]
@@ -70,6 +80,9 @@ _AUTH_ERRORS = frozenset({
     "missing_scope", "not_allowed_token_type", "no_permission",
 })
 _TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+_CANNOT_POST = ("channel_not_found", "not_in_channel", "is_archived", "channel_is_archived")
+PROBE_AFTER = 30.0  # seconds between reachability checks while Slack is failing
+PROBE_TIMEOUT = 3.0  # a check runs inside a customer's turn: never longer than this
 _NOT_ALLOWED = "Sorry, only agents of this desk can do that."
 _ACTION_FAILED = "That did not work: {error}"
 
@@ -116,6 +129,7 @@ class SlackDesk:
     """`core.desk.Desk` on Slack. Build it with the config and the core's callbacks."""
 
     name = "slack"
+    Config = SlackDeskConfig  # the ``desk.slack`` block; `switchboard check` validates it with this
 
     def __init__(
         self,
@@ -127,6 +141,8 @@ class SlackDesk:
         rate_limit_retries: int = 3,
         cache_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        files: FileStore | None = None,
+        queue: QueueSource | None = None,
     ) -> None:
         if not config.bot_token:
             raise ConfigError("a bot token (xoxb-...) is required", key="desk.slack.bot_token")
@@ -164,12 +180,26 @@ class SlackDesk:
         self._socket: AsyncSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None
         self.bot_user_id: str | None = None
+        self._clock = clock
+        self._health: tuple[bool, float] = (True, clock())  # the last Web API call: (worked, when)
+        self.files = SlackFiles(files, config.bot_token, self._call, lambda: self._session) if files else None
+        self.commands = SlashCommands(config.command, actions, queue, is_agent=self._is_agent,
+                                      display_name=self._display_name, agent_ids=self._agent_ids)
         self._register()
 
     @classmethod
-    def from_config(cls, config: SlackDeskConfig, actions: DeskActions, resolve_thread: ResolveThread,
-                    is_duplicate: IsDuplicate) -> SlackDesk:
-        return cls(config, actions, resolve_thread, is_duplicate)
+    def from_config(cls, config: SlackDeskConfig | Mapping[str, Any], actions: DeskActions,
+                    resolve_thread: ResolveThread, is_duplicate: IsDuplicate, *,
+                    files: FileStore | None = None, queue: QueueSource | None = None) -> SlackDesk:
+        """Build from the ``desk.slack`` block of farm.yml (validated here) or a ready `SlackDeskConfig`."""
+        if not isinstance(config, SlackDeskConfig):
+            try:
+                config = SlackDeskConfig.model_validate(dict(config))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in ("desk", "slack", *first["loc"]))
+                raise ConfigError(first["msg"], key=where) from None
+        return cls(config, actions, resolve_thread, is_duplicate, files=files, queue=queue)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -239,6 +269,11 @@ class SlackDesk:
         self._customers[ts] = card.customer_name(summary)
         log.info("slack_desk.handoff.posted", conversation=summary.conversation.id, thread=ts,
                  sticky=summary.previous_agent is not None)
+        help_ = await self._assistance(summary.conversation.id)
+        if help_ is not None:
+            await self._call("chat_postMessage", channel=self.config.channel, thread_ts=ts,
+                             text=f"Assistant: {help_.summary}", unfurl_links=False,
+                             blocks=assist.assistant_blocks(summary.conversation.id, help_))
         return ts
 
     async def customer_message(self, conversation: Conversation, event: Event) -> None:
@@ -247,8 +282,27 @@ class SlackDesk:
             log.warning("slack_desk.customer_message.no_thread", conversation=conversation.id)
             return
         name = self._customers.get(thread, "Customer")
+        line = card.customer_line(name, event.channel, event)
+        help_ = await self._assistance(conversation.id)
+        extra = assist.suggestion_blocks(conversation.id, help_.suggestions) if help_ is not None else []
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": line[:2900]}}, *extra] if extra else None
         await self._call("chat_postMessage", channel=self.config.channel, thread_ts=thread,
-                         text=card.customer_line(name, event.channel, event), unfurl_links=False)
+                         text=line, unfurl_links=False, **({"blocks": blocks} if blocks else {}))
+        if self.files is not None and event.data.get("attachments"):
+            await self.files.outgoing(self.config.channel, thread, conversation.bot, event.channel,
+                                      event.data["attachments"])
+
+    async def _assistance(self, conversation_id: str) -> Any | None:
+        """The core's assistant output (`core.handoff.assist.Assistance`), if it offers one; its
+        failure never keeps a card or a customer message from the thread."""
+        get = getattr(self._actions, "assistance", None)
+        if not callable(get):
+            return None
+        try:
+            return await get(conversation_id)
+        except Exception:
+            log.exception("slack_desk.assist_failed", conversation=conversation_id)
+            return None
 
     async def status_changed(self, conversation: Conversation, detail: str | None = None) -> None:
         """Update the card (status, buttons) and say what happened in the thread."""
@@ -297,6 +351,9 @@ class SlackDesk:
         for action_id in ("claim", "back_to_bot", "close", "back_to_queue"):
             self.app.action(action_id)(self._on_button)
         self.app.action("transfer")(self._on_transfer)
+        self.app.action(re.compile(f"^{assist.USE_ACTION}[1-3]$"))(self._on_use_suggestion)
+        self.app.view(assist.VIEW_CALLBACK)(self._on_send_suggestion)
+        self.app.command(self.config.command)(self.commands.handle)
 
     async def _on_ignored_event(self) -> None:
         """Acked by Bolt; nothing to do."""
@@ -322,17 +379,34 @@ class SlackDesk:
         name = await self._display_name(user)
         text = card.to_plain(str(event.get("text") or "")).strip()
         agent_id = card.AGENT_PREFIX + user
+        attachments: list[Attachment] = []
+        if event.get("files"):
+            attachments = await self._agent_files(user, str(event["thread_ts"]), event["files"])
+            if not attachments and not text:
+                return
+        files: dict[str, Any] = {"attachments": attachments} if attachments else {}  # older DeskActions too
         try:
             if text.startswith(self.config.note_prefix):
                 await self._actions.internal_note(conversation_id, agent_id, name,
-                                                  text[len(self.config.note_prefix):].strip())
+                                                  text[len(self.config.note_prefix):].strip(), **files)
                 log.info("slack_desk.note", conversation=conversation_id, agent=agent_id)
             else:
-                await self._actions.agent_reply(conversation_id, agent_id, name, text)
-                log.info("slack_desk.reply", conversation=conversation_id, agent=agent_id)
+                await self._actions.agent_reply(conversation_id, agent_id, name, text, **files)
+                log.info("slack_desk.reply", conversation=conversation_id, agent=agent_id, files=len(attachments))
         except SwitchboardError as exc:
             log.warning("slack_desk.reply.failed", conversation=conversation_id, agent=agent_id, error=str(exc))
             await self._ephemeral(user, _ACTION_FAILED.format(error=exc), thread=str(event["thread_ts"]))
+
+    async def _agent_files(self, user: str, thread: str, files: Any) -> list[Attachment]:
+        """The files an agent shared in the thread, kept for sending; refusals told to the agent."""
+        if self.files is None:
+            await self._ephemeral(user, "Files cannot be sent from Slack on this desk; the text (if any) was "
+                                        "sent without them.", thread=thread)
+            return []
+        kept, refused = await self.files.incoming(files if isinstance(files, list) else [])
+        if refused:
+            await self._ephemeral(user, "Not sent to the customer: " + " ".join(refused), thread=thread)
+        return kept
 
     def _noise(self, event: Mapping[str, Any]) -> str | None:
         """Why a message event is not an agent's thread reply in our channel (None if it is)."""
@@ -419,23 +493,76 @@ class SlackDesk:
         log.info("slack_desk.action", action="transfer", conversation=conversation_id, agent=agent_id,
                  to=card.AGENT_PREFIX + target)
 
+    async def _on_use_suggestion(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
+                                 action: dict[str, Any]) -> None:
+        """"Use N" under a suggestion: a modal with the text to edit (Slack cannot prefill the composer)."""
+        await ack()
+        user = str(body.get("user", {}).get("id", ""))
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        thread = str((body.get("message") or {}).get("thread_ts") or (body.get("container") or {}).get("thread_ts")
+                     or "")
+        view = assist.edit_modal(str(action.get("value") or ""), thread, self.config.note_prefix)
+        if channel != self.config.channel or view is None or not body.get("trigger_id"):
+            log.info("slack_desk.action.ignored", reason="other channel or not a suggestion", action="use_suggestion")
+            return
+        if not await self._is_agent(user):
+            await self._ephemeral(user, _NOT_ALLOWED)
+            return
+        try:
+            await self._call("views_open", trigger_id=str(body["trigger_id"]), view=view)
+        except ChannelError as exc:  # e.g. the 3-second trigger expired
+            await self._ephemeral(user, _ACTION_FAILED.format(error=exc), thread=thread or None)
+            return
+        log.info("slack_desk.suggestion.opened", agent=card.AGENT_PREFIX + user)
+
+    async def _on_send_suggestion(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
+                                  view: dict[str, Any]) -> None:
+        """The agent sent the (edited) suggestion from the modal: a reply like any thread reply."""
+        user = str(body.get("user", {}).get("id", ""))
+        found = assist.submitted(view)
+        if found is None or not found[2]:
+            await ack(response_action="errors", errors={assist.REPLY_BLOCK: "Write a reply (or press Cancel)."})
+            return
+        if not await self._is_agent(user):
+            await ack(response_action="errors", errors={assist.REPLY_BLOCK: _NOT_ALLOWED})
+            return
+        await ack()
+        conversation_id, thread, text = found
+        agent_id = card.AGENT_PREFIX + user
+        name = await self._display_name(user)
+        try:
+            await self._actions.agent_reply(conversation_id, agent_id, name, text)
+        except SwitchboardError as exc:
+            log.warning("slack_desk.reply.failed", conversation=conversation_id, agent=agent_id, error=str(exc))
+            await self._ephemeral(user, _ACTION_FAILED.format(error=exc), thread=thread or None)
+            return
+        log.info("slack_desk.suggestion.sent", conversation=conversation_id, agent=agent_id)
+
     # -- agents ----------------------------------------------------------------------
     async def _is_agent(self, user: str) -> bool:
         if user in self.config.agents:
             return True
+        return user in await self._group_members()
+
+    async def _group_members(self) -> frozenset[str]:
         group = self.config.agent_group
         if not group:
-            return False
+            return frozenset()
         members = self._groups.get(group)
         if members is None:
             try:
                 result = await self._call("usergroups_users_list", usergroup=group)
             except ChannelError as exc:
                 log.warning("slack_desk.agent_group.failed", group=group, error=str(exc))
-                return False
+                return frozenset()
             members = frozenset(result.get("users") or ())
             self._groups.put(group, members)
-        return user in members
+        return frozenset(members)
+
+    async def _agent_ids(self) -> list[str]:
+        """Slack users who are agents: the configured ones and the agent group's members."""
+        ids = list(self.config.agents)
+        return ids + sorted(u for u in await self._group_members() if u not in ids)
 
     async def _display_name(self, user: str) -> str:
         cached = self._names.get(user)
@@ -462,21 +589,47 @@ class SlackDesk:
         except ChannelError as exc:
             log.warning("slack_desk.ephemeral.failed", error=str(exc))
 
+    async def reachable(self, bot: str, *, presence: bool = False) -> bool:
+        """Whether Slack answers: the last Web API call's result; after a failure, at most every
+        `PROBE_AFTER` seconds an ``auth.test`` (bounded by `PROBE_TIMEOUT`) checks again."""
+        worked, at = self._health
+        if worked:
+            return True
+        if self._clock() - at < PROBE_AFTER:
+            return False
+        try:
+            await asyncio.wait_for(self._call("auth_test"), PROBE_TIMEOUT)
+        except (ChannelError, TimeoutError):
+            self._health = (False, self._clock())
+            return False
+        return True
+
     async def _call(self, method: str, **kwargs: Any) -> Any:
-        """Every Web API call goes through here: errors mapped to the core's types."""
+        """Every Web API call goes through here: errors mapped to the core's types; the result
+        is the desk's reachability signal (a rate limit still means Slack is there)."""
         if method == "chat_postMessage":
             # Slack allows about one message per second per channel (short bursts pass);
             # pace posts here rather than collecting 429s.
             await self._post_pace.acquire()
         try:
-            return await getattr(self.client, method)(**kwargs)
+            result = await getattr(self.client, method)(**kwargs)
         except SlackApiError as exc:
             mapped = map_slack_error(exc)
             log.warning("slack_desk.api.error", method=method, error=str(mapped))
+            self._health = (isinstance(mapped, RateLimited | BadRequest) and not _cannot_post(mapped),
+                            self._clock())
             raise mapped from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("slack_desk.api.unreachable", method=method, error=type(exc).__name__)
+            self._health = (False, self._clock())
             raise TransientError(f"slack: {type(exc).__name__}") from exc
+        self._health = (True, self._clock())
+        return result
+
+
+def _cannot_post(error: ChannelError) -> bool:
+    """A Slack error that keeps every card out of the agents' channel (not one bad request)."""
+    return any(code in str(error) for code in _CANNOT_POST)
 
 
 def _first(value: Any) -> Any:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 import structlog
 from pydantic import Field, model_validator
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram import error as tg
 from telegram.constants import ChatAction
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
@@ -43,6 +43,7 @@ from core.errors import (
     TransientError,
     Unauthorized,
 )
+from core.files import StoredFile, is_stored, sniff
 from core.model import Attachment, Inbound, Outbound, utcnow
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,8 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
+MAX_PHOTO_BYTES = 10_000_000  # sendPhoto's limit; larger images go as documents
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 # We call getUpdates through do_api_request to get raw dicts (one parse path for
 # webhook and polling); PTB warns that a typed method exists, which is intended here.
@@ -325,7 +328,7 @@ class TelegramAdapter(ChannelAdapter):
             text=text,
             attachments=attachments,
             shared_phone=shared_phone,
-            display_name=user.full_name or None,
+            display_name=_display_name(user.full_name, user.username),
             language_hint=user.language_code,
             timestamp=when.astimezone(UTC),
             edited=edited,
@@ -358,7 +361,7 @@ class TelegramAdapter(ChannelAdapter):
             platform_message_id=self.namespaced(update.update_id),
             text=title,
             button_payload=query.data,
-            display_name=user.full_name or None,
+            display_name=_display_name(user.full_name, user.username),
             language_hint=user.language_code,
             timestamp=utcnow(),  # a button press carries no date; the time we received it
             raw=raw,
@@ -556,11 +559,32 @@ class TelegramAdapter(ChannelAdapter):
     async def _send_media(
         self, client: Bot, chat: int | str, item: Attachment, caption: str, keyboard: InlineKeyboardMarkup | None
     ) -> Message:
-        source = item.url or item.file_id
+        source: str | InputFile | None = item.url or item.file_id
         assert source is not None
-        if item.kind == "image":
+        photo = item.kind == "image"
+        if is_stored(item):  # an agent's file: uploaded as multipart (sendPhoto up to 10 MB, else sendDocument)
+            stored = await self.context.read_file(str(item.file_id))
+            if stored is None:
+                raise BadRequest(f"file {item.file_id} is no longer kept")
+            source = InputFile(stored.data, filename=stored.name)
+            photo = stored.mime_type in PHOTO_TYPES and stored.size <= MAX_PHOTO_BYTES
+        if photo:
             return await self._call(client.send_photo(chat, source, caption=caption or None, reply_markup=keyboard))
         return await self._call(client.send_document(chat, source, caption=caption or None, reply_markup=keyboard))
+
+    async def fetch_media(self, attachment: Attachment, max_bytes: int) -> StoredFile:
+        """A customer's photo or document (getFile, then the file URL; bots may download up to 20 MB)."""
+        if not attachment.file_id:
+            raise BadRequest("no Telegram file_id")
+        client = await self._ensure_client()
+        found = await self._call(client.get_file(attachment.file_id))
+        if found.file_size is not None and found.file_size > max_bytes:
+            raise BadRequest(f"file is {found.file_size} bytes (limit {max_bytes})")
+        data = bytes(await self._call(found.download_as_bytearray()))
+        mime = attachment.mime_type or sniff(data) or ("image/jpeg" if attachment.kind == "image"
+                                                       else "application/octet-stream")
+        name = attachment.name or (found.file_path or "").rsplit("/", 1)[-1] or f"telegram-{attachment.kind}"
+        return StoredFile(attachment.file_id, mime, name, data)
 
     async def typing(self, chat_id: str) -> None:
         client = await self._ensure_client()
@@ -568,3 +592,11 @@ class TelegramAdapter(ChannelAdapter):
 
 
 __all__ = ["TelegramAdapter", "TelegramConfig", "map_telegram_error"]
+
+
+def _display_name(full_name: str | None, username: str | None) -> str | None:
+    """What agents see: the name with the @username that finds the person in Telegram
+    (``Anna Schmidt (@anna_s)``); either alone if the other is missing."""
+    if full_name and username:
+        return f"{full_name} (@{username})"
+    return full_name or (f"@{username}" if username else None)

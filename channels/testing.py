@@ -39,6 +39,7 @@ from core.errors import (
     TransientError,
     Unauthorized,
 )
+from core.files import StoredFile
 from core.model import Button, Event, Inbound, Outbound
 from core.ports import Parsed
 
@@ -139,6 +140,9 @@ class RecordingContext:
     async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
         self.kv_writes += 1
         self.kv[key] = value
+
+    async def read_file(self, file_id: str) -> StoredFile | None:
+        return StoredFile.from_value(file_id, self.kv.get(f"files:{file_id}"))
 
     async def acquire_lease(self, name: str, ttl_seconds: float) -> bool:
         return self.leases.acquire(name, self.holder, ttl_seconds)

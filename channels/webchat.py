@@ -42,6 +42,7 @@ import re
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import structlog
@@ -73,6 +74,7 @@ from channels.webchat_state import (
     event_to_message,
 )
 from core.errors import BadRequest, StoreUnavailable
+from core.files import StoredFile, is_stored
 from core.model import (
     Attachment,
     Event,
@@ -409,6 +411,9 @@ class WebChatAdapter(ChannelAdapter):
         return Parsed(messages=(self._inbound(payload, session),))
 
     async def send(self, message: Outbound) -> str:
+        if any(is_stored(a) for a in message.attachments):
+            message = replace(message, attachments=tuple(
+                [await self.files.copy_for(a, message.chat_id) if is_stored(a) else a for a in message.attachments]))
         frame = {
             "type": "message",
             "id": message.id,
@@ -428,6 +433,13 @@ class WebChatAdapter(ChannelAdapter):
         self.live.schedule((message.chat_id,))  # receipts (read), state and language follow the transcript
         # The transcript holds the message; a page that is offline now gets it with its history.
         return self.namespaced(message.id)
+
+    async def fetch_media(self, attachment: Attachment, max_bytes: int) -> StoredFile:
+        """A customer's upload (kept in this adapter's files store), for a desk to show."""
+        found = await self.files.stored(attachment.file_id or "")
+        if found is None:
+            raise BadRequest("upload not found")
+        return StoredFile(found.id, found.mime_type, found.name, found.data)
 
     async def typing(self, chat_id: str) -> None:
         """The bot is working on an answer; not shown while a person is (to be) in charge."""

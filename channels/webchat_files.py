@@ -174,6 +174,23 @@ class FileRoutes:
         return web.json_response({"id": stored.id, "mime_type": mime, "name": stored.name, "size": stored.size,
                                   "kind": stored.kind}, status=201)
 
+    async def stored(self, file_id: str) -> StoredFile | None:
+        """An upload by id (None if unknown)."""
+        return await self._file(file_id)
+
+    async def copy_for(self, item: Attachment, session: str) -> Attachment:
+        """An agent's file (kept by the core) as this customer's own upload, so the page shows it
+        (thumbnail, download) with the session header like the customer's own files. Idempotent."""
+        file_id = f"f_{item.file_id}"
+        if await self._file(file_id) is None:
+            kept = await self.context.read_file(str(item.file_id))
+            if kept is None:
+                raise BadRequest(f"file {item.file_id} is no longer kept")
+            stored = StoredFile(file_id, session, kept.mime_type, kept.name, len(kept.data), kept.data)
+            await self.context.kv_set(f"file:{file_id}", stored.to_value())
+        return Attachment(kind=item.kind, file_id=file_id, mime_type=item.mime_type, name=item.name,
+                          caption=item.caption, size=item.size)
+
     async def _file(self, file_id: str) -> StoredFile | None:
         if not FILE_ID_RE.match(file_id):
             return None

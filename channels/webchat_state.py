@@ -87,8 +87,17 @@ def chat_state(events: Sequence[Event]) -> ChatState:
 
 
 def attachment_json(a: Attachment) -> dict[str, Any]:
-    """An outbound attachment for the page (a bot response's image or document by URL)."""
-    return {"kind": a.kind, "id": None, "url": a.url, "mime_type": a.mime_type, "name": a.name or a.caption}
+    """An outbound attachment for the page: a bot response's image or document by URL, or an
+    agent's file by its id in the web chat's files store (``f_...``, fetched with the session)."""
+    own = a.file_id if a.file_id and a.file_id.startswith("f_") else None
+    return {"kind": a.kind, "id": own, "url": a.url, "mime_type": a.mime_type, "name": a.name or a.caption}
+
+
+def _agent_files(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """An agent's files on a ``bot`` event (kept by the core as ``sbfile_...``), as the page shows them."""
+    return [{"kind": a.get("kind"), "id": f"f_{a['file_id']}", "url": None, "mime_type": a.get("mime_type"),
+             "name": a.get("name")} for a in data.get("attachments") or []
+            if isinstance(a, dict) and str(a.get("file_id") or "").startswith("sbfile_")]
 
 
 def event_to_message(event: Event) -> dict[str, Any] | None:
@@ -110,5 +119,5 @@ def event_to_message(event: Event) -> dict[str, Any] | None:
         return {"type": "message", "id": meta.get("outbound_id") or f"seq{event.seq}",
                 "role": role if role in ("bot", "agent", "system") else "bot",
                 "author": meta.get("author_name"), "text": data.get("text") or "",
-                "buttons": buttons, "attachments": [], "ts": event.timestamp.isoformat()}
+                "buttons": buttons, "attachments": _agent_files(data), "ts": event.timestamp.isoformat()}
     return None

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -39,6 +40,7 @@ from core.errors import (
     TransientError,
     Unauthorized,
 )
+from core.files import StoredFile, is_stored, sniff
 from core.model import Attachment, DeliveryReceipt, DeliveryStatus, Inbound, Outbound
 
 log = structlog.get_logger(__name__)
@@ -66,6 +68,9 @@ STATUS_MAP = {
     "failed": DeliveryStatus.FAILED,
 }
 MEDIA_TYPES = ("image", "document", "video", "audio", "sticker")
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})  # what WhatsApp shows as an image
+MAX_IMAGE_BYTES = 5_000_000
+MEDIA_ID_TTL = 25 * 86400.0
 
 
 class WhatsAppConfig(AdapterConfig):
@@ -497,7 +502,79 @@ class WhatsAppAdapter(ChannelAdapter):
             }
         return None
 
+    async def _graph(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """A Graph call other than a message send (media upload and look-up), errors mapped."""
+        url = f"{self.config.api_base.rstrip('/')}/{self.config.api_version}/{path}"
+        try:
+            async with self._client().request(method, url, **kwargs) as response:
+                try:
+                    data = await response.json(content_type=None)
+                except ValueError:
+                    data = None
+                if response.status >= 400 or not isinstance(data, dict) or "error" in data:
+                    raise map_graph_error(response.status, data, response.headers.get("Retry-After"))
+                return data
+        except ChannelError:
+            raise
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TransientError(f"Graph API unreachable: {type(exc).__name__}: {exc}") from exc
+
+    async def _uploaded(self, item: Attachment) -> Attachment:
+        """An agent's file (kept by the core) uploaded to ``/media``: sent by its media id.
+
+        The id is remembered (adapter kv, 25 days; WhatsApp keeps uploads 30) so a retried
+        message does not upload twice. Only JPEG and PNG up to 5 MB go as images.
+        """
+        assert item.file_id is not None
+        stored = await self.context.read_file(item.file_id)
+        if stored is None:
+            raise BadRequest(f"file {item.file_id} is no longer kept")
+        kind = "image" if stored.mime_type in IMAGE_TYPES and stored.size <= MAX_IMAGE_BYTES else "document"
+        key = f"media:{item.file_id}"
+        media_id = await self.context.kv_get(key)
+        if not isinstance(media_id, str):
+            form = aiohttp.FormData(quote_fields=False)  # the file name as it is (not percent-encoded)
+            form.add_field("messaging_product", "whatsapp")
+            form.add_field("type", stored.mime_type)
+            form.add_field("file", stored.data, filename=stored.name, content_type=stored.mime_type)
+            answer = await self._graph("POST", f"{self.config.phone_number_id}/media", data=form)
+            if not isinstance(answer.get("id"), str):
+                raise TransientError("Graph API answered a media upload without an id")
+            media_id = str(answer["id"])
+            await self.context.kv_set(key, media_id, ttl_seconds=MEDIA_ID_TTL)
+        return replace(item, kind=kind, file_id=media_id, url=None, name=stored.name)
+
+    async def fetch_media(self, attachment: Attachment, max_bytes: int) -> StoredFile:
+        """A customer's media: its URL from ``GET /{media-id}`` (unless the webhook gave one),
+        then the bytes with the access token."""
+        url = attachment.url
+        mime = attachment.mime_type
+        if not url:
+            if not attachment.file_id:
+                raise BadRequest("no WhatsApp media id")
+            info = await self._graph("GET", attachment.file_id)
+            url, mime = _str(info, "url"), _str(info, "mime_type") or mime
+            size = info.get("file_size")
+            if size is not None and str(size).isdigit() and int(size) > max_bytes:
+                raise BadRequest(f"media is {size} bytes (limit {max_bytes})")
+            if not url:
+                raise TransientError("Graph API answered a media look-up without a url")
+        try:
+            async with self._client().get(url) as response:
+                if response.status >= 400:
+                    raise map_graph_error(response.status, None, response.headers.get("Retry-After"))
+                data = await response.content.read(max_bytes + 1)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TransientError(f"media download failed: {type(exc).__name__}") from exc
+        if len(data) > max_bytes:
+            raise BadRequest(f"media is over {max_bytes} bytes")
+        name = attachment.name or f"whatsapp-{attachment.kind}"
+        return StoredFile(attachment.file_id or name, mime or sniff(data) or "application/octet-stream", name, data)
+
     async def send(self, message: Outbound) -> str:
+        if any(is_stored(a) for a in message.attachments):
+            message = replace(message, attachments=tuple(
+                [await self._uploaded(a) if is_stored(a) else a for a in message.attachments]))
         first: str | None = None
         for body in self.build_bodies(message):
             data = await self._post(body)

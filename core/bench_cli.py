@@ -1,11 +1,14 @@
 """``switchboard bench``: the benchmark harness (bench/) from the command line.
 
 The harness lives in the repository's ``bench/`` folder (it drives the farm with the
-test fakes), so this command works from a source checkout, like ``make bench``.
+test fakes), so this command works from a source checkout, like ``make bench``. The
+product never imports it: the command runs ``python -m bench.run`` (or ``bench.faults``)
+in the checkout, as ``make bench`` does.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -33,18 +36,13 @@ def bench(
     if not (ROOT / "bench" / "run.py").is_file() or not (ROOT / "tests" / "fakes").is_dir():
         typer.echo("switchboard bench needs a source checkout (bench/ and tests/fakes/)", err=True)
         raise typer.Exit(2)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     if faults:
-        from bench import faults as fault_run
-
-        raise typer.Exit(fault_run.main([] if out is None else ["--out", str(out)]))
-    from bench import run as bench_run
-
-    argv = ["--duration", str(duration), "--customers", str(customers), "--engines", engines,
-            "--rss-conversations", str(rss_conversations)]
-    if quick:
-        argv.append("--quick")
-    if out is not None:
-        argv += ["--out", str(out)]
-    bench_run.cli(argv)
+        argv = ["-m", "bench.faults", *([] if out is None else ["--out", str(out)])]
+    else:
+        argv = ["-m", "bench.run", "--duration", str(duration), "--customers", str(customers), "--engines", engines,
+                "--rss-conversations", str(rss_conversations)]
+        if quick:
+            argv.append("--quick")
+        if out is not None:
+            argv += ["--out", str(out)]
+    raise typer.Exit(subprocess.run([sys.executable, *argv], cwd=ROOT, check=False).returncode)

@@ -28,6 +28,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.delivery.config import DeliveryConfig
+from core.desk_config import DESKS_GROUP, DeskConfig
 from core.errors import ConfigError
 from core.handoff.config import HandoffConfig
 from core.pipeline.config import TurnsConfig
@@ -50,58 +51,6 @@ def resolve_relative(base_dir: Path, path: str) -> str:
     if path == ":memory:" or path.startswith("file:") or Path(path).is_absolute():
         return path
     return os.path.normpath(base_dir / path)
-
-
-class WebAgent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    name: str
-    password_hash: str = Field(description="argon2 hash; make one with `switchboard hash-password`")
-    bots: list[str] = Field(default_factory=list, description="Bots this agent serves; empty = all.")
-    role: Literal["agent", "lead"] = Field(
-        default="agent", description="lead: also sees the insights page (/desk/insights) for their bots.")
-
-
-class WebDeskConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    agents: list[WebAgent] = Field(default_factory=list)
-    session_secret: str | None = None
-
-
-class SlackDeskConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = False
-    bot_token: str = ""
-    signing_secret: str = ""
-    app_token: str | None = Field(default=None, description="xapp- token: Socket Mode")
-    channel: str = ""
-    agents: list[str] = Field(default_factory=list, description="Slack user ids allowed to act.")
-    agent_group: str | None = Field(default=None, description="A Slack user group id of agents.")
-    note_prefix: str = "!"
-    api_base: str = "https://slack.com/api/"
-
-
-class CannedReply(BaseModel):
-    """A prepared answer agents insert into the reply box (and edit before sending)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    title: str = Field(min_length=1, max_length=80)
-    text: str = Field(min_length=1, max_length=4000)
-    bot: str | None = Field(default=None, description="Only for this bot; none = every bot.")
-    language: str | None = Field(default=None, description="Only for this language (de, en); none = every language.")
-
-
-class DeskConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    web: WebDeskConfig = Field(default_factory=WebDeskConfig)
-    slack: SlackDeskConfig = Field(default_factory=SlackDeskConfig)
-    canned: list[CannedReply] = Field(default_factory=list, description="Canned replies for agents.")
 
 
 def _default_channels() -> dict[str, dict[str, Any]]:
@@ -357,6 +306,44 @@ def _channel_problems(bots: dict[str, Any], file: str, lines: dict[Loc, int],
     return problems
 
 
+def _desk_problems(desk: Any, file: str, lines: dict[Loc, int],
+                   from_unset: Callable[[Loc], bool]) -> list[FarmConfigProblem]:
+    """Each ``desk.<name>`` block other than ``web``/``canned`` against its installed desk's ``Config``
+    (``switchboard.desks`` entry points): the core holds no platform's settings."""
+    if not isinstance(desk, dict):
+        return []
+    available = {ep.name: ep for ep in entry_points(group=DESKS_GROUP)}
+    problems: list[FarmConfigProblem] = []
+    for name, block in desk.items():
+        loc: Loc = ("desk", name)
+        if name in DeskConfig.model_fields or from_unset(loc):
+            continue
+        if name not in available:
+            problems.append(FarmConfigProblem(f"unknown desk '{name}' (installed: web, "
+                                              f"{', '.join(sorted(available)) or 'none'})", file=file,
+                                              key=dotted(loc), line=_line_of(lines, loc)))
+            continue
+        if not isinstance(block, dict):
+            continue  # DeskConfig names a block that is not a mapping
+        try:
+            model = getattr(available[name].load(), "Config", None)
+        except (ImportError, AttributeError) as exc:  # a third-party desk that does not import
+            problems.append(FarmConfigProblem(f"the desk cannot be loaded: {type(exc).__name__}: {exc}", file=file,
+                                              key=dotted(loc), line=_line_of(lines, loc)))
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        try:
+            model.model_validate(block)
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = (*loc, *error["loc"])
+                if not from_unset(where):
+                    problems.append(FarmConfigProblem(_message(error), file=file, key=dotted(where),
+                                                      line=_line_of(lines, where)))
+    return problems
+
+
 def load_farm_config(path: str | Path, environ: Mapping[str, str] | None = None) -> FarmConfig:
     """Read, expand and validate a farm.yml.
 
@@ -402,6 +389,7 @@ def load_farm_config(path: str | Path, environ: Mapping[str, str] | None = None)
                                                   key=f"bots.{bot}.project", line=_line_of(lines, ("bots", bot, "project"))))
     if isinstance(bots, dict):
         problems += _channel_problems(bots, name, lines, from_unset)
+    problems += _desk_problems(raw.get("desk"), name, lines, from_unset)
     config: FarmConfig | None = None
     try:
         config = FarmConfig.model_validate({**raw, "base_dir": base_dir})

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from core.model import Contact, Conversation, Event
+from core.model import Attachment, Contact, Conversation, Event
 
 NOTE_PREFIX = "!"
 """The one rule for notes in every desk: a text starting with this (after leading space) is an
@@ -150,10 +150,13 @@ class DeskActions(Protocol):
 
     async def claim(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation: ...
 
-    async def agent_reply(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None:
-        """Send ``text`` to the customer, unless `is_note` says it is a note: then it is stored as one."""
+    async def agent_reply(self, conversation_id: str, agent_id: str, agent_name: str, text: str, *,
+                          attachments: Sequence[Attachment] = ()) -> None:
+        """Send ``text`` (and files) to the customer, unless `is_note` says it is a note: then it is
+        stored as one, files included."""
 
-    async def internal_note(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None: ...
+    async def internal_note(self, conversation_id: str, agent_id: str, agent_name: str, text: str, *,
+                            attachments: Sequence[Attachment] = ()) -> None: ...
 
     async def back_to_bot(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation: ...
 

@@ -1,38 +1,46 @@
-"""The farm: composition root that wires store, bots, adapters, turns, outbox, desks and the web app.
+"""The farm: composition root that wires store, bots, the message path, the plugins and the web app.
 
-Data flows one way: adapter → ingest → turn → outbox → adapter. Adapters are
-found through the ``switchboard.channels`` entry-point group (the core never
-imports ``channels``); desks through ``switchboard.desks``.
+Data flows one way: adapter → ingest → turn → outbox → adapter (`core.pipeline.path`).
+Adapters are found through the ``switchboard.channels`` entry-point group (the core never
+imports ``channels``); desks through ``switchboard.desks``. Features (handoff and its
+desks, privacy) are plugins (`core.plugins`): each declares its routes, hooks and
+services; the farm composes them and no plugin touches the farm.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import os
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from types import MappingProxyType
 from typing import Any
 
 import structlog
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from core import metrics
+from core.analytics.install import AnalyticsPlugin
 from core.config import FarmConfig
 from core.delivery.sender import OutboxSender
 from core.engine import Engine
 from core.errors import ConfigError, DialogueError
+from core.handoff.wiring import DeskPlugin, HandoffPlugin, installed_desks
 from core.identity import IdentityService
-from core.model import Inbound
-from core.pipeline.context import FarmAdapterContext
-from core.pipeline.ingest import ContactResolver, Ingest
+from core.pipeline.ingest import Ingest
+from core.pipeline.path import ContextFor, MessagePath
 from core.pipeline.turns import BotRuntime, TurnRunner
-from core.ports import Channel, Route
+from core.plugins import Plugin, PluginContext, Services, hooks_for
+from core.ports import Channel
+from core.privacy.install import PrivacyPlugin
 from core.store import factory as store_factory
 from core.store.base import Store
 from core.web.app import build_app
+from core.web.desk_plugin import WebDeskPlugin
 
 log = structlog.get_logger(__name__)
 
@@ -72,22 +80,54 @@ async def load_engine(config: FarmConfig, bot: str) -> Engine:
     return await asyncio.to_thread(load)
 
 
+def load_adapters(config: FarmConfig, context_for: ContextFor) -> dict[tuple[str, str], Channel]:
+    """Every enabled adapter of every bot, found through the ``switchboard.channels`` entry points."""
+    available = channel_classes()
+    adapters: dict[tuple[str, str], Channel] = {}
+    for bot, bot_config in config.bots.items():
+        for name, raw in bot_config.channels.items():
+            raw = raw or {}
+            if not TypeAdapter(bool).validate_python(raw.get("enabled", True)):
+                continue
+            if name not in available:
+                known = ", ".join(sorted(available)) or "none"
+                raise ConfigError(f"unknown channel '{name}' (installed: {known})", key=f"bots.{bot}.channels")
+            adapters[(bot, name)] = available[name].load().from_config(bot, raw, context_for(bot, name))
+    return adapters
+
+
+def farm_plugins(config: FarmConfig) -> list[Plugin]:
+    """The built-in plugins, in order: the handoff with its desks (web, then installed ones such as
+    Slack), then privacy, then the case analytics. Their hooks run in the orders of `core.plugins`, whatever this order."""
+    desks: list[DeskPlugin] = []
+    if config.desk.web.enabled:
+        desks.append(WebDeskPlugin(config.desk.web, config.desk.canned))
+    desks.extend(installed_desks(config.desk))
+    analytics = AnalyticsPlugin(config.bots)  # hears agents' actions through the handoff
+    return [HandoffPlugin(config.bots, config.desk, desks, observers=(analytics.agent_action,)),
+            PrivacyPlugin(config.bots), analytics]
+
+
 @dataclass
 class Farm:
-    """A running farm. Build with `Farm(config)`, then `await start()`; `await stop()` drains."""
+    """A running farm. Build with `Farm(config)`, then `await start()`; `await stop()` drains.
+
+    ``plugins``: the features composed into it (default `farm_plugins`).
+    """
 
     config: FarmConfig
     store: Store | None = None
     engines: dict[str, Engine] = field(default_factory=dict)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{id(object()):x}")
+    plugins: Sequence[Plugin] | None = None
 
     def __post_init__(self) -> None:
-        self.channels: dict[tuple[str, str], Channel] = {}
+        self.path: MessagePath | None = None
+        self.channels: Mapping[tuple[str, str], Channel] = {}
         self.runtimes: dict[str, BotRuntime] = {}
-        self.extra_routes: list[Route] = []
-        self.services: dict[str, Any] = {}  # handoff, privacy, identity, desks (for tests/CLI)
-        self._started: list[Any] = []
-        self._tasks: set[asyncio.Task[Any]] = set()  # background work (typing indicators), cancelled on stop
+        self.services: Mapping[str, object] = MappingProxyType({})  # what plugins provide, for tests/CLI
+        self._services = Services(())
+        self._started: list[Channel] = []
         self.app: web.Application | None = None
         self.turns: TurnRunner | None = None
         self.sender: OutboxSender | None = None
@@ -110,18 +150,13 @@ class Farm:
             raise
 
     async def _unwind(self) -> None:
-        for part in (self.sender, self.turns):
-            if part is not None:
-                try:
-                    await part.stop()
-                except Exception:
-                    log.exception("farm.unwind_failed", part=type(part).__name__)
-        for part in reversed(self._started):
+        if self.path is not None:
             try:
-                await part.stop()
+                await self.path.stop()
             except Exception:
-                log.exception("farm.unwind_failed", part=type(part).__name__)
-        self._started.clear()
+                log.exception("farm.unwind_failed", part="path")
+        await self._services.stop()
+        await self._stop_channels("farm.unwind_failed")
         if self.store is not None:
             try:
                 await self.store.close()
@@ -135,52 +170,49 @@ class Farm:
         for bot in config.bots:
             if bot not in self.engines:
                 self.engines[bot] = await load_engine(config, bot)
-        self.sender = OutboxSender(store, self.channels, config.delivery, owner=self.owner)
         self.runtimes = {
             bot: BotRuntime(name=bot, engine=self.engines[bot], config=config.bots[bot]) for bot in config.bots
         }
-        self.turns = TurnRunner(
-            store, self.runtimes, owner=self.owner, on_outbound=self.sender.notify, on_claimed=self.sender.submit,
-            on_typing=self._typing, send_lease_seconds=config.delivery.lease_seconds, config=config.turns,
+        # Contacts resolved with cross-channel linking (verified phones, link codes).
+        identity = IdentityService(store, {b: c.privacy for b, c in config.bots.items()})
+        # adapter → ingest → turn → outbox → adapter (core.pipeline.path)
+        path = self.path = MessagePath(
+            store, self.runtimes, resolver=identity, build_adapters=functools.partial(load_adapters, config),
+            owner=self.owner, delivery=config.delivery, turns=config.turns,
         )
-        resolver = self._contact_resolver()
-        self.ingest = Ingest(store, resolver, self.turns.schedule)
-        self._build_channels()
-        self._install_extensions()
-        routes: list[Route] = []
-        for channel in self.channels.values():
-            routes.extend(channel.routes())
-        routes.extend(self.extra_routes)
+        self.channels, self.sender, self.turns, self.ingest = path.channels, path.outbox, path.turns, path.ingest
+        # The plugins: each declares its routes, hooks, services and listeners; composed here.
+        context = PluginContext(store, self.owner, tuple(config.bots), path.channels, path.outbox, path.turns,
+                                identity)
+        parts = [plugin.build(context) for plugin in (farm_plugins(config) if self.plugins is None else self.plugins)]
+        for bot, runtime in self.runtimes.items():
+            hooks = hooks_for(bot, parts)
+            runtime.interceptors, runtime.preparers, runtime.post, runtime.after = (
+                hooks.interceptors, hooks.preparers, hooks.post, hooks.after)
+        path.outbox.listeners.extend(listener for p in parts for listener in p.delivery_listeners)
+        path.turns.dead_letter_listeners.extend(listener for p in parts for listener in p.dead_letter_listeners)
+        self.services = MappingProxyType({"identity": identity, **{k: v for p in parts for k, v in p.provides.items()}})
+        self._services = Services([service for p in parts for service in p.services])
+        routes = [route for channel in path.channels.values() for route in channel.routes()]
+        routes.extend(route for p in parts for route in p.routes)
         self.app = build_app(store, routes, max_body_bytes=config.server.max_body_bytes)
         self.app.on_shutdown.append(self._on_http_shutdown)
-        for channel in self.channels.values():
+        self.app.on_shutdown.extend(shutdown for p in parts for shutdown in p.on_http_shutdown)
+        for channel in path.channels.values():
             self._started.append(channel)  # before start: a half-started channel is stopped on unwind
             await channel.start()
-        for service in self.services.values():
-            start = getattr(service, "start", None)
-            if start is not None:
-                self._started.append(service)
-                await start()
-        await self.turns.start()
-        await self.sender.start()
-        log.info("farm.started", bots=sorted(config.bots), channels=sorted(f"{b}/{c}" for b, c in self.channels))
+        await self._services.start()
+        await path.start()
+        log.info("farm.started", bots=sorted(config.bots), channels=sorted(f"{b}/{c}" for b, c in self.channels),
+                 plugins=[type(p).__name__ for p in parts])
         return self.app
 
     async def stop(self) -> None:
         """Graceful shutdown: stop taking input, drain turns in flight and the sends under way."""
-        if self.turns:
-            await self.turns.stop()
-        if self.sender:
-            await self.sender.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for part in reversed(self._started):
-            try:
-                await part.stop()
-            except Exception:
-                log.exception("farm.stop_failed", part=type(part).__name__)
-        self._started.clear()
+        if self.path is not None:
+            await self.path.stop()
+        await self._services.stop()
+        await self._stop_channels("farm.stop_failed")
         for engine in self.engines.values():
             close = getattr(engine, "close", None)
             if close is not None:
@@ -189,66 +221,24 @@ class Farm:
             await self.store.close()
         log.info("farm.stopped")
 
+    async def _stop_channels(self, event: str) -> None:
+        while self._started:
+            channel = self._started.pop()
+            try:
+                await channel.stop()
+            except Exception:
+                log.exception(event, part=type(channel).__name__)
+
     async def _on_http_shutdown(self, app: web.Application) -> None:
         # Finish the turns and sends under way while the adapters can still deliver, then
         # close long-lived connections (web sockets), or the HTTP server would wait for them.
-        if self.turns:
-            await self.turns.stop()
-        if self.sender:
-            await self.sender.stop()
+        if self.path is not None:
+            await self.path.stop()
         for channel in self.channels.values():
             try:
                 await channel.stop()
             except Exception:
                 log.exception("farm.channel_stop_failed", channel=channel.name, bot=channel.bot)
-
-    # -- wiring ---------------------------------------------------------------------------
-    def _contact_resolver(self) -> ContactResolver:
-        """Contacts resolved with cross-channel linking (verified phones, link codes)."""
-        assert self.store is not None
-        service = IdentityService(self.store, {b: c.privacy for b, c in self.config.bots.items()})
-        self.services["identity"] = service
-        return service
-
-    def _build_channels(self) -> None:
-        assert self.store is not None and self.ingest is not None
-        available = channel_classes()
-        for bot, bot_config in self.config.bots.items():
-            for name, raw in bot_config.channels.items():
-                raw = raw or {}
-                if not TypeAdapter(bool).validate_python(raw.get("enabled", True)):
-                    continue
-                if name not in available:
-                    known = ", ".join(sorted(available)) or "none"
-                    raise ConfigError(f"unknown channel '{name}' (installed: {known})", key=f"bots.{bot}.channels")
-                cls = available[name].load()
-                context = FarmAdapterContext(self.store, self.ingest, owner=self.owner, scope=f"{bot}:{name}")
-                self.channels[(bot, name)] = cls.from_config(bot, raw, context)
-
-    def _install_extensions(self) -> None:
-        """Handoff, privacy and desks plug into turns and routes: called after adapters are built and
-        before routes are mounted.
-
-        Order matters: the handoff interceptor comes first (a request for a person works
-        from any state), then privacy puts link codes in front of it and the disclosure
-        last among the post-processors.
-        """
-        from core.analytics.install import install_analytics
-        from core.handoff.wiring import install_handoff
-        from core.privacy.install import install as install_privacy
-
-        install_handoff(self)
-        install_privacy(self)
-        install_analytics(self)  # last: it reads what the others commit
-
-    def _typing(self, message: Inbound) -> None:
-        channel = self.channels.get((message.bot, message.channel))
-        if channel is None or not channel.capabilities.typing:
-            return
-        task = asyncio.get_running_loop().create_task(channel.typing(message.chat_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(_log_task_error)
 
     # -- helpers for tests and tools ---------------------------------------------------------
     async def settle(self, timeout: float = 10.0) -> None:
@@ -269,12 +259,6 @@ class Farm:
                 if not await self.store.conversations_with_pending_inbox(limit=1):
                     return
         raise TimeoutError("farm did not settle in time")
-
-
-def _log_task_error(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        metrics.ERRORS.labels("background").inc()
-        log.warning("farm.background_task_failed", task=task.get_name(), error=str(task.exception()))
 
 
 async def serve(farm: Farm, host: str, port: int) -> web.AppRunner:

@@ -24,12 +24,12 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import structlog
 
 from core.errors import NotFound
 from core.model import Contact, Identity, Inbound, new_id, utcnow
-from core.privacy.config import PrivacyConfig
 from core.store.base import AuditEntry, Store
 
 log = structlog.get_logger(__name__)
@@ -73,15 +73,36 @@ class LinkClaim:
     keep_id: str | None = None
 
 
-class IdentityService:
-    """Resolves and links contacts of each bot; ``privacy`` holds every bot's `PrivacyConfig`."""
+LINK_CODE_TTL_SECONDS = 600
+LINK_CODE_ATTEMPTS = 5
 
-    def __init__(self, store: Store, privacy: Mapping[str, PrivacyConfig]) -> None:
+
+class LinkCodeRules(Protocol):
+    """A bot's link-code settings (``bots.<name>.privacy`` in farm.yml: `core.privacy.config.PrivacyConfig`)."""
+
+    @property
+    def link_code_ttl_seconds(self) -> int: ...
+
+    @property
+    def link_code_attempts(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultLinkCodeRules:
+    link_code_ttl_seconds: int = LINK_CODE_TTL_SECONDS
+    link_code_attempts: int = LINK_CODE_ATTEMPTS
+
+
+class IdentityService:
+    """Resolves and links contacts of each bot; ``privacy`` holds every bot's link-code rules
+    (its `PrivacyConfig`)."""
+
+    def __init__(self, store: Store, privacy: Mapping[str, LinkCodeRules]) -> None:
         self.store = store
         self.privacy = privacy
 
-    def _config(self, bot: str) -> PrivacyConfig:
-        return self.privacy.get(bot) or PrivacyConfig()
+    def _config(self, bot: str) -> LinkCodeRules:
+        return self.privacy.get(bot) or DefaultLinkCodeRules()
 
     # -- resolving -----------------------------------------------------------------------
     def verified_phone(self, inbound: Inbound) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from aiohttp import web
 
+from core.files import StoredFile
 from core.model import DeliveryReceipt, Event, Inbound, Outbound
 
 
@@ -56,7 +57,7 @@ class Route:
 
 
 class AdapterContext(Protocol):
-    """What the core offers an adapter (implemented by ``core.pipeline.ingest``)."""
+    """What the core offers an adapter (implemented by ``core.pipeline.context``)."""
 
     async def accept(self, parsed: Parsed) -> None:
         """Store messages and receipts durably; raises `StoreUnavailable` (answer 503)."""
@@ -68,6 +69,9 @@ class AdapterContext(Protocol):
 
     async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
         """Store a JSON value under the adapter's own key (expiring after ``ttl_seconds`` if given)."""
+
+    async def read_file(self, file_id: str) -> StoredFile | None:
+        """An agent's file kept by the core (`core.files`; ``file_id`` starts with ``sbfile_``)."""
 
     async def acquire_lease(self, name: str, ttl_seconds: float) -> bool:
         """Leader election among farm processes (e.g. one Telegram poller per bot)."""

@@ -1,14 +1,16 @@
-"""The import graph of ``core`` and ``channels``: no cycles, and the core never imports an adapter.
+"""The import graph of ``core`` and ``channels``: no cycles, and the product imports neither adapters
+(from ``core``) nor the benchmark or the tests.
 
 Every import counts: at the top of a module, inside a function (lazy) and under
-``TYPE_CHECKING`` (the type checker follows it). Two granularities are checked:
+``TYPE_CHECKING`` (the type checker follows it). Two granularities are checked, and neither
+may have a cycle:
 
-- **modules**: no cycle at all;
+- **modules**;
 - **units**: each subpackage (``core.store``, ``core.handoff``, …) and each top-level module
-  (``core.farm``, ``core.model``, ``channels.telegram``, …) is one unit. The cycles between
-  units that exist today are listed in ``KNOWN_UNIT_CYCLE_EDGES``: the set may only shrink. A new
-  edge inside a cycle fails the test; so does a listed edge that no longer closes a cycle
-  (remove it from the list).
+  (``core.farm``, ``core.model``, ``channels.telegram``, …) is one unit.
+
+Settings models live in leaf modules that `core.config` aggregates; features meet through
+ports (`core.plugins`, `core.desk`, `core.ports`) and are composed in `core.farm`.
 """
 
 from __future__ import annotations
@@ -20,24 +22,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "channels")
-
-# Edges (importer unit -> imported unit, with the module that imports) inside today's one cycle
-# between units. Breaking them needs the plugin protocol (issue 14): settings models of the
-# handoff/privacy/web desk aggregated by core.config, the handoff wiring building the web desk,
-# and identity <-> privacy sharing settings and link codes.
-KNOWN_UNIT_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset({
-    ("core.config", "core.handoff"),  # core.config -> core.handoff.config
-    ("core.config", "core.privacy"),  # core.config -> core.privacy.config
-    ("core.handoff", "core.config"),  # core.handoff.wiring -> core.config
-    ("core.handoff", "core.web"),  # core.handoff.wiring -> core.web.desk
-    ("core.handoff", "core.privacy"),  # core.handoff.{wiring,service} -> core.privacy.masking
-    ("core.identity", "core.privacy"),  # core.identity -> core.privacy.config
-    ("core.privacy", "core.config"),  # core.privacy.cli -> core.config
-    ("core.privacy", "core.identity"),  # core.privacy.{cli,interceptors,install} -> core.identity
-    ("core.web", "core.config"),  # core.web.desk -> core.config
-    ("core.web", "core.handoff"),  # core.web.desk -> core.handoff.service
-})
-
 
 def modules() -> dict[str, Path]:
     found = {}
@@ -147,13 +131,11 @@ def test_no_module_imports_itself_back_through_others() -> None:
     assert found == [], f"import cycles between modules: {[sorted(c) for c in found]}"
 
 
-def test_cycles_between_packages_are_only_the_known_ones_and_shrink() -> None:
+def test_no_package_imports_itself_back_through_others() -> None:
     units = unit_graph(module_graph())
-    in_cycles = {(a, b) for component in cycles(units) for a in component for b in units[a] if b in component}
-    new = in_cycles - KNOWN_UNIT_CYCLE_EDGES
-    assert not new, f"new import cycle edges between packages (importer -> imported): {sorted(new)}"
-    gone = KNOWN_UNIT_CYCLE_EDGES - in_cycles
-    assert not gone, f"these known cycle edges are gone; remove them from KNOWN_UNIT_CYCLE_EDGES: {sorted(gone)}"
+    found = cycles(units)
+    edges = sorted((a, b) for component in found for a in component for b in units[a] if b in component)
+    assert found == [], f"import cycles between packages (importer -> imported): {edges}"
 
 
 def test_core_never_imports_channels() -> None:
@@ -161,3 +143,10 @@ def test_core_never_imports_channels() -> None:
     offending = sorted((m, t) for m, ts in graph.items() if m.split(".")[0] == "core"
                        for t in ts if t.split(".")[0] == "channels")
     assert offending == [], f"core imports adapters directly (use the entry points): {offending}"
+
+
+def test_the_product_never_imports_the_benchmark_or_the_tests() -> None:
+    known = modules()
+    offending = sorted((name, target) for name, path in known.items() for target in _imported(name, path)
+                       if target.split(".")[0] in ("bench", "tests"))
+    assert offending == [], f"the product imports bench/ or tests/ (run them as `python -m ...`): {offending}"

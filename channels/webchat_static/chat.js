@@ -145,6 +145,18 @@
           link.className = "file"; link.href = a.url; link.target = "_blank"; link.rel = "noopener";
           link.textContent = a.name || t("attachment");
           box.appendChild(link);
+        } else if (a.id && m.role !== "user") {
+          // An agent's file: fetched with the session header (like thumbnails), then saved.
+          const link = document.createElement("a");
+          link.className = "file"; link.href = "#"; link.download = a.name || "file";
+          link.textContent = "📄 " + (a.name || t("attachment"));
+          link.addEventListener("click", async (event) => {
+            if (link.dataset.ready) return;
+            event.preventDefault();
+            await thumbnail(link, a.id);
+            if (link.src) { link.href = link.src; link.dataset.ready = "1"; link.click(); }
+          });
+          box.appendChild(link);
         } else {
           const span = document.createElement("span");
           span.className = "file";

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from core.analytics.charts import COLOURS, Series, bar_chart
 from core.analytics.report import GROUPINGS, build_report, to_csv
-from core.config import WebAgent
+from core.desk_config import WebAgent
 from core.model import utcnow
 from core.ports import Route
 from core.store.ports.analytics import AnalyticsStore

@@ -1,41 +1,56 @@
-"""Plugs the case analytics into a farm: the recorder's hooks, store-backed metrics, the insights page.
+"""The case analytics as a farm plugin (`core.plugins`): the recorder's hooks and store-backed metrics.
 
-`install_analytics(farm)` is called from ``Farm._install_extensions`` after the handoff and
-privacy layers. Per bot the `CaseRecorder` goes last among the after-commit hooks (it only
-reads what the turn committed); it observes the `HandoffService`'s agent actions and listens
-for dead letters. ``farm.services``: ``analytics_metrics`` (`StoreMetrics`); with the web desk,
-the lead's insights page is mounted at ``/desk/insights``.
+`AnalyticsPlugin` records cases: its `CaseRecorder` runs last among the after-commit hooks
+(`AfterCommitOrder.ANALYTICS`; it only reads what the turn committed), listens for dead
+letters, and hears the `HandoffService`'s agent actions through `agent_action`, which
+`core.farm.farm_plugins` hands to the handoff plugin as an observer. Its service refreshes
+the store-backed Prometheus series (`StoreMetrics`). ``Farm.services``: ``analytics`` (the
+recorder) and ``analytics_metrics``. The lead's insights page is mounted by the web desk's
+plugin (`core.web.desk_plugin`), which knows who is logged in.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
-from core.analytics.insights import InsightsPage
 from core.analytics.prometheus import StoreMetrics
-from core.analytics.recorder import CaseRecorder, session_expiry_seconds
+from core.analytics.recorder import CaseRecorder
+from core.model import Conversation, Event
+from core.plugins import Hooks, Ordered, PluginContext, PluginParts
+
+ANALYTICS_ORDER = 1000  # after every other after-commit hook: it reads what the turn committed
 
 
-def install_analytics(farm: Any) -> None:
-    """Wire the analytics into ``farm`` (a `core.farm.Farm` during `start`); idempotent."""
-    if "analytics" in farm.services:
-        return
-    store = farm.store
-    config = farm.config
-    recorder = CaseRecorder(
-        store,
-        {bot: session_expiry_seconds(runtime.engine) for bot, runtime in farm.runtimes.items()},
-        {bot: bot_config.handoff.frustration_threshold for bot, bot_config in config.bots.items()},
-    )
-    farm.services["analytics"] = recorder
-    for runtime in farm.runtimes.values():
-        runtime.after.append(recorder)
-    if farm.turns is not None:
-        farm.turns.dead_letter_listeners.append(recorder)
-    handoff = farm.services.get("handoff")
-    if handoff is not None:
-        handoff.observers.append(recorder.agent_action)
-    farm.services["analytics_metrics"] = StoreMetrics(store, tuple(config.bots))
-    desk = farm.services.get("web_desk")
-    if desk is not None:
-        farm.extra_routes.extend(InsightsPage(desk, store, tuple(config.bots)).routes())
+class _HandoffSettings(Protocol):
+    frustration_threshold: float
+
+
+class _BotSettings(Protocol):
+    @property
+    def handoff(self) -> _HandoffSettings: ...
+
+
+class AnalyticsPlugin:
+    """Case analytics (see the module docstring); ``bots`` as in farm.yml (their handoff thresholds)."""
+
+    name = "analytics"
+
+    def __init__(self, bots: Mapping[str, _BotSettings]) -> None:
+        self.thresholds = {bot: settings.handoff.frustration_threshold for bot, settings in bots.items()}
+        self.recorder: CaseRecorder | None = None
+
+    async def agent_action(self, conversation: Conversation, events: Sequence[Event]) -> None:
+        """A `HandoffService` observer: an agent's committed action, recorded once the plugin is built."""
+        if self.recorder is not None:
+            await self.recorder.agent_action(conversation, events)
+
+    def build(self, ctx: PluginContext) -> PluginParts:
+        recorder = self.recorder = CaseRecorder(ctx.store, {}, self.thresholds)
+        metrics = StoreMetrics(ctx.store, tuple(ctx.bots))
+        return PluginParts(
+            hooks=Hooks(after=(Ordered(ANALYTICS_ORDER, recorder),)),
+            services=(metrics,),
+            dead_letter_listeners=(recorder,),
+            provides={"analytics": recorder, "analytics_metrics": metrics},
+        )

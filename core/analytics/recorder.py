@@ -106,8 +106,9 @@ def _actor(events: Sequence[Event]) -> str | None:
 class CaseRecorder:
     """Records cases: an `AfterCommit` hook for turns, a handoff observer, a dead-letter listener.
 
-    ``expiry``: each bot's session expiry in seconds; ``thresholds``: each bot's frustration
-    threshold (``handoff.frustration_threshold``).
+    ``expiry``: each bot's session expiry in seconds (a bot missing there: read from its engine's
+    domain on its first turn, `DEFAULT_EXPIRY_SECONDS` until then); ``thresholds``: each bot's
+    frustration threshold (``handoff.frustration_threshold``).
     """
 
     def __init__(self, store: AnalyticsStore, expiry: Mapping[str, float], thresholds: Mapping[str, float], *,
@@ -130,6 +131,8 @@ class CaseRecorder:
 
     async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
         message = ctx.turn.message
+        if message.bot not in self.expiry:  # learnt from the bot's engine (its domain) on its first turn
+            self.expiry[message.bot] = session_expiry_seconds(ctx.engine)
         signal = ctx.state.get(SIGNAL_KEY)
         threshold = self.thresholds.get(message.bot)
         exceeds = getattr(signal, "exceeds", None)

@@ -30,3 +30,8 @@ class HandoffConfig(BaseModel):
         default=None, description="Offered to the customer when no agent channel serves the bot.")
     callback: bool = Field(
         default=True, description="Without an agent channel, offer to take a phone number for a call back.")
+    require_agent_online: bool = Field(
+        default=False,
+        description="Count the web desk as able to answer only while an agent who serves the bot is online "
+                    "(logged in with the desk open). With no desk able to answer (this, and Slack off or "
+                    "failing), a customer asking for a person is told so honestly and offered the alternatives.")

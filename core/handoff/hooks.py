@@ -30,6 +30,7 @@ import structlog
 
 from core.engine import Reply, TurnOutput, Understanding
 from core.handoff import messages
+from core.handoff.assist import prepare_suggestions
 from core.handoff.frustration import HISTORY_WINDOW
 from core.handoff.messages import (
     BACK_TO_BOT_PAYLOAD,
@@ -230,10 +231,10 @@ class HandoffInterceptor:
         if (payload or "").split("{")[0] in HANDOFF_PAYLOADS or (
                 not payload and asks_for_human(text, config.request_words)):
             user = _user_event(ctx, "human_handoff")
-            return self.service_handoff(ctx, TurnOutput(events=(user,), replies=(),
-                                                        conversation=remember(ctx, conversation)),
-                                        HandoffPlan(reason="requested", intent=_latest_intent(
-                                            ctx.turn.history, frozenset({"human_handoff", FALLBACK_INTENT}))))
+            plan = HandoffPlan(reason="requested", intent=_latest_intent(
+                ctx.turn.history, frozenset({"human_handoff", FALLBACK_INTENT})))
+            return await self.service_handoff(
+                ctx, TurnOutput(events=(user,), replies=(), conversation=remember(ctx, conversation)), plan)
         if not payload and asks_what_i_am(text):
             return self._identity(ctx, config.request_words)
         return None
@@ -266,8 +267,8 @@ class HandoffInterceptor:
             replies=tuple(replies), conversation=conversation,  # the intent is bot_challenge, whatever NLU said
         )
 
-    def service_handoff(self, ctx: TurnContext, output: TurnOutput, plan: HandoffPlan) -> TurnOutput:
-        return handoff_output(self.service, ctx, output, plan)
+    async def service_handoff(self, ctx: TurnContext, output: TurnOutput, plan: HandoffPlan) -> TurnOutput:
+        return await _checked(self.service, ctx, handoff_output(self.service, ctx, output, plan))
 
     async def _handed_off(self, ctx: TurnContext, text: str, payload: str | None) -> TurnOutput | None:
         conversation = remember(ctx, ctx.turn.conversation)  # a customer who switches language is followed
@@ -323,6 +324,19 @@ class HandoffInterceptor:
 def _status_event(previous: ConversationStatus, status: ConversationStatus, action: str) -> Event:
     return Event("status", {"status": status.value, "previous": previous.value, "action": action,
                             "agent_id": None, "agent_name": None})
+
+
+async def _checked(service: HandoffService, ctx: TurnContext, output: TurnOutput) -> TurnOutput:
+    """Marks a handoff that no desk can bring to a person now (``unreachable``), for
+    `core.handoff.no_desk.NoDeskPostProcessor` to answer honestly; out of hours the notice
+    already says when someone will answer."""
+    state = ctx.state.get(STATE) or {}
+    plan = state.get("plan")
+    if state.get("action") == "open" and isinstance(plan, HandoffPlan) and plan.open_now \
+            and service.desks and not await service.reachable(output.conversation.bot):
+        state["unreachable"] = True
+        log.warning("handoff.desks_unreachable", conversation=output.conversation.id)
+    return output
 
 
 def handoff_output(service: HandoffService, ctx: TurnContext, output: TurnOutput, plan: HandoffPlan) -> TurnOutput:
@@ -391,7 +405,7 @@ class HandoffPostProcessor:
         plan = self._trigger(ctx, output)
         if plan is None:
             return output
-        return handoff_output(self.service, ctx, output, plan)
+        return await _checked(self.service, ctx, handoff_output(self.service, ctx, output, plan))
 
     def _trigger(self, ctx: TurnContext, output: TurnOutput) -> HandoffPlan | None:
         config = self.service.config(ctx.turn.conversation.bot)
@@ -444,6 +458,11 @@ class HandoffAfterCommit:
         state = ctx.state.get(STATE) or {}
         action = state.get("action")
         conversation = output.conversation
+        message = ctx.turn.message
+        if action in ("open", "relay") and message.text and not message.button_payload:
+            # Before the desks hear of it: the Slack thread shows the suggestions with the message.
+            await prepare_suggestions(self.service.store, ctx.engine, conversation, message.channel, message.text,
+                                      output.understanding)
         if action == "open":
             await self.service.opened(conversation.id, state["plan"])
         elif action == "relay":

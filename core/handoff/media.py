@@ -184,7 +184,7 @@ class MediaInterceptor:
 class NumberChange:
     """After the turn: a WhatsApp "user changed number" moves the contact's identity to the new
     number (same contact, so the history is kept); a contact already known under the new number
-    is merged into it (`core.identity.IdentityService.link`, found in ``farm.services``)."""
+    is merged into it (`core.identity.IdentityService.link`, given by the handoff plugin)."""
 
     def __init__(self, store: Any, identity: Callable[[], Any | None]) -> None:
         self.store = store

@@ -7,17 +7,21 @@ alternatives configured under ``bots.<name>.handoff`` (``contact_email``, ``cont
 ``callback``). The handoff itself stays recorded (status waiting, so a desk added later
 sees it; no re-pings, which would say "everyone is still busy"), and what the customer writes next (their phone number for a call back) is kept
 in the transcript like any message while waiting. The offer is recorded as a ``handoff``
-event with ``action: no_desk``. `install_handoff` logs ``handoff.no_agent_channel`` at start.
+event with ``action: no_desk`` (and ``why: unreachable`` when desks are
+configured but none can answer now: the Slack desk's Web API calls failing, and the web desk
+off or, with ``handoff.require_agent_online``, no agent of the bot online; see
+`HandoffService.reachable`). `core.handoff.wiring.HandoffPlugin` logs ``handoff.no_agent_channel`` at start.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
 import structlog
 
-from core.config import FarmConfig
+from core.desk_config import DeskConfig
 from core.engine import Reply, TurnOutput
 from core.handoff.hooks import STATE
 from core.language.turn import catalogue, turn_language
@@ -27,16 +31,16 @@ from core.pipeline.hooks import TurnContext
 log = structlog.get_logger(__name__)
 
 
-def bots_without_agents(config: FarmConfig) -> set[str]:
-    """The bots no agent channel serves: no web-desk agent for them and no Slack desk."""
-    if config.desk.slack.enabled:
+def bots_without_agents(desk: DeskConfig, bots: Iterable[str]) -> set[str]:
+    """The bots no agent channel serves: no web-desk agent for them and no other desk (Slack) enabled."""
+    if desk.enabled_desks():
         return set()
-    agents = config.desk.web.agents if config.desk.web.enabled else []
+    agents = desk.web.agents if desk.web.enabled else []
     served_all = any(not agent.bots for agent in agents)
     if served_all:
         return set()
     served = {bot for agent in agents for bot in agent.bots}
-    return {bot for bot in config.bots if bot not in served}
+    return {bot for bot in bots if bot not in served}
 
 
 def alternatives(handoff: Any) -> list[str]:
@@ -59,7 +63,8 @@ class NoDeskPostProcessor:
 
     async def process(self, ctx: TurnContext, output: TurnOutput) -> TurnOutput:
         state = ctx.state.get(STATE) or {}
-        if state.get("action") != "open" or output.conversation.bot not in self.bots:
+        unreachable = bool(state.get("unreachable"))  # desks configured, none able to answer now
+        if state.get("action") != "open" or (output.conversation.bot not in self.bots and not unreachable):
             return output
         handoff = ctx.bot_config.handoff
         language = turn_language(ctx)
@@ -71,10 +76,14 @@ class NoDeskPostProcessor:
         if not parts:
             parts = [texts.text("no_desk_none", language)]
         text = texts.text("no_desk", language, alternatives=" ".join(parts))
-        log.warning("handoff.no_agent_channel", conversation=output.conversation.id, offered=offered)
+        log.warning("handoff.desks_unreachable" if unreachable else "handoff.no_agent_channel",
+                    conversation=output.conversation.id, offered=offered)
         # Not "open": no desk to tell, and no re-ping telling the customer "everyone is still busy".
         ctx.state[STATE] = {"action": "no_desk", "plan": state.get("plan")}
         events = list(output.events)
         at = next((i for i, e in enumerate(events) if e.type == "handoff"), len(events) - 1) + 1
-        events.insert(at, Event("handoff", {"action": "no_desk", "offered": offered}))
+        data: dict[str, Any] = {"action": "no_desk", "offered": offered}
+        if unreachable:
+            data["why"] = "unreachable"
+        events.insert(at, Event("handoff", data))
         return replace(output, events=tuple(events), replies=(Reply(text=text),))

@@ -33,11 +33,14 @@ from core.desk import (
 )
 from core.errors import ConcurrencyConflict, NotFound, SwitchboardError
 from core.handoff import messages
+from core.handoff.assist import Assistance, assistance
 from core.handoff.config import HandoffConfig
 from core.handoff.hours import BusinessHours
+from core.handoff.media import attachment_data
 from core.i18n import Catalogue, for_bot
 from core.model import (
     BOT,
+    Attachment,
     Author,
     Button,
     Contact,
@@ -56,6 +59,9 @@ HANDED_OFF = (ConversationStatus.WAITING, ConversationStatus.AGENT)
 SUMMARY_MESSAGES = 10
 CSAT_TTL_SECONDS = 7 * 86400
 REPING_LEASE = "handoff:repinger"
+
+Observer = Callable[[Conversation, Sequence[Event]], Awaitable[None]]
+"""Hears an agent action's committed conversation and events (e.g. the case analytics); must not raise."""
 
 AgentPolicy = Callable[[str, str], bool]
 """(agent id such as ``web:anna`` or ``slack:U123``, bot) -> may this agent serve this bot?"""
@@ -133,7 +139,7 @@ class HandoffService:
         self.watchers: list[Callable[[Conversation, str], Awaitable[None]]] = []
         #: Called with each agent action's committed conversation and events (claim, reply, close, back to
         #: the bot, transfer): e.g. the case analytics (`core.analytics`). Must not raise.
-        self.observers: list[Callable[[Conversation, Sequence[Event]], Awaitable[None]]] = []
+        self.observers: list[Observer] = []
         self._hours = {bot: BusinessHours.from_config(cfg.handoff) for bot, cfg in bots.items()}
 
     # -- configuration ------------------------------------------------------------------
@@ -286,12 +292,14 @@ class HandoffService:
         await self.notify(saved, f"claimed by {agent_name}")
         return saved
 
-    async def agent_reply(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None:
+    async def agent_reply(self, conversation_id: str, agent_id: str, agent_name: str, text: str, *,
+                          attachments: Sequence[Attachment] = ()) -> None:
+        """``attachments``: the agent's files (`core.files.FileStore.put`), sent with the text as caption."""
         if is_note(text):  # the note rule (core.desk.NOTE_PREFIX), whichever desk or button sent it
-            await self.internal_note(conversation_id, agent_id, agent_name, note_text(text))
+            await self.internal_note(conversation_id, agent_id, agent_name, note_text(text), attachments=attachments)
             return
         text = text.strip()
-        if not text:
+        if not text and not attachments:
             raise HandoffError("the reply is empty")
         conversation = await self._allowed(conversation_id, agent_id)
         if conversation.status not in HANDED_OFF:
@@ -302,7 +310,8 @@ class HandoffService:
         def change(c: Conversation, contact: Contact) -> tuple[Conversation, list[Event], list[Outbound]]:
             if c.status is not ConversationStatus.AGENT or c.assigned_agent != agent_id:
                 raise HandoffError("this conversation is assigned to another agent")
-            events, outbound = self._say(c, contact, text, author=Author("agent", agent_name, agent_id))
+            events, outbound = self._say(c, contact, text, author=Author("agent", agent_name, agent_id),
+                                         attachments=attachments)
             if not outbound:
                 raise HandoffError("the customer has no channel to answer on")
             return c, events, outbound
@@ -312,12 +321,14 @@ class HandoffService:
         await self._audit(agent_id, "reply", saved)
         await self._activity(saved)
 
-    async def internal_note(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None:
+    async def internal_note(self, conversation_id: str, agent_id: str, agent_name: str, text: str, *,
+                            attachments: Sequence[Attachment] = ()) -> None:
         text = note_text(text)
-        if not text:
+        if not text and not attachments:
             raise HandoffError("the note is empty")
         conversation = await self._allowed(conversation_id, agent_id)
-        note = Event("note", {"text": text, "agent_id": agent_id, "agent_name": agent_name})
+        note = Event("note", {"text": text, "agent_id": agent_id, "agent_name": agent_name,
+                              **({"attachments": [attachment_data(a) for a in attachments]} if attachments else {})})
         await self.store.append_events(conversation_id, [note])
         log.info("handoff.note", conversation=conversation_id, agent=agent_id)
         await self._audit(agent_id, "note", conversation)
@@ -565,6 +576,28 @@ class HandoffService:
                  if e.type in ("user", "bot", "note", "status", "handoff", "csat", "delivery")]
         return ConversationView(conversation, contact, await self.summary(conversation), shown)
 
+    async def reachable(self, bot: str) -> bool:
+        """Can any desk bring this bot's handoff to a person now? A desk without a ``reachable``
+        signal counts as reachable; the web desk asks for an online agent only with
+        ``handoff.require_agent_online``; a desk whose check fails counts as unreachable."""
+        presence = self.config(bot).require_agent_online
+        for desk in self.desks:
+            check = getattr(desk, "reachable", None)
+            if not callable(check):
+                return True
+            try:
+                if await check(bot, presence=presence):
+                    return True
+            except Exception:
+                metrics.ERRORS.labels("desk").inc()
+                log.exception("handoff.reachable_failed", desk=desk.name, bot=bot)
+        return False
+
+    async def assistance(self, conversation_id: str) -> Assistance:
+        """The bot's help for the agent: suggested replies, a one-line summary, previous cases."""
+        conversation = await self._get(conversation_id)
+        return await assistance(self.store, await self.summary(conversation), mask=self.masker(conversation.bot).mask)
+
     async def viewed(self, conversation: Conversation, agent_id: str) -> None:
         """An agent opened the transcript: recorded in the audit log (who saw what, when)."""
         await self._audit(agent_id, "view", conversation)
@@ -621,14 +654,16 @@ class HandoffService:
             await self.store.save_contact(replace(contact, last_agent=agent_id))
 
     def _say(self, conversation: Conversation, contact: Contact, text: str, *,
-             buttons: Sequence[Button] = (), author: Author = BOT) -> tuple[list[Event], list[Outbound]]:
+             buttons: Sequence[Button] = (), author: Author = BOT,
+             attachments: Sequence[Attachment] = ()) -> tuple[list[Event], list[Outbound]]:
         """A message to the customer on the channel they used last, with its ``bot`` transcript event."""
         identity = contact.reply_identity()
         if identity is None:
             log.warning("handoff.no_channel", conversation=conversation.id)
             return [], []
         out = Outbound(conversation_id=conversation.id, bot=conversation.bot, channel=identity.channel,
-                       chat_id=identity.chat_id, text=text, buttons=tuple(buttons), author=author)
+                       chat_id=identity.chat_id, text=text, buttons=tuple(buttons), author=author,
+                       attachments=tuple(attachments))
         metadata: dict[str, Any] = {"outbound_id": out.id, "author": author.kind}
         if author.name:
             metadata["author_name"] = author.name
@@ -637,6 +672,8 @@ class HandoffService:
         event = Event("bot", {"text": text, "data": {"buttons": [{"title": b.title, "payload": b.payload}
                                                                for b in buttons]},
                               "metadata": metadata}, channel=identity.channel)
+        if attachments:
+            event.data["attachments"] = [attachment_data(a) for a in attachments]
         return [event], [out]
 
     @staticmethod

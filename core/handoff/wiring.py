@@ -1,82 +1,117 @@
-"""Plugs the human handoff into a farm: service, turn hooks, desks, re-pinger, delivery listener.
+"""The human handoff as a plugin (`core.plugins`): service, turn hooks, desks, re-pinger, delivery listener.
 
-`install_handoff(farm)` is called from ``Farm._install_extensions`` (after the adapters
-are built, before routes are mounted). Per bot it puts `HandoffInterceptor` in front of
-the interceptors installed so far (a request for a person works from any state, mid-form
-too; privacy's link-code interceptor may go in front of it, it never takes such a request)
-and appends the post-processor and the after-commit hook. Also per bot: `ReadReceipts` first
-(marks each message read as its turn starts), `MediaInterceptor` after the language switch
-(media, edits, number changes; `core.handoff.media`), `NoDeskPostProcessor` after the
-handoff post-processor (`core.handoff.no_desk`) and `NumberChange` after commit. Desks: the built-in web desk at ``/desk``
-(``desk.web.enabled``) and, with ``desk.slack.enabled``, the Slack desk found through
-the ``switchboard.desks`` entry point ``slack`` (the core never imports ``channels``);
-Slack is then the primary desk (its thread id is stored on the conversation).
+`HandoffPlugin` declares per bot, in the built-in orders of `core.plugins`: `ReadReceipts`
+(marks each message read as its turn starts), `HandoffInterceptor` (a request for a person
+works from any state, mid-form too), `LanguageSwitchInterceptor`, `MediaInterceptor` (media,
+edits, number changes; `core.handoff.media`), `MoodPreparer`, `HandoffPostProcessor` then
+`NoDeskPostProcessor` (`core.handoff.no_desk`), and after commit `NumberChange` then
+`HandoffAfterCommit`. The service hears of failed deliveries and dead letters.
 
-``farm.services``: ``handoff`` (the `HandoffService`, also the `DeskActions`),
-``handoff_background`` (re-pings), ``web_desk``,
-``slack_desk``.
+Desks join through `DeskPlugin`: the built-in web desk (`core.web.desk_plugin`, at ``/desk``
+with ``desk.web.enabled``) and the desks of the ``switchboard.desks`` entry points whose
+``desk.<name>`` block is enabled (`EntryPointDesk`; Slack, which is then the primary desk:
+its thread id is stored on the conversation). The core never imports ``channels``.
+
+``Farm.services``: ``handoff`` (the `HandoffService`, also the `DeskActions`),
+``read_receipts``, ``handoff_background`` (re-pings), ``web_desk``, ``slack_desk``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
-from core.config import FarmConfig
+from core.desk import Desk
+from core.desk_config import DESKS_GROUP, DeskConfig
 from core.errors import ConfigError, StoreError
+from core.files import FileStore
 from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPostProcessor
 from core.handoff.media import MediaInterceptor, NumberChange, ReadReceipts
 from core.handoff.mood import MoodPreparer
 from core.handoff.no_desk import NoDeskPostProcessor, bots_without_agents
-from core.handoff.service import REPING_LEASE, AgentPolicy, HandoffService
+from core.handoff.service import REPING_LEASE, AgentPolicy, BotSettings, HandoffService, Observer
 from core.language.switch import LanguageSwitchInterceptor
 from core.pipeline.dead_letters import DeadLetters
+from core.plugins import (
+    AfterCommitOrder,
+    Hooks,
+    HttpShutdown,
+    InterceptorOrder,
+    Ordered,
+    PluginContext,
+    PluginParts,
+    PostProcessorOrder,
+    PreparerOrder,
+    Service,
+)
+from core.ports import Route
+from core.privacy.config import PrivacyConfig
 from core.privacy.masking import Masker
 
 log = structlog.get_logger(__name__)
 
-DESKS_GROUP = "switchboard.desks"
+
+class HandoffBotSettings(BotSettings, Protocol):
+    """What the handoff reads of a bot's config (core.config.BotConfig)."""
+
+    privacy: PrivacyConfig
 
 
-def agent_policy(config: FarmConfig) -> AgentPolicy:
-    """Which agent may serve which bot: web agents per ``WebAgent.bots`` (empty = all); Slack
-    agents (already checked by the Slack desk against its agent list) serve every bot."""
-    web_agents = {f"web:{a.id}": a for a in config.desk.web.agents} if config.desk.web.enabled else {}
-    slack = config.desk.slack.enabled
+@dataclass(frozen=True, slots=True)
+class DeskParts:
+    """What one desk adds: the desk, whether it is primary, and its routes and services."""
+
+    desk: Desk
+    provides: str  # its name in ``Farm.services`` (``web_desk``, ``slack_desk``)
+    primary: bool = False
+    routes: Sequence[Route] = ()
+    services: Sequence[Service] = ()
+    on_http_shutdown: Sequence[HttpShutdown] = ()
+    agent_login: object | None = None  # the desk that signs agents in for desk-only routes (web chat files)
+
+
+class DeskPlugin(Protocol):
+    """An agents' desk: built after the handoff service it shows handoffs of and acts through."""
+
+    name: str
+
+    def build(self, ctx: PluginContext, handoff: HandoffService, dead_letters: DeadLetters,
+              files: FileStore) -> DeskParts: ...
+
+
+def agent_policy(desk: DeskConfig) -> AgentPolicy:
+    """Which agent may serve which bot: web agents per ``WebAgent.bots`` (empty = all); agents of an
+    enabled installed desk (``slack:U123``, already checked by that desk against its agent list)
+    serve every bot."""
+    web_agents = {f"web:{a.id}": a for a in desk.web.agents} if desk.web.enabled else {}
+    installed = set(desk.enabled_desks())
 
     def may_serve(agent_id: str, bot: str) -> bool:
         if agent_id.startswith("web:"):
             agent = web_agents.get(agent_id)
             return agent is not None and (not agent.bots or bot in agent.bots)
-        if agent_id.startswith("slack:"):
-            return slack
-        return False
+        desk, colon, _ = agent_id.partition(":")
+        return bool(colon) and desk in installed
 
     return may_serve
-
-
-async def _nothing() -> None:
-    return None
 
 
 class HandoffBackground:
     """Re-pings unclaimed handoffs (one farm process at a time, by lease)."""
 
-    def __init__(self, farm: Any, service: HandoffService, *, interval: float) -> None:
-        self.farm = farm
+    def __init__(self, service: HandoffService, *, interval: float) -> None:
         self.service = service
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        desk = self.farm.services.get("web_desk")
-        app = self.farm.app
-        if desk is not None and app is not None and not app.frozen:
-            app.on_shutdown.append(desk.on_app_shutdown)  # live-update streams end before the server waits
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
@@ -101,74 +136,24 @@ class HandoffBackground:
                 log.exception("handoff.reping_crashed")
 
 
-def _slack_desk_class() -> Any | None:
-    found = [ep for ep in entry_points(group=DESKS_GROUP) if ep.name == "slack"]
-    return found[0].load() if found else None
+class EntryPointDesk:
+    """A desk installed through the ``switchboard.desks`` entry points, built from its ``desk.<name>``
+    block (validated by the desk's ``from_config``); it is the primary desk."""
 
+    def __init__(self, name: str, settings: Mapping[str, Any]) -> None:
+        self.name = name
+        self.settings = settings
 
-def install_handoff(farm: Any) -> None:
-    """Wire the handoff into ``farm`` (a `core.farm.Farm` during `start`); idempotent."""
-    if "handoff" in farm.services:
-        return
-    config: FarmConfig = farm.config
-    store = farm.store
-    sender = farm.sender
-    service = HandoffService(
-        store,
-        config.bots,
-        agent_policy=agent_policy(config),
-        maskers={bot: Masker(c.privacy.mask_patterns) for bot, c in config.bots.items()},
-        on_outbound=sender.notify if sender is not None else (lambda: None),
-        owner=farm.owner,
-    )
-    farm.services["handoff"] = service
-    interceptor = HandoffInterceptor(service)
-    post = HandoffPostProcessor(service)
-    after = HandoffAfterCommit(service)
-    switch = LanguageSwitchInterceptor()
-    mood = MoodPreparer(service)
-    media = MediaInterceptor()
-    receipts = ReadReceipts(lambda m: farm.channels.get((m.bot, m.channel)))
-    farm.services["read_receipts"] = receipts
-    unserved = bots_without_agents(config)
-    no_desk = NoDeskPostProcessor(unserved)
-    number_change = NumberChange(store, lambda: farm.services.get("identity"))  # WhatsApp "changed number"
-    for runtime in farm.runtimes.values():
-        runtime.interceptors.insert(0, interceptor)
-        runtime.interceptors.insert(1, switch)  # "English please": after a request for a person, before the bot
-        runtime.interceptors.insert(2, media)  # photos, voice notes, locations...: an honest answer, no fallback
-        runtime.interceptors.insert(0, receipts)  # blue ticks as the turn starts; never answers
-        runtime.preparers.append(mood)  # the customer's mood as slots, for calmer answers before any handoff
-        runtime.post.append(post)
-        runtime.post.append(no_desk)  # right after the handoff decision: no promise nobody can keep
-        runtime.after.append(number_change)
-        runtime.after.append(after)
-    if sender is not None:
-        sender.listeners.append(service)
-    turns = farm.turns
-    if turns is not None:
-        turns.dead_letter_listeners.append(service)  # desks hear of messages that failed for good
-    dead_letters = DeadLetters(store, schedule=turns.schedule if turns is not None else (lambda c: None),
-                               changed=turns.refresh_dead_letters if turns is not None else _nothing)
-
-    if config.desk.web.enabled:
-        from core.web.desk import WebDesk
-
-        web_desk = WebDesk(config.desk.web, service, store, dead_letters=dead_letters, canned=config.desk.canned,
-                           channel_for=lambda bot, channel: farm.channels.get((bot, channel)))  # agent typing
-        service.add_desk(web_desk)
-        farm.extra_routes.extend(web_desk.routes())
-        farm.services["web_desk"] = web_desk
-        if not config.desk.web.agents:
-            log.warning("handoff.web_desk_without_agents", hint="add desk.web.agents to farm.yml")
-    if config.desk.slack.enabled:
-        cls = _slack_desk_class()
-        if cls is None:
-            raise ConfigError("desk.slack.enabled is true but no 'slack' desk is installed "
-                              f"(entry point group {DESKS_GROUP})", key="desk.slack")
+    def build(self, ctx: PluginContext, handoff: HandoffService, dead_letters: DeadLetters,
+              files: FileStore) -> DeskParts:
+        found = [ep for ep in entry_points(group=DESKS_GROUP) if ep.name == self.name]
+        if not found:
+            raise ConfigError(f"desk.{self.name}.enabled is true but no '{self.name}' desk is installed "
+                              f"(entry point group {DESKS_GROUP})", key=f"desk.{self.name}")
+        store, bots = ctx.store, ctx.bots
 
         async def resolve_thread(thread: str) -> str | None:
-            for bot in config.bots:
+            for bot in bots:
                 conversation = await store.find_conversation_by_thread(bot, thread)
                 if conversation is not None:
                     return str(conversation.id)
@@ -177,24 +162,87 @@ def install_handoff(farm: Any) -> None:
         async def is_duplicate(key: str) -> bool:
             return not await store.remember(key, 86400)
 
-        slack_desk = cls.from_config(config.desk.slack, service, resolve_thread, is_duplicate)
-        service.add_desk(slack_desk, primary=True)
-        routes = getattr(slack_desk, "routes", None)
-        if callable(routes):
-            farm.extra_routes.extend(routes())
-        farm.services["slack_desk"] = slack_desk
-    if not service.desks:
-        log.warning("handoff.no_desk", hint="enable desk.web or desk.slack; handoffs will wait unseen")
-    if unserved:
-        log.warning("handoff.no_agent_channel", bots=sorted(unserved),
-                    hint="no web-desk agent and no Slack desk serve these bots; customers asking for a "
-                         "person are told so and offered bots.<name>.handoff.contact_email / contact_phone / callback")
+        cls = found[0].load()
+        accepts = inspect.signature(cls.from_config).parameters  # files in threads, /switchboard: if the desk takes them
+        extra = {key: value for key, value in (("files", files), ("queue", handoff.queue)) if key in accepts}
+        desk = cls.from_config(self.settings, handoff, resolve_thread, is_duplicate, **extra)
+        routes = getattr(desk, "routes", None)
+        return DeskParts(desk, provides=f"{self.name}_desk", primary=True,
+                         routes=tuple(routes()) if callable(routes) else (), services=(desk,))
 
-    for channel in farm.channels.values():  # e.g. the web chat's waiting state and desk-only file route
-        attach = getattr(channel, "attach_handoff", None)
-        if callable(attach):
-            attach(service, farm.services.get("web_desk"))
 
-    intervals = [c.handoff.repings_after_seconds for c in config.bots.values() if c.handoff.repings_after_seconds > 0]
-    interval = min(30.0, max(0.05, min(intervals, default=300.0) / 4))
-    farm.services["handoff_background"] = HandoffBackground(farm, service, interval=interval)
+def installed_desks(desk: DeskConfig) -> list[DeskPlugin]:
+    """The enabled desks of the ``switchboard.desks`` entry points, in farm.yml order."""
+    return [EntryPointDesk(name, block) for name, block in desk.enabled_desks().items()]
+
+
+class HandoffPlugin:
+    """The handoff layer and its desks (see the module docstring)."""
+
+    name = "handoff"
+
+    def __init__(self, bots: Mapping[str, HandoffBotSettings], desk: DeskConfig, desks: Sequence[DeskPlugin],
+                 observers: Sequence[Observer] = ()) -> None:
+        self.bots = bots
+        self.desk = desk
+        self.desks = desks
+        self.observers = observers  # hear every agent action once committed (`HandoffService.observers`)
+
+    def build(self, ctx: PluginContext) -> PluginParts:
+        service = HandoffService(
+            ctx.store,
+            self.bots,
+            agent_policy=agent_policy(self.desk),
+            maskers={bot: Masker(c.privacy.mask_patterns) for bot, c in self.bots.items()},
+            on_outbound=ctx.outbox.notify,
+            owner=ctx.owner,
+        )
+        service.observers.extend(self.observers)
+        receipts = ReadReceipts(ctx.channels.for_message)
+        unserved = bots_without_agents(self.desk, self.bots)
+        hooks = Hooks(
+            interceptors=(
+                Ordered(InterceptorOrder.READ_RECEIPTS, receipts),
+                Ordered(InterceptorOrder.HANDOFF, HandoffInterceptor(service)),
+                Ordered(InterceptorOrder.LANGUAGE_SWITCH, LanguageSwitchInterceptor()),
+                Ordered(InterceptorOrder.MEDIA, MediaInterceptor()),
+            ),
+            preparers=(Ordered(PreparerOrder.MOOD, MoodPreparer(service)),),
+            post=(
+                Ordered(PostProcessorOrder.HANDOFF, HandoffPostProcessor(service)),
+                Ordered(PostProcessorOrder.NO_DESK, NoDeskPostProcessor(unserved)),
+            ),
+            after=(
+                Ordered(AfterCommitOrder.NUMBER_CHANGE, NumberChange(ctx.store, lambda: ctx.identity)),
+                Ordered(AfterCommitOrder.HANDOFF, HandoffAfterCommit(service)),
+            ),
+        )
+        dead_letters = DeadLetters(ctx.store, schedule=ctx.turns.schedule, changed=ctx.turns.refresh_dead_letters)
+        files = FileStore(ctx.store, self.desk.files, channel_for=ctx.channels.channel)  # agents' files, customers' media
+        desks = [plugin.build(ctx, service, dead_letters, files) for plugin in self.desks]
+        for parts in desks:
+            service.add_desk(parts.desk, primary=parts.primary)
+        if not service.desks:
+            log.warning("handoff.no_desk", hint="enable desk.web or desk.slack; handoffs will wait unseen")
+        if unserved:
+            log.warning("handoff.no_agent_channel", bots=sorted(unserved),
+                        hint="no web-desk agent and no Slack desk serve these bots; customers asking for a "
+                             "person are told so and offered bots.<name>.handoff.contact_email / contact_phone / "
+                             "callback")
+        agent_login = next((parts.agent_login for parts in desks if parts.agent_login is not None), None)
+        for channel in ctx.channels.values():  # e.g. the web chat's waiting state and desk-only file route
+            attach = getattr(channel, "attach_handoff", None)
+            if callable(attach):
+                attach(service, agent_login)
+        intervals = [c.handoff.repings_after_seconds for c in self.bots.values() if c.handoff.repings_after_seconds > 0]
+        background = HandoffBackground(service, interval=min(30.0, max(0.05, min(intervals, default=300.0) / 4)))
+        return PluginParts(
+            routes=tuple(route for parts in desks for route in parts.routes),
+            hooks=hooks,
+            services=(*(s for parts in desks for s in parts.services), background),
+            delivery_listeners=(service,),
+            dead_letter_listeners=(service,),  # desks hear of messages that failed for good
+            on_http_shutdown=tuple(f for parts in desks for f in parts.on_http_shutdown),
+            provides={"handoff": service, "read_receipts": receipts, "files": files,
+                      **{parts.provides: parts.desk for parts in desks}, "handoff_background": background},
+        )

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
+from core.files import FileStore, StoredFile
 from core.model import Event, Identity
-from core.pipeline.ingest import Ingest
 from core.ports import Parsed
 from core.store.base import Store
+
+
+class Accepts(Protocol):
+    """Where an adapter's parsed input goes: ingest (`core.pipeline.path.MessagePath.accept`)."""
+
+    async def accept(self, parsed: Parsed) -> None: ...
 
 
 class FarmAdapterContext:
     """Ingest, transcript look-up, adapter state and leases, scoped to one adapter."""
 
-    def __init__(self, store: Store, ingest: Ingest, *, owner: str, scope: str) -> None:
+    def __init__(self, store: Store, ingest: Accepts, *, owner: str, scope: str) -> None:
         self.store = store
         self.ingest = ingest
         self.owner = owner
@@ -34,6 +40,9 @@ class FarmAdapterContext:
 
     async def kv_set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
         await self.store.kv_set(f"adapter:{self.scope}:{key}", value, ttl_seconds)
+
+    async def read_file(self, file_id: str) -> StoredFile | None:
+        return await FileStore(self.store).get(file_id)
 
     async def acquire_lease(self, name: str, ttl_seconds: float) -> bool:
         return await self.store.acquire_lease(name, self.owner, ttl_seconds)

@@ -7,7 +7,6 @@ acknowledge the platform. Delivery receipts are recorded on the transcript.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -28,13 +27,20 @@ class ContactResolver(Protocol):
     async def resolve(self, inbound: Inbound) -> Contact: ...
 
 
-class Ingest:
-    """Accepts parsed platform input; calls ``on_accepted(conversation_id)`` for each new message."""
+class TurnQueue(Protocol):
+    """Where an accepted message goes next: the turns (`core.pipeline.turns.TurnRunner`)."""
 
-    def __init__(self, store: Store, resolver: ContactResolver, on_accepted: Callable[[str], None]) -> None:
+    def schedule(self, conversation_id: str) -> None: ...
+
+
+class Ingest:
+    """Accepts parsed platform input; hands each conversation with a new message to ``turns``
+    (None: only stored, for tests; the sweeper of a running farm would find it)."""
+
+    def __init__(self, store: Store, resolver: ContactResolver, turns: TurnQueue | None = None) -> None:
         self.store = store
         self.resolver = resolver
-        self.on_accepted = on_accepted
+        self.turns = turns
 
     async def accept(self, parsed: Parsed) -> None:
         for reason in parsed.ignored:
@@ -60,7 +66,8 @@ class Ingest:
                      message=message.platform_message_id)
             return None
         metrics.INBOUND.labels(message.bot, message.channel).inc()
-        self.on_accepted(conversation_id)
+        if self.turns is not None:
+            self.turns.schedule(conversation_id)
         return conversation_id
 
     async def accept_receipt(self, receipt: DeliveryReceipt) -> None:

@@ -21,7 +21,7 @@ import enum
 import functools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -54,6 +54,13 @@ class TurnFailed(Exception):
 class DeadLetterListener(Protocol):
     async def dead_lettered(self, letter: DeadLetter, customer_told: bool) -> None:
         """A customer message failed for good; ``customer_told``: an apology is queued."""
+
+
+def _typing_done(message: Inbound, task: asyncio.Task[None]) -> None:
+    """A typing indicator that failed is worth a warning, never a failed turn."""
+    if not task.cancelled() and task.exception() is not None:
+        metrics.ERRORS.labels("typing").inc()
+        log.warning("turn.typing_failed", bot=message.bot, channel=message.channel, error=str(task.exception()))
 
 
 class _Step(enum.Enum):
@@ -132,16 +139,34 @@ def merge_events(engine_events: Sequence[Event], bot_events: Sequence[Event]) ->
     return [*kept, *bot_events]
 
 
+class Outbox(Protocol):
+    """Where a committed turn's replies go: the outbox sender (`core.delivery.sender.OutboxSender`)."""
+
+    def notify(self) -> None:
+        """New items are queued in the store: claim them now rather than at the next poll."""
+
+    def submit(self, items: list[OutboxItem], more: bool = False) -> None:
+        """Send these items, leased to this process when their turn committed; ``more``: others wait behind."""
+
+
+class Typing(Protocol):
+    """Where the typing indicator goes: straight to the adapter (`core.pipeline.channels.ChannelRegistry`)."""
+
+    async def typing(self, message: Inbound) -> None: ...
+
+
 class TurnRunner:
+    """Runs turns: ``outbox`` takes the replies (None: committed, not claimed, for tests), ``typing``
+    shows the bot typing when a turn takes longer than ``typing_delay``."""
+
     def __init__(
         self,
         store: Store,
         bots: Mapping[str, BotRuntime],
         *,
         owner: str,
-        on_outbound: Callable[[], None] = lambda: None,
-        on_claimed: Callable[[list[OutboxItem], bool], None] | None = None,
-        on_typing: Callable[[Inbound], None] = lambda m: None,
+        outbox: Outbox | None = None,
+        typing: Typing | None = None,
         lease_seconds: float = 30.0,
         send_lease_seconds: float = 30.0,
         sweep_interval: float = 2.0,
@@ -151,9 +176,8 @@ class TurnRunner:
         self.store = store
         self.bots = bots
         self.owner = owner
-        self.on_outbound = on_outbound
-        self.on_claimed = on_claimed  # takes replies claimed at commit; None: commit without claiming
-        self.on_typing = on_typing
+        self.outbox = outbox
+        self.typing = typing
         self.lease_seconds = lease_seconds
         self.send_lease_seconds = send_lease_seconds
         self.sweep_interval = sweep_interval
@@ -169,6 +193,7 @@ class TurnRunner:
         # Conversations scheduled while `config.concurrency` drains run: started as drains end.
         self._waiting: OrderedDict[str, None] = OrderedDict()
         self._deadlines = Deadlines()
+        self._typing_tasks: set[asyncio.Task[None]] = set()  # indicators on their way; cancelled on stop
 
     # -- scheduling ---------------------------------------------------------------------
     def schedule(self, conversation_id: str) -> None:
@@ -228,6 +253,9 @@ class TurnRunner:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        for task in list(self._typing_tasks):
+            task.cancel()
+        await asyncio.gather(*self._typing_tasks, return_exceptions=True)
         await self._deadlines.close()
 
     async def _sweep(self) -> None:
@@ -308,7 +336,7 @@ class TurnRunner:
                 raise TurnFailed("conversation or contact gone")
             # A typing indicator only when the answer takes long enough for a person to wonder;
             # fast turns would pay one extra platform call per message for nothing.
-            typing = asyncio.get_running_loop().call_later(self.typing_delay, self.on_typing, message)
+            typing = asyncio.get_running_loop().call_later(self.typing_delay, self._show_typing, message)
             try:
                 return await self._turn(state, window, bot, lease)
             finally:
@@ -317,6 +345,14 @@ class TurnRunner:
             raise  # a lost race or an unreachable store says nothing about the message
         except Exception as exc:  # noqa: BLE001 - counted, retried, then dead-lettered
             return await self._failed(state, bot, exc)
+
+    def _show_typing(self, message: Inbound) -> None:
+        if self.typing is None or self._stopping:
+            return
+        task = asyncio.get_running_loop().create_task(self.typing.typing(message))
+        self._typing_tasks.add(task)
+        task.add_done_callback(self._typing_tasks.discard)
+        task.add_done_callback(functools.partial(_typing_done, message))
 
     def _backoff(self, attempts: int) -> float:
         return float(min(self.config.backoff_max, self.config.backoff_initial * 2 ** (max(1, attempts) - 1)))
@@ -359,8 +395,8 @@ class TurnRunner:
         metrics.DEAD_LETTERS_WAITING.inc()
         log.error("turn.dead_lettered", conversation=item.conversation_id, inbox=item.id, bot=message.bot,
                   attempts=attempts)
-        if outbound:
-            self.on_outbound()
+        if outbound and self.outbox is not None:
+            self.outbox.notify()
         letter = DeadLetter(replace(item, attempts=attempts, not_before=None, last_error=error), message.bot, error,
                             utcnow())
         for listener in self.dead_letter_listeners:
@@ -417,7 +453,7 @@ class TurnRunner:
             commit = await self.store.finish_turn(
                 output.conversation, inbox_ids=[item.id], events=events, outbound=outbound,
                 owner=self.owner, lease_seconds=self.send_lease_seconds,
-                claim=self.on_claimed is not None, release=None if after else lease,
+                claim=self.outbox is not None, release=None if after else lease,
             )
         except ConcurrencyConflict:
             return _Step.RETRY
@@ -427,10 +463,10 @@ class TurnRunner:
             # stays current with the turn's own events, and the next turn reads none back.
             history = [*history, *stored][-HISTORY_LIMIT:]
         self._remember_window(commit.conversation, history)
-        if commit.claimed and self.on_claimed is not None:
-            self.on_claimed(commit.claimed, len(outbound) > len(commit.claimed))  # (items, more queued behind)
-        elif outbound:
-            self.on_outbound()
+        if self.outbox is not None and commit.claimed:
+            self.outbox.submit(commit.claimed, len(outbound) > len(commit.claimed))  # (items, more queued behind)
+        elif self.outbox is not None and outbound:
+            self.outbox.notify()
         metrics.TURNS.labels(message.bot, "handoff" if output.handoff else "ok").inc()
         metrics.TURN_SECONDS.labels(message.bot).observe(time.perf_counter() - started)
         for hook in bot.after:

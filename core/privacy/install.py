@@ -1,17 +1,26 @@
-"""Wires identity linking, disclosure, erasure on request and retention into a farm.
+"""Identity linking, disclosure, erasure on request and retention, as a plugin (`core.plugins`).
 
-Call `install(farm)` from ``Farm._install_extensions``; it is idempotent. It adds per bot:
-the `LinkCodeInterceptor` (first interceptor and an after-commit hook), the
-`DisclosurePostProcessor` (last post-processor) and `ForgetAfterCommit`; and farm-wide the
-``privacy`` service and the ``retention`` scheduler in ``farm.services`` (the farm starts
-and stops services that have ``start``/``stop``).
+`PrivacyPlugin` declares per bot the `LinkCodeInterceptor` (first interceptor, and after
+commit, where it merges the linked contacts), the `DisclosurePostProcessor` (last
+post-processor) and `ForgetAfterCommit` (last after commit); and farm-wide the ``privacy``
+service and the ``retention`` scheduler (a service: started and stopped with the farm).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Protocol
 
-from core.identity import IdentityService
+from core.plugins import (
+    AfterCommitOrder,
+    Hooks,
+    InterceptorOrder,
+    Ordered,
+    PluginContext,
+    PluginParts,
+    PostProcessorOrder,
+)
+from core.privacy.config import PrivacyConfig
 from core.privacy.interceptors import (
     DisclosurePostProcessor,
     ForgetAfterCommit,
@@ -22,28 +31,28 @@ from core.privacy.service import PrivacyService, RetentionScheduler
 RETENTION_INTERVAL_SECONDS = 3600.0
 
 
-def install(farm: Any, *, retention_interval: float = RETENTION_INTERVAL_SECONDS) -> None:
-    """Add the privacy hooks to every bot runtime of ``farm`` (a `core.farm.Farm` after wiring)."""
-    store = farm.store
-    configs = {bot: bot_config.privacy for bot, bot_config in farm.config.bots.items()}
-    identity = farm.services.get("identity")
-    if not isinstance(identity, IdentityService):
-        identity = IdentityService(store, configs)
-        farm.services["identity"] = identity
-    privacy = farm.services.get("privacy")
-    if not isinstance(privacy, PrivacyService):
-        privacy = PrivacyService(store)
-        farm.services["privacy"] = privacy
-    if "retention" not in farm.services:
-        farm.services["retention"] = RetentionScheduler(store, configs, interval_seconds=retention_interval)
-    for runtime in farm.runtimes.values():
-        link = next((h for h in runtime.interceptors if isinstance(h, LinkCodeInterceptor)), None)
-        if link is None:
-            link = LinkCodeInterceptor(identity, store)
-            runtime.interceptors.insert(0, link)
-        if link not in runtime.after:
-            runtime.after.append(link)
-        if not any(isinstance(h, DisclosurePostProcessor) for h in runtime.post):
-            runtime.post.append(DisclosurePostProcessor())
-        if not any(isinstance(h, ForgetAfterCommit) for h in runtime.after):
-            runtime.after.append(ForgetAfterCommit(privacy, store))
+class PrivacyBotSettings(Protocol):
+    """What privacy reads of a bot's config (core.config.BotConfig)."""
+
+    privacy: PrivacyConfig
+
+
+class PrivacyPlugin:
+    name = "privacy"
+
+    def __init__(self, bots: Mapping[str, PrivacyBotSettings], *,
+                 retention_interval: float = RETENTION_INTERVAL_SECONDS) -> None:
+        self.configs = {bot: settings.privacy for bot, settings in bots.items()}
+        self.retention_interval = retention_interval
+
+    def build(self, ctx: PluginContext) -> PluginParts:
+        privacy = PrivacyService(ctx.store)
+        retention = RetentionScheduler(ctx.store, self.configs, interval_seconds=self.retention_interval)
+        link = LinkCodeInterceptor(ctx.identity, ctx.store)
+        hooks = Hooks(
+            interceptors=(Ordered(InterceptorOrder.LINK_CODE, link),),
+            post=(Ordered(PostProcessorOrder.DISCLOSURE, DisclosurePostProcessor()),),
+            after=(Ordered(AfterCommitOrder.LINK_CODE, link),
+                   Ordered(AfterCommitOrder.FORGET, ForgetAfterCommit(privacy, ctx.store))),
+        )
+        return PluginParts(hooks=hooks, services=(retention,), provides={"privacy": privacy, "retention": retention})

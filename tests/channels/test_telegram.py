@@ -82,7 +82,7 @@ def make_adapter(fake: FakeTelegramAPI, context: RecordingContext, **overrides: 
 
 
 ANNA = {"bot": "nordhost", "channel": "telegram", "channel_user_id": "111222333", "chat_id": "111222333",
-            "display_name": "Anna Schmidt", "language_hint": "de"}
+            "display_name": "Anna Schmidt (@anna_s)", "language_hint": "de"}
 
 
 def at(ts: int) -> datetime:

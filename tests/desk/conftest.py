@@ -4,7 +4,7 @@ mounted on a local aiohttp server."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,9 +13,9 @@ import pytest
 from aiohttp import web
 
 from channels.slack_desk import SlackDesk
-from core.config import SlackDeskConfig
+from channels.slack_desk_config import SlackDeskConfig
 from core.errors import NotFound
-from core.model import Conversation, ConversationStatus
+from core.model import Attachment, Conversation, ConversationStatus
 from tests.fakes.slack_api import FakeSlackAPI
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -58,11 +58,15 @@ class RecordingActions:
         self._record("claim", conversation_id, agent_id, agent_name)
         return self._conversation(conversation_id, ConversationStatus.AGENT, agent_id)
 
-    async def agent_reply(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None:
-        self._record("agent_reply", conversation_id, agent_id, agent_name, text)
+    async def agent_reply(self, conversation_id: str, agent_id: str, agent_name: str, text: str, *,
+                          attachments: Sequence[Attachment] = ()) -> None:
+        self._record("agent_reply", conversation_id, agent_id, agent_name, text,
+                     *((tuple(attachments),) if attachments else ()))
 
-    async def internal_note(self, conversation_id: str, agent_id: str, agent_name: str, text: str) -> None:
-        self._record("internal_note", conversation_id, agent_id, agent_name, text)
+    async def internal_note(self, conversation_id: str, agent_id: str, agent_name: str, text: str, *,
+                            attachments: Sequence[Attachment] = ()) -> None:
+        self._record("internal_note", conversation_id, agent_id, agent_name, text,
+                     *((tuple(attachments),) if attachments else ()))
 
     async def back_to_bot(self, conversation_id: str, agent_id: str, agent_name: str) -> Conversation:
         self._record("back_to_bot", conversation_id, agent_id, agent_name)

@@ -12,14 +12,20 @@ Usage::
 What slack-sdk 3.47 / slack-bolt 1.30 call: ``auth.test`` (form), ``chat.postMessage``,
 ``chat.update``, ``chat.postEphemeral`` (JSON), ``users.info``, ``usergroups.users.list``,
 ``conversations.replies``, ``conversations.info`` (GET query or form) and
-``apps.connections.open`` (with the ``xapp-`` token) which hands out
+``files.getUploadURLExternal`` / the upload URL / ``files.completeUploadExternal`` (slack-sdk's
+``files_upload_v2``: the file then shows in the thread, see `uploaded`), ``files.info``, files
+shared by agents (`share_file`: served at ``url_private`` / ``url_private_download`` only with
+the bot token, else Slack's HTML login page), slash-command ``response_url`` posts (recorded
+in `responses`), and ``apps.connections.open`` (with the ``xapp-`` token) which hands out
 ``ws://127.0.0.1:PORT/link``: a Socket Mode web socket that says ``hello``, carries the
 envelopes pushed with `push_envelope` and records the client's acks. Every request is
 recorded as a `Call`. Errors are Slack's: HTTP 200 with ``{"ok": false, "error": ...}``
 (``invalid_auth``, ``not_authed``, ``channel_not_found``, ``user_not_found``,
 ``message_not_found``), HTTP 429 with ``Retry-After`` and ``{"ok":false,"error":"ratelimited"}``.
 
-Helpers build what Slack sends us: `message_event`, `event_callback`,
+Helpers build what Slack sends us: `message_event`, `file_share_event`, `event_callback`,
+`FakeSlackAPI.command_payload` with `signed_command_request` (a slash command, form-encoded and
+signed) or `FakeSlackAPI.push_command` (Socket Mode),
 `block_actions_payload`, `signed_headers`, `signed_event_request`,
 `signed_action_request` (X-Slack-Signature v0, X-Slack-Request-Timestamp), following
 the fixtures in ``/work/shared/fixtures/platforms/slack/``.
@@ -46,8 +52,10 @@ __all__ = [
     "FakeSlackAPI",
     "block_actions_payload",
     "event_callback",
+    "file_share_event",
     "message_event",
     "signed_action_request",
+    "signed_command_request",
     "signed_event_request",
     "signed_headers",
 ]
@@ -103,6 +111,7 @@ class FakeSlackAPI:
         # channel -> ts -> message (top-level and replies; replies carry thread_ts)
         self.messages: dict[str, dict[str, dict[str, Any]]] = {}
         self.ephemerals: list[dict[str, Any]] = []
+        self.views: list[dict[str, Any]] = []  # modals opened with views.open
         self.acks: list[dict[str, Any]] = []
         self._rate_limits: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
         self._errors: dict[str, list[str]] = {}  # method -> queued error codes
@@ -110,6 +119,11 @@ class FakeSlackAPI:
         self._socket_connected = asyncio.Event()
         self._ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ts = itertools.count(1)
+        self._file_ids = itertools.count(1)
+        self.files: dict[str, dict[str, Any]] = {}  # file id -> file object (agents' and uploaded)
+        self.file_data: dict[str, bytes] = {}
+        self._pending_uploads: dict[str, dict[str, Any]] = {}  # upload key -> {file_id, filename, length}
+        self.responses: list[dict[str, Any]] = []  # what the app posted to slash commands' response_url
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -125,6 +139,10 @@ class FakeSlackAPI:
         app = web.Application()
         app.router.add_get("/link", self._socket_mode)
         app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/upload/v1/{key}", self._upload)
+        app.router.add_get("/files-pri/{file}/{name}", self._file_download)
+        app.router.add_get("/files-pri/{file}/download/{name}", self._file_download)
+        app.router.add_post("/commands/{team}/{id}/{key}", self._command_response)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -189,6 +207,86 @@ class FakeSlackAPI:
                 return done
             await asyncio.sleep(0.01)
         raise AssertionError(f"{method} called {self.count(method)} times, expected {count}")
+
+    # -- files -----------------------------------------------------------------------
+    def _file_object(self, file_id: str, name: str, mimetype: str, size: int, user: str) -> dict[str, Any]:
+        base = f"http://127.0.0.1:{self.port}/files-pri/{self.team_id}-{file_id}"
+        pretty = {"image/png": "PNG", "image/jpeg": "JPEG", "application/pdf": "PDF"}.get(mimetype, "Binary")
+        return {
+            "id": file_id, "created": int(time.time()), "timestamp": int(time.time()), "name": name, "title": name,
+            "mimetype": mimetype, "filetype": name.rsplit(".", 1)[-1].lower() if "." in name else "binary",
+            "pretty_type": pretty, "user": user, "user_team": self.team_id, "editable": False, "size": size,
+            "mode": "hosted", "is_external": False, "external_type": "", "is_public": False,
+            "public_url_shared": False, "display_as_bot": False, "username": "",
+            "url_private": f"{base}/{name}", "url_private_download": f"{base}/download/{name}",
+            "permalink": f"https://nordhost-support.slack.com/files/{user}/{file_id}/{name}",
+        }
+
+    def share_file(self, data: bytes, name: str, mimetype: str, *, user: str = "U0AGENTANNA") -> dict[str, Any]:
+        """A file an agent uploaded in Slack: its file object (as in a ``file_share`` event)."""
+        file_id = f"F0{next(self._file_ids):09d}"
+        self.files[file_id] = self._file_object(file_id, name, mimetype, len(data), user)
+        self.file_data[file_id] = data
+        return dict(self.files[file_id])
+
+    def uploaded(self, channel: str | None = None, thread_ts: str | None = None) -> list[dict[str, Any]]:
+        """Files the app uploaded (files_upload_v2) and shared, with their ``data``, oldest first."""
+        found = []
+        for file in self.files.values():
+            for share in file.get("_shares", []):
+                if (channel is None or share["channel"] == channel) and \
+                        (thread_ts is None or share.get("thread_ts") == thread_ts):
+                    found.append({**file, "data": self.file_data[file["id"]], **share})
+        return found
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        pending = self._pending_uploads.get(request.match_info["key"])
+        if pending is None:
+            return web.Response(status=404, text="upload URL unknown or expired")
+        data = await request.read()
+        if len(data) != pending["length"]:
+            return web.Response(status=400, text="length mismatch")
+        pending["data"] = data
+        return web.Response(text=f"OK - {len(data)}")
+
+    async def _file_download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file"].rsplit("-", 1)[-1]
+        if request.headers.get("Authorization") != f"Bearer {self.bot_token}" or file_id not in self.file_data:
+            # Slack answers an unauthenticated file URL with its sign-in page, not an error status
+            return web.Response(text="<!DOCTYPE html><html><body>Sign in to Slack</body></html>",
+                                content_type="text/html")
+        return web.Response(body=self.file_data[file_id], content_type=self.files[file_id]["mimetype"])
+
+    # -- slash commands --------------------------------------------------------------
+    def command_payload(self, text: str, *, user: str = "U0AGENTANNA", channel: str = "C0AGENTS01",
+                        command: str = "/switchboard") -> dict[str, str]:
+        """The fields Slack posts for a slash command (as in slash_command.form.txt); its
+        ``response_url`` points at this fake, which records what the app answers there."""
+        return {
+            "token": "XXYYZZ", "team_id": self.team_id, "team_domain": "nordhost-support", "channel_id": channel,
+            "channel_name": self.channels.get(channel, "directmessage"), "user_id": user,
+            "user_name": user.lower(), "command": command, "text": text, "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": f"http://127.0.0.1:{self.port}/commands/{self.team_id}/{next(self._ts)}/{uuid.uuid4().hex}",
+            "trigger_id": f"{int(time.time())}.738474920.{uuid.uuid4().hex[:12]}",
+        }
+
+    async def push_command(self, payload: dict[str, str]) -> str:
+        """A slash command over Socket Mode (a ``slash_commands`` envelope)."""
+        return await self.push_envelope("slash_commands", dict(payload))
+
+    async def _command_response(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.content_type == "application/json" else dict(await request.post())
+        self.responses.append(dict(body))
+        return web.Response(text="ok")
+
+    async def wait_for_responses(self, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.responses) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.responses)} slash-command responses, expected {count}")
+            await asyncio.sleep(0.01)
+        return self.responses
 
     # -- Socket Mode -----------------------------------------------------------------
     async def wait_for_socket(self, timeout: float = 5.0) -> None:
@@ -399,6 +497,70 @@ class FakeSlackAPI:
         limit = int(params.get("limit") or 1000)
         return _ok({"messages": ([parent] + replies)[:limit], "has_more": False})
 
+    def _m_views_open(self, params: dict[str, Any]) -> web.Response:
+        """A modal for the user whose click gave the trigger_id (Slack: expired after 3 s)."""
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not params.get("trigger_id"):
+            return _error("invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            return _error("invalid_arguments")
+        title = (view.get("title") or {}).get("text", "")
+        if not title or len(title) > 24 or len(view.get("private_metadata") or "") > 3000:
+            return _error("invalid_arguments")
+        for block in view.get("blocks") or []:
+            element = block.get("element") or {}
+            if element.get("type") == "plain_text_input" and len(element.get("initial_value") or "") > \
+                    int(element.get("max_length") or 3000):
+                return _error("invalid_arguments")
+        view_id = f"V{len(self.views) + 1:08d}"
+        self.views.append({**view, "id": view_id, "trigger_id": params["trigger_id"]})
+        return _ok({"view": {**view, "id": view_id}})
+
+    def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> web.Response:
+        filename, length = params.get("filename"), str(params.get("length", ""))
+        if not filename or not length.isdigit():
+            return _error("invalid_arguments")
+        key = uuid.uuid4().hex
+        file_id = f"F0{next(self._file_ids):09d}"
+        self._pending_uploads[key] = {"file_id": file_id, "filename": filename, "length": int(length)}
+        return _ok({"upload_url": f"http://127.0.0.1:{self.port}/upload/v1/{key}", "file_id": file_id})
+
+    def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> web.Response:
+        raw = params.get("files")
+        files = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(files, list) or not files:
+            return _error("invalid_arguments")
+        channel = params.get("channel_id")
+        if channel is not None and channel not in self.channels:
+            return _error("channel_not_found")
+        thread_ts = params.get("thread_ts")
+        done = []
+        for item in files:
+            pending = next((p for p in self._pending_uploads.values() if p["file_id"] == item.get("id")), None)
+            if pending is None or "data" not in pending:
+                return _error("file_not_found")
+            data = pending["data"]
+            mimetype = "image/png" if data.startswith(b"\x89PNG") else \
+                "image/jpeg" if data.startswith(b"\xff\xd8") else "application/pdf" if data.startswith(b"%PDF") \
+                else "application/octet-stream"
+            obj = self._file_object(pending["file_id"], pending["filename"], mimetype, len(data), self.bot_user_id)
+            obj["title"] = item.get("title") or pending["filename"]
+            if channel:
+                obj["_shares"] = [{"channel": channel, "thread_ts": thread_ts,
+                                   "initial_comment": params.get("initial_comment")}]
+            self.files[obj["id"]] = obj
+            self.file_data[obj["id"]] = data
+            done.append({k: v for k, v in obj.items() if not k.startswith("_")})
+        return _ok({"files": done})
+
+    def _m_files_info(self, params: dict[str, Any]) -> web.Response:
+        found = self.files.get(str(params.get("file")))
+        if found is None:
+            return _error("file_not_found")
+        return _ok({"file": {k: v for k, v in found.items() if not k.startswith("_")}})
+
     def _m_apps_connections_open(self, params: dict[str, Any]) -> web.Response:
         return _ok({"url": f"ws://127.0.0.1:{self.port}/link"})
 
@@ -463,6 +625,23 @@ def message_event(
     return event
 
 
+def file_share_event(files: list[dict[str, Any]], *, text: str = "", user: str = "U0AGENTANNA",
+                     channel: str = "C0AGENTS01", thread_ts: str | None = None) -> dict[str, Any]:
+    """A ``message`` event with subtype ``file_share``: an agent shared ``files`` (objects from
+    `FakeSlackAPI.share_file`), as Slack sends it (``upload: true``, ``display_as_bot: false``)."""
+    event = message_event(text, user=user, channel=channel, thread_ts=thread_ts, subtype="file_share")
+    event.update(files=files, upload=True, display_as_bot=False)
+    return event
+
+
+def signed_command_request(payload: dict[str, str], signing_secret: str, *,
+                           timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of a slash command POST: flat form fields, signed like every request."""
+    raw = urllib.parse.urlencode(payload).encode()
+    return raw, signed_headers(raw, signing_secret, timestamp=timestamp,
+                               content_type="application/x-www-form-urlencoded")
+
+
 def event_callback(event: dict[str, Any], *, event_id: str | None = None, bot_user_id: str = "U0BOTUSER") -> dict[str, Any]:
     """Wrap an event in the ``event_callback`` envelope of the Events API."""
     return {
@@ -502,6 +681,34 @@ def block_actions_payload(
             "text": {"type": "plain_text", "text": titles.get(action_id, action_id), "emoji": True},
             "value": value, "type": "button", "action_ts": f"{time.time():.6f}",
         }],
+    }
+
+
+def suggestion_click_payload(button: dict[str, Any], *, thread_ts: str, user: str = "U0AGENTANNA",
+                             channel: str = "C0AGENTS01", message_ts: str = "1763820100.000200") -> dict[str, Any]:
+    """A ``block_actions`` payload for a button inside a thread reply (e.g. "Use 1")."""
+    payload = block_actions_payload(str(button["action_id"]), str(button["value"]), user=user, channel=channel,
+                                    message_ts=message_ts)
+    payload["container"]["thread_ts"] = thread_ts
+    payload["message"]["thread_ts"] = thread_ts
+    payload["actions"][0]["block_id"] = "assist"
+    payload["actions"][0]["text"] = button["text"]
+    return payload
+
+
+def view_submission_payload(view: dict[str, Any], values: dict[str, dict[str, str]], *,
+                            user: str = "U0AGENTANNA") -> dict[str, Any]:
+    """A ``view_submission`` payload: the modal ``view`` submitted with ``values`` typed in
+    (block_id -> action_id -> text), as Slack posts it to the interactivity URL."""
+    state = {block: {action: {"type": "plain_text_input", "value": text} for action, text in actions.items()}
+             for block, actions in values.items()}
+    return {
+        "type": "view_submission", "team": {"id": TEAM_ID, "domain": "nordhost-support"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
+        "api_app_id": APP_ID, "token": "XXYYZZ", "trigger_id": f"{int(time.time())}.1234567890.{uuid.uuid4().hex[:16]}",
+        "view": {**view, "team_id": TEAM_ID, "state": {"values": state}, "hash": "1763820200.abcdef",
+                 "app_id": APP_ID, "bot_id": "B0SWITCHB"},
+        "response_urls": [], "is_enterprise_install": False, "enterprise": None,
     }
 
 

@@ -14,7 +14,9 @@ Error bodies follow the Bot API: ``{"ok":false,"error_code":N,"description":...}
 plus ``parameters.retry_after`` on 429. Implemented methods: getMe, getWebhookInfo,
 setWebhook, deleteWebhook, getUpdates (long poll, offset confirmation, 409 when a
 webhook is set or another poller takes over), sendMessage, sendPhoto, sendDocument,
-sendChatAction, answerCallbackQuery. Unknown methods answer 404 like Telegram.
+sendChatAction, answerCallbackQuery, getFile (files added with `add_file`, downloaded from
+``/file/bot<token>/<file_path>`` like Telegram serves them). Files uploaded with sendPhoto /
+sendDocument (multipart) are kept in `uploads`. Unknown methods answer 404 like Telegram.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "Call",
     "FakeTelegramAPI",
     "callback_update",
+    "photo_update",
     "text_update",
 ]
 
@@ -45,6 +48,17 @@ STRING_PARAMS = {
     "document", "emoji", "ip_address", "message_effect_id", "business_connection_id",
 }
 METHODS_WITH_MESSAGES = {"sendMessage", "sendPhoto", "sendDocument"}
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file the bot uploaded (multipart part of sendPhoto / sendDocument)."""
+
+    method: str
+    field: str
+    filename: str
+    content_type: str
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +99,27 @@ def text_update(
     }
     if text.startswith("/"):
         update["message"]["entities"] = [{"offset": 0, "length": len(text.split()[0]), "type": "bot_command"}]
+    if update_id is not None:
+        update["update_id"] = update_id
+    return update
+
+
+def photo_update(chat_id: int, file_id: str, *, caption: str | None = None, first_name: str = "Anna",
+                 update_id: int | None = None) -> dict[str, Any]:
+    """A private chat photo message, sizes as Telegram sends them (the largest last)."""
+    message: dict[str, Any] = {
+        "message_id": int(time.time() * 1000) % 10**9,
+        "from": {"id": chat_id, "is_bot": False, "first_name": first_name, "language_code": "de"},
+        "chat": {"id": chat_id, "first_name": first_name, "type": "private"},
+        "date": int(time.time()),
+        "photo": [
+            {"file_id": file_id + "s", "file_unique_id": "AQADs", "file_size": 1200, "width": 90, "height": 67},
+            {"file_id": file_id, "file_unique_id": "AQADm", "file_size": 20000, "width": 800, "height": 600},
+        ],
+    }
+    if caption:
+        message["caption"] = caption
+    update: dict[str, Any] = {"message": message}
     if update_id is not None:
         update["update_id"] = update_id
     return update
@@ -143,6 +178,8 @@ class FakeTelegramAPI:
         self._poll_generation = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes), for getFile
+        self.uploads: list[Upload] = []  # files the bot sent as multipart
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -158,6 +195,7 @@ class FakeTelegramAPI:
     async def start(self) -> Self:
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -189,6 +227,12 @@ class FakeTelegramAPI:
         self.updates.sort(key=lambda u: u["update_id"])
         self._arrived.set()
         return int(update["update_id"])
+
+    def add_file(self, data: bytes, file_path: str | None = None) -> str:
+        """A file a customer sent (for getFile); returns its file_id."""
+        file_id = f"AgACAgIAAxkBAAI{len(self.files):06d}"
+        self.files[file_id] = (file_path or f"photos/file_{len(self.files)}.jpg", data)
+        return file_id
 
     def fail_next(self, n: int = 1, *, status: int = 429, retry_after: int | None = None,
                   description: str | None = None, method: str | None = None, after: int = 0) -> None:
@@ -253,7 +297,12 @@ class FakeTelegramAPI:
         if request.can_read_body:
             form = await request.post()
             for key, value in form.items():
-                params[key] = value if isinstance(value, str) else getattr(value, "filename", "file")
+                if isinstance(value, web.FileField):  # a multipart file part
+                    params[key] = value.filename
+                    self.uploads.append(Upload(request.match_info["method"], key, value.filename,
+                                               value.content_type, value.file.read()))
+                else:
+                    params[key] = value if isinstance(value, str) else bytes(value).decode()
         for key, value in list(params.items()):
             if key not in STRING_PARAMS and isinstance(value, str):
                 try:
@@ -437,6 +486,22 @@ class FakeTelegramAPI:
                                          "record_video_note", "upload_video_note"}:
             return _error(400, "Bad Request: wrong parameter action in request")
         return _ok(True)
+
+    async def _m_getFile(self, params: dict[str, Any], token: str) -> web.Response:
+        found = self.files.get(str(params.get("file_id")))
+        if found is None:
+            return _error(400, "Bad Request: invalid file_id")
+        path, data = found
+        return _ok({"file_id": params["file_id"], "file_unique_id": "AQADfile", "file_size": len(data),
+                    "file_path": path})
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] not in self.tokens:
+            return web.Response(status=401, text="Unauthorized")
+        found = next((data for path, data in self.files.values() if path == request.match_info["path"]), None)
+        if found is None:
+            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+        return web.Response(body=found, content_type="application/octet-stream")
 
     async def _m_answerCallbackQuery(self, params: dict[str, Any], token: str) -> web.Response:
         if not params.get("callback_query_id"):

@@ -14,7 +14,12 @@ Usage::
 ``POST /{version}/{phone_number_id}/messages`` checks the Bearer token (Graph error
 190 otherwise), validates the body the way the Cloud API does (reply buttons ≤ 3,
 list rows ≤ 10, title lengths), answers ``{"messaging_product","contacts","messages":[{"id":wamid}]}``,
-and read receipts (``status: read``) with ``{"success": true}``. Every request is recorded.
+and read receipts (``status: read``) with ``{"success": true}``. Media: ``POST
+/{version}/{phone_number_id}/media`` (multipart ``file``, ``type``, ``messaging_product``) answers
+``{"id"}`` and keeps the bytes (`media`); a message may then send it by ``id`` (an unknown id is
+refused); ``GET /{version}/{media_id}`` answers the media URL, mime type, sha256 and size, and
+that URL serves the bytes with the access token only (customers' media: `add_media`). Every
+request is recorded.
 """
 
 from __future__ import annotations
@@ -172,6 +177,7 @@ class FakeWhatsAppAPI:
         self._failures: FailureScript[_Failure] = FailureScript()  # targets: "messages", "receipts"
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.media: dict[str, tuple[str, bytes, str | None]] = {}  # media id -> (mime type, bytes, filename)
 
     @property
     def url(self) -> str:
@@ -181,6 +187,9 @@ class FakeWhatsAppAPI:
     async def start(self) -> Self:
         app = web.Application()
         app.router.add_post("/{version}/{phone_number_id}/messages", self._messages)
+        app.router.add_post("/{version}/{phone_number_id}/media", self._upload)
+        app.router.add_get("/{version}/{media_id}", self._media_info)
+        app.router.add_get("/media-download/{media_id}", self._media_download)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -215,6 +224,16 @@ class FakeWhatsAppAPI:
 
     def clear_failures(self) -> None:
         self._failures.clear()
+
+    def add_media(self, data: bytes, mime_type: str, filename: str | None = None) -> str:
+        """A customer's media kept by WhatsApp (for a webhook's ``image.id``); returns its id."""
+        media_id = str(1_000_000_000 + next(_ids))
+        self.media[media_id] = (mime_type, data, filename)
+        return media_id
+
+    def uploaded(self) -> list[tuple[str, bytes, str | None]]:
+        """(mime type, bytes, filename) of every media the business uploaded, oldest first."""
+        return [self.media[c.body["id"]] for c in self.requests if c.path.endswith("/media") and "id" in c.body]
 
     def close_window(self, wa_id: str) -> None:
         """Free-form messages to ``wa_id`` now fail with 131047 (templates still go out)."""
@@ -283,6 +302,9 @@ class FakeWhatsAppAPI:
         problem = self._validate(body)
         if problem is not None:
             return self._error(131009, details=problem)
+        sent_media = body.get(str(body.get("type"))) if body.get("type") in ("image", "document") else None
+        if isinstance(sent_media, dict) and sent_media.get("id") and str(sent_media["id"]) not in self.media:
+            return self._error(131009, details=f"media id {sent_media['id']} is not a valid uploaded media")
         if to in self.undeliverable:
             return self._error(131026)
         if body.get("type") != "template" and to in self.closed_windows:
@@ -293,6 +315,56 @@ class FakeWhatsAppAPI:
             message["message_status"] = "accepted"
         return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
                                   "messages": [message]})
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.access_token}"
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization")
+        if not self._authorized(request):
+            self.requests.append(GraphCall("POST", request.path, {}, auth))
+            return self._error(190)
+        if not request.content_type.startswith("multipart/"):
+            self.requests.append(GraphCall("POST", request.path, {}, auth))
+            return self._error(100, message="(#100) The parameter file is required.")
+        form = await request.post()
+        file = form.get("file")
+        mime = form.get("type")
+        if form.get("messaging_product") != "whatsapp" or not isinstance(file, web.FileField) \
+                or not isinstance(mime, str):
+            self.requests.append(GraphCall("POST", request.path, {}, auth))
+            return self._error(100, message="(#100) The parameters messaging_product, file and type are required.")
+        data = file.file.read()
+        if mime not in ("image/jpeg", "image/png", "application/pdf", "image/webp", "image/gif", "text/plain",
+                        "audio/ogg", "audio/mpeg", "video/mp4"):
+            self.requests.append(GraphCall("POST", request.path, {"type": mime}, auth))
+            return self._error(100, message="(#100) Param file must be a file with one of "
+                               "the following types: audio/aac, audio/mp4, audio/mpeg, audio/amr, audio/ogg, "
+                               "text/plain, application/pdf, image/jpeg, image/png, video/mp4, video/3gp")
+        media_id = self.add_media(data, mime, file.filename)
+        self.requests.append(GraphCall("POST", request.path, {"id": media_id, "type": mime}, auth))
+        return web.json_response({"id": media_id})
+
+    async def _media_info(self, request: web.Request) -> web.Response:
+        self.requests.append(GraphCall("GET", request.path, {}, request.headers.get("Authorization")))
+        if not self._authorized(request):
+            return self._error(190)
+        found = self.media.get(request.match_info["media_id"])
+        if found is None:
+            return self._error(100, message="(#100) Invalid parameter")
+        mime, data, _name = found
+        media_id = request.match_info["media_id"]
+        return web.json_response({
+            "messaging_product": "whatsapp", "url": f"{self.url}/media-download/{media_id}", "mime_type": mime,
+            "sha256": hashlib.sha256(data).hexdigest(), "file_size": str(len(data)), "id": media_id})
+
+    async def _media_download(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.Response(status=401, text="Unauthorized")
+        found = self.media.get(request.match_info["media_id"])
+        if found is None:
+            return web.Response(status=404, text="Not found")
+        return web.Response(body=found[1], content_type=found[0])
 
     @staticmethod
     def _validate(body: dict[str, Any]) -> str | None:

@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 
 from core.model import Identity
-from core.privacy.install import install
 from core.privacy.service import PrivacyService
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook
@@ -71,7 +70,6 @@ async def farm_with_channels(tmp_path: Path) -> AsyncIterator[Setup]:
         }}}
         async with running_farm(tmp_path, bots=bots, port=port, engines={"demo": ForgetDialogueEngine()}) as farm, \
                 aiohttp.ClientSession() as http:
-            install(farm.farm)  # idempotent: a no-op once the farm installed the privacy layer
             yield Setup(farm, tg, wa, http)
 
 

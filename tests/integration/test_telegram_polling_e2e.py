@@ -88,5 +88,5 @@ async def test_a_failed_typing_indicator_is_logged_as_a_warning_and_the_reply_st
             assert reply["text"].endswith("echo: slow one")
             await farm.farm.settle()
     assert telegram.count("sendChatAction") == 1
-    assert any("farm.background_task_failed" in r.getMessage() and r.levelno == logging.WARNING
+    assert any("turn.typing_failed" in r.getMessage() and r.levelno == logging.WARNING
                for r in caplog.records)

@@ -32,7 +32,7 @@ async def test_receipt_for_a_message_sent_before_a_merge_is_recorded_on_the_kept
         kept = await store.merge_contacts(telegram.id, whatsapp.id)
         kept_conv = await store.conversation_for("demo", kept.id)
 
-        ingest = Ingest(store, IdentityService(store, {}), lambda _: None)
+        ingest = Ingest(store, IdentityService(store, {}))
         receipt = DeliveryReceipt("demo", "whatsapp", "whatsapp:wamid.ABC", DeliveryStatus.READ)
         await ingest.accept(Parsed(receipts=(receipt,)))
         await ingest.accept(Parsed(receipts=(receipt,)))  # platforms resend; recorded once
@@ -57,7 +57,7 @@ async def test_a_receipt_whose_recording_failed_is_recorded_when_the_platform_re
         assert store._db is not None
         store._db.execute("CREATE TEMP TRIGGER broken BEFORE INSERT ON events"
                           " BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
-        ingest = Ingest(store, IdentityService(store, {}), lambda _: None)
+        ingest = Ingest(store, IdentityService(store, {}))
         receipt = DeliveryReceipt("demo", "whatsapp", "whatsapp:wamid.XYZ", DeliveryStatus.DELIVERED)
         with pytest.raises(sqlite3.IntegrityError):
             await ingest.accept(Parsed(receipts=(receipt,)))  # the webhook answers 500: the platform retries
@@ -78,7 +78,7 @@ async def test_a_receipt_before_the_send_was_recorded_lands_once_the_sender_reco
         conv = await store.conversation_for("demo", contact.id)
         out = Outbound(conv.id, "demo", "whatsapp", "4915", text="Hallo")
         await store.append_events(conv.id, [], [out])
-        ingest = Ingest(store, IdentityService(store, {}), lambda _: None)
+        ingest = Ingest(store, IdentityService(store, {}))
         await ingest.accept(Parsed(receipts=(DeliveryReceipt("demo", "whatsapp", "whatsapp:wamid.EARLY",
                                                              DeliveryStatus.SENT),)))
         await store.outbox_sent(out.id, "whatsapp:wamid.EARLY")

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from core.model import Identity
-from core.privacy.cli import app
+from core.privacy_cli import app
 from core.store.sqlite import SQLiteStore
 from tests.privacy.support import file_bytes
 from tests.privacy.test_service import converse

@@ -70,7 +70,7 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[Pipeline]:
         after=[link, ForgetAfterCommit(PrivacyService(store), store)],
     )
     runner = TurnRunner(store, {"demo": runtime}, owner="test")
-    ingest = Ingest(store, identity, runner.schedule)
+    ingest = Ingest(store, identity, runner)
     try:
         yield Pipeline(store, ingest, runner, identity, db_path, [])
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from aiohttp import web
 from core.config import FarmConfig, load_farm_config
 from core.engine import Engine
 from core.farm import Farm
+from core.plugins import Plugin
 from core.store.base import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,11 +79,13 @@ async def running_farm(
     *,
     engines: Mapping[str, Engine] | None = None,
     store: Store | None = None,
+    plugins: Callable[[FarmConfig], Sequence[Plugin]] | None = None,
     **config_kwargs: Any,
 ) -> AsyncIterator[RunningFarm]:
+    """A farm serving on 127.0.0.1; ``plugins`` (from the config): instead of the built-in ones."""
     path = write_config(tmp_path, **config_kwargs)
     config = load_farm_config(path)
-    farm = Farm(config, store=store, engines=dict(engines or {}))
+    farm = Farm(config, store=store, engines=dict(engines or {}), plugins=plugins(config) if plugins else None)
     app = await farm.start()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

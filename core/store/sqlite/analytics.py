@@ -150,7 +150,9 @@ class SQLiteAnalyticsStore(AnalyticsStore):
             " SUM(fallbacks>0), SUM(fallbacks), SUM(frustration_peaks), SUM(dead_letters),"
             " SUM(customer_messages), SUM(bot_messages), SUM(agent_messages),"
             " SUM(claimed_at IS NOT NULL), SUM(closed_at IS NOT NULL)"
-            f" FROM cases{where} GROUP BY bot, key, handoff_reason, csat"
+            # bot last: grouping by it first made SQLite walk the (bot, started_at) index and look
+            # every case up (1,000,000 cases: 6.4 s instead of 1.7 s for a plain scan).
+            f" FROM cases{where} GROUP BY key, handoff_reason, csat, bot"
         )
 
         def unit(db: sqlite3.Connection) -> list[CaseCell]:

@@ -242,6 +242,16 @@
     label.append(time);
     li.append(label);
     li.append(document.createTextNode(m.text));
+    if (m.revoked) { li.classList.add("revoked"); li.append(el("span", "edited", "deleted by the customer " + clock(m.revoked))); }
+    if (m.versions && m.versions.length > 1) {
+      const earlier = el("span", "edited", "edited · earlier: ");
+      m.versions.slice(0, -1).forEach((v, n) => {
+        if (n) earlier.append(" · ");
+        earlier.append(el("s", null, v.text), " (" + clock(v.ts) + ")");
+      });
+      li.append(earlier);
+    } else if (m.edited) li.append(el("span", "edited", "edited"));
+    if (m.attachments && m.attachments.length && window.deskFiles) li.append(window.deskFiles.render(m, selected));
     if (m.buttons && m.buttons.length) li.append(el("span", "who", "[" + m.buttons.join("] [") + "]"));
     return li;
   }
@@ -250,6 +260,7 @@
     const c = data.conversation, s = data.summary;
     if (!current || current.id !== c.id) hideCustomerTyping();
     current = c;  // before the entries: they show the customer's name
+    $("conversation").dataset.id = c.id;  // desk_files.js sends files to this conversation
     $("empty").hidden = true;
     $("conversation").hidden = false;
     $("conv-customer").textContent = c.customer;
@@ -286,6 +297,7 @@
     $("btn-claim").disabled = c.status !== "waiting";
     $("btn-back").disabled = !handedOff;
     renderCanned(data.canned || [], c.id);
+    renderAssist(data.assist, handedOff);
     $("btn-transfer").disabled = !(c.status === "waiting" || mine);
     if ($("btn-transfer").disabled) closeTransfer();
     const options = [el("option", null, "The queue (any agent)")];
@@ -353,6 +365,79 @@
     box.focus();
     box.setSelectionRange(start + text.length, start + text.length);
     updateHint();
+  }
+
+  // -- the assistant: suggested replies (inserted for the agent to edit, never sent by themselves) --
+  let suggestions = [];
+  function percent(x) { return Math.round((x || 0) * 100) + " %"; }
+  function renderAssist(a, handedOff) {
+    $("assist").hidden = !a;
+    if (!a) return;
+    $("assist-summary").textContent = a.summary || "";
+    suggestions = handedOff ? (a.suggestions || []) : [];
+    $("assist-for").textContent = a.message ? "for “" + a.message + "”" + (a.language ? " · " + a.language : "") : "";
+    $("assist-suggestions").replaceChildren(...suggestions.map((s, n) => {
+      const li = el("li");
+      const use = el("button", "use", "Use " + (n + 1));
+      use.type = "button";
+      use.title = "Insert into the reply box (Alt+" + (n + 1) + ")";
+      use.setAttribute("aria-keyshortcuts", "Alt+" + (n + 1));
+      use.addEventListener("click", () => insertSuggestion(n));
+      li.append(use, el("span", "s-meta", s.intent + " · " + percent(s.confidence)), el("span", "s-text", s.text));
+      return li;
+    }));
+    $("assist-suggestions-wrap").hidden = !suggestions.length;
+    const cases = a.previous_cases || [];
+    $("assist-cases").replaceChildren(...cases.map((k) => el("li", null, [clock(k.since), k.reason,
+      k.agents.length ? "helped by " + k.agents.join(", ") : "no agent", k.rating ? "rated " + k.rating + "/5" : "not rated"].join(" · "))));
+    $("assist-cases-wrap").hidden = !cases.length;
+  }
+  function insertSuggestion(n) {
+    const s = suggestions[n];
+    if (!s || $("composer").hidden) return;
+    const box = $("composer-text");
+    if (!box.value.trim()) { box.value = ""; box.setSelectionRange(0, 0); }
+    insertCanned(s.text);
+  }
+  document.addEventListener("keydown", (event) => {
+    if (event.altKey && !event.ctrlKey && !event.metaKey && /^Digit[1-3]$/.test(event.code || "")) {
+      const n = Number(event.code.slice(5)) - 1;
+      if (suggestions[n]) { event.preventDefault(); insertSuggestion(n); }
+    }
+  });
+
+  // -- alerts for new handoffs (opt-in): a sound and a browser notification ---------------
+  const ALERT_KEY = "sb_desk_alerts";
+  let alerts = localStorage.getItem(ALERT_KEY) === "on";
+  let chime = null;
+  function showAlertsState() {
+    $("btn-notify").textContent = "Alerts: " + (alerts ? "on" : "off");
+    $("btn-notify").setAttribute("aria-pressed", String(alerts));
+  }
+  $("btn-notify").addEventListener("click", async () => {
+    alerts = !alerts;
+    localStorage.setItem(ALERT_KEY, alerts ? "on" : "off");
+    showAlertsState();
+    if (alerts && "Notification" in window && Notification.permission === "default") {
+      try { await Notification.requestPermission(); } catch (e) { /* the sound still plays */ }
+    }
+    if (alerts) { chime = chime || new Audio("/desk/notify.wav"); chime.load(); }
+  });
+  showAlertsState();
+  async function alertHandoff(item) {
+    if (!alerts) return;
+    chime = chime || new Audio("/desk/notify.wav");
+    chime.currentTime = 0;
+    chime.play().catch(() => { /* autoplay refused before any click: the notification still shows */ });
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    let body = "A customer is waiting (" + item.bot + ")";
+    try {
+      const data = await api("GET", "queue");
+      const c = (data.conversations || []).find((x) => x.id === item.conversation);
+      if (c) body = c.customer + " · " + [CHANNELS[c.channel] || c.channel, c.intent, c.trigger_text].filter(Boolean).join(" · ");
+    } catch (e) { /* the generic text will do */ }
+    const note = new Notification("New handoff", { body, tag: "handoff-" + item.conversation });
+    note.onclick = () => { window.focus(); select(item.conversation); note.close(); };
   }
 
   $("canned").addEventListener("change", () => {
@@ -442,6 +527,7 @@
       if (item.type === "hello") return;
       if (item.type === "dead_letter") { refreshDeadLetters().catch(() => {}); return; }
       if (item.type === "typing") { if (item.conversation === selected) showCustomerTyping(); return; }
+      if (item.type === "handoff") alertHandoff(item);
       if (item.conversation === selected && item.type === "message") hideCustomerTyping();
       refreshQueue().catch(() => {});
       if (item.conversation && item.conversation === selected) refreshConversation();
