@@ -66,6 +66,7 @@ class AfterCommitOrder:
     HANDOFF = 200  # handoff: desks told of what the turn decided
     LINK_CODE = 300  # privacy: contacts merged after a redeemed link code
     FORGET = 400  # privacy: erasure on request, once the turn is recorded
+    ANALYTICS = 1000  # analytics: the case figures of what the turn committed, last
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,7 @@ from typing import Protocol
 from core.analytics.prometheus import StoreMetrics
 from core.analytics.recorder import CaseRecorder
 from core.model import Conversation, Event
-from core.plugins import Hooks, Ordered, PluginContext, PluginParts
-
-ANALYTICS_ORDER = 1000  # after every other after-commit hook: it reads what the turn committed
+from core.plugins import AfterCommitOrder, Hooks, Ordered, PluginContext, PluginParts
 
 
 class _HandoffSettings(Protocol):
@@ -49,7 +47,7 @@ class AnalyticsPlugin:
         recorder = self.recorder = CaseRecorder(ctx.store, {}, self.thresholds)
         metrics = StoreMetrics(ctx.store, tuple(ctx.bots))
         return PluginParts(
-            hooks=Hooks(after=(Ordered(ANALYTICS_ORDER, recorder),)),
+            hooks=Hooks(after=(Ordered(AfterCommitOrder.ANALYTICS, recorder),)),
             services=(metrics,),
             dead_letter_listeners=(recorder,),
             provides={"analytics": recorder, "analytics_metrics": metrics},
