@@ -193,10 +193,13 @@ class SQLiteAnalyticsStore(AnalyticsStore):
     async def case_durations(self, query: CaseQuery) -> list[CaseDurations]:
         where, args = _where(query)
         where = f"{where} AND handoff_at IS NOT NULL" if where else " WHERE handoff_at IS NOT NULL"
+        # The cases_handed index covers the times, the day and the channel. For another group over
+        # all time a plain scan beats looking each case up from the index (1,000,000 cases: 1.5 s, not 4.8 s).
+        scan = " NOT INDEXED" if query.by in ("language", "agent", "intent") and not (query.since or query.until) else ""
         sql = (
             f"SELECT bot, {_GROUP_SQL[query.by]} AS key, claimed_at-handoff_at,"
             " first_reply_at-handoff_at, ended_at-claimed_at"
-            f" FROM cases{where}"
+            f" FROM cases{scan}{where}"
         )
 
         def unit(db: sqlite3.Connection) -> list[CaseDurations]:
