@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sqlite3
 import subprocess
@@ -190,13 +191,15 @@ def main() -> None:
         }), encoding="utf-8")
         runs = [run_report(config, None if by == "-" else by) for by in options.by.split(",")]
         size_mib = db.stat().st_size / 2**20
-    result = {"cases": options.cases, "days": options.days, "generate_seconds": round(generated, 1),
+    load = os.getloadavg()[0]
+    result = {"cases": options.cases, "load_average_1min": round(load, 1), "cpus": os.cpu_count(), "days": options.days, "generate_seconds": round(generated, 1),
               "db_mib": round(size_mib, 1), "record_case_per_second": round(rate), "reports": runs,
               "command": " ".join(["python -m bench.report_cases", *sys.argv[1:]])}
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"{options.cases:,} cases over {options.days} days, SQLite file {size_mib:.0f} MiB "
-          f"(generated in {generated:.0f} s); record_case: {rate:,.0f} updates/s")
+          f"(generated in {generated:.0f} s); record_case: {rate:,.0f} updates/s; "
+          f"load average {load:.1f} on {os.cpu_count()} CPUs")
     print(f"{'--by':<8} {'seconds':>8} {'peak RSS MiB':>13} {'cases':>10}")
     for run in runs:
         print(f"{run['by']:<8} {run['seconds']:>8} {run['peak_rss_mib']:>13} {run['cases']:>10,}")
