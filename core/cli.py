@@ -251,6 +251,7 @@ def hash_password(
 
 def _mount_subcommands() -> None:
     from core import bench_cli, dead_letters_cli, privacy_cli, rasa_cli
+    from core.analytics import cli as analytics_cli
 
     project_errors = "2 the project, farm.yml or a file named is missing or invalid."
     app.command("train", epilog=f"Exit status: 0 the model is ready; {project_errors}")(rasa_cli.train)
@@ -266,6 +267,8 @@ def _mount_subcommands() -> None:
         privacy_cli.forget_command)
     app.command("unlink", epilog=f"Exit status: 0 split off; 1 unknown contact, no such identity, or {unreachable}; "
                                  f"{invalid}")(privacy_cli.unlink_command)
+    app.command("report", epilog=f"Exit status: 0 printed; 1 {unreachable}; 2 a bad option, {invalid[2:]}")(
+        analytics_cli.report_command)
     app.add_typer(dead_letters_cli.app, name="dead-letters", epilog=(
         "Exit status: 0 done; 1 no such dead letter or the store is unreachable; 2 farm.yml is missing or invalid."))
     for command in bench_cli.app.registered_commands:

@@ -7,7 +7,7 @@ model; their ``desk.<name>`` block stays raw here and is validated by the desk i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -24,6 +24,8 @@ class WebAgent(BaseModel):
     name: str
     password_hash: str = Field(description="argon2 hash; make one with `switchboard hash-password`")
     bots: list[str] = Field(default_factory=list, description="Bots this agent serves; empty = all.")
+    role: Literal["agent", "lead"] = Field(
+        default="agent", description="lead: also sees the insights page (/desk/insights) for their bots.")
 
 
 class WebDeskConfig(BaseModel):

@@ -24,6 +24,7 @@ import structlog
 from aiohttp import web
 from pydantic import TypeAdapter
 
+from core.analytics.install import AnalyticsPlugin
 from core.config import FarmConfig
 from core.delivery.sender import OutboxSender
 from core.engine import Engine
@@ -98,13 +99,15 @@ def load_adapters(config: FarmConfig, context_for: ContextFor) -> dict[tuple[str
 
 def farm_plugins(config: FarmConfig) -> list[Plugin]:
     """The built-in plugins, in order: the handoff with its desks (web, then installed ones such as
-    Slack), then privacy. Their hooks run in the orders of `core.plugins`, whatever this order."""
+    Slack), then privacy, then the case analytics. Their hooks run in the orders of `core.plugins`, whatever this order."""
     desks: list[DeskPlugin] = []
     if config.desk.web.enabled:
         desks.append(WebDeskPlugin(config.desk.web, config.desk.canned))
     desks.extend(installed_desks(config.desk))
     sealer = farm_sealer({bot: c.privacy for bot, c in config.bots.items()}, config.store)  # the data key
-    return [HandoffPlugin(config.bots, config.desk, desks), PrivacyPlugin(config.bots, sealer=sealer)]
+    analytics = AnalyticsPlugin(config.bots)  # hears agents' actions through the handoff
+    return [HandoffPlugin(config.bots, config.desk, desks, observers=(analytics.agent_action,)),
+            PrivacyPlugin(config.bots, sealer=sealer), analytics]
 
 
 @dataclass

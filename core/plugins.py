@@ -74,6 +74,7 @@ class AfterCommitOrder:
     LINK_CODE = 300  # privacy: contacts merged after a redeemed link code
     MEDIA_RECORD = 350  # privacy: where a turn's uploads went, for forget and export
     FORGET = 400  # privacy: erasure on request, once the turn is recorded
+    ANALYTICS = 1000  # analytics: the case figures of what the turn committed, last
 
 
 @dataclass(frozen=True, slots=True)

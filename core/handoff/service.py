@@ -60,6 +60,9 @@ SUMMARY_MESSAGES = 10
 CSAT_TTL_SECONDS = 7 * 86400
 REPING_LEASE = "handoff:repinger"
 
+Observer = Callable[[Conversation, Sequence[Event]], Awaitable[None]]
+"""Hears an agent action's committed conversation and events (e.g. the case analytics); must not raise."""
+
 AgentPolicy = Callable[[str, str], bool]
 """(agent id such as ``web:anna`` or ``slack:U123``, bot) -> may this agent serve this bot?"""
 
@@ -134,6 +137,9 @@ class HandoffService:
         #: Called with a conversation whose handoff state changed (opened, claimed, relayed,
         #: closed...): the web chat shows the customer's waiting state live. Must not raise.
         self.watchers: list[Callable[[Conversation, str], Awaitable[None]]] = []
+        #: Called with each agent action's committed conversation and events (claim, reply, close, back to
+        #: the bot, transfer): e.g. the case analytics (`core.analytics`). Must not raise.
+        self.observers: list[Observer] = []
         self._hours = {bot: BusinessHours.from_config(cfg.handoff) for bot, cfg in bots.items()}
 
     # -- configuration ------------------------------------------------------------------
@@ -637,6 +643,12 @@ class HandoffService:
                 continue
             if outbound:
                 self.on_outbound()
+            for observer in self.observers:
+                try:
+                    await observer(saved, events)
+                except Exception:
+                    metrics.ERRORS.labels("handoff_observer").inc()
+                    log.exception("handoff.observer_failed", conversation=conversation_id)
             return saved
         raise ConcurrencyConflict(f"conversation {conversation_id}: gave up after repeated conflicts")
 

@@ -36,7 +36,7 @@ from core.handoff.hooks import HandoffAfterCommit, HandoffInterceptor, HandoffPo
 from core.handoff.media import MediaInterceptor, NumberChange, ReadReceipts
 from core.handoff.mood import MoodPreparer
 from core.handoff.no_desk import NoDeskPostProcessor, bots_without_agents
-from core.handoff.service import REPING_LEASE, AgentPolicy, BotSettings, HandoffService
+from core.handoff.service import REPING_LEASE, AgentPolicy, BotSettings, HandoffService, Observer
 from core.language.switch import LanguageSwitchInterceptor
 from core.pipeline.dead_letters import DeadLetters
 from core.plugins import (
@@ -181,10 +181,12 @@ class HandoffPlugin:
 
     name = "handoff"
 
-    def __init__(self, bots: Mapping[str, HandoffBotSettings], desk: DeskConfig, desks: Sequence[DeskPlugin]) -> None:
+    def __init__(self, bots: Mapping[str, HandoffBotSettings], desk: DeskConfig, desks: Sequence[DeskPlugin],
+                 observers: Sequence[Observer] = ()) -> None:
         self.bots = bots
         self.desk = desk
         self.desks = desks
+        self.observers = observers  # hear every agent action once committed (`HandoffService.observers`)
 
     def build(self, ctx: PluginContext) -> PluginParts:
         service = HandoffService(
@@ -195,6 +197,7 @@ class HandoffPlugin:
             on_outbound=ctx.outbox.notify,
             owner=ctx.owner,
         )
+        service.observers.extend(self.observers)
         receipts = ReadReceipts(ctx.channels.for_message)
         unserved = bots_without_agents(self.desk, self.bots)
         hooks = Hooks(

@@ -2,7 +2,7 @@
 
 `Store` is the sum of the ports by concern (``core/store/ports/``): contacts,
 conversations (and desk threads), inbox (and dead letters), transcript, outbox (fenced
-leases), delivery receipts, leases, key-value, privacy, audit, and the hot path's units of work
+leases), delivery receipts, leases, key-value, privacy, audit, service cases (analytics), and the hot path's units of work
 (`TurnUnitOfWork`). A caller that needs one concern can type its argument with that port.
 
 Two implementations pass the same conformance suite (``tests/store/``): SQLite
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from core.clock import SYSTEM_CLOCK, Clock
 from core.model import Conversation, Event, Inbound, Outbound
 from core.store.ports import (
+    AnalyticsStore,
     AuditStore,
     ContactStore,
     ConversationStore,
@@ -76,6 +77,7 @@ class Store(
     KeyValueStore,
     PrivacyStore,
     AuditStore,
+    AnalyticsStore,
     TurnUnitOfWork,
 ):
     """Durable state of the farm. All methods are safe to call concurrently.

@@ -35,6 +35,7 @@ from core.store.base import (
     TurnState,
 )
 from core.store.ports import (
+    AnalyticsStore,
     AuditStore,
     ContactStore,
     ConversationStore,
@@ -46,6 +47,14 @@ from core.store.ports import (
     ReceiptStore,
     TranscriptStore,
     TurnUnitOfWork,
+)
+from core.store.ports.analytics import (
+    CaseCell,
+    CaseDurations,
+    CaseQuery,
+    CaseTotal,
+    CaseUpdate,
+    LiveCases,
 )
 
 __all__ = ["ComposedStore"]
@@ -68,6 +77,7 @@ class ComposedStore(Store):
     kv: KeyValueStore
     privacy: PrivacyStore
     audits: AuditStore
+    analytics: AnalyticsStore
     turns: TurnUnitOfWork
 
     def __init__(
@@ -83,6 +93,7 @@ class ComposedStore(Store):
         kv: KeyValueStore,
         privacy: PrivacyStore,
         audits: AuditStore,
+        analytics: AnalyticsStore,
         turns: TurnUnitOfWork,
     ) -> None:
         self.contacts = contacts
@@ -95,6 +106,7 @@ class ComposedStore(Store):
         self.kv = kv
         self.privacy = privacy
         self.audits = audits
+        self.analytics = analytics
         self.turns = turns
 
     # -- ContactStore (contacts) --------------------------------------------------
@@ -265,6 +277,28 @@ class ComposedStore(Store):
 
     async def audit_log(self, *, bot: str | None = None, limit: int = 100) -> list[AuditEntry]:
         return await self.audits.audit_log(bot=bot, limit=limit)
+
+    # -- AnalyticsStore (analytics) -----------------------------------------------
+    async def record_case(self, update: CaseUpdate) -> None:
+        await self.analytics.record_case(update)
+
+    async def case_cells(self, query: CaseQuery) -> list[CaseCell]:
+        return await self.analytics.case_cells(query)
+
+    async def case_durations(self, query: CaseQuery) -> list[CaseDurations]:
+        return await self.analytics.case_durations(query)
+
+    async def case_totals(self) -> list[CaseTotal]:
+        return await self.analytics.case_totals()
+
+    async def live_cases(self, now: datetime) -> list[LiveCases]:
+        return await self.analytics.live_cases(now)
+
+    async def agent_seen(self, bot: str, agent_id: str, at: datetime) -> None:
+        await self.analytics.agent_seen(bot, agent_id, at)
+
+    async def agents_active(self, since: datetime) -> dict[str, int]:
+        return await self.analytics.agents_active(since)
 
     # -- TurnUnitOfWork (turns) ---------------------------------------------------
     async def commit_turn(

@@ -147,4 +147,63 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        5,
+        [
+            # Service cases (core.store.ports.analytics): figures only, no personal data; kept by
+            # retention purges and forget.
+            """CREATE TABLE cases (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                conversation_id TEXT NOT NULL,
+                n INTEGER NOT NULL,
+                bot TEXT NOT NULL,
+                day TEXT NOT NULL,
+                started_at REAL NOT NULL,
+                last_customer_at REAL NOT NULL,
+                expires_at REAL,
+                channel TEXT,
+                language TEXT,
+                intent TEXT,
+                handoff_at REAL,
+                handoff_reason TEXT,
+                handoff_intent TEXT,
+                claimed_at REAL,
+                agent TEXT,
+                first_reply_at REAL,
+                ended_at REAL,
+                closed_at REAL,
+                csat INTEGER,
+                fallbacks INTEGER NOT NULL DEFAULT 0,
+                frustration_peaks INTEGER NOT NULL DEFAULT 0,
+                dead_letters INTEGER NOT NULL DEFAULT 0,
+                customer_messages INTEGER NOT NULL DEFAULT 0,
+                bot_messages INTEGER NOT NULL DEFAULT 0,
+                agent_messages INTEGER NOT NULL DEFAULT 0,
+                UNIQUE (conversation_id, n)
+            )""",
+            "CREATE INDEX cases_started ON cases (bot, started_at)",
+            "CREATE INDEX cases_started_all ON cases (started_at)",
+            ("CREATE INDEX cases_with_agents ON cases (bot, handoff_at)"
+            " WHERE handoff_at IS NOT NULL AND ended_at IS NULL AND closed_at IS NULL"),
+            "CREATE INDEX cases_open ON cases (expires_at) WHERE closed_at IS NULL",
+            # Covers the waiting and handle times of a report (handed-over cases only).
+            ("CREATE INDEX cases_handed ON cases (bot, started_at, handoff_at, claimed_at, first_reply_at, ended_at,"
+            " day, channel) WHERE handoff_at IS NOT NULL"),
+            # Daily aggregates: each counter of a case is added once, to its (bot, day, channel).
+            """CREATE TABLE case_days (
+                bot TEXT NOT NULL,
+                day TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                name TEXT NOT NULL,
+                value INTEGER NOT NULL,
+                PRIMARY KEY (bot, day, channel, name)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE agent_activity (
+                bot TEXT NOT NULL,
+                agent TEXT NOT NULL,
+                last_at REAL NOT NULL,
+                PRIMARY KEY (bot, agent)
+            ) WITHOUT ROWID""",
+        ],
+    ),
 ]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import structlog
 
+from core.analytics.insights import InsightsPage
 from core.desk_config import CannedReply, WebDeskConfig
 from core.files import FileStore
 from core.handoff.service import HandoffService
@@ -33,7 +34,11 @@ class WebDeskPlugin:
                        channel_for=ctx.channels.channel)  # agent typing goes to the customer's adapter
         if not self.config.agents:
             log.warning("handoff.web_desk_without_agents", hint="add desk.web.agents to farm.yml")
-        return DeskParts(desk, provides="web_desk", routes=(*desk.routes(), *DeskFiles(desk, handoff, files).routes(),  # attachments both ways
-                                 *RevealRoutes(ctx.store, desk, contact_details).routes()),  # audited reveal services=(desk,),
+        insights = InsightsPage(desk, ctx.store, ctx.bots)  # the team leads' figures, behind the desk's login
+        routes = (*desk.routes(),
+                  *DeskFiles(desk, handoff, files).routes(),  # attachments both ways
+                  *RevealRoutes(ctx.store, desk, contact_details).routes(),  # audited reveal of masked contacts
+                  *insights.routes())
+        return DeskParts(desk, provides="web_desk", routes=routes, services=(desk,),
                          on_http_shutdown=(desk.on_app_shutdown,),  # live-update streams end before the server waits
                          agent_login=desk)

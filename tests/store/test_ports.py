@@ -18,7 +18,7 @@ ATTRIBUTES = {
     "contacts": ports.ContactStore, "conversations": ports.ConversationStore, "inbox": ports.InboxStore,
     "transcripts": ports.TranscriptStore, "outbox": ports.OutboxStore, "receipts": ports.ReceiptStore,
     "leases": ports.LeaseStore, "kv": ports.KeyValueStore, "privacy": ports.PrivacyStore, "audits": ports.AuditStore,
-    "turns": ports.TurnUnitOfWork,
+    "analytics": ports.AnalyticsStore, "turns": ports.TurnUnitOfWork,
 }
 
 

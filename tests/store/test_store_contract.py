@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from tests.store.contract_analytics import AnalyticsContract
 from tests.store.contract_contacts import ContactContract
 from tests.store.contract_conversations import ConversationContract
 from tests.store.contract_coordination import CoordinationContract
@@ -43,3 +44,7 @@ class TestCoordination(CoordinationContract):
 
 class TestPrivacy(PrivacyContract):
     """`PrivacyStore` and `AuditStore`."""
+
+
+class TestAnalytics(AnalyticsContract):
+    """`AnalyticsStore`: service cases and their figures."""

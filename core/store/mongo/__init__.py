@@ -15,7 +15,7 @@ key survives.
 `MongoStore` is a thin facade: it owns the `MongoConnection` (``connection.py``) and
 composes one store per concern, each in its own module (``contacts.py``,
 ``conversations.py``, ``inbox.py``, ``transcript.py``, ``outbox.py``, ``receipts.py``,
-``coordination.py``, ``privacy.py``) and the hot path (``hotpath.py``).
+``coordination.py``, ``privacy.py``, ``analytics.py``) and the hot path (``hotpath.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.store.composed import ComposedStore
+from core.store.mongo.analytics import MongoAnalyticsStore
 from core.store.mongo.connection import Doc, MongoConnection
 from core.store.mongo.contacts import MongoContactStore
 from core.store.mongo.conversations import MongoConversationStore
@@ -68,6 +69,7 @@ class MongoStore(ComposedStore):
             kv=kv,
             privacy=MongoPrivacyStore(conn),
             audits=MongoAuditStore(conn),
+            analytics=MongoAnalyticsStore(conn),
             turns=MongoTurnUnitOfWork(conn, contacts, conversations, inbox, transcripts, leases),
         )
 

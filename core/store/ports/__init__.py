@@ -1,5 +1,6 @@
 """The store's ports, one per concern; `core.store.base.Store` is all of them together."""
 
+from core.store.ports.analytics import AnalyticsStore
 from core.store.ports.contacts import ContactStore
 from core.store.ports.conversations import ConversationStore
 from core.store.ports.coordination import KeyValueStore, LeaseStore
@@ -10,6 +11,7 @@ from core.store.ports.transcript import TranscriptStore
 from core.store.ports.turns import TurnUnitOfWork
 
 __all__ = [
+    "AnalyticsStore",
     "AuditStore",
     "ContactStore",
     "ConversationStore",

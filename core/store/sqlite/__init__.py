@@ -4,7 +4,7 @@
 group commit, savepoints, worker thread, checkpoints, the file's OS lock) and composes
 one store per concern, each in its own module with its SQL (``contacts.py``,
 ``conversations.py``, ``inbox.py``, ``transcript.py``, ``outbox.py``, ``receipts.py``,
-``coordination.py``, ``privacy.py``) and the hot path's units of work (``hotpath.py``).
+``coordination.py``, ``privacy.py``, ``analytics.py``) and the hot path's units of work (``hotpath.py``).
 
 A farm on SQLite is one process (use MongoDB to scale out). The store that holds
 the file's OS lock is that process: it keeps the named leases (turns, pollers) in
@@ -24,6 +24,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.errors import StoreUnavailable
 from core.store.composed import ComposedStore
 from core.store.migrations import MIGRATIONS
+from core.store.sqlite.analytics import SQLiteAnalyticsStore
 from core.store.sqlite.contacts import SQLiteContactStore
 from core.store.sqlite.conversations import SQLiteConversationStore
 from core.store.sqlite.coordination import (
@@ -77,6 +78,7 @@ class SQLiteStore(ComposedStore):
             kv=SQLiteKeyValueStore(engine),
             privacy=SQLitePrivacyStore(engine),
             audits=SQLiteAuditStore(engine),
+            analytics=SQLiteAnalyticsStore(engine),
             turns=SQLiteTurnUnitOfWork(engine, leases),
         )
 
