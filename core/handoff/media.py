@@ -22,7 +22,7 @@ history is kept.
 `ReadReceipts` (first interceptor, never answers): marks the inbound message read on
 channels with read receipts (WhatsApp's blue ticks and typing indicator) when its turn
 starts, in the background so the turn does not wait for the platform; a chat's messages
-that follow within a second are marked together, by one receipt for the latest.
+that follow within `RECEIPT_INTERVAL` (2 s) are marked together, by one receipt for the latest.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ class NumberChange:
         log.info("identity.number_changed", contact=contact.id, merged=len(others))
 
 
-RECEIPT_INTERVAL = 1.0  # seconds: at most one read receipt per chat this often (the latest message's)
+RECEIPT_INTERVAL = 2.0  # seconds: at most one read receipt per chat this often (the latest message's)
 
 
 class _ChatReceipts:
