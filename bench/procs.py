@@ -119,24 +119,28 @@ def wait_healthy(proc: Proc, timeout: float = 60.0) -> None:
     raise RuntimeError(f"process {proc.pid} not healthy after {timeout} s:\n{proc.log_tail()}")
 
 
-def spawn(args: list[str], port: int, log_path: Path, env: dict[str, str] | None = None) -> Proc:
+def spawn(args: list[str], port: int, log_path: Path, env: dict[str, str] | None = None,
+          root: Path = ROOT) -> Proc:
+    """``python args`` in the checkout ``root`` (its code, this interpreter)."""
     log = log_path.open("ab")
     popen = subprocess.Popen(
-        [sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        [sys.executable, *args], cwd=root, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(root), **(env or {})},
     )
     log.close()
     return Proc(popen, f"http://127.0.0.1:{port}", log_path)
 
 
 def start_farm(config_path: Path, port: int, *, engine: str = "echo", log_path: Path | None = None,
-               timeout: float = 120.0, engine_delay: float = 0.0, env: dict[str, str] | None = None) -> Proc:
-    """``python -m bench.farm_process`` on ``config_path``; returns once /healthz answers."""
+               timeout: float = 120.0, engine_delay: float = 0.0, env: dict[str, str] | None = None,
+               root: Path = ROOT) -> Proc:
+    """``python -m bench.farm_process`` on ``config_path``; returns once /healthz answers.
+    ``root``: the checkout whose farm runs (another one compares two versions side by side)."""
     log_path = log_path or config_path.with_suffix(".log")
     args = ["-m", "bench.farm_process", "--config", str(config_path), "--engine", engine]
     if engine_delay:
         args += ["--engine-delay", str(engine_delay)]
-    proc = spawn(args, port, log_path, env)
+    proc = spawn(args, port, log_path, env, root)
     wait_healthy(proc, timeout)
     return proc
 

@@ -11,6 +11,10 @@ Phases (each farm in its own process, started and stopped by PID; all on 127.0.0
 3. rss: a store seeded with ``--rss-conversations`` conversations, the farm started on it
    and driven for a while (existing and new customers) → peak RSS.
 Results go to ``--out`` (JSON) and a short table on stdout.
+
+``--against DIR`` (or ``SWITCHBOARD_BENCH_AGAINST``): the farm of another checkout (e.g. an export
+of the commit before a change) runs too, in the same run, against the same fakes and baseline,
+alternating with this one over ``--rounds``; the summary shows both side by side (medians).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -38,6 +43,7 @@ from bench.resources import ResourceSampler
 from bench.seed import seed, seed_identity
 
 BOT = "bench"
+AGAINST = "@before"  # the farm name suffix of the --against checkout
 TARGETS = {"throughput_ratio": 0.3, "p99_ms_at_half_peak": 20.0, "rss_mb_100k": 200.0}
 
 
@@ -62,15 +68,17 @@ async def run_baseline(fakes: load.Fakes, work: Path, args: argparse.Namespace) 
         await asyncio.to_thread(proc.stop)
 
 
-async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engine: str) -> dict[str, Any]:
-    directory = work / f"farm-{engine.replace('+', '-')}"
-    directory.mkdir()
-    config, port, _ = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT, poll_interval=None)
+async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engine: str,
+                   root: Path = ROOT, label: str = "") -> dict[str, Any]:
+    """One farm (of the checkout ``root``) through the closed and the open loop."""
+    directory = Path(tempfile.mkdtemp(prefix=f"farm-{engine.replace('+', '-')}{label}-", dir=work))
+    config, port, _ = procs.write_farm_config(directory, load.farm_channels(fakes), bot=BOT, poll_interval=None,
+                                              project=root / "config" / "demo")
     base, *variants = engine.split("+")
     env = {}
     if "no-typing" in variants:
         env["SWITCHBOARD_BENCH_NO_TYPING"] = "1"
-    proc = await asyncio.to_thread(procs.start_farm, config, port, engine=base, timeout=600.0, env=env)
+    proc = await asyncio.to_thread(procs.start_farm, config, port, engine=base, timeout=600.0, env=env, root=root)
     out: dict[str, Any] = {"engine": engine}
     texts = load.DEMO_TEXTS if base == "project" else None
     try:
@@ -126,6 +134,11 @@ async def run_rss(fakes: load.Fakes, work: Path, args: argparse.Namespace) -> di
     }
 
 
+def _brief(run: dict[str, Any]) -> dict[str, Any]:
+    return {"msgs_per_s": run["peak"]["throughput_msgs_per_s"], "p99_ms_at_half_peak": run["half_peak"]["latency_ms"]["p99"],
+            "cpu_percent": run["peak_resources"]["cpu_percent"]}
+
+
 def project_engine_available() -> bool:
     return importlib.util.find_spec("core.dialogue.engine") is not None
 
@@ -158,8 +171,49 @@ def table(results: dict[str, Any]) -> str:
     summary = results.get("summary", {})
     lines.append("")
     for key, value in summary.items():
-        lines.append(f"{key}: {value}")
+        if key != "side_by_side":
+            lines.append(f"{key}: {value}")
+    compared = summary.get("side_by_side")
+    if compared:
+        lines += ["", (f"side by side, medians of {compared['rounds']} round(s): before = {compared['before']}, "
+                       f"after = {compared['after']}")]
+        for name, row in compared["engines"].items():
+            before, after = row["before"], row["after"]
+            lines.append(
+                f"  {name}: throughput_ratio {before.get('throughput_ratio')} -> {after.get('throughput_ratio')} | "
+                f"p99_ms_at_half_peak {before['p99_ms_at_half_peak']} -> {after['p99_ms_at_half_peak']} | "
+                f"msgs/s {before['msgs_per_s']} -> {after['msgs_per_s']} | "
+                f"msgs_per_cpu_second {before['msgs_per_cpu_second']} -> {after['msgs_per_cpu_second']}")
     return "\n".join(lines)
+
+
+def side_by_side(results: dict[str, Any]) -> dict[str, Any]:
+    """With ``--against``: per engine, the other checkout's figures next to this one's (medians over
+    the rounds; throughput ratios against the same, faster baseline run)."""
+    rounds = results.get("farm_rounds")
+    base = results.get("baseline")
+    if not rounds:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    base_rate = max(1e-9, base["peak"]["throughput_msgs_per_s"]) if base else None
+    for name in rounds:
+        if name.endswith(AGAINST) or name + AGAINST not in rounds:
+            continue
+        row: dict[str, Any] = {}
+        for label, key in (("before", name + AGAINST), ("after", name)):
+            runs_ = rounds[key]
+            entry: dict[str, Any] = {
+                "msgs_per_s": statistics.median(r["msgs_per_s"] for r in runs_),
+                "p99_ms_at_half_peak": statistics.median(r["p99_ms_at_half_peak"] for r in runs_),
+                "msgs_per_cpu_second": round(statistics.median(
+                    r["msgs_per_s"] / max(1e-9, r["cpu_percent"] / 100) for r in runs_), 1),
+            }
+            if base_rate is not None:
+                entry["throughput_ratio"] = round(entry["msgs_per_s"] / base_rate, 3)
+            row[label] = entry
+        out[name] = row
+    return {"side_by_side": {"before": results["settings"]["against"], "after": str(ROOT),
+                             "rounds": results["settings"]["rounds"], "engines": out}} if out else {}
 
 
 def summarise(results: dict[str, Any]) -> dict[str, Any]:
@@ -184,6 +238,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         summary["baseline_runs_msgs_per_s"] = results.get("baseline_runs", [])
         summary["baseline_msgs_per_cpu_second"] = round(base_eff, 1)
         summary["driver_cpu_percent_during_baseline"] = base["driver_resources"]["cpu_percent"]
+    summary.update(side_by_side(results))
     if results.get("rss"):
         summary[f"rss_peak_mb[{results['rss']['conversations']} conversations]"] = results["rss"]["rss_peak_mb"]
     summary["targets"] = TARGETS
@@ -195,7 +250,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
-        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "out"},
         "notes": [
             ("closed loop: each customer sends its next webhook when the reply to the previous one reached "
              "the fake API; latency = webhook sent -> reply arrived at the fake"),
@@ -212,15 +267,28 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             if not args.skip_baseline:
                 log("baseline")
                 baselines.append(await run_baseline(fakes, work, args))
+            trees = [("", ROOT)] + ([(AGAINST, args.against)] if args.against else [])
+            rounds: dict[str, list[dict[str, Any]]] = {}
             for engine in args.engines:
                 if engine == "project" and not project_engine_available():
                     results["farms"][engine] = {"skipped": "core.dialogue.engine (RasaEngine) is not available yet"}
                     continue
-                log(f"farm/{engine}")
-                before, unmatched = fakes.replies.duplicates(), fakes.replies.unmatched
-                results["farms"][engine] = await run_farm(fakes, work, args, engine)
-                results["farms"][engine]["duplicates"] = fakes.replies.duplicates() - before
-                results["farms"][engine]["replies_beyond_the_first"] = fakes.replies.unmatched - unmatched
+                for round_ in range(args.rounds if args.against else 1):
+                    # alternate which checkout goes first: a drift in the machine's load hits both alike
+                    for suffix, root in (trees if round_ % 2 else trees[::-1]):
+                        name = engine + suffix
+                        log(f"farm/{name}" + (f" (round {round_ + 1} of {args.rounds})" if args.against else ""))
+                        before, unmatched = fakes.replies.duplicates(), fakes.replies.unmatched
+                        run = await run_farm(fakes, work, args, engine, root, suffix.replace("@", "-"))
+                        run["duplicates"] = fakes.replies.duplicates() - before
+                        run["replies_beyond_the_first"] = fakes.replies.unmatched - unmatched
+                        run["root"] = str(root)
+                        rounds.setdefault(name, []).append(run)
+            for name, runs in rounds.items():  # the run of median peak throughput stands for the checkout
+                ranked = sorted(runs, key=lambda r: r["peak"]["throughput_msgs_per_s"])
+                results["farms"][name] = ranked[len(ranked) // 2]
+            if args.against:
+                results["farm_rounds"] = {name: [_brief(r) for r in runs] for name, runs in rounds.items()}
             if baselines and args.engines:
                 # Once more after the farms: a baseline that a noisy moment held back would
                 # flatter the ratios; they are taken against the faster of the two runs.
@@ -253,8 +321,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-rate", type=float, default=None,
                         help="msgs/s of the latency phase (default: half the measured peak)")
     parser.add_argument("--quick", action="store_true", help="short phases, 10k stored conversations")
+    parser.add_argument("--against", type=Path, default=os.environ.get("SWITCHBOARD_BENCH_AGAINST") or None,
+                        help="another checkout whose farm runs side by side with this one "
+                             "(default: $SWITCHBOARD_BENCH_AGAINST)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --against: farm runs per checkout and engine, alternating (medians reported)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench.json")
     args = parser.parse_args(argv)
+    if args.against is not None:
+        args.against = args.against.resolve()
+        if not (args.against / "bench" / "farm_process.py").is_file():
+            parser.error(f"--against {args.against}: not a Switchboard checkout (no bench/farm_process.py)")
     if args.quick:
         args.duration, args.warmup, args.rss_seconds = 3.0, 1.0, 2.0
         args.rss_conversations = min(args.rss_conversations, 10_000)

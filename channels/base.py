@@ -123,8 +123,8 @@ class ChannelAdapter(ABC):
     async def typing(self, chat_id: str) -> None:
         """Show a typing indicator where the platform has one."""
 
-    async def mark_read(self, message: Inbound) -> None:
-        """Send a read receipt where the platform has one."""
+    async def mark_read(self, message: Inbound, *, typing: bool = True) -> None:
+        """Send a read receipt where the platform has one (``typing``: with its typing indicator, if any)."""
 
     def in_service_window(self, last_customer_message_age_seconds: float) -> bool:
         """Whether free-form messages may be sent now (WhatsApp's 24-hour rule)."""

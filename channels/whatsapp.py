@@ -592,14 +592,15 @@ class WhatsAppAdapter(ChannelAdapter):
             body["typing_indicator"] = {"type": "text"}
         return body
 
-    async def mark_read(self, message: Inbound) -> None:
-        """Blue ticks (``read_receipts``) plus, with ``typing_indicator``, the typing indicator
-        (cleared by our reply or after 25 s); called as the message's turn starts."""
+    async def mark_read(self, message: Inbound, *, typing: bool = True) -> None:
+        """Blue ticks (``read_receipts``) plus, with ``typing_indicator`` and ``typing``, the typing
+        indicator (cleared by our reply or after 25 s); called as the message's turn starts."""
         if not self.config.read_receipts:
             return
         wamid = message.platform_message_id.removeprefix("whatsapp:")
-        await self._post(self._read_body(wamid, typing=self.config.typing_indicator))
-        if self.config.typing_indicator:
+        typing = typing and self.config.typing_indicator
+        await self._post(self._read_body(wamid, typing=typing))
+        if typing:
             self._typing_shown[message.chat_id] = wamid
 
     async def typing(self, chat_id: str) -> None:

@@ -61,6 +61,7 @@ from core.rasa.validate import check_project
 log = structlog.get_logger(__name__)
 
 MODEL_DIR_NAME = ".switchboard-models"
+CHOICE_CACHE_SIZE = 4096  # language choices remembered by their signals
 
 
 @dataclass(slots=True)
@@ -96,6 +97,7 @@ class RasaEngine:
         # The turn hooks and the engine both ask for a message's language: detect each text once.
         self._detect_confidence = functools.lru_cache(maxsize=1024)(self.detector.detect_confidence)
         self.phone_prefixes: dict[str, str] | None = None  # None: core.nlu.language_choice's defaults
+        self._choices: dict[tuple[str | None, str | None, str | None, str | None, str | None, int], LanguageChoice] = {}
         self.runner = runner
         self.rng = random.Random(seed)
         config = project.config
@@ -265,18 +267,29 @@ class RasaEngine:
 
     def _choose(self, message: Inbound, conversation: Conversation, contact: Contact | None,
                 text: str | None, payload: str | None) -> LanguageChoice:
-        detected, confidence = self._detect_confidence(text) if text else (None, 0.0)
         phone = (contact.phone if contact else None) or message.shared_phone
-        choice = choose_language(LanguageSignals(
-            languages=self.languages, default=self.default_language,
-            explicit=explicit_choice(text, payload), detected=detected, confidence=confidence,
-            words=len(tokenize(text)) if text else None, previous=conversation.language, hint=message.language_hint,
-            phone=phone_language(phone, self.phone_prefixes),
-        ))
+        # The turn hooks and the engine both ask once per turn: the same signals give the same choice.
+        key = (text, payload, conversation.language, message.language_hint, phone, id(self.phone_prefixes))
+        choice = self._choices.get(key)
+        if choice is None:
+            choice = self._choices[key] = self._choice(text, payload, conversation.language, message.language_hint,
+                                                       phone)
+            if len(self._choices) > CHOICE_CACHE_SIZE:
+                self._choices.pop(next(iter(self._choices)))  # the oldest entry
         if choice.language != conversation.language:
             log.info("language.chosen", bot=self.bot, conversation=conversation.id, language=choice.language,
                      source=choice.source, previous=conversation.language)
         return choice
+
+    def _choice(self, text: str | None, payload: str | None, previous: str | None, hint: str | None,
+                phone: str | None) -> LanguageChoice:
+        detected, confidence = self._detect_confidence(text) if text else (None, 0.0)
+        return choose_language(LanguageSignals(
+            languages=self.languages, default=self.default_language,
+            explicit=explicit_choice(text, payload), detected=detected, confidence=confidence,
+            words=len(tokenize(text)) if text else None, previous=previous, hint=hint,
+            phone=phone_language(phone, self.phone_prefixes),
+        ))
 
     def _session_expired(self, state: DialogueState, now: Any) -> bool:
         minutes = self.domain.session_expiration_minutes

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.dialogue.featurize import State
 from core.dialogue.ml import MlPolicy
-from core.dialogue.policies import MemoizationPolicy, PolicyVote, RulePolicy, ml_states
+from core.dialogue.policies import MemoizationPolicy, MlStateWalk, PolicyVote, RulePolicy
 from core.dialogue.state import LISTEN, DialogueState
 
 
@@ -25,6 +26,16 @@ class Prediction:
     confidence: float
     loop_interrupted: bool = False  # the active loop runs after an unhappy path: ask again, do not validate
     hide_rule_turn: bool = False  # a rule-only turn: log it on the action event, story-trained policies skip it
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    """`MlStateWalk` over ``past`` (the very list object: the state replaces it when it rewrites history)."""
+
+    past: list[State]
+    flags: list[bool]
+    rule_only: tuple[frozenset[str], frozenset[str]]
+    walk: MlStateWalk
 
 
 class PolicyEnsemble:
@@ -48,7 +59,7 @@ class PolicyEnsemble:
         # story-trained policies see the same states when they drop the same rule-only features: compute them once
         seen = None
         if self.memo is not None and self.ml is not None and self.memo.rule_only == self.ml.rule_only:
-            seen = ml_states(states, *self.memo.rule_only, hidden)
+            seen = self._seen(state, states, hidden, self.memo.rule_only)
         if self.memo is not None:
             vote = self.memo.predict(states, hidden, seen=seen)
             if vote is not None:
@@ -58,6 +69,23 @@ class PolicyEnsemble:
             if vote is not None:
                 votes.append(vote)
         return [v for v in votes if v.action != rejected]
+
+    @staticmethod
+    def _seen(state: DialogueState, states: list[State], hidden: list[bool],
+              rule_only: tuple[frozenset[str], frozenset[str]]) -> list[State]:
+        """``ml_states(states, *rule_only, hidden)``, walking each past state of ``state`` once per
+        turn: the walk is kept on the state while its past only grows (a turn predicts several times)."""
+        if not rule_only[0] and not rule_only[1] and not any(hidden):
+            return list(states)
+        past, flags = state.past, state.hidden
+        cached = state.ml_walk
+        if (not isinstance(cached, _Walk) or cached.past is not past or cached.flags is not flags
+                or cached.rule_only != rule_only or cached.walk.fed > len(past)):
+            cached = state.ml_walk = _Walk(past, flags, rule_only, MlStateWalk(*rule_only))
+        walk = cached.walk
+        for index in range(walk.fed, len(past)):
+            walk.feed(past[index], flags[index] if index < len(flags) else False)
+        return walk.with_last(states[-1], hidden[-1])
 
     def predict(self, state: DialogueState) -> Prediction:
         """The next action for ``state`` (a pure function of the state)."""

@@ -19,6 +19,7 @@ from core.dialogue.state import LISTEN
 from core.dialogue.training import Example
 
 BAG_WEIGHT = 0.5
+CACHE_SIZE = 4096  # distinct feature sets whose probabilities are kept (a bot's dialogues repeat)
 
 
 def state_features(states: Sequence[State], max_history: int, slot_names: Sequence[str] = ()) -> dict[str, float]:
@@ -84,6 +85,7 @@ class MlPolicy:
         self.actions: list[str] = []
         self.weights = np.zeros((0, 0))
         self.bias = np.zeros(0)
+        self._cache: dict[tuple[tuple[str, float], ...], dict[str, float]] = {}
 
     def train(self, examples: Iterable[Example]) -> None:
         from scipy.sparse import csr_matrix
@@ -126,6 +128,7 @@ class MlPolicy:
             intercept = np.array([-intercept[0], intercept[0]]) / 2
         self.weights = np.ascontiguousarray(coef.T)  # features x actions
         self.bias = intercept
+        self._cache = {}
 
     def probabilities(self, states: Sequence[State], hidden: Sequence[bool] | None = None, *,
                       seen: Sequence[State] | None = None) -> dict[str, float]:
@@ -137,6 +140,11 @@ class MlPolicy:
         if seen is None:
             seen = ml_states(states, *self.rule_only, hidden)
         features = state_features(seen, self.max_history, self.slot_names)
+        # the same features give the same softmax: remembered per feature set (a pure function of the model)
+        key = tuple(features.items())
+        cached = self._cache.get(key)
+        if cached is not None:
+            return dict(cached)
         vocabulary = self.vocabulary
         columns: list[int] = []
         amounts: list[float] = []
@@ -153,7 +161,11 @@ class MlPolicy:
         logits -= logits.max()
         exp = np.exp(logits)
         probs = exp / exp.sum()
-        return dict(zip(self.actions, probs.tolist(), strict=True))
+        result = dict(zip(self.actions, probs.tolist(), strict=True))
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))  # the oldest entry
+        self._cache[key] = result
+        return dict(result)
 
     def predict(self, states: Sequence[State], hidden: Sequence[bool] | None = None, *,
                 exclude: str | None = None, seen: Sequence[State] | None = None) -> PolicyVote | None:

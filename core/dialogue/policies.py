@@ -269,27 +269,58 @@ def ml_states(states: Sequence[State], rule_only_slots: frozenset[str], rule_onl
     only rules use are dropped."""
     if not rule_only_slots and not rule_only_loops and (hidden is None or not any(hidden)):
         return list(states)
-    out: list[State] = []
-    last_action: dict[str, Any] | None = None
-    was_hidden = False
+    walk = MlStateWalk(rule_only_slots, rule_only_loops)
     hidden_count = len(hidden) if hidden is not None else 0
     for index, original in enumerate(states):
+        walk.feed(original, None if hidden is None else (hidden[index] if index < hidden_count else False))
+    return walk.out
+
+
+class MlStateWalk:
+    """`ml_states` one state at a time, so a caller whose states only grow at the end (a turn's
+    `DialogueState`) feeds each state once instead of re-reading the whole history per prediction."""
+
+    __slots__ = ("fed", "last_action", "out", "rule_only_loops", "rule_only_slots", "was_hidden")
+
+    def __init__(self, rule_only_slots: frozenset[str], rule_only_loops: frozenset[str]) -> None:
+        self.rule_only_slots = rule_only_slots
+        self.rule_only_loops = rule_only_loops
+        self.out: list[State] = []
+        self.last_action: dict[str, Any] | None = None
+        self.was_hidden = False
+        self.fed = 0  # states fed so far
+
+    def feed(self, original: State, hidden: bool | None) -> None:
+        """The next state and whether its action was a rule-only turn (None: no such information)."""
+        self.fed += 1
+        state, self.last_action, self.was_hidden = self._step(original, hidden)
+        if state is not None:
+            self.out.append(state)
+
+    def with_last(self, original: State, hidden: bool | None) -> list[State]:
+        """What `out` would be after feeding ``original``, without feeding it (the current state)."""
+        state, _, _ = self._step(original, hidden)
+        return [*self.out, state] if state is not None else list(self.out)
+
+    def _step(self, original: State, hidden: bool | None) -> tuple[State | None, dict[str, Any] | None, bool]:
+        last_action, was_hidden = self.last_action, self.was_hidden
         if not was_hidden:
             last_action = original.get(PREV_ACTION)
         action = prev_action_of(original)
         loop = loop_of(original)
         if hidden is not None and not (action and action == loop):
-            was_hidden = hidden[index] if index < hidden_count else False
+            was_hidden = hidden
         if was_hidden:
-            continue
+            return None, last_action, was_hidden
+        out = self.out
         state = dict(original)
-        if rule_only_slots and state.get(SLOTS):
-            slots = {k: v for k, v in state[SLOTS].items() if k not in rule_only_slots}
+        if self.rule_only_slots and state.get(SLOTS):
+            slots = {k: v for k, v in state[SLOTS].items() if k not in self.rule_only_slots}
             if slots:
                 state[SLOTS] = slots
             else:
                 del state[SLOTS]
-        if rule_only_loops and loop in rule_only_loops:
+        if self.rule_only_loops and loop in self.rule_only_loops:
             del state[ACTIVE_LOOP]
         if out and action != LISTEN:
             if not out[-1].get(USER) and state.get(USER):
@@ -298,8 +329,7 @@ def ml_states(states: Sequence[State], rule_only_slots: frozenset[str], rule_onl
                 state[USER] = out[-1][USER]
         if last_action:
             state[PREV_ACTION] = last_action
-        out.append(state)
-    return out
+        return state, last_action, was_hidden
 
 
 def rule_only_features(rule_examples: Iterable[Example], story_examples: Iterable[Example]) -> tuple[frozenset[str], frozenset[str]]:

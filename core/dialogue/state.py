@@ -61,7 +61,9 @@ class DialogueState:
     loop_rejected: bool = False  # the active loop refused to run (action_execution_rejected)
     loop_interrupted: bool = False  # a policy said the loop returns from an unhappy path
     rejected_action: str | None = None  # the action that refused to run, until the next action runs
-    events: list[dict[str, Any]] = field(default_factory=list)  # rasa dicts, for rasa-sdk trackers
+    # for rasa-sdk trackers: applied events, turned into Rasa dicts only when a tracker is built
+    # (`rasa_events`); most turns run no custom action and never need them
+    events: list[Event | dict[str, Any]] = field(default_factory=list)
     past: list[State] = field(default_factory=list)  # Rasa states before each executed action
     hidden: list[bool] = field(default_factory=list)  # per past state: its action was a rule-only turn (hide_rule_turn)
     prev_action: str | None = None  # the action the current state follows (None: conversation start)
@@ -70,6 +72,7 @@ class DialogueState:
     omit_unset_slots: bool = False  # rule trackers featurise only slots they set
     keep_events: bool = True
     _slot_cache: dict[str, Any] | None = None
+    ml_walk: object | None = None  # the policy ensemble's walk over `past` (core.dialogue.ensemble)
     _before_fallback: _Snapshot | None = None
     _applied: list[Event] = field(default_factory=list)
 
@@ -168,7 +171,7 @@ class DialogueState:
             return
         self._applied.append(event)
         if self.keep_events:
-            self.events.append(event.as_rasa())
+            self.events.append(event)
         if kind == "user":
             parse = data.get("parse_data") or {}
             self.latest_message = {**parse, "text": data.get("text"), "message_id": data.get("message_id")}
@@ -276,9 +279,14 @@ class DialogueState:
 
     # ---- rasa-sdk view ------------------------------------------------------------------
 
+    def rasa_events(self) -> list[dict[str, Any]]:
+        """`events` as rasa-sdk's tracker expects them (``event`` + ``timestamp`` + the data)."""
+        return [e.as_rasa() if isinstance(e, Event) else dict(e) for e in self.events]
+
     def tracker_dict(self, sender_id: str, extra_events: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
         """The tracker state rasa-sdk's ``Tracker.from_dict`` reads."""
-        events = [dict(e) for e in self.events] + [dict(e) for e in extra_events]
+        own = self.rasa_events()
+        events = own + [dict(e) for e in extra_events]
         return {
             "sender_id": sender_id,
             "slots": dict(self.slots),
@@ -290,5 +298,5 @@ class DialogueState:
             "latest_action_name": self.latest_action,
             "latest_action": {"action_name": self.latest_action} if self.latest_action else {},
             "latest_input_channel": None,
-            "latest_event_time": self.events[-1].get("timestamp") if self.events else None,
+            "latest_event_time": own[-1].get("timestamp") if own else None,
         }

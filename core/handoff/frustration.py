@@ -214,7 +214,8 @@ def frustration_score(text: str, history_texts: Sequence[str] = ()) -> Frustrati
     punctuation = _punctuation(text)
     if punctuation:
         found[punctuation] = [""]
-    if history_texts and _is_question(text) and not is_polite_closing(text) and any(
+    # the history last: a caller may compute it lazily (`core.handoff.mood`), most messages are no question
+    if _is_question(text) and not is_polite_closing(text) and history_texts and any(
             is_near_duplicate(text, earlier) for earlier in _same_issue(history_texts)):
         found["repeated_question"] = [""]
     if "persistence" in found and _pattern(lex.RESOLVED).search(shielded) and not _STRONG & found.keys():

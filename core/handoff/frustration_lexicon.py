@@ -9,11 +9,23 @@ text). Weights live in `frustration.py`.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
+
+_FOLD_CACHED_UP_TO = 512  # characters: a turn folds its message several times (scorer, triggers)
 
 
 def fold(text: str) -> str:
     """Lower-case, ß -> ss, umlauts -> ae/oe/ue, accents dropped (for matching only)."""
+    return _fold_cached(text) if len(text) <= _FOLD_CACHED_UP_TO else _fold(text)
+
+
+@functools.lru_cache(maxsize=2048)
+def _fold_cached(text: str) -> str:
+    return _fold(text)
+
+
+def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = text.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue")
     decomposed = unicodedata.normalize("NFD", text)

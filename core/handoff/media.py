@@ -21,7 +21,8 @@ history is kept.
 
 `ReadReceipts` (first interceptor, never answers): marks the inbound message read on
 channels with read receipts (WhatsApp's blue ticks and typing indicator) when its turn
-starts, in the background so the turn does not wait for the platform.
+starts, in the background so the turn does not wait for the platform; a chat's messages
+that follow within `RECEIPT_INTERVAL` (2 s) are marked together, by one receipt for the latest.
 """
 
 from __future__ import annotations
@@ -215,12 +216,40 @@ class NumberChange:
         log.info("identity.number_changed", contact=contact.id, merged=len(others))
 
 
-class ReadReceipts:
-    """Marks each inbound message read when its turn starts (channels with read receipts only)."""
+RECEIPT_INTERVAL = 2.0  # seconds: at most one read receipt per chat this often (the latest message's)
 
-    def __init__(self, channel_for: Callable[[Inbound], Any | None]) -> None:
+
+class _ChatReceipts:
+    """One chat's receipt window: the newest message held back until the window ends."""
+
+    __slots__ = ("channel", "held", "timer")
+
+    def __init__(self) -> None:
+        self.held: Inbound | None = None
+        self.channel: Any = None
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class ReadReceipts:
+    """Marks each inbound message read when its turn starts (channels with read receipts only).
+
+    Coalesced per chat: the first message of a quiet chat is marked at once (with the typing
+    indicator); messages that follow within ``interval`` seconds wait for the window's end,
+    where only the latest is marked, without the typing indicator, which its reply may already
+    have cleared. A platform marks every earlier message of the chat read with it (WhatsApp
+    does), so a customer sending fast costs one platform call per window, not one per message.
+    """
+
+    def __init__(self, channel_for: Callable[[Inbound], Any | None], interval: float = RECEIPT_INTERVAL) -> None:
         self.channel_for = channel_for
+        self.interval = interval
         self._tasks: set[asyncio.Task[None]] = set()
+        self._chats: dict[tuple[str, str, str], _ChatReceipts] = {}
+
+    @property
+    def open_windows(self) -> int:
+        """Chats inside a receipt window (a receipt went out less than ``interval`` seconds ago)."""
+        return len(self._chats)
 
     async def intercept(self, ctx: TurnContext) -> TurnOutput | None:
         message = ctx.turn.message
@@ -228,20 +257,47 @@ class ReadReceipts:
         capabilities = getattr(channel, "capabilities", None)
         if channel is None or not getattr(capabilities, "read_receipts", False) or message.edited:
             return None
-        task = asyncio.get_running_loop().create_task(self._mark(channel, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        key = (message.bot, message.channel, message.chat_id)
+        chat = self._chats.get(key)
+        if chat is not None:  # inside the chat's window: the window's end marks the latest message
+            chat.held, chat.channel = message, channel
+            return None
+        chat = self._chats[key] = _ChatReceipts()
+        chat.timer = asyncio.get_running_loop().call_later(self.interval, self._window_end, key)
+        self._send(channel, message, typing=True)
         return None
 
+    def _window_end(self, key: tuple[str, str, str]) -> None:
+        chat = self._chats.get(key)
+        if chat is None:
+            return
+        if chat.held is None:
+            del self._chats[key]  # quiet: the next message is marked at once
+            return
+        held, chat.held = chat.held, None
+        chat.timer = asyncio.get_running_loop().call_later(self.interval, self._window_end, key)
+        self._send(chat.channel, held, typing=False)
+
+    def _send(self, channel: Any, message: Inbound, *, typing: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._mark(channel, message, typing))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     @staticmethod
-    async def _mark(channel: Any, message: Inbound) -> None:
+    async def _mark(channel: Any, message: Inbound, typing: bool) -> None:
         try:
-            await channel.mark_read(message)
+            await channel.mark_read(message, typing=typing)
         except Exception as exc:  # noqa: BLE001 - a missing blue tick never fails a turn
             log.warning("channel.mark_read_failed", channel=message.channel, error=str(exc))
 
     async def drain(self) -> None:
-        """Wait for receipts in flight (tests, shutdown)."""
+        """Mark the held messages now and wait for receipts in flight (tests, shutdown)."""
+        for key, chat in list(self._chats.items()):
+            if chat.timer is not None:
+                chat.timer.cancel()
+            del self._chats[key]
+            if chat.held is not None:
+                self._send(chat.channel, chat.held, typing=False)
         pending: Sequence[asyncio.Task[None]] = list(self._tasks)
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)

@@ -10,13 +10,14 @@ a bot that does not declare them is unaffected. The handoff trigger reuses the s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, overload
 
 from core.handoff.frustration import HISTORY_WINDOW, FrustrationSignal
 from core.handoff.hooks import issue_texts
 from core.handoff.service import HandoffService
 from core.handoff.triggers import frustration_score
+from core.model import Event
 from core.pipeline.hooks import TurnContext
 
 SIGNAL_KEY = "frustration_signal"  # ctx.state: (text, signal), reused by the handoff trigger
@@ -29,7 +30,33 @@ def score_message(ctx: TurnContext) -> FrustrationSignal | None:
     text = "" if message.button_payload else message.text or ""
     if not text:
         return None
-    return frustration_score(text, issue_texts(ctx.turn.history, HISTORY_WINDOW))
+    return frustration_score(text, _IssueTexts(ctx.turn.history))
+
+
+class _IssueTexts(Sequence[str]):
+    """`issue_texts` of a history, read only if the scorer asks (it does for questions only)."""
+
+    def __init__(self, history: Sequence[Event]) -> None:
+        self._history = history
+        self._texts: list[str] | None = None
+
+    @property
+    def texts(self) -> list[str]:
+        if self._texts is None:
+            self._texts = issue_texts(self._history, HISTORY_WINDOW)
+        return self._texts
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self.texts[index]
+
+    def __len__(self) -> int:
+        return len(self.texts)
 
 
 class MoodPreparer:

@@ -11,7 +11,7 @@ import structlog
 from core.engine import Reply, TurnOutput
 from core.language.turn import catalogue, choose_for_turn, remember
 from core.model import Event
-from core.nlu.language_choice import EXPLICIT
+from core.nlu.language_choice import EXPLICIT, explicit_choice
 from core.pipeline.hooks import TurnContext
 
 log = structlog.get_logger(__name__)
@@ -23,6 +23,8 @@ class LanguageSwitchInterceptor:
     async def intercept(self, ctx: TurnContext) -> TurnOutput | None:
         message = ctx.turn.message
         if message.button_payload or not message.text or message.text.startswith("/"):
+            return None
+        if explicit_choice(message.text) is None:  # the choice can be EXPLICIT only then: skip making it
             return None
         choice = choose_for_turn(ctx)
         if choice.source != EXPLICIT:

@@ -27,6 +27,7 @@ what a person writes is stronger evidence than how their phone is set up.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -75,6 +76,9 @@ _TOKEN = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 _LANGUAGE_INTENTS = ("set_language", "choose_language", "language")
 
 
+# The helpers below are pure functions of short strings and run on every turn (the turn hooks
+# and the engine): they remember their recent answers.
+@functools.lru_cache(maxsize=1024)
 def base(tag: str | None) -> str | None:
     """``de-AT`` / ``de_AT`` / ``DE`` → ``de``; None or empty → None."""
     if not tag:
@@ -89,8 +93,11 @@ def hint_languages(hint: str | None) -> list[str]:
     Accepts one tag (``en``, ``pt-BR``) or an Accept-Language style list
     (``de-DE,de;q=0.9,en;q=0.8`` / ``de-DE, en-US``).
     """
-    if not hint:
-        return []
+    return list(_hint_languages(hint)) if hint else []
+
+
+@functools.lru_cache(maxsize=1024)
+def _hint_languages(hint: str) -> tuple[str, ...]:
     weighted: list[tuple[float, int, str]] = []
     for position, part in enumerate(hint.split(",")):
         tag, _, params = part.strip().partition(";")
@@ -108,7 +115,7 @@ def hint_languages(hint: str | None) -> list[str]:
     for _, _, code in sorted(weighted):
         if code not in seen:
             seen.append(code)
-    return seen
+    return tuple(seen)
 
 
 def explicit_choice(text: str | None, payload: str | None = None) -> str | None:
@@ -117,6 +124,13 @@ def explicit_choice(text: str | None, payload: str | None = None) -> str | None:
     Only short messages about the language itself count: "English please" does,
     "my English invoice is wrong" does not.
     """
+    if not payload and (not text or len(text) > 80):
+        return None
+    return _explicit_choice(text, payload)
+
+
+@functools.lru_cache(maxsize=4096)
+def _explicit_choice(text: str | None, payload: str | None) -> str | None:
     if payload:
         name, _, rest = payload.lstrip("/").partition("{")
         if name in _LANGUAGE_INTENTS and rest:
@@ -142,6 +156,17 @@ def explicit_choice(text: str | None, payload: str | None = None) -> str | None:
 
 def phone_language(phone: str | None, prefixes: Mapping[str, str] | None = None) -> str | None:
     """The language of a phone number's country (E.164 digits, ``+`` optional), longest prefix first."""
+    if prefixes is None:
+        return _default_phone_language(phone)
+    return _phone_language(phone, prefixes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _default_phone_language(phone: str | None) -> str | None:
+    return _phone_language(phone, None)
+
+
+def _phone_language(phone: str | None, prefixes: Mapping[str, str] | None) -> str | None:
     digits = re.sub(r"\D", "", phone or "")
     if not digits:
         return None

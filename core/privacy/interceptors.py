@@ -86,10 +86,12 @@ class LinkCodeInterceptor:
         text = (message.text or "").strip()
         if not text or message.button_payload:
             return None
-        language = turn_language(ctx)
-        texts = catalogue(ctx)
         command = _COMMAND_CODE.match(text)
         bare = _BARE_CODE.match(text)
+        if not (command or bare or _REQUEST.search(text)):
+            return None  # most messages: no language choice needed here
+        language = turn_language(ctx)
+        texts = catalogue(ctx)
         if command or bare:
             code = "".join((command or bare).groups())  # type: ignore[union-attr]
             claim = await self.identity.claim_link_code(ctx.turn.contact, code)
