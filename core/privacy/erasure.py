@@ -216,7 +216,7 @@ class DeskErasureChannel:
     async def typing(self, chat_id: str) -> None:
         return None
 
-    async def mark_read(self, message: Inbound) -> None:
+    async def mark_read(self, message: Inbound, *, typing: bool = True) -> None:
         return None
 
     def in_service_window(self, last_customer_message_age_seconds: float) -> bool:

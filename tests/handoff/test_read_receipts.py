@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from core.model import Contact, Conversation, Inbound
 from core.pipeline.hooks import TurnContext
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI
 from tests.support.engines import EchoEngine
+from tests.support.wait import eventually
 
 TOKEN = "EAAG-test-token"
 PHONE_ID = "106540352242922"
@@ -44,9 +44,7 @@ async def whatsapp() -> AsyncIterator[tuple[FakeWhatsAppAPI, WhatsAppAdapter]]:
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+    await eventually(predicate, timeout=timeout)
 
 
 def receipts_for(adapter: Any, interval: float) -> ReadReceipts:
