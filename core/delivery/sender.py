@@ -229,6 +229,11 @@ class OutboxSender:
         if item.lease_token is not None and not self._young(item) and not await self._renew(item):
             return
         token = item.lease_token
+        if item.in_doubt:
+            # An earlier claim ended without a recorded result (its sender died mid-send): the
+            # platform may have this reply already. Sent again: the crash window (docs/scaling.md).
+            metrics.OUTBOUND.labels(out.bot, out.channel, "in_doubt").inc()
+            log.warning("outbox.send_in_doubt", outbound=out.id, channel=out.channel, in_doubt=item.in_doubt)
         try:
             try:
                 async with self._deadlines.within(self.config.send_timeout):
