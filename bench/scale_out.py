@@ -1,7 +1,7 @@
 """Scale-out: web chat customers against one or two farm processes sharing one MongoDB.
 
     .venv/bin/python bench/scale_out.py [--messages 1000] [--customers 100] [--processes 1 2]
-        [--kill-after N] [--mongodb-url URL] [--engine echo|project] [--out bench/results/scale_out.json]
+        [--kill-after N] [--lease-seconds S] [--mongodb-url URL] [--engine echo|project] [--out bench/results/scale_out.json]
 
 Each customer opens a web chat socket to every process (same session) and sends its
 messages one after the other, alternating between the processes, each after the
@@ -360,7 +360,7 @@ KILL_DELIVERY = {"lease_seconds": 6.0, "send_timeout": 2.0}  # a killed process'
 
 async def run_once(workdir: Path, mongo_url: str, *, processes: int, messages: int, customers: int,
                    engine: str = "echo", timeout: float = 600.0, log_level: str = "warning",
-                   kill_after: int | None = None) -> RunResult:
+                   kill_after: int | None = None, lease_seconds: float | None = None) -> RunResult:
     """Start ``processes`` farms on a fresh database, drive the customers, wait, verify.
 
     ``kill_after``: once that many messages are acknowledged, the last process is killed
@@ -370,7 +370,9 @@ async def run_once(workdir: Path, mongo_url: str, *, processes: int, messages: i
     database = f"scale_{processes}p_{uuid.uuid4().hex[:8]}"
     store = MongoStore(mongo_url, database)
     await store.open()
-    delivery = KILL_DELIVERY if kill_after is not None else None
+    delivery = dict(KILL_DELIVERY) if kill_after is not None else {}
+    if lease_seconds is not None:  # the outbox lease must outlast the store's slowest write twice over
+        delivery.update(lease_seconds=lease_seconds, send_timeout=min(10.0, lease_seconds / 4))
     try:
         async with farm_processes(workdir / database, processes, mongo_url, database, engine, log_level,
                                   delivery=delivery) as farms:
@@ -427,7 +429,8 @@ async def _bench(args: argparse.Namespace) -> int:
         for count in args.processes:
             result = await run_once(Path(tmp), url, processes=count, messages=args.messages,
                                     customers=args.customers, engine=args.engine, log_level=args.log_level,
-                                    kill_after=args.kill_after if count > 1 else None)
+                                    kill_after=args.kill_after if count > 1 else None,
+                                    lease_seconds=args.lease_seconds)
             results.append(result.as_dict())
             print(json.dumps(result.as_dict()), flush=True)
     report = {"server": "MONGODB_URL" if args.mongodb_url else "SecantusDB 0.7.0b3 (not MongoDB; see docstring)",
@@ -452,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--engine", choices=["echo", "project"], default="echo")
     parser.add_argument("--kill-after", type=int, default=None, metavar="N",
                         help="kill -9 the last process once N messages are acknowledged (runs with 2+ processes)")
+    parser.add_argument("--lease-seconds", type=float, default=None,
+                        help="delivery.lease_seconds of the farms (default 30; 6 with --kill-after)")
     parser.add_argument("--workdir", help="keep farm configs and logs (farmN.log) here")
     parser.add_argument("--log-level", default="warning", help="farm processes' log level")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale_out.json"))
