@@ -1,13 +1,22 @@
 """Scale-out: web chat customers against one or two farm processes sharing one MongoDB.
 
     .venv/bin/python bench/scale_out.py [--messages 1000] [--customers 100] [--processes 1 2]
-        [--mongodb-url URL] [--engine echo|project] [--out bench/results/scale_out.json]
+        [--kill-after N] [--lease-seconds S] [--mongodb-url URL] [--engine echo|project] [--out bench/results/scale_out.json]
 
 Each customer opens a web chat socket to every process (same session) and sends its
 messages one after the other, alternating between the processes, each after the
 previous one was acknowledged (stored). The clock runs from the first message until
 every message is processed and every reply is sent; then the run is verified: every
-message processed once, each conversation's transcript and replies in order.
+message processed once, each conversation's transcript and replies in order, and every
+reply received by its customer exactly once and in order (the customers record every
+reply frame their sockets receive, ``bench/webchat_customers.py``). A reply received
+twice is a duplicate send; it is listed with the sender's record of it (``in_doubt``:
+claims of it that ended without a recorded result, i.e. inside the crash window).
+
+``--kill-after N`` kills the last process with SIGKILL once N messages are acknowledged;
+the customers carry on with the other process, which takes over the dead one's leases
+(outbox lease 6 s in that run; turn leases 30 s). Duplicates are then allowed only
+inside the crash window: each must be an item in doubt. Without a kill, none at all.
 
 Without ``--mongodb-url`` a SecantusDB server is started (tests' test extra). Its
 numbers say nothing about MongoDB's own speed: SecantusDB is 10-70x slower than
@@ -34,8 +43,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +55,13 @@ if str(ROOT) not in sys.path:
 import aiohttp
 import yaml
 
+from bench import webchat_customers as customers_
+from bench.webchat_customers import BOT, Customer
 from core.model import Identity
 from core.store.base import OutboxState
 from core.store.mongo import MongoStore
 from tests.support.engines import EchoEngine
 
-BOT = "demo"
 DEMO_PROJECT = ROOT / "config" / "demo"
 
 
@@ -62,13 +72,14 @@ def free_port() -> int:
 
 
 def write_farm_config(directory: Path, *, port: int, mongo_url: str, database: str,
-                      project: Path = DEMO_PROJECT, log_level: str = "warning") -> Path:
+                      project: Path = DEMO_PROJECT, log_level: str = "warning",
+                      delivery: dict[str, float] | None = None) -> Path:
     """A farm.yml for one process: web chat bot ``demo`` on the shared MongoDB database."""
     directory.mkdir(parents=True, exist_ok=True)
     config = {
         "server": {"host": "127.0.0.1", "port": port},
         "store": {"kind": "mongodb", "url": mongo_url, "database": database},
-        "delivery": {"poll_interval": 0.05, "backoff_initial": 0.05, "backoff_max": 1.0},
+        "delivery": {"poll_interval": 0.05, "backoff_initial": 0.05, "backoff_max": 1.0, **(delivery or {})},
         "desk": {"web": {"enabled": False}},
         # Many near-identical messages look like a frustrated customer; the harness measures
         # the bot path, so the frustration handoff is out of reach (scores are 0..1).
@@ -154,13 +165,14 @@ class FarmProcess:
 
 @contextlib.asynccontextmanager
 async def farm_processes(workdir: Path, count: int, mongo_url: str, database: str,
-                         engine: str = "echo", log_level: str = "warning") -> AsyncIterator[list[FarmProcess]]:
+                         engine: str = "echo", log_level: str = "warning",
+                         delivery: dict[str, float] | None = None) -> AsyncIterator[list[FarmProcess]]:
     """``count`` farm processes on one database, each on its own free port; stopped on exit."""
     farms = []
     for n in range(count):
         port = free_port()
         config = write_farm_config(workdir / f"farm{n}", port=port, mongo_url=mongo_url, database=database,
-                                   log_level=log_level)
+                                   log_level=log_level, delivery=delivery)
         farms.append(FarmProcess(config, port, engine, log_path=workdir / f"farm{n}.log"))
     try:
         await asyncio.gather(*(f.start() for f in farms))
@@ -171,58 +183,35 @@ async def farm_processes(workdir: Path, count: int, mongo_url: str, database: st
 
 # -- customers ------------------------------------------------------------------------------
 
-@dataclass
-class Customer:
-    session: str = ""
-    sent: list[str] = field(default_factory=list)
-    acked_by: list[int] = field(default_factory=list)
+async def drive(http: aiohttp.ClientSession, urls: Sequence[str], customers: int, messages: int,
+                concurrency: int = 50, on_ack: Callable[[], None] = lambda: None) -> list[Customer]:
+    """``customers`` customers sending ``messages`` messages in total, at most ``concurrency`` at once.
 
-
-async def _receive(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 30.0) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = await ws.receive_json()
-            if frame["type"] == kind:
-                return dict(frame)
-            if frame["type"] == "error":
-                raise RuntimeError(f"web chat error: {frame}")
-
-
-async def run_customer(http: aiohttp.ClientSession, urls: Sequence[str], messages: int, tag: str) -> Customer:
-    """One customer: a socket per process, messages alternating between them, each acked before the next."""
-    customer = Customer()
-    sockets = []
-    for url in urls:
-        ws = await http.ws_connect(f"{url}/chat/{BOT}/ws", heartbeat=None)
-        await ws.send_json({"type": "hello", "session": customer.session or None})
-        customer.session = (await _receive(ws, "welcome"))["session"]
-        await _receive(ws, "history")
-        sockets.append(ws)
-    try:
-        for n in range(messages):
-            which = n % len(sockets)
-            text = f"{tag} message {n}"
-            await sockets[which].send_json({"type": "message", "id": f"m{n}", "text": text})
-            await _receive(sockets[which], "ack")
-            customer.sent.append(text)
-            customer.acked_by.append(which)
-    finally:
-        for ws in sockets:
-            await ws.close()
-    return customer
-
-
-async def drive(urls: Sequence[str], customers: int, messages: int, concurrency: int = 50) -> list[Customer]:
-    """``customers`` customers sending ``messages`` messages in total, at most ``concurrency`` at once."""
+    Their sockets stay open (to receive the replies still to come) until `finish`.
+    """
     per_customer = [messages // customers + (1 if n < messages % customers else 0) for n in range(customers)]
     gate = asyncio.Semaphore(concurrency)
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        async def one(n: int) -> Customer:
-            async with gate:
-                return await run_customer(http, urls, per_customer[n], f"c{n}")
+    everyone = [Customer() for _ in range(customers)]
 
-        return list(await asyncio.gather(*(one(n) for n in range(customers))))
+    async def one(n: int) -> None:
+        async with gate:
+            await customers_.connect(http, urls, everyone[n])
+            await customers_.send_messages(everyone[n], per_customer[n], f"c{n}", on_ack)
+
+    try:
+        await asyncio.gather(*(one(n) for n in range(customers)))
+    except BaseException:
+        await asyncio.gather(*(customers_.close(c) for c in everyone), return_exceptions=True)
+        raise
+    return everyone
+
+
+async def finish(customers: list[Customer]) -> None:
+    """Read every frame still on the way (`settle`), then close the sockets."""
+    try:
+        await asyncio.gather(*(customers_.settle(c) for c in customers))
+    finally:
+        await asyncio.gather(*(customers_.close(c) for c in customers), return_exceptions=True)
 
 
 async def wait_until_done(store: MongoStore, messages: int, timeout: float) -> None:
@@ -243,15 +232,45 @@ async def wait_until_done(store: MongoStore, messages: int, timeout: float) -> N
     raise TimeoutError(f"not done after {timeout} s: outbox {dict(counts)}, pending inbox in {pending}")
 
 
+def _check_replies(who: str, customer: Customer, outbox: list[dict[str, Any]], problems: list[str],
+                   duplicates: list[dict[str, Any]]) -> None:
+    """The replies as the customer saw them: each outbox item received (or in the history) once, in order.
+
+    A reply received more than once is a duplicate send; the sender's own record of it
+    (``in_doubt``: claims that ended without a recorded result) goes with it into the report.
+    """
+    order = {d["_id"]: n for n, d in enumerate(outbox)}
+    counts = customer.received_counts()
+    for unknown in sorted(set(counts) - set(order)):
+        problems.append(f"{who}: received frame {unknown} that is no reply in the outbox")
+    for doc in outbox:
+        seen = counts.get(doc["_id"], 0)
+        if seen == 0 and doc["_id"] not in customer.history_ids:
+            problems.append(f"{who}: reply {doc['_id']} never reached the customer")
+        if seen > 1:
+            duplicates.append({"customer": who, "outbound": doc["_id"], "received": seen,
+                               "in_doubt": int(doc.get("in_doubt", 0))})
+    first: list[int] = []
+    for message_id, _ in customer.received:
+        n = order.get(message_id)
+        if n is not None and n not in first:
+            first.append(n)
+    if first != sorted(first):
+        problems.append(f"{who}: replies received out of order: {first}")
+
+
 async def verify(store: MongoStore, customers: Sequence[Customer]) -> dict[str, Any]:
-    """Every message processed once; each conversation's transcript and replies in order.
+    """Every message processed once; each conversation's transcript and replies in order;
+    every reply received by the customer exactly once (duplicates listed, not counted as problems).
 
     Other layers may add replies (the privacy disclosure in the first answer), so each
     message must be followed by its echo before the next message, and the outbox must
     match the transcript's bot events one to one, sent in that order.
     """
     problems: list[str] = []
-    raw = store._require()  # the harness reads sent_at, which the contract does not expose
+    duplicates: list[dict[str, Any]] = []
+    replies = in_doubt = 0
+    raw = store._require()  # the harness reads sent_at and in_doubt, which the contract does not list
     for customer in customers:
         who = customer.session[:8]
         contacts = await store.find_contacts(BOT, identity=Identity("webchat", customer.session, customer.session))
@@ -270,13 +289,15 @@ async def verify(store: MongoStore, customers: Sequence[Customer]) -> dict[str, 
                 answers.append([])
             elif e.type == "bot" and answers:
                 answers[-1].append(str(e.data.get("text")))
-        for text, replies in zip(customer.sent, answers, strict=True):
-            if not any(r.endswith(f"echo: {text}") for r in replies):
-                problems.append(f"{who}: {text!r} answered by {replies}")
+        for text, texts in zip(customer.sent, answers, strict=True):
+            if not any(r.endswith(f"echo: {text}") for r in texts):
+                problems.append(f"{who}: {text!r} answered by {texts}")
         if await store.pending_inbox(conversation.id):
             problems.append(f"{who}: inbox items left unprocessed")
         bots = [str(e.data.get("text")) for e in events if e.type == "bot"]
         outbox = [doc async for doc in raw.outbox.find({"conversation_id": conversation.id}).sort("oseq", 1)]
+        replies += len(outbox)
+        in_doubt += sum(1 for d in outbox if d.get("in_doubt"))
         states = [d["state"] for d in outbox]
         if states != [OutboxState.SENT.value] * len(bots):
             problems.append(f"{who}: {len(bots)} bot events but outbox states {states}")
@@ -285,7 +306,10 @@ async def verify(store: MongoStore, customers: Sequence[Customer]) -> dict[str, 
         sent_at = [d.get("sent_at", 0) for d in outbox]
         if sent_at != sorted(sent_at):
             problems.append(f"{who}: replies sent out of order")
-    return {"customers": len(customers), "messages": sum(len(c.sent) for c in customers), "problems": problems}
+        _check_replies(who, customer, outbox, problems, duplicates)
+    return {"customers": len(customers), "messages": sum(len(c.sent) for c in customers), "replies": replies,
+            "received": sum(len(c.received) for c in customers), "duplicates": duplicates,
+            "in_doubt": in_doubt, "resent": sum(c.resent for c in customers), "problems": problems}
 
 
 @dataclass
@@ -295,31 +319,96 @@ class RunResult:
     customers: int
     seconds: float
     verified: dict[str, Any]
+    killed_after: int | None = None  # messages acknowledged when one process was killed with SIGKILL
 
     @property
     def per_second(self) -> float:
         return self.messages / self.seconds if self.seconds else 0.0
 
+    @property
+    def duplicates(self) -> list[dict[str, Any]]:
+        return list(self.verified.get("duplicates", []))
+
     def as_dict(self) -> dict[str, Any]:
+        duplicates = self.duplicates
         return {"processes": self.processes, "messages": self.messages, "customers": self.customers,
                 "seconds": round(self.seconds, 2), "messages_per_second": round(self.per_second, 1),
+                "kill9_after_acks": self.killed_after,
+                "replies": self.verified.get("replies"), "frames_received": self.verified.get("received"),
+                "duplicate_replies": sum(d["received"] - 1 for d in duplicates),
+                "duplicates_outside_crash_window": sum(1 for d in duplicates if not d["in_doubt"]),
+                "replies_in_doubt": self.verified.get("in_doubt"),
+                "messages_resent_by_customers": self.verified.get("resent"),
                 "problems": self.verified["problems"][:20], "problem_count": len(self.verified["problems"])}
 
 
+async def _claimed_by(store: MongoStore, pid: int, timeout: float = 5.0) -> bool:
+    """Wait (up to ``timeout``) until process ``pid`` holds a claim on a pending reply."""
+    raw = store._require()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async for doc in raw.outbox.find({"state": OutboxState.PENDING.value, "lease_owner": {"$ne": None}},
+                                         {"lease_owner": 1}):
+            if f":{pid}:" in str(doc["lease_owner"]):  # owners are host:pid:id
+                return True
+        await asyncio.sleep(0.005)
+    return False
+
+
+KILL_DELIVERY = {"lease_seconds": 6.0, "send_timeout": 2.0}  # a killed process's claims expire in 6 s
+
+
 async def run_once(workdir: Path, mongo_url: str, *, processes: int, messages: int, customers: int,
-                   engine: str = "echo", timeout: float = 600.0, log_level: str = "warning") -> RunResult:
-    """Start ``processes`` farms on a fresh database, drive the customers, wait, verify."""
+                   engine: str = "echo", timeout: float = 600.0, log_level: str = "warning",
+                   kill_after: int | None = None, lease_seconds: float | None = None) -> RunResult:
+    """Start ``processes`` farms on a fresh database, drive the customers, wait, verify.
+
+    ``kill_after``: once that many messages are acknowledged, the last process is killed
+    with SIGKILL (no drain) as soon as it holds a claim on a reply (in flight, no result
+    recorded yet: aimed at the crash window); the customers carry on with the others.
+    """
     database = f"scale_{processes}p_{uuid.uuid4().hex[:8]}"
     store = MongoStore(mongo_url, database)
     await store.open()
+    delivery = dict(KILL_DELIVERY) if kill_after is not None else {}
+    if lease_seconds is not None:  # the outbox lease must outlast the store's slowest write twice over
+        delivery.update(lease_seconds=lease_seconds, send_timeout=min(10.0, lease_seconds / 4))
     try:
-        async with farm_processes(workdir / database, processes, mongo_url, database, engine, log_level) as farms:
+        async with farm_processes(workdir / database, processes, mongo_url, database, engine, log_level,
+                                  delivery=delivery) as farms:
+            acked = 0
+            kill_now = asyncio.Event()
+
+            def on_ack() -> None:
+                nonlocal acked
+                acked += 1
+                if kill_after is not None and acked >= kill_after:
+                    kill_now.set()
+
+            async def killer() -> None:
+                await kill_now.wait()
+                victim = farms[-1].process
+                assert victim is not None
+                await _claimed_by(store, victim.pid)  # aim at the window: a reply claimed, no result yet
+                victim.kill()  # SIGKILL
+                await victim.wait()
+
+            kill_task = asyncio.get_running_loop().create_task(killer())
             started = time.monotonic()
-            sent = await drive([f.url for f in farms], customers, messages)
-            await wait_until_done(store, messages, timeout)
-            seconds = time.monotonic() - started
+            try:
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+                    sent = await drive(http, [f.url for f in farms], customers, messages, on_ack=on_ack)
+                    try:
+                        await wait_until_done(store, messages, timeout)
+                        seconds = time.monotonic() - started
+                    finally:
+                        await finish(sent)
+            finally:
+                if not kill_now.is_set():
+                    kill_task.cancel()
+                await asyncio.gather(kill_task, return_exceptions=True)
         verified = await verify(store, sent) if engine == "echo" else {"problems": []}
-        return RunResult(processes, messages, customers, seconds, verified)
+        return RunResult(processes, messages, customers, seconds, verified, kill_after)
     finally:
         if store._client is not None:
             await store._client.drop_database(database)
@@ -339,7 +428,9 @@ async def _bench(args: argparse.Namespace) -> int:
             url = with_options(stack.enter_context(secantus_server(Path(tmp) / "db")), retryWrites="false")
         for count in args.processes:
             result = await run_once(Path(tmp), url, processes=count, messages=args.messages,
-                                    customers=args.customers, engine=args.engine, log_level=args.log_level)
+                                    customers=args.customers, engine=args.engine, log_level=args.log_level,
+                                    kill_after=args.kill_after if count > 1 else None,
+                                    lease_seconds=args.lease_seconds)
             results.append(result.as_dict())
             print(json.dumps(result.as_dict()), flush=True)
     report = {"server": "MONGODB_URL" if args.mongodb_url else "SecantusDB 0.7.0b3 (not MongoDB; see docstring)",
@@ -347,7 +438,9 @@ async def _bench(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
-    return 1 if any(r["problem_count"] for r in results) else 0
+    # Duplicates fail the run without a kill; with one, only those outside the crash window.
+    return 1 if any(r["problem_count"] or r["duplicates_outside_crash_window"]
+                    or (r["kill9_after_acks"] is None and r["duplicate_replies"]) for r in results) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -360,6 +453,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--mongodb-url", default=os.environ.get("MONGODB_URL"))
     parser.add_argument("--engine", choices=["echo", "project"], default="echo")
+    parser.add_argument("--kill-after", type=int, default=None, metavar="N",
+                        help="kill -9 the last process once N messages are acknowledged (runs with 2+ processes)")
+    parser.add_argument("--lease-seconds", type=float, default=None,
+                        help="delivery.lease_seconds of the farms (default 30; 6 with --kill-after)")
     parser.add_argument("--workdir", help="keep farm configs and logs (farmN.log) here")
     parser.add_argument("--log-level", default="warning", help="farm processes' log level")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale_out.json"))

@@ -15,6 +15,8 @@ server → client
   ``{"type": "welcome", "session": "<id>", "bot": "<name>", "title": "...", "language": "de"}``
   ``{"type": "history", "messages": [<message>...]}``
   ``{"type": "message", "id", "role": "bot"|"agent"|"user"|"system", "author", "text", "buttons", "attachments", "ts"}``
+                                                               ``id``: the reply's outbox item id, the same on every
+                                                               send of it; the page shows a given id once
   ``{"type": "ack", "id": "<client id>", "waiting": bool}``   stored durably (= "sent"); ``waiting``: queued for a person
   ``{"type": "receipts", "messages": {"<client id>": "delivered"|"read"}}``
   ``{"type": "state", "state": "bot"|"waiting"|"agent", "position": n|null, "minutes": n|null, "agent": name|null}``

@@ -267,6 +267,9 @@
         applyLanguage(f.language);
         break;
       case "message":
+        // The id is the reply's outbox item: one sent again (its farm process died between
+        // sending and recording it, or another process's sync pushed it too) is shown once.
+        if (seen.has(f.id)) break;
         hideTyping();
         render(f);
         break;

@@ -234,6 +234,11 @@ class OutboxSender:
         if item.lease_token is not None and not self._young(item) and not await self._renew(item):
             return
         token = item.lease_token
+        if item.in_doubt:
+            # An earlier claim ended without a recorded result (its sender died mid-send): the
+            # platform may have this reply already. Sent again: the crash window (docs/scaling.md).
+            metrics.OUTBOUND.labels(out.bot, out.channel, "in_doubt").inc()
+            log.warning("outbox.send_in_doubt", outbound=out.id, channel=out.channel, in_doubt=item.in_doubt)
         try:
             try:
                 async with self._deadlines.within(self.config.send_timeout):
@@ -299,10 +304,19 @@ class OutboxSender:
         return until is not None and (until - self.clock.now()).total_seconds() > self.config.lease_seconds / 2
 
     async def _renew(self, item: OutboxItem) -> bool:
-        """Prove and extend an older claim in the store; False if another sender claimed the item since."""
+        """Prove and extend an older claim in the store; False if another sender claimed the item
+        since, or if the store took so long that less than half the renewed lease is left."""
         assert item.lease_token is not None
+        called = self.clock.monotonic()
         if await self.store.outbox_renew(item.outbound.id, item.lease_token, self.config.lease_seconds):
-            return True
+            took = self.clock.monotonic() - called
+            if took < self.config.lease_seconds / 2:
+                return True
+            # The lease runs from when the call was made: a send now could outlive it and go out
+            # twice. Not sent; the item is claimed again when the lease runs out.
+            metrics.ERRORS.labels("outbox_store_slow").inc()
+            log.warning("outbox.renew_too_slow", outbound=item.outbound.id, seconds=round(took, 3))
+            return False
         metrics.ERRORS.labels("outbox_lease_lost").inc()
         log.warning("outbox.lease_lost", outbound=item.outbound.id, channel=item.outbound.channel)
         return False

@@ -206,4 +206,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             ) WITHOUT ROWID""",
         ],
     ),
+    (
+        6,
+        [
+            # Claims that ended without a recorded result: sends that may have reached the platform.
+            "ALTER TABLE outbox ADD COLUMN in_doubt INTEGER NOT NULL DEFAULT 0",
+        ],
+    ),
 ]

@@ -64,6 +64,10 @@ class OutboxItem:
     # lease runs out (the store's stamp). Results are recorded only with the current token.
     lease_token: str | None = None
     lease_until: datetime | None = None
+    # Claims of the item that ended without a recorded result (the sender died, or lost its
+    # lease, between claiming and recording): each of those sends may have reached the
+    # platform, so the item is "maybe sent" and a copy may go out (the crash window).
+    in_doubt: int = 0
 
 
 class ReceiptOutcome(enum.StrEnum):

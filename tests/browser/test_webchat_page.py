@@ -6,6 +6,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
+from core.model import Identity
 from tests.support.engines import EchoEngine
 from tests.support.farm import running_farm
 
@@ -52,3 +53,29 @@ async def test_page_fits_a_phone_screen(tmp_path: Path, page: Page) -> None:
         assert width <= 390
         box = await page.locator("#composer").bounding_box()
         assert box is not None and box["y"] + box["height"] <= 844
+
+
+async def test_a_reply_sent_again_is_shown_once_and_its_buttons_stay_used(tmp_path: Path, page: Page) -> None:
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm:
+        await page.goto(f"{farm.url}/chat/demo")
+        await expect(page.locator("#status")).to_have_text("online")
+        await page.fill("#input", "show me buttons")
+        await page.press("#input", "Enter")
+        bot = page.locator(".msg.bot")
+        await expect(bot.first).to_contain_text("echo: show me buttons")
+        await page.locator(".msg.bot .buttons button", has_text="Yes").click()
+        await expect(bot.nth(1)).to_contain_text("echo: Yes")
+        # The sender sends a reply again when a crash left it in doubt: the same outbox item
+        # through the same adapter call, so the same frame id.
+        session = await page.evaluate("localStorage.getItem('switchboard:demo:session')")
+        (contact,) = await farm.store.find_contacts("demo", identity=Identity("webchat", session, session))
+        conversation = await farm.store.conversation_for("demo", contact.id)
+        first_reply = next(e for e in await farm.store.transcript(conversation.id) if e.type == "bot")
+        item = await farm.store.get_outbox_item(str(first_reply.data["metadata"]["outbound_id"]))
+        assert item is not None
+        await farm.farm.channels[("demo", "webchat")].send(item.outbound)
+        await page.fill("#input", "and one more")  # a later reply proves the resent frame arrived before it
+        await page.press("#input", "Enter")
+        await expect(bot.nth(2)).to_contain_text("echo: and one more")
+        await expect(bot).to_have_count(3)
+        await expect(page.locator(".msg.bot .buttons button", has_text="Yes")).to_be_disabled()

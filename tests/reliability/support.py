@@ -112,6 +112,21 @@ def outbox_states(db_path: Path) -> dict[str, int]:
         db.close()
 
 
+def replies_in_doubt(db_path: Path) -> dict[str, int]:
+    """Message key (of its ``echo: <key>`` reply) -> claims of that reply that ended without a
+    recorded result (the outbox's ``in_doubt``: sends inside the crash window)."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        found = {}
+        for text, in_doubt in db.execute("SELECT json_extract(payload, '$.text'), in_doubt FROM outbox"):
+            at = str(text).rfind(load.ECHO)
+            if at >= 0:
+                found[str(text)[at + len(load.ECHO):]] = int(in_doubt)
+        return found
+    finally:
+        db.close()
+
+
 def reply_order(texts: Sequence[str]) -> list[str]:
     """Keys of ``echo: <key>`` replies in arrival order."""
     out = []

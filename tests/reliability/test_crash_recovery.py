@@ -1,5 +1,6 @@
 """kill -9 of the farm process in the middle of a webhook load: after a restart every
-acknowledged message is in the transcript once and got its reply (duplicates counted)."""
+acknowledged message is in the transcript once and got its reply; a reply that reached the
+platform twice is one the store knew to be in doubt (sent, result not recorded: the crash window)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.reliability.support import (
     make_message,
     post,
     post_until_acked,
+    replies_in_doubt,
     stored_inbox,
     transcript_user_messages,
     wait_for_replies,
@@ -81,12 +83,19 @@ async def test_kill9_under_load_then_restart_loses_no_acknowledged_message(
         assert inbox[message.platform_id] == 1, message.key
         assert transcript[message.platform_id] == 1, message.key
     duplicates = fakes.replies.duplicates()
+    # Every duplicate is inside the crash window: the store has the reply's claim, not its result.
+    in_doubt = replies_in_doubt(db_path)
+    doubled = sorted(key for key, n in fakes.replies.arrivals.items() if n > 1)
+    outside = [key for key in doubled if not in_doubt.get(key)]
+    assert not outside, f"replies sent twice without a claim in doubt: {outside[:5]}"
+    record_property("replies_in_doubt", sum(1 for n in in_doubt.values() if n))
     record_property("acked_before_kill", killed_at)
     record_property("replied_before_kill", replied_before_restart)
     record_property("duplicate_replies", duplicates)
     print(f"\nkill -9: {killed_at} acknowledged before the kill ({replied_before_restart} already answered), "
           f"{len(unacked)} re-sent by the platform, {len(every)} messages in all; "
-          f"duplicate replies after restart: {duplicates}")
+          f"duplicate replies after restart: {duplicates} ({len(doubled)} replies), all of them among the "
+          f"{sum(1 for n in in_doubt.values() if n)} replies in doubt (claimed, no result recorded)")
     # A reply can go out twice only if the kill fell between the platform's answer and the
     # store's "sent" mark: at most one per send in flight.
     assert duplicates <= 64

@@ -412,6 +412,43 @@ async def test_an_old_claim_still_held_is_renewed_and_sent(store: SQLiteStore) -
         await sender.stop(timeout=2)
 
 
+class SlowRenewStore(SQLiteStore):
+    """A store whose lease renewals answer late (an overloaded database): its clock moves on
+    2.5 s while each renewal is under way."""
+
+    def __init__(self, path: Path) -> None:
+        self.fake_clock = FakeClock()
+        super().__init__(path, clock=self.fake_clock)
+
+    async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        renewed = await super().outbox_renew(outbound_id, token, lease_seconds)
+        self.fake_clock.advance(2.5)  # the answer arrives late: more than half of the test's 4 s lease
+        return renewed
+
+
+async def test_a_renewal_that_took_half_the_lease_does_not_send(tmp_path: Path) -> None:
+    """Less than half the renewed lease left: the send could outlive it, and another sender send it too."""
+    store = SlowRenewStore(tmp_path / "slow.db")
+    await store.open()
+    try:
+        [out] = await queue(store, "c1", "hello")
+        [held] = await store.claim_outbox("test", limit=10, lease_seconds=1.5)  # under half left: renewed
+        channel = ScriptedChannel()
+        cfg = config(poll_interval=5.0, lease_seconds=4.0, send_timeout=0.1)
+        sender = OutboxSender(store, {(BOT, "scripted"): channel}, cfg, owner="test")
+        await sender.start()
+        try:
+            sender.submit([held])
+            assert await until(lambda: not sender._ready and not sender._inflight, timeout=2.0)
+        finally:
+            await sender.stop(timeout=2)
+        assert channel.delivered == []
+        item = await store.get_outbox_item(out.id)
+        assert item is not None and item.state is OutboxState.PENDING
+    finally:
+        await store.close()
+
+
 class HangingChannel(ScriptedChannel):
     """The first send never answers (a platform that accepted the connection and hung)."""
 

@@ -147,6 +147,29 @@ class OutboxContract:
         stored = await store.get_outbox_item(item.id)
         assert stored is not None and stored.platform_message_id == "telegram:new"
 
+    async def test_a_claim_that_ends_without_a_result_leaves_the_item_in_doubt(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        (first,) = await store.claim_outbox("s1", limit=10, lease_seconds=0)  # its sender dies: nothing recorded
+        assert first.in_doubt == 0
+        (second,) = await store.claim_outbox("s2", limit=10, lease_seconds=30)
+        assert second.in_doubt == 1  # the first claim may have sent it: known as "maybe sent"
+        # A claim that ends with a result (here a retry) adds no doubt.
+        assert await store.outbox_retry(item.id, store.clock.now() - timedelta(seconds=1), "429", token=second.lease_token)
+        (third,) = await store.claim_outbox("s2", limit=10, lease_seconds=30)
+        assert third.in_doubt == 1
+        assert await store.outbox_sent(item.id, "telegram:1", token=third.lease_token)
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and (stored.state, stored.in_doubt) == (OutboxState.SENT, 1)
+
+    async def test_a_reply_sent_without_trouble_is_never_in_doubt(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        (claimed,) = await store.claim_outbox("s1", limit=10, lease_seconds=30)
+        assert await store.outbox_sent(item.id, "telegram:1", token=claimed.lease_token)
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and (stored.state, stored.in_doubt) == (OutboxState.SENT, 0)
+
     async def test_renewing_a_lease_keeps_the_item_from_other_senders(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         (item,) = await queue(store, conv, "hello")

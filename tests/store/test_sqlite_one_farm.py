@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from core.cli import app
 from core.errors import StoreUnavailable
-from core.model import Identity
+from core.model import Identity, Outbound
+from core.store.base import OutboxState
 from core.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,3 +76,28 @@ def test_switchboard_run_on_a_file_another_farm_serves_exits_with_a_clear_messag
     finally:
         loop.run_until_complete(holder.close())
         loop.close()
+
+
+async def test_replies_a_dead_farm_had_claimed_are_in_doubt_when_the_next_one_opens_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "switchboard.db"
+    dead = SQLiteStore(path)
+    await dead.open()
+    contact = await dead.resolve_contact("demo", Identity("webchat", "u1", "u1"))
+    conversation = await dead.conversation_for("demo", contact.id)
+    reply = Outbound(conversation.id, "demo", "webchat", "u1", "hello")
+    await dead.append_events(conversation.id, [], [reply])
+    (claimed,) = await dead.claim_outbox("dead-farm", limit=10, lease_seconds=30)
+    assert claimed.in_doubt == 0
+    await dead.close()  # like kill -9: the claim is left in the file without a result
+    farm = SQLiteStore(path)
+    await farm.open()
+    try:
+        (again,) = await farm.claim_outbox("farm", limit=10, lease_seconds=30)  # at once, not after 30 s
+        assert (again.outbound.id, again.in_doubt) == (reply.id, 1)
+        assert await farm.outbox_sent(reply.id, "webchat:1", token=again.lease_token)
+        stored = await farm.get_outbox_item(reply.id)
+        assert stored is not None and (stored.state, stored.in_doubt) == (OutboxState.SENT, 1)
+    finally:
+        await farm.close()

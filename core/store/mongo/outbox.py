@@ -23,6 +23,7 @@ def outbox_from_doc(doc: Doc) -> OutboxItem:
         platform_message_id=doc.get("platform_message_id"),
         lease_token=doc.get("lease_token"),
         lease_until=dt(doc["lease_until"]) if doc.get("lease_until") else None,
+        in_doubt=int(doc.get("in_doubt", 0)),
     )
 
 class MongoOutboxStore(OutboxStore):
@@ -42,26 +43,31 @@ class MongoOutboxStore(OutboxStore):
             {"$match": {"state": OutboxState.PENDING.value}},
             {"$sort": {"conversation_id": 1, "oseq": 1}},
             {"$group": {"_id": "$conversation_id", "id": {"$first": "$_id"}, "not_before": {"$first": "$not_before"},
-                        "lease_until": {"$first": "$lease_until"}, "created_at": {"$first": "$created_at"}}},
+                        "lease_until": {"$first": "$lease_until"}, "created_at": {"$first": "$created_at"},
+                        "lease_token": {"$first": "$lease_token"}}},
             {"$match": {"not_before": {"$lte": now}, "lease_until": {"$lte": now}}},
             {"$sort": {"created_at": 1, "id": 1}},
             # Extra candidates, so a sender that loses races to another still fills its batch.
             {"$limit": limit * 3},
         ])
-        heads = [d["id"] async for d in cursor]
+        heads = [(d["id"], d.get("lease_token")) async for d in cursor]
         claimed: list[OutboxItem] = []
-        for item_id in heads:
+        for item_id, stale in heads:
             if len(claimed) >= limit:
                 break
             # The conditional update decides races between senders: one of them gets the item.
             # The lease is stamped with a time read now, after the (possibly slow) search, and
-            # a fresh token fences what the sender later records.
+            # a fresh token fences what the sender later records. A token left by an expired
+            # claim means that claim ended without a result: the item is counted in doubt.
             stamp = self._conn.now_us()
+            update: Doc = {"$set": {"lease_owner": owner, "lease_until": stamp + int(lease_seconds * 1_000_000),
+                                    "lease_token": uuid.uuid4().hex}}
+            if stale is not None:
+                update["$inc"] = {"in_doubt": 1}
             doc = await db.outbox.find_one_and_update(
-                {"_id": item_id, "state": OutboxState.PENDING.value,
+                {"_id": item_id, "state": OutboxState.PENDING.value, "lease_token": stale,
                  "not_before": {"$lte": stamp}, "lease_until": {"$lte": stamp}},
-                {"$set": {"lease_owner": owner, "lease_until": stamp + int(lease_seconds * 1_000_000),
-                          "lease_token": uuid.uuid4().hex}},
+                update,
                 return_document=ReturnDocument.AFTER,
             )
             if doc is not None:

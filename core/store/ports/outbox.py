@@ -20,6 +20,10 @@ class OutboxStore(ABC):
 
         A conversation's next item is only claimable once the previous one is sent
         or failed, so each conversation's replies go out in order.
+
+        A claim that takes over an expired one that ended without a result (its token still
+        on the item: the sender died or lost its lease mid-send) counts the item in doubt
+        (`OutboxItem.in_doubt`: it may have reached the platform).
         """
 
     @abstractmethod

@@ -34,12 +34,14 @@ def _acquire_row(db: sqlite3.Connection, name: str, owner: str, ttl_seconds: flo
 
 def clear_stale_leases(db: sqlite3.Connection) -> int:
     """Drop every lease in the file (turns, pollers, outbox claims): for the process that
-    just took the file's OS lock, they all belong to a process that is gone."""
+    just took the file's OS lock, they all belong to a process that is gone. Its pending
+    claimed replies are counted in doubt (`OutboxItem.in_doubt`): it may have sent them."""
     db.execute("BEGIN IMMEDIATE")
     try:
         leases = db.execute("DELETE FROM leases").rowcount
         outbox = db.execute(
-            "UPDATE outbox SET lease_owner=NULL, lease_until=NULL, lease_token=NULL WHERE lease_owner IS NOT NULL"
+            "UPDATE outbox SET in_doubt=in_doubt+(state='pending' AND lease_token IS NOT NULL),"
+            " lease_owner=NULL, lease_until=NULL, lease_token=NULL WHERE lease_owner IS NOT NULL"
         ).rowcount
     except BaseException:
         db.execute("ROLLBACK")

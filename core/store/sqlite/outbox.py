@@ -28,10 +28,14 @@ def lease_token() -> str:
 
 
 def outbox_from_row(row: sqlite3.Row, token: str | None = None, lease_until: datetime | None = None) -> OutboxItem:
-    """The item as stored, or as just claimed with ``token`` until ``lease_until``."""
+    """The item as stored, or as just claimed with ``token`` until ``lease_until`` (``row`` read
+    before the claim: a token it still had was an expired claim's, now counted in doubt)."""
+    in_doubt = row["in_doubt"]
     if token is None:
         token = row["lease_token"]
         lease_until = from_ts(row["lease_until"]) if row["lease_until"] else None
+    elif row["lease_token"] is not None:
+        in_doubt += 1
     return OutboxItem(
         outbound=codec.outbound_from_dict(orjson.loads(row["payload"])),
         state=OutboxState(row["state"]),
@@ -41,6 +45,7 @@ def outbox_from_row(row: sqlite3.Row, token: str | None = None, lease_until: dat
         platform_message_id=row["platform_message_id"],
         lease_token=token,
         lease_until=lease_until,
+        in_doubt=in_doubt,
     )
 
 
@@ -95,8 +100,10 @@ class SQLiteOutboxStore(OutboxStore):
             ).fetchall()
             until = self._engine.clock.time() + lease_seconds  # read after the query
             tokens = [lease_token() for _ in rows]
+            # A token left by an expired claim: that claim ended without a result (in doubt).
             db.executemany(
-                "UPDATE outbox SET lease_owner=?, lease_until=?, lease_token=? WHERE id=?",
+                "UPDATE outbox SET lease_owner=?, lease_until=?, in_doubt=in_doubt+(lease_token IS NOT NULL),"
+                " lease_token=? WHERE id=?",
                 [(owner, until, token, r["id"]) for r, token in zip(rows, tokens, strict=True)],
             )
             lease_until = from_ts(until)
