@@ -1,0 +1,127 @@
+"""The review loop as a plugin (`core.plugins`): collect after each turn, the page and its API.
+
+`ReviewAfterCommit` (after the desks heard of the turn, before an erasure on request) queues
+the customer message of a turn that fell back, was unsure or led to a handoff, and the
+messages of a case the customer rated low. The web part (`core.review.page`) needs the web
+desk's sign-in; without a web desk the loop still collects, and ``switchboard review`` works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from core.engine import Engine, TurnOutput
+from core.model import ConversationStatus, Event
+from core.pipeline.hooks import TurnContext
+from core.plugins import AfterCommitOrder, Hooks, Ordered, PluginContext, PluginParts
+from core.privacy.config import PrivacyConfig
+from core.privacy.masking import Masker
+from core.review.collect import rating_of, turn_candidates
+from core.review.config import ReviewConfig
+from core.review.service import ReviewBot, ReviewService
+from core.store.ports.review import review_port
+
+log = structlog.get_logger(__name__)
+
+#: After contacts are merged (link codes, 300), before an erasure on request (privacy, 400).
+REVIEW_ORDER = (AfterCommitOrder.LINK_CODE + AfterCommitOrder.FORGET) // 2
+_HANDED_OFF = (ConversationStatus.WAITING, ConversationStatus.AGENT)
+
+
+class ReviewBotSettings(Protocol):
+    """What the review loop reads of a bot's config (core.config.BotConfig)."""
+
+    review: ReviewConfig
+    privacy: PrivacyConfig
+
+
+class Runtime(Protocol):
+    engine: Engine
+
+
+class ReviewAfterCommit:
+    """Queues the turn's badly handled customer message, or a low-rated case's messages."""
+
+    def __init__(self, service: ReviewService) -> None:
+        self.service = service
+
+    def _config(self, ctx: TurnContext) -> ReviewConfig | None:
+        settings = self.service.bots.get(ctx.turn.conversation.bot)
+        return settings.config if settings is not None and settings.config.enabled else None
+
+    def _candidates(self, ctx: TurnContext, events: Sequence[Event]) -> list[Any]:
+        config = self._config(ctx)
+        if config is None:
+            return []
+        return turn_candidates(events, threshold=config.confidence_threshold,
+                               bot_answered=ctx.turn.conversation.status not in _HANDED_OFF)
+
+    def has_work(self, ctx: TurnContext, output: TurnOutput) -> bool:
+        if self._config(ctx) is None:
+            return False
+        return bool(self._candidates(ctx, output.events)) or rating_of(output.events) is not None
+
+    async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
+        conversation = output.conversation
+        candidates = self._candidates(ctx, events)
+        if candidates:
+            await self.service.collect(conversation.bot, conversation.id, conversation.contact_id, candidates)
+        rating = next((e for e in events if e.type == "csat"), None)
+        if rating is not None and self._config(ctx) is not None:
+            await self.service.rated(conversation.bot, conversation.id, conversation.contact_id, rating)
+
+
+class ReviewPlugin:
+    """The review loop: the after-commit hook, the review page and API, ``review`` in `Farm.services`.
+
+    ``runtimes``: the farm's bots (their engines are evaluated and, after a retrain, replaced);
+    ``train``: loads a bot's engine, training it when its data changed (`core.farm.load_engine`);
+    ``login``: the web desk that signs agents in, once built (None: no review page).
+    """
+
+    name = "review"
+
+    def __init__(
+        self,
+        bots: Mapping[str, ReviewBotSettings],
+        projects: Mapping[str, Path],
+        *,
+        runtimes: MutableMapping[str, Any] | None = None,
+        train: Callable[[str], Awaitable[Engine]] | None = None,
+        login: Callable[[], Any] = lambda: None,
+        agents: Sequence[Any] = (),
+    ) -> None:
+        self.bots = bots
+        self.projects = projects
+        self.runtimes = runtimes if runtimes is not None else {}
+        self.train = train
+        self.login = login
+        self.agents = agents
+
+    def _engine_of(self, bot: str) -> Engine | None:
+        runtime = self.runtimes.get(bot)
+        return getattr(runtime, "engine", None)
+
+    def _put_in_service(self, bot: str, engine: Engine) -> None:
+        runtime = self.runtimes.get(bot)
+        if runtime is not None:
+            runtime.engine = engine  # the next turn of the bot uses it
+            log.info("review.model_in_service", bot=bot)
+
+    def build(self, ctx: PluginContext) -> PluginParts:
+        from core.review.page import ReviewPage
+
+        bots = {name: ReviewBot(name, self.projects[name], settings.review, Masker(settings.privacy.mask_patterns))
+                for name, settings in self.bots.items() if name in self.projects}
+        service = ReviewService(review_port(ctx.store), ctx.store, bots, kv=ctx.store, engine_of=self._engine_of,
+                                train=self.train, put_in_service=self._put_in_service)
+        page = ReviewPage(service, ctx.store, self.login, self.agents)
+        return PluginParts(
+            routes=page.routes(),
+            hooks=Hooks(after=(Ordered(REVIEW_ORDER, ReviewAfterCommit(service)),)),
+            provides={"review": service},
+        )
