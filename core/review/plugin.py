@@ -9,6 +9,7 @@ desk's sign-in; without a web desk the loop still collects, and ``switchboard re
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -68,11 +69,29 @@ class ReviewAfterCommit:
     async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
         conversation = output.conversation
         candidates = self._candidates(ctx, events)
+        rating = next((e for e in events if e.type == "csat"), None) if self._config(ctx) is not None else None
+        if not candidates and rating is None:
+            return
+        stored = await self._stored(ctx, conversation.id, events)
         if candidates:
+            candidates = [replace(c, event=stored.get(_key(c.event), c.event)) for c in candidates]
             await self.service.collect(conversation.bot, conversation.id, conversation.contact_id, candidates)
-        rating = next((e for e in events if e.type == "csat"), None)
-        if rating is not None and self._config(ctx) is not None:
-            await self.service.rated(conversation.bot, conversation.id, conversation.contact_id, rating)
+        if rating is not None:
+            await self.service.rated(conversation.bot, conversation.id, conversation.contact_id,
+                                     stored.get(_key(rating), rating))
+
+    async def _stored(self, ctx: TurnContext, conversation_id: str, events: Sequence[Event]) -> dict[str, Event]:
+        """The turn's user and rating events as stored (with their ``seq``, which items are keyed by)."""
+        if all(e.seq for e in events if e.type in ("user", "csat")):
+            return {_key(e): e for e in events}
+        after = ctx.turn.history[-1].seq if ctx.turn.history else 0
+        return {_key(e): e for e in await self.service.transcripts.transcript(conversation_id, after_seq=after)
+                if e.type in ("user", "csat")}
+
+
+def _key(event: Event) -> str:
+    """One customer message (by its platform id) or the rating of a turn."""
+    return f"{event.type}:{event.data.get('message_id') or ''}"
 
 
 class ReviewPlugin:

@@ -138,8 +138,9 @@ class ReviewService:
         if not isinstance(score, int) or score > settings.config.rating_at_most:
             return []
         transcript = await self.transcripts.transcript(conversation_id)
-        stored = next((e for e in transcript if e.type == "csat" and e.seq == rating.seq), rating)
-        messages = case_messages(transcript, stored, settings.config.case_messages)
+        if not rating.seq:  # not the stored event: the newest rating is this one
+            rating = next((e for e in reversed(transcript) if e.type == "csat"), rating)
+        messages = case_messages(transcript, rating, settings.config.case_messages)
         return await self.collect(bot, conversation_id, contact_id,
                                   [Candidate(m, ("low_rating",), {"rating": score}) for m in messages])
 
