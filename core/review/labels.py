@@ -47,7 +47,8 @@ def nlu_yaml(examples: Iterable[tuple[str, str, str | None]], *, comment: str = 
 
 
 def labelled_examples(items: Iterable[ReviewItem], *, holdout: bool) -> list[tuple[str, str, str | None]]:
-    return [(i.text, i.label, i.language) for i in items
+    """(text, intent, language) of the labelled items, oldest first (a new label appends to a file)."""
+    return [(i.text, i.label, i.language) for i in sorted(items, key=lambda i: (i.created_at, i.id))
             if i.status is ReviewStatus.LABELLED and i.label and i.holdout == holdout]
 
 
