@@ -106,12 +106,13 @@ def farm_plugins(config: FarmConfig, runtimes: dict[str, BotRuntime] | None = No
     web = WebDeskPlugin(config.desk.web, config.desk.canned) if config.desk.web.enabled else None
     if web is not None:
         desks.append(web)
-    desks.extend(installed_desks(config.desk))
+    installed = installed_desks(config.desk)
+    desks.extend(installed)
     sealer = farm_sealer({bot: c.privacy for bot, c in config.bots.items()}, config.store)  # the data key
     analytics = AnalyticsPlugin(config.bots)  # hears agents' actions through the handoff
     review = ReviewPlugin(config.bots, {bot: config.project_dir(bot) for bot in config.bots}, runtimes=runtimes,
                           train=functools.partial(load_engine, config), login=lambda: web.desk if web else None,
-                          agents=config.desk.web.agents)
+                          agents=config.desk.web.agents, desks=lambda: [getattr(d, "desk", None) for d in installed])
     return [HandoffPlugin(config.bots, config.desk, desks, observers=(analytics.agent_action,)),
             PrivacyPlugin(config.bots, sealer=sealer), analytics, review]
 

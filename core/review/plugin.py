@@ -23,7 +23,7 @@ from core.privacy.config import PrivacyConfig
 from core.privacy.masking import Masker
 from core.review.collect import rating_of, turn_candidates
 from core.review.config import ReviewConfig
-from core.review.service import ReviewBot, ReviewService
+from core.review.service import ReviewBot, ReviewError, ReviewService
 from core.store.ports.review import review_port
 
 log = structlog.get_logger(__name__)
@@ -113,6 +113,7 @@ class ReviewPlugin:
         train: Callable[[str], Awaitable[Engine]] | None = None,
         login: Callable[[], Any] = lambda: None,
         agents: Sequence[Any] = (),
+        desks: Callable[[], Sequence[Any]] = lambda: (),
     ) -> None:
         self.bots = bots
         self.projects = projects
@@ -120,6 +121,7 @@ class ReviewPlugin:
         self.train = train
         self.login = login
         self.agents = agents
+        self.desks = desks
 
     def _engine_of(self, bot: str) -> Engine | None:
         runtime = self.runtimes.get(bot)
@@ -139,6 +141,20 @@ class ReviewPlugin:
         service = ReviewService(review_port(ctx.store), ctx.store, bots, kv=ctx.store, engine_of=self._engine_of,
                                 train=self.train, put_in_service=self._put_in_service)
         page = ReviewPage(service, ctx.store, self.login, self.agents)
+        store = ctx.store
+
+        async def flag_latest(conversation_id: str, agent_id: str) -> str:
+            """A desk's review command (Slack ``!review``): the thread's latest customer message."""
+            conversation = await store.get_conversation(conversation_id)
+            if conversation is None:
+                raise ReviewError("no such conversation")
+            item = await service.flag(conversation.bot, conversation.id, conversation.contact_id, seq=None,
+                                      by=agent_id)
+            return item.text
+
+        for desk in self.desks():
+            if desk is not None and hasattr(desk, "on_review"):
+                desk.on_review = flag_latest  # desks that offer a review command (Slack: !review)
         return PluginParts(
             routes=page.routes(),
             hooks=Hooks(after=(Ordered(REVIEW_ORDER, ReviewAfterCommit(service)),)),
