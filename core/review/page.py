@@ -68,6 +68,7 @@ class ReviewPage:
             Route("GET", "/desk/review", self._page, name="review"),
             Route("GET", "/desk/review.js", self._asset),
             Route("GET", "/desk/review-flag.js", self._asset),
+            Route("GET", "/desk/review.css", self._asset),
             Route("GET", "/desk/api/review", self._list),
             Route("POST", "/desk/api/review/flag", self._flag),
             Route("POST", "/desk/api/review/retrain", self._retrain),
@@ -78,7 +79,8 @@ class ReviewPage:
         return web.Response(text=static_text("review.html"), content_type="text/html", headers=SECURITY_HEADERS)
 
     async def _asset(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(text=static_text(request.path.rsplit("/", 1)[-1]), content_type="text/javascript",
+        name = request.path.rsplit("/", 1)[-1]
+        return web.Response(text=static_text(name), content_type="text/css" if name.endswith(".css") else "text/javascript",
                             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
     # -- who may do what -------------------------------------------------------------------

@@ -13,6 +13,7 @@ from playwright.async_api import Page, expect
 from typer.testing import CliRunner
 
 from core.cli import app
+from tests.browser.contrast import assert_contrast
 from tests.handoff.handoff_support import PASSWORDS
 from tests.review.support import review_farm, review_service
 from tests.support.desk import claim_first_waiting, log_in
@@ -67,6 +68,7 @@ async def test_a_lead_labels_a_fallback_message_retrains_and_test_nlu_passes_on_
     await expect(fallback).to_contain_text("nlu_fallback")
     await expect(low_rated.locator(".why")).to_contain_text("handoff")
     await expect(low_rated.locator(".why")).to_contain_text("low rating")
+    await assert_contrast(desk, at_least=8)
 
     await fallback.get_by_role("combobox").select_option("server_down")
     await fallback.get_by_role("button", name="Label").click()
@@ -80,6 +82,7 @@ async def test_a_lead_labels_a_fallback_message_retrains_and_test_nlu_passes_on_
     await expect(labelled.locator(".after")).to_have_text("100 %", timeout=60_000)
     await expect(labelled.locator(".before")).to_have_text("0 %")
     await expect(desk.locator("#run-errors li")).to_have_count(0)
+    await assert_contrast(desk, at_least=8)
 
     # The label file is the project's NLU data now: `switchboard test nlu` on it passes.
     label_file = project / "data" / "review" / "demo.yml"

@@ -12,7 +12,6 @@
       button.className = "link flag-review";
       button.textContent = "Review";
       button.title = "Send this message to the review queue (the bot should learn it)";
-      button.style.color = "#1f6feb";
       button.addEventListener("click", async () => {
         button.disabled = true;
         const response = await fetch("/desk/api/review/flag", {

@@ -86,7 +86,7 @@
     const names = { labelled: "Labelled messages (trained on)", held_out: "Held-out messages (never trained on)" };
     body.replaceChildren(...Object.keys(names).map((key) => {
       const row = el("tr", null, { "data-set": key });
-      row.append(el("th", names[key], { scope: "row", style: "text-align:left" }),
+      row.append(el("th", names[key], { scope: "row" }),
                  el("td", String(run.after[key].examples)), el("td", pct(run.before[key].accuracy), { class: "before" }),
                  el("td", pct(run.after[key].accuracy), { class: "after" }));
       return row;
