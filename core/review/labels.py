@@ -24,8 +24,9 @@ OUT_OF_SCOPE = "out_of_scope"  # the CSV's label for "not the bot's business"
 
 
 def example_text(text: str) -> str:
-    """``text`` as one line of a Rasa examples block (no annotation, no line breaks)."""
-    return " ".join(text.replace("[", "(").replace("]", ")").split())
+    """``text`` as one line of a Rasa examples block: no annotation, no line breaks, nothing YAML refuses."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(printable.replace("[", "(").replace("]", ")").split())
 
 
 def nlu_yaml(examples: Iterable[tuple[str, str, str | None]], *, comment: str = "") -> str:

@@ -35,6 +35,7 @@ async def a_bad_case(farm: RunningFarm, http: aiohttp.ClientSession, *, rating: 
     """A customer the bot does not understand, who asks for a person and rates the case."""
     customer = await Customer.connect(http, farm.url)
     await customer.say(f"{GIBBERISH} meine Karte {CARD}")
+    await customer.say("Hallo")
     await customer.say("Wo ist meine Bestellung?")
     await customer.say("ich will mit einem Menschen sprechen")
     await farm.farm.settle()
@@ -120,8 +121,9 @@ async def test_export_import_writes_rasa_yaml_that_check_accepts(tmp_path: Path)
         rows = list(csv.DictReader(io.StringIO(exported.stdout)))
         assert {r["text"] for r in rows} >= {"Wo ist meine Bestellung?", "ich will mit einem Menschen sprechen"}
         for row in rows:  # labelled elsewhere, e.g. in a spreadsheet
-            row["label"] = {"Wo ist meine Bestellung?": "order_status",
+            row["label"] = {"Wo ist meine Bestellung?": "order_status", "Hallo": "greet",
                             "ich will mit einem Menschen sprechen": "human_handoff"}.get(row["text"], "out_of_scope")
+            row["holdout"] = "yes" if row["text"] == "Hallo" else ""
         labelled = tmp_path / "labelled.csv"
         with labelled.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -143,7 +145,10 @@ async def test_export_import_writes_rasa_yaml_that_check_accepts(tmp_path: Path)
         "human_handoff": "- ich will mit einem Menschen sprechen\n",
         "order_status": "- Wo ist meine Bestellung?\n- wo bleibt mein Päckchen\n",
     }
-    assert yaml.safe_load(as_yaml.stdout)["nlu"] == labels["nlu"]
+    heldout = yaml.safe_load((project / "tests" / "review" / "demo_nlu.yml").read_text(encoding="utf-8"))
+    assert heldout == {"version": "3.1", "nlu": [{"intent": "greet", "examples": "- Hallo\n"}]}  # never trained on
+    assert {block["intent"] for block in yaml.safe_load(as_yaml.stdout)["nlu"]} == {
+        "greet", "human_handoff", "order_status"}
     assert checked.exit_code == 0, checked.output
     assert "review/demo.yml" not in checked.output  # not even a warning
 
@@ -156,7 +161,7 @@ async def test_forget_empties_the_review_queue_of_that_customer(tmp_path: Path) 
         await farm.farm.settle()
         (contact,) = await farm.store.find_contacts("demo", identity=Identity("webchat", forgotten.session,
                                                                               forgotten.session))
-        assert len(await review_service(farm).queue("demo")) == 4
+        assert len(await review_service(farm).queue("demo")) == 5
         result = await cli("forget", "--contact", contact.id, "--config", str(farm.config_path), "--yes")
         assert result.exit_code == 0, result.output
         items = await review_service(farm).queue("demo", status=None)
