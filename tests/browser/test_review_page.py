@@ -64,10 +64,9 @@ async def test_a_lead_labels_a_fallback_message_retrains_and_test_nlu_passes_on_
     await desk.goto(f"{farm.url}/desk/review")
     fallback = desk.locator("#items tbody tr", has_text=NOT_UNDERSTOOD)
     low_rated = desk.locator("#items tbody tr", has_text=ASKS_FOR_A_PERSON)
-    await expect(fallback.locator(".why")).to_have_text("fallback, flagged by an agent, low rating, rated 2/5")
+    await expect(fallback.locator(".why")).to_have_text("fallback, flagged by an agent, low rating (2/5)")
     await expect(fallback).to_contain_text("nlu_fallback")
-    await expect(low_rated.locator(".why")).to_contain_text("handoff")
-    await expect(low_rated.locator(".why")).to_contain_text("low rating")
+    await expect(low_rated.locator(".why")).to_have_text("handoff (requested), low rating (2/5)")
     await assert_contrast(desk, at_least=8)
 
     await fallback.get_by_role("combobox").select_option("server_down")
@@ -77,15 +76,27 @@ async def test_a_lead_labels_a_fallback_message_retrains_and_test_nlu_passes_on_
     await expect(desk.locator("#items tbody tr", has_text=NOT_UNDERSTOOD).locator(".state")).to_have_text(
         "labelled server_down")
 
+    # The low-rated request for a person is labelled too, but held out: retraining never learns it.
+    await desk.select_option("#status", "open")
+    await low_rated.get_by_role("combobox").select_option("human_handoff")
+    await low_rated.get_by_role("checkbox", name="hold out for testing").check()
+    await low_rated.get_by_role("button", name="Label").click()
+    await expect(low_rated).to_have_count(0)
+
     await desk.click("#retrain")
     labelled = desk.locator("#run-table tr[data-set=labelled]")
     await expect(labelled.locator(".after")).to_have_text("100 %", timeout=60_000)
     await expect(labelled.locator(".before")).to_have_text("0 %")
+    held_out = desk.locator("#run-table tr[data-set=held_out]")
+    await expect(held_out.locator("td").first).to_have_text("1")
+    await expect(held_out.locator(".after")).to_have_text("100 %")
     await expect(desk.locator("#run-errors li")).to_have_count(0)
     await assert_contrast(desk, at_least=8)
 
     # The label file is the project's NLU data now: `switchboard test nlu` on it passes.
     label_file = project / "data" / "review" / "demo.yml"
+    assert ASKS_FOR_A_PERSON not in label_file.read_text(encoding="utf-8")
+    assert ASKS_FOR_A_PERSON in (project / "tests" / "review" / "demo_nlu.yml").read_text(encoding="utf-8")
     out = project.parent / "results"
     result = await asyncio.to_thread(CliRunner().invoke, app, [
         "test", "nlu", "--bot", "demo", "--config", str(farm.config_path), "--nlu", str(label_file),

@@ -80,3 +80,5 @@ class ReviewContract:
         await review.add_review(_item("c2", 1, bot=OTHER_BOT, at_seconds=0))
         assert await review.purge_review(BOT, T0 + timedelta(seconds=50)) == 1
         assert sorted(i.id for i in await review.review_items()) == ["c1:2", "c2:1"]
+        await store.purge_transcripts(BOT, T0 + timedelta(seconds=150))  # the retention sweep purges the queue too
+        assert sorted(i.id for i in await review.review_items()) == ["c2:1"]

@@ -25,10 +25,9 @@
   function showError(message) { $("error").textContent = message; $("error").hidden = !message; }
 
   function why(item) {
-    const parts = item.reasons.map((r) => REASONS[r] || r);
-    if (item.handoff_reason) parts.push("(" + item.handoff_reason + ")");
-    if (item.rating) parts.push("rated " + item.rating + "/5");
-    return parts.join(", ");
+    return item.reasons.map((r) => (REASONS[r] || r)
+      + (r === "handoff" && item.handoff_reason ? " (" + item.handoff_reason + ")" : "")
+      + (r === "low_rating" && item.rating ? " (" + item.rating + "/5)" : "")).join(", ");
   }
 
   function labelCell(item) {
