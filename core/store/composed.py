@@ -266,7 +266,12 @@ class ComposedStore(Store):
 
     # -- PrivacyStore (privacy) ---------------------------------------------------
     async def export_contact(self, contact_id: str) -> dict[str, Any]:
-        return await self.privacy.export_contact(contact_id)
+        exported = await self.privacy.export_contact(contact_id)
+        if exported and self.review is not None:  # the review queue holds the contact's words too
+            exported["review_queue"] = [
+                {"id": i.id, "text": i.text, "reasons": list(i.reasons), "created_at": i.created_at.isoformat(),
+                 "status": i.status.value, "label": i.label} for i in await self.review.contact_reviews(contact_id)]
+        return exported
 
     async def forget_contact(self, contact_id: str) -> None:
         if self.review is not None:  # first: the privacy port's erasure then flushes the file's log

@@ -73,6 +73,17 @@ class ReviewContract:
         assert [i.contact_id for i in await review.review_items()] == [other.id]
         assert await review.get_review(ReviewItem.key(conv.id, 1)) is None
 
+    async def test_a_data_export_holds_the_contacts_review_items(self, store: Store) -> None:
+        review = review_port(store)
+        contact, conv = await contact_and_conversation(store, "u1")
+        await review.add_review(_item(conv.id, 2, contact_id=contact.id, text="zweitens", at_seconds=2))
+        await review.add_review(_item(conv.id, 1, contact_id=contact.id, text="erstens", at_seconds=1))
+        await review.add_review(_item("c9", 1, contact_id="ct_other"))
+        assert [i.text for i in await review.contact_reviews(contact.id)] == ["erstens", "zweitens"]
+        exported = await store.export_contact(contact.id)
+        assert [(e["text"], e["reasons"], e["status"]) for e in exported["review_queue"]] == [
+            ("erstens", ["fallback"], "open"), ("zweitens", ["fallback"], "open")]
+
     async def test_retention_purges_old_items_of_the_bot_only(self, store: Store) -> None:
         review = review_port(store)
         await review.add_review(_item("c1", 1, at_seconds=0))

@@ -103,6 +103,12 @@ class MongoReviewStore(ReviewStore):
         return _item(doc) if doc is not None else None
 
     @guarded
+    async def contact_reviews(self, contact_id: str) -> list[ReviewItem]:
+        cursor = (await self._collection()).find({"contact_id": contact_id}).sort([("created_at", ASCENDING),
+                                                                                    ("_id", ASCENDING)])
+        return [_item(d) async for d in cursor]
+
+    @guarded
     async def forget_review_contact(self, contact_id: str) -> int:
         result = await (await self._collection()).delete_many({"contact_id": contact_id})
         return int(result.deleted_count)

@@ -74,6 +74,10 @@ class ReviewStore(ABC):
         """Set (or with `ReviewStatus.OPEN`, clear) the item's label; None if there is no such item."""
 
     @abstractmethod
+    async def contact_reviews(self, contact_id: str) -> list[ReviewItem]:
+        """The contact's items, oldest first (for a data export)."""
+
+    @abstractmethod
     async def forget_review_contact(self, contact_id: str) -> int:
         """Delete every item of the contact (a forget); how many."""
 

@@ -93,6 +93,14 @@ class SQLiteReviewStore(ReviewStore):
 
         return await self._engine.tx(unit)
 
+    async def contact_reviews(self, contact_id: str) -> list[ReviewItem]:
+        def unit(db: sqlite3.Connection) -> list[ReviewItem]:
+            rows = db.execute("SELECT * FROM review_items WHERE contact_id=? ORDER BY created_at, id",
+                              (contact_id,)).fetchall()
+            return [_item(r) for r in rows]
+
+        return await self._engine.run(unit, bulk=True)
+
     async def forget_review_contact(self, contact_id: str) -> int:
         return await self._engine.tx(
             lambda db: db.execute("DELETE FROM review_items WHERE contact_id=?", (contact_id,)).rowcount, bulk=True)
