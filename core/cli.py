@@ -250,9 +250,8 @@ def hash_password(
 
 
 def _mount_subcommands() -> None:
-    from core import bench_cli, dead_letters_cli, privacy_cli, rasa_cli
+    from core import bench_cli, dead_letters_cli, privacy_cli, rasa_cli, review_cli
     from core.analytics import cli as analytics_cli
-    from core.review import cli as review_cli
 
     project_errors = "2 the project, farm.yml or a file named is missing or invalid."
     app.command("train", epilog=f"Exit status: 0 the model is ready; {project_errors}")(rasa_cli.train)

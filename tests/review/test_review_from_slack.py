@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from core.store.ports.review import ReviewItem
 from tests.fakes.slack_api import FakeSlackAPI, event_callback, message_event, signed_event_request
 from tests.handoff.handoff_support import Customer
 from tests.review.support import demo_copy, review_bots, review_service
 from tests.support.farm import running_farm
+from tests.support.wait import eventually
 
 SIGNING_SECRET = "slack-signing-secret"
 CHANNEL = "C0AGENTS01"
@@ -48,10 +48,11 @@ async def test_bang_review_in_the_thread_queues_the_customers_latest_message(
             event_callback(message_event("!review", user=AGENT, thread_ts=thread)), SIGNING_SECRET)
         async with http.post(f"{farm.url}/slack/events", data=body, headers=headers) as response:
             assert response.status == 200
-        deadline = time.monotonic() + 5
-        while not (flagged := [i for i in await review_service(farm).queue("demo") if i.id not in before]):
-            assert time.monotonic() < deadline, "!review never reached the review queue"
-            await asyncio.sleep(0.02)
+
+        async def new_items() -> list[ReviewItem]:
+            return [i for i in await review_service(farm).queue("demo") if i.id not in before]
+
+        flagged = await eventually(new_items, message="!review never reached the review queue")
         ephemeral = await slack.wait_for("chat.postEphemeral")
         transcript = await farm.store.transcript(flagged[0].conversation_id)
     (item,) = flagged
