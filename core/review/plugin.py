@@ -28,8 +28,8 @@ from core.store.ports.review import review_port
 
 log = structlog.get_logger(__name__)
 
-#: After contacts are merged (link codes, 300), before an erasure on request (privacy, 400).
-REVIEW_ORDER = (AfterCommitOrder.LINK_CODE + AfterCommitOrder.FORGET) // 2
+#: After contacts are merged and uploads recorded (privacy, 300/350), before an erasure on request (400).
+REVIEW_ORDER = (AfterCommitOrder.MEDIA_RECORD + AfterCommitOrder.FORGET) // 2
 _HANDED_OFF = (ConversationStatus.WAITING, ConversationStatus.AGENT)
 
 
