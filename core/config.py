@@ -34,7 +34,7 @@ from core.handoff.config import HandoffConfig
 from core.pipeline.config import TurnsConfig
 from core.privacy.config import PrivacyConfig
 from core.rasa.yamlio import LDict, LList, RasaFileError, parse_yaml, plain
-from core.review.config import ReviewConfig
+from core.review_config import ReviewConfig
 from core.store.config import StoreConfig
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

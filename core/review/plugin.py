@@ -22,8 +22,8 @@ from core.plugins import AfterCommitOrder, Hooks, Ordered, PluginContext, Plugin
 from core.privacy.config import PrivacyConfig
 from core.privacy.masking import Masker
 from core.review.collect import rating_of, turn_candidates
-from core.review.config import ReviewConfig
 from core.review.service import ReviewBot, ReviewError, ReviewService
+from core.review_config import ReviewConfig
 from core.store.ports.review import review_port
 
 log = structlog.get_logger(__name__)

@@ -27,7 +27,6 @@ from core.errors import NotFound, SwitchboardError
 from core.model import Event, utcnow
 from core.privacy.masking import Masker
 from core.review.collect import Candidate, case_messages, predicted
-from core.review.config import ReviewConfig
 from core.review.labels import (
     OUT_OF_SCOPE,
     ImportedLabel,
@@ -36,6 +35,7 @@ from core.review.labels import (
     nlu_yaml,
     write_if_changed,
 )
+from core.review_config import ReviewConfig
 from core.store.ports.review import ReviewItem, ReviewStatus, ReviewStore
 from core.store.ports.transcript import TranscriptStore
 

@@ -1,4 +1,4 @@
-"""The review loop's settings of one bot (``bots.<name>.review`` in farm.yml)."""
+"""The review loop's settings of one bot (``bots.<name>.review`` in farm.yml); a leaf module `core.config` aggregates."""
 
 from __future__ import annotations
 
