@@ -82,6 +82,8 @@ PROBE_AFTER = 30.0  # seconds between reachability checks while Slack is failing
 PROBE_TIMEOUT = 3.0  # a check runs inside a customer's turn: never longer than this
 _NOT_ALLOWED = "Sorry, only agents of this desk can do that."
 _ACTION_FAILED = "That did not work: {error}"
+REVIEW_COMMAND = "review"  # `!review` in a thread: the customer's latest message goes to the review queue
+_REVIEW_DONE = "Sent to the review queue: “{text}”"
 
 
 class _TTLCache:
@@ -162,6 +164,9 @@ class SlackDesk:
         self.commands = SlashCommands(config.command, actions, queue, is_agent=self._is_agent,
                                       display_name=self._display_name, agent_ids=self._agent_ids)
         self.eraser = SlackEraser(config)
+        # Set by the core's review loop: `<note prefix>review` in a thread sends the customer's latest
+        # message to the review queue; called with (conversation id, agent id), returns its (masked) text.
+        self.on_review: Callable[[str, str], Awaitable[str]] | None = None
         self._register()
 
     @classmethod
@@ -377,7 +382,11 @@ class SlackDesk:
                 return
         files: dict[str, Any] = {"attachments": attachments} if attachments else {}  # older DeskActions too
         try:
-            if text.startswith(self.config.note_prefix):
+            if self.on_review is not None and text == f"{self.config.note_prefix}{REVIEW_COMMAND}":
+                flagged = await self.on_review(conversation_id, agent_id)
+                await self._ephemeral(user, _REVIEW_DONE.format(text=flagged), thread=str(event["thread_ts"]))
+                log.info("slack_desk.review", conversation=conversation_id, agent=agent_id)
+            elif text.startswith(self.config.note_prefix):
                 await self._actions.internal_note(conversation_id, agent_id, name,
                                                   text[len(self.config.note_prefix):].strip(), **files)
                 log.info("slack_desk.note", conversation=conversation_id, agent=agent_id)

@@ -250,7 +250,7 @@ def hash_password(
 
 
 def _mount_subcommands() -> None:
-    from core import bench_cli, dead_letters_cli, privacy_cli, rasa_cli
+    from core import bench_cli, dead_letters_cli, privacy_cli, rasa_cli, review_cli
     from core.analytics import cli as analytics_cli
 
     project_errors = "2 the project, farm.yml or a file named is missing or invalid."
@@ -271,6 +271,8 @@ def _mount_subcommands() -> None:
         analytics_cli.report_command)
     app.add_typer(dead_letters_cli.app, name="dead-letters", epilog=(
         "Exit status: 0 done; 1 no such dead letter or the store is unreachable; 2 farm.yml is missing or invalid."))
+    app.add_typer(review_cli.app, name="review", epilog=(
+        "Exit status: 0 done; 1 the store is unreachable; 2 farm.yml, the bot or the file is missing or invalid."))
     for command in bench_cli.app.registered_commands:
         command.epilog = command.epilog or "Exit status: 0 measured; 2 not run from a source checkout."
         app.registered_commands.append(command)

@@ -34,6 +34,7 @@ from core.handoff.config import HandoffConfig
 from core.pipeline.config import TurnsConfig
 from core.privacy.config import PrivacyConfig
 from core.rasa.yamlio import LDict, LList, RasaFileError, parse_yaml, plain
+from core.review_config import ReviewConfig
 from core.store.config import StoreConfig
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -96,6 +97,7 @@ class BotConfig(BaseModel):
     channels: dict[str, dict[str, Any]] = Field(default_factory=_default_channels)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     action_endpoint: str | None = Field(default=None, description="Remote rasa-sdk action server URL")
     actions: Literal["auto", "in-process", "endpoint"] = Field(
         default="auto", description="Custom actions in-process or on the action server (auto: the server when one is named)")

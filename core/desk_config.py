@@ -25,7 +25,9 @@ class WebAgent(BaseModel):
     password_hash: str = Field(description="argon2 hash; make one with `switchboard hash-password`")
     bots: list[str] = Field(default_factory=list, description="Bots this agent serves; empty = all.")
     role: Literal["agent", "lead"] = Field(
-        default="agent", description="lead: also sees the insights page (/desk/insights) for their bots.")
+        default="agent", description="lead: also sees the insights page (/desk/insights) and labels the review "
+        "queue (/desk/review) for their bots.")
+    review: bool = Field(default=False, description="May label the review queue without being a lead.")
 
 
 class WebDeskConfig(BaseModel):

@@ -38,6 +38,7 @@ from core.plugins import Plugin, PluginContext, Services, build_plugins, hooks_f
 from core.ports import Channel
 from core.privacy.at_rest import farm_sealer
 from core.privacy.install import PrivacyPlugin
+from core.review.plugin import ReviewPlugin
 from core.store import factory as store_factory
 from core.store.base import Store
 from core.web.app import build_app
@@ -97,17 +98,23 @@ def load_adapters(config: FarmConfig, context_for: ContextFor) -> dict[tuple[str
     return adapters
 
 
-def farm_plugins(config: FarmConfig) -> list[Plugin]:
+def farm_plugins(config: FarmConfig, runtimes: dict[str, BotRuntime] | None = None) -> list[Plugin]:
     """The built-in plugins, in order: the handoff with its desks (web, then installed ones such as
-    Slack), then privacy, then the case analytics. Their hooks run in the orders of `core.plugins`, whatever this order."""
+    Slack), then privacy, then the case analytics, then the review loop (which retrains ``runtimes``'
+    engines). Their hooks run in the orders of `core.plugins`, whatever this order."""
     desks: list[DeskPlugin] = []
-    if config.desk.web.enabled:
-        desks.append(WebDeskPlugin(config.desk.web, config.desk.canned))
-    desks.extend(installed_desks(config.desk))
+    web = WebDeskPlugin(config.desk.web, config.desk.canned) if config.desk.web.enabled else None
+    if web is not None:
+        desks.append(web)
+    installed = installed_desks(config.desk)
+    desks.extend(installed)
     sealer = farm_sealer({bot: c.privacy for bot, c in config.bots.items()}, config.store)  # the data key
     analytics = AnalyticsPlugin(config.bots)  # hears agents' actions through the handoff
+    review = ReviewPlugin(config.bots, {bot: config.project_dir(bot) for bot in config.bots}, runtimes=runtimes,
+                          train=functools.partial(load_engine, config), login=lambda: web.desk if web else None,
+                          agents=config.desk.web.agents, desks=lambda: [getattr(d, "desk", None) for d in installed])
     return [HandoffPlugin(config.bots, config.desk, desks, observers=(analytics.agent_action,)),
-            PrivacyPlugin(config.bots, sealer=sealer), analytics]
+            PrivacyPlugin(config.bots, sealer=sealer), analytics, review]
 
 
 @dataclass
@@ -186,7 +193,7 @@ class Farm:
         # The plugins: each declares its routes, hooks, services and listeners; composed here.
         context = PluginContext(store, self.owner, tuple(config.bots), path.channels, path.outbox, path.turns,
                                 identity, engines=MappingProxyType(dict(self.engines)))
-        parts = build_plugins(farm_plugins(config) if self.plugins is None else self.plugins, context)
+        parts = build_plugins(farm_plugins(config, self.runtimes) if self.plugins is None else self.plugins, context)
         path.channels.add_outbound({key: dest for p in parts for key, dest in p.outbound.items()})
         at_rest = [p.at_rest for p in parts if p.at_rest is not None]
         if len(at_rest) > 1:

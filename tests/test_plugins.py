@@ -96,7 +96,7 @@ async def test_the_built_in_hooks_run_in_their_declared_order(tmp_path: Path) ->
         assert names(runtime.preparers) == ["MoodPreparer"]
         assert names(runtime.post) == ["HandoffPostProcessor", "NoDeskPostProcessor", "DisclosurePostProcessor"]
         assert names(runtime.after) == ["NumberChange", "HandoffAfterCommit", "LinkCodeInterceptor",
-                                        "MediaRecorder", "ForgetAfterCommit", "CaseRecorder"]
+                                        "MediaRecorder", "ReviewAfterCommit", "ForgetAfterCommit", "CaseRecorder"]
         assert {"identity", "handoff", "read_receipts", "web_desk", "handoff_background", "privacy",
                 "retention"} <= set(farm.farm.services)
 

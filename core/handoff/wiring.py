@@ -143,6 +143,7 @@ class EntryPointDesk:
     def __init__(self, name: str, settings: Mapping[str, Any]) -> None:
         self.name = name
         self.settings = settings
+        self.desk: Any = None  # once built: features that add desk commands (review) reach it here
 
     def build(self, ctx: PluginContext, handoff: HandoffService, dead_letters: DeadLetters,
               files: FileStore) -> DeskParts:
@@ -166,6 +167,7 @@ class EntryPointDesk:
         accepts = inspect.signature(cls.from_config).parameters  # files in threads, /switchboard: if the desk takes them
         extra = {key: value for key, value in (("files", files), ("queue", handoff.queue)) if key in accepts}
         desk = cls.from_config(self.settings, handoff, resolve_thread, is_duplicate, **extra)
+        self.desk = desk
         routes = getattr(desk, "routes", None)
         return DeskParts(desk, provides=f"{self.name}_desk", primary=True,
                          routes=tuple(routes()) if callable(routes) else (), services=(desk,))

@@ -56,6 +56,7 @@ from core.store.ports.analytics import (
     CaseUpdate,
     LiveCases,
 )
+from core.store.ports.review import ReviewStore
 
 __all__ = ["ComposedStore"]
 
@@ -95,6 +96,7 @@ class ComposedStore(Store):
         audits: AuditStore,
         analytics: AnalyticsStore,
         turns: TurnUnitOfWork,
+        review: ReviewStore | None = None,
     ) -> None:
         self.contacts = contacts
         self.conversations = conversations
@@ -108,6 +110,7 @@ class ComposedStore(Store):
         self.audits = audits
         self.analytics = analytics
         self.turns = turns
+        self.review = review  # the review queue (core.store.ports.review): erased with a contact
 
     # -- ContactStore (contacts) --------------------------------------------------
     async def resolve_contact(self, bot: str, identity: Identity, *, display_name: str | None = None) -> Contact:
@@ -263,12 +266,21 @@ class ComposedStore(Store):
 
     # -- PrivacyStore (privacy) ---------------------------------------------------
     async def export_contact(self, contact_id: str) -> dict[str, Any]:
-        return await self.privacy.export_contact(contact_id)
+        exported = await self.privacy.export_contact(contact_id)
+        if exported and self.review is not None:  # the review queue holds the contact's words too
+            exported["review_queue"] = [
+                {"id": i.id, "text": i.text, "reasons": list(i.reasons), "created_at": i.created_at.isoformat(),
+                 "status": i.status.value, "label": i.label} for i in await self.review.contact_reviews(contact_id)]
+        return exported
 
     async def forget_contact(self, contact_id: str) -> None:
+        if self.review is not None:  # first: the privacy port's erasure then flushes the file's log
+            await self.review.forget_review_contact(contact_id)
         await self.privacy.forget_contact(contact_id)
 
     async def purge_transcripts(self, bot: str, older_than: datetime) -> int:
+        if self.review is not None:
+            await self.review.purge_review(bot, older_than)
         return await self.privacy.purge_transcripts(bot, older_than)
 
     # -- AuditStore (audits) ------------------------------------------------------

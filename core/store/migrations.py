@@ -213,4 +213,31 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE outbox ADD COLUMN in_doubt INTEGER NOT NULL DEFAULT 0",
         ],
     ),
+    (
+        7,
+        [
+            # The review queue (core/store/ports/review.py): masked customer messages and their labels.
+            """CREATE TABLE review_items (
+                id TEXT PRIMARY KEY,
+                bot TEXT NOT NULL,
+                conversation_id TEXT NOT NULL,
+                contact_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                text TEXT NOT NULL,
+                reasons TEXT NOT NULL,
+                language TEXT,
+                predicted_intent TEXT,
+                confidence REAL,
+                status TEXT NOT NULL,
+                label TEXT,
+                holdout INTEGER NOT NULL DEFAULT 0,
+                labelled_by TEXT,
+                labelled_at REAL,
+                detail TEXT NOT NULL,
+                created_at REAL NOT NULL
+            )""",
+            "CREATE INDEX review_bot ON review_items (bot, status, created_at)",
+            "CREATE INDEX review_contact ON review_items (contact_id)",
+        ],
+    ),
 ]

@@ -27,11 +27,13 @@ class WebDeskPlugin:
     def __init__(self, config: WebDeskConfig, canned: Sequence[CannedReply] = ()) -> None:
         self.config = config
         self.canned = canned
+        self.desk: WebDesk | None = None  # once built: other desk pages (the review page) sign agents in with it
 
     def build(self, ctx: PluginContext, handoff: HandoffService, dead_letters: DeadLetters,
               files: FileStore) -> DeskParts:
         desk = WebDesk(self.config, handoff, ctx.store, dead_letters=dead_letters, canned=self.canned,
                        channel_for=ctx.channels.channel)  # agent typing goes to the customer's adapter
+        self.desk = desk
         if not self.config.agents:
             log.warning("handoff.web_desk_without_agents", hint="add desk.web.agents to farm.yml")
         insights = InsightsPage(desk, ctx.store, ctx.bots)  # the team leads' figures, behind the desk's login

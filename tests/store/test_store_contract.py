@@ -11,6 +11,7 @@ from tests.store.contract_hotpath import TurnUnitOfWorkContract
 from tests.store.contract_inbox import InboxContract
 from tests.store.contract_outbox import OutboxContract
 from tests.store.contract_privacy import PrivacyContract
+from tests.store.contract_review import ReviewContract
 from tests.store.contract_transcript import TranscriptContract
 
 
@@ -48,3 +49,7 @@ class TestPrivacy(PrivacyContract):
 
 class TestAnalytics(AnalyticsContract):
     """`AnalyticsStore`: service cases and their figures."""
+
+
+class TestReview(ReviewContract):
+    """`ReviewStore` (the review queue)."""

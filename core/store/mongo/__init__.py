@@ -35,6 +35,7 @@ from core.store.mongo.inbox import MongoInboxStore
 from core.store.mongo.outbox import MongoOutboxStore
 from core.store.mongo.privacy import MongoAuditStore, MongoPrivacyStore
 from core.store.mongo.receipts import MongoReceiptStore
+from core.store.mongo.review import MongoReviewStore
 from core.store.mongo.transcript import MongoTranscriptStore
 
 __all__ = ["MongoStore"]
@@ -71,6 +72,7 @@ class MongoStore(ComposedStore):
             audits=MongoAuditStore(conn),
             analytics=MongoAnalyticsStore(conn),
             turns=MongoTurnUnitOfWork(conn, contacts, conversations, inbox, transcripts, leases),
+            review=MongoReviewStore(conn),
         )
 
     @property

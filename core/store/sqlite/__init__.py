@@ -39,6 +39,7 @@ from core.store.sqlite.inbox import SQLiteInboxStore
 from core.store.sqlite.outbox import SQLiteOutboxStore
 from core.store.sqlite.privacy import SQLiteAuditStore, SQLitePrivacyStore
 from core.store.sqlite.receipts import SQLiteReceiptStore
+from core.store.sqlite.review import SQLiteReviewStore
 from core.store.sqlite.transcript import SQLiteTranscriptStore
 
 __all__ = ["SQLiteStore"]
@@ -80,6 +81,7 @@ class SQLiteStore(ComposedStore):
             audits=SQLiteAuditStore(engine),
             analytics=SQLiteAnalyticsStore(engine),
             turns=SQLiteTurnUnitOfWork(engine, leases),
+            review=SQLiteReviewStore(engine),
         )
 
     # -- lifecycle -----------------------------------------------------------------

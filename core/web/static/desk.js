@@ -232,7 +232,7 @@
 
   function entry(m) {
     const li = el("li", "entry " + m.role);
-    li.dataset.seq = String(m.seq);  // desk_reveal.js: which event a masked detail belongs to
+    li.dataset.seq = String(m.seq);  // desk_reveal.js, review-flag.js: the event of an entry
     const who = m.role === "customer" ? (current ? current.customer : "Customer") : m.role === "agent" ? (m.author || "Agent")
       : m.role === "note" ? "Internal note · " + (m.author || "Agent") : m.role === "bot" ? "Bot"
       : m.role === "system" ? "System" : null;
