@@ -22,7 +22,9 @@ import structlog
 from aiohttp import web
 
 from channels.base import AdapterContext, read_body
+from core import files
 from core.errors import BadRequest, StoreUnavailable
+from core.files import kind_of
 from core.model import Attachment
 
 log = structlog.get_logger(__name__)
@@ -42,7 +44,6 @@ MAX_TRACKED_CLIENTS = 10_000
 SESSION_HEADER = "X-Chat-Session"
 SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # base64 of this stays below MongoDB's 16 MB document limit
 FILE_ID_RE = re.compile(r"^f_[A-Za-z0-9_-]{22,64}$")
-_NAME_RE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 
 
 def sniff(data: bytes) -> str | None:
@@ -55,17 +56,9 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def kind_of(mime: str) -> str:
-    return "image" if mime.startswith("image/") else "document"
-
-
 def safe_name(name: str | None, mime: str) -> str:
-    """A display name without path parts or control characters; made up when missing."""
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    base = _NAME_RE.sub("_", base).strip(" .")[:80]
-    if not base:
-        base = "upload." + mime.rsplit("/", 1)[-1].replace("jpeg", "jpg")
-    return base
+    """A display name without path parts or control characters; ``upload.<ext>`` when missing."""
+    return files.safe_name(name, mime, stem="upload")
 
 
 def _ascii(name: str) -> str:

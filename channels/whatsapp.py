@@ -418,19 +418,7 @@ class WhatsAppAdapter(ChannelAdapter):
 
     # -- outbound --------------------------------------------------------------------
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            async with self._client().post(self.messages_url, json=body) as response:
-                try:
-                    data = await response.json(content_type=None)
-                except ValueError:
-                    data = None
-                if response.status >= 400 or not isinstance(data, dict) or "error" in data:
-                    raise map_graph_error(response.status, data, response.headers.get("Retry-After"))
-                return data
-        except ChannelError:
-            raise
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TransientError(f"Graph API unreachable: {type(exc).__name__}: {exc}") from exc
+        return await self._graph("POST", f"{self.config.phone_number_id}/messages", json=body)
 
     def _base(self, message: Outbound, kind: str) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -98,11 +98,12 @@ def kind_of(mime: str) -> str:
     return "image" if mime.startswith("image/") else "document"
 
 
-def safe_name(name: str | None, mime: str) -> str:
-    """A display name without path parts or control characters; made up when missing."""
+def safe_name(name: str | None, mime: str, *, stem: str = "file") -> str:
+    """A display name without path parts or control characters; ``stem`` + the type's extension
+    when missing (``file.pdf``)."""
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     base = _NAME_RE.sub("_", base).strip(" .")[:80]
-    return base or "file." + mime.rsplit("/", 1)[-1].replace("jpeg", "jpg")
+    return base or stem + "." + mime.rsplit("/", 1)[-1].replace("jpeg", "jpg")
 
 
 def human_size(size: int) -> str:
