@@ -169,12 +169,13 @@ class AtRest:
         return self.maskers[bot].mask_value(value) if config.mask_at_rest and bot in self.maskers else value
 
     def _mask(self, bot: str, text: Any) -> Any:
-        if not self._config(bot).mask_at_rest or not isinstance(text, str):
+        """``text`` masked (called only where the bot masks at rest)."""
+        if not isinstance(text, str):
             return text
-        if text in self._memo:  # a turn repeats its texts (user text in parse_data, reply in event and outbox)
-            return self._memo[text]
-        masker = self.maskers.get(bot) or Masker()
-        masked = self._memo[text] = masker.mask(text)
+        masked = self._memo.get(text)  # a turn repeats its texts (user text in parse_data, reply in event and outbox)
+        if masked is None:
+            masker = self.maskers.get(bot) or Masker()
+            masked = self._memo[text] = masker.mask(text)
         return masked
 
     def _event(self, bot: str, event: Event) -> Event:
