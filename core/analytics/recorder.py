@@ -60,19 +60,32 @@ def _author(event: Event) -> str | None:
 def turn_update(bot: str, conversation: Conversation, channel: str, events: Sequence[Event], *, at: datetime,
                 expiry_seconds: float, frustration_peak: bool) -> CaseUpdate:
     """The case update of one committed customer turn (pure: events in, figures out)."""
-    rating = next((e for e in events if e.type == "csat"), None)
-    topic = next((i for e in events if e.type == "user" and (i := _intent(e)) and i not in NOT_A_TOPIC), None)
-    handoff = next((e for e in events if e.type == "handoff" and e.data.get("reason")), None)
+    rating: Event | None = None
+    handoff: Event | None = None
+    topic: str | None = None
+    back = False
+    bot_messages = 0
+    for e in events:  # one pass (this runs for every turn)
+        kind = e.type
+        if kind == "bot":
+            bot_messages += _author(e) == "bot"
+        elif kind == "user":
+            if topic is None and (i := _intent(e)) and i not in NOT_A_TOPIC:
+                topic = i
+        elif kind == "status":
+            back = back or (e.data.get("status") == "bot" and e.data.get("previous") in ("waiting", "agent"))
+        elif kind == "csat":
+            rating = e if rating is None else rating
+        elif kind == "handoff" and handoff is None and e.data.get("reason"):
+            handoff = e
     reason = str(handoff.data["reason"]) if handoff is not None else None
     handoff_intent = None
     if handoff is not None:
         handoff_intent = handoff.data.get("detail") if reason == "intent" else handoff.data.get("intent")
-    back = any(e.type == "status" and e.data.get("status") == "bot" and e.data.get("previous") in ("waiting", "agent")
-               for e in events)
     return CaseUpdate(
         bot=bot, conversation_id=conversation.id, at=at, opens=rating is None, expiry_seconds=expiry_seconds,
         channel=channel, language=conversation.language, intent=topic, customer_messages=1,
-        bot_messages=sum(1 for e in events if e.type == "bot" and _author(e) == "bot"),
+        bot_messages=bot_messages,
         fallbacks=1 if is_fallback_turn(events) else 0,
         frustration_peaks=1 if frustration_peak or reason == "frustration" else 0,
         handoff_reason=reason, handoff_intent=str(handoff_intent) if handoff_intent else None,

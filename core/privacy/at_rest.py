@@ -169,12 +169,13 @@ class AtRest:
         return self.maskers[bot].mask_value(value) if config.mask_at_rest and bot in self.maskers else value
 
     def _mask(self, bot: str, text: Any) -> Any:
-        if not self._config(bot).mask_at_rest or not isinstance(text, str):
+        """``text`` masked (called only where the bot masks at rest)."""
+        if not isinstance(text, str):
             return text
-        if text in self._memo:  # a turn repeats its texts (user text in parse_data, reply in event and outbox)
-            return self._memo[text]
-        masker = self.maskers.get(bot) or Masker()
-        masked = self._memo[text] = masker.mask(text)
+        masked = self._memo.get(text)  # a turn repeats its texts (user text in parse_data, reply in event and outbox)
+        if masked is None:
+            masker = self.maskers.get(bot) or Masker()
+            masked = self._memo[text] = masker.mask(text)
         return masked
 
     def _event(self, bot: str, event: Event) -> Event:
@@ -183,6 +184,8 @@ class AtRest:
             value = self._slot(bot, str(data["name"]), data.get("value"))
             return event if value == data.get("value") else replace(event, data={**data, "value": value})
         if event.type not in ("user", "bot") or not self._config(bot).mask_at_rest:
+            return event
+        if self._nothing_to_mask(bot, data):  # the common case: no copy of the event's data
             return event
         new = dict(data)
         if "text" in data:
@@ -195,6 +198,21 @@ class AtRest:
             if "text" in parse:
                 new["parse_data"]["text"] = self._mask(bot, parse["text"])
         return event if new == data else replace(event, data=new)
+
+
+    def _nothing_to_mask(self, bot: str, data: Mapping[str, Any]) -> bool:
+        """Whether masking leaves the event's texts and entity values as they are (then `_event`
+        would build an equal copy: the same stored form, for nothing)."""
+        if self._mask(bot, data.get("text")) != data.get("text"):
+            return False
+        parse = data.get("parse_data")
+        if not isinstance(parse, Mapping):
+            return True
+        entities = parse.get("entities")
+        if not isinstance(entities, list) or self._mask(bot, parse.get("text")) != parse.get("text"):
+            return False  # (no entity list: `_event` stores an empty one)
+        return all(not isinstance(e, Mapping) or all(self._mask(bot, e[k]) == e[k] for k in ("value", "text") if k in e)
+                   for e in entities)
 
 
 def farm_sealer(configs: Mapping[str, PrivacyConfig], store: StoreConfig) -> Sealer | None:

@@ -92,6 +92,7 @@ def contact_details(text: str) -> list[str]:
 _DIGIT_RUN = re.compile(r"(?<![\d•+])(?<![\d•+][ -])\d(?:[ -]?\d)*")
 _SEPARATOR = re.compile(r"[ -]")
 _IBAN_START = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2})(\d{2})")
+_ANY_DIGIT = re.compile(r"\d")  # what `_DIGIT_RUN` and `_IBAN_START` need (as ``\d``, not str.isdigit)
 
 # IBAN lengths by country (SWIFT IBAN registry).
 IBAN_LENGTHS: dict[str, int] = {
@@ -251,10 +252,11 @@ class Masker:
         masked = text
         if "ed:v1:" in masked:  # sealed:v1: / queued:v1:
             masked = _SEALED.sub(SENSITIVE, _QUEUED.sub(_open_queued, masked))
-        if _IBAN_START.search(masked):  # cheap tests first: most texts hold neither
-            masked = mask_ibans(masked)
-        if sum(map(str.isdigit, masked)) >= 13:
-            masked = mask_cards(masked)
+        if _ANY_DIGIT.search(masked) is not None:  # IBANs and card numbers hold digits; most texts none
+            if _IBAN_START.search(masked):  # cheap tests first: most texts hold neither
+                masked = mask_ibans(masked)
+            if sum(map(str.isdigit, masked)) >= 13:
+                masked = mask_cards(masked)
         if self.contacts:
             masked = mask_contacts(masked)
         for pattern in self._patterns:

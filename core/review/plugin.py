@@ -31,6 +31,7 @@ log = structlog.get_logger(__name__)
 #: After contacts are merged and uploads recorded (privacy, 300/350), before an erasure on request (400).
 REVIEW_ORDER = (AfterCommitOrder.MEDIA_RECORD + AfterCommitOrder.FORGET) // 2
 _HANDED_OFF = (ConversationStatus.WAITING, ConversationStatus.AGENT)
+_NOTHING_TO_REVIEW = "review.nothing_to_review"  # `TurnContext.state`: has_work found nothing this turn
 
 
 class ReviewBotSettings(Protocol):
@@ -63,10 +64,18 @@ class ReviewAfterCommit:
 
     def has_work(self, ctx: TurnContext, output: TurnOutput) -> bool:
         if self._config(ctx) is None:
+            ctx.state[_NOTHING_TO_REVIEW] = True
             return False
-        return bool(self._candidates(ctx, output.events)) or rating_of(output.events) is not None
+        candidates = bool(self._candidates(ctx, output.events))
+        if not candidates and not any(e.type == "csat" for e in output.events):
+            # What is committed adds only replies to these events and masks texts, which neither
+            # empties a text nor changes an intent: `committed` need not look again.
+            ctx.state[_NOTHING_TO_REVIEW] = True
+        return candidates or rating_of(output.events) is not None
 
     async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
+        if ctx.state.get(_NOTHING_TO_REVIEW):
+            return
         conversation = output.conversation
         candidates = self._candidates(ctx, events)
         rating = next((e for e in events if e.type == "csat"), None) if self._config(ctx) is not None else None

@@ -8,7 +8,7 @@ import random
 
 import pytest
 import structlog
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.errors import ConfigError
@@ -18,6 +18,8 @@ from core.privacy.masking import (
     Masker,
     iban_valid,
     luhn_valid,
+    mask_cards,
+    mask_ibans,
     mask_log_values,
 )
 
@@ -99,6 +101,23 @@ def test_masker_for_bots_combines_their_patterns_and_masks_events() -> None:
     masked = combined.mask_event(event)
     assert masked.data["text"] == "[redacted] [redacted] •••• •••• •••• 1111"
     assert masked.data["parse_data"] == event.data["parse_data"] and event.data["text"].startswith("KD-1")
+
+
+def test_a_configured_pattern_is_redacted_in_a_text_without_digits() -> None:
+    assert Masker([r"secret\w+"]).mask("my secretword, please") == "my [redacted], please"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(categories=("L", "Nd", "No", "Zs", "Pd")), max_size=60))
+@example("pay with 4111 1111 1111 1111 now")
+@example("IBAN DE89 3704 0044 0532 0130 00")
+@example("\u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661")  # Arabic-Indic digits
+@example("\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u00b9\u00b2\u00b3\u2074")  # superscripts: isdigit, not \\d
+def test_texts_without_a_decimal_digit_skip_the_scans_with_the_same_result(text: str) -> None:
+    expected = mask_ibans(text)
+    if sum(map(str.isdigit, expected)) >= 13:
+        expected = mask_cards(expected)
+    assert Masker().mask(text) == expected
 
 
 def test_two_cards_in_one_run_are_both_masked() -> None:
