@@ -92,7 +92,9 @@ class OutboxSender:
         self._slots = asyncio.Semaphore(config.workers)
         self._stopping = False
         self._deadlines = Deadlines()
-        self._holds: dict[str, _Hold] = {}  # by outbound id: the items in flight that hold a lease
+        # The items in flight that hold a lease, by lease token (one item may be held twice: a
+        # claim that ran out while its send hung, and this sender's own claim of it since).
+        self._holds: dict[str, _Hold] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
@@ -263,12 +265,11 @@ class OutboxSender:
         # The first renewal is due when a third of the lease has gone by.
         hold = _Hold(item, item.lease_token, task, until=until,
                      next_beat=until - self.config.lease_seconds * 2 / 3)
-        self._holds[item.outbound.id] = hold
+        self._holds[hold.token] = hold
         try:
             await self._work(item, hold)
         finally:
-            if self._holds.get(item.outbound.id) is hold:
-                del self._holds[item.outbound.id]
+            del self._holds[hold.token]
             hold.next_beat = float("inf")
 
     async def _work(self, item: OutboxItem, hold: _Hold | None) -> None:
@@ -402,7 +403,7 @@ class OutboxSender:
             hold.until = max(hold.until, issued + self.config.lease_seconds)
             return
         hold.next_beat = float("inf")  # the token is gone: nothing left to renew
-        if hold.recording or self._holds.get(out.id) is not hold:
+        if hold.recording or self._holds.get(hold.token) is not hold:
             return  # its result was recorded (which clears the token), or the fenced write decides
         # Another sender claimed the item: it sends it. Stop before (or while) sending it too.
         metrics.ERRORS.labels("outbox_lease_lost").inc()
@@ -447,7 +448,7 @@ class OutboxSender:
     def _recording(self, item: OutboxItem) -> None:
         """The result of ``item`` is being written: a renewal that finds the token gone no
         longer cancels (the write cleared it, or the write's own fencing refuses it)."""
-        hold = self._holds.get(item.outbound.id)
+        hold = self._holds.get(item.lease_token) if item.lease_token is not None else None
         if hold is not None:
             hold.recording = True
 

@@ -547,3 +547,62 @@ async def test_two_senders_on_a_slow_store_send_every_reply_once(tmp_path: Path)
             assert item is not None and (item.state, item.in_doubt, item.attempts) == (OutboxState.SENT, 0, 1)
     finally:
         await store.close()
+
+
+class HeldRenewalsStore(SQLiteStore):
+    """A store whose lease renewals wait until the test lets them through (`renewals.set()`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, clock=FakeClock())
+        self.renewals = asyncio.Event()
+        self.renewing = 0
+
+    async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        self.renewing += 1
+        await self.renewals.wait()
+        return await super().outbox_renew(outbound_id, token, lease_seconds)
+
+
+class BlockedChannel(ScriptedChannel):
+    """A send that does not answer (a hung platform); records whether it was cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = False
+
+    async def send(self, message: Outbound) -> str:
+        self.attempts.append((time.monotonic(), message.text))
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        raise AssertionError("unreachable")
+
+
+async def test_a_send_whose_lease_another_sender_took_over_is_cancelled_not_recorded(tmp_path: Path) -> None:
+    store = HeldRenewalsStore(tmp_path / "held.db")
+    await store.open()
+    try:
+        [out] = await queue(store, "c1", "hello")
+        [held] = await store.claim_outbox("p1", limit=10, lease_seconds=30)
+        channel = BlockedChannel()
+        sender = OutboxSender(store, {(BOT, "scripted"): channel},
+                              config(poll_interval=5.0, lease_seconds=30, send_timeout=10), owner="p1")
+        await sender.start()  # polls once (nothing claimable), then not for 5 s
+        try:
+            sender.submit([held])
+            await eventually(lambda: len(channel.attempts) == 1)
+            advance(store, 31)  # the lease ran out (the heartbeat's renewal is held up in the store)
+            await eventually(lambda: store.renewing > 0)
+            [taken] = await store.claim_outbox("p2", limit=10, lease_seconds=30)
+            store.renewals.set()  # the renewal lands: the token is p2's now
+            await eventually(lambda: channel.cancelled and not sender._inflight, timeout=2.0)
+        finally:
+            await sender.stop(timeout=2)
+        item = await store.get_outbox_item(out.id)
+        assert item is not None and item.state is OutboxState.PENDING and item.attempts == 0
+        assert item.lease_token == taken.lease_token, "p1 recorded a result for an item p2 holds"
+        assert channel.delivered == []
+    finally:
+        await store.close()
