@@ -17,7 +17,7 @@ import functools
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -58,7 +58,6 @@ class _Hold:
     until: float  # wall time (`Clock.time`) the lease surely runs to: the latest confirmed stamp + lease
     next_beat: float  # wall time the next renewal is due
     recording: bool = False  # the result is being written: the fenced write decides, nothing to cancel
-    beats: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class OutboxSender:
@@ -96,6 +95,7 @@ class OutboxSender:
         # claim that ran out while its send hung, and this sender's own claim of it since).
         self._holds: dict[str, _Hold] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._beats: set[asyncio.Task[None]] = set()  # renewals under way
 
     def notify(self) -> None:
         """New items were queued: look now rather than at the next poll."""
@@ -156,7 +156,7 @@ class OutboxSender:
         if self._heartbeat_task:  # nothing is in flight any more
             self._heartbeat_task.cancel()
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
-        beats = [beat for hold in self._holds.values() for beat in hold.beats]
+        beats = list(self._beats)  # renewals still under way (a slow store)
         for beat in beats:
             beat.cancel()
         await asyncio.gather(*beats, return_exceptions=True)
@@ -384,8 +384,8 @@ class OutboxSender:
                 if now >= hold.next_beat:
                     hold.next_beat = now + third
                     beat = loop.create_task(self._beat(hold))
-                    hold.beats.add(beat)
-                    beat.add_done_callback(hold.beats.discard)
+                    self._beats.add(beat)
+                    beat.add_done_callback(self._beats.discard)
 
     async def _beat(self, hold: _Hold) -> None:
         out = hold.item.outbound
