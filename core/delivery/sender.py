@@ -17,8 +17,8 @@ import functools
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -40,6 +40,24 @@ class DeliveryListener(Protocol):
     async def delivery_failed(self, item: OutboxItem, error: str) -> None: ...
 
     async def service_window_closed(self, item: OutboxItem) -> None: ...
+
+
+# How often the heartbeat reads the clock for leases due a renewal. It reads the clock
+# (rather than sleeping a third of the lease) so that a renewal is due by the sender's clock,
+# whichever clock that is; a renewal goes out at most this late.
+_HEARTBEAT_TICK = 0.25
+
+
+@dataclass(eq=False)
+class _Hold:
+    """An item this sender works on (being sent or recorded), its lease kept alive by the heartbeat."""
+
+    item: OutboxItem
+    token: str
+    task: asyncio.Task[None]
+    until: float  # wall time (`Clock.time`) the lease surely runs to: the latest confirmed stamp + lease
+    next_beat: float  # wall time the next renewal is due
+    recording: bool = False  # the result is being written: the fenced write decides, nothing to cancel
 
 
 class OutboxSender:
@@ -73,6 +91,11 @@ class OutboxSender:
         self._slots = asyncio.Semaphore(config.workers)
         self._stopping = False
         self._deadlines = Deadlines()
+        # The items in flight that hold a lease, by lease token (one item may be held twice: a
+        # claim that ran out while its send hung, and this sender's own claim of it since).
+        self._holds: dict[str, _Hold] = {}
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._beats: set[asyncio.Task[None]] = set()  # renewals under way
 
     def notify(self) -> None:
         """New items were queued: look now rather than at the next poll."""
@@ -93,6 +116,7 @@ class OutboxSender:
         self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._loop())
         self._metrics_task = asyncio.get_running_loop().create_task(self._metrics_loop())
+        self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeat())
 
     async def _metrics_loop(self) -> None:
         """Keep the outbox gauge (pending / sent / failed) current for /metrics, and record
@@ -129,6 +153,13 @@ class OutboxSender:
         if self._metrics_task:
             self._metrics_task.cancel()
             await asyncio.gather(self._metrics_task, return_exceptions=True)
+        if self._heartbeat_task:  # nothing is in flight any more
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+        beats = list(self._beats)  # renewals still under way (a slow store)
+        for beat in beats:
+            beat.cancel()
+        await asyncio.gather(*beats, return_exceptions=True)
         await self._deadlines.close()
 
     async def _loop(self) -> None:
@@ -225,15 +256,31 @@ class OutboxSender:
         return float(step / 2 + random.uniform(0, step / 2))
 
     async def _deliver(self, item: OutboxItem) -> None:
+        """Send ``item`` and record the result, its lease kept alive meanwhile (`_heartbeat`)."""
+        task = asyncio.current_task()
+        if item.lease_token is None or task is None:  # not leased (no fencing to keep alive)
+            await self._work(item, None)
+            return
+        until = item.lease_until.timestamp() if item.lease_until is not None else self.clock.time()
+        # The first renewal is due when a third of the lease has gone by.
+        hold = _Hold(item, item.lease_token, task, until=until,
+                     next_beat=until - self.config.lease_seconds * 2 / 3)
+        self._holds[hold.token] = hold
+        try:
+            await self._work(item, hold)
+        finally:
+            del self._holds[hold.token]
+            hold.next_beat = float("inf")
+
+    async def _work(self, item: OutboxItem, hold: _Hold | None) -> None:
         out = item.outbound
         channel = self.channels.get((out.bot, out.channel))
         if channel is None:
             await self._fail(item, f"no adapter for {out.bot}/{out.channel}")
             return
         await self.limiter.acquire(out.bot, out.channel, out.chat_id, channel.rate_limits)
-        if item.lease_token is not None and not self._young(item) and not await self._renew(item):
+        if hold is not None and not self._young(hold) and not await self._renew(hold):
             return
-        token = item.lease_token
         if item.in_doubt:
             # An earlier claim ended without a recorded result (its sender died mid-send): the
             # platform may have this reply already. Sent again: the crash window (docs/scaling.md).
@@ -248,8 +295,7 @@ class OutboxSender:
         except RateLimited as exc:
             metrics.OUTBOUND.labels(out.bot, out.channel, "rate_limited").inc()
             log.info("outbox.rate_limited", outbound=out.id, channel=out.channel, retry_after=exc.retry_after)
-            await self.store.outbox_retry(out.id, self.clock.now() + timedelta(seconds=exc.retry_after), str(exc),
-                                          token=token)
+            await self._retry(item, self.clock.now() + timedelta(seconds=exc.retry_after), str(exc))
             return
         except OutsideServiceWindow as exc:
             if out.template is None:
@@ -274,7 +320,7 @@ class OutboxSender:
                 delay = self._delay(item.attempts + 1)
                 metrics.OUTBOUND.labels(out.bot, out.channel, "retry").inc()
                 log.info("outbox.retry", outbound=out.id, channel=out.channel, delay=round(delay, 3), error=str(exc))
-                await self.store.outbox_retry(out.id, self.clock.now() + timedelta(seconds=delay), str(exc), token=token)
+                await self._retry(item, self.clock.now() + timedelta(seconds=delay), str(exc))
             else:
                 await self._fail(item, f"{type(exc).__name__}: {exc}")
             return
@@ -282,9 +328,7 @@ class OutboxSender:
             metrics.ERRORS.labels("adapter_send").inc()
             log.exception("outbox.adapter_error", outbound=out.id, channel=out.channel)
             if not self._exhausted(item):
-                await self.store.outbox_retry(
-                    out.id, self.clock.now() + timedelta(seconds=self._delay(item.attempts + 1)), repr(exc), token=token
-                )
+                await self._retry(item, self.clock.now() + timedelta(seconds=self._delay(item.attempts + 1)), repr(exc))
             else:
                 await self._fail(item, repr(exc))
             return
@@ -292,34 +336,79 @@ class OutboxSender:
         metrics.OUTBOUND.labels(out.bot, out.channel, "sent").inc()
         metrics.DELIVERY_SECONDS.labels(out.channel).observe(max(0.0, time.time() - out.created_at.timestamp()))
 
-    def _young(self, item: OutboxItem) -> bool:
-        """Whether the claim proves itself: more than half of ``lease_seconds`` left (by the store's stamp).
+    def _young(self, hold: _Hold) -> bool:
+        """Whether the claim proves itself: more than half of ``lease_seconds`` left (by the store's
+        stamp of the claim or of the latest renewal the heartbeat had confirmed).
 
         Right before sending, a claim must be proved. A young one needs no round trip: another
         sender can only claim the item after the lease runs out, and the half left covers the
         send (``send_timeout``), recording the result and clock skew between processes. An
         older claim (it waited for a worker or the rate limit) is renewed in the store (`_renew`).
         """
-        until = item.lease_until
-        return until is not None and (until - self.clock.now()).total_seconds() > self.config.lease_seconds / 2
+        return hold.until - self.clock.time() > self.config.lease_seconds / 2
 
-    async def _renew(self, item: OutboxItem) -> bool:
+    async def _renew(self, hold: _Hold) -> bool:
         """Prove and extend an older claim in the store; False if another sender claimed the item
         since, or if the store took so long that less than half the renewed lease is left."""
-        assert item.lease_token is not None
-        called = self.clock.monotonic()
-        if await self.store.outbox_renew(item.outbound.id, item.lease_token, self.config.lease_seconds):
-            took = self.clock.monotonic() - called
-            if took < self.config.lease_seconds / 2:
+        item = hold.item
+        issued = self.clock.time()
+        if await self.store.outbox_renew(item.outbound.id, hold.token, self.config.lease_seconds):
+            hold.until = max(hold.until, issued + self.config.lease_seconds)
+            if self._young(hold):
                 return True
             # The lease runs from when the call was made: a send now could outlive it and go out
             # twice. Not sent; the item is claimed again when the lease runs out.
             metrics.ERRORS.labels("outbox_store_slow").inc()
-            log.warning("outbox.renew_too_slow", outbound=item.outbound.id, seconds=round(took, 3))
+            log.warning("outbox.renew_too_slow", outbound=item.outbound.id,
+                        seconds=round(self.clock.time() - issued, 3))
             return False
         metrics.ERRORS.labels("outbox_lease_lost").inc()
         log.warning("outbox.lease_lost", outbound=item.outbound.id, channel=item.outbound.channel)
         return False
+
+    async def _heartbeat(self) -> None:
+        """Renew the leases of the items in flight every third of the lease, so that a live
+        sender's claim never runs out while it sends or records (a slow store or platform).
+
+        Each renewal is stamped when it is issued and does not wait for the one before: a
+        store slower than a third of the lease still gets a fresh stamp before the lease runs
+        out. A renewal that finds the token gone (another sender claimed the item) cancels the
+        send. When the process dies the heartbeat stops with it, and the lease runs out as before.
+        """
+        third = self.config.lease_seconds / 3
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(_HEARTBEAT_TICK, third))
+            now = self.clock.time()
+            for hold in list(self._holds.values()):
+                if now >= hold.next_beat:
+                    hold.next_beat = now + third
+                    beat = loop.create_task(self._beat(hold))
+                    self._beats.add(beat)
+                    beat.add_done_callback(self._beats.discard)
+
+    async def _beat(self, hold: _Hold) -> None:
+        out = hold.item.outbound
+        issued = self.clock.time()
+        try:
+            renewed = await self.store.outbox_renew(out.id, hold.token, self.config.lease_seconds)
+        except StoreError as exc:  # the next beat tries again; the lease may run out meanwhile
+            log.warning("outbox.heartbeat_failed", outbound=out.id, error=str(exc))
+            return
+        except Exception:
+            metrics.ERRORS.labels("outbox").inc()
+            log.exception("outbox.heartbeat_error", outbound=out.id)
+            return
+        if renewed:
+            hold.until = max(hold.until, issued + self.config.lease_seconds)
+            return
+        hold.next_beat = float("inf")  # the token is gone: nothing left to renew
+        if hold.recording or self._holds.get(hold.token) is not hold:
+            return  # its result was recorded (which clears the token), or the fenced write decides
+        # Another sender claimed the item: it sends it. Stop before (or while) sending it too.
+        metrics.ERRORS.labels("outbox_lease_lost").inc()
+        log.warning("outbox.lease_lost", outbound=out.id, channel=out.channel, during="send")
+        hold.task.cancel()
 
     async def _send(self, channel: Channel, out: Outbound) -> str:
         """``channel.send`` within ``send_timeout`` (a hung platform call becomes a transient error)."""
@@ -335,6 +424,7 @@ class OutboxSender:
         The platform has the message now; if the mark is lost, the lease expires and the
         message goes out a second time. So keep trying for most of the lease.
         """
+        self._recording(item)
         out = item.outbound
         deadline = time.monotonic() + self.config.lease_seconds * 0.8
         delay = 0.05
@@ -355,7 +445,19 @@ class OutboxSender:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
+    def _recording(self, item: OutboxItem) -> None:
+        """The result of ``item`` is being written: a renewal that finds the token gone no
+        longer cancels (the write cleared it, or the write's own fencing refuses it)."""
+        hold = self._holds.get(item.lease_token) if item.lease_token is not None else None
+        if hold is not None:
+            hold.recording = True
+
+    async def _retry(self, item: OutboxItem, not_before: datetime, error: str) -> None:
+        self._recording(item)
+        await self.store.outbox_retry(item.outbound.id, not_before, error, token=item.lease_token)
+
     async def _fail(self, item: OutboxItem, error: str) -> None:
+        self._recording(item)
         out = item.outbound
         metrics.OUTBOUND.labels(out.bot, out.channel, "failed").inc()
         log.warning("outbox.failed", outbound=out.id, channel=out.channel, error=error)

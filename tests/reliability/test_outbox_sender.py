@@ -467,3 +467,142 @@ async def test_a_hanging_send_times_out_and_is_retried(store: SQLiteStore) -> No
     item = await store.get_outbox_item(out.id)
     assert item is not None and item.state is OutboxState.SENT and item.attempts == 2
     assert item.last_error is not None and "timed out" in item.last_error
+
+
+# -- heartbeats: a live sender's claims do not run out while it works on them -------------
+
+LEASE = 3.0
+
+
+class SlowWritesStore(SQLiteStore):
+    """An overloaded database shared by two farm processes: each result write (`outbox_sent`)
+    lands a lease and a half after it was issued. Its clock moves on a quarter of the lease at
+    a time; after each step, the leases still held get the time a heartbeat needs to renew
+    them (bounded: without a heartbeat nothing renews them) and every sender polls again."""
+
+    def __init__(self, path: Path) -> None:
+        self.fake_clock = FakeClock()
+        super().__init__(path, clock=self.fake_clock)
+        self.polls: dict[str, int] = {}
+        self.ids: list[str] = []  # the replies under test
+        self._one_at_a_time = asyncio.Lock()
+
+    async def claim_outbox(self, owner: str, *, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        items = await super().claim_outbox(owner, limit=limit, lease_seconds=lease_seconds)
+        self.polls[owner] = self.polls.get(owner, 0) + 1
+        return items
+
+    async def _held_leases_fresh(self, ids: list[str]) -> bool:
+        """Whether every item of ``ids`` still leased has more than half a lease left."""
+        for outbound_id in ids:
+            item = await self.get_outbox_item(outbound_id)
+            if item is None or item.state is not OutboxState.PENDING or item.lease_until is None:
+                continue  # recorded, or not leased
+            if (item.lease_until - self.fake_clock.now()).total_seconds() <= LEASE / 2:
+                return False
+        return True
+
+    async def _every_sender_polled(self) -> None:
+        polled = dict(self.polls)
+        await eventually(lambda: all(self.polls[o] > n for o, n in polled.items()))
+
+    async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
+        async with self._one_at_a_time:
+            for _ in range(6):
+                self.fake_clock.advance(LEASE / 4)
+                await until(lambda: self._held_leases_fresh(self.ids), timeout=1.0)
+                await self._every_sender_polled()
+            return await super().outbox_sent(outbound_id, platform_message_id, token=token)
+
+
+async def test_two_senders_on_a_slow_store_send_every_reply_once(tmp_path: Path) -> None:
+    """Two processes share a store so slow that recording a send takes longer than the lease
+    (seen on an overloaded MongoDB): each sender's heartbeat keeps its claims alive, so the
+    other never takes over an item still being sent or recorded and sends it again."""
+    store = SlowWritesStore(tmp_path / "slow.db")
+    await store.open()
+    try:
+        out = [o for chat in ("c1", "c2") for o in await queue(store, chat, f"{chat}-one", f"{chat}-two")]
+        store.ids = [o.id for o in out]
+        channel = ScriptedChannel()
+        cfg = config(lease_seconds=LEASE, send_timeout=0.5)
+        store.polls = {"p1": 0, "p2": 0}
+        senders = [OutboxSender(store, {(BOT, "scripted"): channel}, cfg, owner=owner) for owner in store.polls]
+        for sender in senders:
+            await sender.start()
+
+        async def all_sent_or_one_twice() -> bool:
+            if len(channel.delivered) > len(set(channel.delivered)):
+                return True
+            return (await store.outbox_counts())[OutboxState.PENDING] == 0 and not any(s._inflight for s in senders)
+
+        try:
+            await eventually(all_sent_or_one_twice, timeout=25, message=lambda: str(channel.delivered))
+        finally:
+            for sender in senders:
+                await sender.stop(timeout=2)
+        assert sorted(channel.delivered) == sorted(o.text for o in out), "a reply was sent twice (or not at all)"
+        for o in out:
+            item = await store.get_outbox_item(o.id)
+            assert item is not None and (item.state, item.in_doubt, item.attempts) == (OutboxState.SENT, 0, 1)
+    finally:
+        await store.close()
+
+
+class HeldRenewalsStore(SQLiteStore):
+    """A store whose lease renewals wait until the test lets them through (`renewals.set()`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, clock=FakeClock())
+        self.renewals = asyncio.Event()
+        self.renewing = 0
+
+    async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        self.renewing += 1
+        await self.renewals.wait()
+        return await super().outbox_renew(outbound_id, token, lease_seconds)
+
+
+class BlockedChannel(ScriptedChannel):
+    """A send that does not answer (a hung platform); records whether it was cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = False
+
+    async def send(self, message: Outbound) -> str:
+        self.attempts.append((time.monotonic(), message.text))
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        raise AssertionError("unreachable")
+
+
+async def test_a_send_whose_lease_another_sender_took_over_is_cancelled_not_recorded(tmp_path: Path) -> None:
+    store = HeldRenewalsStore(tmp_path / "held.db")
+    await store.open()
+    try:
+        [out] = await queue(store, "c1", "hello")
+        [held] = await store.claim_outbox("p1", limit=10, lease_seconds=30)
+        channel = BlockedChannel()
+        sender = OutboxSender(store, {(BOT, "scripted"): channel},
+                              config(poll_interval=5.0, lease_seconds=30, send_timeout=10), owner="p1")
+        await sender.start()  # polls once (nothing claimable), then not for 5 s
+        try:
+            sender.submit([held])
+            await eventually(lambda: len(channel.attempts) == 1)
+            advance(store, 31)  # the lease ran out (the heartbeat's renewal is held up in the store)
+            await eventually(lambda: store.renewing > 0)
+            [taken] = await store.claim_outbox("p2", limit=10, lease_seconds=30)
+            store.renewals.set()  # the renewal lands: the token is p2's now
+            await eventually(lambda: channel.cancelled and not sender._inflight, timeout=2.0)
+        finally:
+            await sender.stop(timeout=2)
+        item = await store.get_outbox_item(out.id)
+        assert item is not None and item.state is OutboxState.PENDING and item.attempts == 0
+        assert item.lease_token == taken.lease_token, "p1 recorded a result for an item p2 holds"
+        assert channel.delivered == []
+    finally:
+        await store.close()

@@ -182,6 +182,19 @@ class OutboxContract:
         assert stored is not None and stored.lease_until is not None
         assert stored.lease_until > store.clock.now() + timedelta(seconds=15)
 
+    async def test_a_renewal_that_lands_after_a_later_one_does_not_shorten_the_lease(self, store: Store) -> None:
+        # A sender's heartbeat does not wait for a slow store: an earlier renewal may land last.
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        (held,) = await store.claim_outbox("s1", limit=10, lease_seconds=10)
+        assert held.lease_token is not None
+        assert await store.outbox_renew(item.id, held.lease_token, 60)
+        assert await store.outbox_renew(item.id, held.lease_token, 30)  # proves the claim, shortens nothing
+        advance(store, 40)
+        assert await store.claim_outbox("s2", limit=10, lease_seconds=30) == []
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and stored.lease_token == held.lease_token
+
     async def test_a_reply_claimed_at_commit_is_fenced_too(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         await store.ingest(conv.id, inbound(1))

@@ -76,10 +76,12 @@ class MongoOutboxStore(OutboxStore):
 
     @guarded
     async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        # Stamped when issued (as the sender counts it); `$max`: renewals still under way when a
+        # later one lands (the heartbeat does not wait for a slow store) never shorten the lease.
         stamp = self._conn.now_us()
         result = await self._conn.require().outbox.update_one(
             {"_id": outbound_id, "lease_token": token, "state": OutboxState.PENDING.value},
-            {"$set": {"lease_until": stamp + int(lease_seconds * 1_000_000)}},
+            {"$max": {"lease_until": stamp + int(lease_seconds * 1_000_000)}},
         )
         return result.matched_count == 1
 

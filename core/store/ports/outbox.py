@@ -29,8 +29,10 @@ class OutboxStore(ABC):
     @abstractmethod
     async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
         """Prove and extend a claim: True, with the lease running ``lease_seconds`` from a time
-        read after the call was made, if ``token`` is still the item's lease token (nobody
-        claimed it since) and it is pending; False, and nothing written, otherwise."""
+        read when the call was made (or later), if ``token`` is still the item's lease token
+        (nobody claimed it since) and it is pending; False, and nothing written, otherwise.
+        A renewal never shortens the lease: one that lands after a later one leaves it as is
+        (a sender's heartbeat issues renewals without waiting for a slow store)."""
 
     @abstractmethod
     async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:

@@ -112,9 +112,12 @@ class SQLiteOutboxStore(OutboxStore):
         return await self._engine.tx(unit)
 
     async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        # Stamped when issued (as the sender counts it), never shortening a later renewal's lease.
+        until = self._engine.clock.time() + lease_seconds
         return await self._engine.tx(lambda db: db.execute(
-            "UPDATE outbox SET lease_until=? WHERE id=? AND lease_token=? AND state='pending'",
-            (self._engine.clock.time() + lease_seconds, outbound_id, token),
+            "UPDATE outbox SET lease_until=MAX(COALESCE(lease_until, 0), ?)"
+            " WHERE id=? AND lease_token=? AND state='pending'",
+            (until, outbound_id, token),
         ).rowcount == 1)
 
     async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
