@@ -22,8 +22,10 @@ class DeliveryConfig(BaseModel):
     batch: int = Field(default=128, ge=1, description="Items claimed per poll.")
     lease_seconds: float = Field(
         default=30.0, gt=0,
-        description="How long a sender holds a claimed reply. Right before sending it proves the claim "
-        "(renewing it in the store when less than half is left), so keep send_timeout below half of it.",
+        description="How long a sender holds a claimed reply; renewed every third of it while the reply is "
+        "sent or recorded. Right before sending it proves the claim (renewing it in the store when less than "
+        "half is left), so keep send_timeout below half of it. Bounds how soon another process picks up a "
+        "dead process's replies.",
     )
     send_timeout: float = Field(
         default=10.0, gt=0, description="Seconds one platform send may take before it counts as a transient failure."
