@@ -407,6 +407,10 @@ async def run_once(workdir: Path, mongo_url: str, *, processes: int, messages: i
                 if not kill_now.is_set():
                     kill_task.cancel()
                 await asyncio.gather(kill_task, return_exceptions=True)
+        frames = sum(len(c.received) for c in sent)
+        repeated = sum(n - 1 for c in sent for n in c.received_counts().values() if n > 1)
+        print(f"[scale-out] {seconds:.1f} s: {frames} reply frames received, {repeated} of them repeats "
+              "(as the customers saw them); verifying against the store…", file=sys.stderr, flush=True)
         verified = await verify(store, sent) if engine == "echo" else {"problems": []}
         return RunResult(processes, messages, customers, seconds, verified, kill_after)
     finally:
