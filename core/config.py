@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Literal
 
@@ -291,21 +291,31 @@ def _channel_problems(bots: dict[str, Any], file: str, lines: dict[Loc, int],
             if name not in available:
                 problem(f"unknown channel '{name}' (installed: {', '.join(sorted(available)) or 'none'})", loc)
                 continue
-            try:
-                model = getattr(available[name].load(), "Config", None)
-            except (ImportError, AttributeError) as exc:  # a third-party adapter that does not import
-                problem(f"the channel adapter cannot be loaded: {type(exc).__name__}: {exc}", loc)
-                continue
-            if not (isinstance(model, type) and issubclass(model, BaseModel)):
-                continue
-            try:
-                model.model_validate(block)
-            except ValidationError as exc:
-                for error in exc.errors():
-                    where = (*loc, *error["loc"])
-                    if not from_unset(where):
-                        problem(_message(error), where)
+            _block_problems("channel adapter", available[name], block, loc, from_unset, problem)
     return problems
+
+
+Problem = Callable[[str, Loc], None]
+
+
+def _block_problems(what: str, entry: EntryPoint, block: dict[str, Any], loc: Loc,
+                    from_unset: Callable[[Loc], bool], problem: Problem) -> None:
+    """``block`` against the ``Config`` model of the installed ``entry`` (a channel adapter or a
+    desk): one problem per field error, or one if it cannot be loaded (a third-party package)."""
+    try:
+        model = getattr(entry.load(), "Config", None)
+    except (ImportError, AttributeError) as exc:
+        problem(f"the {what} cannot be loaded: {type(exc).__name__}: {exc}", loc)
+        return
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return
+    try:
+        model.model_validate(block)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = (*loc, *error["loc"])
+            if not from_unset(where):
+                problem(_message(error), where)
 
 
 def _desk_problems(desk: Any, file: str, lines: dict[Loc, int],
@@ -316,33 +326,20 @@ def _desk_problems(desk: Any, file: str, lines: dict[Loc, int],
         return []
     available = {ep.name: ep for ep in entry_points(group=DESKS_GROUP)}
     problems: list[FarmConfigProblem] = []
+
+    def problem(message: str, loc: Loc) -> None:
+        problems.append(FarmConfigProblem(message, file=file, key=dotted(loc), line=_line_of(lines, loc)))
+
     for name, block in desk.items():
         loc: Loc = ("desk", name)
         if name in DeskConfig.model_fields or from_unset(loc):
             continue
         if name not in available:
-            problems.append(FarmConfigProblem(f"unknown desk '{name}' (installed: web, "
-                                              f"{', '.join(sorted(available)) or 'none'})", file=file,
-                                              key=dotted(loc), line=_line_of(lines, loc)))
+            problem(f"unknown desk '{name}' (installed: web, {', '.join(sorted(available)) or 'none'})", loc)
             continue
         if not isinstance(block, dict):
             continue  # DeskConfig names a block that is not a mapping
-        try:
-            model = getattr(available[name].load(), "Config", None)
-        except (ImportError, AttributeError) as exc:  # a third-party desk that does not import
-            problems.append(FarmConfigProblem(f"the desk cannot be loaded: {type(exc).__name__}: {exc}", file=file,
-                                              key=dotted(loc), line=_line_of(lines, loc)))
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            continue
-        try:
-            model.model_validate(block)
-        except ValidationError as exc:
-            for error in exc.errors():
-                where = (*loc, *error["loc"])
-                if not from_unset(where):
-                    problems.append(FarmConfigProblem(_message(error), file=file, key=dotted(where),
-                                                      line=_line_of(lines, where)))
+        _block_problems("desk", available[name], block, loc, from_unset, problem)
     return problems
 
 
