@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 from core.handoff.frustration import FrustrationSignal, frustration_score
@@ -222,15 +223,49 @@ def within_one_edit(a: str, b: str) -> bool:
     return short[i:] == long_[i + 1:]
 
 
+@dataclass(frozen=True, slots=True)
+class _Word:
+    """One request word, folded, with its inflected forms."""
+
+    base: str
+    forms: frozenset[str]
+    typos: bool  # long enough to tolerate one typo
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: `_forms` caches one per word list
+class _Words:
+    """The request words, indexed so that most tokens are ruled out by dict lookups.
+
+    ``near`` maps every form, and (for words that tolerate a typo) every form with one
+    letter deleted, to the words it belongs to. A string one edit away from a form
+    (insert, delete, replace, adjacent swap) always has itself or one of its one-letter
+    deletions in there; customers' words are mostly near no request word, and then
+    `within_one_edit` never runs.
+    """
+
+    words: tuple[_Word, ...]
+    near: dict[str, frozenset[int]]
+    lengths: tuple[int, ...]  # every length a form or a typo of one can have, ascending
+
+
 @lru_cache(maxsize=64)
-def _forms(words: tuple[str, ...]) -> tuple[tuple[str, frozenset[str]], ...]:
+def _forms(words: tuple[str, ...]) -> _Words:
     """Each single request word with all its inflected forms (folded)."""
-    result = []
+    result: list[_Word] = []
+    near: dict[str, set[int]] = {}
     for word in words:
         base = fold(word).strip()
         if base and " " not in base:
-            result.append((base, frozenset(base + s for s in _SUFFIXES)))
-    return tuple(result)
+            forms = frozenset(base + s for s in _SUFFIXES)
+            typos = len(base) >= _MIN_TYPO_LENGTH
+            keys = set(forms)
+            if typos:
+                keys |= {f[:i] + f[i + 1:] for f in forms for i in range(len(f))}
+            for key in keys:
+                near.setdefault(key, set()).add(len(result))
+            result.append(_Word(base, forms, typos))
+    lengths = sorted({len(key) + d for key in near for d in (0, 1)})
+    return _Words(tuple(result), {k: frozenset(v) for k, v in near.items()}, tuple(lengths))
 
 
 @lru_cache(maxsize=64)
@@ -239,30 +274,19 @@ def _phrases(words: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(_TOKEN.findall(fold(w))) for w in words if " " in w.strip())
 
 
-def _matches_form(token: str, base: str, forms: frozenset[str]) -> bool:
-    if token in forms:
-        return True
-    if len(base) >= _MIN_TYPO_LENGTH and abs(len(token) - len(base)) <= 6:
-        return any(within_one_edit(token, f) for f in forms)
-    return False
+def _near(text: str, index: _Words) -> set[int]:
+    """The words ``text`` may be a form or a typo of (to be confirmed by `_matches_form`)."""
+    found = set(index.near.get(text, ()))
+    for i in range(len(text)):
+        found.update(index.near.get(text[:i] + text[i + 1:], ()))
+    return found
 
 
-def _token_matches(token: str, base: str, forms: frozenset[str]) -> bool:
-    if token in _NOT_REQUESTS:
-        return False
-    if _matches_form(token, base, forms):
+def _matches_form(token: str, word: _Word) -> bool:
+    """``token`` is a form of ``word``, or (a long word) one typo away from one."""
+    if token in word.forms:
         return True
-    # Compound with the request word as head: "kundenberater", "servicemitarbeiterin".
-    for cut in range(_MIN_COMPOUND_PREFIX, len(token) - len(base) + 2):
-        prefix, head = token[:cut], token[cut:]
-        if head in _NOT_REQUESTS or prefix in _BAD_PREFIXES:
-            continue
-        if head in forms or (
-            len(base) >= _MIN_TYPO_LENGTH and len(head) >= _MIN_TYPO_LENGTH
-            and _matches_form(head, base, forms)
-        ):
-            return True
-    return False
+    return word.typos and any(within_one_edit(token, f) for f in word.forms)
 
 
 def _is_fixed_term(tokens: Sequence[str], i: int) -> bool:
@@ -343,6 +367,28 @@ def asks_for_human(text: str, words: Iterable[str] = DEFAULT_REQUEST_WORDS) -> b
 
 
 @lru_cache(maxsize=16_384)  # customers' words repeat; the typo and compound checks are the cost
-def _matching_bases(token: str, forms: tuple[tuple[str, frozenset[str]], ...]) -> tuple[str, ...]:
-    """The request words ``token`` is a form, typo or compound head of, in ``forms`` order."""
-    return tuple(base for base, inflected in forms if _token_matches(token, base, inflected))
+def _matching_bases(token: str, index: _Words) -> tuple[str, ...]:
+    """The request words ``token`` is a form, typo or compound head of, in configured order.
+
+    A compound matches with the request word as its head ("kundenberater",
+    "servicemitarbeiterin") after a prefix of at least _MIN_COMPOUND_PREFIX letters that
+    does not change the meaning (`_BAD_PREFIXES`); the head may carry one typo if the word
+    tolerates one. Only heads as long as a form (or a typo of one) are tried.
+    """
+    if token in _NOT_REQUESTS:
+        return ()
+    words = index.words
+    hits = {k for k in _near(token, index) if _matches_form(token, words[k])}
+    for length in index.lengths:
+        cut = len(token) - length
+        if cut < _MIN_COMPOUND_PREFIX:
+            break
+        head = token[cut:]
+        candidates = _near(head, index) - hits
+        if not candidates or head in _NOT_REQUESTS or token[:cut] in _BAD_PREFIXES:
+            continue
+        for k in candidates:
+            word = words[k]
+            if head in word.forms or (len(head) >= _MIN_TYPO_LENGTH and _matches_form(head, word)):
+                hits.add(k)
+    return tuple(word.base for k, word in enumerate(words) if k in hits)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.handoff import triggers
 from core.handoff.config import HandoffConfig
 from core.handoff.triggers import (
     DEFAULT_REQUEST_WORDS,
@@ -144,6 +145,39 @@ def test_within_one_edit(a: str, b: str, expected: bool) -> None:
 @settings(max_examples=200, deadline=None)
 def test_asks_for_human_never_crashes_on_any_text(text: str) -> None:
     assert asks_for_human(text, WORDS) in (True, False)
+
+
+def _plain_rule(token: str, words: tuple[str, ...]) -> tuple[str, ...]:
+    """The word rule of `core.handoff.triggers` written out plainly (no index): a form, a
+    typo of a form (words of 6+ letters), or a compound head after a 4+ letter prefix."""
+    def form(text: str, base: str) -> bool:
+        forms = [base + s for s in triggers._SUFFIXES]
+        return text in forms or (len(base) >= 6 and any(within_one_edit(text, f) for f in forms))
+
+    def matches(base: str) -> bool:
+        if token in triggers._NOT_REQUESTS:
+            return False
+        if form(token, base):
+            return True
+        return any(
+            token[cut:] not in triggers._NOT_REQUESTS and token[:cut] not in triggers._BAD_PREFIXES
+            and (token[cut:] in [base + s for s in triggers._SUFFIXES]
+                 or (len(token) - cut >= 6 and form(token[cut:], base)))
+            for cut in range(4, len(token) - len(base) + 2)
+        )
+    return tuple(base for base in words if matches(base))
+
+
+_PIECES = st.sampled_from(["mensch", "mitarbeiter", "berater", "person", "agent", "human", "kunden",
+                           "service", "super", "nicht", "in", "innen", "en", "s", "x", "e", "r", "t"])
+
+
+@given(st.lists(st.one_of(_PIECES, st.text("aeimnrst", max_size=3)), max_size=5).map("".join))
+@settings(max_examples=600, deadline=None)
+def test_indexed_word_matching_agrees_with_the_plain_rule(token: str) -> None:
+    # The index only skips work: each token matches exactly the words the plain rule says.
+    words = tuple(triggers.fold(w) for w in DEFAULT_REQUEST_WORDS)
+    assert triggers._matching_bases.__wrapped__(token, triggers._forms(words)) == _plain_rule(token, words)
 
 
 @given(st.text(max_size=200))
