@@ -85,3 +85,9 @@ async def test_a_zero_budget_runs_every_unit_once_in_its_own_batch(engine: SQLit
     assert results == list(range(5))
     assert statements.count("COMMIT") == 5  # one unit per batch: each runs, none twice
     assert _rows(engine) == list(range(5))
+
+
+async def test_temporary_data_stays_in_memory(engine: SQLiteEngine) -> None:
+    # Statement journals as files cost an open, an unlink and many writes under load.
+    assert engine.db is not None
+    assert engine.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY

@@ -322,6 +322,10 @@ def _configure(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA wal_autocheckpoint=0")
     # Erased personal data is overwritten on disk, not just unlinked (GDPR forget).
     db.execute("PRAGMA secure_delete=ON")
+    # Statement journals and sorts in memory: as files, SQLite created and unlinked one in
+    # /var/tmp about every fourth message under load (bench: 30 -> 14 pwrite calls a message,
+    # about 5% more messages a second).
+    db.execute("PRAGMA temp_store=MEMORY")
 
 
 def _migrate(db: sqlite3.Connection, migrations: Migrations) -> int:
