@@ -34,8 +34,8 @@ class DeliveryConfig(BaseModel):
         description="How long a sender waits before sending a reply whose earlier claim ran out without a "
         "recorded result (in doubt: the earlier sender died, or its 'sent' still sits in a slow store). It keeps "
         "its claim meanwhile, then proves it and sends only if nobody recorded the reply as sent. Default: "
-        "lease_seconds; 0 sends at once (the old behaviour). A reply in flight when its process dies goes out "
-        "again after lease_seconds + this.",
+        "lease_seconds; 0 sends at once. A reply in flight when its process dies goes out again after "
+        "lease_seconds + this (on SQLite at once: the restarted farm knows the old one is gone).",
     )
     send_timeout: float = Field(
         default=10.0, gt=0, description="Seconds one platform send may take before it counts as a transient failure."

@@ -651,6 +651,15 @@ async def test_without_a_takeover_grace_the_taker_sends_the_item_in_doubt_at_onc
         await store.close()
 
 
+def test_the_takeover_grace_is_the_lease_unless_set() -> None:
+    assert DeliveryConfig().takeover_grace_seconds == 30.0
+    assert DeliveryConfig.model_validate({"lease_seconds": 6, "send_timeout": 2}).takeover_grace_seconds == 6.0
+    assert DeliveryConfig.model_validate({"lease_seconds": 6, "send_timeout": 2,
+                                          "takeover_grace_seconds": 0}).takeover_grace_seconds == 0.0
+    with pytest.raises(ValueError, match="takeover_grace_seconds"):
+        DeliveryConfig.model_validate({"takeover_grace_seconds": -1})
+
+
 async def eventually_item(store: SQLiteStore, outbound_id: str, condition: Callable[[OutboxItem], bool]) -> OutboxItem:
     """The stored item once ``condition`` holds for it."""
 
