@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -649,6 +650,52 @@ async def test_without_a_takeover_grace_the_taker_sends_the_item_in_doubt_at_onc
             (OutboxState.SENT, "scripted:2", 1, 1)
     finally:
         await store.close()
+
+
+async def test_a_reply_whose_sender_died_is_sent_once_the_takeover_grace_is_over(store: CountingStore) -> None:
+    """The crash window: the claim of a dead sender runs out; the taker keeps the reply for the grace
+    (nobody records it sent: its sender is gone) and then sends it, once, counted in doubt."""
+    [out] = await queue(store, "c1", "hello")
+    await store.claim_outbox("dead-process", limit=10, lease_seconds=10)
+    advance(store, 11)
+    channel = ScriptedChannel()
+    in_doubt_before = metrics.OUTBOUND.labels(BOT, "scripted", "in_doubt")._value.get()
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(lease_seconds=30, send_timeout=10),
+                          owner="taker")
+    await sender.start()
+    try:
+        await eventually_item(store, out.id, lambda item: item.in_doubt == 1)  # taken over
+        await idle(store, polls=3)
+        assert channel.delivered == [], "sent before the takeover grace was over"
+        advance(store, 15)  # half the grace: the heartbeat renews the claim; still not sent
+        await eventually_item(store, out.id, lambda item: item.lease_until is not None
+                              and item.lease_until > store.clock.now() + timedelta(seconds=25))
+        assert channel.delivered == []
+        advance(store, 16)  # past the first lease (renewed) and the grace
+        await eventually_item(store, out.id, lambda item: item.state is OutboxState.SENT)
+    finally:
+        await sender.stop(timeout=2)
+    assert channel.delivered == ["hello"]
+    assert metrics.OUTBOUND.labels(BOT, "scripted", "in_doubt")._value.get() == in_doubt_before + 1
+    item = await store.get_outbox_item(out.id)
+    assert item is not None and (item.in_doubt, item.attempts) == (1, 1)
+
+
+async def test_a_sender_stopped_during_a_takeover_grace_leaves_the_reply_claimed(store: CountingStore) -> None:
+    [out] = await queue(store, "c1", "hello")
+    await store.claim_outbox("dead-process", limit=10, lease_seconds=10)
+    advance(store, 11)
+    channel = ScriptedChannel()
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(lease_seconds=30, send_timeout=10),
+                          owner="taker")
+    await sender.start()
+    try:
+        held = await eventually_item(store, out.id, lambda item: item.in_doubt == 1)
+    finally:
+        await sender.stop(timeout=2)
+    assert channel.delivered == [] and not sender._waiting
+    item = await store.get_outbox_item(out.id)
+    assert item is not None and item.state is OutboxState.PENDING and item.lease_token == held.lease_token
 
 
 def test_the_takeover_grace_is_the_lease_unless_set() -> None:
