@@ -15,7 +15,7 @@ claims of it that ended without a recorded result, i.e. inside the crash window)
 
 ``--kill-after N`` kills the last process with SIGKILL once N messages are acknowledged;
 the customers carry on with the other process, which takes over the dead one's leases
-(outbox lease 6 s in that run; turn leases 30 s). Duplicates are then allowed only
+(outbox lease 6 s in that run, and takeover grace 6 s; turn leases 30 s). Duplicates are then allowed only
 inside the crash window: each must be an item in doubt. Without a kill, none at all.
 
 Without ``--mongodb-url`` a SecantusDB server is started (tests' test extra). Its
@@ -312,6 +312,26 @@ async def verify(store: MongoStore, customers: Sequence[Customer]) -> dict[str, 
             "in_doubt": in_doubt, "resent": sum(c.resent for c in customers), "problems": problems}
 
 
+async def outbound_results(http: aiohttp.ClientSession, farms: Sequence[FarmProcess]) -> dict[str, float]:
+    """``switchboard_outbound_total`` by result, summed over the farms still running (their /metrics):
+    ``in_doubt`` counts replies sent again after a takeover, ``takeover_found_sent`` takeovers whose
+    grace saw the earlier sender's late "sent" land (a copy saved)."""
+    totals: dict[str, float] = {}
+    for farm in farms:
+        if farm.process is None or farm.process.returncode is not None:
+            continue  # killed: its counters died with it
+        try:
+            async with http.get(f"{farm.url}/metrics", timeout=aiohttp.ClientTimeout(total=10)) as r:
+                text = await r.text()
+        except (aiohttp.ClientError, TimeoutError):
+            continue
+        for line in text.splitlines():
+            if line.startswith("switchboard_outbound_total{") and 'result="' in line:
+                result = line.split('result="', 1)[1].split('"', 1)[0]
+                totals[result] = totals.get(result, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
 @dataclass
 class RunResult:
     processes: int
@@ -320,6 +340,7 @@ class RunResult:
     seconds: float
     verified: dict[str, Any]
     killed_after: int | None = None  # messages acknowledged when one process was killed with SIGKILL
+    outbound: dict[str, float] | None = None  # the farms' switchboard_outbound_total by result
 
     @property
     def per_second(self) -> float:
@@ -339,6 +360,8 @@ class RunResult:
                 "duplicates_outside_crash_window": sum(1 for d in duplicates if not d["in_doubt"]),
                 "replies_in_doubt": self.verified.get("in_doubt"),
                 "messages_resent_by_customers": self.verified.get("resent"),
+                "sends_in_doubt": int((self.outbound or {}).get("in_doubt", 0)),
+                "takeovers_found_sent": int((self.outbound or {}).get("takeover_found_sent", 0)),
                 "problems": self.verified["problems"][:20], "problem_count": len(self.verified["problems"])}
 
 
@@ -403,6 +426,7 @@ async def run_once(workdir: Path, mongo_url: str, *, processes: int, messages: i
                         seconds = time.monotonic() - started
                     finally:
                         await finish(sent)
+                    outbound = await outbound_results(http, farms)
             finally:
                 if not kill_now.is_set():
                     kill_task.cancel()
@@ -410,9 +434,11 @@ async def run_once(workdir: Path, mongo_url: str, *, processes: int, messages: i
         frames = sum(len(c.received) for c in sent)
         repeated = sum(n - 1 for c in sent for n in c.received_counts().values() if n > 1)
         print(f"[scale-out] {seconds:.1f} s: {frames} reply frames received, {repeated} of them repeats "
-              "(as the customers saw them); verifying against the store…", file=sys.stderr, flush=True)
+              f"(as the customers saw them); sends in doubt {int(outbound.get('in_doubt', 0))}, takeovers that "
+              f"found the reply sent {int(outbound.get('takeover_found_sent', 0))}; verifying against the store…",
+              file=sys.stderr, flush=True)
         verified = await verify(store, sent) if engine == "echo" else {"problems": []}
-        return RunResult(processes, messages, customers, seconds, verified, kill_after)
+        return RunResult(processes, messages, customers, seconds, verified, kill_after, outbound)
     finally:
         if store._client is not None:
             await store._client.drop_database(database)

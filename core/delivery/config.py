@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -27,6 +29,14 @@ class DeliveryConfig(BaseModel):
         "half is left), so keep send_timeout below half of it. Bounds how soon another process picks up a "
         "dead process's replies.",
     )
+    takeover_grace_seconds: float = Field(
+        default=30.0, ge=0,
+        description="How long a sender waits before sending a reply whose earlier claim ran out without a "
+        "recorded result (in doubt: the earlier sender died, or its 'sent' still sits in a slow store). It keeps "
+        "its claim meanwhile, then proves it and sends only if nobody recorded the reply as sent. Default: "
+        "lease_seconds; 0 sends at once. A reply in flight when its process dies goes out again after "
+        "lease_seconds + this (on SQLite at once: the restarted farm knows the old one is gone).",
+    )
     send_timeout: float = Field(
         default=10.0, gt=0, description="Seconds one platform send may take before it counts as a transient failure."
     )
@@ -43,6 +53,14 @@ class DeliveryConfig(BaseModel):
     rate_limits: dict[str, ChannelRateLimit] = Field(
         default_factory=dict, description="Per channel name, e.g. {telegram: {per_chat: 1}}."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grace_defaults_to_the_lease(cls, data: Any) -> Any:
+        # A farm that shortens the lease (a fast store) shortens the wait for a late "sent" with it.
+        if isinstance(data, dict) and "takeover_grace_seconds" not in data and "lease_seconds" in data:
+            return {**data, "takeover_grace_seconds": data["lease_seconds"]}
+        return data
 
     @model_validator(mode="after")
     def _send_fits_in_the_lease(self) -> DeliveryConfig:

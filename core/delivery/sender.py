@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -58,6 +58,8 @@ class _Hold:
     until: float  # wall time (`Clock.time`) the lease surely runs to: the latest confirmed stamp + lease
     next_beat: float  # wall time the next renewal is due
     recording: bool = False  # the result is being written: the fenced write decides, nothing to cancel
+    waiting: bool = False  # a takeover in its grace (`_after_grace`): nothing is being sent yet
+    lost: bool = False  # a renewal found the token gone (recorded sent by the earlier holder, or claimed)
 
 
 class OutboxSender:
@@ -96,6 +98,7 @@ class OutboxSender:
         self._holds: dict[str, _Hold] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._beats: set[asyncio.Task[None]] = set()  # renewals under way
+        self._waiting: set[asyncio.Task[None]] = set()  # takeovers in their grace (`_after_grace`)
 
     def notify(self) -> None:
         """New items were queued: look now rather than at the next poll."""
@@ -139,6 +142,10 @@ class OutboxSender:
             await asyncio.wait([self._task], timeout=timeout)  # it may be waiting for a worker
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        waiting = list(self._waiting)  # takeovers in their grace stay leased: claimed again later
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 while self._ready:  # claimed by turns that committed before the stop: send them too
@@ -187,7 +194,10 @@ class OutboxSender:
                     )
                     claimed = len(items)
                     for item in items:
-                        await self._start(item, claim_after=True)
+                        if item.taken_over and self.config.takeover_grace_seconds > 0:
+                            self._take_over(item)  # sent after the grace, without a worker meanwhile
+                        else:
+                            await self._start(item, claim_after=True)
             except Exception as exc:
                 self._claim = True
                 if isinstance(exc, StoreError):
@@ -219,9 +229,76 @@ class OutboxSender:
 
     async def _start(self, item: OutboxItem, *, claim_after: bool) -> None:
         await self._slots.acquire()
-        task = asyncio.get_running_loop().create_task(self._deliver(item))
+        self._launch(item, claim_after=claim_after)
+
+    def _launch(self, item: OutboxItem, *, claim_after: bool, prove: bool = False) -> None:
+        """Send ``item`` in a worker (its slot acquired by the caller)."""
+        task = asyncio.get_running_loop().create_task(self._deliver(item, prove=prove))
         self._inflight.add(task)
         task.add_done_callback(functools.partial(self._finished, claim_after))
+
+    def _take_over(self, item: OutboxItem) -> None:
+        """Send ``item``, whose earlier claim ran out without a result, once the takeover grace is over.
+
+        The earlier sender may have sent it and its "sent" sit in a slow store behind the lease
+        (`outbox_sent` records a superseded holder's send). Its own task waits the grace,
+        holding no worker (those keep sending other items), so an outage that leaves many
+        items in doubt does not stall the rest.
+        """
+        task = asyncio.get_running_loop().create_task(self._after_grace(item))
+        self._waiting.add(task)
+        task.add_done_callback(self._grace_ended)
+
+    def _grace_ended(self, task: asyncio.Task[None]) -> None:
+        self._waiting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            metrics.ERRORS.labels("outbox").inc()
+            log.error("outbox.takeover_crashed", exc_info=task.exception())
+
+    async def _after_grace(self, item: OutboxItem) -> None:
+        """Keep the claim of a taken-over ``item`` alive (`_heartbeat`) for the takeover grace, by the
+        sender's clock, then hand it to a worker, which proves the claim in the store right before
+        sending (`_work`): a late "sent" of the earlier holder clears the token, so it is not sent again."""
+        task = asyncio.current_task()
+        assert item.lease_token is not None and task is not None  # claimed: every claim has a token
+        out = item.outbound
+        grace = self.config.takeover_grace_seconds
+        hold = self._hold(item, task)
+        hold.waiting = True
+        self._holds[hold.token] = hold
+        log.info("outbox.takeover_grace", outbound=out.id, channel=out.channel, in_doubt=item.in_doubt,
+                 seconds=grace)
+        try:
+            due = self.clock.time() + grace
+            # Read the clock (not one sleep of `grace`), so the grace is over by the sender's clock.
+            while not hold.lost and (left := due - self.clock.time()) > 0:
+                await asyncio.sleep(min(_HEARTBEAT_TICK, left))
+            if hold.lost:  # a renewal found the token gone: most likely the earlier holder's "sent" landed
+                if not await self._found_sent(item):
+                    metrics.ERRORS.labels("outbox_lease_lost").inc()
+                    log.warning("outbox.lease_lost", outbound=out.id, channel=out.channel, during="grace")
+                return
+            await self._slots.acquire()  # the claim is kept alive while a worker comes free
+        finally:
+            del self._holds[hold.token]
+            hold.next_beat = float("inf")
+        # From here the worker's own hold renews the lease, from the latest stamp confirmed so far.
+        self._launch(replace(item, lease_until=datetime.fromtimestamp(hold.until, UTC)), claim_after=True,
+                     prove=True)
+
+    async def _found_sent(self, item: OutboxItem) -> bool:
+        """Whether a taken-over ``item`` was recorded sent by its earlier holder meanwhile (a copy saved)."""
+        out = item.outbound
+        try:
+            stored = await self.store.get_outbox_item(out.id)
+        except StoreError as exc:
+            log.warning("outbox.takeover_check_failed", outbound=out.id, error=str(exc))
+            return False
+        if stored is None or stored.state is not OutboxState.SENT:
+            return False
+        metrics.OUTBOUND.labels(out.bot, out.channel, "takeover_found_sent").inc()
+        log.warning("outbox.takeover_found_sent", outbound=out.id, channel=out.channel, in_doubt=item.in_doubt)
+        return True
 
     def _finished(self, claim_after: bool, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -255,35 +332,42 @@ class OutboxSender:
         step = min(self.config.backoff_max, self.config.backoff_initial * 2 ** (max(1, attempts) - 1))
         return float(step / 2 + random.uniform(0, step / 2))
 
-    async def _deliver(self, item: OutboxItem) -> None:
-        """Send ``item`` and record the result, its lease kept alive meanwhile (`_heartbeat`)."""
+    async def _deliver(self, item: OutboxItem, *, prove: bool = False) -> None:
+        """Send ``item`` and record the result, its lease kept alive meanwhile (`_heartbeat`).
+
+        ``prove``: prove the claim in the store right before sending, however young it is.
+        """
         task = asyncio.current_task()
         if item.lease_token is None or task is None:  # not leased (no fencing to keep alive)
             await self._work(item, None)
             return
-        until = item.lease_until.timestamp() if item.lease_until is not None else self.clock.time()
-        # The first renewal is due when a third of the lease has gone by.
-        hold = _Hold(item, item.lease_token, task, until=until,
-                     next_beat=until - self.config.lease_seconds * 2 / 3)
+        hold = self._hold(item, task)
         self._holds[hold.token] = hold
         try:
-            await self._work(item, hold)
+            await self._work(item, hold, prove=prove)
         finally:
             del self._holds[hold.token]
             hold.next_beat = float("inf")
 
-    async def _work(self, item: OutboxItem, hold: _Hold | None) -> None:
+    def _hold(self, item: OutboxItem, task: asyncio.Task[None]) -> _Hold:
+        assert item.lease_token is not None
+        until = item.lease_until.timestamp() if item.lease_until is not None else self.clock.time()
+        # The first renewal is due when a third of the lease has gone by.
+        return _Hold(item, item.lease_token, task, until=until, next_beat=until - self.config.lease_seconds * 2 / 3)
+
+    async def _work(self, item: OutboxItem, hold: _Hold | None, *, prove: bool = False) -> None:
         out = item.outbound
         channel = self.channels.get((out.bot, out.channel))
         if channel is None:
             await self._fail(item, f"no adapter for {out.bot}/{out.channel}")
             return
         await self.limiter.acquire(out.bot, out.channel, out.chat_id, channel.rate_limits)
-        if hold is not None and not self._young(hold) and not await self._renew(hold):
+        if hold is not None and (prove or not self._young(hold)) and not await self._renew(hold):
             return
         if item.in_doubt:
-            # An earlier claim ended without a recorded result (its sender died mid-send): the
-            # platform may have this reply already. Sent again: the crash window (docs/scaling.md).
+            # An earlier claim ended without a recorded result (its sender died mid-send) and
+            # nobody recorded it sent during the takeover grace: the platform may have this reply
+            # already. Sent again: the crash window (docs/scaling.md).
             metrics.OUTBOUND.labels(out.bot, out.channel, "in_doubt").inc()
             log.warning("outbox.send_in_doubt", outbound=out.id, channel=out.channel, in_doubt=item.in_doubt)
         try:
@@ -362,6 +446,8 @@ class OutboxSender:
             log.warning("outbox.renew_too_slow", outbound=item.outbound.id,
                         seconds=round(self.clock.time() - issued, 3))
             return False
+        if item.taken_over and await self._found_sent(item):
+            return False  # the earlier holder's "sent" landed: not sent again
         metrics.ERRORS.labels("outbox_lease_lost").inc()
         log.warning("outbox.lease_lost", outbound=item.outbound.id, channel=item.outbound.channel)
         return False
@@ -403,7 +489,8 @@ class OutboxSender:
             hold.until = max(hold.until, issued + self.config.lease_seconds)
             return
         hold.next_beat = float("inf")  # the token is gone: nothing left to renew
-        if hold.recording or self._holds.get(hold.token) is not hold:
+        hold.lost = True
+        if hold.waiting or hold.recording or self._holds.get(hold.token) is not hold:
             return  # its result was recorded (which clears the token), or the fenced write decides
         # Another sender claimed the item: it sends it. Stop before (or while) sending it too.
         metrics.ERRORS.labels("outbox_lease_lost").inc()
@@ -422,7 +509,7 @@ class OutboxSender:
         """Mark the item sent, retrying while the store is briefly unavailable.
 
         The platform has the message now; if the mark is lost, the lease expires and the
-        message goes out a second time. So keep trying for most of the lease.
+        message goes out a second time (after the taker's grace). So keep trying for most of the lease.
         """
         self._recording(item)
         out = item.outbound
@@ -431,8 +518,9 @@ class OutboxSender:
         while True:
             try:
                 if not await self.store.outbox_sent(out.id, platform_id, token=item.lease_token):
-                    # Claimed by another sender since this one proved its lease (a send or a
-                    # store call slower than half the lease): the other may send it again.
+                    # Another sender, claiming it since this one proved its lease (a send or a
+                    # store call slower than half the lease), recorded its result first: a copy
+                    # went out. (A late "sent" of this one is recorded while there is none.)
                     metrics.ERRORS.labels("outbox_lease_lost").inc()
                     log.error("outbox.sent_after_lease_lost", outbound=out.id, channel=out.channel)
                 return

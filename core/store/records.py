@@ -68,6 +68,9 @@ class OutboxItem:
     # lease, between claiming and recording): each of those sends may have reached the
     # platform, so the item is "maybe sent" and a copy may go out (the crash window).
     in_doubt: int = 0
+    # This claim took over such an expired claim (it counted one more in doubt): the earlier
+    # sender may still record its send late, so the sender waits its takeover grace first.
+    taken_over: bool = False
 
 
 class ReceiptOutcome(enum.StrEnum):

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -384,7 +385,8 @@ async def test_a_sender_whose_claim_was_taken_over_does_not_send_it_again(store:
     [stale] = await store.claim_outbox("slow-process", limit=10, lease_seconds=10)
     advance(store, 11)
     channel = ScriptedChannel()
-    await run_sender(store, channel, config())  # the other process: claims the expired item and sends it
+    # The other process: takes the expired claim over and sends it (at once: no takeover grace here).
+    await run_sender(store, channel, config(takeover_grace_seconds=0))
     assert channel.delivered == ["hello"]
     late = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0), owner="slow-process")
     await late.start()
@@ -398,16 +400,19 @@ async def test_a_sender_whose_claim_was_taken_over_does_not_send_it_again(store:
     assert item is not None and item.state is OutboxState.SENT and item.attempts == 1
 
 
-async def test_an_old_claim_still_held_is_renewed_and_sent(store: SQLiteStore) -> None:
+async def test_an_old_claim_still_held_is_renewed_and_sent(store: CountingStore) -> None:
     await queue(store, "c1", "hello")
     [held] = await store.claim_outbox("test", limit=10, lease_seconds=10)
-    advance(store, 11)  # expired, but nobody claimed it since: the token still proves it
     channel = ScriptedChannel()
     sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(poll_interval=5.0), owner="test")
     await sender.start()
     try:
+        await eventually(lambda: store.claims >= 2)  # its first poll found nothing; the next is 5 s away
+        advance(store, 11)  # expired, but nobody claimed it since: the token still proves it
         sender.submit([held])
         assert await until(lambda: channel.delivered == ["hello"], timeout=2.0)
+        item = await store.get_outbox_item(held.outbound.id)
+        assert item is not None and (item.state, item.in_doubt) == (OutboxState.SENT, 0)
     finally:
         await sender.stop(timeout=2)
 
@@ -547,6 +552,171 @@ async def test_two_senders_on_a_slow_store_send_every_reply_once(tmp_path: Path)
             assert item is not None and (item.state, item.in_doubt, item.attempts) == (OutboxState.SENT, 0, 1)
     finally:
         await store.close()
+
+
+class LateSentStore(SQLiteStore):
+    """An overloaded database shared by two farm processes: the first "sent" written and every
+    lease renewal sit in it until the test lets them through (`gate.set()`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, clock=FakeClock())
+        self.gate = asyncio.Event()
+        self.polls: dict[str, int] = {}
+        self.held_sent = 0  # result writes waiting at the gate
+
+    async def claim_outbox(self, owner: str, *, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        items = await super().claim_outbox(owner, limit=limit, lease_seconds=lease_seconds)
+        self.polls[owner] = self.polls.get(owner, 0) + 1
+        return items
+
+    async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
+        await self.gate.wait()
+        return await super().outbox_renew(outbound_id, token, lease_seconds)
+
+    async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
+        if platform_message_id == "scripted:1":  # the first send's record
+            self.held_sent += 1
+            await self.gate.wait()
+        return await super().outbox_sent(outbound_id, platform_message_id, token=token)
+
+
+async def _first_sender_sent_and_lease_ran_out(store: LateSentStore, channel: ScriptedChannel) -> OutboxSender:
+    """p1 claims and sends "hello"; its "sent" (and its renewals) sit in the store until the lease
+    has run out. p1 then polls only every 20 s, so it does not take the item over itself."""
+    p1 = OutboxSender(store, {(BOT, "scripted"): channel},
+                      config(poll_interval=20.0, lease_seconds=30, send_timeout=10), owner="p1")
+    await p1.start()
+    await eventually(lambda: channel.delivered == ["hello"] and store.held_sent == 1)
+    await eventually(lambda: store.polls["p1"] >= 2)  # polled after its claim (nothing), next in 20 s
+    advance(store, 31)  # p1's lease runs out: its renewals are still stuck in the store
+    return p1
+
+
+async def test_a_sender_taking_over_waits_for_the_late_sent_and_does_not_send_again(tmp_path: Path) -> None:
+    """Two processes, a store slower than the lease: p1 sent the reply but its "sent" lands after
+    the lease ran out and p2 took the claim over. p2 waits the takeover grace, finds the reply
+    recorded sent by p1, and does not send it a second time."""
+    store = LateSentStore(tmp_path / "late.db")
+    await store.open()
+    try:
+        [out] = await queue(store, "c1", "hello")
+        channel = ScriptedChannel()
+        found_before = metrics.OUTBOUND.labels(BOT, "scripted", "takeover_found_sent")._value.get()
+        p1 = await _first_sender_sent_and_lease_ran_out(store, channel)
+        p2 = OutboxSender(store, {(BOT, "scripted"): channel},
+                          config(lease_seconds=30, send_timeout=10), owner="p2")  # grace: the lease, 30 s
+        await p2.start()
+        try:
+            await eventually_item(store, out.id, lambda item: item.in_doubt == 1)  # p2 took the claim over
+            store.gate.set()  # p1's "sent" lands, during p2's grace
+            await eventually_item(store, out.id, lambda item: item.state is OutboxState.SENT)
+            advance(store, 31)  # p2's grace is over
+            await eventually(lambda: metrics.OUTBOUND.labels(BOT, "scripted", "takeover_found_sent")._value.get()
+                             == found_before + 1, message=lambda: f"sent {channel.delivered}")
+            await eventually(lambda: not p2._inflight)
+        finally:
+            await p2.stop(timeout=2)
+            await p1.stop(timeout=2)
+        assert channel.delivered == ["hello"], "p2 sent the reply p1 had sent"
+        item = await store.get_outbox_item(out.id)
+        assert item is not None and (item.state, item.platform_message_id, item.in_doubt) == \
+            (OutboxState.SENT, "scripted:1", 1)
+    finally:
+        await store.close()
+
+
+async def test_without_a_takeover_grace_the_taker_sends_the_item_in_doubt_at_once(tmp_path: Path) -> None:
+    """``takeover_grace_seconds: 0``: as before the grace, p2 sends the taken-over reply at once
+    (a copy, counted in doubt), and p1's late "sent" no longer overwrites p2's record."""
+    store = LateSentStore(tmp_path / "late.db")
+    await store.open()
+    try:
+        [out] = await queue(store, "c1", "hello")
+        channel = ScriptedChannel()
+        p1 = await _first_sender_sent_and_lease_ran_out(store, channel)
+        p2 = OutboxSender(store, {(BOT, "scripted"): channel},
+                          config(lease_seconds=30, send_timeout=10, takeover_grace_seconds=0), owner="p2")
+        await p2.start()
+        try:
+            await eventually_item(store, out.id, lambda item: item.state is OutboxState.SENT)
+            assert channel.delivered == ["hello", "hello"]
+            store.gate.set()  # p1's "sent" lands after p2's: refused
+            await eventually(lambda: not p1._inflight)
+        finally:
+            await p2.stop(timeout=2)
+            await p1.stop(timeout=2)
+        item = await store.get_outbox_item(out.id)
+        assert item is not None and (item.state, item.platform_message_id, item.in_doubt, item.attempts) == \
+            (OutboxState.SENT, "scripted:2", 1, 1)
+    finally:
+        await store.close()
+
+
+async def test_a_reply_whose_sender_died_is_sent_once_the_takeover_grace_is_over(store: CountingStore) -> None:
+    """The crash window: the claim of a dead sender runs out; the taker keeps the reply for the grace
+    (nobody records it sent: its sender is gone) and then sends it, once, counted in doubt."""
+    [out] = await queue(store, "c1", "hello")
+    await store.claim_outbox("dead-process", limit=10, lease_seconds=10)
+    advance(store, 11)
+    channel = ScriptedChannel()
+    in_doubt_before = metrics.OUTBOUND.labels(BOT, "scripted", "in_doubt")._value.get()
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(lease_seconds=30, send_timeout=10),
+                          owner="taker")
+    await sender.start()
+    try:
+        await eventually_item(store, out.id, lambda item: item.in_doubt == 1)  # taken over
+        await idle(store, polls=3)
+        assert channel.delivered == [], "sent before the takeover grace was over"
+        advance(store, 15)  # half the grace: the heartbeat renews the claim; still not sent
+        await eventually_item(store, out.id, lambda item: item.lease_until is not None
+                              and item.lease_until > store.clock.now() + timedelta(seconds=25))
+        assert channel.delivered == []
+        advance(store, 16)  # past the first lease (renewed) and the grace
+        await eventually_item(store, out.id, lambda item: item.state is OutboxState.SENT)
+    finally:
+        await sender.stop(timeout=2)
+    assert channel.delivered == ["hello"]
+    assert metrics.OUTBOUND.labels(BOT, "scripted", "in_doubt")._value.get() == in_doubt_before + 1
+    item = await store.get_outbox_item(out.id)
+    assert item is not None and (item.in_doubt, item.attempts) == (1, 1)
+
+
+async def test_a_sender_stopped_during_a_takeover_grace_leaves_the_reply_claimed(store: CountingStore) -> None:
+    [out] = await queue(store, "c1", "hello")
+    await store.claim_outbox("dead-process", limit=10, lease_seconds=10)
+    advance(store, 11)
+    channel = ScriptedChannel()
+    sender = OutboxSender(store, {(BOT, "scripted"): channel}, config(lease_seconds=30, send_timeout=10),
+                          owner="taker")
+    await sender.start()
+    try:
+        held = await eventually_item(store, out.id, lambda item: item.in_doubt == 1)
+    finally:
+        await sender.stop(timeout=2)
+    assert channel.delivered == [] and not sender._waiting
+    item = await store.get_outbox_item(out.id)
+    assert item is not None and item.state is OutboxState.PENDING and item.lease_token == held.lease_token
+
+
+def test_the_takeover_grace_is_the_lease_unless_set() -> None:
+    assert DeliveryConfig().takeover_grace_seconds == 30.0
+    assert DeliveryConfig.model_validate({"lease_seconds": 6, "send_timeout": 2}).takeover_grace_seconds == 6.0
+    assert DeliveryConfig.model_validate({"lease_seconds": 6, "send_timeout": 2,
+                                          "takeover_grace_seconds": 0}).takeover_grace_seconds == 0.0
+    with pytest.raises(ValueError, match="takeover_grace_seconds"):
+        DeliveryConfig.model_validate({"takeover_grace_seconds": -1})
+
+
+async def eventually_item(store: SQLiteStore, outbound_id: str, condition: Callable[[OutboxItem], bool]) -> OutboxItem:
+    """The stored item once ``condition`` holds for it."""
+
+    async def holds() -> OutboxItem | None:
+        item = await store.get_outbox_item(outbound_id)
+        return item if item is not None and condition(item) else None
+
+    found = await eventually(holds)
+    assert found is not None
+    return found
 
 
 class HeldRenewalsStore(SQLiteStore):

@@ -121,12 +121,13 @@ class OutboxContract:
         renewed = await asyncio.gather(store.outbox_renew(item.id, held.lease_token, 30),
                                        store.outbox_renew(item.id, "not-the-token", 30))
         assert renewed == [True, False]
+        # A "sent" is a fact whoever sent it: the first to land is recorded, the other refused.
         recorded = await asyncio.gather(store.outbox_sent(item.id, "telegram:1", token=held.lease_token),
                                         store.outbox_sent(item.id, "telegram:2", token="not-the-token"))
-        assert recorded == [True, False]
+        assert sorted(recorded) == [False, True]
         stored = await store.get_outbox_item(item.id)
         assert stored is not None and stored.state is OutboxState.SENT
-        assert (stored.platform_message_id, stored.attempts) == ("telegram:1", 1)
+        assert (stored.platform_message_id, stored.attempts) == ("telegram:1" if recorded[0] else "telegram:2", 1)
         assert not await store.outbox_renew(item.id, held.lease_token, 30)  # sent: nothing left to hold
 
     async def test_an_expired_then_reclaimed_lease_fences_out_its_old_holder(self, store: Store) -> None:
@@ -136,28 +137,74 @@ class OutboxContract:
         advance(store, 11)
         (new,) = await store.claim_outbox("s2", limit=10, lease_seconds=30)
         assert old.lease_token and new.lease_token and new.lease_token != old.lease_token
-        # The old holder can neither prove its lease before sending nor record any result.
+        # The old holder can neither prove its lease before sending nor release or fail the item
+        # (a "sent" of the old holder is a fact, recorded: see the test below).
         assert not await store.outbox_renew(item.id, old.lease_token, 30)
-        assert not await store.outbox_sent(item.id, "telegram:old", token=old.lease_token)
         assert not await store.outbox_retry(item.id, store.clock.now(), "late", token=old.lease_token)
         assert not await store.outbox_failed(item.id, "late", token=old.lease_token)
         stored = await store.get_outbox_item(item.id)
-        assert stored is not None and (stored.state, stored.attempts) == (OutboxState.PENDING, 0)
+        assert stored is not None and (stored.state, stored.attempts, stored.lease_token) == \
+            (OutboxState.PENDING, 0, new.lease_token)
         assert await store.outbox_sent(item.id, "telegram:new", token=new.lease_token)
         stored = await store.get_outbox_item(item.id)
         assert stored is not None and stored.platform_message_id == "telegram:new"
+
+    async def test_a_superseded_holders_late_sent_is_recorded_while_the_item_has_no_result(
+        self, store: Store
+    ) -> None:
+        # The old holder sent the reply, but its "sent" landed after its lease ran out and another
+        # sender took the claim over (a store slower than the lease): the send happened.
+        _, conv = await contact_and_conversation(store)
+        (item,) = await queue(store, conv, "hello")
+        (old,) = await store.claim_outbox("s1", limit=10, lease_seconds=10)
+        advance(store, 11)
+        (new,) = await store.claim_outbox("s2", limit=10, lease_seconds=30)
+        assert old.lease_token and new.lease_token and new.taken_over
+        assert await store.outbox_sent(item.id, "telegram:old", token=old.lease_token)
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None
+        assert (stored.state, stored.platform_message_id, stored.attempts, stored.lease_token, stored.in_doubt) == \
+            (OutboxState.SENT, "telegram:old", 1, None, 1)
+        # The new holder's proof before sending fails: it does not send the reply again.
+        assert not await store.outbox_renew(item.id, new.lease_token, 30)
+        assert not await store.outbox_sent(item.id, "telegram:new", token=new.lease_token)
+        assert not await store.outbox_failed(item.id, "late", token=new.lease_token)
+        stored = await store.get_outbox_item(item.id)
+        assert stored is not None and (stored.state, stored.platform_message_id) == (OutboxState.SENT, "telegram:old")
+        assert await store.claim_outbox("s3", limit=10, lease_seconds=30) == []
+
+    async def test_a_superseded_holders_late_sent_does_not_overwrite_a_result(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        _, other = await contact_and_conversation(store, user="u2")
+        (sent,) = await queue(store, conv, "one")
+        (failed,) = await queue(store, other, "two")
+        olds = {i.outbound.id: i for i in await store.claim_outbox("s1", limit=10, lease_seconds=10)}
+        advance(store, 11)
+        news = {i.outbound.id: i for i in await store.claim_outbox("s2", limit=10, lease_seconds=30)}
+        assert set(olds) == set(news) == {sent.id, failed.id}
+        # The newer holders recorded their results first: the old holders' late "sent" changes nothing.
+        assert await store.outbox_sent(sent.id, "telegram:new", token=news[sent.id].lease_token)
+        assert await store.outbox_failed(failed.id, "403 blocked", token=news[failed.id].lease_token)
+        for outbound_id, state, platform_id in ((sent.id, OutboxState.SENT, "telegram:new"),
+                                                (failed.id, OutboxState.FAILED, None)):
+            assert not await store.outbox_sent(outbound_id, "telegram:old", token=olds[outbound_id].lease_token)
+            stored = await store.get_outbox_item(outbound_id)
+            assert stored is not None and (stored.state, stored.platform_message_id, stored.attempts) == \
+                (state, platform_id, 1)
 
     async def test_a_claim_that_ends_without_a_result_leaves_the_item_in_doubt(self, store: Store) -> None:
         _, conv = await contact_and_conversation(store)
         (item,) = await queue(store, conv, "hello")
         (first,) = await store.claim_outbox("s1", limit=10, lease_seconds=0)  # its sender dies: nothing recorded
         assert first.in_doubt == 0
+        assert not first.taken_over
         (second,) = await store.claim_outbox("s2", limit=10, lease_seconds=30)
         assert second.in_doubt == 1  # the first claim may have sent it: known as "maybe sent"
-        # A claim that ends with a result (here a retry) adds no doubt.
+        assert second.taken_over  # this claim took the first one over (its "sent" may still land)
+        # A claim that ends with a result (here a retry) adds no doubt, and the next claim takes nothing over.
         assert await store.outbox_retry(item.id, store.clock.now() - timedelta(seconds=1), "429", token=second.lease_token)
         (third,) = await store.claim_outbox("s2", limit=10, lease_seconds=30)
-        assert third.in_doubt == 1
+        assert third.in_doubt == 1 and not third.taken_over
         assert await store.outbox_sent(item.id, "telegram:1", token=third.lease_token)
         stored = await store.get_outbox_item(item.id)
         assert stored is not None and (stored.state, stored.in_doubt) == (OutboxState.SENT, 1)
@@ -205,7 +252,10 @@ class OutboxContract:
             return  # this store leaves replies to claim_outbox, whose claims are fenced above
         (claimed,) = commit.claimed
         assert claimed.lease_token and claimed.lease_until is not None
-        assert not await store.outbox_sent(reply.id, "telegram:9", token="stale")
+        # (A "sent" is recorded whichever holder sent it, as long as the item has no result.)
+        assert not await store.outbox_renew(reply.id, "stale", 30)
+        assert not await store.outbox_retry(reply.id, store.clock.now(), "late", token="stale")
+        assert not await store.outbox_failed(reply.id, "late", token="stale")
         assert await store.outbox_sent(reply.id, "telegram:9", token=claimed.lease_token)
 
     async def test_outbox_retry_counts_the_attempt_and_keeps_it_pending(self, store: Store) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 
 from pymongo import ReturnDocument
@@ -71,7 +72,7 @@ class MongoOutboxStore(OutboxStore):
                 return_document=ReturnDocument.AFTER,
             )
             if doc is not None:
-                claimed.append(outbox_from_doc(doc))
+                claimed.append(replace(outbox_from_doc(doc), taken_over=stale is not None))
         return claimed
 
     @guarded
@@ -93,13 +94,16 @@ class MongoOutboxStore(OutboxStore):
 
     @guarded
     async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
-        return await self._record(
-            {"_id": outbound_id},
-            {"$set": {"state": OutboxState.SENT.value, "platform_message_id": platform_message_id,
-                      "lease_owner": None, "lease_until": 0, "lease_token": None, "sent_at": self._conn.now_us()},
-             "$inc": {"attempts": 1}},
-            token,
-        )
+        # With a token, any holder's send is recorded while the item has no result: a superseded
+        # holder's send happened too (its token implies the item was pending when it claimed).
+        query: Doc = {"_id": outbound_id}
+        if token is not None:
+            query["state"] = OutboxState.PENDING.value
+        result = await self._conn.require().outbox.update_one(query, {
+            "$set": {"state": OutboxState.SENT.value, "platform_message_id": platform_message_id,
+                     "lease_owner": None, "lease_until": 0, "lease_token": None, "sent_at": self._conn.now_us()},
+            "$inc": {"attempts": 1}})
+        return result.matched_count == 1
 
     @guarded
     async def outbox_retry(

@@ -23,7 +23,8 @@ class OutboxStore(ABC):
 
         A claim that takes over an expired one that ended without a result (its token still
         on the item: the sender died or lost its lease mid-send) counts the item in doubt
-        (`OutboxItem.in_doubt`: it may have reached the platform).
+        (`OutboxItem.in_doubt`: it may have reached the platform) and says so
+        (`OutboxItem.taken_over`: the earlier sender's "sent" may still land, `outbox_sent`).
         """
 
     @abstractmethod
@@ -36,18 +37,23 @@ class OutboxStore(ABC):
 
     @abstractmethod
     async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
-        """Mark sent. With ``token``: only if it is still the item's lease token (False, and
-        nothing written, if another sender claimed it since); without: unconditionally."""
+        """Mark sent. With ``token``: if the item has no result yet (pending), also when another
+        sender claimed it since (a superseded holder's send happened: the fact is recorded, and
+        the newer holder's proof, `outbox_renew`, then fails, so it does not send it again);
+        False, and nothing written, if it is already sent or failed. Without: unconditionally."""
 
     @abstractmethod
     async def outbox_retry(
         self, outbound_id: str, not_before: datetime, error: str, *, token: str | None = None
     ) -> bool:
-        """Release the lease; count the attempt; try again at ``not_before`` (fenced as `outbox_sent`)."""
+        """Release the lease; count the attempt; try again at ``not_before``. With ``token``: only
+        if it is still the item's lease token (False, and nothing written, otherwise: a superseded
+        holder must not release a newer claim); without: if the item is pending."""
 
     @abstractmethod
     async def outbox_failed(self, outbound_id: str, error: str, *, token: str | None = None) -> bool:
-        """Final failure (fenced as `outbox_sent`)."""
+        """Final failure. With ``token``: only if it is still the item's lease token (False, and
+        nothing written, otherwise: the newer holder's own attempt decides); without: unconditionally."""
 
     @abstractmethod
     async def get_outbox_item(self, outbound_id: str) -> OutboxItem | None: ...

@@ -31,10 +31,11 @@ def outbox_from_row(row: sqlite3.Row, token: str | None = None, lease_until: dat
     """The item as stored, or as just claimed with ``token`` until ``lease_until`` (``row`` read
     before the claim: a token it still had was an expired claim's, now counted in doubt)."""
     in_doubt = row["in_doubt"]
+    taken_over = token is not None and row["lease_token"] is not None
     if token is None:
         token = row["lease_token"]
         lease_until = from_ts(row["lease_until"]) if row["lease_until"] else None
-    elif row["lease_token"] is not None:
+    elif taken_over:
         in_doubt += 1
     return OutboxItem(
         outbound=codec.outbound_from_dict(orjson.loads(row["payload"])),
@@ -46,6 +47,7 @@ def outbox_from_row(row: sqlite3.Row, token: str | None = None, lease_until: dat
         lease_token=token,
         lease_until=lease_until,
         in_doubt=in_doubt,
+        taken_over=taken_over,
     )
 
 
@@ -121,10 +123,14 @@ class SQLiteOutboxStore(OutboxStore):
         ).rowcount == 1)
 
     async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
-        return await self._engine.tx(_fenced(
+        # With a token, any holder's send is recorded while the item has no result: a superseded
+        # holder's send happened too (its token implies the item was pending when it claimed).
+        return await self._engine.tx(lambda db: db.execute(
             "UPDATE outbox SET state='sent', platform_message_id=?, lease_owner=NULL, lease_until=NULL,"
-            " lease_token=NULL, attempts=attempts+1, sent_at=? WHERE id=?",
-            (platform_message_id, self._engine.clock.time(), outbound_id), token))
+            " lease_token=NULL, attempts=attempts+1, sent_at=? WHERE id=?"
+            + (" AND state='pending'" if token is not None else ""),
+            (platform_message_id, self._engine.clock.time(), outbound_id),
+        ).rowcount == 1)
 
     async def outbox_retry(
         self, outbound_id: str, not_before: datetime, error: str, *, token: str | None = None
