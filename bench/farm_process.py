@@ -4,7 +4,8 @@
 
 ``echo`` uses the deterministic `EchoEngine` of the test support (the pipeline,
 store and adapters are measured, not NLU); ``project`` loads each bot's configured
-Rasa project like ``switchboard run`` does. Used by the benchmark and by the
+Rasa project like ``switchboard run`` does. ``SWITCHBOARD_BENCH_WITHOUT`` (comma-separated:
+``receipts``, ``privacy``, ``analytics``, ``review``) leaves features out, to measure what each costs. Used by the benchmark and by the
 reliability tests that kill the farm with SIGKILL.
 """
 
@@ -25,7 +26,7 @@ if str(ROOT) not in sys.path:
 from core import logging as sb_logging
 from core.config import load_farm_config
 from core.engine import Engine
-from core.farm import Farm, serve
+from core.farm import Farm, farm_plugins, serve
 from core.pipeline.channels import ChannelRegistry
 
 
@@ -59,7 +60,15 @@ async def run(config_path: Path, engine: str, delay: float = 0.0) -> None:
         engines = {bot: EchoEngine() for bot in config.bots}
         if delay > 0:
             engines = {bot: SlowEngine(e, delay) for bot, e in engines.items()}
-    farm = Farm(config, engines=engines)
+    # What each feature costs (`bench.run --engines echo+no-receipts+no-analytics`, ...): the
+    # built-in plugins named here are left out, "receipts" turns WhatsApp's read receipts off.
+    without = {name for name in os.environ.get("SWITCHBOARD_BENCH_WITHOUT", "").split(",") if name}
+    if "receipts" in without:
+        for bot in config.bots.values():
+            if "whatsapp" in bot.channels:
+                bot.channels["whatsapp"]["read_receipts"] = False
+    plugins = [p for p in farm_plugins(config) if p.name not in without] if without - {"receipts"} else None
+    farm = Farm(config, engines=engines, plugins=plugins)
     runner = await serve(farm, config.server.host, config.server.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -44,6 +44,8 @@ from bench.seed import seed, seed_identity
 
 BOT = "bench"
 AGAINST = "@before"  # the farm name suffix of the --against checkout
+# Engine variants that leave a feature out of this checkout's farm (`bench.farm_process`).
+WITHOUT = ("no-receipts", "no-privacy", "no-analytics", "no-review")
 TARGETS = {"throughput_ratio": 0.3, "p99_ms_at_half_peak": 20.0, "rss_mb_100k": 200.0}
 
 
@@ -78,6 +80,9 @@ async def run_farm(fakes: load.Fakes, work: Path, args: argparse.Namespace, engi
     env = {}
     if "no-typing" in variants:
         env["SWITCHBOARD_BENCH_NO_TYPING"] = "1"
+    without = [v.removeprefix("no-") for v in variants if v in WITHOUT]
+    if without:  # this checkout's farm only: an --against checkout may predate the feature
+        env["SWITCHBOARD_BENCH_WITHOUT"] = ",".join(without) if root == ROOT else ""
     proc = await asyncio.to_thread(procs.start_farm, config, port, engine=base, timeout=600.0, env=env, root=root)
     out: dict[str, Any] = {"engine": engine}
     texts = load.DEMO_TEXTS if base == "project" else None
