@@ -10,8 +10,11 @@ or calls them one by one (`ComposedTurns`, `core.store.base.Store`'s defaults).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
+import structlog
+
+from core import metrics
 from core.clock import SYSTEM_CLOCK, Clock
 from core.model import Conversation, Event, Identity, Inbound, Outbound
 from core.store.ports.contacts import ContactStore
@@ -20,6 +23,40 @@ from core.store.ports.coordination import LeaseStore
 from core.store.ports.inbox import InboxStore
 from core.store.ports.transcript import TranscriptStore
 from core.store.records import Accepted, TurnCommit, TurnState
+
+log = structlog.get_logger(__name__)
+
+
+class TurnWrite:
+    """A write that rides along with a turn's commit (`TurnUnitOfWork.finish_turn`'s ``also``).
+
+    A store whose turn unit can hold it (same backend, same file) runs it there, after the
+    turn's own writes and isolated from them; any other store calls `run` right after the
+    turn committed. Either way it is written only if the turn is, and its failure never
+    fails the turn: it is logged and counted under ``label`` (``switchboard_errors_total``).
+    A concern store builds it (e.g. `AnalyticsStore.turn_write`); the hot path knows only this.
+    """
+
+    __slots__ = ("label", "run")
+
+    def __init__(self, label: str, run: Callable[[], Awaitable[None]]) -> None:
+        self.label = label
+        self.run = run  # the write on its own: its own unit of work / round trip
+
+
+def turn_write_failed(write: TurnWrite, conversation_id: str, error: BaseException) -> None:
+    """Log and count a ride-along write that failed (the turn it rode with is committed)."""
+    metrics.ERRORS.labels(write.label).inc()
+    log.error("store.turn_write_failed", write=write.label, conversation=conversation_id, exc_info=error)
+
+
+async def run_after_commit(writes: Sequence[TurnWrite], conversation_id: str) -> None:
+    """Run ``writes`` one by one, each on its own, after their turn committed (failures counted)."""
+    for write in writes:
+        try:
+            await write.run()
+        except Exception as exc:  # noqa: BLE001 - logged and counted; the turn is committed
+            turn_write_failed(write, conversation_id, exc)
 
 
 class TurnUnitOfWork(ABC):
@@ -84,6 +121,7 @@ class TurnUnitOfWork(ABC):
         lease_seconds: float,
         claim: bool = True,
         release: str | None = None,
+        also: Sequence[TurnWrite] = (),
     ) -> TurnCommit:
         """`commit_turn`, then, in the same unit where the store can:
 
@@ -91,7 +129,9 @@ class TurnUnitOfWork(ABC):
           conversation's next item to send (as `claim_outbox` would, leased for
           ``lease_seconds``), so the sender sends it without another round trip;
         - ``release``: when no inbox item of the conversation is left pending, release
-          that turn lease of ``owner`` (the turn loop then ends without another call).
+          that turn lease of ``owner`` (the turn loop then ends without another call);
+        - ``also``: the writes that ride along with the turn (`TurnWrite`), in order; written
+          only if the turn commits, never failing it (a failed one is logged and counted).
         """
 
 
@@ -150,10 +190,12 @@ class ComposedTurns(TurnUnitOfWork):
         lease_seconds: float,
         claim: bool = True,
         release: str | None = None,
+        also: Sequence[TurnWrite] = (),
     ) -> TurnCommit:
         saved = await self.commit_turn(conversation, inbox_ids=inbox_ids, events=events, outbound=outbound)
         released = False
         if release is not None and not await self._inbox.pending_inbox(conversation.id, limit=1):
             await self._leases.release_lease(release, owner)
             released = True
+        await run_after_commit(also, conversation.id)  # one round trip each, once the turn is committed
         return TurnCommit(saved, [], released)
