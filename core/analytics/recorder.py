@@ -31,7 +31,7 @@ from core.model import Conversation, Event, utcnow
 from core.pipeline.hooks import TurnContext
 from core.store.base import DeadLetter
 from core.store.ports.analytics import AnalyticsStore, CaseUpdate
-from core.store.ports.turns import TurnWrite
+from core.store.records import TurnWrite
 
 log = structlog.get_logger(__name__)
 

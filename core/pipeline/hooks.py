@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from core.engine import Engine, TurnInput, TurnOutput
 from core.model import Event
-from core.store.ports.turns import TurnWrite
+from core.store.records import TurnWrite
 
 
 @dataclass(frozen=True, slots=True)

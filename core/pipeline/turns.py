@@ -44,7 +44,8 @@ from core.pipeline.hooks import (
     TurnContext,
 )
 from core.store.base import DeadLetter, OutboxItem, Store, TurnState
-from core.store.ports.turns import TurnWrite
+from core.store.ports.turns import run_after_commit
+from core.store.records import TurnWrite
 
 log = structlog.get_logger(__name__)
 
@@ -509,6 +510,10 @@ class TurnRunner:
             except Exception:
                 metrics.ERRORS.labels("after_commit").inc()
                 log.exception("turn.after_commit_failed", hook=type(hook).__name__, conversation=conversation.id)
+        # Ride-along writes the store could not hold in the commit (MongoDB): last, as an
+        # after-commit hook would, so the replies and the desks never wait for them.
+        if commit.later:
+            await run_after_commit(commit.later, conversation.id)
         return _Step.DONE if commit.released else _Step.NEXT
 
     @staticmethod

@@ -33,7 +33,7 @@ from core.store.ports import (
     TranscriptStore,
     TurnUnitOfWork,
 )
-from core.store.ports.turns import ComposedTurns, TurnWrite
+from core.store.ports.turns import ComposedTurns
 from core.store.records import (
     RECEIPT_TTL_SECONDS,
     Accepted,
@@ -45,6 +45,7 @@ from core.store.records import (
     ReceiptOutcome,
     TurnCommit,
     TurnState,
+    TurnWrite,
     receipt_event,
     receipt_key,
 )

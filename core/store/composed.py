@@ -57,7 +57,7 @@ from core.store.ports.analytics import (
     LiveCases,
 )
 from core.store.ports.review import ReviewStore
-from core.store.ports.turns import TurnWrite
+from core.store.records import TurnWrite
 
 __all__ = ["ComposedStore"]
 

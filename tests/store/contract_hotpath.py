@@ -15,6 +15,7 @@ from core.model import (
 )
 from core.store.base import OutboxState, Store, TurnCommit
 from core.store.ports.analytics import CaseQuery, CaseUpdate
+from core.store.ports.turns import run_after_commit
 from tests.store.contract_support import (
     BOT,
     OTHER_BOT,
@@ -441,6 +442,7 @@ class TurnUnitOfWorkContract:
         commit = await store.finish_turn(state.conversation, inbox_ids=[state.item.id], events=[event(1)],
                                          owner="w1", lease_seconds=30, release=lease,
                                          also=[store.turn_write(case_of_a_turn(conv.id, bot_messages=1))])
+        await run_after_commit(commit.later, conv.id)  # what the store could not hold in the commit, if any
         assert commit.released and [e.seq for e in await store.transcript(conv.id)] == [1]
         (cell,) = await store.case_cells(CaseQuery(bot=BOT))
         assert (cell.cases, cell.customer_messages, cell.bot_messages) == (1, 1, 1)
@@ -465,6 +467,7 @@ class TurnUnitOfWorkContract:
         commit = await store.finish_turn(state.conversation, inbox_ids=[state.item.id], events=[event(1)],
                                          owner="w1", lease_seconds=30, release=lease,
                                          also=[unwritable, store.turn_write(replace(case_of_a_turn("other"), bot=OTHER_BOT))])
+        await run_after_commit(commit.later, conv.id)
         assert commit.released and commit.conversation.version == 1
         assert [e.seq for e in await store.transcript(conv.id)] == [1]
         assert await store.pending_inbox(conv.id) == []

@@ -43,10 +43,11 @@ async def test_a_turn_and_its_case_update_are_committed_in_one_transaction(engin
     statements: list[str] = []
     assert engine.db is not None
     engine.db.set_trace_callback(statements.append)
-    await turns.finish_turn(state.conversation, inbox_ids=[state.item.id], events=[event(1)], owner="w1",
-                            lease_seconds=30, release="turn",
-                            also=[analytics.turn_write(case_of_a_turn(state.conversation.id))])
+    commit = await turns.finish_turn(state.conversation, inbox_ids=[state.item.id], events=[event(1)], owner="w1",
+                                     lease_seconds=30, release="turn",
+                                     also=[analytics.turn_write(case_of_a_turn(state.conversation.id))])
     engine.db.set_trace_callback(None)
+    assert commit.later == []  # nothing left for after the commit
     assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
     (cell,) = await analytics.case_cells(CaseQuery(bot=BOT))
     assert (cell.cases, cell.customer_messages) == (1, 1)
@@ -60,5 +61,5 @@ async def test_a_failed_case_update_leaves_nothing_of_itself_and_the_turn_whole(
     failing = analytics.turn_write(case_of_a_turn(state.conversation.id, language=object()))
     commit = await turns.finish_turn(state.conversation, inbox_ids=[state.item.id], events=[event(1)],
                                      owner="w1", lease_seconds=30, also=[failing])
-    assert commit.conversation.version == 1 and [e.seq for e in commit.events] == [1]
+    assert commit.later == [] and commit.conversation.version == 1 and [e.seq for e in commit.events] == [1]
     assert await analytics.live_cases(T0 + timedelta(seconds=1)) == []

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core.store.ports.turns import TurnWrite
+from core.store.records import TurnWrite
 
 # What a report may group by, as stored; ``week`` is made of ``day`` by the report.
 CASE_GROUPS = ("day", "channel", "language", "agent", "intent")

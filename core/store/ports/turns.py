@@ -10,7 +10,7 @@ or calls them one by one (`ComposedTurns`, `core.store.base.Store`'s defaults).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import structlog
 
@@ -22,26 +22,9 @@ from core.store.ports.conversations import ConversationStore
 from core.store.ports.coordination import LeaseStore
 from core.store.ports.inbox import InboxStore
 from core.store.ports.transcript import TranscriptStore
-from core.store.records import Accepted, TurnCommit, TurnState
+from core.store.records import Accepted, TurnCommit, TurnState, TurnWrite
 
 log = structlog.get_logger(__name__)
-
-
-class TurnWrite:
-    """A write that rides along with a turn's commit (`TurnUnitOfWork.finish_turn`'s ``also``).
-
-    A store whose turn unit can hold it (same backend, same file) runs it there, after the
-    turn's own writes and isolated from them; any other store calls `run` right after the
-    turn committed. Either way it is written only if the turn is, and its failure never
-    fails the turn: it is logged and counted under ``label`` (``switchboard_errors_total``).
-    A concern store builds it (e.g. `AnalyticsStore.turn_write`); the hot path knows only this.
-    """
-
-    __slots__ = ("label", "run")
-
-    def __init__(self, label: str, run: Callable[[], Awaitable[None]]) -> None:
-        self.label = label
-        self.run = run  # the write on its own: its own unit of work / round trip
 
 
 def turn_write_failed(write: TurnWrite, conversation_id: str, error: BaseException) -> None:
@@ -51,7 +34,8 @@ def turn_write_failed(write: TurnWrite, conversation_id: str, error: BaseExcepti
 
 
 async def run_after_commit(writes: Sequence[TurnWrite], conversation_id: str) -> None:
-    """Run ``writes`` one by one, each on its own, after their turn committed (failures counted)."""
+    """Run ``writes`` (a `TurnCommit.later`) one by one, each on its own, once their turn committed
+    (failures logged and counted)."""
     for write in writes:
         try:
             await write.run()
@@ -130,8 +114,11 @@ class TurnUnitOfWork(ABC):
           ``lease_seconds``), so the sender sends it without another round trip;
         - ``release``: when no inbox item of the conversation is left pending, release
           that turn lease of ``owner`` (the turn loop then ends without another call);
-        - ``also``: the writes that ride along with the turn (`TurnWrite`), in order; written
-          only if the turn commits, never failing it (a failed one is logged and counted).
+        - ``also``: the writes that ride along with the turn (`TurnWrite`), in order: run
+          inside the turn's unit where the store can (a failed one is logged and counted and
+          never fails the turn), the others handed back in `TurnCommit.later` for the caller
+          to run once it is done with the turn (`run_after_commit`). None is written unless
+          the turn commits.
         """
 
 
@@ -197,5 +184,4 @@ class ComposedTurns(TurnUnitOfWork):
         if release is not None and not await self._inbox.pending_inbox(conversation.id, limit=1):
             await self._leases.release_lease(release, owner)
             released = True
-        await run_after_commit(also, conversation.id)  # one round trip each, once the turn is committed
-        return TurnCommit(saved, [], released)
+        return TurnCommit(saved, [], released, later=list(also))  # the caller runs them: one round trip each

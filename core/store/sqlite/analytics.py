@@ -23,7 +23,7 @@ from core.store.ports.analytics import (
     LiveCases,
     totals_from_counts,
 )
-from core.store.ports.turns import TurnWrite
+from core.store.records import TurnWrite
 from core.store.sqlite.encoding import ts
 from core.store.sqlite.engine import SQLiteEngine
 from core.store.sqlite.ridealong import SQLiteTurnWrite

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from core.errors import ConcurrencyConflict
 from core.model import Conversation, Event, Identity, Inbound, Outbound
 from core.store.ports import TurnUnitOfWork
-from core.store.ports.turns import TurnWrite, run_after_commit, turn_write_failed
-from core.store.records import Accepted, TurnCommit, TurnState
+from core.store.ports.turns import turn_write_failed
+from core.store.records import Accepted, TurnCommit, TurnState, TurnWrite
 from core.store.sqlite.contacts import phone_of, read_contact, resolve
 from core.store.sqlite.conversations import conversation_id_for, read_conversation, save
 from core.store.sqlite.coordination import SQLiteLeaseStore
@@ -149,10 +149,9 @@ class SQLiteTurnUnitOfWork(TurnUnitOfWork):
                 leases.drop(db, release, owner)
                 released = True
             failed[:] = run_inside(db, inside)  # the ride-along writes: same transaction, own savepoints
-            return TurnCommit(saved, claimed, released, stored)
+            return TurnCommit(saved, claimed, released, stored, later=after)
 
         result = await self._engine.tx(unit)
         for write, error in failed:
             turn_write_failed(write, conversation.id, error)
-        await run_after_commit(after, conversation.id)
         return result

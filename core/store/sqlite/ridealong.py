@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
-from core.store.ports.turns import TurnWrite
+from core.store.records import TurnWrite
 from core.store.sqlite.engine import SQLiteEngine
 
 
