@@ -203,8 +203,8 @@ class Farm:
             path.ingest.prepare = at_rest[0].seal_inbound
         for bot, runtime in self.runtimes.items():
             hooks = hooks_for(bot, parts)
-            runtime.interceptors, runtime.preparers, runtime.post, runtime.after = (
-                hooks.interceptors, hooks.preparers, hooks.post, hooks.after)
+            runtime.interceptors, runtime.preparers, runtime.post, runtime.in_commit, runtime.after = (
+                hooks.interceptors, hooks.preparers, hooks.post, hooks.in_commit, hooks.after)
         path.outbox.listeners.extend(listener for p in parts for listener in p.delivery_listeners)
         path.turns.dead_letter_listeners.extend(listener for p in parts for listener in p.dead_letter_listeners)
         self.services = MappingProxyType({"identity": identity, **{k: v for p in parts for k, v in p.provides.items()}})

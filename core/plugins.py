@@ -7,6 +7,7 @@ in one place everything it adds:
 - ``routes``: mounted on the farm's one aiohttp app;
 - ``hooks``: turn hooks (`core.pipeline.hooks`), each with an explicit ``order``; per kind,
   every plugin's hooks run sorted by it (lower first; a tie keeps the plugins' order);
+  ``in_commit`` hooks give writes that ride along with the turn's commit (`TurnWrite`);
 - ``services``: started in the order given after the adapters, stopped in reverse; a
   failed start stops what was started;
 - listeners the outbox (``delivery_listeners``) and the turns (``dead_letter_listeners``) call;
@@ -36,7 +37,7 @@ from core.delivery.sender import DeliveryListener
 from core.engine import Engine
 from core.identity import IdentityService
 from core.pipeline.channels import ChannelRegistry
-from core.pipeline.hooks import AfterCommit, Interceptor, PostProcessor, Preparer
+from core.pipeline.hooks import AfterCommit, InCommit, Interceptor, PostProcessor, Preparer
 from core.pipeline.turns import AtRestHook, DeadLetterListener
 from core.ports import Channel, Route
 from core.store.base import Store
@@ -68,13 +69,18 @@ class PostProcessorOrder:
     DISCLOSURE = 900  # privacy: "automated assistant" in the final first reply, last
 
 
+class InCommitOrder:
+    """Where the built-in in-commit hooks sit; their writes ride along with the turn's commit in this order."""
+
+    ANALYTICS = 1000  # analytics: the case figures of what the turn commits
+
+
 class AfterCommitOrder:
     NUMBER_CHANGE = 100  # handoff: a WhatsApp number change moves the identity
     HANDOFF = 200  # handoff: desks told of what the turn decided
     LINK_CODE = 300  # privacy: contacts merged after a redeemed link code
     MEDIA_RECORD = 350  # privacy: where a turn's uploads went, for forget and export
     FORGET = 400  # privacy: erasure on request, once the turn is recorded
-    ANALYTICS = 1000  # analytics: the case figures of what the turn committed, last
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,7 @@ class Hooks:
     interceptors: Sequence[Ordered[Interceptor]] = ()
     preparers: Sequence[Ordered[Preparer]] = ()
     post: Sequence[Ordered[PostProcessor]] = ()
+    in_commit: Sequence[Ordered[InCommit]] = ()
     after: Sequence[Ordered[AfterCommit]] = ()
 
 
@@ -169,6 +176,7 @@ class HookSet:
     interceptors: list[Interceptor]
     preparers: list[Preparer]
     post: list[PostProcessor]
+    in_commit: list[InCommit]
     after: list[AfterCommit]
 
 
@@ -183,6 +191,7 @@ def hooks_for(bot: str, parts: Sequence[PluginParts]) -> HookSet:
         interceptors=_sorted(bot, (p.hooks.interceptors for p in parts)),
         preparers=_sorted(bot, (p.hooks.preparers for p in parts)),
         post=_sorted(bot, (p.hooks.post for p in parts)),
+        in_commit=_sorted(bot, (p.hooks.in_commit for p in parts)),
         after=_sorted(bot, (p.hooks.after for p in parts)),
     )
 

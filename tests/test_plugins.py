@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from core import metrics
 from core.config import FarmConfig, load_farm_config
 from core.engine import Reply, TurnOutput
 from core.errors import StoreUnavailable
@@ -20,6 +21,7 @@ from core.model import Event
 from core.pipeline.hooks import TurnContext
 from core.plugins import (
     Hooks,
+    InCommitOrder,
     InterceptorOrder,
     Ordered,
     Plugin,
@@ -28,6 +30,8 @@ from core.plugins import (
     hooks_for,
 )
 from core.ports import Route
+from core.store.ports.analytics import CaseQuery
+from core.store.ports.turns import TurnWrite
 from tests.support.engines import EchoEngine
 from tests.support.farm import running_farm, write_config
 from tests.support.webchat import receive
@@ -96,7 +100,8 @@ async def test_the_built_in_hooks_run_in_their_declared_order(tmp_path: Path) ->
         assert names(runtime.preparers) == ["MoodPreparer"]
         assert names(runtime.post) == ["HandoffPostProcessor", "NoDeskPostProcessor", "DisclosurePostProcessor"]
         assert names(runtime.after) == ["NumberChange", "HandoffAfterCommit", "LinkCodeInterceptor",
-                                        "MediaRecorder", "ReviewAfterCommit", "ForgetAfterCommit", "CaseRecorder"]
+                                        "MediaRecorder", "ReviewAfterCommit", "ForgetAfterCommit"]
+        assert names(runtime.in_commit) == ["CaseRecorder"]
         assert {"identity", "handoff", "read_receipts", "web_desk", "handoff_background", "privacy",
                 "retention"} <= set(farm.farm.services)
 
@@ -143,6 +148,71 @@ async def test_a_service_that_fails_to_start_stops_those_started_before_it_and_c
     assert farm.store is not None
     with pytest.raises(StoreUnavailable):
         await farm.store.ping()
+
+
+class Tally:
+    """An in-commit hook: a write per turn that notes the customer's text (``fail``: the write raises)."""
+
+    def __init__(self, log: list[str], *, fail: bool = False) -> None:
+        self.log, self.fail = log, fail
+
+    def write(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> TurnWrite:
+        text = ctx.turn.message.text
+
+        async def run() -> None:
+            if self.fail:
+                raise RuntimeError("tally lost")
+            self.log.append(f"{text}: {[e.type for e in events if e.type in ('user', 'bot')]}")
+
+        return TurnWrite("tally", run)
+
+
+class Broken:
+    """An in-commit hook that raises instead of giving a write."""
+
+    def write(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> TurnWrite | None:
+        raise ValueError("no write today")
+
+
+class Tallies:
+    name = "tallies"
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def build(self, ctx: PluginContext) -> PluginParts:
+        return PluginParts(hooks=Hooks(in_commit=(
+            Ordered(InCommitOrder.ANALYTICS + 20, Tally(self.log)),
+            Ordered(InCommitOrder.ANALYTICS - 20, Tally(self.log, fail=True)),
+            Ordered(InCommitOrder.ANALYTICS - 10, Broken()),
+        )))
+
+
+async def test_in_commit_writes_ride_along_with_each_turn_and_a_failing_one_loses_neither_turn_nor_figures(
+    tmp_path: Path,
+) -> None:
+    log: list[str] = []
+    errors = {label: metrics.ERRORS.labels(label)._value.get() for label in ("tally", "in_commit")}
+
+    def plugins(config: FarmConfig) -> list[Plugin]:
+        return [*farm_plugins(config), Tallies(log)]
+
+    async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}, plugins=plugins) as farm, \
+            aiohttp.ClientSession() as http:
+        assert names(farm.farm.runtimes["demo"].in_commit) == ["Tally", "Broken", "CaseRecorder", "Tally"]
+        ws = await http.ws_connect(f"{farm.url}/chat/demo/ws")
+        await ws.send_json({"type": "hello", "session": None})
+        await receive(ws, "welcome")
+        for n, text in enumerate(("Hallo", "Tschüss"), 1):
+            await ws.send_json({"type": "message", "id": f"m{n}", "text": text})
+            assert (await receive(ws, "message"))["text"].endswith(f"echo: {text}")
+        await ws.close()
+        await farm.farm.turns.idle()  # a write SQLite cannot hold in the commit runs once the turn is done
+        assert log == ["Hallo: ['user', 'bot']", "Tschüss: ['user', 'bot']"]
+        (cell,) = await farm.farm.store.case_cells(CaseQuery(bot="demo"))
+        assert (cell.cases, cell.customer_messages, cell.bot_messages) == (1, 2, 2)
+    assert {label: metrics.ERRORS.labels(label)._value.get() - before for label, before in errors.items()} == {
+        "tally": 2, "in_commit": 2}
 
 
 def test_hooks_of_equal_order_keep_the_plugins_order_and_apply_only_to_their_bots() -> None:

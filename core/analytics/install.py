@@ -1,7 +1,7 @@
 """The case analytics as a farm plugin (`core.plugins`): the recorder's hooks and store-backed metrics.
 
-`AnalyticsPlugin` records cases: its `CaseRecorder` runs last among the after-commit hooks
-(`AfterCommitOrder.ANALYTICS`; it only reads what the turn committed), listens for dead
+`AnalyticsPlugin` records cases: its `CaseRecorder` is an in-commit hook
+(`InCommitOrder.ANALYTICS`; its case update rides along with the turn's commit), listens for dead
 letters, and hears the `HandoffService`'s agent actions through `agent_action`, which
 `core.farm.farm_plugins` hands to the handoff plugin as an observer. Its service refreshes
 the store-backed Prometheus series (`StoreMetrics`). ``Farm.services``: ``analytics`` (the
@@ -17,7 +17,7 @@ from typing import Protocol
 from core.analytics.prometheus import StoreMetrics
 from core.analytics.recorder import CaseRecorder
 from core.model import Conversation, Event
-from core.plugins import AfterCommitOrder, Hooks, Ordered, PluginContext, PluginParts
+from core.plugins import Hooks, InCommitOrder, Ordered, PluginContext, PluginParts
 
 
 class _HandoffSettings(Protocol):
@@ -47,7 +47,7 @@ class AnalyticsPlugin:
         recorder = self.recorder = CaseRecorder(ctx.store, {}, self.thresholds)
         metrics = StoreMetrics(ctx.store, tuple(ctx.bots))
         return PluginParts(
-            hooks=Hooks(after=(Ordered(AfterCommitOrder.ANALYTICS, recorder),)),
+            hooks=Hooks(in_commit=(Ordered(InCommitOrder.ANALYTICS, recorder),)),
             services=(metrics,),
             dead_letter_listeners=(recorder,),
             provides={"analytics": recorder, "analytics_metrics": metrics},

@@ -1,9 +1,11 @@
 """`CaseRecorder`: turns what the farm commits into case updates (`core.store.ports.analytics`).
 
-It reads the committed transcript events, never the text: a customer turn (an after-commit
+It reads the committed transcript events, never the text: a customer turn (an in-commit
 hook), an agent action (a `HandoffService` observer) and a dead letter (a dead-letter
-listener) each become one `CaseUpdate`. Recording happens after the commit it describes;
-a failure to record is logged and counted and never touches the conversation.
+listener) each become one `CaseUpdate`. A turn's update rides along with the turn's commit
+(`AnalyticsStore.turn_write`: inside the turn's unit of work on SQLite, right after it on
+MongoDB) and is written only if the turn is; the others are recorded after the commit they
+describe. A failure to record is logged and counted and never touches the conversation.
 
 What counts (``docs/kpis.md``): every turn is one customer message; ``bot`` events written
 by the bot (not system notices) are bot messages, those with ``author: agent`` agent
@@ -29,6 +31,7 @@ from core.model import Conversation, Event, utcnow
 from core.pipeline.hooks import TurnContext
 from core.store.base import DeadLetter
 from core.store.ports.analytics import AnalyticsStore, CaseUpdate
+from core.store.records import TurnWrite
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +120,7 @@ def _actor(events: Sequence[Event]) -> str | None:
 
 
 class CaseRecorder:
-    """Records cases: an `AfterCommit` hook for turns, a handoff observer, a dead-letter listener.
+    """Records cases: an `InCommit` hook for turns, a handoff observer, a dead-letter listener.
 
     ``expiry``: each bot's session expiry in seconds (a bot missing there: read from its engine's
     domain on its first turn, `DEFAULT_EXPIRY_SECONDS` until then); ``thresholds``: each bot's
@@ -138,11 +141,9 @@ class CaseRecorder:
             metrics.ERRORS.labels("analytics").inc()
             log.exception("analytics.record_failed", bot=update.bot, conversation=update.conversation_id)
 
-    # -- AfterCommit ------------------------------------------------------------------
-    def has_work(self, ctx: TurnContext, output: TurnOutput) -> bool:
-        return False  # recording needs no turn lease: the store decides races (see AnalyticsStore)
-
-    async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
+    # -- InCommit ---------------------------------------------------------------------
+    def write(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> TurnWrite:
+        """The turn's case update, as a write that rides along with the turn's commit."""
         message = ctx.turn.message
         if message.bot not in self.expiry:  # learnt from the bot's engine (its domain) on its first turn
             self.expiry[message.bot] = session_expiry_seconds(ctx.engine)
@@ -150,7 +151,7 @@ class CaseRecorder:
         threshold = self.thresholds.get(message.bot)
         exceeds = getattr(signal, "exceeds", None)
         peak = bool(threshold is not None and callable(exceeds) and exceeds(threshold))
-        await self._record(turn_update(
+        return self.store.turn_write(turn_update(
             message.bot, output.conversation, message.channel, events, at=self.clock(),
             expiry_seconds=self.expiry.get(message.bot, DEFAULT_EXPIRY_SECONDS), frustration_peak=peak,
         ))

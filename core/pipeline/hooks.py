@@ -4,7 +4,9 @@ A turn runs: interceptors (in order; the first that returns an output ends the
 turn, e.g. an explicit request for a person, a link code, a message relayed to
 an agent) → preparers (slot values the engine sees for this message, e.g. the
 customer's mood) → the bot's engine → post-processors (in order; each may amend
-the output, e.g. handoff triggers, the automated-assistant disclosure, erasure).
+the output, e.g. handoff triggers, the automated-assistant disclosure, erasure) →
+the commit, with the in-commit hooks' writes riding along (e.g. the case figures) →
+after-commit hooks (notify desks, erase data).
 
 Hooks receive everything as arguments and return new values; they never write
 to the store themselves except through the `TurnServices` they are given.
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 
 from core.engine import Engine, TurnInput, TurnOutput
 from core.model import Event
+from core.store.records import TurnWrite
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +59,14 @@ class AfterCommit(Protocol):
 
     async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
         """Runs once the turn is durably committed (notify desks, erase data, metrics)."""
+
+
+class InCommit(Protocol):
+    def write(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> TurnWrite | None:
+        """A write that rides along with the turn's commit, or None (asked just before it).
+
+        ``events``: what the commit stores. The store runs the write in the turn's own unit
+        where it can (SQLite), else right after the commit; it is written only if the turn
+        commits, and its failure is logged and counted, never failing the turn. Pure: it must
+        not write anything itself (a turn that loses a race asks again when it is retried).
+        """

@@ -35,8 +35,17 @@ from core.engine import Engine, Reply, TurnInput, TurnOutput
 from core.errors import ConcurrencyConflict, StoreError, StoreUnavailable
 from core.model import Author, Conversation, Event, Inbound, Outbound
 from core.pipeline.config import TurnsConfig
-from core.pipeline.hooks import AfterCommit, Interceptor, PostProcessor, Preparer, TurnContext
+from core.pipeline.hooks import (
+    AfterCommit,
+    InCommit,
+    Interceptor,
+    PostProcessor,
+    Preparer,
+    TurnContext,
+)
 from core.store.base import DeadLetter, OutboxItem, Store, TurnState
+from core.store.ports.turns import run_after_commit
+from core.store.records import TurnWrite
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +104,7 @@ class BotRuntime:
     interceptors: list[Interceptor] = field(default_factory=list)
     preparers: list[Preparer] = field(default_factory=list)
     post: list[PostProcessor] = field(default_factory=list)
+    in_commit: list[InCommit] = field(default_factory=list)
     after: list[AfterCommit] = field(default_factory=list)
 
 
@@ -472,11 +482,13 @@ class TurnRunner:
             # One store call: the commit, the first reply claimed for this process's sender,
             # and the lease released if this was the last pending message (unless an
             # after-commit hook still has work, which it does under the lease).
+            # The in-commit hooks' writes ride along (in the same unit where the store can).
             after = any(hook.has_work(ctx, output) for hook in bot.after)
             commit = await self.store.finish_turn(
                 at_rest, inbox_ids=[item.id], events=events, outbound=outbound,
                 owner=self.owner, lease_seconds=self.send_lease_seconds,
                 claim=self.outbox is not None, release=None if after else lease,
+                also=self._ride_along(bot, ctx, output, events),
             )
         except ConcurrencyConflict:
             return _Step.RETRY
@@ -498,7 +510,26 @@ class TurnRunner:
             except Exception:
                 metrics.ERRORS.labels("after_commit").inc()
                 log.exception("turn.after_commit_failed", hook=type(hook).__name__, conversation=conversation.id)
+        # Ride-along writes the store could not hold in the commit (MongoDB): last, as an
+        # after-commit hook would, so the replies and the desks never wait for them.
+        if commit.later:
+            await run_after_commit(commit.later, conversation.id)
         return _Step.DONE if commit.released else _Step.NEXT
+
+    @staticmethod
+    def _ride_along(bot: BotRuntime, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> list[TurnWrite]:
+        """The in-commit hooks' writes for this commit; a hook that fails is logged and counted, the turn goes on."""
+        writes = []
+        for hook in bot.in_commit:
+            try:
+                write = hook.write(ctx, output, events)
+            except Exception:
+                metrics.ERRORS.labels("in_commit").inc()
+                log.exception("turn.in_commit_failed", hook=type(hook).__name__, conversation=output.conversation.id)
+                continue
+            if write is not None:
+                writes.append(write)
+        return writes
 
     @staticmethod
     def _failure_output(ctx: TurnContext) -> TurnOutput:

@@ -45,6 +45,7 @@ from core.store.records import (
     ReceiptOutcome,
     TurnCommit,
     TurnState,
+    TurnWrite,
     receipt_event,
     receipt_key,
 )
@@ -139,12 +140,13 @@ class Store(
         lease_seconds: float,
         claim: bool = True,
         release: str | None = None,
+        also: Sequence[TurnWrite] = (),
     ) -> TurnCommit:
         """`TurnUnitOfWork.finish_turn` by the single calls (`ComposedTurns`), claiming nothing (the sender's
         `claim_outbox` finds the items); a store that can do it atomically overrides it."""
         return await _SingleCalls(self).finish_turn(
             conversation, inbox_ids=inbox_ids, events=events, outbound=outbound, owner=owner,
-            lease_seconds=lease_seconds, claim=claim, release=release)
+            lease_seconds=lease_seconds, claim=claim, release=release, also=also)
 
 
 class _SingleCalls(ComposedTurns):

@@ -57,6 +57,7 @@ from core.store.ports.analytics import (
     LiveCases,
 )
 from core.store.ports.review import ReviewStore
+from core.store.records import TurnWrite
 
 __all__ = ["ComposedStore"]
 
@@ -294,6 +295,9 @@ class ComposedStore(Store):
     async def record_case(self, update: CaseUpdate) -> None:
         await self.analytics.record_case(update)
 
+    def turn_write(self, update: CaseUpdate) -> TurnWrite:
+        return self.analytics.turn_write(update)
+
     async def case_cells(self, query: CaseQuery) -> list[CaseCell]:
         return await self.analytics.case_cells(query)
 
@@ -350,6 +354,7 @@ class ComposedStore(Store):
         lease_seconds: float,
         claim: bool = True,
         release: str | None = None,
+        also: Sequence[TurnWrite] = (),
     ) -> TurnCommit:
         return await self.turns.finish_turn(
-            conversation, inbox_ids=inbox_ids, events=events, outbound=outbound, owner=owner, lease_seconds=lease_seconds, claim=claim, release=release)
+            conversation, inbox_ids=inbox_ids, events=events, outbound=outbound, owner=owner, lease_seconds=lease_seconds, claim=claim, release=release, also=also)

@@ -6,6 +6,7 @@ Plain frozen dataclasses shared by every port (``core/store/ports/``) and implem
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -121,6 +122,23 @@ class TurnState:
     retry_at: datetime | None = None
 
 
+class TurnWrite:
+    """A write that rides along with a turn's commit (`TurnUnitOfWork.finish_turn`'s ``also``).
+
+    A store whose turn unit can hold it (same backend, same file) runs it there, after the
+    turn's own writes and isolated from them; otherwise the caller runs it on its own (`run`)
+    once the turn is committed. Either way it is written only if the turn is, and its failure
+    never fails the turn: it is logged and counted under ``label`` (``switchboard_errors_total``).
+    A concern store builds it (e.g. `AnalyticsStore.turn_write`); the hot path knows only this.
+    """
+
+    __slots__ = ("label", "run")
+
+    def __init__(self, label: str, run: Callable[[], Awaitable[None]]) -> None:
+        self.label = label
+        self.run = run  # the write on its own: its own unit of work / round trip
+
+
 @dataclass(frozen=True, slots=True)
 class TurnCommit:
     """What `Store.finish_turn` wrote and took.
@@ -129,12 +147,15 @@ class TurnCommit:
     ``released``: nothing of the conversation is left pending and the turn lease is released.
     ``events``: the turn's events as stored, with their seq; empty if the store does not
     tell (the caller then reads them back when it needs them).
+    ``later``: the ride-along writes (``also``) the store did not run inside the commit; the
+    caller runs them once it is done with the turn (`core.store.ports.turns.run_after_commit`).
     """
 
     conversation: Conversation
     claimed: list[OutboxItem] = field(default_factory=list)
     released: bool = False
     events: list[Event] = field(default_factory=list)
+    later: list[TurnWrite] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

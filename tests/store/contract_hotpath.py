@@ -8,13 +8,18 @@ from datetime import timedelta
 
 import pytest
 
+from core import metrics
 from core.errors import ConcurrencyConflict
 from core.model import (
     Conversation,
 )
 from core.store.base import OutboxState, Store, TurnCommit
+from core.store.ports.analytics import CaseQuery, CaseUpdate
+from core.store.ports.turns import run_after_commit
 from tests.store.contract_support import (
     BOT,
+    OTHER_BOT,
+    T0,
     advance,
     contact_and_conversation,
     event,
@@ -24,6 +29,16 @@ from tests.store.contract_support import (
     queue,
     turn_started,
 )
+
+
+def case_of_a_turn(conversation_id: str, **changes: object) -> CaseUpdate:
+    """A customer turn's case update (`core.analytics.recorder.turn_update` makes these)."""
+    return CaseUpdate(bot=BOT, conversation_id=conversation_id, at=T0, opens=True, channel="telegram",
+                      customer_messages=1, **changes)  # type: ignore[arg-type]
+
+
+def analytics_errors() -> float:
+    return metrics.ERRORS.labels("analytics")._value.get()
 
 
 class TurnUnitOfWorkContract:
@@ -419,3 +434,44 @@ class TurnUnitOfWorkContract:
         assert commit.claimed == [] and not commit.released
         assert not await store.acquire_lease(lease, "w2", 30)
         assert [i.outbound.id for i in await store.claim_outbox("s2", limit=10, lease_seconds=30)] == [reply.id]
+
+    # -- writes that ride along with a turn's commit (finish_turn's ``also``) ----------------
+    async def test_a_ride_along_write_is_committed_with_the_turn(self, store: Store) -> None:
+        conv, lease, state = await turn_started(store)
+        assert state.item is not None and state.conversation is not None
+        commit = await store.finish_turn(state.conversation, inbox_ids=[state.item.id], events=[event(1)],
+                                         owner="w1", lease_seconds=30, release=lease,
+                                         also=[store.turn_write(case_of_a_turn(conv.id, bot_messages=1))])
+        await run_after_commit(commit.later, conv.id)  # what the store could not hold in the commit, if any
+        assert commit.released and [e.seq for e in await store.transcript(conv.id)] == [1]
+        (cell,) = await store.case_cells(CaseQuery(bot=BOT))
+        assert (cell.cases, cell.customer_messages, cell.bot_messages) == (1, 1, 1)
+
+    async def test_a_ride_along_write_of_a_turn_that_loses_its_race_is_not_written(self, store: Store) -> None:
+        _, conv = await contact_and_conversation(store)
+        await store.ingest(conv.id, inbound(1))
+        (item,) = await store.pending_inbox(conv.id)
+        await store.save_conversation(conv.evolve(language="de"))  # someone else moved on
+        with pytest.raises(ConcurrencyConflict):
+            await store.finish_turn(conv, inbox_ids=[item.id], events=[event(1)], owner="s1", lease_seconds=30,
+                                    also=[store.turn_write(case_of_a_turn(conv.id))])
+        assert await store.case_cells(CaseQuery(bot=BOT)) == []
+
+    async def test_a_failing_ride_along_write_does_not_lose_the_turn_nor_the_writes_after_it(
+        self, store: Store
+    ) -> None:
+        conv, lease, state = await turn_started(store)
+        assert state.item is not None and state.conversation is not None
+        errors = analytics_errors()
+        unwritable = store.turn_write(case_of_a_turn(conv.id, language=object()))  # no store can encode it
+        commit = await store.finish_turn(state.conversation, inbox_ids=[state.item.id], events=[event(1)],
+                                         owner="w1", lease_seconds=30, release=lease,
+                                         also=[unwritable, store.turn_write(replace(case_of_a_turn("other"), bot=OTHER_BOT))])
+        await run_after_commit(commit.later, conv.id)
+        assert commit.released and commit.conversation.version == 1
+        assert [e.seq for e in await store.transcript(conv.id)] == [1]
+        assert await store.pending_inbox(conv.id) == []
+        assert analytics_errors() == errors + 1
+        assert await store.case_cells(CaseQuery(bot=BOT)) == []  # the failed write added no figure
+        (cell,) = await store.case_cells(CaseQuery(bot=OTHER_BOT))  # the write after it went through
+        assert (cell.cases, cell.customer_messages) == (1, 1)

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from core.store.records import TurnWrite
+
 # What a report may group by, as stored; ``week`` is made of ``day`` by the report.
 CASE_GROUPS = ("day", "channel", "language", "agent", "intent")
 
@@ -166,6 +168,12 @@ class AnalyticsStore(ABC):
     @abstractmethod
     async def record_case(self, update: CaseUpdate) -> None:
         """Apply ``update`` to the conversation's current case (opening one if it ``opens``)."""
+
+    def turn_write(self, update: CaseUpdate) -> TurnWrite:
+        """``update`` (a customer turn's) as a write that rides along with the turn's commit
+        (`TurnUnitOfWork.finish_turn`'s ``also``): by default `record_case` right after it;
+        a store whose turn unit can hold it returns a write the unit runs inside."""
+        return TurnWrite("analytics", lambda: self.record_case(update))
 
     @abstractmethod
     async def case_cells(self, query: CaseQuery) -> list[CaseCell]:

@@ -12,6 +12,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+import structlog
+
+from core import metrics
 from core.clock import SYSTEM_CLOCK, Clock
 from core.model import Conversation, Event, Identity, Inbound, Outbound
 from core.store.ports.contacts import ContactStore
@@ -19,7 +22,25 @@ from core.store.ports.conversations import ConversationStore
 from core.store.ports.coordination import LeaseStore
 from core.store.ports.inbox import InboxStore
 from core.store.ports.transcript import TranscriptStore
-from core.store.records import Accepted, TurnCommit, TurnState
+from core.store.records import Accepted, TurnCommit, TurnState, TurnWrite
+
+log = structlog.get_logger(__name__)
+
+
+def turn_write_failed(write: TurnWrite, conversation_id: str, error: BaseException) -> None:
+    """Log and count a ride-along write that failed (the turn it rode with is committed)."""
+    metrics.ERRORS.labels(write.label).inc()
+    log.error("store.turn_write_failed", write=write.label, conversation=conversation_id, exc_info=error)
+
+
+async def run_after_commit(writes: Sequence[TurnWrite], conversation_id: str) -> None:
+    """Run ``writes`` (a `TurnCommit.later`) one by one, each on its own, once their turn committed
+    (failures logged and counted)."""
+    for write in writes:
+        try:
+            await write.run()
+        except Exception as exc:  # noqa: BLE001 - logged and counted; the turn is committed
+            turn_write_failed(write, conversation_id, exc)
 
 
 class TurnUnitOfWork(ABC):
@@ -84,6 +105,7 @@ class TurnUnitOfWork(ABC):
         lease_seconds: float,
         claim: bool = True,
         release: str | None = None,
+        also: Sequence[TurnWrite] = (),
     ) -> TurnCommit:
         """`commit_turn`, then, in the same unit where the store can:
 
@@ -91,7 +113,12 @@ class TurnUnitOfWork(ABC):
           conversation's next item to send (as `claim_outbox` would, leased for
           ``lease_seconds``), so the sender sends it without another round trip;
         - ``release``: when no inbox item of the conversation is left pending, release
-          that turn lease of ``owner`` (the turn loop then ends without another call).
+          that turn lease of ``owner`` (the turn loop then ends without another call);
+        - ``also``: the writes that ride along with the turn (`TurnWrite`), in order: run
+          inside the turn's unit where the store can (a failed one is logged and counted and
+          never fails the turn), the others handed back in `TurnCommit.later` for the caller
+          to run once it is done with the turn (`run_after_commit`). None is written unless
+          the turn commits.
         """
 
 
@@ -150,10 +177,11 @@ class ComposedTurns(TurnUnitOfWork):
         lease_seconds: float,
         claim: bool = True,
         release: str | None = None,
+        also: Sequence[TurnWrite] = (),
     ) -> TurnCommit:
         saved = await self.commit_turn(conversation, inbox_ids=inbox_ids, events=events, outbound=outbound)
         released = False
         if release is not None and not await self._inbox.pending_inbox(conversation.id, limit=1):
             await self._leases.release_lease(release, owner)
             released = True
-        return TurnCommit(saved, [], released)
+        return TurnCommit(saved, [], released, later=list(also))  # the caller runs them: one round trip each

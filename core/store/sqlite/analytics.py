@@ -1,8 +1,9 @@
 """Service cases on SQLite: `SQLiteAnalyticsStore` (tables ``cases``, ``case_totals``, ``agent_activity``).
 
 A case update is one unit of work (read the latest case, open a new one if due, apply),
-so it is atomic without further care: a farm on SQLite is one process. Reports are
-``GROUP BY`` queries over the ``cases_started`` index, run on the engine's worker thread.
+so it is atomic without further care: a farm on SQLite is one process. A customer turn's
+update rides along in the turn's own unit (`turn_write`): no COMMIT of its own. Reports
+are ``GROUP BY`` queries over the ``cases_started`` index, run on the engine's worker thread.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from core.store.ports.analytics import (
     LiveCases,
     totals_from_counts,
 )
+from core.store.records import TurnWrite
 from core.store.sqlite.encoding import ts
 from core.store.sqlite.engine import SQLiteEngine
+from core.store.sqlite.ridealong import SQLiteTurnWrite
 
 # SQL for each group of a report (``CaseQuery.by``); the intent of a handed-over case is the
 # one that caused the handoff.
@@ -139,6 +142,9 @@ class SQLiteAnalyticsStore(AnalyticsStore):
 
     async def record_case(self, update: CaseUpdate) -> None:
         await self._engine.tx(lambda db: record(db, update))
+
+    def turn_write(self, update: CaseUpdate) -> TurnWrite:
+        return SQLiteTurnWrite("analytics", self._engine, lambda db: record(db, update))  # inside the turn's unit
 
     async def case_cells(self, query: CaseQuery) -> list[CaseCell]:
         if query.by_day:

@@ -4,7 +4,8 @@ Each step is one unit (one batch slot, one transaction at most) composed of the 
 modules' operations, so a message costs the same statements as when one store knew every
 table: accept = contact + conversation + inbox; next turn = turn lease + inbox head +
 conversation + contact + transcript window; finish turn = conversation + inbox +
-transcript + outbox (+ claim of the first reply) + turn lease.
+transcript + outbox (+ claim of the first reply) + turn lease (+ the writes that ride along
+with the turn, e.g. its case figures: `core.store.sqlite.ridealong`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Sequence
 from core.errors import ConcurrencyConflict
 from core.model import Conversation, Event, Identity, Inbound, Outbound
 from core.store.ports import TurnUnitOfWork
-from core.store.records import Accepted, TurnCommit, TurnState
+from core.store.ports.turns import turn_write_failed
+from core.store.records import Accepted, TurnCommit, TurnState, TurnWrite
 from core.store.sqlite.contacts import phone_of, read_contact, resolve
 from core.store.sqlite.conversations import conversation_id_for, read_conversation, save
 from core.store.sqlite.coordination import SQLiteLeaseStore
@@ -23,6 +25,7 @@ from core.store.sqlite.encoding import from_ts
 from core.store.sqlite.engine import SQLiteEngine
 from core.store.sqlite.inbox import INBOX_COLUMNS, encode_inbound, inbox_item_from_row, ingest
 from core.store.sqlite.outbox import claim_head, enqueue
+from core.store.sqlite.ridealong import run_inside, split
 from core.store.sqlite.transcript import event_from_row, insert_events
 
 
@@ -129,8 +132,11 @@ class SQLiteTurnUnitOfWork(TurnUnitOfWork):
         lease_seconds: float,
         claim: bool = True,
         release: str | None = None,
+        also: Sequence[TurnWrite] = (),
     ) -> TurnCommit:
         leases = self._leases
+        inside, after = split(also, self._engine)
+        failed: list[tuple[TurnWrite, Exception]] = []
 
         def unit(db: sqlite3.Connection) -> TurnCommit:
             at = self._engine.clock.time()
@@ -142,6 +148,10 @@ class SQLiteTurnUnitOfWork(TurnUnitOfWork):
             ).fetchone() is None:
                 leases.drop(db, release, owner)
                 released = True
-            return TurnCommit(saved, claimed, released, stored)
+            failed[:] = run_inside(db, inside)  # the ride-along writes: same transaction, own savepoints
+            return TurnCommit(saved, claimed, released, stored, later=after)
 
-        return await self._engine.tx(unit)
+        result = await self._engine.tx(unit)
+        for write, error in failed:
+            turn_write_failed(write, conversation.id, error)
+        return result
