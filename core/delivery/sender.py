@@ -417,8 +417,8 @@ class OutboxSender:
                 await self._fail(item, repr(exc))
             return
         await self._record_sent(item, platform_id)
-        metrics.OUTBOUND.labels(out.bot, out.channel, "sent").inc()
-        metrics.DELIVERY_SECONDS.labels(out.channel).observe(max(0.0, time.time() - out.created_at.timestamp()))
+        metrics.child(metrics.OUTBOUND, out.bot, out.channel, "sent").inc()
+        metrics.child(metrics.DELIVERY_SECONDS, out.channel).observe(max(0.0, time.time() - out.created_at.timestamp()))
 
     def _young(self, hold: _Hold) -> bool:
         """Whether the claim proves itself: more than half of ``lease_seconds`` left (by the store's

@@ -71,7 +71,7 @@ class Ingest:
             log.info("ingest.duplicate", bot=message.bot, channel=message.channel,
                      message=message.platform_message_id)
             return None
-        metrics.INBOUND.labels(message.bot, message.channel).inc()
+        metrics.child(metrics.INBOUND, message.bot, message.channel).inc()
         if self.turns is not None:
             self.turns.schedule(conversation_id)
         return conversation_id

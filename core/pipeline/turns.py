@@ -502,8 +502,8 @@ class TurnRunner:
             self.outbox.submit(commit.claimed, len(outbound) > len(commit.claimed))  # (items, more queued behind)
         elif self.outbox is not None and outbound:
             self.outbox.notify()
-        metrics.TURNS.labels(message.bot, "handoff" if output.handoff else "ok").inc()
-        metrics.TURN_SECONDS.labels(message.bot).observe(time.perf_counter() - started)
+        metrics.child(metrics.TURNS, message.bot, "handoff" if output.handoff else "ok").inc()
+        metrics.child(metrics.TURN_SECONDS, message.bot).observe(time.perf_counter() - started)
         for hook in bot.after:
             try:
                 await hook.committed(ctx, output, events)

@@ -8,7 +8,7 @@ call is one direct ``await`` of the owning store's method (the hot path included
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -213,8 +213,10 @@ class ComposedStore(Store):
     async def outbox_renew(self, outbound_id: str, token: str, lease_seconds: float) -> bool:
         return await self.outbox.outbox_renew(outbound_id, token, lease_seconds)
 
-    async def outbox_sent(self, outbound_id: str, platform_message_id: str, *, token: str | None = None) -> bool:
-        return await self.outbox.outbox_sent(outbound_id, platform_message_id, token=token)
+    def outbox_sent(  # the hot path: the port's coroutine itself, no frame of ours around it
+        self, outbound_id: str, platform_message_id: str, *, token: str | None = None,
+    ) -> Coroutine[Any, Any, bool]:
+        return self.outbox.outbox_sent(outbound_id, platform_message_id, token=token)
 
     async def outbox_retry(
         self,
@@ -327,10 +329,12 @@ class ComposedStore(Store):
     ) -> Conversation:
         return await self.turns.commit_turn(conversation, inbox_ids=inbox_ids, events=events, outbound=outbound)
 
-    async def accept_inbound(self, inbound: Inbound, *, phone: str | None = None) -> Accepted | None:
-        return await self.turns.accept_inbound(inbound, phone=phone)
+    # The hot path (accept, next turn, finish turn): the port's coroutine itself is returned, so
+    # each message's store calls do not pay for a delegating coroutine frame each.
+    def accept_inbound(self, inbound: Inbound, *, phone: str | None = None) -> Coroutine[Any, Any, Accepted | None]:
+        return self.turns.accept_inbound(inbound, phone=phone)
 
-    async def next_turn(
+    def next_turn(
         self,
         conversation_id: str,
         *,
@@ -339,11 +343,11 @@ class ComposedStore(Store):
         lease_seconds: float,
         history: int,
         cached: tuple[int, int] | None = None,
-    ) -> TurnState | None:
-        return await self.turns.next_turn(
+    ) -> Coroutine[Any, Any, TurnState | None]:
+        return self.turns.next_turn(
             conversation_id, lease=lease, owner=owner, lease_seconds=lease_seconds, history=history, cached=cached)
 
-    async def finish_turn(
+    def finish_turn(
         self,
         conversation: Conversation,
         *,
@@ -355,6 +359,6 @@ class ComposedStore(Store):
         claim: bool = True,
         release: str | None = None,
         also: Sequence[TurnWrite] = (),
-    ) -> TurnCommit:
-        return await self.turns.finish_turn(
+    ) -> Coroutine[Any, Any, TurnCommit]:
+        return self.turns.finish_turn(
             conversation, inbox_ids=inbox_ids, events=events, outbound=outbound, owner=owner, lease_seconds=lease_seconds, claim=claim, release=release, also=also)
