@@ -21,7 +21,8 @@ class Deadlines:
         self._watchdog: asyncio.Task[None] | None = None
 
     def within(self, seconds: float) -> _Scope:
-        """``async with deadlines.within(30): ...`` raises `TimeoutError` after about 30 s."""
+        """``with deadlines.within(30): ...`` (in a task; or ``async with``) raises `TimeoutError`
+        after about 30 s."""
         if self._watchdog is None:  # started on first use, until `close`
             self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="deadlines")
         return _Scope(self._scopes, seconds)
@@ -52,16 +53,26 @@ class _Scope:
         self.seconds = seconds
         self.expired = False
 
-    async def __aenter__(self) -> None:
+    def __enter__(self) -> None:
         task = asyncio.current_task()
         assert task is not None, "Deadlines.within needs a task"
         self.task = task
         self.deadline = task.get_loop().time() + self.seconds
         self.scopes.add(self)
 
-    async def __aexit__(
+    def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.scopes.discard(self)
         if self.expired and self.task.uncancel() == 0 and exc_type is asyncio.CancelledError:
             raise TimeoutError(f"took longer than {self.seconds:g} s") from exc
+
+    # ``async with`` works too (like ``asyncio.timeout``); the hot path uses plain ``with``,
+    # which spares two coroutines per scope.
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)

@@ -42,3 +42,13 @@ async def test_an_outside_cancellation_stays_a_cancellation() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     await deadlines.close()
+
+
+async def test_the_plain_with_form_times_out_like_the_async_one() -> None:
+    deadlines = Deadlines(resolution=0.02)
+    with pytest.raises(TimeoutError), deadlines.within(0.05):
+        await hang()
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    assert not deadlines._scopes
+    await deadlines.close()

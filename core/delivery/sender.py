@@ -372,7 +372,7 @@ class OutboxSender:
             log.warning("outbox.send_in_doubt", outbound=out.id, channel=out.channel, in_doubt=item.in_doubt)
         try:
             try:
-                async with self._deadlines.within(self.config.send_timeout):
+                with self._deadlines.within(self.config.send_timeout):
                     platform_id = await channel.send(out)
             except TimeoutError as exc:  # a hung platform call: retried like any transient failure
                 raise TransientError(f"send timed out after {self.config.send_timeout:g} s") from exc
@@ -500,7 +500,7 @@ class OutboxSender:
     async def _send(self, channel: Channel, out: Outbound) -> str:
         """``channel.send`` within ``send_timeout`` (a hung platform call becomes a transient error)."""
         try:
-            async with self._deadlines.within(self.config.send_timeout):
+            with self._deadlines.within(self.config.send_timeout):
                 return await channel.send(out)
         except TimeoutError as exc:
             raise TransientError(f"send timed out after {self.config.send_timeout:g} s") from exc

@@ -460,7 +460,7 @@ class TurnRunner:
         history = self._history(state, window)
         ctx = TurnContext(TurnInput(conversation, contact, message, history), bot.engine, bot.config)
         try:
-            async with self._deadlines.within(self.config.timeout_seconds):
+            with self._deadlines.within(self.config.timeout_seconds):
                 output = await self._run_hooks(bot, ctx)
         except (ConcurrencyConflict, StoreError):
             raise
