@@ -119,12 +119,16 @@ async def copies_of(store: Store, conversation_id: str, desk_thread: str | None 
     """The desk copies recorded for a conversation (plus its current desk thread, for
     conversations handed off before copies were recorded); web desk "threads" are views of
     the store itself and are not copies."""
-    held = await store.kv_get(COPIES_PREFIX + conversation_id)
-    copies = [Copy(str(c["desk"]), str(c["thread"]), c.get("at")) for c in (held if isinstance(held, list) else [])
-              if isinstance(c, dict) and c.get("desk") and c.get("thread")]
+    copies = recorded_copies(await store.kv_get(COPIES_PREFIX + conversation_id))
     if desk_thread and not desk_thread.startswith("web:") and all(c.thread != desk_thread for c in copies):
         copies.append(Copy("slack", desk_thread))
     return [c for c in copies if c.desk != "web"]
+
+
+def recorded_copies(held: Any) -> list[Copy]:
+    """The copies `record_copy` stored under a conversation's key (web desk views included)."""
+    return [Copy(str(c["desk"]), str(c["thread"]), c.get("at")) for c in (held if isinstance(held, list) else [])
+            if isinstance(c, dict) and c.get("desk") and c.get("thread")]
 
 
 def job_for(bot: str, copy: Copy) -> Outbound:

@@ -32,6 +32,7 @@ from core.privacy.erasure import (
     media_of,
     media_refs,
     queue_jobs,
+    recorded_copies,
 )
 from core.store.base import AuditEntry, Store
 
@@ -157,16 +158,21 @@ class PrivacyService:
     async def _purge_copies(self, bot: str, older_than: datetime) -> list[str]:
         """Queue erasure of desk threads opened before ``older_than`` (copies of purged text)."""
         jobs = []
-        for conversation in await self.store.list_conversations(bot, limit=100_000):
-            copies = await copies_of(self.store, conversation.id)
+        # The recorded copies only (a range scan of their keys): a sweep over every conversation
+        # read 100,000 conversations and as many keys on the event loop at each start (1.3 s, +68 MB).
+        for key, held in await self.store.kv_items(COPIES_PREFIX):
+            copies = [c for c in recorded_copies(held) if c.desk != "web"]
             old = [c for c in copies if c.at and datetime.fromisoformat(c.at) < older_than]
             if not old:
                 continue
+            conversation = await self.store.get_conversation(key.removeprefix(COPIES_PREFIX))
+            if conversation is None or conversation.bot != bot:
+                continue
             kept = [c.as_dict() for c in copies if c not in old]
             if kept:
-                await self.store.kv_set(COPIES_PREFIX + conversation.id, kept)
+                await self.store.kv_set(key, kept)
             else:
-                await self.store.kv_delete(COPIES_PREFIX + conversation.id)
+                await self.store.kv_delete(key)
             jobs += [job_for(bot, c) for c in old]
         await queue_jobs(self.store, f"purge:{bot}", jobs)
         return [j.id for j in jobs]

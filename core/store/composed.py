@@ -267,6 +267,9 @@ class ComposedStore(Store):
     async def kv_delete(self, key: str) -> None:
         await self.kv.kv_delete(key)
 
+    async def kv_items(self, prefix: str) -> list[tuple[str, Any]]:
+        return await self.kv.kv_items(prefix)
+
     # -- PrivacyStore (privacy) ---------------------------------------------------
     async def export_contact(self, contact_id: str) -> dict[str, Any]:
         exported = await self.privacy.export_contact(contact_id)

@@ -92,3 +92,21 @@ class CoordinationContract:
         assert await store.kv_get("long") == "y"
         await store.kv_set("short", "z")  # no ttl: kept
         assert await store.kv_get("short") == "z"
+
+    async def test_kv_items_lists_one_prefix_in_key_order_without_expired_keys(self, store: Store) -> None:
+        await store.kv_set("privacy:copies:c2", [{"desk": "slack", "thread": "t2"}])
+        await store.kv_set("privacy:copies:c1", [{"desk": "slack", "thread": "t1"}])
+        await store.kv_set("privacy:copies:c3", ["gone soon"], ttl_seconds=30)
+        await store.kv_set("privacy:copiesX", "another prefix")
+        await store.kv_set("privacy:copie", "shorter")
+        await store.kv_set("parts:out_1", {"sent": 1})
+        assert await store.kv_items("privacy:copies:") == [
+            ("privacy:copies:c1", [{"desk": "slack", "thread": "t1"}]),
+            ("privacy:copies:c2", [{"desk": "slack", "thread": "t2"}]),
+            ("privacy:copies:c3", ["gone soon"]),
+        ]
+        advance(store, 31)
+        assert [key for key, _ in await store.kv_items("privacy:copies:")] == ["privacy:copies:c1", "privacy:copies:c2"]
+        assert await store.kv_items("nothing:") == []
+        with pytest.raises(ValueError):
+            await store.kv_items("")

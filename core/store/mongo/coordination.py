@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from core.store.mongo.connection import Doc, MongoConnection, dt, guarded
 from core.store.ports import KeyValueStore, LeaseStore
+from core.store.ports.coordination import prefix_end
 
 
 async def claim_key(conn: MongoConnection, collection: str, key: str, doc: Doc, holder: Doc) -> bool:
@@ -84,3 +85,11 @@ class MongoKeyValueStore(KeyValueStore):
     @guarded
     async def kv_delete(self, key: str) -> None:
         await self._conn.require().kv.delete_one({"_id": key})
+
+    @guarded
+    async def kv_items(self, prefix: str) -> list[tuple[str, Any]]:
+        cursor = self._conn.require().kv.find(
+            {"_id": {"$gte": prefix, "$lt": prefix_end(prefix)},
+             "$or": [{"expires_at": None}, {"expires_at": {"$gt": self._conn.now_us()}}]},
+        ).sort("_id", 1)
+        return [(str(doc["_id"]), json.loads(doc["value"])) async for doc in cursor]

@@ -33,3 +33,16 @@ class KeyValueStore(ABC):
 
     @abstractmethod
     async def kv_delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def kv_items(self, prefix: str) -> list[tuple[str, Any]]:
+        """Every unexpired (key, value) whose key starts with ``prefix`` (non-empty), in key
+        order: a range scan over the keys, so a sweep over one kind of record (e.g. desk copies)
+        costs what those records cost, not one read per conversation."""
+
+
+def prefix_end(prefix: str) -> str:
+    """The first key after every key that starts with ``prefix`` (for a range scan)."""
+    if not prefix:
+        raise ValueError("kv_items needs a non-empty prefix")
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)

@@ -10,6 +10,7 @@ from typing import Any
 from core.clock import Clock
 from core.errors import StoreUnavailable
 from core.store.ports import KeyValueStore, LeaseStore
+from core.store.ports.coordination import prefix_end
 from core.store.sqlite.engine import SQLiteEngine
 
 
@@ -148,3 +149,15 @@ class SQLiteKeyValueStore(KeyValueStore):
 
     async def kv_delete(self, key: str) -> None:
         await self._engine.tx(lambda db: db.execute("DELETE FROM kv WHERE key=?", (key,)))
+
+    async def kv_items(self, prefix: str) -> list[tuple[str, Any]]:
+        end = prefix_end(prefix)
+
+        def unit(db: sqlite3.Connection) -> list[tuple[str, Any]]:
+            rows = db.execute(
+                "SELECT key, value FROM kv WHERE key>=? AND key<? AND (expires_at IS NULL OR expires_at>?) ORDER BY key",
+                (prefix, end, self._engine.clock.time()),
+            )
+            return [(str(row[0]), json.loads(row[1])) for row in rows]
+
+        return await self._engine.run(unit, bulk=True)  # off the loop: the prefix may hold many keys
