@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -86,25 +87,40 @@ class SQLitePrivacyStore(PrivacyStore):
         await self._engine.truncate_wal()
 
     async def purge_transcripts(self, bot: str, older_than: datetime) -> int:
-        def unit(db: sqlite3.Connection) -> int:
-            cutoff = ts(older_than)
-            # Message text also lives in processed inbox items and finished outbox items.
-            db.execute(
-                "UPDATE inbox SET payload=json_set(payload, '$.text', '', '$.attachments', json('[]'))"
-                " WHERE bot=? AND processed=1 AND received_at<?",
-                (bot, cutoff),
-            )
-            db.execute(
-                "UPDATE outbox SET payload=json_set(payload, '$.text', '', '$.buttons', json('[]'),"
-                " '$.attachments', json('[]')) WHERE bot=? AND state!='pending' AND created_at<?",
-                (bot, cutoff),
-            )
-            return db.execute(
-                "DELETE FROM events WHERE ts<? AND conversation_id IN (SELECT id FROM conversations WHERE bot=?)",
-                (cutoff, bot),
-            ).rowcount
+        """In chunks of `PURGE_CHUNK` rows, each its own unit on the worker thread: a purge over a
+        large store used to scan whole tables in one unit, and the turns waited for it (the store
+        runs one unit at a time). A purge stopped half-way is finished by the next one."""
+        cutoff = ts(older_than)
+        # Message text also lives in processed inbox items and finished outbox items.
+        await self._by_key_range("inbox", "id", (
+            "UPDATE inbox SET payload=json_set(payload, '$.text', '', '$.attachments', json('[]'))"
+            " WHERE id>? AND id<=? AND bot=? AND processed=1 AND received_at<?"), (bot, cutoff))
+        await self._by_key_range("outbox", "seq", (
+            "UPDATE outbox SET payload=json_set(payload, '$.text', '', '$.buttons', json('[]'),"
+            " '$.attachments', json('[]')) WHERE seq>? AND seq<=? AND bot=? AND state!='pending' AND created_at<?"),
+            (bot, cutoff))
+        deleted = 0
+        while True:  # old events through their time index, a chunk at a time
+            count = await self._engine.tx(lambda db: db.execute(
+                "DELETE FROM events WHERE (conversation_id, seq) IN (SELECT conversation_id, seq FROM events"
+                " WHERE ts<? AND conversation_id IN (SELECT id FROM conversations WHERE bot=?) LIMIT ?)",
+                (cutoff, bot, PURGE_CHUNK),
+            ).rowcount, bulk=True)
+            deleted += count
+            if count < PURGE_CHUNK:
+                return deleted
 
-        return await self._engine.tx(unit, bulk=True)
+    async def _by_key_range(self, table: str, key: str, sql: str, args: tuple[Any, ...]) -> None:
+        """Run ``sql`` (its first two parameters: a key range) over ``table`` a key window at a time."""
+        top = await self._engine.run(lambda db: db.execute(f"SELECT MAX({key}) FROM {table}").fetchone()[0] or 0)
+        def chunk(low: int) -> Callable[[sqlite3.Connection], object]:
+            return lambda db: db.execute(sql, (low, low + PURGE_CHUNK, *args))
+
+        for low in range(0, int(top), PURGE_CHUNK):
+            await self._engine.tx(chunk(low), bulk=True)
+
+
+PURGE_CHUNK = 5_000  # rows a purge unit scans or deletes at most (a few milliseconds)
 
 
 class SQLiteAuditStore(AuditStore):
