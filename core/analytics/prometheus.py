@@ -10,8 +10,6 @@ PromQL take ``max by (bot)``, not ``sum``), and they survive restarts. Names and
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,6 +21,7 @@ from prometheus_client.registry import Collector
 from core import metrics
 from core.errors import StoreError
 from core.model import utcnow
+from core.periodic import Periodic
 from core.store.ports.analytics import AnalyticsStore, CaseTotal, LiveCases
 
 log = structlog.get_logger(__name__)
@@ -97,7 +96,7 @@ class StoreMetrics:
         self.bots = bots
         self.interval = interval
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._job = Periodic("analytics", interval, self._step)
 
     async def refresh(self) -> Snapshot:
         now = self.clock()
@@ -107,22 +106,13 @@ class StoreMetrics:
         return snapshot
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        await self._job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._job.stop()
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except StoreError as exc:
-                log.warning("analytics.metrics_refresh_failed", error=str(exc))
-            except Exception:
-                metrics.ERRORS.labels("analytics").inc()
-                log.exception("analytics.metrics_refresh_crashed")
-            await asyncio.sleep(self.interval)
+    async def _step(self) -> None:
+        try:
+            await self.refresh()
+        except StoreError as exc:
+            log.warning("analytics.metrics_refresh_failed", error=str(exc))

@@ -18,7 +18,6 @@ its thread id is stored on the conversation). The core never imports ``channels`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 from collections.abc import Mapping, Sequence
@@ -38,6 +37,7 @@ from core.handoff.mood import MoodPreparer
 from core.handoff.no_desk import NoDeskPostProcessor, bots_without_agents
 from core.handoff.service import REPING_LEASE, AgentPolicy, BotSettings, HandoffService, Observer
 from core.language.switch import LanguageSwitchInterceptor
+from core.periodic import Periodic
 from core.pipeline.dead_letters import DeadLetters
 from core.plugins import (
     AfterCommitOrder,
@@ -109,31 +109,22 @@ class HandoffBackground:
     def __init__(self, service: HandoffService, *, interval: float) -> None:
         self.service = service
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._job = Periodic("handoff-reping", interval, self._step, first="after_interval")
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        await self._job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._job.stop()
         with contextlib.suppress(StoreError):
             await self.service.store.release_lease(REPING_LEASE, self.service.owner)
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                if await self.service.store.acquire_lease(REPING_LEASE, self.service.owner,
-                                                          max(30.0, self.interval * 3)):
-                    await self.service.reping_due()
-            except StoreError as exc:
-                log.warning("handoff.reping_failed", error=str(exc))
-            except Exception:
-                log.exception("handoff.reping_crashed")
+    async def _step(self) -> None:
+        try:
+            if await self.service.store.acquire_lease(REPING_LEASE, self.service.owner, max(30.0, self.interval * 3)):
+                await self.service.reping_due()
+        except StoreError as exc:
+            log.warning("handoff.reping_failed", error=str(exc))
 
 
 class EntryPointDesk:

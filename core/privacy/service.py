@@ -8,7 +8,6 @@ counts only, never personal text.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -20,6 +19,7 @@ from typing import Any
 import structlog
 
 from core.errors import NotFound, SwitchboardError
+from core.periodic import Periodic
 from core.privacy.config import PrivacyConfig
 from core.privacy.erasure import (
     COPIES_PREFIX,
@@ -206,7 +206,7 @@ class RetentionScheduler:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.runs = 0
         self.failures = 0
-        self._task: asyncio.Task[None] | None = None
+        self._job = Periodic("retention-scheduler", interval_seconds, self._step)
 
     async def run_once(self) -> dict[str, int]:
         """Purge every bot with a retention period now (if this process holds the lease)."""
@@ -220,28 +220,21 @@ class RetentionScheduler:
         self.runs += 1
         return purged
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except SwitchboardError as exc:
-                self.failures += 1
-                log.error("privacy.retention_failed", error=str(exc), failures=self.failures)
-            except Exception:  # a background task must not die silently; logged with traceback
-                self.failures += 1
-                log.exception("privacy.retention_crashed", failures=self.failures)
-            await asyncio.sleep(self.interval_seconds)
+    async def _step(self) -> None:
+        try:
+            await self.run_once()
+        except SwitchboardError as exc:
+            self.failures += 1
+            log.error("privacy.retention_failed", error=str(exc), failures=self.failures)
+        except Exception:  # counted here; `Periodic` logs it with its traceback
+            self.failures += 1
+            raise
 
     async def start(self) -> None:
-        """Start the background task; idempotent."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="retention-scheduler")
+        """Start the background job; idempotent."""
+        await self._job.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._job.stop()
         with contextlib.suppress(SwitchboardError):
             await self.store.release_lease(self.LEASE, self.owner)
