@@ -371,11 +371,7 @@ class OutboxSender:
             metrics.OUTBOUND.labels(out.bot, out.channel, "in_doubt").inc()
             log.warning("outbox.send_in_doubt", outbound=out.id, channel=out.channel, in_doubt=item.in_doubt)
         try:
-            try:
-                with self._deadlines.within(self.config.send_timeout):
-                    platform_id = await channel.send(out)
-            except TimeoutError as exc:  # a hung platform call: retried like any transient failure
-                raise TransientError(f"send timed out after {self.config.send_timeout:g} s") from exc
+            platform_id = await self._send(channel, out)  # a hung call: retried like any transient failure
         except RateLimited as exc:
             metrics.OUTBOUND.labels(out.bot, out.channel, "rate_limited").inc()
             log.info("outbox.rate_limited", outbound=out.id, channel=out.channel, retry_after=exc.retry_after)

@@ -232,7 +232,7 @@ class _Word:
     typos: bool  # long enough to tolerate one typo
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: `_forms` caches one per word list
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: `_indexed` caches one per word list
 class _Words:
     """The request words, indexed so that most tokens are ruled out by dict lookups.
 
@@ -249,8 +249,8 @@ class _Words:
 
 
 @lru_cache(maxsize=64)
-def _forms(words: tuple[str, ...]) -> _Words:
-    """Each single request word with all its inflected forms (folded)."""
+def _indexed(words: tuple[str, ...]) -> _Words:
+    """The single request words, each with all its inflected forms (folded), indexed (`_Words`)."""
     result: list[_Word] = []
     near: dict[str, set[int]] = {}
     for word in words:
@@ -358,9 +358,9 @@ def asks_for_human(text: str, words: Iterable[str] = DEFAULT_REQUEST_WORDS) -> b
         n = len(phrase)
         if n and any(tuple(tokens[i:i + n]) == phrase for i in range(len(tokens) - n + 1)):
             return True
-    forms = _forms(word_tuple)
+    index = _indexed(word_tuple)
     for i, token in enumerate(tokens):
-        for base in _matching_bases(token, forms):
+        for base in _matching_bases(token, index):
             if not _excluded(tokens, i, base, folded):
                 return True
     return False

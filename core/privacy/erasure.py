@@ -122,13 +122,14 @@ async def copies_of(store: Store, conversation_id: str, desk_thread: str | None 
     copies = recorded_copies(await store.kv_get(COPIES_PREFIX + conversation_id))
     if desk_thread and not desk_thread.startswith("web:") and all(c.thread != desk_thread for c in copies):
         copies.append(Copy("slack", desk_thread))
-    return [c for c in copies if c.desk != "web"]
+    return copies
 
 
 def recorded_copies(held: Any) -> list[Copy]:
-    """The copies `record_copy` stored under a conversation's key (web desk views included)."""
+    """The desk copies `record_copy` stored under a conversation's key (web desk "threads" are
+    views of the store itself, not copies: left out)."""
     return [Copy(str(c["desk"]), str(c["thread"]), c.get("at")) for c in (held if isinstance(held, list) else [])
-            if isinstance(c, dict) and c.get("desk") and c.get("thread")]
+            if isinstance(c, dict) and c.get("desk") and c.get("thread") and c.get("desk") != "web"]
 
 
 def job_for(bot: str, copy: Copy) -> Outbound:

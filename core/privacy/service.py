@@ -161,7 +161,7 @@ class PrivacyService:
         # The recorded copies only (a range scan of their keys): a sweep over every conversation
         # read 100,000 conversations and as many keys on the event loop at each start (1.3 s, +68 MB).
         for key, held in await self.store.kv_items(COPIES_PREFIX):
-            copies = [c for c in recorded_copies(held) if c.desk != "web"]
+            copies = recorded_copies(held)
             old = [c for c in copies if c.at and datetime.fromisoformat(c.at) < older_than]
             if not old:
                 continue

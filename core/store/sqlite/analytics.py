@@ -8,6 +8,7 @@ are ``GROUP BY`` queries over the ``cases_started`` index, run on the engine's w
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import datetime
 from typing import Any
@@ -62,16 +63,15 @@ def _add_days(db: sqlite3.Connection, bot: str, day: str, channel: str | None, d
     if not rows:
         return
     # One statement for all of a turn's counters (usually two): cheaper than executemany's loop.
-    db.execute(_DAYS_SQL[len(rows)] if len(rows) < len(_DAYS_SQL) else _days_sql(len(rows)),
-               [value for row in rows for value in row])
+    db.execute(_days_sql(len(rows)), [value for row in rows for value in row])
 
 
+@functools.lru_cache(maxsize=16)
 def _days_sql(count: int) -> str:
     return ("INSERT INTO case_days (bot, day, channel, name, value) VALUES " + ",".join(["(?,?,?,?,?)"] * count)
             + " ON CONFLICT (bot, day, channel, name) DO UPDATE SET value=value+excluded.value")
 
 
-_DAYS_SQL = [""] + [_days_sql(n) for n in range(1, 9)]
 # What `record` reads of a case (not every column: it runs in every customer turn).
 _CASE_COLUMNS = ("id, n, bot, day, channel, last_customer_at, closed_at, intent, handoff_at, claimed_at,"
                  " first_reply_at, ended_at, csat, fallbacks")
