@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from core.model import Identity
 from tests.support.engines import EchoEngine
@@ -14,16 +14,22 @@ BOTS = {"demo": {"project": str(Path(__file__).resolve().parents[2] / "config" /
                  "channels": {"webchat": {"title": "Hostwerk"}}}}
 
 
+async def _answer_a_button(page: Page, url: str) -> Locator:
+    """Open the chat, ask for buttons, click "Yes": the bot's messages (two so far)."""
+    await page.goto(f"{url}/chat/demo")
+    await expect(page.locator("#status")).to_have_text("online")
+    await page.fill("#input", "show me buttons")
+    await page.press("#input", "Enter")
+    bot = page.locator(".msg.bot")
+    await expect(bot.first).to_contain_text("echo: show me buttons")
+    await page.locator(".msg.bot .buttons button", has_text="Yes").click()
+    await expect(bot.nth(1)).to_contain_text("echo: Yes")
+    return bot
+
+
 async def test_chat_shows_replies_buttons_and_keeps_history_on_reload(tmp_path: Path, page: Page) -> None:
     async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm:
-        await page.goto(f"{farm.url}/chat/demo")
-        await expect(page.locator("#status")).to_have_text("online")
-        await page.fill("#input", "show me buttons")
-        await page.press("#input", "Enter")
-        bot = page.locator(".msg.bot")
-        await expect(bot.first).to_contain_text("echo: show me buttons")
-        await page.locator(".msg.bot .buttons button", has_text="Yes").click()
-        await expect(bot.nth(1)).to_contain_text("echo: Yes")
+        await _answer_a_button(page, farm.url)
         await page.reload()
         await expect(page.locator("#status")).to_have_text("online")
         await expect(page.locator(".msg")).to_have_count(4)
@@ -57,14 +63,7 @@ async def test_page_fits_a_phone_screen(tmp_path: Path, page: Page) -> None:
 
 async def test_a_reply_sent_again_is_shown_once_and_its_buttons_stay_used(tmp_path: Path, page: Page) -> None:
     async with running_farm(tmp_path, bots=BOTS, engines={"demo": EchoEngine()}) as farm:
-        await page.goto(f"{farm.url}/chat/demo")
-        await expect(page.locator("#status")).to_have_text("online")
-        await page.fill("#input", "show me buttons")
-        await page.press("#input", "Enter")
-        bot = page.locator(".msg.bot")
-        await expect(bot.first).to_contain_text("echo: show me buttons")
-        await page.locator(".msg.bot .buttons button", has_text="Yes").click()
-        await expect(bot.nth(1)).to_contain_text("echo: Yes")
+        bot = await _answer_a_button(page, farm.url)
         # The sender sends a reply again when a crash left it in doubt: the same outbox item
         # through the same adapter call, so the same frame id.
         session = await page.evaluate("localStorage.getItem('switchboard:demo:session')")

@@ -37,10 +37,6 @@ CHANNEL = "C0AGENTS01"
 AGENT = "U0AGENTANNA"
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlackAPI]:
-    async with FakeSlackAPI() as api:
-        yield api
 
 
 @pytest.fixture

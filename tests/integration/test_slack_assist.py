@@ -41,10 +41,6 @@ from tests.support.wait import eventually
 HOURS = "Unser Support ist Montag bis Freitag von 8 bis 18 Uhr erreichbar."
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlackAPI]:
-    async with FakeSlackAPI() as api:
-        yield api
 
 
 @pytest.fixture

@@ -13,29 +13,16 @@ CI runs 200 messages from 20 customers; ``SWITCHBOARD_FULL=1`` runs 2,000 from 2
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.scale_out import run_once
-from tests.store.mongo_server import secantus_server, with_options
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
 FULL = os.environ.get("SWITCHBOARD_FULL") == "1"
 MESSAGES, CUSTOMERS = (2000, 200) if FULL else (200, 20)
-
-
-@pytest.fixture
-def farm_mongo_url(tmp_path: Path) -> Iterator[str]:
-    """A server of its own (this test writes a lot), without retryable writes (SecantusDB slows down)."""
-    external = os.environ.get("MONGODB_URL")
-    if external:
-        yield external
-        return
-    with secantus_server(tmp_path / "db") as url:
-        yield with_options(url, retryWrites="false")
 
 
 @pytest.mark.timeout(1200 if FULL else 240)

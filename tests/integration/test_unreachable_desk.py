@@ -36,10 +36,6 @@ ALWAYS = {d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "
 EMAIL = "hilfe@nordhost.example"
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlackAPI]:
-    async with FakeSlackAPI() as api:
-        yield api
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,6 @@ from core.farm import Farm
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.support.engines import EchoEngine
 from tests.support.farm import write_config
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlackAPI]:
-    async with FakeSlackAPI() as api:
-        yield api
 
 
 async def test_a_failed_start_closes_the_store_and_stops_what_it_started(tmp_path: Path, slack: FakeSlackAPI) -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from core.store.ports.review import ReviewItem
 from tests.fakes.slack_api import FakeSlackAPI, event_callback, message_event, signed_event_request
@@ -21,10 +19,6 @@ CHANNEL = "C0AGENTS01"
 AGENT = "U0AGENTANNA"
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlackAPI]:
-    async with FakeSlackAPI() as api:
-        yield api
 
 
 async def test_bang_review_in_the_thread_queues_the_customers_latest_message(

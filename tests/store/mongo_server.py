@@ -123,6 +123,18 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+def farm_mongo_url(tmp_path: Path) -> Iterator[str]:
+    """A server of its own for farm processes (they write a lot), without retryable writes
+    (SecantusDB slows down with them); ``MONGODB_URL`` if set."""
+    external = os.environ.get("MONGODB_URL")
+    if external:
+        yield external
+        return
+    with secantus_server(tmp_path / "db") as url:
+        yield with_options(url, retryWrites="false")
+
+
+@pytest.fixture
 def mongo_database(mongo_url: str) -> Iterator[str]:
     """A fresh database name for one test; dropped afterwards."""
     name = f"sb_test_{uuid.uuid4().hex[:12]}"
