@@ -133,6 +133,14 @@ def _latest_intent(events: Sequence[Event], skip: frozenset[str]) -> str | None:
     return None
 
 
+_NOT_A_TOPIC = frozenset({"human_handoff", FALLBACK_INTENT})
+
+
+def _topic(ctx: TurnContext, output: TurnOutput) -> str | None:
+    """The customer's topic for a handoff (read only when one is planned: most turns plan none)."""
+    return _latest_intent(output.events, _NOT_A_TOPIC) or _latest_intent(ctx.turn.history, _NOT_A_TOPIC)
+
+
 # Events that end one issue: a handoff, any status change (closed, back to bot), a rating, a restart.
 ISSUE_BOUNDARIES = frozenset({"handoff", "status", "csat", "restart"})
 _SESSION_START = "action_session_start"
@@ -411,8 +419,6 @@ class HandoffPostProcessor:
         config = self.service.config(ctx.turn.conversation.bot)
         understanding = output.understanding
         intent = understanding.intent if understanding else _latest_intent(output.events, frozenset())
-        topic = _latest_intent([*ctx.turn.history, *output.events],
-                               frozenset({"human_handoff", FALLBACK_INTENT}))
         message = ctx.turn.message
         text = "" if message.button_payload else message.text or ""  # a button's title is our own text
         new_session = any(e.type == "session_started" for e in output.events)
@@ -422,16 +428,16 @@ class HandoffPostProcessor:
             signal = frustration_score(text, self._earlier_in_issue(ctx, output)) if text else None
         sentiment = -round(signal.score, 2) if signal is not None else None
         if output.handoff is not None:
-            return HandoffPlan(reason=output.handoff.reason, detail=output.handoff.detail, intent=topic,
+            return HandoffPlan(reason=output.handoff.reason, detail=output.handoff.detail, intent=_topic(ctx, output),
                                sentiment=sentiment)
         if intent and intent in config.always_human_intents:
             return HandoffPlan(reason="intent", detail=intent, intent=intent, sentiment=sentiment)
         limit = config.fallbacks_before_handoff
         if limit > 0 and fallback_streak(ctx.turn.history, output.events) >= limit:
-            return HandoffPlan(reason="fallback", detail=f"{limit} fallbacks in a row", intent=topic,
+            return HandoffPlan(reason="fallback", detail=f"{limit} fallbacks in a row", intent=_topic(ctx, output),
                                sentiment=sentiment)
         if signal is not None and signal.exceeds(config.frustration_threshold):
-            return HandoffPlan(reason="frustration", detail=", ".join(signal.reasons) or None, intent=topic,
+            return HandoffPlan(reason="frustration", detail=", ".join(signal.reasons) or None, intent=_topic(ctx, output),
                                sentiment=sentiment)
         return None
 

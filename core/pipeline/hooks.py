@@ -58,7 +58,8 @@ class AfterCommit(Protocol):
         """
 
     async def committed(self, ctx: TurnContext, output: TurnOutput, events: Sequence[Event]) -> None:
-        """Runs once the turn is durably committed (notify desks, erase data, metrics)."""
+        """Runs once the turn is durably committed (notify desks, erase data), and only when
+        `has_work` said so for this turn."""
 
 
 class InCommit(Protocol):

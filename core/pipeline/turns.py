@@ -483,7 +483,7 @@ class TurnRunner:
             # and the lease released if this was the last pending message (unless an
             # after-commit hook still has work, which it does under the lease).
             # The in-commit hooks' writes ride along (in the same unit where the store can).
-            after = any(hook.has_work(ctx, output) for hook in bot.after)
+            after = [hook for hook in bot.after if hook.has_work(ctx, output)]
             commit = await self.store.finish_turn(
                 at_rest, inbox_ids=[item.id], events=events, outbound=outbound,
                 owner=self.owner, lease_seconds=self.send_lease_seconds,
@@ -504,7 +504,7 @@ class TurnRunner:
             self.outbox.notify()
         metrics.child(metrics.TURNS, message.bot, "handoff" if output.handoff else "ok").inc()
         metrics.child(metrics.TURN_SECONDS, message.bot).observe(time.perf_counter() - started)
-        for hook in bot.after:
+        for hook in after:  # only the hooks that said they have work: most turns await none
             try:
                 await hook.committed(ctx, output, events)
             except Exception:

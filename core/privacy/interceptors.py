@@ -137,7 +137,7 @@ class DisclosurePostProcessor:
         config = _privacy(ctx)
         if not config.disclosure or not output.replies:
             return output
-        if any(e.type == "bot" for e in ctx.turn.history):
+        if any(e.type == "bot" for e in reversed(ctx.turn.history)):  # from the end: found at once if so
             return output
         disclosure = pick(ctx, config.disclosure_text, "disclosure", turn_language(ctx, output))
         if not disclosure:
