@@ -16,10 +16,8 @@ from channels.slack_desk import SlackDesk
 from channels.slack_desk_config import SlackDeskConfig
 from core.errors import NotFound
 from core.model import Attachment, Conversation, ConversationStatus
-from tests.fakes.slack_api import FakeSlackAPI
+from tests.fakes.slack_api import AGENT, AGENTS_CHANNEL, SIGNING_SECRET, FakeSlackAPI
 
-SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-CHANNEL = "C0AGENTS01"
 THREAD = "1763820100.000100"
 CONVERSATION = "conv_01HXYZ"
 
@@ -115,7 +113,7 @@ def threads() -> dict[str, str]:
 def make_config(slack: FakeSlackAPI, **overrides: Any) -> SlackDeskConfig:
     values: dict[str, Any] = {
         "enabled": True, "bot_token": slack.bot_token, "signing_secret": SIGNING_SECRET,
-        "channel": CHANNEL, "agents": ["U0AGENTANNA"], "api_base": slack.url,
+        "channel": AGENTS_CHANNEL, "agents": [AGENT], "api_base": slack.url,
     }
     values.update(overrides)
     return SlackDeskConfig(**values)

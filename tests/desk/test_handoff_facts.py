@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.fakes.slack_api import FakeSlackAPI
+from tests.fakes.slack_api import AGENT, AGENTS_CHANNEL, FakeSlackAPI
 from tests.handoff.handoff_support import (
     PASSWORDS,
     Customer,
@@ -72,8 +72,8 @@ async def test_queue_names_guests_shows_the_handoff_message_and_puts_the_angry_c
 async def test_out_of_hours_handoff_is_marked_on_the_web_desk_and_the_slack_card(tmp_path: Path) -> None:
     async with FakeSlackAPI() as slack:
         desk = {**desk_config(), "slack": {
-            "enabled": True, "bot_token": slack.bot_token, "signing_secret": "s3cr3t", "channel": "C0AGENTS01",
-            "agents": ["U0AGENTANNA"], "api_base": slack.url}}
+            "enabled": True, "bot_token": slack.bot_token, "signing_secret": "s3cr3t", "channel": AGENTS_CHANNEL,
+            "agents": [AGENT], "api_base": slack.url}}
         async with handoff_farm(tmp_path, handoff=CLOSED_ALL_WEEK, desk=desk) as (farm, _), \
                 aiohttp.ClientSession() as chat:
             customer = await Customer.connect(chat, farm.url)
@@ -81,7 +81,7 @@ async def test_out_of_hours_handoff_is_marked_on_the_web_desk_and_the_slack_card
             await customer.say("Ich möchte mit einem Mitarbeiter sprechen")
             await farm.farm.settle()
             await slack.wait_for("chat.postMessage")
-            card = slack.posted("C0AGENTS01")[0]
+            card = slack.posted(AGENTS_CHANNEL)[0]
             fields = {f["text"].split("\n")[0]: f["text"].split("\n", 1)[1]
                       for b in card["blocks"] if b.get("block_id") == "handoff_facts" for f in b["fields"]}
             assert fields["*Intent*"] == "human_handoff"
@@ -99,13 +99,13 @@ async def test_out_of_hours_handoff_is_marked_on_the_web_desk_and_the_slack_card
 async def test_handoff_in_business_hours_has_no_out_of_hours_mark_on_the_card(tmp_path: Path) -> None:
     async with FakeSlackAPI() as slack:
         desk = {**desk_config(), "slack": {
-            "enabled": True, "bot_token": slack.bot_token, "signing_secret": "s3cr3t", "channel": "C0AGENTS01",
-            "agents": ["U0AGENTANNA"], "api_base": slack.url}}
+            "enabled": True, "bot_token": slack.bot_token, "signing_secret": "s3cr3t", "channel": AGENTS_CHANNEL,
+            "agents": [AGENT], "api_base": slack.url}}
         async with handoff_farm(tmp_path, desk=desk) as (farm, _), aiohttp.ClientSession() as chat:
             customer = await Customer.connect(chat, farm.url)
             await customer.say("Mitarbeiter bitte")
             await farm.farm.settle()
             await slack.wait_for("chat.postMessage")
-            card = slack.posted("C0AGENTS01")[0]
+            card = slack.posted(AGENTS_CHANNEL)[0]
             assert "handoff_out_of_hours" not in {b.get("block_id") for b in card["blocks"]}
             assert "queued until opening" not in card["text"]

@@ -17,7 +17,13 @@ from channels.slack_desk import SlackDesk
 from core.handoff.service import QueueEntry
 from core.model import Contact, Conversation, ConversationStatus, Identity
 from tests.desk.conftest import RecordingActions, Seen, make_config
-from tests.fakes.slack_api import FakeSlackAPI, signed_command_request
+from tests.fakes.slack_api import (
+    AGENT,
+    AGENTS_CHANNEL,
+    SIGNING_SECRET,
+    FakeSlackAPI,
+    signed_command_request,
+)
 from tests.handoff.handoff_support import (
     Customer,
     conversation_of,
@@ -28,17 +34,16 @@ from tests.handoff.handoff_support import (
 from tests.support.farm import RunningFarm
 from tests.support.wait import eventually
 
-SECRET = "slack-signing-secret"
-CHANNEL = "C0AGENTS01"
+SECRET = SIGNING_SECRET
 
 
 def slack_desk(slack: FakeSlackAPI) -> dict[str, Any]:
     return {**desk_config(), "slack": {"enabled": True, "bot_token": slack.bot_token, "signing_secret": SECRET,
-                                       "channel": CHANNEL, "agents": ["U0AGENTANNA", "U0AGENTBEN"],
+                                       "channel": AGENTS_CHANNEL, "agents": [AGENT, "U0AGENTBEN"],
                                        "api_base": slack.url}}
 
 
-async def command(farm: RunningFarm, slack: FakeSlackAPI, text: str, user: str = "U0AGENTANNA") -> str:
+async def command(farm: RunningFarm, slack: FakeSlackAPI, text: str, user: str = AGENT) -> str:
     """Type ``/switchboard <text>`` as ``user``; the answer the app posts to the response_url."""
     before = len(slack.responses)
     body, headers = signed_command_request(slack.command_payload(text, user=user), SECRET)

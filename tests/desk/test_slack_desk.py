@@ -17,9 +17,7 @@ from core.desk import HandoffSummary
 from core.errors import RateLimited, Unauthorized
 from core.model import Contact, Conversation, ConversationStatus, Event
 from tests.desk.conftest import (
-    CHANNEL,
     CONVERSATION,
-    SIGNING_SECRET,
     THREAD,
     RecordingActions,
     Seen,
@@ -27,6 +25,9 @@ from tests.desk.conftest import (
     make_desk,
 )
 from tests.fakes.slack_api import (
+    AGENT,
+    AGENTS_CHANNEL,
+    SIGNING_SECRET,
     FakeSlackAPI,
     block_actions_payload,
     event_callback,
@@ -99,7 +100,7 @@ async def settle() -> None:
 async def test_handoff_card_shows_summary_fields_and_buttons(desk: SlackDesk, slack: FakeSlackAPI) -> None:
     ts = await desk.open_handoff(summary())
     assert ts is not None
-    card = slack.message(CHANNEL, ts)
+    card = slack.message(AGENTS_CHANNEL, ts)
     text = all_text(card["blocks"])
     for expected in ("Anna Schmidt", "WhatsApp", "de", "customer asked for a person", "server_down",
                      "schmidt-gartenbau.de", "[ORDER]", "-0.60", "Welche Domain ist betroffen?",
@@ -115,7 +116,7 @@ async def test_handoff_card_shows_summary_fields_and_buttons(desk: SlackDesk, sl
 async def test_customer_text_cannot_ping_the_channel(desk: SlackDesk, slack: FakeSlackAPI) -> None:
     ts = await desk.open_handoff(summary())
     assert ts is not None
-    text = all_text(slack.message(CHANNEL, ts)["blocks"])
+    text = all_text(slack.message(AGENTS_CHANNEL, ts)["blocks"])
     assert "<!channel>" not in text
     assert "&lt;!channel&gt;" in text
 
@@ -123,7 +124,7 @@ async def test_customer_text_cannot_ping_the_channel(desk: SlackDesk, slack: Fak
 async def test_previous_agent_is_mentioned_on_the_card(desk: SlackDesk, slack: FakeSlackAPI) -> None:
     ts = await desk.open_handoff(summary(previous_agent="slack:U0AGENTANNA"))
     assert ts is not None
-    card = slack.message(CHANNEL, ts)
+    card = slack.message(AGENTS_CHANNEL, ts)
     assert "<@U0AGENTANNA>" in all_text(card["blocks"])
     assert "<@U0AGENTANNA>" in card["text"]
 
@@ -132,7 +133,7 @@ async def test_customer_message_goes_into_the_thread(desk: SlackDesk, slack: Fak
     ts = await desk.open_handoff(summary())
     conversation = summary().conversation.evolve(desk_thread=ts)
     await desk.customer_message(conversation, Event("user", {"text": "Hallo? [PHONE]"}, channel="whatsapp"))
-    replies = slack.posted(CHANNEL, thread_ts=ts)
+    replies = slack.posted(AGENTS_CHANNEL, thread_ts=ts)
     assert len(replies) == 1
     assert replies[0]["text"] == "*Anna Schmidt* (WhatsApp): Hallo? [PHONE]"
 
@@ -155,11 +156,11 @@ async def test_claimed_status_updates_card_buttons_and_thread(desk: SlackDesk, s
     claimed = summary().conversation.evolve(desk_thread=ts, status=ConversationStatus.AGENT,
                                             assigned_agent="slack:U0AGENTANNA")
     await desk.status_changed(claimed, "claimed by Anna")
-    card = slack.message(CHANNEL, ts)
+    card = slack.message(AGENTS_CHANNEL, ts)
     assert "Claimed by <@U0AGENTANNA>" in all_text(card["blocks"])
     assert "Anna Schmidt" in all_text(card["blocks"])  # the summary stays
     assert set(buttons(card["blocks"])) == {"back_to_bot", "close", "back_to_queue"}
-    assert slack.posted(CHANNEL, thread_ts=ts)[-1]["text"].endswith("claimed by Anna")
+    assert slack.posted(AGENTS_CHANNEL, thread_ts=ts)[-1]["text"].endswith("claimed by Anna")
 
 
 async def test_closed_status_removes_buttons_and_shows_csat_in_thread(desk: SlackDesk, slack: FakeSlackAPI) -> None:
@@ -167,10 +168,10 @@ async def test_closed_status_removes_buttons_and_shows_csat_in_thread(desk: Slac
     closed = summary().conversation.evolve(desk_thread=ts, status=ConversationStatus.CLOSED)
     await desk.status_changed(closed)
     await desk.status_changed(closed, "CSAT 5/5")
-    card = slack.message(CHANNEL, ts)
+    card = slack.message(AGENTS_CHANNEL, ts)
     assert buttons(card["blocks"]) == {}
     assert "Closed" in all_text(card["blocks"])
-    assert "CSAT 5/5" in slack.posted(CHANNEL, thread_ts=ts)[-1]["text"]
+    assert "CSAT 5/5" in slack.posted(AGENTS_CHANNEL, thread_ts=ts)[-1]["text"]
 
 
 async def test_status_update_after_restart_reads_the_card_back(
@@ -188,7 +189,7 @@ async def test_status_update_after_restart_reads_the_card_back(
     finally:
         await second.stop()
     assert slack.count("conversations.replies") == 1
-    blocks = slack.message(CHANNEL, str(ts))["blocks"]
+    blocks = slack.message(AGENTS_CHANNEL, str(ts))["blocks"]
     assert "Anna Schmidt" in all_text(blocks)
     assert "Back with the bot" in all_text(blocks)
     assert sum(1 for b in blocks if b.get("block_id") == "handoff_status") == 1
@@ -335,9 +336,9 @@ async def test_noise_is_not_acted_on(server: Server, actions: RecordingActions, 
 
 async def test_edits_are_ignored(server: Server, actions: RecordingActions) -> None:
     event = {
-        "type": "message", "subtype": "message_changed", "hidden": True, "channel": CHANNEL,
+        "type": "message", "subtype": "message_changed", "hidden": True, "channel": AGENTS_CHANNEL,
         "ts": "1763820250.000700", "event_ts": "1763820250.000700", "channel_type": "channel",
-        "message": {"type": "message", "user": "U0AGENTANNA", "text": "korrigiert",
+        "message": {"type": "message", "user": AGENT, "text": "korrigiert",
                     "ts": "1763820200.000200", "thread_ts": THREAD},
     }
     assert await post_event(server, event) == 200
@@ -444,7 +445,7 @@ async def test_long_transcript_and_slots_fit_slack_limits(desk: SlackDesk, slack
     )
     ts = await desk.open_handoff(long)  # the fake refuses blocks over Slack's limits
     assert ts is not None
-    text = all_text(slack.message(CHANNEL, ts)["blocks"])
+    text = all_text(slack.message(AGENTS_CHANNEL, ts)["blocks"])
     assert "39 x" in text  # the most recent message is kept
 
 

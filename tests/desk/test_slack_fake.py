@@ -7,7 +7,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack_api import FakeSlackAPI
+from tests.fakes.slack_api import AGENT, AGENTS_CHANNEL, FakeSlackAPI
 
 
 async def test_auth_test_is_a_form_post_returning_bot_ids(slack: FakeSlackAPI) -> None:
@@ -21,7 +21,7 @@ async def test_auth_test_is_a_form_post_returning_bot_ids(slack: FakeSlackAPI) -
 
 async def test_users_info_is_a_get_with_query(slack: FakeSlackAPI) -> None:
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.url)
-    result = await client.users_info(user="U0AGENTANNA")
+    result = await client.users_info(user=AGENT)
     assert result["user"]["profile"]["display_name"] == "Anna"
     assert slack.calls("users.info")[0].http_method == "GET"
 
@@ -29,7 +29,7 @@ async def test_users_info_is_a_get_with_query(slack: FakeSlackAPI) -> None:
 async def test_wrong_token_gets_invalid_auth(slack: FakeSlackAPI) -> None:
     client = AsyncWebClient(token="xoxb-wrong", base_url=slack.url)
     with pytest.raises(SlackApiError) as info:
-        await client.chat_postMessage(channel="C0AGENTS01", text="hi")
+        await client.chat_postMessage(channel=AGENTS_CHANNEL, text="hi")
     assert info.value.response["error"] == "invalid_auth"
     assert slack.posted() == []
 
@@ -37,12 +37,12 @@ async def test_wrong_token_gets_invalid_auth(slack: FakeSlackAPI) -> None:
 async def test_rate_limit_answers_429_with_retry_after_and_slack_body(slack: FakeSlackAPI) -> None:
     slack.rate_limit("chat.postMessage", times=1, retry_after=7)
     async with aiohttp.ClientSession() as session:
-        async with session.post(slack.url + "chat.postMessage", json={"channel": "C0AGENTS01", "text": "x"},
+        async with session.post(slack.url + "chat.postMessage", json={"channel": AGENTS_CHANNEL, "text": "x"},
                                 headers={"Authorization": f"Bearer {slack.bot_token}"}) as resp:
             assert resp.status == 429
             assert resp.headers["Retry-After"] == "7"
             assert await resp.json() == {"ok": False, "error": "ratelimited"}
-        async with session.post(slack.url + "chat.postMessage", json={"channel": "C0AGENTS01", "text": "x"},
+        async with session.post(slack.url + "chat.postMessage", json={"channel": AGENTS_CHANNEL, "text": "x"},
                                 headers={"Authorization": f"Bearer {slack.bot_token}"}) as resp:
             assert (await resp.json())["ok"] is True
     assert slack.counts()["chat.postMessage"] == 2
@@ -55,7 +55,7 @@ async def test_unknown_channel_and_oversized_blocks_are_refused(slack: FakeSlack
     assert info.value.response["error"] == "channel_not_found"
     too_long = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
     with pytest.raises(SlackApiError) as info:
-        await client.chat_postMessage(channel="C0AGENTS01", text="x", blocks=too_long)
+        await client.chat_postMessage(channel=AGENTS_CHANNEL, text="x", blocks=too_long)
     assert info.value.response["error"] == "invalid_blocks"
 
 

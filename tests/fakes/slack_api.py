@@ -56,6 +56,9 @@ from aiohttp import WSMsgType, web
 from tests.support.wait import eventually
 
 __all__ = [
+    "AGENT",
+    "AGENTS_CHANNEL",
+    "SIGNING_SECRET",
     "Call",
     "FakeSlackAPI",
     "block_actions_payload",
@@ -69,6 +72,11 @@ __all__ = [
 ]
 
 TEAM_ID = "T0001AGENT"
+# The fake's own identities, shared by every Slack test: the agents' channel, its first agent, the
+# signing secret the tests configure the desk with (and sign their requests with).
+AGENTS_CHANNEL = "C0AGENTS01"
+AGENT = "U0AGENTANNA"
+SIGNING_SECRET = "slack-signing-secret"
 APP_ID = "A0SWITCHB"
 
 
@@ -115,9 +123,9 @@ class FakeSlackAPI:
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
-        self.channels = channels if channels is not None else {"C0AGENTS01": "support-agents", "C0RANDOM99": "random"}
+        self.channels = channels if channels is not None else {AGENTS_CHANNEL: "support-agents", "C0RANDOM99": "random"}
         # user id -> display name (empty string: only real_name is set)
-        self.users = users if users is not None else {"U0AGENTANNA": "Anna", "U0AGENTBEN": "Ben", "U0MARKETING": "Mia"}
+        self.users = users if users is not None else {AGENT: "Anna", "U0AGENTBEN": "Ben", "U0MARKETING": "Mia"}
         self.usergroups = usergroups if usergroups is not None else {}
         self.calls_log: list[Call] = []
         # channel -> ts -> message (top-level and replies; replies carry thread_ts)
@@ -234,7 +242,7 @@ class FakeSlackAPI:
             "permalink": f"https://nordhost-support.slack.com/files/{user}/{file_id}/{name}",
         }
 
-    def share_file(self, data: bytes, name: str, mimetype: str, *, user: str = "U0AGENTANNA") -> dict[str, Any]:
+    def share_file(self, data: bytes, name: str, mimetype: str, *, user: str = AGENT) -> dict[str, Any]:
         """A file an agent uploaded in Slack: its file object (as in a ``file_share`` event)."""
         file_id = f"F0{next(self._file_ids):09d}"
         self.files[file_id] = self._file_object(file_id, name, mimetype, len(data), user)
@@ -270,7 +278,7 @@ class FakeSlackAPI:
         return web.Response(body=self.file_data[file_id], content_type=self.files[file_id]["mimetype"])
 
     # -- slash commands --------------------------------------------------------------
-    def command_payload(self, text: str, *, user: str = "U0AGENTANNA", channel: str = "C0AGENTS01",
+    def command_payload(self, text: str, *, user: str = AGENT, channel: str = AGENTS_CHANNEL,
                         command: str = "/switchboard") -> dict[str, str]:
         """The fields Slack posts for a slash command (as in slash_command.form.txt); its
         ``response_url`` points at this fake, which records what the app answers there."""
@@ -488,8 +496,8 @@ class FakeSlackAPI:
         self.deleted.append((channel, ts))
         return _ok({"channel": channel, "ts": ts})
 
-    def agent_says(self, text: str, *, thread_ts: str, user: str = "U0AGENTANNA",
-                   channel: str = "C0AGENTS01") -> dict[str, Any]:
+    def agent_says(self, text: str, *, thread_ts: str, user: str = AGENT,
+                   channel: str = AGENTS_CHANNEL) -> dict[str, Any]:
         """An agent's reply typed in Slack: kept in the channel like Slack does; returns the
         ``message`` event Slack then sends the app (push it with `signed_event_request` or a socket)."""
         event = message_event(text, user=user, channel=channel, thread_ts=thread_ts, ts=self._next_ts())
@@ -651,7 +659,7 @@ _event_ids = itertools.count(1)
 
 
 def message_event(
-    text: str, *, user: str = "U0AGENTANNA", channel: str = "C0AGENTS01", thread_ts: str | None = None,
+    text: str, *, user: str = AGENT, channel: str = AGENTS_CHANNEL, thread_ts: str | None = None,
     ts: str | None = None, subtype: str | None = None, bot_id: str | None = None,
 ) -> dict[str, Any]:
     """A ``message`` event (as in message_thread_reply_by_agent.json)."""
@@ -671,8 +679,8 @@ def message_event(
     return event
 
 
-def file_share_event(files: list[dict[str, Any]], *, text: str = "", user: str = "U0AGENTANNA",
-                     channel: str = "C0AGENTS01", thread_ts: str | None = None) -> dict[str, Any]:
+def file_share_event(files: list[dict[str, Any]], *, text: str = "", user: str = AGENT,
+                     channel: str = AGENTS_CHANNEL, thread_ts: str | None = None) -> dict[str, Any]:
     """A ``message`` event with subtype ``file_share``: an agent shared ``files`` (objects from
     `FakeSlackAPI.share_file`), as Slack sends it (``upload: true``, ``display_as_bot: false``)."""
     event = message_event(text, user=user, channel=channel, thread_ts=thread_ts, subtype="file_share")
@@ -703,7 +711,7 @@ def event_callback(event: dict[str, Any], *, event_id: str | None = None, bot_us
 
 
 def block_actions_payload(
-    action_id: str, value: str, *, user: str = "U0AGENTANNA", channel: str = "C0AGENTS01",
+    action_id: str, value: str, *, user: str = AGENT, channel: str = AGENTS_CHANNEL,
     message_ts: str = "1763820100.000100",
 ) -> dict[str, Any]:
     """A ``block_actions`` payload for a button click (as in block_actions_claim.json)."""
@@ -730,8 +738,8 @@ def block_actions_payload(
     }
 
 
-def suggestion_click_payload(button: dict[str, Any], *, thread_ts: str, user: str = "U0AGENTANNA",
-                             channel: str = "C0AGENTS01", message_ts: str = "1763820100.000200") -> dict[str, Any]:
+def suggestion_click_payload(button: dict[str, Any], *, thread_ts: str, user: str = AGENT,
+                             channel: str = AGENTS_CHANNEL, message_ts: str = "1763820100.000200") -> dict[str, Any]:
     """A ``block_actions`` payload for a button inside a thread reply (e.g. "Use 1")."""
     payload = block_actions_payload(str(button["action_id"]), str(button["value"]), user=user, channel=channel,
                                     message_ts=message_ts)
@@ -743,7 +751,7 @@ def suggestion_click_payload(button: dict[str, Any], *, thread_ts: str, user: st
 
 
 def view_submission_payload(view: dict[str, Any], values: dict[str, dict[str, str]], *,
-                            user: str = "U0AGENTANNA") -> dict[str, Any]:
+                            user: str = AGENT) -> dict[str, Any]:
     """A ``view_submission`` payload: the modal ``view`` submitted with ``values`` typed in
     (block_id -> action_id -> text), as Slack posts it to the interactivity URL."""
     state = {block: {action: {"type": "plain_text_input", "value": text} for action, text in actions.items()}

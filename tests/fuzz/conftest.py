@@ -12,14 +12,12 @@ import aiohttp
 import pytest
 
 from bench import load
-from tests.fakes.slack_api import FakeSlackAPI
+from tests.fakes.slack_api import AGENT, AGENTS_CHANNEL, SIGNING_SECRET, FakeSlackAPI
 from tests.support.engines import EchoEngine
 from tests.support.farm import DEMO_PROJECT, RunningFarm, running_farm
 from tests.support.wait import eventually
 
 BOT = "demo"
-SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-SLACK_CHANNEL = "C0AGENTS01"
 
 
 @dataclass
@@ -77,8 +75,8 @@ async def fuzz_farm(tmp_path: Path) -> AsyncIterator[FuzzFarm]:
     channels["telegram"]["webhook_url"] = "https://fuzz.invalid/webhooks/demo/telegram"
     bots = {BOT: {"project": str(DEMO_PROJECT), "languages": ["en"], "default_language": "en", "channels": channels}}
     desk = {"web": {"enabled": False}, "slack": {
-        "enabled": True, "bot_token": slack.bot_token, "signing_secret": SLACK_SECRET,
-        "channel": SLACK_CHANNEL, "agents": ["U0AGENTANNA"], "api_base": slack.url}}
+        "enabled": True, "bot_token": slack.bot_token, "signing_secret": SIGNING_SECRET,
+        "channel": AGENTS_CHANNEL, "agents": [AGENT], "api_base": slack.url}}
     try:
         async with running_farm(tmp_path, bots=bots, desk=desk, engines={BOT: EchoEngine()}) as farm, \
                 aiohttp.ClientSession() as http:

@@ -11,9 +11,16 @@ import pytest
 
 from bench.load import TG_SECRET
 from core.model import ConversationStatus, Identity
-from tests.fakes.slack_api import event_callback, message_event, signed_headers
+from tests.fakes.slack_api import (
+    AGENT,
+    AGENTS_CHANNEL,
+    SIGNING_SECRET,
+    event_callback,
+    message_event,
+    signed_headers,
+)
 from tests.fakes.telegram_api import text_update
-from tests.fuzz.conftest import BOT, SLACK_CHANNEL, SLACK_SECRET, FuzzFarm
+from tests.fuzz.conftest import BOT, FuzzFarm
 from tests.support.wait import eventually
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
@@ -22,7 +29,7 @@ THREAD = "1763820100.000100"
 
 
 def agent_reply(text: str, event_id: str) -> bytes:
-    event = message_event(text, user="U0AGENTANNA", channel=SLACK_CHANNEL, thread_ts=THREAD)
+    event = message_event(text, user=AGENT, channel=AGENTS_CHANNEL, thread_ts=THREAD)
     return json.dumps(event_callback(event, event_id=event_id)).encode()
 
 
@@ -30,12 +37,12 @@ async def test_signed_request_replayed_after_five_minutes_is_rejected(fuzz_farm:
     body = agent_reply("hello from the past", "Ev0REPLAY01")
     before = fuzz_farm.stored()
     status, _ = await fuzz_farm.request("POST", "/slack/events", body,
-                                        signed_headers(body, SLACK_SECRET, timestamp=int(time.time()) - 301))
+                                        signed_headers(body, SIGNING_SECRET, timestamp=int(time.time()) - 301))
     assert status == 401
     await fuzz_farm.quiesce()  # nothing runs in the background either
     assert fuzz_farm.stored() == before
     status, _ = await fuzz_farm.request("POST", "/slack/events", body,
-                                        signed_headers(body, SLACK_SECRET, timestamp=int(time.time()) - 240))
+                                        signed_headers(body, SIGNING_SECRET, timestamp=int(time.time()) - 240))
     assert status == 200  # the same request inside the window is fine
 
 
@@ -57,7 +64,7 @@ async def test_retried_slack_event_reaches_the_customer_once(fuzz_farm: FuzzFarm
     await handed_off_conversation(fuzz_farm)
     body = agent_reply("Your invoice is on its way", "Ev0RETRY001")
     for retry in (None, "1", "2"):
-        headers = signed_headers(body, SLACK_SECRET)
+        headers = signed_headers(body, SIGNING_SECRET)
         if retry:
             headers.update({"X-Slack-Retry-Num": retry, "X-Slack-Retry-Reason": "http_timeout"})
         started = time.monotonic()

@@ -14,10 +14,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.load import TG_SECRET, WA_PHONE, WA_SECRET
-from tests.fakes.slack_api import event_callback, message_event, signed_headers
+from tests.fakes.slack_api import (
+    AGENTS_CHANNEL,
+    SIGNING_SECRET,
+    event_callback,
+    message_event,
+    signed_headers,
+)
 from tests.fakes.telegram_api import callback_update, text_update
 from tests.fakes.whatsapp_api import sign, status_webhook, text_webhook
-from tests.fuzz.conftest import SLACK_CHANNEL, SLACK_SECRET, FuzzFarm
+from tests.fuzz.conftest import FuzzFarm
 from tests.fuzz.strategies import DEEPLY_NESTED, NOT_UTF8, bad_bodies, encode, json_values, mutated
 
 pytestmark = [
@@ -123,7 +129,7 @@ def _is_utf8(body: bytes) -> bool:
 
 
 slack_bodies = st.one_of(
-    mutated(event_callback(message_event("hi", channel=SLACK_CHANNEL, thread_ts="1763820100.000100"))).map(encode),
+    mutated(event_callback(message_event("hi", channel=AGENTS_CHANNEL, thread_ts="1763820100.000100"))).map(encode),
     json_values.map(encode),
     st.text(max_size=200).map(lambda t: urllib.parse.urlencode({"payload": t}).encode()),
     bad_bodies.filter(lambda b: _is_utf8(b)),  # other bytes: test_slack_body_that_is_not_utf8...
@@ -133,7 +139,7 @@ slack_bodies = st.one_of(
 def slack_headers(body: bytes, when: str, signature: str) -> dict[str, str]:
     now = int(time.time())
     ts = {"now": now, "stale": now - 301, "future": now + 301}.get(when, now)
-    headers = signed_headers(body, SLACK_SECRET if signature == "valid" else "wrong-secret", timestamp=ts)
+    headers = signed_headers(body, SIGNING_SECRET if signature == "valid" else "wrong-secret", timestamp=ts)
     if when == "garbage":
         headers["X-Slack-Request-Timestamp"] = "yesterday"
     if signature == "missing":
@@ -155,7 +161,7 @@ async def test_body_over_the_size_limit_is_refused_with_413_and_not_stored(fuzz_
     update: Any = text_update(4242, "x" * 1_100_000, update_id=99)
     body = encode(update)
     headers = {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET, **sign(body, WA_SECRET),
-               **signed_headers(body, SLACK_SECRET)}
+               **signed_headers(body, SIGNING_SECRET)}
     before = fuzz_farm.stored()
     status, _ = await fuzz_farm.request("POST", path, body, headers)
     assert status == 413

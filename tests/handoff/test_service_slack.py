@@ -8,11 +8,16 @@ from pathlib import Path
 import aiohttp
 
 from core.model import ConversationStatus
-from tests.fakes.slack_api import FakeSlackAPI, block_actions_payload, event_callback, message_event
+from tests.fakes.slack_api import (
+    AGENT,
+    AGENTS_CHANNEL,
+    FakeSlackAPI,
+    block_actions_payload,
+    event_callback,
+    message_event,
+)
 from tests.handoff.handoff_support import Customer, conversation_of, desk_config, handoff_farm
 from tests.support.wait import eventually
-
-CHANNEL = "C0AGENTS01"
 
 
 async def wait_until(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
@@ -22,20 +27,20 @@ async def wait_until(check, timeout: float = 5.0) -> None:  # type: ignore[no-un
 async def test_slack_agent_claims_and_replies_in_the_thread_and_the_customer_gets_it(tmp_path: Path) -> None:
     async with FakeSlackAPI() as slack:
         desk = {**desk_config(), "slack": {"enabled": True, "bot_token": slack.bot_token,
-                                           "app_token": slack.app_token, "channel": CHANNEL,
-                                           "agents": ["U0AGENTANNA"], "api_base": slack.url}}
+                                           "app_token": slack.app_token, "channel": AGENTS_CHANNEL,
+                                           "agents": [AGENT], "api_base": slack.url}}
         async with handoff_farm(tmp_path, desk=desk) as (farm, _), aiohttp.ClientSession() as http:
             customer = await Customer.connect(http, farm.url)
             await customer.say("Mitarbeiter bitte")
             await farm.farm.settle()
             await customer.received()
             conversation = await conversation_of(farm, customer)
-            [card] = [m for m in slack.posted(CHANNEL) if not m.get("thread_ts")]
+            [card] = [m for m in slack.posted(AGENTS_CHANNEL) if not m.get("thread_ts")]
             assert conversation.desk_thread == card["ts"]  # Slack is the primary desk
 
             await customer.say("Meine IBAN ist DE89 3704 0044 0532 0130 00")
             await farm.farm.settle()
-            replies = slack.posted(CHANNEL, thread_ts=card["ts"])
+            replies = slack.posted(AGENTS_CHANNEL, thread_ts=card["ts"])
             assert any("DE89 •••• … 3000" in m["text"] for m in replies)
             assert not any("0532 0130" in m["text"] for m in replies)
 

@@ -27,6 +27,9 @@ import pytest
 
 from core.model import Conversation, Identity
 from tests.fakes.slack_api import (
+    AGENT,
+    AGENTS_CHANNEL,
+    SIGNING_SECRET,
     FakeSlackAPI,
     event_callback,
     file_share_event,
@@ -52,8 +55,7 @@ WA_SECRET = "wa-files-secret"
 WA_PHONE = "1122334455668"
 WA_CUSTOMER = "491701112233"
 TG_CUSTOMER = 4242001
-SECRET = "slack-signing-secret"
-CHANNEL = "C0AGENTS01"
+SECRET = SIGNING_SECRET
 IMAGE = png(6, 4)
 
 
@@ -74,7 +76,7 @@ def farm_config(slack: FakeSlackAPI, telegram: FakeTelegramAPI, whatsapp: FakeWh
         },
     }}
     desk = {**desk_config(), "slack": {"enabled": True, "bot_token": slack.bot_token, "signing_secret": SECRET,
-                                       "channel": CHANNEL, "agents": ["U0AGENTANNA"], "api_base": slack.url},
+                                       "channel": AGENTS_CHANNEL, "agents": [AGENT], "api_base": slack.url},
             "files": {"max_bytes": 100_000}}
     return {"bots": bots, "desk": desk}
 
@@ -139,8 +141,8 @@ async def test_agent_files_from_slack_reach_customers_on_every_channel_and_custo
         # a customer's photo goes into the thread as a Slack file
         file_id = telegram.add_file(IMAGE)
         await telegram_sends(farm, photo_update(TG_CUSTOMER, file_id))
-        await wait_until(lambda: bool(slack.uploaded(CHANNEL, tg_thread)), "the photo in the Slack thread")
-        [in_thread] = slack.uploaded(CHANNEL, tg_thread)
+        await wait_until(lambda: bool(slack.uploaded(AGENTS_CHANNEL, tg_thread)), "the photo in the Slack thread")
+        [in_thread] = slack.uploaded(AGENTS_CHANNEL, tg_thread)
         assert in_thread["data"] == IMAGE
         assert slack.count("files.getUploadURLExternal") == 1 and slack.count("files.completeUploadExternal") == 1
 
@@ -164,8 +166,8 @@ async def test_agent_files_from_slack_reach_customers_on_every_channel_and_custo
                                                           "image": {"mime_type": "image/png", "sha256": "x",
                                                                     "id": media_id}}]},
                                            phone_number_id=WA_PHONE))
-        await wait_until(lambda: bool(slack.uploaded(CHANNEL, wa_thread)), "the WhatsApp photo in the thread")
-        assert slack.uploaded(CHANNEL, wa_thread)[0]["data"] == IMAGE
+        await wait_until(lambda: bool(slack.uploaded(AGENTS_CHANNEL, wa_thread)), "the WhatsApp photo in the thread")
+        assert slack.uploaded(AGENTS_CHANNEL, wa_thread)[0]["data"] == IMAGE
 
         # web chat: the file arrives as a frame; the page fetches it with its session
         customer = await Customer.connect(chat, farm.url)
@@ -193,8 +195,8 @@ async def test_agent_files_from_slack_reach_customers_on_every_channel_and_custo
             assert r.status == 201
             upload_id = (await r.json())["id"]
         await customer.ws.send_json({"type": "message", "id": "up1", "text": "", "attachments": [upload_id]})
-        await wait_until(lambda: bool(slack.uploaded(CHANNEL, web_thread)), "the web chat upload in the thread")
-        [web_upload] = slack.uploaded(CHANNEL, web_thread)
+        await wait_until(lambda: bool(slack.uploaded(AGENTS_CHANNEL, web_thread)), "the web chat upload in the thread")
+        [web_upload] = slack.uploaded(AGENTS_CHANNEL, web_thread)
         assert web_upload["data"] == IMAGE and web_upload["name"] == "mein-router.png"
 
         # refused: too large, and a type customers are not sent; the agent is told, nothing goes out

@@ -17,6 +17,9 @@ import pytest
 
 from core.model import ConversationStatus
 from tests.fakes.slack_api import (
+    AGENT,
+    AGENTS_CHANNEL,
+    SIGNING_SECRET,
     FakeSlackAPI,
     block_actions_payload,
     event_callback,
@@ -32,9 +35,6 @@ WA_TOKEN = "EAAG-handoff"
 WA_SECRET = "wa-app-secret"
 WA_PHONE = "106540352242922"
 CUSTOMER = "491701234567"
-SIGNING_SECRET = "slack-signing-secret"
-CHANNEL = "C0AGENTS01"
-AGENT = "U0AGENTANNA"
 
 
 
@@ -85,7 +85,7 @@ async def test_whatsapp_customer_reaches_a_slack_agent_and_rates_the_help(
     }}
     desk = {"web": {"enabled": False}, "slack": {
         "enabled": True, "bot_token": slack.bot_token, "signing_secret": SIGNING_SECRET,
-        "channel": CHANNEL, "agents": [AGENT], "api_base": slack.url,
+        "channel": AGENTS_CHANNEL, "agents": [AGENT], "api_base": slack.url,
     }}
     async with running_farm(tmp_path, bots=bots, desk=desk) as farm:
         # 1. mid-form: the bot asks for the order number
@@ -96,7 +96,7 @@ async def test_whatsapp_customer_reaches_a_slack_agent_and_rates_the_help(
         # 2. ... and the customer asks for a person instead
         await customer_says(farm, "Ich möchte lieber mit einem Mitarbeiter sprechen", "wamid.h2")
         cards = await slack.wait_for("chat.postMessage")
-        card = slack.posted(CHANNEL)[0]
+        card = slack.posted(AGENTS_CHANNEL)[0]
         thread = card["ts"]
         card_text = json.dumps(card["blocks"], ensure_ascii=False)
         for expected in ("Anna Schmidt", "WhatsApp", "Wo ist meine Bestellung?", "Mitarbeiter", "claim"):
@@ -107,8 +107,8 @@ async def test_whatsapp_customer_reaches_a_slack_agent_and_rates_the_help(
         # while waiting, what the customer writes shows up in the thread
         await customer_says(farm, "Meine Bestellnummer ist HW-123456", "wamid.h2b")
         await wait_until(lambda: any("HW-" in m["text"] or "Bestellnummer" in m["text"]
-                                     for m in slack.posted(CHANNEL, thread_ts=thread)), "the relayed message")
-        relayed = slack.posted(CHANNEL, thread_ts=thread)[-1]["text"]
+                                     for m in slack.posted(AGENTS_CHANNEL, thread_ts=thread)), "the relayed message")
+        relayed = slack.posted(AGENTS_CHANNEL, thread_ts=thread)[-1]["text"]
         assert relayed.startswith("*Anna Schmidt* (WhatsApp): ")
 
         # 3. an agent claims and answers in the thread
@@ -157,11 +157,11 @@ async def test_whatsapp_customer_reaches_a_slack_agent_and_rates_the_help(
         await farm.farm.settle()
         await customer_says(farm, "5", "wamid.h3")
         await wait_until(lambda: any("Bewertung" in t for t in texts(whatsapp)), "thanks for the rating")
-        await wait_until(lambda: any("5/5" in m.get("text", "") for m in slack.posted(CHANNEL, thread_ts=thread)),
+        await wait_until(lambda: any("5/5" in m.get("text", "") for m in slack.posted(AGENTS_CHANNEL, thread_ts=thread)),
                          "the rating in the agents' thread")
         final = await farm.store.get_conversation(conversation_id)
         assert final is not None and final.status is ConversationStatus.CLOSED
-        assert "Closed" in json.dumps(slack.message(CHANNEL, thread)["blocks"])
+        assert "Closed" in json.dumps(slack.message(AGENTS_CHANNEL, thread)["blocks"])
 
 
 def _conversation_id(card: dict[str, Any]) -> str:

@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 
 from tests.fakes.slack_api import (
+    AGENT,
+    AGENTS_CHANNEL,
+    SIGNING_SECRET,
     FakeSlackAPI,
     signed_action_request,
     suggestion_click_payload,
@@ -24,9 +27,6 @@ from tests.fakes.slack_api import (
 )
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI
 from tests.integration.test_handoff_slack import (
-    AGENT,
-    CHANNEL,
-    SIGNING_SECRET,
     WA_PHONE,
     WA_SECRET,
     WA_TOKEN,
@@ -58,7 +58,7 @@ def farm_config(slack: FakeSlackAPI, whatsapp: FakeWhatsAppAPI) -> tuple[dict[st
     }}
     desk = {"web": {"enabled": False}, "slack": {
         "enabled": True, "bot_token": slack.bot_token, "signing_secret": SIGNING_SECRET,
-        "channel": CHANNEL, "agents": [AGENT], "api_base": slack.url,
+        "channel": AGENTS_CHANNEL, "agents": [AGENT], "api_base": slack.url,
     }}
     return bots, desk
 
@@ -78,16 +78,16 @@ async def test_a_suggestion_in_the_thread_opens_editable_and_reaches_the_custome
     async with running_farm(tmp_path, bots=bots, desk=desk) as farm:
         await customer_says(farm, "Ich möchte mit einem Mitarbeiter sprechen", "wamid.s1")
         await slack.wait_for("chat.postMessage")
-        thread = slack.posted(CHANNEL)[0]["ts"]
-        await wait_until(lambda: any("Assistant" in m["text"] for m in slack.posted(CHANNEL, thread_ts=thread)),
+        thread = slack.posted(AGENTS_CHANNEL)[0]["ts"]
+        await wait_until(lambda: any("Assistant" in m["text"] for m in slack.posted(AGENTS_CHANNEL, thread_ts=thread)),
                          "the assistant's summary in the thread")
-        summary = next(m for m in slack.posted(CHANNEL, thread_ts=thread) if "Assistant" in m["text"])
+        summary = next(m for m in slack.posted(AGENTS_CHANNEL, thread_ts=thread) if "Assistant" in m["text"])
         assert "Wants: a person" in summary["text"] and "handed off: requested" in summary["text"]
 
         await customer_says(farm, "Wann habt ihr geöffnet?", "wamid.s2")
-        await wait_until(lambda: any("geöffnet" in m["text"] for m in slack.posted(CHANNEL, thread_ts=thread)),
+        await wait_until(lambda: any("geöffnet" in m["text"] for m in slack.posted(AGENTS_CHANNEL, thread_ts=thread)),
                          "the customer's message in the thread")
-        line = next(m for m in slack.posted(CHANNEL, thread_ts=thread) if "geöffnet" in m["text"])
+        line = next(m for m in slack.posted(AGENTS_CHANNEL, thread_ts=thread) if "geöffnet" in m["text"])
         shown = json.dumps(line["blocks"], ensure_ascii=False)
         assert "`opening_hours` · 100 %" in shown and HOURS in shown
         button = use_button(line, 1)
@@ -120,11 +120,11 @@ async def test_a_suggestion_turned_into_a_note_in_the_modal_never_reaches_the_cu
     async with running_farm(tmp_path, bots=bots, desk=desk) as farm:
         await customer_says(farm, "Ich möchte mit einem Mitarbeiter sprechen", "wamid.n1")
         await slack.wait_for("chat.postMessage")
-        thread = slack.posted(CHANNEL)[0]["ts"]
+        thread = slack.posted(AGENTS_CHANNEL)[0]["ts"]
         await customer_says(farm, "Was kosten eure Tarife?", "wamid.n2")
-        await wait_until(lambda: any("Tarife" in m["text"] for m in slack.posted(CHANNEL, thread_ts=thread)),
+        await wait_until(lambda: any("Tarife" in m["text"] for m in slack.posted(AGENTS_CHANNEL, thread_ts=thread)),
                          "the customer's message in the thread")
-        line = next(m for m in slack.posted(CHANNEL, thread_ts=thread) if "Tarife" in m["text"])
+        line = next(m for m in slack.posted(AGENTS_CHANNEL, thread_ts=thread) if "Tarife" in m["text"])
         body, headers = signed_action_request(
             suggestion_click_payload(use_button(line, 1), thread_ts=thread, user=AGENT), SIGNING_SECRET)
         await slack_post(farm, body, headers)

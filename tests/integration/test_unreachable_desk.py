@@ -19,12 +19,10 @@ import aiohttp
 import pytest
 
 from core.model import ConversationStatus
-from tests.fakes.slack_api import FakeSlackAPI
+from tests.fakes.slack_api import AGENT, AGENTS_CHANNEL, SIGNING_SECRET, FakeSlackAPI
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, post_webhook, text_webhook
 from tests.handoff.handoff_support import PASSWORDS, desk_config
 from tests.integration.test_handoff_slack import (
-    CHANNEL,
-    SIGNING_SECRET,
     WA_PHONE,
     WA_SECRET,
     WA_TOKEN,
@@ -86,7 +84,7 @@ async def test_a_failing_slack_desk_gets_the_next_customer_an_honest_answer(
 ) -> None:
     desk = {"web": {"enabled": False}, "slack": {
         "enabled": True, "bot_token": slack.bot_token, "signing_secret": SIGNING_SECRET,
-        "channel": CHANNEL, "agents": ["U0AGENTANNA"], "api_base": slack.url,
+        "channel": AGENTS_CHANNEL, "agents": [AGENT], "api_base": slack.url,
     }}
     async with running_farm(tmp_path, bots=demo_bot(whatsapp), desk=desk) as farm:
         slack.fail_next("chat.postMessage", "not_in_channel")  # someone removed the app from the channel

@@ -22,13 +22,12 @@ from typer.testing import CliRunner
 
 from core.cli import app
 from core.i18n import builtin
-from tests.fakes.slack_api import FakeSlackAPI
+from tests.fakes.slack_api import AGENTS_CHANNEL, FakeSlackAPI
 from tests.handoff.handoff_support import PASSWORDS, desk_config
 from tests.support.farm import running_farm
 from tests.support.webchat import receive
 
 MOODBOT = Path(__file__).parents[1] / "rasa_projects" / "moodbot"
-CHANNEL = "C0AGENTS01"
 DESK = {"X-Desk-Request": "1"}
 
 QUOTE_ACTIONS = '''
@@ -118,7 +117,7 @@ async def test_poison_message_is_dead_lettered_told_once_and_replayed_after_the_
                      "channels": {"webchat": {}}}}
     desk = desk_config()
     desk["web"]["agents"][0]["bots"] = ["mood"]
-    desk["slack"] = {"enabled": True, "bot_token": slack.bot_token, "signing_secret": "s", "channel": CHANNEL,
+    desk["slack"] = {"enabled": True, "bot_token": slack.bot_token, "signing_secret": "s", "channel": AGENTS_CHANNEL,
                      "agents": ["U0AGENT"], "api_base": slack.url}
     async with running_farm(tmp_path, bots=bots, desk=desk) as farm, \
             aiohttp.ClientSession() as http, \
@@ -146,7 +145,7 @@ async def test_poison_message_is_dead_lettered_told_once_and_replayed_after_the_
             [letter] = (await response.json())["dead_letters"]
         assert letter["id"] == told["id"] and letter["text"] == "are you a bot?" and letter["attempts"] == 3
         assert "Decimal" in letter["error"]
-        [posted] = [m for m in slack.posted(CHANNEL) if "could not be processed" in m["text"]]
+        [posted] = [m for m in slack.posted(AGENTS_CHANNEL) if "could not be processed" in m["text"]]
         assert f"dead-letters replay {letter['id']}" in posted["text"] and "The customer was told." in posted["text"]
         async with http.get(f"{farm.url}/metrics") as response:
             exposition = await response.text()

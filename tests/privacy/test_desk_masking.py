@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import aiohttp
 
+from tests.fakes.slack_api import AGENTS_CHANNEL
 from tests.handoff.handoff_support import PASSWORDS, Customer, conversation_of
-from tests.privacy.test_slack_erasure import CHANNEL, everything_slack_holds, slack_farm
+from tests.privacy.test_slack_erasure import everything_slack_holds, slack_farm
 
 DESK = {"X-Desk-Request": "1"}
 
@@ -21,7 +22,7 @@ async def test_slack_shows_contact_details_masked_and_the_web_desk_reveals_only_
         held = everything_slack_holds(slack)
         assert "j•••@•••.de" in held and "•••••••78" in held
         assert "jana.k@example.de" not in held and "12345678" not in held
-        assert slack.posted(CHANNEL)
+        assert slack.posted(AGENTS_CHANNEL)
 
         conversation = await conversation_of(farm, customer)
         seq = max(e.seq for e in await farm.store.transcript(conversation.id) if e.type == "user")

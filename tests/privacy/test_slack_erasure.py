@@ -23,7 +23,13 @@ import aiohttp
 from core.engine import TurnInput, TurnOutput
 from core.model import ConversationStatus
 from core.privacy.service import PrivacyService
-from tests.fakes.slack_api import FakeSlackAPI, block_actions_payload, event_callback
+from tests.fakes.slack_api import (
+    AGENT,
+    AGENTS_CHANNEL,
+    FakeSlackAPI,
+    block_actions_payload,
+    event_callback,
+)
 from tests.handoff.handoff_support import (
     Customer,
     conversation_of,
@@ -35,7 +41,6 @@ from tests.handoff.scripted_engine import ScriptedEngine
 from tests.support.farm import RunningFarm
 from tests.support.wait import eventually
 
-CHANNEL = "C0AGENTS01"
 NAME = "Jana Kowalski"
 SAID = ("Mitarbeiter bitte", "Meine Rechnung 2024-7781 ist doppelt abgebucht worden",
         "Bitte ruft mich an, Wohnort Leipzig")
@@ -47,7 +52,7 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
 
 def slack_desk(slack: FakeSlackAPI, **extra: Any) -> dict[str, Any]:
     return {**desk_config(), "slack": {"enabled": True, "bot_token": slack.bot_token, "app_token": slack.app_token,
-                                       "channel": CHANNEL, "agents": ["U0AGENTANNA"], "api_base": slack.url,
+                                       "channel": AGENTS_CHANNEL, "agents": [AGENT], "api_base": slack.url,
                                        **extra}}
 
 
@@ -133,7 +138,7 @@ async def test_forget_deletes_the_card_and_the_thread_in_slack_and_audits_the_co
             held = everything_slack_holds(slack)
             for secret in (NAME, "Jana", "Rechnung", "doppelt abgebucht", "Leipzig", "Mitarbeiter"):
                 assert secret not in held, secret
-            assert slack.messages.get(CHANNEL, {}) == {}  # nothing left, not even a tombstone
+            assert slack.messages.get(AGENTS_CHANNEL, {}) == {}  # nothing left, not even a tombstone
             deleted = {ts for _, ts in slack.deleted}
             assert card in deleted
             agent_reply_deletes = [c for c in slack.calls("chat.delete") if c.token == slack.admin_token]
@@ -161,12 +166,12 @@ async def test_without_an_admin_token_agents_replies_are_blanked_where_allowed_o
             [status] = await privacy.erasure_status(contact_id)
             assert status.count is not None and status.count.left == 1  # Anna's own reply: Slack refuses the bot
             assert {c.params.get("ts") for c in slack.calls("chat.update") if c.status == 200} <= set(
-                slack.messages.get(CHANNEL, {}))
+                slack.messages.get(AGENTS_CHANNEL, {}))
             held = everything_slack_holds(slack)
             for secret in ("doppelt abgebucht", "Leipzig", "Mitarbeiter", "Kowalski"):  # what the customer said
                 assert secret not in held, secret
-            assert [m["user"] for m in slack.messages[CHANNEL].values() if m.get("subtype") != "tombstone"] == [
-                "U0AGENTANNA"]
+            assert [m["user"] for m in slack.messages[AGENTS_CHANNEL].values() if m.get("subtype") != "tombstone"] == [
+                AGENT]
 
 
 async def _cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -223,7 +228,7 @@ async def test_retention_purge_erases_the_slack_threads_of_purged_handoffs(tmp_p
             return bool(status) and all(j.state == "sent" for j in status)
 
         await wait_until(erased)
-        assert slack.messages.get(CHANNEL, {}) == {}
+        assert slack.messages.get(AGENTS_CHANNEL, {}) == {}
         [purge] = [a for a in await farm.store.audit_log(bot="demo")
                    if a.action == "purge" and a.detail["retention_days"] == 0]  # not the scheduler's own run
         assert purge.detail["desk_copies"] == 1
@@ -237,7 +242,7 @@ async def test_a_dead_letter_posted_in_slack_is_erased_with_the_contact(tmp_path
         await customer.say("poison, meine Nummer ist 0341 12345678")
 
         async def posted() -> bool:
-            return any("could not be processed" in m.get("text", "") for m in slack.posted(CHANNEL))
+            return any("could not be processed" in m.get("text", "") for m in slack.posted(AGENTS_CHANNEL))
 
         await wait_until(posted)
         contact_id = (await conversation_of(farm, customer)).contact_id
@@ -249,4 +254,4 @@ async def test_a_dead_letter_posted_in_slack_is_erased_with_the_contact(tmp_path
             return all(j.state == "sent" for j in await privacy.erasure_status(contact_id))
 
         await wait_until(erased)
-        assert not any("could not be processed" in m.get("text", "") for m in slack.posted(CHANNEL))
+        assert not any("could not be processed" in m.get("text", "") for m in slack.posted(AGENTS_CHANNEL))

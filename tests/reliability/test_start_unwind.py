@@ -9,14 +9,14 @@ import pytest
 from core.config import load_farm_config
 from core.errors import StoreUnavailable, Unauthorized
 from core.farm import Farm
-from tests.fakes.slack_api import FakeSlackAPI
+from tests.fakes.slack_api import AGENTS_CHANNEL, FakeSlackAPI
 from tests.support.engines import EchoEngine
 from tests.support.farm import write_config
 
 
 async def test_a_failed_start_closes_the_store_and_stops_what_it_started(tmp_path: Path, slack: FakeSlackAPI) -> None:
     desk = {"web": {"enabled": False}, "slack": {"enabled": True, "bot_token": "xoxb-revoked", "signing_secret": "s",
-                                                  "channel": "C0AGENTS01", "api_base": slack.url}}
+                                                  "channel": AGENTS_CHANNEL, "api_base": slack.url}}
     config = load_farm_config(write_config(tmp_path, desk=desk))
     farm = Farm(config, engines={"demo": EchoEngine()})
     with pytest.raises(Unauthorized):

@@ -8,17 +8,19 @@ from pathlib import Path
 import aiohttp
 
 from core.store.ports.review import ReviewItem
-from tests.fakes.slack_api import FakeSlackAPI, event_callback, message_event, signed_event_request
+from tests.fakes.slack_api import (
+    AGENT,
+    AGENTS_CHANNEL,
+    SIGNING_SECRET,
+    FakeSlackAPI,
+    event_callback,
+    message_event,
+    signed_event_request,
+)
 from tests.handoff.handoff_support import Customer
 from tests.review.support import demo_copy, review_bots, review_service
 from tests.support.farm import running_farm
 from tests.support.wait import eventually
-
-SIGNING_SECRET = "slack-signing-secret"
-CHANNEL = "C0AGENTS01"
-AGENT = "U0AGENTANNA"
-
-
 
 
 async def test_bang_review_in_the_thread_queues_the_customers_latest_message(
@@ -26,14 +28,14 @@ async def test_bang_review_in_the_thread_queues_the_customers_latest_message(
 ) -> None:
     desk = {"web": {"enabled": False}, "slack": {
         "enabled": True, "bot_token": slack.bot_token, "signing_secret": SIGNING_SECRET,
-        "channel": CHANNEL, "agents": [AGENT], "api_base": slack.url,
+        "channel": AGENTS_CHANNEL, "agents": [AGENT], "api_base": slack.url,
     }}
     async with running_farm(tmp_path, bots=review_bots(demo_copy(tmp_path)), desk=desk) as farm, \
             aiohttp.ClientSession() as http:
         customer = await Customer.connect(http, farm.url)
         await customer.say("Ich möchte mit einem Mitarbeiter sprechen")
         await slack.wait_for("chat.postMessage")
-        thread = slack.posted(CHANNEL)[0]["ts"]
+        thread = slack.posted(AGENTS_CHANNEL)[0]["ts"]
         await customer.say("Die Rechnung HW-1 ist doppelt abgebucht")  # relayed to the thread
         await farm.farm.settle()
         before = {i.id for i in await review_service(farm).queue("demo")}
