@@ -18,3 +18,6 @@ class ReviewConfig(BaseModel):
         default=2, ge=1, le=5, description="The customer messages of a case rated this or lower go to the queue.")
     case_messages: int = Field(default=20, ge=1, le=200,
                                description="At most this many messages of a low-rated case are queued.")
+    follow_seconds: float = Field(
+        default=10.0, gt=0,
+        description="How often a farm process looks for a model another process retrained (several processes).")

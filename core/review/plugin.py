@@ -8,6 +8,7 @@ desk's sign-in; without a web desk the loop still collects, and ``switchboard re
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any, Protocol
 import structlog
 
 from core.engine import Engine, TurnOutput
+from core.errors import StoreError
 from core.model import ConversationStatus, Event
+from core.periodic import Periodic
 from core.pipeline.hooks import TurnContext
 from core.plugins import AfterCommitOrder, Hooks, Ordered, PluginContext, PluginParts
 from core.privacy.config import PrivacyConfig
@@ -164,8 +167,24 @@ class ReviewPlugin:
         for desk in self.desks():
             if desk is not None and hasattr(desk, "on_review"):
                 desk.on_review = flag_latest  # desks that offer a review command (Slack: !review)
+        services: tuple[Periodic, ...] = ()
+        if self.train is not None and bots:
+            # A model retrained in another farm process (MongoDB farms) goes into service here too.
+            every = min(settings.review.follow_seconds for name, settings in self.bots.items() if name in bots)
+            services = (Periodic("review-follow", every, functools.partial(_follow_all, service),
+                                 first="after_interval"),)
         return PluginParts(
             routes=page.routes(),
             hooks=Hooks(after=(Ordered(REVIEW_ORDER, ReviewAfterCommit(service)),)),
+            services=services,
             provides={"review": service},
         )
+
+
+async def _follow_all(service: ReviewService) -> None:
+    """One step of the model follower: every bot's latest retrain, put in service here if newer."""
+    for bot in service.bots:
+        try:
+            await service.follow(bot)
+        except StoreError as exc:
+            log.warning("review.follow_unavailable", bot=bot, error=str(exc))

@@ -99,6 +99,7 @@ class ReviewService:
         self.clock = clock
         self._intents: dict[str, list[str]] = {}
         self._training: dict[str, asyncio.Lock] = {}
+        self._followed: dict[str, str] = {}  # bot -> the last retrained model `follow` tried to load
 
     def bot(self, name: str) -> ReviewBot:
         found = self.bots.get(name)
@@ -270,8 +271,9 @@ class ReviewService:
             after = await _evaluate(engine, sets)
             self.put_in_service(bot, engine)
             self._intents.pop(bot, None)
+            self._followed[bot] = _fingerprint(engine) or ""
             run = {"bot": bot, "at": self.clock().isoformat(), "by": by, "train_seconds": seconds,
-                   "model": getattr(getattr(engine, "nlu", None), "fingerprint", None),
+                   "model": _fingerprint(engine),
                    "before": before, "after": after}
             if self.kv is not None:
                 await self.kv.kv_set(f"review:run:{bot}", run)
@@ -279,11 +281,49 @@ class ReviewService:
                      after={k: v.get("accuracy") for k, v in after.items()})
             return run
 
+    async def follow(self, bot: str) -> bool:
+        """Put in service the model another farm process retrained for ``bot`` (farms of several
+        processes share the store, not their engines); whether this process's engine changed.
+
+        The retraining process keeps its run under ``review:run:<bot>`` with the new NLU model's
+        fingerprint, and wrote the labels into the project. When that fingerprint differs from
+        the engine in service here, the bot's engine is loaded again from the project (its model
+        from the shared model directory, or trained here) and put in service if it is that
+        model. Each retrain is tried once: a process that cannot see the project's new files
+        keeps its engine and says so in the log.
+        """
+        if self.train is None or self.kv is None:
+            return False
+        run = await self.last_run(bot)
+        model = run.get("model") if run else None
+        if not isinstance(model, str) or not model or self._followed.get(bot) == model:
+            return False
+        async with self._lock(bot):  # not while this process retrains the bot itself
+            if model == _fingerprint(self.engine_of(bot)):
+                self._followed[bot] = model
+                return False
+            self._followed[bot] = model
+            engine = await self.train(bot)
+            loaded = _fingerprint(engine)
+            if loaded != model:
+                log.warning("review.follow_failed", bot=bot, retrained=model, loaded=loaded)
+                return False
+            self.put_in_service(bot, engine)
+            self._intents.pop(bot, None)
+            log.info("review.model_followed", bot=bot, model=model, by=run.get("by") if run else None)
+            return True
+
     async def last_run(self, bot: str) -> dict[str, Any] | None:
         if self.kv is None:
             return None
         found = await self.kv.kv_get(f"review:run:{bot}")
         return found if isinstance(found, dict) else None
+
+
+def _fingerprint(engine: Engine | None) -> str | None:
+    """The NLU model an engine runs (the fingerprint of its training data), if it has one."""
+    found = getattr(getattr(engine, "nlu", None), "fingerprint", None)
+    return str(found) if found else None
 
 
 async def _evaluate(engine: Engine | None, sets: Mapping[str, list[tuple[str, str, str | None]]]) -> dict[str, Any]:
