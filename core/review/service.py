@@ -100,6 +100,9 @@ class ReviewService:
         self._intents: dict[str, list[str]] = {}
         self._training: dict[str, asyncio.Lock] = {}
         self._followed: dict[str, str] = {}  # bot -> the last retrained model `follow` tried to load
+        # Engines are loaded from the project before the plugins are built: a retrain finished
+        # before this is in them already (its labels were on disk), or outdated by newer labels.
+        self._started = clock()
 
     def bot(self, name: str) -> ReviewBot:
         found = self.bots.get(name)
@@ -298,6 +301,9 @@ class ReviewService:
         model = run.get("model") if run else None
         if not isinstance(model, str) or not model or self._followed.get(bot) == model:
             return False
+        if _before(run, self._started):  # this process loaded the bot after that retrain
+            self._followed[bot] = model
+            return False
         async with self._lock(bot):  # not while this process retrains the bot itself
             if model == _fingerprint(self.engine_of(bot)):
                 self._followed[bot] = model
@@ -318,6 +324,14 @@ class ReviewService:
             return None
         found = await self.kv.kv_get(f"review:run:{bot}")
         return found if isinstance(found, dict) else None
+
+
+def _before(run: Mapping[str, Any] | None, moment: datetime) -> bool:
+    """Whether the retrain ``run`` finished before ``moment`` (a run without a readable time: no)."""
+    try:
+        return datetime.fromisoformat(str((run or {}).get("at"))) < moment
+    except (TypeError, ValueError):
+        return False
 
 
 def _fingerprint(engine: Engine | None) -> str | None:

@@ -8,6 +8,7 @@ the retrained model, and B's customers are understood too.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -122,3 +123,14 @@ async def test_the_follower_loads_each_retrained_model_once_and_keeps_its_engine
     for run in (None, {"model": "old"}):
         service, in_service, trained = _follower(run, loads="old")
         assert await service.follow("demo") is False and trained == []
+
+
+async def test_a_retrain_that_finished_before_the_process_loaded_its_bots_is_not_loaded_again() -> None:
+    # The process loaded the project after that run wrote its labels (and may hold newer labels since).
+    earlier = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    service, in_service, trained = _follower({"model": "new", "at": earlier}, loads="new")
+    assert await service.follow("demo") is False and trained == [] and len(in_service) == 1
+    # A retrain after the process started is loaded.
+    service, in_service, trained = _follower({"model": "new", "at": (datetime.now(UTC) + timedelta(seconds=1)).isoformat()},
+                                             loads="new")
+    assert await service.follow("demo") is True and trained == ["demo"]
