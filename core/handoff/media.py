@@ -22,12 +22,14 @@ history is kept.
 `ReadReceipts` (first interceptor, never answers): marks the inbound message read on
 channels with read receipts (WhatsApp's blue ticks and typing indicator) when its turn
 starts, in the background so the turn does not wait for the platform; a chat's messages
-that follow within `RECEIPT_INTERVAL` (2 s) are marked together, by one receipt for the latest.
+that follow within `RECEIPT_INTERVAL` (2 s, up to half as long again at random, so chats that
+began together do not send their receipts together) are marked together, by one receipt for the latest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -217,6 +219,11 @@ class NumberChange:
 
 
 RECEIPT_INTERVAL = 2.0  # seconds: at most one read receipt per chat this often (the latest message's)
+# Each window lasts up to this share longer, at random: chats that began together (a busy
+# moment, a reply to a broadcast) would otherwise end their windows together, and every
+# window's receipt would go out in one burst, again every interval (bench: the slowest 1 %
+# of replies came in clusters every 2 s).
+RECEIPT_SPREAD = 0.5
 
 
 class _ChatReceipts:
@@ -234,15 +241,18 @@ class ReadReceipts:
     """Marks each inbound message read when its turn starts (channels with read receipts only).
 
     Coalesced per chat: the first message of a quiet chat is marked at once (with the typing
-    indicator); messages that follow within ``interval`` seconds wait for the window's end,
-    where only the latest is marked, without the typing indicator, which its reply may already
-    have cleared. A platform marks every earlier message of the chat read with it (WhatsApp
+    indicator); messages that follow within the chat's window (``interval`` seconds, up to
+    ``spread`` of it longer at random) wait for its end, where only the latest is marked,
+    without the typing indicator, which its reply may already have cleared. A platform marks every earlier message of the chat read with it (WhatsApp
     does), so a customer sending fast costs one platform call per window, not one per message.
     """
 
-    def __init__(self, channel_for: Callable[[Inbound], Any | None], interval: float = RECEIPT_INTERVAL) -> None:
+    def __init__(self, channel_for: Callable[[Inbound], Any | None], interval: float = RECEIPT_INTERVAL,
+                 spread: float = RECEIPT_SPREAD, rng: random.Random | None = None) -> None:
         self.channel_for = channel_for
         self.interval = interval
+        self.spread = spread
+        self._random = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
         self._chats: dict[tuple[str, str, str], _ChatReceipts] = {}
 
@@ -263,9 +273,13 @@ class ReadReceipts:
             chat.held, chat.channel = message, channel
             return None
         chat = self._chats[key] = _ChatReceipts()
-        chat.timer = asyncio.get_running_loop().call_later(self.interval, self._window_end, key)
+        chat.timer = asyncio.get_running_loop().call_later(self._window(), self._window_end, key)
         self._send(channel, message, typing=True)
         return None
+
+    def _window(self) -> float:
+        """One window's length: ``interval``, plus up to ``spread`` of it so chats drift apart."""
+        return self.interval * (1.0 + self.spread * self._random.random())
 
     def _window_end(self, key: tuple[str, str, str]) -> None:
         chat = self._chats.get(key)
@@ -275,7 +289,7 @@ class ReadReceipts:
             del self._chats[key]  # quiet: the next message is marked at once
             return
         held, chat.held = chat.held, None
-        chat.timer = asyncio.get_running_loop().call_later(self.interval, self._window_end, key)
+        chat.timer = asyncio.get_running_loop().call_later(self._window(), self._window_end, key)
         self._send(chat.channel, held, typing=False)
 
     def _send(self, channel: Any, message: Inbound, *, typing: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -99,3 +100,11 @@ async def test_drain_marks_the_held_messages_now(whatsapp: tuple[FakeWhatsAppAPI
     await receipts.drain()
     assert [r["message_id"] for r in api.receipts()] == ["wamid.A", "wamid.B"]
     assert "typing_indicator" not in api.receipts()[1]
+
+
+def test_windows_last_the_interval_and_up_to_half_again_so_chats_that_began_together_drift_apart() -> None:
+    receipts = ReadReceipts(lambda message: None, interval=2.0, rng=random.Random(7))
+    windows = [receipts._window() for _ in range(200)]
+    assert all(2.0 <= w <= 3.0 for w in windows)  # never more than one receipt per chat in 2 s
+    assert max(windows) - min(windows) > 0.8  # spread over most of the extra second, not bunched
+    assert ReadReceipts(lambda message: None, interval=2.0, spread=0.0)._window() == 2.0
