@@ -1,5 +1,6 @@
-"""The SQLite unit-of-work engine: group commit, a unit's failure rolled back alone, and the
-time budget that keeps a burst of slow units from holding the event loop in one batch."""
+"""The SQLite unit-of-work engine: group commit, a unit's failure rolled back alone, the
+time budget that keeps a burst of slow units from holding the event loop in one batch, and
+a WAL that starts over under steady writes."""
 
 from __future__ import annotations
 
@@ -91,3 +92,32 @@ async def test_temporary_data_stays_in_memory(engine: SQLiteEngine) -> None:
     # Statement journals as files cost an open, an unlink and many writes under load.
     assert engine.db is not None
     assert engine.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+
+
+async def _wal_pages_after_steady_writes(path: Path, *, rewind_frames: int, pages: int = 4000) -> tuple[int, int]:
+    """Write about ``pages`` pages with a unit always queued, as under load; the WAL file's
+    size in pages at the end, and the engine's rewinds."""
+    engine = SQLiteEngine(str(path), checkpoint_interval=0.005, rewind_frames=rewind_frames)
+    await engine.open([(1, ["CREATE TABLE b (data BLOB NOT NULL)"])])
+    row = b"x" * 3000  # a page a row
+
+    def insert(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO b (data) VALUES (?)", (row,))
+
+    async def writer(count: int) -> None:
+        for _ in range(count):
+            await engine.tx(insert)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(writer(pages // 4) for _ in range(4))), timeout=60)
+        return Path(f"{path}-wal").stat().st_size // 4096, engine.rewinds  # closing removes the WAL
+    finally:
+        await engine.close()
+
+
+async def test_under_steady_writes_the_wal_starts_over_instead_of_growing(tmp_path: Path) -> None:
+    # 4,000 rows of a page each: without the rewind the WAL ends 6,195 pages long (every
+    # page ever written; checkpoints copy it all, but commits never pause for it to start over).
+    pages, rewinds = await _wal_pages_after_steady_writes(tmp_path / "store.db", rewind_frames=300, pages=4000)
+    assert rewinds >= 2
+    assert pages < 2000

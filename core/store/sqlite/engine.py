@@ -20,6 +20,12 @@ Where a batch runs:
   ``busy_timeout`` while the loop keeps serving. Inline batches never wait for a lock.
 - **Checkpoints** (the only ``fsync`` in WAL mode) run on a second connection in a
   background thread every ``checkpoint_interval`` seconds, never inside a commit.
+  SQLite starts the WAL over only when a write begins after a complete copy, and
+  under steady writes no checkpoint ends complete (commits go on while it runs): the
+  WAL grew for as long as the load lasted (bench: 1.5 GB in 22 s, after which p50 at
+  half of peak tripled). So once the WAL holds ``rewind_frames`` pages, the engine
+  holds new batches while a second checkpoint copies what came in during the first
+  (`_rewind`), and the next batch starts the WAL over.
 
 The engine also holds the file's OS lock (`owns_file`): the process that holds it is
 the file's only farm (see `core.store.sqlite`).
@@ -50,11 +56,19 @@ T = TypeVar("T")
 Migrations = Sequence[tuple[int, Sequence[str]]]
 
 
+# WAL pages after which a checkpoint is followed by a rewind (`SQLiteEngine._rewind`): a WAL of
+# 256 MB. Bench, full phases, 3 rounds against 16,384 and 32,768: p99 at half of peak of the
+# demo bot 4.4 -> 10-13 ms with those (held batches once or twice a second), 4.4 -> 6.2 with this;
+# the echo bot's p99 16.8 -> 9.5 ms with this, its p50 no longer tripling.
+REWIND_FRAMES = 65536
+
+
 class SQLiteEngine:
     """Units of work on one SQLite file (``path``; ``:memory:`` works for throwaway use)."""
 
     def __init__(
-        self, path: str, *, busy_timeout: float = 5.0, checkpoint_interval: float = 0.1, clock: Clock = SYSTEM_CLOCK
+        self, path: str, *, busy_timeout: float = 5.0, checkpoint_interval: float = 0.1,
+        rewind_frames: int = REWIND_FRAMES, clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.path = path
         self.clock = clock  # the store's time: every concern store reads expiry and timestamps from it
@@ -63,6 +77,7 @@ class SQLiteEngine:
         # one is small: a checkpoint of a second's writes under load stalled commits for
         # ~25 ms (its fsync), one of 0.1 s's is unnoticeable (bench: p99 27 ms -> 5 ms).
         self.checkpoint_interval = checkpoint_interval
+        self.rewind_frames = rewind_frames  # WAL pages after which a checkpoint starts the WAL over
         self.db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None  # one thread: bulk units and lock waits
         # Group commit: units submitted while a batch is being run wait here and then
@@ -73,8 +88,11 @@ class SQLiteEngine:
         self._commits = 0  # write batches since the last checkpoint
         self._checkpointer: asyncio.Task[None] | None = None
         self._checkpoint_db: sqlite3.Connection | None = None
-        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpointing: asyncio.Future[int] | None = None
         self._checkpoint_lock = asyncio.Lock()
+        self._held = False  # batches wait while the WAL is brought to a full copy (`_rewind`)
+        self._deferred = False  # a `_dispatch` came while held
+        self.rewinds = 0  # times the WAL was fully copied with batches held
         self._lock_file: IO[bytes] | None = None
 
     @property
@@ -171,18 +189,44 @@ class SQLiteEngine:
         (fsync), so it runs on the worker thread, off the event loop and out of every
         commit. ``conn`` is the engine's; `close` closes it once no checkpoint runs.
         """
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.checkpoint_interval)
             if not self._commits or self._thread is None:
                 continue
             self._commits = 0
             async with self._checkpoint_lock:
-                self._checkpointing = loop.run_in_executor(self._thread, _checkpoint, conn)
                 try:
-                    await asyncio.shield(self._checkpointing)  # a cancelled task leaves it to close()
+                    frames = await self._checkpoint_on_thread(conn)
+                    if frames >= self.rewind_frames:
+                        await self._rewind(conn)
                 except sqlite3.Error as exc:
                     log.warning("store.checkpoint_failed", error=str(exc))
+
+    async def _checkpoint_on_thread(self, conn: sqlite3.Connection) -> int:
+        """One ``PASSIVE`` checkpoint on the worker thread; the frames the WAL holds."""
+        assert self._thread is not None
+        self._checkpointing = asyncio.get_running_loop().run_in_executor(self._thread, _checkpoint, conn)
+        return await asyncio.shield(self._checkpointing)  # a cancelled task leaves it to close()
+
+    async def _rewind(self, conn: sqlite3.Connection) -> None:
+        """Copy the rest of the WAL with new batches held, so the next batch starts the WAL over.
+
+        No batch runs meanwhile: inline batches run between awaits, and the one thread
+        runs a thread batch that was under way before this checkpoint. Units queue while
+        held (10-25 ms under the benchmark's load, against a few thousand pages copied;
+        at the default ``rewind_frames`` that is about once every 5-8 s of full load).
+        A reader of another process may keep the copy from completing: then the WAL
+        goes on and the next rewind tries again.
+        """
+        self._held = True
+        try:
+            await self._checkpoint_on_thread(conn)
+            self.rewinds += 1
+        finally:
+            self._held = False
+            if self._deferred:
+                self._deferred = False
+                asyncio.get_running_loop().call_soon(self._dispatch)
 
     async def truncate_wal(self) -> None:
         """Checkpoint everything and truncate the WAL file (old frames would survive a mere reset)."""
@@ -231,6 +275,9 @@ class SQLiteEngine:
         return future
 
     def _dispatch(self) -> None:
+        if self._held:
+            self._deferred = True  # `_rewind` runs it when done (`_busy` stays set meanwhile)
+            return
         db = self.db
         if not self._queue or db is None:
             self._busy = False
@@ -347,6 +394,7 @@ def _migrate(db: sqlite3.Connection, migrations: Migrations) -> int:
         current = version
     return int(current)
 
+
 MAX_INLINE_BATCH = 64  # units per batch run on the event loop
 # A batch on the event loop stops taking units once it has run this long and commits what it
 # ran: the loop is held about this long at most, not 64 slow units long. Under a burst such
@@ -378,8 +426,10 @@ def _lock_taken(exc: sqlite3.Error) -> bool:
         sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-def _checkpoint(db: sqlite3.Connection) -> None:
-    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+def _checkpoint(db: sqlite3.Connection) -> int:
+    """A ``PASSIVE`` checkpoint (never waits for a lock); the frames in the WAL."""
+    _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(frames)
 
 
 def _error(exc: BaseException) -> BaseException:
