@@ -214,7 +214,7 @@ class SQLiteEngine:
         No batch runs meanwhile: inline batches run between awaits, and the one thread
         runs a thread batch that was under way before this checkpoint. Units queue while
         held (10-25 ms under the benchmark's load, against a few thousand pages copied;
-        at the default ``rewind_frames`` that is about once every 5-8 s of full load).
+        at the default ``rewind_frames``, once every 4-8 s under the benchmark's load).
         A reader of another process may keep the copy from completing: then the WAL
         goes on and the next rewind tries again.
         """
