@@ -94,7 +94,7 @@ async def test_temporary_data_stays_in_memory(engine: SQLiteEngine) -> None:
     assert engine.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
 
 
-async def _wal_pages_after_steady_writes(path: Path, *, rewind_frames: int, pages: int = 4000) -> tuple[int, int]:
+async def _wal_pages_after_steady_writes(path: Path, *, rewind_frames: int, pages: int) -> tuple[int, int]:
     """Write about ``pages`` pages with a unit always queued, as under load; the WAL file's
     size in pages at the end, and the engine's rewinds."""
     engine = SQLiteEngine(str(path), checkpoint_interval=0.005, rewind_frames=rewind_frames)

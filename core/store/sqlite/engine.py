@@ -92,7 +92,7 @@ class SQLiteEngine:
         self._checkpoint_lock = asyncio.Lock()
         self._held = False  # batches wait while the WAL is brought to a full copy (`_rewind`)
         self._deferred = False  # a `_dispatch` came while held
-        self.rewinds = 0  # times the WAL was fully copied with batches held
+        self.rewinds = 0  # checkpoints run with batches held (one a reader kept from completing counts too)
         self._lock_file: IO[bytes] | None = None
 
     @property
